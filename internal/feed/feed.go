@@ -1,0 +1,20 @@
+// Package feed holds what every market-data source shares: the events a
+// parsed line or frame yields. The sources themselves live in sub-packages
+// (asx, binance, kraken, synth); each turns its exchange's text into
+// marketdata records and nothing else, so the same parser serves a file
+// loader, a live WebSocket and a replay.
+package feed
+
+import "github.com/k2-market-data/k2/internal/marketdata"
+
+// Events is what one input line or frame yields. A frame may carry several
+// trades (Kraken batches them), a quote, or nothing K2 stores (heartbeats,
+// subscription answers, depth updates), in which case Skipped names it.
+type Events struct {
+	Trades  []marketdata.Trade
+	Quotes  []marketdata.Quote
+	Skipped string // non-empty when the input was understood and deliberately not stored
+}
+
+// Empty reports whether nothing is to be stored.
+func (e *Events) Empty() bool { return len(e.Trades) == 0 && len(e.Quotes) == 0 }

@@ -1,0 +1,331 @@
+// Package lake keeps K2's market data in Apache Iceberg tables: it opens the
+// catalog (SQLite embedded, PostgreSQL in production) and the warehouse
+// (a local folder or S3), declares the tables, writes batches as single
+// atomic commits with a transaction log, and maintains the tables
+// (compaction, snapshot expiry, orphan removal).
+//
+// Data enters through Writer; everything else reads through iceberg-go's
+// scan planning, so any Iceberg engine sees exactly what K2 sees.
+package lake
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	iceio "github.com/apache/iceberg-go/io"
+	_ "github.com/apache/iceberg-go/io/gocloud/s3" // registers s3:// for the warehouse
+	"github.com/apache/iceberg-go/table"
+	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL catalog driver
+	_ "modernc.org/sqlite"             // embedded SQLite catalog driver, no cgo
+)
+
+// CatalogName is the catalog_name column value K2 uses in the SQL catalog
+// tables; PyIceberg, Spark and Trino must open the catalog under this name.
+const CatalogName = "k2"
+
+// S3Options locate an S3-compatible object store. Credentials come from the
+// usual AWS variables and files unless set here.
+type S3Options struct {
+	Endpoint  string // e.g. http://127.0.0.1:9000; empty for AWS
+	Region    string
+	PathStyle bool // path-style addressing (MinIO, versitygw); implied by a custom endpoint
+	AccessKey string
+	SecretKey string
+}
+
+// Options say where the catalog and warehouse are.
+type Options struct {
+	// Catalog is a SQLite file path (or sqlite:///path), or a PostgreSQL URL
+	// postgres://user:pass@host:port/db.
+	Catalog string
+	// Warehouse is a local directory or s3://bucket/prefix.
+	Warehouse string
+	S3        S3Options
+	// SymbolPartition is used when a table is created; existing tables keep theirs.
+	SymbolPartition SymbolPartition
+	Logger          *slog.Logger
+}
+
+// Lake is an open catalog and warehouse with K2's tables in it.
+type Lake struct {
+	opts      Options
+	db        *sql.DB
+	dialect   sqlcat.SupportedDialect
+	cat       *sqlcat.Catalog
+	props     iceberg.Properties
+	warehouse string // URI form: file:///abs/dir or s3://bucket/prefix
+	log       *slog.Logger
+
+	mu   sync.Mutex
+	defs map[string]TableDef
+}
+
+// Open connects to the catalog and warehouse and creates the namespace and
+// tables that are missing. Errors say which part is unreachable.
+func Open(ctx context.Context, opts Options) (*Lake, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Lake{opts: opts, log: opts.Logger, defs: map[string]TableDef{}}
+	if err := l.openWarehouse(ctx); err != nil {
+		return nil, err
+	}
+	if err := l.openCatalog(ctx); err != nil {
+		return nil, err
+	}
+	if err := l.ensureTables(ctx); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Lake) openWarehouse(ctx context.Context) error {
+	w := l.opts.Warehouse
+	if w == "" {
+		return errors.New("warehouse: not set (a directory or s3://bucket/prefix)")
+	}
+	l.props = iceberg.Properties{}
+	if strings.HasPrefix(w, "s3://") || strings.HasPrefix(w, "s3a://") {
+		u, err := url.Parse(w)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("warehouse %q: want s3://bucket/prefix", w)
+		}
+		l.warehouse = "s3://" + u.Host + "/" + strings.Trim(u.Path, "/")
+		l.warehouse = strings.TrimSuffix(l.warehouse, "/")
+		s3 := l.opts.S3
+		if s3.Endpoint != "" {
+			l.props[iceio.S3EndpointURL] = s3.Endpoint
+		}
+		if s3.Region != "" {
+			l.props[iceio.S3Region] = s3.Region
+		} else if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
+			l.props[iceio.S3Region] = "us-east-1"
+		}
+		if s3.Endpoint == "" && s3.PathStyle {
+			l.props[iceio.S3ForceVirtualAddressing] = "false"
+		}
+		if s3.AccessKey != "" {
+			l.props[iceio.S3AccessKeyID] = s3.AccessKey
+			l.props[iceio.S3SecretAccessKey] = s3.SecretKey
+		}
+		// Prove the bucket answers and we may write, now, with a clear
+		// message, rather than on the first commit.
+		if err := l.probeWarehouse(ctx); err != nil {
+			return err
+		}
+	} else {
+		dir := strings.TrimPrefix(w, "file://")
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return fmt.Errorf("warehouse %q: %w", w, err)
+		}
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return fmt.Errorf("warehouse %s: %w", abs, err)
+		}
+		l.warehouse = "file://" + filepath.ToSlash(abs)
+	}
+	l.props["warehouse"] = l.warehouse
+	return nil
+}
+
+// probeWarehouse writes and deletes a small object under the warehouse.
+func (l *Lake) probeWarehouse(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	fs, err := iceio.LoadFS(ctx, l.props, l.warehouse)
+	if err != nil {
+		return fmt.Errorf("warehouse %s: %w", l.warehouse, err)
+	}
+	wfs, ok := fs.(iceio.WriteFileIO)
+	if !ok {
+		return fmt.Errorf("warehouse %s: storage is read-only", l.warehouse)
+	}
+	probe := l.warehouse + "/.k2-probe"
+	if err := wfs.WriteFile(probe, []byte("k2")); err != nil {
+		return fmt.Errorf("warehouse %s: cannot write (check the bucket, endpoint and credentials): %s", l.warehouse, oneLine(err))
+	}
+	if err := wfs.Remove(probe); err != nil {
+		return fmt.Errorf("warehouse %s: cannot delete: %s", l.warehouse, oneLine(err))
+	}
+	return nil
+}
+
+func (l *Lake) openCatalog(ctx context.Context) error {
+	c := l.opts.Catalog
+	var dsn, driver, where string
+	switch {
+	case strings.HasPrefix(c, "postgres://") || strings.HasPrefix(c, "postgresql://"):
+		driver, dsn, l.dialect = "pgx", c, sqlcat.Postgres
+		where = redactURL(c)
+	case c != "":
+		path := strings.TrimPrefix(strings.TrimPrefix(c, "sqlite://"), "file:")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return fmt.Errorf("catalog %s: %w", path, err)
+		}
+		// WAL and a busy timeout on every pooled connection, so a loader and
+		// the API can share the file without "database is locked".
+		driver, l.dialect, where = "sqlite", sqlcat.SQLite, path
+		dsn = "file:" + path + "?_pragma=busy_timeout(15000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	default:
+		return errors.New("catalog: not set (a SQLite file or postgres://...)")
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		return fmt.Errorf("catalog %s: %w", where, err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return fmt.Errorf("catalog %s is unreachable: %s", where, oneLine(err))
+	}
+	cat, err := sqlcat.NewCatalog(CatalogName, db, l.dialect, l.props)
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("catalog %s: %s", where, oneLine(err))
+	}
+	l.db, l.cat = db, cat
+	return nil
+}
+
+func (l *Lake) ensureTables(ctx context.Context) error {
+	ns := table.Identifier{Namespace}
+	if err := l.cat.CreateNamespace(ctx, ns, iceberg.Properties{"comment": "K2 market data"}); err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
+		return fmt.Errorf("create namespace %s: %w", Namespace, err)
+	}
+	for _, def := range []TableDef{TradesTable(l.opts.SymbolPartition), QuotesTable(l.opts.SymbolPartition), ReferenceDataTable()} {
+		loc := l.warehouse + "/" + Namespace + "/" + def.Name
+		_, err := l.cat.CreateTable(ctx, def.Identifier(), def.Schema,
+			catalog.WithLocation(loc),
+			catalog.WithPartitionSpec(&def.Spec),
+			catalog.WithSortOrder(def.SortOrder),
+			catalog.WithProperties(def.Properties))
+		switch {
+		case err == nil:
+			l.log.Info("table created", "table", def.FullName(), "location", loc, "partition", def.Spec.String())
+		case errors.Is(err, catalog.ErrTableAlreadyExists):
+		default:
+			return fmt.Errorf("create table %s: %w", def.FullName(), err)
+		}
+		tbl, err := l.cat.LoadTable(ctx, def.Identifier())
+		if err != nil {
+			return fmt.Errorf("load table %s: %w", def.FullName(), err)
+		}
+		if !tbl.Schema().Equals(def.Schema) {
+			return fmt.Errorf("table %s has a schema this version of K2 does not write:\n%s", def.FullName(), tbl.Schema())
+		}
+		// An existing table keeps the partitioning it was created with.
+		def.Spec = tbl.Spec()
+		l.defs[def.Name] = def
+	}
+	return nil
+}
+
+// Def returns a table's declaration.
+func (l *Lake) Def(name string) (TableDef, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	d, ok := l.defs[name]
+	if !ok {
+		return TableDef{}, fmt.Errorf("unknown table %q (tables: trades, quotes, reference_data)", name)
+	}
+	return d, nil
+}
+
+// Load reads a table's current metadata from the catalog.
+func (l *Lake) Load(ctx context.Context, name string) (*table.Table, error) {
+	d, err := l.Def(name)
+	if err != nil {
+		return nil, err
+	}
+	t, err := l.cat.LoadTable(ctx, d.Identifier())
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", d.FullName(), err)
+	}
+	return t, nil
+}
+
+// MetadataLocation returns the table's current metadata file without
+// reading it: one indexed row of the catalog, so readers can check for a
+// new snapshot on every query for the price of a primary-key lookup.
+func (l *Lake) MetadataLocation(ctx context.Context, name string) (string, error) {
+	q := "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?"
+	if l.dialect == sqlcat.Postgres {
+		q = "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3"
+	}
+	var loc sql.NullString
+	if err := l.db.QueryRowContext(ctx, q, CatalogName, Namespace, name).Scan(&loc); err != nil {
+		return "", fmt.Errorf("catalog lookup %s.%s: %w", Namespace, name, err)
+	}
+	return loc.String, nil
+}
+
+// Warehouse returns the warehouse URI (file:///... or s3://...).
+func (l *Lake) Warehouse() string { return l.warehouse }
+
+// IOProperties are the storage properties tables are opened with.
+func (l *Lake) IOProperties() iceberg.Properties { return l.props }
+
+// FS opens the warehouse storage.
+func (l *Lake) FS(ctx context.Context) (iceio.IO, error) {
+	return iceio.LoadFS(ctx, l.props, l.warehouse)
+}
+
+// Catalog exposes the Iceberg catalog, for maintenance and tests.
+func (l *Lake) Catalog() *sqlcat.Catalog { return l.cat }
+
+// Logger is the lake's logger.
+func (l *Lake) Logger() *slog.Logger { return l.log }
+
+// Close releases the catalog connection.
+func (l *Lake) Close() error {
+	if l.cat != nil {
+		l.cat.Close()
+	}
+	if l.db != nil {
+		return l.db.Close()
+	}
+	return nil
+}
+
+// LocalPath returns the filesystem path of a file:// location, or "" for
+// object-store locations.
+func LocalPath(location string) string {
+	if p, ok := strings.CutPrefix(location, "file://"); ok {
+		return p
+	}
+	if strings.HasPrefix(location, "/") {
+		return location
+	}
+	return ""
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<catalog url>"
+	}
+	return u.Redacted()
+}
+
+// oneLine flattens multi-line driver and SDK errors so a CLI prints one line.
+func oneLine(err error) string {
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	if len(s) > 400 {
+		s = s[:400] + "…"
+	}
+	return s
+}

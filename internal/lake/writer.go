@@ -1,0 +1,321 @@
+package lake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/iceberg-go"
+	iceio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
+
+	md "github.com/k2-market-data/k2/internal/marketdata"
+)
+
+// CommitIDProperty is the snapshot-summary key holding the writer's id for
+// a commit, so a commit whose outcome is unknown (the catalog timed out)
+// can be found, or proved absent, by reloading the table.
+const CommitIDProperty = "k2.commit-id"
+
+// Writer appends batches of one record type to one table. Each Commit is
+// one Iceberg transaction: the batch's rows become visible together or not
+// at all, and a failed commit leaves no files behind.
+//
+// One Writer per table per process: iceberg-go replays a conflicting
+// commit against the new head itself (bounded by the table's
+// commit.retry.* properties); two writers are safe but pay those retries.
+type Writer[T any] struct {
+	lake    *Lake
+	def     TableDef
+	codec   *codec[T]
+	schema  *arrow.Schema
+	dedup   bool
+	workers int
+	mem     memory.Allocator
+	log     *slog.Logger
+}
+
+// WriterOption configures a Writer.
+type WriterOption func(*writerConfig)
+
+type writerConfig struct {
+	dedup   bool
+	workers int
+}
+
+// WithDedup drops rows whose (symbol, key) is already in the table or
+// earlier in the batch. Loaders use it so loading the same input twice
+// adds nothing; it costs a read of the keys of the files whose symbol,
+// time and key ranges overlap the batch.
+func WithDedup(on bool) WriterOption { return func(c *writerConfig) { c.dedup = on } }
+
+// WithWorkers bounds the goroutines encoding Parquet (default: GOMAXPROCS).
+func WithWorkers(n int) WriterOption { return func(c *writerConfig) { c.workers = n } }
+
+// NewTradeWriter writes market_data.trades.
+func NewTradeWriter(l *Lake, opts ...WriterOption) (*Writer[md.Trade], error) {
+	return newWriter(l, Trades, &tradeCodec, opts)
+}
+
+// NewQuoteWriter writes market_data.quotes.
+func NewQuoteWriter(l *Lake, opts ...WriterOption) (*Writer[md.Quote], error) {
+	return newWriter(l, Quotes, &quoteCodec, opts)
+}
+
+// NewReferenceWriter writes market_data.reference_data.
+func NewReferenceWriter(l *Lake, opts ...WriterOption) (*Writer[md.ReferenceData], error) {
+	return newWriter(l, ReferenceData, &referenceCodec, opts)
+}
+
+func newWriter[T any](l *Lake, name string, c *codec[T], opts []WriterOption) (*Writer[T], error) {
+	def, err := l.Def(name)
+	if err != nil {
+		return nil, err
+	}
+	cfg := writerConfig{workers: runtime.GOMAXPROCS(0)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Writer[T]{
+		lake: l, def: def, codec: c, schema: arrowSchema(def.Schema),
+		dedup: cfg.dedup, workers: cfg.workers, mem: memory.DefaultAllocator,
+		log: l.log.With("table", def.FullName()),
+	}, nil
+}
+
+// Table is the full name of the table written.
+func (w *Writer[T]) Table() string { return w.def.FullName() }
+
+// CommitResult describes one transaction, as the transaction log records it.
+type CommitResult struct {
+	Table          string
+	Rows           int // rows committed
+	Duplicates     int // rows dropped as already stored or repeated
+	SnapshotBefore int64
+	SnapshotAfter  int64
+	SequenceBefore int64
+	SequenceAfter  int64
+	FilesAdded     int
+	BytesAdded     int64
+	TotalRecords   int64
+	TotalFiles     int64
+	Duration       time.Duration
+}
+
+// Commit writes rows (in any order) as one transaction and returns what it
+// did. props are added to the snapshot summary. A batch that is empty, or
+// only duplicates, commits nothing and returns Rows == 0.
+func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]string) (CommitResult, error) {
+	start := time.Now()
+	res := CommitResult{Table: w.def.FullName()}
+	tbl, err := w.lake.Load(ctx, w.def.Name)
+	if err != nil {
+		return res, w.fail(res, start, "catalog", len(rows), err)
+	}
+	if s := tbl.CurrentSnapshot(); s != nil {
+		res.SnapshotBefore, res.SequenceBefore = s.SnapshotID, s.SequenceNumber
+	}
+	if w.dedup {
+		kept, err := w.dropDuplicates(ctx, tbl, rows)
+		if err != nil {
+			return res, w.fail(res, start, "storage", len(rows), fmt.Errorf("read existing keys: %w", err))
+		}
+		res.Duplicates = len(rows) - len(kept)
+		rows = kept
+		mDuplicates.WithLabelValues(w.def.Name).Add(float64(res.Duplicates))
+	}
+	if len(rows) == 0 {
+		res.SnapshotAfter, res.SequenceAfter = res.SnapshotBefore, res.SequenceBefore
+		res.Duration = time.Since(start)
+		if res.Duplicates > 0 {
+			w.log.Info("Iceberg transaction skipped: every row already stored", "duplicates", res.Duplicates)
+		}
+		return res, nil
+	}
+
+	files, err := w.writeFiles(ctx, tbl, rows)
+	if err != nil {
+		w.removeFiles(files)
+		return res, w.fail(res, start, "storage", len(rows), fmt.Errorf("write data files: %w", err))
+	}
+	commitID := uuid.NewString()
+	summary := iceberg.Properties{CommitIDProperty: commitID}
+	for k, v := range props {
+		summary[k] = v
+	}
+	newTbl, err := w.commitFiles(ctx, tbl, files, summary)
+	if err != nil {
+		w.removeFiles(files)
+		kind := "catalog"
+		if isConflict(err) {
+			kind = "commit_conflict"
+		}
+		return res, w.fail(res, start, kind, len(rows), fmt.Errorf("commit: %w", err))
+	}
+
+	res.Rows = len(rows)
+	res.FilesAdded = len(files)
+	for _, f := range files {
+		res.BytesAdded += f.FileSizeBytes()
+	}
+	if s := newTbl.CurrentSnapshot(); s != nil {
+		res.SnapshotAfter, res.SequenceAfter = s.SnapshotID, s.SequenceNumber
+		if s.Summary != nil {
+			res.TotalRecords, _ = strconv.ParseInt(s.Summary.Properties["total-records"], 10, 64)
+			res.TotalFiles, _ = strconv.ParseInt(s.Summary.Properties["total-data-files"], 10, 64)
+		}
+	}
+	res.Duration = time.Since(start)
+	mTransactions.WithLabelValues("success", w.def.Name).Inc()
+	mTransactionRows.WithLabelValues(w.def.Name).Observe(float64(res.Rows))
+	mRowsWritten.WithLabelValues(w.def.Name).Add(float64(res.Rows))
+	mWriteDuration.WithLabelValues(w.def.Name).Observe(res.Duration.Seconds())
+	mFilesWritten.WithLabelValues(w.def.Name).Add(float64(res.FilesAdded))
+	mBytesWritten.WithLabelValues(w.def.Name).Add(float64(res.BytesAdded))
+	w.log.Info("Iceberg transaction committed",
+		"record_count", res.Rows,
+		"duplicates_dropped", res.Duplicates,
+		"snapshot_id_before", res.SnapshotBefore,
+		"snapshot_id_after", res.SnapshotAfter,
+		"sequence_number_before", res.SequenceBefore,
+		"sequence_number_after", res.SequenceAfter,
+		"transaction_duration_ms", float64(res.Duration.Microseconds())/1000,
+		"added_records", res.Rows,
+		"added_data_files", res.FilesAdded,
+		"added_files_size_bytes", res.BytesAdded,
+		"total_records", res.TotalRecords,
+		"total_data_files", res.TotalFiles,
+		"commit_id", commitID,
+	)
+	return res, nil
+}
+
+// writeFiles encodes the rows in partition-then-sort order and lets
+// iceberg-go write them as Parquet data files, one or more per partition.
+func (w *Writer[T]) writeFiles(ctx context.Context, tbl *table.Table, rows []T) ([]iceberg.DataFile, error) {
+	rec := w.codec.record(w.mem, w.schema, rows, w.codec.sortOrder(rows))
+	batches := iter.Seq2[arrow.RecordBatch, error](func(yield func(arrow.RecordBatch, error) bool) {
+		yield(rec, nil)
+	})
+	var files []iceberg.DataFile
+	for df, err := range table.WriteRecords(ctx, tbl, w.schema, batches, table.WithMaxWriteWorkers(w.workers)) {
+		if err != nil {
+			return files, err
+		}
+		files = append(files, df)
+	}
+	return files, nil
+}
+
+// maxCommitAttempts bounds K2's own reload-and-retry around iceberg-go's:
+// the library replays a conflicting append against the new head, but gives
+// up on conflicts it cannot replay (two first commits to an empty table).
+const maxCommitAttempts = 5
+
+// commitFiles adds already written files to the table in one snapshot. On a
+// conflict it reloads the table and tries again with the same files; a
+// commit whose outcome is unknown is looked up by its commit id before
+// anything is retried or deleted.
+func (w *Writer[T]) commitFiles(ctx context.Context, tbl *table.Table, files []iceberg.DataFile, summary iceberg.Properties) (*table.Table, error) {
+	commitID := summary[CommitIDProperty]
+	for attempt := 1; ; attempt++ {
+		tx := tbl.NewTransaction()
+		err := tx.AddDataFiles(ctx, files, summary, table.WithoutDuplicateCheck())
+		if err != nil {
+			return nil, fmt.Errorf("stage commit: %w", err)
+		}
+		newTbl, err := tx.Commit(ctx)
+		if err == nil {
+			return newTbl, nil
+		}
+		if landed := w.findCommit(context.WithoutCancel(ctx), commitID); landed != nil {
+			return landed, nil
+		}
+		if !isConflict(err) || attempt == maxCommitAttempts || ctx.Err() != nil {
+			return nil, err
+		}
+		w.log.Warn("Iceberg commit conflict, reloading and retrying", "attempt", attempt, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
+		}
+		if tbl, err = w.lake.Load(ctx, w.def.Name); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// isConflict reports whether a commit failed because another writer moved
+// the table: the catalog's ErrCommitFailed, or a failed requirement.
+func isConflict(err error) bool {
+	return errors.Is(err, table.ErrCommitFailed) || strings.Contains(err.Error(), "requirement failed")
+}
+
+// findCommit reloads the table and returns it if a snapshot carries commitID.
+func (w *Writer[T]) findCommit(ctx context.Context, commitID string) *table.Table {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tbl, err := w.lake.Load(ctx, w.def.Name)
+	if err != nil {
+		return nil
+	}
+	for _, s := range tbl.Metadata().Snapshots() {
+		if s.Summary != nil && s.Summary.Properties[CommitIDProperty] == commitID {
+			return tbl
+		}
+	}
+	return nil
+}
+
+// removeFiles deletes data files a failed commit wrote, so nothing
+// half-written stays in the warehouse.
+func (w *Writer[T]) removeFiles(files []iceberg.DataFile) {
+	if len(files) == 0 {
+		return
+	}
+	fs, err := w.lake.FS(context.Background())
+	if err != nil {
+		w.log.Warn("cannot open storage to remove files of a failed commit; run k2 lake remove-orphans", "files", len(files), "error", err)
+		return
+	}
+	wfs, ok := fs.(iceio.WriteFileIO)
+	if !ok {
+		return
+	}
+	removed := 0
+	for _, f := range files {
+		if err := wfs.Remove(f.FilePath()); err != nil {
+			w.log.Warn("cannot remove file of a failed commit; run k2 lake remove-orphans", "file", f.FilePath(), "error", err)
+			continue
+		}
+		removed++
+	}
+	mOrphansRemoved.WithLabelValues(w.def.Name).Add(float64(removed))
+}
+
+func (w *Writer[T]) fail(res CommitResult, start time.Time, kind string, rows int, err error) error {
+	mTransactions.WithLabelValues("failed", w.def.Name).Inc()
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		kind = "canceled"
+	}
+	mWriteErrors.WithLabelValues(w.def.Name, kind).Inc()
+	w.log.Error("Iceberg transaction failed",
+		"record_count", rows,
+		"snapshot_id_before", res.SnapshotBefore,
+		"sequence_number_before", res.SequenceBefore,
+		"transaction_duration_ms", float64(time.Since(start).Microseconds())/1000,
+		"error_type", kind,
+		"error", err.Error(),
+	)
+	return fmt.Errorf("%s: %w", w.def.FullName(), err)
+}

@@ -1,0 +1,110 @@
+package marketdata
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	// The zone database is compiled into the binary so exchange-local times
+	// convert the same way on every machine, with or without /usr/share/zoneinfo.
+	_ "time/tzdata"
+)
+
+// Timestamp is an instant in UTC microseconds since the Unix epoch: the unit
+// of Iceberg's timestamptz and Avro's timestamp-micros.
+type Timestamp int64
+
+// TimestampLayout is RFC 3339 in UTC with all six stored fractional digits.
+const TimestampLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+// TimestampOf converts a time to microseconds, truncating below a microsecond.
+func TimestampOf(t time.Time) Timestamp { return Timestamp(t.UnixMicro()) }
+
+// Now is the current time in microseconds.
+func Now() Timestamp { return TimestampOf(time.Now()) }
+
+// Time returns the instant as a UTC time.
+func (t Timestamp) Time() time.Time { return time.UnixMicro(int64(t)).UTC() }
+
+// String formats the instant as RFC 3339 UTC with microseconds.
+func (t Timestamp) String() string { return t.Time().Format(TimestampLayout) }
+
+// MarshalJSON writes the RFC 3339 form.
+func (t Timestamp) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, len(TimestampLayout)+2)
+	b = append(b, '"')
+	b = t.Time().AppendFormat(b, TimestampLayout)
+	return append(b, '"'), nil
+}
+
+// UnmarshalJSON reads the RFC 3339 form.
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	v, err := time.Parse(time.RFC3339Nano, strings.Trim(string(b), `"`))
+	if err != nil {
+		return fmt.Errorf("timestamp %s: %w", b, err)
+	}
+	*t = TimestampOf(v)
+	return nil
+}
+
+// EpochToTimestamp reads an integer epoch time whose unit is unknown, as
+// exchange files mix them (Binance public data switched from milliseconds to
+// microseconds in 2025): values with 16 or more digits are microseconds,
+// 13–15 digits milliseconds, and anything else is rejected.
+func EpochToTimestamp(v int64) (Timestamp, error) {
+	switch {
+	case v >= 1e15 && v < 1e17:
+		return Timestamp(v), nil
+	case v >= 1e12 && v < 1e15:
+		return Timestamp(v * 1000), nil
+	default:
+		return 0, fmt.Errorf("epoch time %d is neither milliseconds nor microseconds", v)
+	}
+}
+
+// ParseInstant reads a user-supplied time bound: RFC 3339 with a zone
+// ("2014-03-10T10:00:00+11:00", "...Z"), a local date-time without zone, or a
+// date ("2014-03-10"). Values without a zone are read in loc, so a date means
+// midnight on that day at the exchange.
+func ParseInstant(s string, loc *time.Location) (Timestamp, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return TimestampOf(t), nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return TimestampOf(t), nil
+		}
+	}
+	return 0, fmt.Errorf("time %q is not RFC 3339 (2014-03-10T10:00:00Z), a local date-time (2014-03-10T10:00:00) or a date (2014-03-10)", s)
+}
+
+// NullInt64 is an int64 that may be absent (Avro ["null","long"]).
+type NullInt64 struct {
+	Int64 int64
+	Valid bool
+}
+
+// SomeInt64 returns a present NullInt64.
+func SomeInt64(v int64) NullInt64 { return NullInt64{Int64: v, Valid: true} }
+
+// MarshalJSON writes null when absent.
+func (n NullInt64) MarshalJSON() ([]byte, error) {
+	if !n.Valid {
+		return []byte("null"), nil
+	}
+	return []byte(fmt.Sprint(n.Int64)), nil
+}
+
+// NullTimestamp is a Timestamp that may be absent.
+type NullTimestamp struct {
+	Timestamp Timestamp
+	Valid     bool
+}
+
+// MarshalJSON writes null when absent.
+func (n NullTimestamp) MarshalJSON() ([]byte, error) {
+	if !n.Valid {
+		return []byte("null"), nil
+	}
+	return n.Timestamp.MarshalJSON()
+}

@@ -1,0 +1,139 @@
+// Package marketdata holds K2's domain model: trades, quotes, reference data
+// and bars with exact decimals and UTC-microsecond timestamps, the exchanges
+// they come from, and the rules a record must pass before it is stored.
+//
+// The field set is the v2 model of the original platform (TradeV2, QuoteV2,
+// ReferenceDataV2), so the Avro schemas, the Iceberg tables and the API all
+// speak the same names.
+package marketdata
+
+import (
+	"fmt"
+
+	"github.com/google/uuid"
+)
+
+// AssetClass is the Avro enum com.k2.marketdata.AssetClass.
+type AssetClass string
+
+const (
+	Equities AssetClass = "equities"
+	Crypto   AssetClass = "crypto"
+	Futures  AssetClass = "futures"
+	Options  AssetClass = "options"
+)
+
+// Valid reports whether a is one of the enum's symbols.
+func (a AssetClass) Valid() bool {
+	switch a {
+	case Equities, Crypto, Futures, Options:
+		return true
+	}
+	return false
+}
+
+// Side is the aggressor side of a trade (Avro enum com.k2.marketdata.TradeSide).
+type Side string
+
+const (
+	Buy       Side = "BUY"  // the aggressor bought (lifted the offer)
+	Sell      Side = "SELL" // the aggressor sold (hit the bid)
+	SellShort Side = "SELL_SHORT"
+	Unknown   Side = "UNKNOWN"
+)
+
+// Valid reports whether s is one of the enum's symbols.
+func (s Side) Valid() bool {
+	switch s {
+	case Buy, Sell, SellShort, Unknown:
+		return true
+	}
+	return false
+}
+
+// Trade is one execution (TradeV2).
+type Trade struct {
+	MessageID          string            `json:"message_id"`
+	TradeID            string            `json:"trade_id"` // {EXCHANGE}-{native id}
+	Symbol             string            `json:"symbol"`
+	Exchange           string            `json:"exchange"`
+	AssetClass         AssetClass        `json:"asset_class"`
+	Timestamp          Timestamp         `json:"timestamp"` // execution time at the exchange
+	Price              Decimal           `json:"price"`
+	Quantity           Decimal           `json:"quantity"`
+	Currency           string            `json:"currency"`
+	Side               Side              `json:"side"`
+	TradeConditions    []string          `json:"trade_conditions"`
+	SourceSequence     NullInt64         `json:"source_sequence"`
+	IngestionTimestamp Timestamp         `json:"ingestion_timestamp"`
+	PlatformSequence   NullInt64         `json:"platform_sequence"`
+	VendorData         map[string]string `json:"vendor_data"`
+}
+
+// Quote is a top-of-book update (QuoteV2). An empty side is absent (null), never zero.
+type Quote struct {
+	MessageID          string            `json:"message_id"`
+	QuoteID            string            `json:"quote_id"` // {EXCHANGE}-{native id}
+	Symbol             string            `json:"symbol"`
+	Exchange           string            `json:"exchange"`
+	AssetClass         AssetClass        `json:"asset_class"`
+	Timestamp          Timestamp         `json:"timestamp"`
+	BidPrice           NullDecimal       `json:"bid_price"`
+	BidQuantity        NullDecimal       `json:"bid_quantity"`
+	AskPrice           NullDecimal       `json:"ask_price"`
+	AskQuantity        NullDecimal       `json:"ask_quantity"`
+	Currency           string            `json:"currency"`
+	SourceSequence     NullInt64         `json:"source_sequence"`
+	IngestionTimestamp Timestamp         `json:"ingestion_timestamp"`
+	PlatformSequence   NullInt64         `json:"platform_sequence"`
+	VendorData         map[string]string `json:"vendor_data"`
+}
+
+// ReferenceData describes one listed instrument (ReferenceDataV2).
+type ReferenceData struct {
+	MessageID          string            `json:"message_id"`
+	CompanyID          string            `json:"company_id"`
+	Symbol             string            `json:"symbol"`
+	Exchange           string            `json:"exchange"`
+	AssetClass         AssetClass        `json:"asset_class"`
+	CompanyName        string            `json:"company_name"`
+	ISIN               string            `json:"isin,omitempty"`
+	Currency           string            `json:"currency,omitempty"`
+	ListingDate        NullTimestamp     `json:"listing_date"`
+	DelistingDate      NullTimestamp     `json:"delisting_date"`
+	IsActive           bool              `json:"is_active"`
+	IngestionTimestamp Timestamp         `json:"ingestion_timestamp"`
+	VendorData         map[string]string `json:"vendor_data"`
+}
+
+// Bar is an OHLCV aggregate of the trades in [WindowStart, WindowEnd).
+type Bar struct {
+	Symbol      string    `json:"symbol"`
+	Exchange    string    `json:"exchange"`
+	Interval    Interval  `json:"interval"`
+	WindowStart Timestamp `json:"window_start"`
+	WindowEnd   Timestamp `json:"window_end"` // exclusive
+	Open        Decimal   `json:"open"`
+	High        Decimal   `json:"high"`
+	Low         Decimal   `json:"low"`
+	Close       Decimal   `json:"close"`
+	Volume      Decimal   `json:"volume"`
+	TradeCount  int64     `json:"trade_count"`
+	VWAP        Decimal   `json:"vwap"` // Σ(price·quantity)/Σquantity, rounded half-up to 8 decimals
+}
+
+// idNamespace roots the name-based message ids (RFC 9562 UUIDv5).
+var idNamespace = uuid.MustParse("6f1c7c2e-4b5a-5d8e-9a63-2b0c6e1d4f70")
+
+// MessageID derives a record's message id from its kind and exchange id
+// ("trade", "BINANCE-3735683259"). The original made random UUIDs, so every
+// replay minted new ids; a name-based id is the same on every load and
+// replay, which is what makes the id usable as a de-duplication key.
+func MessageID(kind, id string) string {
+	return uuid.NewSHA1(idNamespace, []byte(kind+"/"+id)).String()
+}
+
+// ExchangeID builds the "{EXCHANGE}-{native id}" form of trade and quote ids.
+func ExchangeID(exchange string, native any) string {
+	return fmt.Sprintf("%s-%v", exchange, native)
+}
