@@ -36,7 +36,7 @@ func testTrades(sym string, from, n int) []md.Trade {
 		id := from + i
 		tid := fmt.Sprintf("BINANCE-%010d", id)
 		out[i] = md.Trade{
-			MessageID: md.MessageID("trade", tid), TradeID: tid, Symbol: sym, Exchange: "BINANCE",
+			MessageID: md.MessageID("trade", sym, tid), TradeID: tid, Symbol: sym, Exchange: "BINANCE",
 			AssetClass: md.Crypto, Timestamp: md.Timestamp(1723161255342000 + int64(id)*1000),
 			Price:    md.DecimalFromUnits(6183763000000 + int64(id)), // 61837.63 + id·10⁻⁸
 			Quantity: md.MustDecimal("0.02"), Currency: "USDT", Side: md.Sell,

@@ -98,7 +98,7 @@ func TestAssetsSplit(t *testing.T) {
 
 func validTrade() Trade {
 	return Trade{
-		MessageID: MessageID("trade", "BINANCE-1"), TradeID: "BINANCE-1", Symbol: "BTCUSDT",
+		MessageID: MessageID("trade", "BTCUSDT", "BINANCE-1"), TradeID: "BINANCE-1", Symbol: "BTCUSDT",
 		Exchange: "BINANCE", AssetClass: Crypto, Timestamp: 1723161240123000,
 		Price: MustDecimal("60000.5"), Quantity: MustDecimal("0.001"), Currency: "USDT",
 		Side: Sell, IngestionTimestamp: 1723161240200000,
@@ -154,8 +154,8 @@ func TestQuoteEmptySideIsNull(t *testing.T) {
 }
 
 func TestMessageIDIsStable(t *testing.T) {
-	a, b := MessageID("trade", "ASX-BHP-20140310-1"), MessageID("trade", "ASX-BHP-20140310-1")
-	if a != b || a == MessageID("quote", "ASX-BHP-20140310-1") {
+	a, b := MessageID("trade", "BTCUSDT", "BINANCE-1"), MessageID("trade", "BTCUSDT", "BINANCE-1")
+	if a != b || a == MessageID("quote", "BTCUSDT", "BINANCE-1") || a == MessageID("trade", "ETHUSDT", "BINANCE-1") {
 		t.Fatalf("ids not stable per kind: %s %s", a, b)
 	}
 }

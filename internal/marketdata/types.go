@@ -125,12 +125,14 @@ type Bar struct {
 // idNamespace roots the name-based message ids (RFC 9562 UUIDv5).
 var idNamespace = uuid.MustParse("6f1c7c2e-4b5a-5d8e-9a63-2b0c6e1d4f70")
 
-// MessageID derives a record's message id from its kind and exchange id
-// ("trade", "BINANCE-3735683259"). The original made random UUIDs, so every
-// replay minted new ids; a name-based id is the same on every load and
-// replay, which is what makes the id usable as a de-duplication key.
-func MessageID(kind, id string) string {
-	return uuid.NewSHA1(idNamespace, []byte(kind+"/"+id)).String()
+// MessageID derives a record's message id from its kind, symbol and
+// exchange id ("trade", "BTCUSDT", "BINANCE-3735683259"). The original made
+// random UUIDs, so every replay minted new ids; a name-based id is the same
+// on every load and replay, which is what makes it usable as a
+// de-duplication key. The symbol is part of the name because exchanges
+// number trades per pair: BINANCE-100 exists for BTCUSDT and ETHUSDT alike.
+func MessageID(kind, symbol, id string) string {
+	return uuid.NewSHA1(idNamespace, []byte(kind+"/"+symbol+"/"+id)).String()
 }
 
 // ExchangeID builds the "{EXCHANGE}-{native id}" form of trade and quote ids.
