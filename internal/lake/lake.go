@@ -215,7 +215,7 @@ func (l *Lake) ensureTables(ctx context.Context) error {
 			catalog.WithProperties(def.Properties))
 		switch {
 		case err == nil:
-			l.log.Info("table created", "table", def.FullName(), "location", loc, "partition", def.Spec.String())
+			l.log.Info("table created", "table", def.FullName(), "location", loc, "partition", specString(def.Spec))
 		case errors.Is(err, catalog.ErrTableAlreadyExists):
 		default:
 			return fmt.Errorf("create table %s: %w", def.FullName(), err)
@@ -328,4 +328,16 @@ func oneLine(err error) string {
 		s = s[:400] + "…"
 	}
 	return s
+}
+
+// specString prints a partition spec on one line: "day(timestamp), identity(symbol)".
+func specString(spec iceberg.PartitionSpec) string {
+	var parts []string
+	for _, f := range spec.Fields() {
+		parts = append(parts, f.Name+"="+f.Transform.String())
+	}
+	if len(parts) == 0 {
+		return "unpartitioned"
+	}
+	return strings.Join(parts, ", ")
 }

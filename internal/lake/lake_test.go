@@ -180,7 +180,7 @@ func TestFailedCommitLeavesNoFiles(t *testing.T) {
 	if _, err := tx.Commit(ctx); err == nil {
 		t.Fatal("stale commit accepted")
 	}
-	w.removeFiles(files)
+	l.removeFiles(Trades, files)
 	if n := len(dataFiles(t, l)); n != len(before)+1 {
 		t.Fatalf("%d data files on disk, want %d: the failed commit's file stayed", n, len(before)+1)
 	}

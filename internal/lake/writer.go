@@ -144,7 +144,7 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 
 	files, err := w.writeFiles(ctx, tbl, rows)
 	if err != nil {
-		w.removeFiles(files)
+		w.lake.removeFiles(w.def.Name, files)
 		return res, w.fail(res, start, "storage", len(rows), fmt.Errorf("write data files: %w", err))
 	}
 	commitID := uuid.NewString()
@@ -154,7 +154,7 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 	}
 	newTbl, err := w.commitFiles(ctx, tbl, files, summary)
 	if err != nil {
-		w.removeFiles(files)
+		w.lake.removeFiles(w.def.Name, files)
 		kind := "catalog"
 		if isConflict(err) {
 			kind = "commit_conflict"
@@ -279,13 +279,14 @@ func (w *Writer[T]) findCommit(ctx context.Context, commitID string) *table.Tabl
 
 // removeFiles deletes data files a failed commit wrote, so nothing
 // half-written stays in the warehouse.
-func (w *Writer[T]) removeFiles(files []iceberg.DataFile) {
+func (l *Lake) removeFiles(tableName string, files []iceberg.DataFile) {
 	if len(files) == 0 {
 		return
 	}
-	fs, err := w.lake.FS(context.Background())
+	log := l.log.With("table", Namespace+"."+tableName)
+	fs, err := l.FS(context.Background())
 	if err != nil {
-		w.log.Warn("cannot open storage to remove files of a failed commit; run k2 lake remove-orphans", "files", len(files), "error", err)
+		log.Warn("cannot open storage to remove files of a failed commit; run k2 lake remove-orphans", "files", len(files), "error", err)
 		return
 	}
 	wfs, ok := fs.(iceio.WriteFileIO)
@@ -295,12 +296,12 @@ func (w *Writer[T]) removeFiles(files []iceberg.DataFile) {
 	removed := 0
 	for _, f := range files {
 		if err := wfs.Remove(f.FilePath()); err != nil {
-			w.log.Warn("cannot remove file of a failed commit; run k2 lake remove-orphans", "file", f.FilePath(), "error", err)
+			log.Warn("cannot remove file of a failed commit; run k2 lake remove-orphans", "file", f.FilePath(), "error", err)
 			continue
 		}
 		removed++
 	}
-	mOrphansRemoved.WithLabelValues(w.def.Name).Add(float64(removed))
+	mOrphansRemoved.WithLabelValues(tableName).Add(float64(removed))
 }
 
 func (w *Writer[T]) fail(res CommitResult, start time.Time, kind string, rows int, err error) error {

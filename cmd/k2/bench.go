@@ -1,0 +1,91 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/k2-market-data/k2/internal/bench"
+	"github.com/k2-market-data/k2/internal/lake"
+)
+
+func newBenchCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "bench", Short: "Measure K2 on this machine and print a report"}
+	var (
+		rows      string
+		o         bench.LakeOptions
+		partition string
+		jsonOut   bool
+	)
+	lakeCmd := &cobra.Command{
+		Use:   "lake",
+		Short: "Append synthetic trades (1M and 10M by default) and time the latest-100 and 1m-bar queries",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, r := range strings.Split(rows, ",") {
+				n, err := parseCount(r)
+				if err != nil {
+					return fmt.Errorf("--rows: %w", err)
+				}
+				o.Rows = append(o.Rows, n)
+			}
+			p, err := lake.ParseSymbolPartition(partition)
+			if err != nil {
+				return err
+			}
+			o.Partition = p
+			if o.Dir == "" {
+				o.Dir = a.cfg.DataDir
+			}
+			if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+				return err
+			}
+			o.Progress = cmd.ErrOrStderr()
+			rep, err := bench.RunLake(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			rep.Print(cmd.OutOrStdout())
+			return nil
+		},
+	}
+	f := lakeCmd.Flags()
+	f.StringVar(&rows, "rows", "1M,10M", "table sizes to build, comma separated (k and M suffixes)")
+	f.IntVar(&o.BatchRows, "batch-rows", 500_000, "rows per commit")
+	f.IntVar(&o.Symbols, "symbols", 20, "instruments in the synthetic market")
+	f.Float64Var(&o.Rate, "rate", 20, "simulated trades per second across the market (sets how many days the data spans)")
+	f.IntVar(&o.Queries, "queries", 200, "timed runs of each query")
+	f.StringVar(&partition, "partition", "identity", "symbol partition: identity or bucket[N]")
+	f.BoolVar(&o.Dedup, "dedup", false, "append through the loader's duplicate check")
+	f.StringVar(&o.Dir, "dir", "", "scratch directory (default <data-dir>)")
+	f.BoolVar(&o.Keep, "keep", false, "keep the benchmark tables")
+	f.Uint64Var(&o.Seed, "seed", 1, "synthetic market seed")
+	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	cmd.AddCommand(lakeCmd)
+	return cmd
+}
+
+// parseCount reads 500000, 500k or 10M.
+func parseCount(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	mult := 1
+	switch {
+	case strings.HasSuffix(s, "M"), strings.HasSuffix(s, "m"):
+		mult, s = 1_000_000, s[:len(s)-1]
+	case strings.HasSuffix(s, "k"), strings.HasSuffix(s, "K"):
+		mult, s = 1_000, s[:len(s)-1]
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a positive count", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/k2-market-data/k2/internal/lake"
+)
+
+func newLakeCmd(a *app) *cobra.Command {
+	var (
+		tables    []string
+		dryRun    bool
+		jsonOut   bool
+		olderThan time.Duration
+		retain    int
+		maxRows   int64
+		smallFile int64
+	)
+	cmd := &cobra.Command{
+		Use:   "lake",
+		Short: "Maintain the tables: compact small files, expire old snapshots, remove orphaned files",
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringSliceVar(&tables, "table", []string{lake.Trades, lake.Quotes, lake.ReferenceData}, "tables to maintain")
+	pf.BoolVar(&dryRun, "dry-run", false, "report what would be done, change nothing")
+	pf.BoolVar(&jsonOut, "json", false, "print results as JSON")
+
+	each := func(fn func(cmd *cobra.Command, l *lake.Lake, table string) (any, error)) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, _ []string) error {
+			l, err := a.openLake(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			var results []any
+			for _, t := range tables {
+				r, err := fn(cmd, l, t)
+				if err != nil {
+					return err
+				}
+				results = append(results, r)
+				if !jsonOut {
+					printResult(cmd.OutOrStdout(), r)
+				}
+			}
+			if jsonOut {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(results)
+			}
+			return nil
+		}
+	}
+	compact := &cobra.Command{
+		Use:   "compact",
+		Short: "Rewrite each partition's small files into few large sorted ones (one replace commit per table)",
+		RunE: each(func(cmd *cobra.Command, l *lake.Lake, t string) (any, error) {
+			return l.Compact(cmd.Context(), t, lake.CompactOptions{DryRun: dryRun, MaxRows: maxRows, SmallFileBytes: smallFile})
+		}),
+	}
+	compact.Flags().Int64Var(&maxRows, "max-rows", 4_000_000, "rows merged into one output group (held in memory while sorted)")
+	compact.Flags().Int64Var(&smallFile, "small-file-bytes", 64<<20, "files smaller than this are compacted")
+	expire := &cobra.Command{
+		Use:   "expire-snapshots",
+		Short: "Drop snapshots older than --older-than, keeping the newest --retain-last (time travel to them ends)",
+		RunE: each(func(cmd *cobra.Command, l *lake.Lake, t string) (any, error) {
+			return l.ExpireSnapshots(cmd.Context(), t, lake.ExpireOptions{OlderThan: olderThan, RetainLast: retain, DryRun: dryRun})
+		}),
+	}
+	expire.Flags().DurationVar(&olderThan, "older-than", 7*24*time.Hour, "expire snapshots older than this")
+	expire.Flags().IntVar(&retain, "retain-last", 100, "always keep this many newest snapshots")
+	orphans := &cobra.Command{
+		Use:   "remove-orphans",
+		Short: "Delete files in the table's location that no snapshot references (e.g. from a killed writer)",
+		RunE: each(func(cmd *cobra.Command, l *lake.Lake, t string) (any, error) {
+			return l.RemoveOrphans(cmd.Context(), t, lake.OrphanOptions{OlderThan: olderThan, DryRun: dryRun})
+		}),
+	}
+	orphans.Flags().DurationVar(&olderThan, "older-than", 24*time.Hour, "only files older than this (protects commits in flight)")
+	cmd.AddCommand(compact, expire, orphans)
+	return cmd
+}
+
+func printResult(w io.Writer, r any) {
+	switch r := r.(type) {
+	case lake.CompactResult:
+		verb := "compacted"
+		if r.DryRun {
+			verb = "would compact"
+		}
+		fmt.Fprintf(w, "%s: %s %d files in %d partition groups (%d rows, %d bytes)", r.Table, verb, r.FilesBefore, r.Groups, r.Rows, r.BytesBefore)
+		if !r.DryRun && r.Groups > 0 {
+			fmt.Fprintf(w, " into %d files (%d bytes), snapshot %d", r.FilesAfter, r.BytesAfter, r.SnapshotAfter)
+		}
+		fmt.Fprintln(w)
+	case lake.ExpireResult:
+		verb := "expired"
+		if r.DryRun {
+			verb = "would expire"
+		}
+		fmt.Fprintf(w, "%s: %s %d snapshots, %d remain\n", r.Table, verb, len(r.Expired), r.Remaining)
+	case lake.OrphanResult:
+		verb := "removed"
+		if r.DryRun {
+			verb = "would remove"
+		}
+		fmt.Fprintf(w, "%s: %s %d orphaned files (%d bytes)\n", r.Table, verb, len(r.Files), r.Bytes)
+		for _, f := range r.Files {
+			fmt.Fprintf(w, "  %s\n", f)
+		}
+	}
+}

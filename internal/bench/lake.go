@@ -1,0 +1,264 @@
+// Package bench measures K2 the way its users load it: appending synthetic
+// trades to the lake and asking the questions analysts ask, with the machine
+// and the data size printed beside every figure.
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/k2-market-data/k2/internal/feed/synth"
+	"github.com/k2-market-data/k2/internal/lake"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/query"
+)
+
+// LakeOptions configure `k2 bench lake`.
+type LakeOptions struct {
+	Rows      []int // table sizes to build, e.g. 1M and 10M
+	BatchRows int   // rows per commit
+	Symbols   int   // instruments in the synthetic market
+	Rate      float64
+	Queries   int // timed runs of each query
+	Partition lake.SymbolPartition
+	Dedup     bool   // append with the loader's duplicate check
+	Dir       string // scratch directory (removed afterwards unless Keep)
+	Keep      bool
+	Seed      uint64
+	Progress  io.Writer
+}
+
+// Result is one measured figure.
+type Result struct {
+	Name   string  `json:"name"`
+	Rows   int     `json:"rows"`
+	Value  float64 `json:"value"`
+	Unit   string  `json:"unit"`
+	Detail string  `json:"detail,omitempty"`
+}
+
+// Report is the benchmark output.
+type Report struct {
+	Machine Machine  `json:"machine"`
+	Options string   `json:"options"`
+	Results []Result `json:"results"`
+}
+
+// Machine describes where the figures were measured.
+type Machine struct {
+	CPU    string `json:"cpu"`
+	Cores  int    `json:"cores"`
+	Memory string `json:"memory"`
+	OS     string `json:"os"`
+	Go     string `json:"go"`
+}
+
+// DescribeMachine reads the CPU model and memory from /proc where present.
+func DescribeMachine() Machine {
+	m := Machine{Cores: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH, Go: runtime.Version(), CPU: "unknown", Memory: "unknown"}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	if f, err := os.Open("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			var kb int64
+			if n, _ := fmt.Sscanf(sc.Text(), "MemTotal: %d kB", &kb); n == 1 {
+				m.Memory = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+				break
+			}
+		}
+		f.Close()
+	}
+	return m
+}
+
+// RunLake builds each table size and measures append throughput and the
+// two reference queries on it.
+func RunLake(ctx context.Context, o LakeOptions) (Report, error) {
+	if o.BatchRows <= 0 {
+		o.BatchRows = 500_000
+	}
+	if o.Symbols <= 0 {
+		o.Symbols = 20
+	}
+	if o.Rate <= 0 {
+		o.Rate = 20 // trades per second across the market: 1.7M a day
+	}
+	if o.Queries <= 0 {
+		o.Queries = 200
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	rep := Report{Machine: DescribeMachine(), Options: fmt.Sprintf("batch %d rows · %d symbols · %.0f trades/s simulated · partition day+%s · dedup %v · %d query runs",
+		o.BatchRows, o.Symbols, o.Rate, o.Partition, o.Dedup, o.Queries)}
+	for _, n := range o.Rows {
+		res, err := runSize(ctx, o, n)
+		if err != nil {
+			return rep, err
+		}
+		rep.Results = append(rep.Results, res...)
+	}
+	return rep, nil
+}
+
+func runSize(ctx context.Context, o LakeOptions, rows int) ([]Result, error) {
+	dir, err := os.MkdirTemp(o.Dir, fmt.Sprintf("k2-bench-%d-", rows))
+	if err != nil {
+		return nil, err
+	}
+	if !o.Keep {
+		defer os.RemoveAll(dir)
+	}
+	l, err := lake.Open(ctx, lake.Options{
+		Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse"), SymbolPartition: o.Partition,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	w, err := lake.NewTradeWriter(l, lake.WithDedup(o.Dedup))
+	if err != nil {
+		return nil, err
+	}
+	syms := synth.DefaultSymbols
+	if o.Symbols < len(syms) {
+		syms = syms[:o.Symbols]
+	} else {
+		for i := len(syms); i < o.Symbols; i++ {
+			syms = append(syms, fmt.Sprintf("SYM%03dUSD", i))
+		}
+	}
+	gen := synth.New(synth.Config{Seed: o.Seed, Symbols: syms, Rate: o.Rate})
+	buf := make([]md.Trade, 0, o.BatchRows)
+	var commitTime time.Duration
+	commits, files := 0, 0
+	var bytes int64
+	fmt.Fprintf(o.Progress, "appending %d trades in %d-row commits…\n", rows, o.BatchRows)
+	for done := 0; done < rows; {
+		n := min(o.BatchRows, rows-done)
+		buf = gen.Trades(buf[:0], n)
+		start := time.Now()
+		res, err := w.Commit(ctx, buf, map[string]string{"k2.source": "bench"})
+		if err != nil {
+			return nil, err
+		}
+		commitTime += time.Since(start)
+		commits++
+		files += res.FilesAdded
+		bytes += res.BytesAdded
+		done += n
+		if commits%5 == 0 {
+			fmt.Fprintf(o.Progress, "  %d / %d rows, %.0f rows/s\n", done, rows, float64(done)/commitTime.Seconds())
+		}
+	}
+	results := []Result{{
+		Name: "append", Rows: rows, Value: float64(rows) / commitTime.Seconds(), Unit: "rows/s",
+		Detail: fmt.Sprintf("%d commits, %d files, %.1f MiB, %.1f bytes/row", commits, files, float64(bytes)/(1<<20), float64(bytes)/float64(rows)),
+	}}
+
+	e, err := query.New(l, query.Options{WorkDir: filepath.Join(dir, "query"), PoolSize: 2})
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	symInfo, err := e.Symbols(ctx, "", query.AsOf{})
+	if err != nil {
+		return nil, err
+	}
+	// The UTC days each symbol traded on, for the bar query.
+	type symDay struct {
+		sym      string
+		from, to md.Timestamp
+	}
+	var days []symDay
+	for _, s := range symInfo {
+		for d := s.First.Time().Truncate(24 * time.Hour); d.Before(s.Last.Time()); d = d.Add(24 * time.Hour) {
+			days = append(days, symDay{s.Symbol, md.TimestampOf(d), md.TimestampOf(d.Add(24 * time.Hour))})
+		}
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, 42))
+	fmt.Fprintf(o.Progress, "querying %d-row table…\n", rows)
+	latest, err := timeQuery(o.Queries, func() (int, error) {
+		s := symInfo[rng.IntN(len(symInfo))].Symbol
+		r, err := e.Trades(ctx, query.RecordQuery{Filter: query.Filter{Symbol: s}, Limit: 100, Desc: true})
+		return len(r), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	bars, err := timeQuery(o.Queries, func() (int, error) {
+		d := days[rng.IntN(len(days))]
+		r, err := e.Bars(ctx, query.BarQuery{Filter: query.Filter{Symbol: d.sym, From: d.from, To: d.to}, Interval: md.Interval1m})
+		return len(r), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	perSymDay := float64(rows) / float64(len(days))
+	results = append(results,
+		Result{Name: "latest 100 trades of a symbol, p50", Rows: rows, Value: ms(latest.p50), Unit: "ms", Detail: fmt.Sprintf("%d symbols, first call %.1f ms", len(symInfo), ms(latest.first))},
+		Result{Name: "latest 100 trades of a symbol, p99", Rows: rows, Value: ms(latest.p99), Unit: "ms"},
+		Result{Name: "1m bars of a symbol-day, p50", Rows: rows, Value: ms(bars.p50), Unit: "ms", Detail: fmt.Sprintf("~%.0f trades per symbol-day, first call %.1f ms", perSymDay, ms(bars.first))},
+		Result{Name: "1m bars of a symbol-day, p99", Rows: rows, Value: ms(bars.p99), Unit: "ms"},
+	)
+	return results, nil
+}
+
+type timings struct{ first, p50, p99 time.Duration }
+
+func timeQuery(n int, fn func() (int, error)) (timings, error) {
+	var d []time.Duration
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		rows, err := fn()
+		if err != nil {
+			return timings{}, err
+		}
+		if rows == 0 {
+			return timings{}, fmt.Errorf("benchmark query returned no rows")
+		}
+		d = append(d, time.Since(start))
+	}
+	t := timings{first: d[0]}
+	slices.Sort(d)
+	t.p50 = d[len(d)/2]
+	t.p99 = d[min(len(d)-1, int(float64(len(d))*0.99))]
+	return t, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Print writes the report as a table.
+func (r Report) Print(w io.Writer) {
+	fmt.Fprintf(w, "machine: %s · %d cores · %s · %s · %s\n", r.Machine.CPU, r.Machine.Cores, r.Machine.Memory, r.Machine.OS, r.Machine.Go)
+	fmt.Fprintf(w, "options: %s\n\n", r.Options)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BENCHMARK\tROWS\tRESULT\tDETAIL")
+	for _, res := range r.Results {
+		v := fmt.Sprintf("%.0f %s", res.Value, res.Unit)
+		if res.Unit == "ms" {
+			v = fmt.Sprintf("%.2f ms", res.Value)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", res.Name, res.Rows, v, res.Detail)
+	}
+	tw.Flush()
+}

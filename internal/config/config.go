@@ -1,0 +1,150 @@
+// Package config is K2's configuration in one place: every setting, its
+// default, its flag and its K2_* environment variable. A value comes from,
+// in order of precedence, the command line, the environment, the --config
+// file, then the default that works for an embedded single-machine run.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix starts every environment variable K2 reads.
+const EnvPrefix = "K2_"
+
+// Config holds the settings shared by all commands.
+type Config struct {
+	DataDir    string
+	Catalog    string
+	Warehouse  string
+	ConfigFile string
+
+	S3Endpoint  string
+	S3Region    string
+	S3PathStyle bool
+
+	// SymbolPartition is the symbol field of the trades and quotes
+	// partition spec when the tables are created: identity or bucket[N].
+	SymbolPartition string
+
+	LogLevel  string
+	LogFormat string
+
+	QueryPoolSize       int
+	QueryAcquireTimeout time.Duration
+	QueryTimeout        time.Duration
+	QueryMemoryLimit    string
+	QueryCacheBytes     int64
+}
+
+// Default is the embedded single-machine configuration.
+func Default() Config {
+	return Config{
+		DataDir:             "./k2-data",
+		SymbolPartition:     "identity",
+		LogLevel:            "info",
+		LogFormat:           "text",
+		QueryPoolSize:       4,
+		QueryAcquireTimeout: 30 * time.Second,
+		QueryTimeout:        30 * time.Second,
+		QueryMemoryLimit:    "2GB",
+		QueryCacheBytes:     10 << 30,
+	}
+}
+
+// Register adds the global flags to fs, with c's values as defaults.
+func (c *Config) Register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for embedded state: catalog, warehouse, dead letters, caches")
+	fs.StringVar(&c.Catalog, "catalog", c.Catalog, "Iceberg catalog: a SQLite file or postgres://user:pass@host:5432/db (default <data-dir>/catalog.db)")
+	fs.StringVar(&c.Warehouse, "warehouse", c.Warehouse, "table storage: a directory or s3://bucket/prefix (default <data-dir>/warehouse)")
+	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "YAML file of settings keyed by flag name (data-dir: /srv/k2)")
+	fs.StringVar(&c.S3Endpoint, "s3-endpoint", c.S3Endpoint, "S3 endpoint URL for MinIO or other S3-compatible stores (empty for AWS); credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the AWS config files")
+	fs.StringVar(&c.S3Region, "s3-region", c.S3Region, "S3 region (default from AWS_REGION, else us-east-1)")
+	fs.BoolVar(&c.S3PathStyle, "s3-path-style", c.S3PathStyle, "use path-style S3 addressing (implied by --s3-endpoint)")
+	fs.StringVar(&c.SymbolPartition, "symbol-partition", c.SymbolPartition, "symbol partition of new trades/quotes tables: identity or bucket[N]")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.IntVar(&c.QueryPoolSize, "query-pool-size", c.QueryPoolSize, "DuckDB connections, i.e. queries run at once")
+	fs.DurationVar(&c.QueryAcquireTimeout, "query-acquire-timeout", c.QueryAcquireTimeout, "how long a query waits for a free connection")
+	fs.DurationVar(&c.QueryTimeout, "query-timeout", c.QueryTimeout, "interrupt a query running longer than this")
+	fs.StringVar(&c.QueryMemoryLimit, "query-memory-limit", c.QueryMemoryLimit, "DuckDB memory limit, e.g. 2GB")
+	fs.Int64Var(&c.QueryCacheBytes, "query-cache-bytes", c.QueryCacheBytes, "local cache of S3 data files read by queries, in bytes")
+}
+
+// Resolve derives the settings that default from others.
+func (c *Config) Resolve() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("--data-dir is empty")
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir %s: %w", c.DataDir, err)
+	}
+	c.DataDir = abs
+	if c.Catalog == "" {
+		c.Catalog = filepath.Join(c.DataDir, "catalog.db")
+	}
+	if c.Warehouse == "" {
+		c.Warehouse = filepath.Join(c.DataDir, "warehouse")
+	}
+	if c.QueryPoolSize < 1 || c.QueryPoolSize > 256 {
+		return fmt.Errorf("--query-pool-size %d is outside 1 … 256", c.QueryPoolSize)
+	}
+	return nil
+}
+
+// EnvName is the environment variable for a flag: data-dir → K2_DATA_DIR.
+func EnvName(flag string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// Apply fills every flag of fs not given on the command line from its
+// K2_* environment variable, then from the YAML file at path (if any).
+// Errors name the variable or file key and the bad value.
+func Apply(fs *pflag.FlagSet, path string) error {
+	file := map[string]any{}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("config file: %w", err)
+		}
+		if err := yaml.Unmarshal(b, &file); err != nil {
+			return fmt.Errorf("config file %s: %w", path, err)
+		}
+		var unknown []string
+		for k := range file {
+			if fs.Lookup(k) == nil {
+				unknown = append(unknown, k)
+			}
+		}
+		if len(unknown) > 0 {
+			sort.Strings(unknown)
+			return fmt.Errorf("config file %s: unknown settings %s (keys are flag names such as data-dir)", path, strings.Join(unknown, ", "))
+		}
+	}
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed {
+			return
+		}
+		if v, ok := os.LookupEnv(EnvName(f.Name)); ok {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", EnvName(f.Name), v, e)
+			}
+			return
+		}
+		if v, ok := file[f.Name]; ok {
+			if e := f.Value.Set(fmt.Sprint(v)); e != nil {
+				err = fmt.Errorf("config file %s: %s: %q: %v", path, f.Name, v, e)
+			}
+		}
+	})
+	return err
+}

@@ -1,0 +1,253 @@
+package query_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/loader"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/testutil"
+)
+
+// csvDay is an independent reading of one trading day of an ASX trade
+// file: it shares no code with the loader, parses prices with big.Rat and
+// converts times with the fixed AEDT offset those dates had.
+type csvDay struct {
+	count                  int64
+	first, last            time.Time
+	open, high, low, close *big.Rat
+	volume, notional       *big.Rat
+}
+
+var aedt = time.FixedZone("AEDT", 11*3600)
+
+func readASXTradesCSV(t *testing.T, path string) (map[string]*csvDay, []string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	days := map[string]*csvDay{}
+	var order []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		cols := strings.Split(strings.TrimRight(sc.Text(), "\r"), ",")
+		ts, err := time.ParseInLocation("01/02/2006 15:04:05.000", cols[0]+" "+cols[1], aedt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		price, _ := new(big.Rat).SetString(cols[2])
+		qty, _ := new(big.Rat).SetString(cols[3])
+		date := ts.Format(time.DateOnly)
+		d := days[date]
+		if d == nil {
+			d = &csvDay{first: ts, open: price, high: price, low: price, volume: new(big.Rat), notional: new(big.Rat)}
+			days[date] = d
+			order = append(order, date)
+		}
+		d.count++
+		if ts.Before(d.first) {
+			t.Fatalf("file not in time order at %s", ts)
+		}
+		d.last, d.close = ts, price
+		if price.Cmp(d.high) > 0 {
+			d.high = price
+		}
+		if price.Cmp(d.low) < 0 {
+			d.low = price
+		}
+		d.volume.Add(d.volume, qty)
+		d.notional.Add(d.notional, new(big.Rat).Mul(price, qty))
+	}
+	return days, order
+}
+
+// roundHalfUp8 formats r rounded half away from zero to 8 decimals without
+// trailing zeros, independently of marketdata.RoundRat.
+func roundHalfUp8(r *big.Rat) string {
+	scaled := new(big.Rat).Mul(r, big.NewRat(100_000_000, 1))
+	scaled.Add(scaled, big.NewRat(1, 2))
+	q := new(big.Int).Quo(scaled.Num(), scaled.Denom())
+	s := fmt.Sprintf("%09s", q.String())
+	s = s[:len(s)-8] + "." + s[len(s)-8:]
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return s
+}
+
+func ratText(r *big.Rat) string { return roundHalfUp8(r) }
+
+type testLake struct {
+	lake   *lake.Lake
+	engine *query.Engine
+	dir    string
+}
+
+func newTestLake(t *testing.T, opts lake.Options) *testLake {
+	t.Helper()
+	dir := t.TempDir()
+	if opts.Catalog == "" {
+		opts.Catalog = filepath.Join(dir, "catalog.db")
+	}
+	if opts.Warehouse == "" {
+		opts.Warehouse = filepath.Join(dir, "warehouse")
+	}
+	l, err := lake.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := query.New(l, query.Options{WorkDir: filepath.Join(dir, "query"), PoolSize: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(); l.Close() })
+	return &testLake{lake: l, engine: e, dir: dir}
+}
+
+func (tl *testLake) load(t *testing.T, source string, run func(*loader.Loader) error) loader.Summary {
+	t.Helper()
+	ld, err := loader.New(tl.lake, loader.Options{Source: source, DeadLetter: filepath.Join(tl.dir, "dead-letter.jsonl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runErr := run(ld)
+	sum, err := ld.Finish(context.Background())
+	if runErr != nil {
+		t.Fatal(runErr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+// asxScenario is the real-data acceptance run: it holds on every lake
+// flavour (embedded SQLite + folder, PostgreSQL + S3).
+func asxScenario(t *testing.T, tl *testLake) {
+	ctx := context.Background()
+	dir := testutil.Data(t, "asx")
+	csvPath := testutil.Data(t, "asx", "trades", "7078.csv")
+	days, order := readASXTradesCSV(t, csvPath)
+
+	// A first load (the Binance public-data file) makes a snapshot the ASX
+	// load must not be visible in.
+	vision := testutil.Data(t, "binance", "vision", "BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.from-ws.csv")
+	first := tl.load(t, "binance-csv", func(ld *loader.Loader) error { return ld.BinanceCSV(ctx, vision, "BTCUSDT") })
+	if first.Written != 19_904 {
+		t.Fatalf("Binance file wrote %d trades, want 19,904", first.Written)
+	}
+	sum := tl.load(t, "asx", func(ld *loader.Loader) error { return ld.ASX(ctx, dir) })
+	wantTrades := int64(91_631 + 232 + 11)
+	wantQuotes := int64(77_849 + 549 + 60)
+	if sum.Rejected != 0 || sum.Tables["market_data.trades"] != wantTrades || sum.Tables["market_data.quotes"] != wantQuotes ||
+		sum.Tables["market_data.reference_data"] != 4 {
+		t.Fatalf("ASX load summary %+v", sum)
+	}
+
+	// All 91,631 BHP trades, and per-day counts as in the file.
+	bars, err := tl.engine.Bars(ctx, query.BarQuery{Filter: query.Filter{Symbol: "BHP", Exchange: "ASX"}, Interval: md.Interval1d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bars) != len(order) {
+		t.Fatalf("%d daily bars, want %d", len(bars), len(order))
+	}
+	var total int64
+	for i, b := range bars {
+		d := days[order[i]]
+		total += b.TradeCount
+		start := b.WindowStart.Time().In(aedt)
+		if start.Format(time.DateOnly) != order[i] || start.Hour() != 0 || b.WindowEnd-b.WindowStart != 86_400_000_000 {
+			t.Errorf("bar %d window %s–%s, want Sydney day %s", i, b.WindowStart, b.WindowEnd, order[i])
+		}
+		got := []string{fmt.Sprint(b.TradeCount), b.Open.String(), b.High.String(), b.Low.String(), b.Close.String(), b.Volume.String(), b.VWAP.String()}
+		want := []string{fmt.Sprint(d.count), ratText(d.open), ratText(d.high), ratText(d.low), ratText(d.close), ratText(d.volume),
+			roundHalfUp8(new(big.Rat).Quo(d.notional, d.volume))}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: count open high low close volume vwap = %v, want %v", order[i], got, want)
+		}
+	}
+	if total != 91_631 {
+		t.Fatalf("BHP trades in the lake: %d, want 91,631", total)
+	}
+
+	// First and last trade of each day at the right UTC instant.
+	asx, _ := md.LookupExchange("ASX")
+	for _, date := range order {
+		day, _ := time.ParseInLocation(time.DateOnly, date, asx.Location())
+		f := query.Filter{Symbol: "BHP", From: md.TimestampOf(day), To: md.TimestampOf(day.AddDate(0, 0, 1))}
+		firstTrade, err := tl.engine.Trades(ctx, query.RecordQuery{Filter: f, Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lastTrade, err := tl.engine.Trades(ctx, query.RecordQuery{Filter: f, Limit: 1, Desc: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantFirst := md.TimestampOf(days[date].first).String()
+		wantLast := md.TimestampOf(days[date].last).String()
+		if len(firstTrade) != 1 || len(lastTrade) != 1 || firstTrade[0].Timestamp.String() != wantFirst || lastTrade[0].Timestamp.String() != wantLast {
+			t.Fatalf("%s: first/last = %v / %v, want %s / %s", date, firstTrade, lastTrade, wantFirst, wantLast)
+		}
+	}
+
+	// The daily summary is the 1d bar of the local trading date.
+	s, err := tl.engine.Summary(ctx, "BHP", "", "2014-03-11", query.AsOf{})
+	if err != nil || s == nil || s.TradeCount != days["2014-03-11"].count {
+		t.Fatalf("summary 2014-03-11 = %+v, %v", s, err)
+	}
+
+	// Quotes: the real column order, empty sides null.
+	quotes, err := tl.engine.Quotes(ctx, query.RecordQuery{Filter: query.Filter{Symbol: "BHP"}, Limit: 1})
+	if err != nil || len(quotes) != 1 {
+		t.Fatalf("quotes: %v %v", quotes, err)
+	}
+	q := quotes[0]
+	if q.BidPrice.String() != "37.7" || q.BidQuantity.String() != "300" || q.AskPrice.Valid || q.AskQuantity.Valid ||
+		q.Timestamp.String() != "2014-03-09T18:43:45.676000Z" {
+		t.Fatalf("first BHP quote = %+v, want bid 37.7×300, no ask, at 05:43:45.676 Sydney", q)
+	}
+
+	// A second load adds nothing.
+	snaps, _ := tl.engine.Snapshots(ctx, lake.Trades)
+	again := tl.load(t, "asx", func(ld *loader.Loader) error { return ld.ASX(ctx, dir) })
+	if again.Written != 0 || again.Duplicates != wantTrades+wantQuotes+4 || again.Commits != 0 {
+		t.Fatalf("second load: %+v", again)
+	}
+	snaps2, _ := tl.engine.Snapshots(ctx, lake.Trades)
+	if len(snaps2) != len(snaps) {
+		t.Fatalf("second load made snapshots: %d → %d", len(snaps), len(snaps2))
+	}
+
+	// Time travel: as of the first snapshot only the first load is visible.
+	firstSnap := snaps[len(snaps)-1]
+	stats, err := tl.engine.Stats(ctx, query.AsOf{SnapshotID: firstSnap.SnapshotID})
+	if err != nil || stats[0].Rows != 19_904 {
+		t.Fatalf("as of the first snapshot: %+v %v", stats, err)
+	}
+	old, err := tl.engine.Trades(ctx, query.RecordQuery{Filter: query.Filter{Symbol: "BHP"}, AsOf: query.AsOf{SnapshotID: firstSnap.SnapshotID}})
+	if err != nil || len(old) != 0 {
+		t.Fatalf("BHP visible before it was loaded: %d rows, %v", len(old), err)
+	}
+	byTime, err := tl.engine.Symbols(ctx, "", query.AsOf{Time: firstSnap.Timestamp})
+	if err != nil || len(byTime) != 1 || byTime[0].Symbol != "BTCUSDT" || byTime[0].Trades != 19_904 {
+		t.Fatalf("symbols as of %s: %+v %v", firstSnap.Timestamp, byTime, err)
+	}
+	cur, _ := tl.engine.Stats(ctx, query.AsOf{})
+	if cur[0].Rows != 19_904+wantTrades || cur[1].Rows != wantQuotes || cur[2].Rows != 4 {
+		t.Fatalf("current stats %+v", cur)
+	}
+}
+
+func TestASXRealDataEmbedded(t *testing.T) {
+	asxScenario(t, newTestLake(t, lake.Options{}))
+}

@@ -1,0 +1,443 @@
+// Package query answers questions of the lake with DuckDB. Iceberg-go
+// plans which data files a question needs (partition pruning, then column
+// bounds) for the current snapshot or any earlier one; DuckDB reads just
+// those Parquet files. DuckDB's iceberg and httpfs extensions are never
+// used: files on S3 are read through a local cache of immutable data files.
+//
+// Every query borrows a connection from a bounded pool, runs under a
+// deadline that really interrupts DuckDB, and inside a memory limit; the
+// DuckDB database may only read the lake's own directories.
+package query
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/k2-market-data/k2/internal/lake"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/ops"
+)
+
+var (
+	mQueries = ops.Factory.NewCounterVec(prometheus.CounterOpts{
+		Name: "k2_query_executions_total", Help: "Queries by type and outcome (success, error, timeout).",
+	}, []string{"query_type", "status"})
+	mQueryDuration = ops.Factory.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "k2_query_duration_seconds", Help: "Query time including planning and the pool wait.",
+		Buckets: ops.LatencyBuckets,
+	}, []string{"query_type"})
+	mQueryFiles = ops.Factory.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "k2_query_files_scanned", Help: "Data files a query read after pruning.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+	}, []string{"query_type"})
+	mQueryRows = ops.Factory.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "k2_query_rows_returned", Help: "Rows a query returned.",
+		Buckets: ops.RowBuckets,
+	}, []string{"query_type"})
+)
+
+// ErrTimeout is returned when a query ran past its deadline and was interrupted.
+var ErrTimeout = errors.New("query timed out")
+
+// Options tune the engine. Zero values take the defaults.
+type Options struct {
+	PoolSize       int           // concurrent queries (default 4)
+	AcquireTimeout time.Duration // wait for a free connection (default 30s)
+	QueryTimeout   time.Duration // interrupt a query after this (default 30s)
+	MemoryLimit    string        // DuckDB memory_limit (default 2GB)
+	Threads        int           // DuckDB threads (default GOMAXPROCS)
+	// WorkDir holds DuckDB's spill files and the cache of object-store
+	// data files (required; the CLI uses <data-dir>/query).
+	WorkDir       string
+	CacheMaxBytes int64 // object-store file cache bound (default 10 GiB)
+	Logger        *slog.Logger
+}
+
+// Engine runs queries against one lake.
+type Engine struct {
+	lake  *lake.Lake
+	opts  Options
+	conn  *duckdb.Connector
+	db    *sql.DB
+	pool  *Pool
+	cache *fileCache // nil when the warehouse is local
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	tables map[string]*tableState
+}
+
+// tableState caches a table's metadata until its metadata file changes,
+// and the scan plans made against it.
+type tableState struct {
+	location string
+	tbl      *table.Table
+	plans    map[string][]dataFile // by snapshot and filter
+}
+
+const maxCachedPlans = 512
+
+// New opens an in-process DuckDB database confined to the lake.
+func New(l *lake.Lake, opts Options) (*Engine, error) {
+	if opts.PoolSize <= 0 {
+		opts.PoolSize = 4
+	}
+	if opts.AcquireTimeout <= 0 {
+		opts.AcquireTimeout = 30 * time.Second
+	}
+	if opts.QueryTimeout <= 0 {
+		opts.QueryTimeout = 30 * time.Second
+	}
+	if opts.MemoryLimit == "" {
+		opts.MemoryLimit = "2GB"
+	}
+	if opts.Threads <= 0 {
+		opts.Threads = runtime.GOMAXPROCS(0)
+	}
+	if opts.CacheMaxBytes <= 0 {
+		opts.CacheMaxBytes = 10 << 30
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.WorkDir == "" {
+		return nil, errors.New("query: WorkDir not set")
+	}
+	e := &Engine{lake: l, opts: opts, log: opts.Logger, tables: map[string]*tableState{}}
+	tmp := filepath.Join(opts.WorkDir, "spill")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("query work dir: %w", err)
+	}
+	allowed := []string{tmp}
+	if local := lake.LocalPath(l.Warehouse()); local != "" {
+		allowed = append(allowed, local)
+	} else {
+		dir := filepath.Join(opts.WorkDir, "files")
+		c, err := newFileCache(dir, opts.CacheMaxBytes, l.FS)
+		if err != nil {
+			return nil, err
+		}
+		e.cache = c
+		allowed = append(allowed, dir)
+	}
+	settings := []string{
+		"SET autoinstall_known_extensions = false",
+		"SET autoload_known_extensions = false",
+		"SET TimeZone = 'UTC'",
+		fmt.Sprintf("SET memory_limit = %s", sqlString(opts.MemoryLimit)),
+		fmt.Sprintf("SET threads = %d", opts.Threads),
+		fmt.Sprintf("SET temp_directory = %s", sqlString(tmp)),
+		fmt.Sprintf("SET allowed_directories = [%s]", sqlList(withSlash(allowed))),
+		"SET enable_external_access = false",
+		// Nothing a query sends may undo the settings above.
+		"SET lock_configuration = true",
+	}
+	var once sync.Once
+	var initErr error
+	conn, err := duckdb.NewConnector("", func(ex driver.ExecerContext) error {
+		// The settings are database-wide: the first connection applies
+		// them (and locks them), later ones inherit them.
+		once.Do(func() {
+			for _, s := range settings {
+				if _, err := ex.ExecContext(context.Background(), s, nil); err != nil {
+					initErr = fmt.Errorf("configure DuckDB (%s): %w", s, err)
+					return
+				}
+			}
+		})
+		return initErr
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open DuckDB: %w", err)
+	}
+	e.conn = conn
+	e.db = sql.OpenDB(conn)
+	e.db.SetMaxIdleConns(opts.PoolSize)
+	e.pool = newPool(e.db, opts.PoolSize, opts.AcquireTimeout)
+	// Open one connection now so a bad setting fails here, not in a query.
+	c, err := e.pool.Acquire(context.Background())
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	c.Release()
+	return e, nil
+}
+
+// Close releases DuckDB.
+func (e *Engine) Close() error {
+	e.pool.close()
+	e.db.Close()
+	return e.conn.Close()
+}
+
+// PoolStats reports the connection pool.
+func (e *Engine) PoolStats() PoolStats { return e.pool.Stats() }
+
+// AsOf selects the table state a query reads: the current snapshot, a
+// snapshot id, or the snapshot that was current at an instant.
+type AsOf struct {
+	SnapshotID int64
+	Time       md.Timestamp
+}
+
+func (a AsOf) String() string {
+	switch {
+	case a.SnapshotID != 0:
+		return fmt.Sprintf("snapshot %d", a.SnapshotID)
+	case a.Time != 0:
+		return "time " + a.Time.String()
+	}
+	return "current"
+}
+
+// load returns the table with its current metadata, reading the metadata
+// file only when the catalog points at a new one.
+func (e *Engine) load(ctx context.Context, name string) (*tableState, error) {
+	loc, err := e.lake.MetadataLocation(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	st := e.tables[name]
+	e.mu.Unlock()
+	if st != nil && st.location == loc {
+		return st, nil
+	}
+	tbl, err := e.lake.Load(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	st = &tableState{location: tbl.MetadataLocation(), tbl: tbl, plans: map[string][]dataFile{}}
+	e.mu.Lock()
+	e.tables[name] = st
+	e.mu.Unlock()
+	return st, nil
+}
+
+// snapshot resolves asOf against the table. A nil snapshot means the table
+// was empty at that point.
+func (e *Engine) snapshot(st *tableState, name string, asOf AsOf) (*table.Snapshot, error) {
+	tbl := st.tbl
+	switch {
+	case asOf.SnapshotID != 0:
+		s := tbl.SnapshotByID(asOf.SnapshotID)
+		if s == nil {
+			return nil, fmt.Errorf("%s.%s has no snapshot %d (list them with k2 query snapshots)", lake.Namespace, name, asOf.SnapshotID)
+		}
+		return s, nil
+	case asOf.Time != 0:
+		s := tbl.SnapshotAsOf(asOf.Time.Time().UnixMilli(), true)
+		if s == nil {
+			first := "it has no snapshots"
+			if snaps := tbl.Metadata().Snapshots(); len(snaps) > 0 {
+				first = "its first snapshot is at " + md.Timestamp(snaps[0].TimestampMs*1000).String()
+			}
+			return nil, fmt.Errorf("%s.%s has no snapshot at or before %s: %s", lake.Namespace, name, asOf.Time, first)
+		}
+		return s, nil
+	}
+	return tbl.CurrentSnapshot(), nil
+}
+
+// dataFile is a planned data file with what pruning and ordering need.
+type dataFile struct {
+	location   string
+	rows       int64
+	minT, maxT md.Timestamp
+}
+
+// Filter narrows a query. Zero values mean "any".
+type Filter struct {
+	Symbol   string
+	Exchange string
+	From, To md.Timestamp // [From, To)
+	// ExcludeConditions leaves out trades carrying any of these condition codes.
+	ExcludeConditions []string
+}
+
+// plan asks iceberg-go for the data files of snap that may hold rows
+// matching f: the partition spec prunes by day and symbol, then the files'
+// column bounds prune further. Plans are cached per snapshot and filter.
+func (e *Engine) plan(ctx context.Context, st *tableState, snap *table.Snapshot, timeCol string, f Filter) ([]dataFile, error) {
+	if snap == nil {
+		return nil, nil
+	}
+	var conds []iceberg.BooleanExpression
+	if f.Symbol != "" {
+		conds = append(conds, iceberg.EqualTo(iceberg.Reference("symbol"), f.Symbol))
+	}
+	if f.Exchange != "" {
+		conds = append(conds, iceberg.EqualTo(iceberg.Reference("exchange"), f.Exchange))
+	}
+	if timeCol != "" && f.From != 0 {
+		conds = append(conds, iceberg.GreaterThanEqual(iceberg.Reference(timeCol), iceberg.Timestamp(f.From)))
+	}
+	if timeCol != "" && f.To != 0 {
+		conds = append(conds, iceberg.LessThan(iceberg.Reference(timeCol), iceberg.Timestamp(f.To)))
+	}
+	var filter iceberg.BooleanExpression = iceberg.AlwaysTrue{}
+	switch len(conds) {
+	case 0:
+	case 1:
+		filter = conds[0]
+	default:
+		filter = iceberg.NewAnd(conds[0], conds[1], conds[2:]...)
+	}
+	key := fmt.Sprintf("%d|%s|%s|%d|%d", snap.SnapshotID, f.Symbol, f.Exchange, f.From, f.To)
+	e.mu.Lock()
+	cached, ok := st.plans[key]
+	e.mu.Unlock()
+	if ok {
+		return cached, nil
+	}
+	tasks, err := st.tbl.Scan(table.WithSnapshotID(snap.SnapshotID), table.WithRowFilter(filter)).PlanFiles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", st.tbl.Identifier(), err)
+	}
+	var timeID int
+	if timeCol != "" {
+		if fld, ok := st.tbl.Schema().FindFieldByName(timeCol); ok {
+			timeID = fld.ID
+		}
+	}
+	files := make([]dataFile, 0, len(tasks))
+	for _, t := range tasks {
+		df := dataFile{location: t.File.FilePath(), rows: t.File.Count()}
+		if timeID != 0 {
+			df.minT, _ = boundTimestamp(t.File.LowerBoundValues()[timeID])
+			df.maxT, _ = boundTimestamp(t.File.UpperBoundValues()[timeID])
+		}
+		files = append(files, df)
+	}
+	e.mu.Lock()
+	if len(st.plans) >= maxCachedPlans {
+		clear(st.plans)
+	}
+	st.plans[key] = files
+	e.mu.Unlock()
+	return files, nil
+}
+
+// paths returns the local paths DuckDB reads for files, fetching
+// object-store files into the cache.
+func (e *Engine) paths(ctx context.Context, files []dataFile) ([]string, error) {
+	out := make([]string, len(files))
+	for i, f := range files {
+		if p := lake.LocalPath(f.location); p != "" {
+			out[i] = p
+			continue
+		}
+		if e.cache == nil {
+			return nil, fmt.Errorf("data file %s is not local and no cache is configured", f.location)
+		}
+		p, err := e.cache.local(ctx, f.location)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+// run executes a query on a pooled connection under the query deadline and
+// hands the rows to scan.
+func (e *Engine) run(ctx context.Context, sqlText string, args []any, scan func(*sql.Rows) error) error {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.QueryTimeout)
+	defer cancel()
+	c, err := e.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	rows, err := c.QueryContext(ctx, sqlText, args...)
+	if err == nil {
+		err = scan(rows)
+		if cerr := rows.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w after %s (raise --query-timeout or narrow the query)", ErrTimeout, e.opts.QueryTimeout)
+	}
+	return err
+}
+
+// observe records a query's metrics.
+func observe(kind string, start time.Time, files, rows int, err error) {
+	status := "success"
+	switch {
+	case errors.Is(err, ErrTimeout):
+		status = "timeout"
+	case err != nil:
+		status = "error"
+	}
+	mQueries.WithLabelValues(kind, status).Inc()
+	mQueryDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	if err == nil {
+		mQueryFiles.WithLabelValues(kind).Observe(float64(files))
+		mQueryRows.WithLabelValues(kind).Observe(float64(rows))
+	}
+}
+
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func sqlList(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = sqlString(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+func withSlash(dirs []string) []string {
+	out := make([]string, len(dirs))
+	for i, d := range dirs {
+		out[i] = strings.TrimSuffix(d, "/") + "/"
+	}
+	return out
+}
+
+// readParquet is the FROM clause over the given files.
+func readParquet(paths []string) string {
+	return "read_parquet([" + sqlList(paths) + "], hive_partitioning = false)"
+}
+
+// sortFiles orders files for a top-N read: newest data first for desc,
+// oldest first for asc.
+func sortFiles(files []dataFile, desc bool) {
+	sort.SliceStable(files, func(i, j int) bool {
+		if desc {
+			return files[i].maxT > files[j].maxT
+		}
+		return files[i].minT < files[j].minT
+	})
+}
+
+// boundTimestamp decodes an Iceberg timestamp bound (8 bytes, little endian).
+func boundTimestamp(b []byte) (md.Timestamp, bool) {
+	if len(b) != 8 {
+		return 0, false
+	}
+	return md.Timestamp(int64(binary.LittleEndian.Uint64(b))), true
+}

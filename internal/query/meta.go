@@ -1,0 +1,183 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/k2-market-data/k2/internal/lake"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+)
+
+// SymbolInfo describes one instrument's stored trades.
+type SymbolInfo struct {
+	Symbol   string       `json:"symbol"`
+	Exchange string       `json:"exchange"`
+	Trades   int64        `json:"trades"`
+	First    md.Timestamp `json:"first_trade"`
+	Last     md.Timestamp `json:"last_trade"`
+}
+
+// Symbols lists the instruments with trades, optionally on one exchange.
+func (e *Engine) Symbols(ctx context.Context, exchange string, asOf AsOf) (out []SymbolInfo, err error) {
+	start := time.Now()
+	read := 0
+	defer func() { observe("symbols", start, read, len(out), err) }()
+	st, err := e.load(ctx, lake.Trades)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := e.snapshot(st, lake.Trades, asOf)
+	if err != nil {
+		return nil, err
+	}
+	files, err := e.plan(ctx, st, snap, "timestamp", Filter{Exchange: exchange})
+	if err != nil || len(files) == 0 {
+		return nil, err
+	}
+	read = len(files)
+	paths, err := e.paths(ctx, files)
+	if err != nil {
+		return nil, err
+	}
+	w := filterWhere(Filter{Exchange: exchange}, `"timestamp"`)
+	sqlText := fmt.Sprintf(`SELECT symbol, exchange, count(*), epoch_us(min("timestamp")), epoch_us(max("timestamp"))
+		FROM %s%s GROUP BY symbol, exchange ORDER BY exchange, symbol`, readParquet(paths), w)
+	err = e.run(ctx, sqlText, w.args, func(rows *sql.Rows) error {
+		for rows.Next() {
+			var s SymbolInfo
+			var first, last int64
+			if err := rows.Scan(&s.Symbol, &s.Exchange, &s.Trades, &first, &last); err != nil {
+				return err
+			}
+			s.First, s.Last = md.Timestamp(first), md.Timestamp(last)
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// TableStats summarises a table at a snapshot from its metadata alone.
+type TableStats struct {
+	Table      string       `json:"table"`
+	SnapshotID int64        `json:"snapshot_id"`
+	Rows       int64        `json:"rows"`
+	DataFiles  int64        `json:"data_files"`
+	Bytes      int64        `json:"bytes"`
+	Snapshots  int          `json:"snapshots"`
+	First      md.Timestamp `json:"first_timestamp,omitempty"`
+	Last       md.Timestamp `json:"last_timestamp,omitempty"`
+}
+
+// Stats returns row counts, file counts, sizes and time ranges of every
+// table. Counts come from the snapshot summaries Iceberg keeps, so they are
+// exact without reading data.
+//
+// A snapshot id belongs to one table; the other tables are shown as they
+// stood when that snapshot was committed, so the answer is one consistent
+// picture of the lake.
+func (e *Engine) Stats(ctx context.Context, asOf AsOf) ([]TableStats, error) {
+	names := []string{lake.Trades, lake.Quotes, lake.ReferenceData}
+	states := make([]*tableState, len(names))
+	owner := -1
+	for i, name := range names {
+		st, err := e.load(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		states[i] = st
+		if asOf.SnapshotID != 0 && st.tbl.SnapshotByID(asOf.SnapshotID) != nil {
+			owner = i
+		}
+	}
+	if asOf.SnapshotID != 0 && owner < 0 {
+		return nil, fmt.Errorf("no table has snapshot %d (list them with k2 query snapshots)", asOf.SnapshotID)
+	}
+	var out []TableStats
+	for i, name := range names {
+		st := states[i]
+		var snap *table.Snapshot
+		switch {
+		case asOf.SnapshotID != 0 && i == owner:
+			snap = st.tbl.SnapshotByID(asOf.SnapshotID)
+		case asOf.SnapshotID != 0:
+			ms := states[owner].tbl.SnapshotByID(asOf.SnapshotID).TimestampMs
+			snap = st.tbl.SnapshotAsOf(ms, true)
+		case asOf.Time != 0:
+			snap = st.tbl.SnapshotAsOf(asOf.Time.Time().UnixMilli(), true) // nil: the table was empty then
+		default:
+			snap = st.tbl.CurrentSnapshot()
+		}
+		ts := TableStats{Table: lake.Namespace + "." + name, Snapshots: len(st.tbl.Metadata().Snapshots())}
+		if snap != nil {
+			ts.SnapshotID = snap.SnapshotID
+			if snap.Summary != nil {
+				p := snap.Summary.Properties
+				ts.Rows, _ = strconv.ParseInt(p["total-records"], 10, 64)
+				ts.DataFiles, _ = strconv.ParseInt(p["total-data-files"], 10, 64)
+				ts.Bytes, _ = strconv.ParseInt(p["total-files-size"], 10, 64)
+			}
+			timeCol := "timestamp"
+			if name == lake.ReferenceData {
+				timeCol = ""
+			}
+			files, err := e.plan(ctx, st, snap, timeCol, Filter{})
+			if err != nil {
+				return nil, err
+			}
+			for i, f := range files {
+				if timeCol == "" {
+					break
+				}
+				if i == 0 || f.minT < ts.First {
+					ts.First = f.minT
+				}
+				if i == 0 || f.maxT > ts.Last {
+					ts.Last = f.maxT
+				}
+			}
+		}
+		out = append(out, ts)
+	}
+	return out, nil
+}
+
+// SnapshotInfo describes one table version.
+type SnapshotInfo struct {
+	SnapshotID     int64             `json:"snapshot_id"`
+	ParentID       *int64            `json:"parent_id"`
+	SequenceNumber int64             `json:"sequence_number"`
+	Timestamp      md.Timestamp      `json:"timestamp"`
+	Operation      string            `json:"operation"`
+	Current        bool              `json:"current"`
+	Summary        map[string]string `json:"summary"`
+}
+
+// Snapshots lists a table's snapshots, newest first.
+func (e *Engine) Snapshots(ctx context.Context, tableName string) ([]SnapshotInfo, error) {
+	st, err := e.load(ctx, tableName)
+	if err != nil {
+		return nil, err
+	}
+	cur := st.tbl.CurrentSnapshot()
+	var out []SnapshotInfo
+	for _, s := range st.tbl.Metadata().Snapshots() {
+		si := SnapshotInfo{
+			SnapshotID: s.SnapshotID, ParentID: s.ParentSnapshotID, SequenceNumber: s.SequenceNumber,
+			Timestamp: md.Timestamp(s.TimestampMs * 1000), Current: cur != nil && cur.SnapshotID == s.SnapshotID,
+		}
+		if s.Summary != nil {
+			si.Operation = string(s.Summary.Operation)
+			si.Summary = s.Summary.Properties
+		}
+		out = append(out, si)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].SequenceNumber > out[j].SequenceNumber })
+	return out, nil
+}

@@ -1,0 +1,291 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/k2-market-data/k2/internal/lake"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+)
+
+// MaxLimit bounds the rows one query returns.
+const MaxLimit = 100_000
+
+// RecordQuery selects trades or quotes.
+type RecordQuery struct {
+	Filter
+	AsOf  AsOf
+	Limit int  // 1 … MaxLimit; 0 means 100
+	Desc  bool // newest first
+}
+
+func (q *RecordQuery) validate() error {
+	if q.Limit == 0 {
+		q.Limit = 100
+	}
+	if q.Limit < 0 || q.Limit > MaxLimit {
+		return fmt.Errorf("limit %d is outside 1 … %d", q.Limit, MaxLimit)
+	}
+	if q.From != 0 && q.To != 0 && q.To <= q.From {
+		return fmt.Errorf("time range is empty: to (%s) is not after from (%s)", q.To, q.From)
+	}
+	return nil
+}
+
+// where collects SQL conditions with their bound arguments.
+type where struct {
+	clauses []string
+	args    []any
+}
+
+func (w *where) add(clause string, args ...any) {
+	w.clauses = append(w.clauses, clause)
+	w.args = append(w.args, args...)
+}
+
+func (w *where) String() string {
+	if len(w.clauses) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.clauses, " AND ")
+}
+
+// filterWhere turns a Filter into SQL conditions on the time column.
+func filterWhere(f Filter, timeCol string) *where {
+	w := &where{}
+	if f.Symbol != "" {
+		w.add("symbol = ?", f.Symbol)
+	}
+	if f.Exchange != "" {
+		w.add("exchange = ?", f.Exchange)
+	}
+	if f.From != 0 {
+		w.add(timeCol+" >= make_timestamp(?::BIGINT)::TIMESTAMPTZ", int64(f.From))
+	}
+	if f.To != 0 {
+		w.add(timeCol+" < make_timestamp(?::BIGINT)::TIMESTAMPTZ", int64(f.To))
+	}
+	if len(f.ExcludeConditions) > 0 {
+		w.add("NOT list_has_any(trade_conditions, [" + sqlList(f.ExcludeConditions) + "])")
+	}
+	return w
+}
+
+const tradeColumns = `message_id, trade_id, symbol, exchange, asset_class, "timestamp", price, quantity,
+	currency, side, trade_conditions, source_sequence, ingestion_timestamp, platform_sequence, vendor_data`
+
+const quoteColumns = `message_id, quote_id, symbol, exchange, asset_class, "timestamp", bid_price, bid_quantity,
+	ask_price, ask_quantity, currency, source_sequence, ingestion_timestamp, platform_sequence, vendor_data`
+
+// Trades returns trades matching q in time order (newest first when Desc).
+func (e *Engine) Trades(ctx context.Context, q RecordQuery) ([]md.Trade, error) {
+	var out []md.Trade
+	err := e.topN(ctx, "trades", lake.Trades, "trade_id", tradeColumns, q, func(rows *sql.Rows) (md.Timestamp, error) {
+		t, err := scanTrade(rows)
+		out = append(out, t)
+		return t.Timestamp, err
+	}, func() { out = out[:0] })
+	return out, err
+}
+
+// Quotes returns quotes matching q in time order (newest first when Desc).
+func (e *Engine) Quotes(ctx context.Context, q RecordQuery) ([]md.Quote, error) {
+	if len(q.ExcludeConditions) > 0 {
+		return nil, fmt.Errorf("condition filters apply to trades, not quotes")
+	}
+	var out []md.Quote
+	err := e.topN(ctx, "quotes", lake.Quotes, "quote_id", quoteColumns, q, func(rows *sql.Rows) (md.Timestamp, error) {
+		v, err := scanQuote(rows)
+		out = append(out, v)
+		return v.Timestamp, err
+	}, func() { out = out[:0] })
+	return out, err
+}
+
+// topN reads the first q.Limit rows in time order. Rather than handing
+// DuckDB every planned file, it starts with the files whose time bounds
+// come first in the requested order and holds enough rows, then widens the
+// set until no unread file could hold a row that belongs in the answer:
+// "the latest 100 trades" reads the newest file or two, however long the
+// history.
+func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns string, q RecordQuery,
+	scan func(*sql.Rows) (md.Timestamp, error), reset func()) (err error) {
+	start := time.Now()
+	read, n := 0, 0
+	defer func() { observe(kind, start, read, n, err) }()
+	if err := q.validate(); err != nil {
+		return err
+	}
+	st, err := e.load(ctx, tableName)
+	if err != nil {
+		return err
+	}
+	snap, err := e.snapshot(st, tableName, q.AsOf)
+	if err != nil {
+		return err
+	}
+	files, err := e.plan(ctx, st, snap, "timestamp", q.Filter)
+	if err != nil || len(files) == 0 {
+		return err
+	}
+	files = append([]dataFile(nil), files...)
+	sortFiles(files, q.Desc)
+	dir := "ASC"
+	if q.Desc {
+		dir = "DESC"
+	}
+	w := filterWhere(q.Filter, `"timestamp"`)
+	k, have := 0, int64(0)
+	for k < len(files) && have < int64(q.Limit) {
+		have += files[k].rows
+		k++
+	}
+	for {
+		paths, err := e.paths(ctx, files[:k])
+		if err != nil {
+			return err
+		}
+		sqlText := fmt.Sprintf(`SELECT %s FROM %s%s ORDER BY "timestamp" %s, source_sequence %s NULLS LAST, %s %s LIMIT %d`,
+			columns, readParquet(paths), w, dir, dir, keyCol, dir, q.Limit)
+		reset()
+		n = 0
+		var edge md.Timestamp
+		err = e.run(ctx, sqlText, w.args, func(rows *sql.Rows) error {
+			for rows.Next() {
+				ts, err := scan(rows)
+				if err != nil {
+					return err
+				}
+				edge = ts
+				n++
+			}
+			return nil
+		})
+		read = k
+		if err != nil {
+			return err
+		}
+		if k == len(files) {
+			return nil
+		}
+		if n < q.Limit { // too few matching rows so far: read more files
+			k = min(len(files), 2*k)
+			continue
+		}
+		// A full answer; unread files whose bounds reach the last row's
+		// time could still hold rows that belong in it.
+		more := k
+		for more < len(files) && (q.Desc && files[more].maxT >= edge || !q.Desc && files[more].minT <= edge) {
+			more++
+		}
+		if more == k {
+			return nil
+		}
+		k = more
+	}
+}
+
+func decimalOf(v any) (md.Decimal, error) {
+	d, ok := v.(duckdb.Decimal)
+	if !ok {
+		return 0, fmt.Errorf("expected DECIMAL, got %T", v)
+	}
+	return md.DecimalFromScaled(d.Value, int(d.Scale))
+}
+
+func nullDecimalOf(v any) (md.NullDecimal, error) {
+	if v == nil {
+		return md.NullDecimal{}, nil
+	}
+	d, err := decimalOf(v)
+	return md.SomeDecimal(d), err
+}
+
+func nullInt(n sql.NullInt64) md.NullInt64 { return md.NullInt64{Int64: n.Int64, Valid: n.Valid} }
+
+func stringList(v any) []string {
+	items, _ := v.([]any)
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		if s, ok := it.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func stringMap(v any) map[string]string {
+	m, ok := v.(duckdb.Map)
+	if !ok {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, val := range m {
+		ks, _ := k.(string)
+		vs, _ := val.(string)
+		out[ks] = vs
+	}
+	return out
+}
+
+func scanTrade(rows *sql.Rows) (md.Trade, error) {
+	var (
+		t               md.Trade
+		asset, side     string
+		ts, ingested    time.Time
+		price, qty      any
+		conds, vendor   any
+		srcSeq, platSeq sql.NullInt64
+	)
+	if err := rows.Scan(&t.MessageID, &t.TradeID, &t.Symbol, &t.Exchange, &asset, &ts, &price, &qty,
+		&t.Currency, &side, &conds, &srcSeq, &ingested, &platSeq, &vendor); err != nil {
+		return t, err
+	}
+	var err error
+	if t.Price, err = decimalOf(price); err != nil {
+		return t, err
+	}
+	if t.Quantity, err = decimalOf(qty); err != nil {
+		return t, err
+	}
+	t.AssetClass, t.Side = md.AssetClass(asset), md.Side(side)
+	t.Timestamp, t.IngestionTimestamp = md.TimestampOf(ts), md.TimestampOf(ingested)
+	t.TradeConditions = stringList(conds)
+	t.SourceSequence, t.PlatformSequence = nullInt(srcSeq), nullInt(platSeq)
+	t.VendorData = stringMap(vendor)
+	return t, nil
+}
+
+func scanQuote(rows *sql.Rows) (md.Quote, error) {
+	var (
+		q               md.Quote
+		asset           string
+		ts, ingested    time.Time
+		bp, bq, ap, aq  any
+		vendor          any
+		srcSeq, platSeq sql.NullInt64
+	)
+	if err := rows.Scan(&q.MessageID, &q.QuoteID, &q.Symbol, &q.Exchange, &asset, &ts, &bp, &bq, &ap, &aq,
+		&q.Currency, &srcSeq, &ingested, &platSeq, &vendor); err != nil {
+		return q, err
+	}
+	var err error
+	for _, c := range []struct {
+		dst *md.NullDecimal
+		src any
+	}{{&q.BidPrice, bp}, {&q.BidQuantity, bq}, {&q.AskPrice, ap}, {&q.AskQuantity, aq}} {
+		if *c.dst, err = nullDecimalOf(c.src); err != nil {
+			return q, err
+		}
+	}
+	q.AssetClass = md.AssetClass(asset)
+	q.Timestamp, q.IngestionTimestamp = md.TimestampOf(ts), md.TimestampOf(ingested)
+	q.SourceSequence, q.PlatformSequence = nullInt(srcSeq), nullInt(platSeq)
+	q.VendorData = stringMap(vendor)
+	return q, nil
+}
