@@ -1,0 +1,38 @@
+# K2 — common tasks. `make test` is the full suite (what CI runs); see
+# scripts/test.sh and scripts/test-services.sh.
+
+GO ?= go
+# Extra go test flags and packages, e.g. make test TESTFLAGS='-run TestLake -v ./internal/lake/'
+# (packages default to ./...)
+TESTFLAGS ?=
+
+# Service settings that test-unit hides so that integration tests skip.
+SERVICE_ENV := K2_TEST_POSTGRES_URL K2_TEST_S3_ENDPOINT K2_TEST_S3_BUCKET \
+	K2_TEST_S3_ACCESS_KEY K2_TEST_S3_SECRET_KEY K2_TEST_S3_REGION K2_TEST_PYTHON \
+	K2_TEST_REQUIRE_SERVICES
+
+.PHONY: build test test-unit services-start services-stop services-status services-reset
+
+build:
+	$(GO) build -o bin/k2 ./cmd/k2
+
+# Full suite against real PostgreSQL, S3 (versitygw) and PyIceberg.
+test:
+	scripts/test.sh $(TESTFLAGS)
+
+# Unit tests only: no services; tests that need one skip.
+test-unit:
+	env $(addprefix -u ,$(SERVICE_ENV)) $(GO) test $(if $(filter ./% ../% github.com/%,$(TESTFLAGS)),,./...) $(TESTFLAGS)
+
+services-start:
+	scripts/test-services.sh start
+
+services-stop:
+	scripts/test-services.sh stop
+
+services-status:
+	scripts/test-services.sh status
+
+# Stop the services and delete their data (PostgreSQL cluster, S3 objects).
+services-reset:
+	scripts/test-services.sh reset

@@ -1,0 +1,265 @@
+// Package testsvc gives Go tests the real services that scripts/test-services.sh
+// runs: a PostgreSQL server (Iceberg SQL catalog), an S3 server (versitygw,
+// the warehouse) and a Python venv with PyIceberg (to prove that another engine
+// reads the tables K2 writes).
+//
+// The services are found through environment variables, which
+// `scripts/test-services.sh env` prints and `make test` (scripts/test.sh) sets:
+//
+//	K2_TEST_POSTGRES_URL   postgres://k2:k2@127.0.0.1:55432/k2?sslmode=disable
+//	K2_TEST_S3_ENDPOINT    http://127.0.0.1:59000
+//	K2_TEST_S3_BUCKET      k2-test
+//	K2_TEST_S3_ACCESS_KEY  root access key of the local gateway
+//	K2_TEST_S3_SECRET_KEY  its secret
+//	K2_TEST_S3_REGION      us-east-1
+//	K2_TEST_PYTHON         the venv's python (PyIceberg, pyarrow, SQLAlchemy, psycopg2)
+//
+// When a variable is missing the test is skipped with a message saying how to
+// start the services, so `go test ./...` alone still passes on a bare machine.
+// scripts/test.sh also sets K2_TEST_REQUIRE_SERVICES=1, which turns those
+// skips into failures: in `make test` and CI a missing service is an error,
+// never a silently skipped test.
+package testsvc
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/k2-market-data/k2/internal/testutil"
+)
+
+// Environment variable names (the contract with scripts/test-services.sh).
+const (
+	EnvPostgresURL     = "K2_TEST_POSTGRES_URL"
+	EnvS3Endpoint      = "K2_TEST_S3_ENDPOINT"
+	EnvS3Bucket        = "K2_TEST_S3_BUCKET"
+	EnvS3AccessKey     = "K2_TEST_S3_ACCESS_KEY"
+	EnvS3SecretKey     = "K2_TEST_S3_SECRET_KEY"
+	EnvS3Region        = "K2_TEST_S3_REGION"
+	EnvPython          = "K2_TEST_PYTHON"
+	EnvRequireServices = "K2_TEST_REQUIRE_SERVICES"
+)
+
+const startHint = "run `make test` (scripts/test.sh), or `scripts/test-services.sh start` and " +
+	"`eval \"$(scripts/test-services.sh env)\"` before go test"
+
+// need returns the value of an environment variable, or skips the test (fails
+// it when K2_TEST_REQUIRE_SERVICES=1) naming the service that is missing.
+func need(t testing.TB, service, name string) string {
+	t.Helper()
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	msg := fmt.Sprintf("%s not started: %s is unset; %s", service, name, startHint)
+	if os.Getenv(EnvRequireServices) == "1" {
+		t.Fatalf("%s (%s=1)", msg, EnvRequireServices)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// Postgres returns the URL of the test PostgreSQL database (role k2, database
+// k2), or skips the test. Tests that create catalogs should prefer
+// FreshPostgresDB, which gives each test its own empty database.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	return need(t, "PostgreSQL", EnvPostgresURL)
+}
+
+// S3Config locates the test S3 server.
+type S3Config struct {
+	Endpoint  string // http://127.0.0.1:59000; path-style addressing
+	Bucket    string // k2-test, created by scripts/test-services.sh start
+	AccessKey string
+	SecretKey string
+	Region    string
+}
+
+// S3 returns the test S3 server's settings, or skips the test.
+func S3(t testing.TB) S3Config {
+	t.Helper()
+	return S3Config{
+		Endpoint:  need(t, "S3 server", EnvS3Endpoint),
+		Bucket:    need(t, "S3 server", EnvS3Bucket),
+		AccessKey: need(t, "S3 server", EnvS3AccessKey),
+		SecretKey: need(t, "S3 server", EnvS3SecretKey),
+		Region:    need(t, "S3 server", EnvS3Region),
+	}
+}
+
+// IcebergProps returns the iceberg-go FileIO properties (github.com/apache/iceberg-go/io)
+// that reach this S3 server: s3.endpoint, s3.access-key-id,
+// s3.secret-access-key, s3.region and s3.force-virtual-addressing=false.
+func (c S3Config) IcebergProps() map[string]string {
+	return map[string]string{
+		"s3.endpoint":                 c.Endpoint,
+		"s3.access-key-id":            c.AccessKey,
+		"s3.secret-access-key":        c.SecretKey,
+		"s3.region":                   c.Region,
+		"s3.force-virtual-addressing": "false",
+	}
+}
+
+// PyIcebergArgs returns the --s3-* flags of scripts/pyiceberg_check.py for
+// this server.
+func (c S3Config) PyIcebergArgs() []string {
+	return []string{
+		"--s3-endpoint", c.Endpoint,
+		"--s3-access-key", c.AccessKey,
+		"--s3-secret-key", c.SecretKey,
+		"--s3-region", c.Region,
+	}
+}
+
+// Python returns the path of the test venv's python (with PyIceberg), or
+// skips the test.
+func Python(t testing.TB) string {
+	t.Helper()
+	p := need(t, "PyIceberg venv", EnvPython)
+	if _, err := os.Stat(p); err != nil {
+		msg := fmt.Sprintf("PyIceberg venv not set up: %s=%s: %v; %s", EnvPython, p, err, startHint)
+		if os.Getenv(EnvRequireServices) == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return p
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// slug turns a test name into a short, safe name part.
+func slug(name string, max int) string {
+	s := strings.Trim(unsafeChars.ReplaceAllString(name, "-"), "-.")
+	if len(s) > max {
+		s = strings.TrimRight(s[:max], "-.")
+	}
+	if s == "" {
+		s = "test"
+	}
+	return s
+}
+
+func randomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// NewS3Prefix returns a warehouse location unique to this test run,
+// s3://<bucket>/<test-name>-<random>, on the test S3 server (skipping the
+// test when there is none). Nothing is created or cleaned up: the prefix is
+// empty, and the objects are left for inspection until
+// `scripts/test-services.sh reset`.
+func NewS3Prefix(t testing.TB) string {
+	t.Helper()
+	c := S3(t)
+	return fmt.Sprintf("s3://%s/%s-%s", c.Bucket, slug(t.Name(), 80), randomHex(t, 6))
+}
+
+// FreshPostgresDB creates a new, empty database on the test PostgreSQL server,
+// owned by the test role, and returns its URL (the K2_TEST_POSTGRES_URL with
+// the database name replaced). The database is dropped when the test ends
+// (even if sessions are still connected), unless K2_TEST_KEEP_DBS=1.
+func FreshPostgresDB(t testing.TB) string {
+	t.Helper()
+	base := Postgres(t)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("%s: %v", EnvPostgresURL, err)
+	}
+	// PostgreSQL identifiers: at most 63 bytes; lower case avoids quoting surprises.
+	name := "k2t_" + strings.ReplaceAll(strings.ToLower(slug(t.Name(), 44)), "-", "_")
+	name = strings.NewReplacer(".", "_").Replace(name) + "_" + randomHex(t, 5)
+	ident := pgx.Identifier{name}.Sanitize()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connect to PostgreSQL (%s): %v", EnvPostgresURL, err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+		t.Fatalf("CREATE DATABASE %s: %v", ident, err)
+	}
+	t.Cleanup(func() {
+		if os.Getenv("K2_TEST_KEEP_DBS") == "1" {
+			t.Logf("keeping database %s (K2_TEST_KEEP_DBS=1)", name)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("drop database %s: connect: %v", name, err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+			t.Errorf("DROP DATABASE %s: %v", ident, err)
+		}
+	})
+	u.Path = "/" + name
+	return u.String()
+}
+
+// PyIcebergTimeout bounds one run of a PyIceberg script.
+var PyIcebergTimeout = 5 * time.Minute
+
+// RunPyIceberg runs scripts/pyiceberg_check.py with the venv's python and the
+// given arguments (see the script's doc: --catalog-uri, --warehouse, --s3-*,
+// --table, --filter, --metadata-location) and returns its decoded JSON
+// output, {"tables": {"ns.table": {...}}}. Numbers decode as json.Number, so
+// 64-bit snapshot ids stay exact. It skips the test when there is no venv and
+// fails it, with the script's stderr, when the script fails.
+func RunPyIceberg(t testing.TB, args ...string) map[string]any {
+	t.Helper()
+	return RunPythonScript(t, "pyiceberg_check.py", args...)
+}
+
+// RunPythonScript runs scripts/<script> with the venv's python and decodes the
+// one JSON object it prints on stdout (numbers as json.Number).
+func RunPythonScript(t testing.TB, script string, args ...string) map[string]any {
+	t.Helper()
+	py := Python(t)
+	path := filepath.Join(testutil.RepoRoot(t), "scripts", script)
+	ctx, cancel := context.WithTimeout(context.Background(), PyIcebergTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, py, append([]string{path}, args...)...)
+	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_DISABLED=true", "PYTHONDONTWRITEBYTECODE=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	if err != nil {
+		t.Fatalf("%s %s failed after %v: %v\nstderr:\n%s\nstdout:\n%s",
+			script, strings.Join(args, " "), time.Since(start).Round(time.Millisecond), err,
+			stderr.String(), stdout.String())
+	}
+	dec := json.NewDecoder(&stdout)
+	dec.UseNumber()
+	var out map[string]any
+	if err := dec.Decode(&out); err != nil {
+		t.Fatalf("%s: decoding its JSON output: %v\nstdout:\n%s\nstderr:\n%s",
+			script, err, stdout.String(), stderr.String())
+	}
+	return out
+}
