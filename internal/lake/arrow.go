@@ -7,6 +7,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
@@ -43,57 +44,95 @@ type codec[T any] struct {
 	symbol func(*T) string
 	time   func(*T) md.Timestamp
 	seq    func(*T) int64
-	build  func(b *array.RecordBuilder, rows []T, order []int)
+	// columns encode the table's fields, in schema order.
+	columns []encoder[T]
 }
 
-// sortOrder returns row indices ordered by day, symbol, time and sequence:
-// the partition first (so iceberg-go finds each partition in one run instead
-// of copying every partition out of every batch), then the table's sort
-// order inside it.
-func (c *codec[T]) sortOrder(rows []T) []int {
-	order := make([]int, len(rows))
-	for i := range order {
-		order[i] = i
-	}
+// partitions groups rows by partition, (day, symbol), and orders each
+// group by time then sequence: the table's sort order. It returns row
+// indices in that order and the end offset of each group. Grouping is a
+// counting sort, linear in the rows; a group is sorted only when its rows
+// arrived out of time order, which live data rarely does.
+func (c *codec[T]) partitions(rows []T) (order []int, ends []int) {
+	order = make([]int, len(rows))
 	if c.time == nil {
-		return order
+		for i := range order {
+			order[i] = i
+		}
+		return order, []int{len(rows)}
 	}
-	sorted := true
-	for i := 1; i < len(rows) && sorted; i++ {
-		sorted = c.less(&rows[i-1], &rows[i]) <= 0
+	type key struct {
+		day int64
+		sym string
 	}
-	if sorted {
-		return order
+	ids := make([]int32, len(rows))
+	index := map[key]int32{}
+	var keys []key
+	var counts []int
+	for i := range rows {
+		k := key{dayOf(c.time(&rows[i])), c.symbol(&rows[i])}
+		id, ok := index[k]
+		if !ok {
+			id = int32(len(keys))
+			index[k] = id
+			keys = append(keys, k)
+			counts = append(counts, 0)
+		}
+		ids[i] = id
+		counts[id]++
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return c.less(&rows[a], &rows[b]) })
-	return order
+	rank := make([]int32, len(keys))
+	for i := range rank {
+		rank[i] = int32(i)
+	}
+	slices.SortFunc(rank, func(a, b int32) int {
+		if keys[a].day != keys[b].day {
+			return cmpInt(keys[a].day, keys[b].day)
+		}
+		return strings.Compare(keys[a].sym, keys[b].sym)
+	})
+	start := make([]int, len(keys))
+	ends = make([]int, 0, len(keys))
+	off := 0
+	for _, g := range rank {
+		start[g] = off
+		off += counts[g]
+		ends = append(ends, off)
+	}
+	next := slices.Clone(start)
+	for i, id := range ids {
+		order[next[id]] = i
+		next[id]++
+	}
+	lo := 0
+	for _, hi := range ends {
+		run := order[lo:hi]
+		for j := 1; j < len(run); j++ {
+			if c.cmpTimeSeq(&rows[run[j-1]], &rows[run[j]]) > 0 {
+				slices.SortStableFunc(run, func(a, b int) int { return c.cmpTimeSeq(&rows[a], &rows[b]) })
+				break
+			}
+		}
+		lo = hi
+	}
+	return order, ends
 }
 
-func (c *codec[T]) less(a, b *T) int {
-	ta, tb := c.time(a), c.time(b)
-	if da, db := dayOf(ta), dayOf(tb); da != db {
-		if da < db {
-			return -1
-		}
-		return 1
-	}
-	if s := strings.Compare(c.symbol(a), c.symbol(b)); s != 0 {
-		return s
-	}
-	if ta != tb {
-		if ta < tb {
-			return -1
-		}
-		return 1
-	}
-	sa, sb := c.seq(a), c.seq(b)
+func cmpInt(a, b int64) int {
 	switch {
-	case sa < sb:
+	case a < b:
 		return -1
-	case sa > sb:
+	case a > b:
 		return 1
 	}
 	return 0
+}
+
+func (c *codec[T]) cmpTimeSeq(a, b *T) int {
+	if r := cmpInt(int64(c.time(a)), int64(c.time(b))); r != 0 {
+		return r
+	}
+	return cmpInt(c.seq(a), c.seq(b))
 }
 
 func seqOf(n md.NullInt64) int64 {
@@ -103,12 +142,33 @@ func seqOf(n md.NullInt64) int64 {
 	return -1 << 63
 }
 
+// encoder builds one Arrow column from rows taken in order.
+type encoder[T any] func(dt arrow.DataType, rows []T, order []int) arrow.Array
+
 var tradeCodec = codec[md.Trade]{
 	key:    func(t *md.Trade) string { return t.TradeID },
 	symbol: func(t *md.Trade) string { return t.Symbol },
 	time:   func(t *md.Trade) md.Timestamp { return t.Timestamp },
 	seq:    func(t *md.Trade) int64 { return seqOf(t.SourceSequence) },
-	build:  buildTrades,
+	columns: []encoder[md.Trade]{
+		textColumn(func(t *md.Trade) string { return t.MessageID }),
+		textColumn(func(t *md.Trade) string { return t.TradeID }),
+		textColumn(func(t *md.Trade) string { return t.Symbol }),
+		textColumn(func(t *md.Trade) string { return t.Exchange }),
+		textColumn(func(t *md.Trade) string { return string(t.AssetClass) }),
+		timestampColumn(func(t *md.Trade) md.NullTimestamp { return md.NullTimestamp{Timestamp: t.Timestamp, Valid: true} }),
+		decimalColumn(func(t *md.Trade) md.NullDecimal { return md.SomeDecimal(t.Price) }),
+		decimalColumn(func(t *md.Trade) md.NullDecimal { return md.SomeDecimal(t.Quantity) }),
+		textColumn(func(t *md.Trade) string { return t.Currency }),
+		textColumn(func(t *md.Trade) string { return string(t.Side) }),
+		listColumn(func(t *md.Trade) []string { return t.TradeConditions }),
+		int64Column(func(t *md.Trade) md.NullInt64 { return t.SourceSequence }),
+		timestampColumn(func(t *md.Trade) md.NullTimestamp {
+			return md.NullTimestamp{Timestamp: t.IngestionTimestamp, Valid: true}
+		}),
+		int64Column(func(t *md.Trade) md.NullInt64 { return t.PlatformSequence }),
+		mapColumn(func(t *md.Trade) map[string]string { return t.VendorData }),
+	},
 }
 
 var quoteCodec = codec[md.Quote]{
@@ -116,163 +176,200 @@ var quoteCodec = codec[md.Quote]{
 	symbol: func(q *md.Quote) string { return q.Symbol },
 	time:   func(q *md.Quote) md.Timestamp { return q.Timestamp },
 	seq:    func(q *md.Quote) int64 { return seqOf(q.SourceSequence) },
-	build:  buildQuotes,
+	columns: []encoder[md.Quote]{
+		textColumn(func(q *md.Quote) string { return q.MessageID }),
+		textColumn(func(q *md.Quote) string { return q.QuoteID }),
+		textColumn(func(q *md.Quote) string { return q.Symbol }),
+		textColumn(func(q *md.Quote) string { return q.Exchange }),
+		textColumn(func(q *md.Quote) string { return string(q.AssetClass) }),
+		timestampColumn(func(q *md.Quote) md.NullTimestamp { return md.NullTimestamp{Timestamp: q.Timestamp, Valid: true} }),
+		decimalColumn(func(q *md.Quote) md.NullDecimal { return q.BidPrice }),
+		decimalColumn(func(q *md.Quote) md.NullDecimal { return q.BidQuantity }),
+		decimalColumn(func(q *md.Quote) md.NullDecimal { return q.AskPrice }),
+		decimalColumn(func(q *md.Quote) md.NullDecimal { return q.AskQuantity }),
+		textColumn(func(q *md.Quote) string { return q.Currency }),
+		int64Column(func(q *md.Quote) md.NullInt64 { return q.SourceSequence }),
+		timestampColumn(func(q *md.Quote) md.NullTimestamp {
+			return md.NullTimestamp{Timestamp: q.IngestionTimestamp, Valid: true}
+		}),
+		int64Column(func(q *md.Quote) md.NullInt64 { return q.PlatformSequence }),
+		mapColumn(func(q *md.Quote) map[string]string { return q.VendorData }),
+	},
 }
 
 var referenceCodec = codec[md.ReferenceData]{
 	key:    func(r *md.ReferenceData) string { return r.MessageID },
 	symbol: func(r *md.ReferenceData) string { return r.Symbol },
-	build:  buildReference,
+	columns: []encoder[md.ReferenceData]{
+		textColumn(func(r *md.ReferenceData) string { return r.MessageID }),
+		textColumn(func(r *md.ReferenceData) string { return r.CompanyID }),
+		textColumn(func(r *md.ReferenceData) string { return r.Symbol }),
+		textColumn(func(r *md.ReferenceData) string { return r.Exchange }),
+		textColumn(func(r *md.ReferenceData) string { return string(r.AssetClass) }),
+		textColumn(func(r *md.ReferenceData) string { return r.CompanyName }),
+		optTextColumn(func(r *md.ReferenceData) string { return r.ISIN }),
+		optTextColumn(func(r *md.ReferenceData) string { return r.Currency }),
+		timestampColumn(func(r *md.ReferenceData) md.NullTimestamp { return r.ListingDate }),
+		timestampColumn(func(r *md.ReferenceData) md.NullTimestamp { return r.DelistingDate }),
+		boolColumn(func(r *md.ReferenceData) bool { return r.IsActive }),
+		timestampColumn(func(r *md.ReferenceData) md.NullTimestamp {
+			return md.NullTimestamp{Timestamp: r.IngestionTimestamp, Valid: true}
+		}),
+		mapColumn(func(r *md.ReferenceData) map[string]string { return r.VendorData }),
+	},
 }
 
-// columns gives typed access to a RecordBuilder's fields.
-type columns struct{ b *array.RecordBuilder }
+// The encoders below fill Arrow buffers directly from Go slices: one pass,
+// no per-value allocation, which keeps encoding far below the cost of
+// compressing the same data.
 
-func (c columns) str(i int) *array.StringBuilder { return c.b.Field(i).(*array.StringBuilder) }
-func (c columns) dec(i int) *array.Decimal128Builder {
-	return c.b.Field(i).(*array.Decimal128Builder)
-}
-func (c columns) ts(i int) *array.TimestampBuilder { return c.b.Field(i).(*array.TimestampBuilder) }
-func (c columns) i64(i int) *array.Int64Builder    { return c.b.Field(i).(*array.Int64Builder) }
-
-func appendDec(b *array.Decimal128Builder, d md.Decimal) { b.Append(decimal128.FromI64(d.Units())) }
-
-func appendNullDec(b *array.Decimal128Builder, d md.NullDecimal) {
-	if d.Valid {
-		appendDec(b, d.Decimal)
-	} else {
-		b.AppendNull()
-	}
-}
-
-func appendNullInt(b *array.Int64Builder, n md.NullInt64) {
-	if n.Valid {
-		b.Append(n.Int64)
-	} else {
-		b.AppendNull()
-	}
-}
-
-func appendNullTS(b *array.TimestampBuilder, n md.NullTimestamp) {
-	if n.Valid {
-		b.Append(arrow.Timestamp(n.Timestamp))
-	} else {
-		b.AppendNull()
-	}
-}
-
-func appendOptString(b *array.StringBuilder, s string) {
-	if s == "" {
-		b.AppendNull()
-	} else {
-		b.Append(s)
-	}
-}
-
-// appendMap writes a string map in key order, so equal maps encode equally.
-func appendMap(b *array.MapBuilder, m map[string]string) {
-	if m == nil {
-		b.AppendNull()
-		return
-	}
-	b.Append(true)
-	kb, vb := b.KeyBuilder().(*array.StringBuilder), b.ItemBuilder().(*array.StringBuilder)
-	if len(m) == 1 {
-		for k, v := range m {
-			kb.Append(k)
-			vb.Append(v)
+// validity returns a validity bitmap and the null count, or nil when every
+// value is present.
+func validity[T any](rows []T, order []int, present func(*T) bool) (*memory.Buffer, int) {
+	nulls := 0
+	for _, i := range order {
+		if !present(&rows[i]) {
+			nulls++
 		}
-		return
 	}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		kb.Append(k)
-		vb.Append(m[k])
+	if nulls == 0 {
+		return nil, 0
+	}
+	bits := make([]byte, bitutil.BytesForBits(int64(len(order))))
+	for j, i := range order {
+		if present(&rows[i]) {
+			bitutil.SetBit(bits, j)
+		}
+	}
+	return memory.NewBufferBytes(bits), nulls
+}
+
+func textColumn[T any](get func(*T) string) encoder[T] {
+	return textColumnIf(get, nil)
+}
+
+// optTextColumn encodes "" as null.
+func optTextColumn[T any](get func(*T) string) encoder[T] {
+	return textColumnIf(get, func(r *T) bool { return get(r) != "" })
+}
+
+func textColumnIf[T any](get func(*T) string, present func(*T) bool) encoder[T] {
+	return func(dt arrow.DataType, rows []T, order []int) arrow.Array {
+		total := 0
+		for _, i := range order {
+			total += len(get(&rows[i]))
+		}
+		offsets := make([]int32, len(order)+1)
+		data := make([]byte, total)
+		off := 0
+		for j, i := range order {
+			off += copy(data[off:], get(&rows[i]))
+			offsets[j+1] = int32(off)
+		}
+		var valid *memory.Buffer
+		nulls := 0
+		if present != nil {
+			valid, nulls = validity(rows, order, present)
+		}
+		return array.MakeFromData(array.NewData(dt, len(order),
+			[]*memory.Buffer{valid, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(offsets)), memory.NewBufferBytes(data)}, nil, nulls, 0))
 	}
 }
 
-func appendList(b *array.ListBuilder, items []string) {
-	b.Append(true)
-	vb := b.ValueBuilder().(*array.StringBuilder)
-	for _, s := range items {
-		vb.Append(s)
+func timestampColumn[T any](get func(*T) md.NullTimestamp) encoder[T] {
+	return func(dt arrow.DataType, rows []T, order []int) arrow.Array {
+		vals := make([]arrow.Timestamp, len(order))
+		for j, i := range order {
+			vals[j] = arrow.Timestamp(get(&rows[i]).Timestamp)
+		}
+		valid, nulls := validity(rows, order, func(r *T) bool { return get(r).Valid })
+		return array.MakeFromData(array.NewData(dt, len(order),
+			[]*memory.Buffer{valid, memory.NewBufferBytes(arrow.TimestampTraits.CastToBytes(vals))}, nil, nulls, 0))
 	}
 }
 
-func buildTrades(b *array.RecordBuilder, rows []md.Trade, order []int) {
-	c := columns{b}
-	b.Reserve(len(rows))
-	conds := b.Field(10).(*array.ListBuilder)
-	vendor := b.Field(14).(*array.MapBuilder)
-	for _, i := range order {
-		t := &rows[i]
-		c.str(0).Append(t.MessageID)
-		c.str(1).Append(t.TradeID)
-		c.str(2).Append(t.Symbol)
-		c.str(3).Append(t.Exchange)
-		c.str(4).Append(string(t.AssetClass))
-		c.ts(5).Append(arrow.Timestamp(t.Timestamp))
-		appendDec(c.dec(6), t.Price)
-		appendDec(c.dec(7), t.Quantity)
-		c.str(8).Append(t.Currency)
-		c.str(9).Append(string(t.Side))
-		appendList(conds, t.TradeConditions)
-		appendNullInt(c.i64(11), t.SourceSequence)
-		c.ts(12).Append(arrow.Timestamp(t.IngestionTimestamp))
-		appendNullInt(c.i64(13), t.PlatformSequence)
-		appendMap(vendor, t.VendorData)
+func int64Column[T any](get func(*T) md.NullInt64) encoder[T] {
+	return func(dt arrow.DataType, rows []T, order []int) arrow.Array {
+		vals := make([]int64, len(order))
+		for j, i := range order {
+			vals[j] = get(&rows[i]).Int64
+		}
+		valid, nulls := validity(rows, order, func(r *T) bool { return get(r).Valid })
+		return array.MakeFromData(array.NewData(dt, len(order),
+			[]*memory.Buffer{valid, memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(vals))}, nil, nulls, 0))
 	}
 }
 
-func buildQuotes(b *array.RecordBuilder, rows []md.Quote, order []int) {
-	c := columns{b}
-	b.Reserve(len(rows))
-	vendor := b.Field(14).(*array.MapBuilder)
-	for _, i := range order {
-		q := &rows[i]
-		c.str(0).Append(q.MessageID)
-		c.str(1).Append(q.QuoteID)
-		c.str(2).Append(q.Symbol)
-		c.str(3).Append(q.Exchange)
-		c.str(4).Append(string(q.AssetClass))
-		c.ts(5).Append(arrow.Timestamp(q.Timestamp))
-		appendNullDec(c.dec(6), q.BidPrice)
-		appendNullDec(c.dec(7), q.BidQuantity)
-		appendNullDec(c.dec(8), q.AskPrice)
-		appendNullDec(c.dec(9), q.AskQuantity)
-		c.str(10).Append(q.Currency)
-		appendNullInt(c.i64(11), q.SourceSequence)
-		c.ts(12).Append(arrow.Timestamp(q.IngestionTimestamp))
-		appendNullInt(c.i64(13), q.PlatformSequence)
-		appendMap(vendor, q.VendorData)
+func decimalColumn[T any](get func(*T) md.NullDecimal) encoder[T] {
+	return func(dt arrow.DataType, rows []T, order []int) arrow.Array {
+		vals := make([]decimal128.Num, len(order))
+		for j, i := range order {
+			vals[j] = decimal128.FromI64(get(&rows[i]).Decimal.Units())
+		}
+		valid, nulls := validity(rows, order, func(r *T) bool { return get(r).Valid })
+		return array.MakeFromData(array.NewData(dt, len(order),
+			[]*memory.Buffer{valid, memory.NewBufferBytes(arrow.Decimal128Traits.CastToBytes(vals))}, nil, nulls, 0))
 	}
 }
 
-func buildReference(b *array.RecordBuilder, rows []md.ReferenceData, order []int) {
-	c := columns{b}
-	b.Reserve(len(rows))
-	vendor := b.Field(12).(*array.MapBuilder)
-	for _, i := range order {
-		r := &rows[i]
-		c.str(0).Append(r.MessageID)
-		c.str(1).Append(r.CompanyID)
-		c.str(2).Append(r.Symbol)
-		c.str(3).Append(r.Exchange)
-		c.str(4).Append(string(r.AssetClass))
-		c.str(5).Append(r.CompanyName)
-		appendOptString(c.str(6), r.ISIN)
-		appendOptString(c.str(7), r.Currency)
-		appendNullTS(c.ts(8), r.ListingDate)
-		appendNullTS(c.ts(9), r.DelistingDate)
-		b.Field(10).(*array.BooleanBuilder).Append(r.IsActive)
-		c.ts(11).Append(arrow.Timestamp(r.IngestionTimestamp))
-		appendMap(vendor, r.VendorData)
+func boolColumn[T any](get func(*T) bool) encoder[T] {
+	return func(dt arrow.DataType, rows []T, order []int) arrow.Array {
+		b := array.NewBooleanBuilder(memory.DefaultAllocator)
+		defer b.Release()
+		for _, i := range order {
+			b.Append(get(&rows[i]))
+		}
+		return b.NewArray()
+	}
+}
+
+func listColumn[T any](get func(*T) []string) encoder[T] {
+	return func(dt arrow.DataType, rows []T, order []int) arrow.Array {
+		b := array.NewBuilder(memory.DefaultAllocator, dt).(*array.ListBuilder)
+		defer b.Release()
+		b.Reserve(len(order))
+		vb := b.ValueBuilder().(*array.StringBuilder)
+		for _, i := range order {
+			b.Append(true)
+			for _, s := range get(&rows[i]) {
+				vb.Append(s)
+			}
+		}
+		return b.NewArray()
+	}
+}
+
+// mapColumn writes string maps in key order, so equal maps encode equally.
+func mapColumn[T any](get func(*T) map[string]string) encoder[T] {
+	return func(dt arrow.DataType, rows []T, order []int) arrow.Array {
+		b := array.NewBuilder(memory.DefaultAllocator, dt).(*array.MapBuilder)
+		defer b.Release()
+		kb, vb := b.KeyBuilder().(*array.StringBuilder), b.ItemBuilder().(*array.StringBuilder)
+		for _, i := range order {
+			m := get(&rows[i])
+			if m == nil {
+				b.AppendNull()
+				continue
+			}
+			b.Append(true)
+			for _, k := range slices.Sorted(maps.Keys(m)) {
+				kb.Append(k)
+				vb.Append(m[k])
+			}
+		}
+		return b.NewArray()
 	}
 }
 
 // record encodes rows, in order, as one Arrow record batch.
-func (c *codec[T]) record(mem memory.Allocator, sc *arrow.Schema, rows []T, order []int) arrow.RecordBatch {
-	b := array.NewRecordBuilder(mem, sc)
-	defer b.Release()
-	c.build(b, rows, order)
-	return b.NewRecordBatch()
+func (c *codec[T]) record(sc *arrow.Schema, rows []T, order []int) arrow.RecordBatch {
+	cols := make([]arrow.Array, len(c.columns))
+	for i, enc := range c.columns {
+		cols[i] = enc(sc.Field(i).Type, rows, order)
+	}
+	rec := array.NewRecordBatch(sc, cols, int64(len(order)))
+	for _, col := range cols {
+		col.Release()
+	}
+	return rec
 }

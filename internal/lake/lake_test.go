@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
@@ -227,5 +229,118 @@ func TestOpenReportsUnreachableCatalog(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "\n") {
 		t.Fatalf("error spans lines: %q", err)
+	}
+}
+
+func TestCompactKeepsRowsAndSortsFiles(t *testing.T) {
+	l := openTestLake(t)
+	ctx := context.Background()
+	w, _ := NewTradeWriter(l)
+	// Ten commits of two symbols, the second symbol's batches arriving in
+	// reverse: 20 small files, and rows out of time order across files.
+	for b := 0; b < 10; b++ {
+		rows := append(testTrades("BTCUSDT", b*100, 100), testTrades("ETHUSDT", (9-b)*100, 100)...)
+		if _, err := w.Commit(ctx, rows, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := scanTrades(t, l)
+	dry, err := l.Compact(ctx, Trades, CompactOptions{DryRun: true})
+	if err != nil || dry.FilesBefore != 20 || dry.Groups != 2 || dry.Rows != 2000 {
+		t.Fatalf("dry run %+v %v", dry, err)
+	}
+	if got := scanTrades(t, l); len(got) != len(before) {
+		t.Fatal("dry run changed the table")
+	}
+	res, err := l.Compact(ctx, Trades, CompactOptions{})
+	if err != nil || res.FilesAfter != 2 {
+		t.Fatalf("compact %+v %v", res, err)
+	}
+	after := scanTrades(t, l)
+	if len(after) != 2000 {
+		t.Fatalf("%d rows after compaction, want 2000", len(after))
+	}
+	for k, v := range before {
+		if after[k] != v {
+			t.Fatalf("row %s changed: %s → %s", k, v, after[k])
+		}
+	}
+	// Each remaining file is one sorted run of its symbol.
+	tbl, _ := l.Load(ctx, Trades)
+	tasks, _ := tbl.Scan().PlanFiles(ctx)
+	if len(tasks) != 2 {
+		t.Fatalf("%d files planned after compaction", len(tasks))
+	}
+	for _, task := range tasks {
+		_, batches, err := tbl.Scan(table.WithSelectedFields("timestamp")).ReadTasks(ctx, []table.FileScanTask{task})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last int64
+		for rec, err := range batches {
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := rec.Column(0).(*array.Timestamp)
+			for i := 0; i < ts.Len(); i++ {
+				if v := int64(ts.Value(i)); v < last {
+					t.Fatalf("%s not sorted by time", task.File.FilePath())
+				} else {
+					last = v
+				}
+			}
+		}
+	}
+	if again, _ := l.Compact(ctx, Trades, CompactOptions{}); again.Groups != 0 {
+		t.Fatalf("compacting a compacted table rewrote %d groups", again.Groups)
+	}
+}
+
+func TestExpireSnapshotsAndRemoveOrphans(t *testing.T) {
+	l := openTestLake(t)
+	ctx := context.Background()
+	w, _ := NewTradeWriter(l)
+	for b := 0; b < 5; b++ {
+		if _, err := w.Commit(ctx, testTrades("BTCUSDT", b*10, 10), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dry, err := l.ExpireSnapshots(ctx, Trades, ExpireOptions{OlderThan: time.Nanosecond, RetainLast: 2, DryRun: true})
+	if err != nil || len(dry.Expired) != 3 || dry.Remaining != 2 {
+		t.Fatalf("dry run %+v %v", dry, err)
+	}
+	res, err := l.ExpireSnapshots(ctx, Trades, ExpireOptions{OlderThan: time.Nanosecond, RetainLast: 2})
+	if err != nil || len(res.Expired) != 3 {
+		t.Fatalf("expire %+v %v", res, err)
+	}
+	tbl, _ := l.Load(ctx, Trades)
+	if n := len(tbl.Metadata().Snapshots()); n != 2 {
+		t.Fatalf("%d snapshots left, want 2", n)
+	}
+	if got := scanTrades(t, l); len(got) != 50 {
+		t.Fatalf("expiring snapshots lost rows: %d", len(got))
+	}
+
+	// A file no snapshot references, as a killed writer leaves behind.
+	stray := filepath.Join(LocalPath(tbl.Location()), "data", "stray-00000.parquet")
+	os.MkdirAll(filepath.Dir(stray), 0o755)
+	os.WriteFile(stray, []byte("PAR1"), 0o644)
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stray, old, old)
+	found, err := l.RemoveOrphans(ctx, Trades, OrphanOptions{OlderThan: time.Hour, DryRun: true})
+	if err != nil || len(found.Files) != 1 || !strings.HasSuffix(found.Files[0], "stray-00000.parquet") {
+		t.Fatalf("dry run found %+v %v", found, err)
+	}
+	if _, err := os.Stat(stray); err != nil {
+		t.Fatal("dry run deleted the file")
+	}
+	if _, err := l.RemoveOrphans(ctx, Trades, OrphanOptions{OlderThan: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stray); !os.IsNotExist(err) {
+		t.Fatal("orphan still there")
+	}
+	if got := scanTrades(t, l); len(got) != 50 {
+		t.Fatalf("orphan removal lost rows: %d", len(got))
 	}
 }

@@ -83,7 +83,6 @@ func (l *Lake) Compact(ctx context.Context, name string, opts CompactOptions) (C
 		}
 		return res, fmt.Errorf("compact %s: %w", def.FullName(), err)
 	}
-	schema := arrowSchema(def.Schema)
 	for _, g := range groups {
 		rec, err := readGroup(ctx, tbl, g)
 		if err != nil {
@@ -92,7 +91,7 @@ func (l *Lake) Compact(ctx context.Context, name string, opts CompactOptions) (C
 		// One batch per group: iceberg-go sorts each batch by the table's
 		// sort order, so every output file is sorted end to end.
 		one := func(yield func(arrow.RecordBatch, error) bool) { yield(rec, nil) }
-		for df, err := range table.WriteRecords(ctx, tbl, schema, one, table.WithClusteredWrite()) {
+		for df, err := range table.WriteRecords(ctx, tbl, rec.Schema(), one, table.WithClusteredWrite()) {
 			if err != nil {
 				return fail(err)
 			}

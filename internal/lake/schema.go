@@ -90,7 +90,7 @@ var (
 	dec188    = iceberg.DecimalTypeOf(18, 8)
 	boolean   = iceberg.PrimitiveTypes.Bool
 	stringMap = func(keyID, valueID int) *iceberg.MapType {
-		return &iceberg.MapType{KeyID: keyID, KeyType: str, ValueID: valueID, ValueType: str, ValueRequired: true}
+		return &iceberg.MapType{KeyID: keyID, KeyType: str, ValueID: valueID, ValueType: str, ValueRequired: false}
 	}
 )
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	iceio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
@@ -40,7 +39,6 @@ type Writer[T any] struct {
 	schema  *arrow.Schema
 	dedup   bool
 	workers int
-	mem     memory.Allocator
 	log     *slog.Logger
 }
 
@@ -87,7 +85,7 @@ func newWriter[T any](l *Lake, name string, c *codec[T], opts []WriterOption) (*
 	}
 	return &Writer[T]{
 		lake: l, def: def, codec: c, schema: arrowSchema(def.Schema),
-		dedup: cfg.dedup, workers: cfg.workers, mem: memory.DefaultAllocator,
+		dedup: cfg.dedup, workers: cfg.workers,
 		log: l.log.With("table", def.FullName()),
 	}, nil
 }
@@ -199,12 +197,45 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 	return res, nil
 }
 
-// writeFiles encodes the rows in partition-then-sort order and lets
-// iceberg-go write them as Parquet data files, one or more per partition.
+// batchRows is the smallest record batch handed to iceberg-go: whole
+// partitions are packed together up to at least this many rows, so small
+// partitions do not cost a batch each.
+const batchRows = 64 << 10
+
+// writeFiles encodes the rows and lets iceberg-go write them as Parquet
+// data files. Rows are grouped by partition and sorted inside it first, and
+// no partition is split across batches, so each data file receives one
+// sorted run (iceberg-go sorts batch by batch, not across them). Batches are
+// encoded in parallel while earlier ones are being written.
 func (w *Writer[T]) writeFiles(ctx context.Context, tbl *table.Table, rows []T) ([]iceberg.DataFile, error) {
-	rec := w.codec.record(w.mem, w.schema, rows, w.codec.sortOrder(rows))
+	order, ends := w.codec.partitions(rows)
+	var bounds [][2]int
+	lo := 0
+	for i, hi := range ends {
+		if hi-lo >= batchRows || i == len(ends)-1 {
+			bounds = append(bounds, [2]int{lo, hi})
+			lo = hi
+		}
+	}
+	encoded := make([]chan arrow.RecordBatch, len(bounds))
+	sem := make(chan struct{}, w.workers)
+	for i, b := range bounds {
+		encoded[i] = make(chan arrow.RecordBatch, 1)
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			encoded[i] <- w.codec.record(w.schema, rows, order[b[0]:b[1]])
+		}()
+	}
 	batches := iter.Seq2[arrow.RecordBatch, error](func(yield func(arrow.RecordBatch, error) bool) {
-		yield(rec, nil)
+		for i, ch := range encoded {
+			if !yield(<-ch, nil) {
+				for _, rest := range encoded[i+1:] {
+					(<-rest).Release()
+				}
+				return
+			}
+		}
 	})
 	var files []iceberg.DataFile
 	for df, err := range table.WriteRecords(ctx, tbl, w.schema, batches, table.WithMaxWriteWorkers(w.workers)) {
