@@ -27,6 +27,7 @@ import (
 	iceio "github.com/apache/iceberg-go/io"
 	_ "github.com/apache/iceberg-go/io/gocloud/s3" // registers s3:// for the warehouse
 	"github.com/apache/iceberg-go/table"
+	"github.com/aws/smithy-go"
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL catalog driver
 	_ "modernc.org/sqlite"             // embedded SQLite catalog driver, no cgo
 )
@@ -155,10 +156,10 @@ func (l *Lake) probeWarehouse(ctx context.Context) error {
 	}
 	probe := l.warehouse + "/.k2-probe"
 	if err := wfs.WriteFile(probe, []byte("k2")); err != nil {
-		return fmt.Errorf("warehouse %s: cannot write (check the bucket, endpoint and credentials): %s", l.warehouse, oneLine(err))
+		return fmt.Errorf("warehouse %s: cannot write (check the bucket, endpoint and credentials): %s", l.warehouse, storageError(err))
 	}
 	if err := wfs.Remove(probe); err != nil {
-		return fmt.Errorf("warehouse %s: cannot delete: %s", l.warehouse, oneLine(err))
+		return fmt.Errorf("warehouse %s: cannot delete: %s", l.warehouse, storageError(err))
 	}
 	return nil
 }
@@ -319,6 +320,16 @@ func redactURL(s string) string {
 		return "<catalog url>"
 	}
 	return u.Redacted()
+}
+
+// storageError names an object-store failure by the store's own error code
+// ("AccessDenied: Access Denied") rather than the SDK's request dump.
+func storageError(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode() + ": " + ae.ErrorMessage()
+	}
+	return oneLine(err)
 }
 
 // oneLine flattens multi-line driver and SDK errors so a CLI prints one line.

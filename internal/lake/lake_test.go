@@ -15,6 +15,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/testsvc"
 )
 
 func openTestLake(t *testing.T) *Lake {
@@ -343,4 +344,22 @@ func TestExpireSnapshotsAndRemoveOrphans(t *testing.T) {
 	if got := scanTrades(t, l); len(got) != 50 {
 		t.Fatalf("orphan removal lost rows: %d", len(got))
 	}
+}
+
+func TestS3PermissionErrorSaysWhatAndWhere(t *testing.T) {
+	s3 := testsvc.S3(t)
+	warehouse := testsvc.NewS3Prefix(t)
+	_, err := Open(context.Background(), Options{
+		Catalog:   filepath.Join(t.TempDir(), "catalog.db"),
+		Warehouse: warehouse,
+		S3:        S3Options{Endpoint: s3.Endpoint, Region: s3.Region, AccessKey: s3.AccessKey, SecretKey: "wrong-secret"},
+	})
+	if err == nil {
+		t.Fatal("a wrong S3 secret was accepted")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "warehouse "+warehouse) || !strings.Contains(msg, "cannot write") || strings.Contains(msg, "\n") {
+		t.Fatalf("error does not say what and where on one line: %q", msg)
+	}
+	t.Log(msg)
 }

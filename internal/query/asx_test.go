@@ -3,6 +3,7 @@ package query_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/k2-market-data/k2/internal/loader"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/testsvc"
 	"github.com/k2-market-data/k2/internal/testutil"
 )
 
@@ -249,5 +251,159 @@ func asxScenario(t *testing.T, tl *testLake) {
 }
 
 func TestASXRealDataEmbedded(t *testing.T) {
-	asxScenario(t, newTestLake(t, lake.Options{}))
+	tl := newTestLake(t, lake.Options{})
+	asxScenario(t, tl)
+	t.Run("pyiceberg", func(t *testing.T) {
+		checkWithPyIceberg(t, []string{"--catalog-uri", "sqlite:///" + filepath.Join(tl.dir, "catalog.db"), "--warehouse", filepath.Join(tl.dir, "warehouse")})
+	})
+}
+
+func TestASXRealDataPostgresS3(t *testing.T) {
+	s3 := testsvc.S3(t)
+	catalog := testsvc.FreshPostgresDB(t)
+	warehouse := testsvc.NewS3Prefix(t)
+	tl := newTestLake(t, lake.Options{
+		Catalog: catalog, Warehouse: warehouse,
+		S3: lake.S3Options{Endpoint: s3.Endpoint, Region: s3.Region, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey},
+	})
+	asxScenario(t, tl)
+	t.Run("pyiceberg", func(t *testing.T) {
+		checkWithPyIceberg(t, append([]string{"--catalog-uri", catalog, "--warehouse", warehouse}, s3.PyIcebergArgs()...))
+	})
+}
+
+// sourceSums are exact sums over the input files of the scenario, read
+// independently of the loaders.
+type sourceSums struct {
+	tradePrice, tradeQty, bidPrice, askQty *big.Rat
+}
+
+func sumSources(t *testing.T) sourceSums {
+	s := sourceSums{new(big.Rat), new(big.Rat), new(big.Rat), new(big.Rat)}
+	add := func(dst *big.Rat, text string) {
+		v, ok := new(big.Rat).SetString(text)
+		if !ok {
+			t.Fatalf("not a number: %q", text)
+		}
+		dst.Add(dst, v)
+	}
+	eachRow := func(path string, fn func([]string)) {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fn(strings.Split(strings.TrimRight(sc.Text(), "\r"), ","))
+		}
+	}
+	eachRow(testutil.Data(t, "binance", "vision", "BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.from-ws.csv"), func(c []string) {
+		add(s.tradePrice, c[1])
+		add(s.tradeQty, c[2])
+	})
+	for _, id := range []string{"7078", "7181", "3153"} {
+		eachRow(testutil.Data(t, "asx", "trades", id+".csv"), func(c []string) {
+			add(s.tradePrice, c[2])
+			add(s.tradeQty, c[3])
+		})
+		eachRow(testutil.Data(t, "asx", "quotes", id+".csv"), func(c []string) {
+			add(s.bidPrice, c[2]) // empty sides are 0.0: they add nothing
+			add(s.askQty, c[5])
+		})
+	}
+	return s
+}
+
+// checkWithPyIceberg opens the tables with PyIceberg through the same SQL
+// catalog and compares row counts, schemas and exact decimal sums.
+func checkWithPyIceberg(t *testing.T, args []string) {
+	out := testsvc.RunPyIceberg(t, append(args, "--table", "market_data.trades", "--table", "market_data.quotes", "--table", "market_data.reference_data")...)
+	tables := out["tables"].(map[string]any)
+	sums := sumSources(t)
+	want := map[string]struct {
+		rows int64
+		def  lake.TableDef
+		sums map[string]*big.Rat
+	}{
+		"market_data.trades":         {19_904 + 91_874, lake.TradesTable(lake.SymbolPartition{}), map[string]*big.Rat{"price": sums.tradePrice, "quantity": sums.tradeQty}},
+		"market_data.quotes":         {78_458, lake.QuotesTable(lake.SymbolPartition{}), map[string]*big.Rat{"bid_price": sums.bidPrice, "ask_quantity": sums.askQty}},
+		"market_data.reference_data": {4, lake.ReferenceDataTable(), nil},
+	}
+	for name, w := range want {
+		got, ok := tables[name].(map[string]any)
+		if !ok {
+			t.Fatalf("PyIceberg did not read %s: %v", name, tables)
+		}
+		if rows, _ := got["rows"].(json.Number).Int64(); rows != w.rows {
+			t.Errorf("%s: PyIceberg reads %d rows, want %d", name, rows, w.rows)
+		}
+		schema := got["schema"].([]any)
+		fields := w.def.Schema.Fields()
+		if len(schema) != len(fields) {
+			t.Fatalf("%s: PyIceberg sees %d columns, want %d", name, len(schema), len(fields))
+		}
+		for i, f := range fields {
+			col := schema[i].(map[string]any)
+			if col["name"] != f.Name || col["required"] != f.Required || col["doc"] != f.Doc || col["type"] != f.Type.String() {
+				t.Errorf("%s column %d: PyIceberg sees %v, K2 declared %s %s required=%v %q", name, i, col, f.Name, f.Type, f.Required, f.Doc)
+			}
+		}
+		for col, sum := range w.sums {
+			gotSum := got["decimal_sums"].(map[string]any)[col]
+			if gotSum != strings.TrimRight(strings.TrimRight(sum.FloatString(8), "0"), ".") {
+				t.Errorf("%s.%s: PyIceberg sums %v, the source files sum %s", name, col, gotSum, sum.FloatString(8))
+			}
+		}
+	}
+}
+
+// binanceCaptureScenario loads the two-file WebSocket capture: every trade
+// id once and contiguous, every bookTicker a quote.
+func binanceCaptureScenario(t *testing.T, tl *testLake) {
+	ctx := context.Background()
+	var sum loader.Summary
+	for _, f := range []string{"spot_btcusdt_20240808.gz", "spot_btcusdt_20240809.gz"} {
+		s := tl.load(t, "binance-ws", func(ld *loader.Loader) error {
+			return ld.BinanceWS(ctx, testutil.Data(t, "binance", "ws", f))
+		})
+		sum.Written += s.Written
+		sum.Rejected += s.Rejected
+	}
+	if sum.Rejected != 0 || sum.Written != 19_904+73_174 {
+		t.Fatalf("capture load wrote %d rows with %d rejected, want 93,078 and 0", sum.Written, sum.Rejected)
+	}
+	trades, err := tl.engine.Trades(ctx, query.RecordQuery{Filter: query.Filter{Symbol: "BTCUSDT", Exchange: "BINANCE"}, Limit: 20_000, Desc: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(trades) != 19_904 {
+		t.Fatalf("%d BTCUSDT trades, want 19,904", len(trades))
+	}
+	// Newest first: ids descend one by one from 3735703162.
+	for i, tr := range trades {
+		if want := fmt.Sprintf("BINANCE-%d", 3735703162-i); tr.TradeID != want || tr.SourceSequence.Int64 != int64(3735703162-i) {
+			t.Fatalf("trade %d is %s, want %s: ids not contiguous", i, tr.TradeID, want)
+		}
+	}
+	stats, err := tl.engine.Stats(ctx, query.AsOf{})
+	if err != nil || stats[1].Rows != 73_174 {
+		t.Fatalf("quotes %+v %v, want 73,174", stats, err)
+	}
+	q, err := tl.engine.Quotes(ctx, query.RecordQuery{Filter: query.Filter{Symbol: "BTCUSDT"}, Limit: 1, Desc: false})
+	if err != nil || len(q) != 1 || q[0].QuoteID != "BINANCE-50093239212" || q[0].BidPrice.String() != "61837.63" || q[0].AskQuantity.String() != "1.54698" {
+		t.Fatalf("first quote %+v %v", q, err)
+	}
+}
+
+func TestBinanceCaptureEmbedded(t *testing.T) {
+	binanceCaptureScenario(t, newTestLake(t, lake.Options{}))
+}
+
+func TestBinanceCapturePostgresS3(t *testing.T) {
+	s3 := testsvc.S3(t)
+	binanceCaptureScenario(t, newTestLake(t, lake.Options{
+		Catalog: testsvc.FreshPostgresDB(t), Warehouse: testsvc.NewS3Prefix(t),
+		S3: lake.S3Options{Endpoint: s3.Endpoint, Region: s3.Region, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey},
+	}))
 }
