@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -71,7 +72,15 @@ environment, then the file.`,
 	return root, a
 }
 
+// gcPercent is the default GOGC: K2 holds whole batches in memory while it
+// encodes them, and collecting four times less often measured ~10% more
+// append throughput on two cores. GOGC in the environment still wins.
+const gcPercent = 400
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	root, _ := newRoot()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := root.ExecuteContext(ctx)

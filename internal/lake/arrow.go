@@ -1,6 +1,7 @@
 package lake
 
 import (
+	"encoding/hex"
 	"maps"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
 )
@@ -46,6 +48,8 @@ type codec[T any] struct {
 	seq    func(*T) int64
 	// columns encode the table's fields, in schema order.
 	columns []encoder[T]
+	// encode, when set, builds all columns in one pass instead.
+	encode func(sc *arrow.Schema, rows []T, order []int) []arrow.Array
 }
 
 // partitions groups rows by partition, (day, symbol), and orders each
@@ -150,8 +154,9 @@ var tradeCodec = codec[md.Trade]{
 	symbol: func(t *md.Trade) string { return t.Symbol },
 	time:   func(t *md.Trade) md.Timestamp { return t.Timestamp },
 	seq:    func(t *md.Trade) int64 { return seqOf(t.SourceSequence) },
+	encode: encodeTrades,
 	columns: []encoder[md.Trade]{
-		textColumn(func(t *md.Trade) string { return t.MessageID }),
+		uuidColumn(func(t *md.Trade) uuid.UUID { return t.MessageID }),
 		textColumn(func(t *md.Trade) string { return t.TradeID }),
 		textColumn(func(t *md.Trade) string { return t.Symbol }),
 		textColumn(func(t *md.Trade) string { return t.Exchange }),
@@ -177,7 +182,7 @@ var quoteCodec = codec[md.Quote]{
 	time:   func(q *md.Quote) md.Timestamp { return q.Timestamp },
 	seq:    func(q *md.Quote) int64 { return seqOf(q.SourceSequence) },
 	columns: []encoder[md.Quote]{
-		textColumn(func(q *md.Quote) string { return q.MessageID }),
+		uuidColumn(func(q *md.Quote) uuid.UUID { return q.MessageID }),
 		textColumn(func(q *md.Quote) string { return q.QuoteID }),
 		textColumn(func(q *md.Quote) string { return q.Symbol }),
 		textColumn(func(q *md.Quote) string { return q.Exchange }),
@@ -198,10 +203,10 @@ var quoteCodec = codec[md.Quote]{
 }
 
 var referenceCodec = codec[md.ReferenceData]{
-	key:    func(r *md.ReferenceData) string { return r.MessageID },
+	key:    func(r *md.ReferenceData) string { return r.MessageID.String() },
 	symbol: func(r *md.ReferenceData) string { return r.Symbol },
 	columns: []encoder[md.ReferenceData]{
-		textColumn(func(r *md.ReferenceData) string { return r.MessageID }),
+		uuidColumn(func(r *md.ReferenceData) uuid.UUID { return r.MessageID }),
 		textColumn(func(r *md.ReferenceData) string { return r.CompanyID }),
 		textColumn(func(r *md.ReferenceData) string { return r.Symbol }),
 		textColumn(func(r *md.ReferenceData) string { return r.Exchange }),
@@ -363,13 +368,205 @@ func mapColumn[T any](get func(*T) map[string]string) encoder[T] {
 
 // record encodes rows, in order, as one Arrow record batch.
 func (c *codec[T]) record(sc *arrow.Schema, rows []T, order []int) arrow.RecordBatch {
-	cols := make([]arrow.Array, len(c.columns))
-	for i, enc := range c.columns {
-		cols[i] = enc(sc.Field(i).Type, rows, order)
+	var cols []arrow.Array
+	if c.encode != nil {
+		cols = c.encode(sc, rows, order)
+	} else {
+		cols = make([]arrow.Array, len(c.columns))
+		for i, enc := range c.columns {
+			cols[i] = enc(sc.Field(i).Type, rows, order)
+		}
 	}
 	rec := array.NewRecordBatch(sc, cols, int64(len(order)))
 	for _, col := range cols {
 		col.Release()
 	}
 	return rec
+}
+
+// textBuf accumulates one string column's offsets and bytes.
+type textBuf struct {
+	offsets []int32
+	data    []byte
+}
+
+func newTextBuf(n, bytes int) *textBuf {
+	return &textBuf{offsets: make([]int32, 1, n+1), data: make([]byte, 0, bytes)}
+}
+
+func (b *textBuf) add(s string) {
+	b.data = append(b.data, s...)
+	b.offsets = append(b.offsets, int32(len(b.data)))
+}
+
+func (b *textBuf) array(dt arrow.DataType, valid *memory.Buffer, nulls int) arrow.Array {
+	return array.MakeFromData(array.NewData(dt, len(b.offsets)-1,
+		[]*memory.Buffer{valid, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(b.offsets)), memory.NewBufferBytes(b.data)}, nil, nulls, 0))
+}
+
+// bitmap is a validity bitmap that starts all-valid.
+type bitmap struct {
+	bits  []byte
+	nulls int
+}
+
+func (b *bitmap) set(j int, valid bool, n int) {
+	if valid {
+		return
+	}
+	if b.bits == nil {
+		b.bits = make([]byte, bitutil.BytesForBits(int64(n)))
+		for k := range b.bits {
+			b.bits[k] = 0xff
+		}
+	}
+	bitutil.ClearBit(b.bits, j)
+	b.nulls++
+}
+
+func (b *bitmap) buffer() *memory.Buffer {
+	if b.bits == nil {
+		return nil
+	}
+	return memory.NewBufferBytes(b.bits)
+}
+
+// encodeTrades is the trades table's hot path: one pass over the rows
+// fills every column, reading each row once. It produces exactly what the
+// generic column encoders would.
+func encodeTrades(sc *arrow.Schema, rows []md.Trade, order []int) []arrow.Array {
+	n := len(order)
+	var lens [8]int
+	for _, i := range order {
+		t := &rows[i]
+		lens[1] += len(t.TradeID)
+		lens[2] += len(t.Symbol)
+		lens[3] += len(t.Exchange)
+		lens[4] += len(t.AssetClass)
+		lens[5] += len(t.Currency)
+		lens[6] += len(t.Side)
+		for _, c := range t.TradeConditions {
+			lens[7] += len(c)
+		}
+	}
+	lens[0] = n * uuidTextLen
+	var text [8]*textBuf
+	for k := range text {
+		text[k] = newTextBuf(n, lens[k])
+	}
+	ts := make([]arrow.Timestamp, n)
+	ingested := make([]arrow.Timestamp, n)
+	price := make([]decimal128.Num, n)
+	qty := make([]decimal128.Num, n)
+	srcSeq, platSeq := make([]int64, n), make([]int64, n)
+	var srcValid, platValid bitmap
+	condOffsets := make([]int32, 1, n+1)
+	vendor := array.NewBuilder(memory.DefaultAllocator, sc.Field(14).Type).(*array.MapBuilder)
+	defer vendor.Release()
+	kb, vb := vendor.KeyBuilder().(*array.StringBuilder), vendor.ItemBuilder().(*array.StringBuilder)
+	anyVendor := false // live feeds rarely carry extras: build the all-null column at once
+	for j, i := range order {
+		t := &rows[i]
+		text[0].addUUID(t.MessageID)
+		text[1].add(t.TradeID)
+		text[2].add(t.Symbol)
+		text[3].add(t.Exchange)
+		text[4].add(string(t.AssetClass))
+		ts[j] = arrow.Timestamp(t.Timestamp)
+		price[j] = decimal128.FromI64(t.Price.Units())
+		qty[j] = decimal128.FromI64(t.Quantity.Units())
+		text[5].add(t.Currency)
+		text[6].add(string(t.Side))
+		for _, c := range t.TradeConditions {
+			text[7].add(c)
+		}
+		condOffsets = append(condOffsets, int32(len(text[7].offsets)-1))
+		srcSeq[j] = t.SourceSequence.Int64
+		srcValid.set(j, t.SourceSequence.Valid, n)
+		ingested[j] = arrow.Timestamp(t.IngestionTimestamp)
+		platSeq[j] = t.PlatformSequence.Int64
+		platValid.set(j, t.PlatformSequence.Valid, n)
+		if t.VendorData == nil {
+			if anyVendor {
+				vendor.AppendNull()
+			}
+			continue
+		}
+		if !anyVendor {
+			// The first map: the rows before it had none.
+			anyVendor = true
+			vendor.AppendNulls(j)
+		}
+		vendor.Append(true)
+		for _, k := range slices.Sorted(maps.Keys(t.VendorData)) {
+			kb.Append(k)
+			vb.Append(t.VendorData[k])
+		}
+	}
+	fixed := func(k int, buf []byte, valid *bitmap) arrow.Array {
+		var vbuf *memory.Buffer
+		nulls := 0
+		if valid != nil {
+			vbuf, nulls = valid.buffer(), valid.nulls
+		}
+		return array.MakeFromData(array.NewData(sc.Field(k).Type, n, []*memory.Buffer{vbuf, memory.NewBufferBytes(buf)}, nil, nulls, 0))
+	}
+	listType := sc.Field(10).Type.(*arrow.ListType)
+	condValues := text[7].array(listType.Elem(), nil, 0)
+	defer condValues.Release()
+	conds := array.MakeFromData(array.NewData(listType, n,
+		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(condOffsets))},
+		[]arrow.ArrayData{condValues.Data()}, 0, 0))
+	return []arrow.Array{
+		text[0].array(sc.Field(0).Type, nil, 0),
+		text[1].array(sc.Field(1).Type, nil, 0),
+		text[2].array(sc.Field(2).Type, nil, 0),
+		text[3].array(sc.Field(3).Type, nil, 0),
+		text[4].array(sc.Field(4).Type, nil, 0),
+		fixed(5, arrow.TimestampTraits.CastToBytes(ts), nil),
+		fixed(6, arrow.Decimal128Traits.CastToBytes(price), nil),
+		fixed(7, arrow.Decimal128Traits.CastToBytes(qty), nil),
+		text[5].array(sc.Field(8).Type, nil, 0),
+		text[6].array(sc.Field(9).Type, nil, 0),
+		conds,
+		fixed(11, arrow.Int64Traits.CastToBytes(srcSeq), &srcValid),
+		fixed(12, arrow.TimestampTraits.CastToBytes(ingested), nil),
+		fixed(13, arrow.Int64Traits.CastToBytes(platSeq), &platValid),
+		vendorArray(vendor, anyVendor, sc.Field(14).Type, n),
+	}
+}
+
+func vendorArray(b *array.MapBuilder, any bool, dt arrow.DataType, n int) arrow.Array {
+	if any {
+		return b.NewArray()
+	}
+	return array.MakeArrayOfNull(memory.DefaultAllocator, dt, n)
+}
+
+const uuidTextLen = 36
+
+// addUUID appends a UUID's canonical text without allocating.
+func (b *textBuf) addUUID(u uuid.UUID) {
+	var buf [uuidTextLen]byte
+	hex.Encode(buf[0:8], u[0:4])
+	buf[8] = '-'
+	hex.Encode(buf[9:13], u[4:6])
+	buf[13] = '-'
+	hex.Encode(buf[14:18], u[6:8])
+	buf[18] = '-'
+	hex.Encode(buf[19:23], u[8:10])
+	buf[23] = '-'
+	hex.Encode(buf[24:], u[10:])
+	b.data = append(b.data, buf[:]...)
+	b.offsets = append(b.offsets, int32(len(b.data)))
+}
+
+func uuidColumn[T any](get func(*T) uuid.UUID) encoder[T] {
+	return func(dt arrow.DataType, rows []T, order []int) arrow.Array {
+		b := newTextBuf(len(order), len(order)*uuidTextLen)
+		for _, i := range order {
+			b.addUUID(get(&rows[i]))
+		}
+		return b.array(dt, nil, 0)
+	}
 }

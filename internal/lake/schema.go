@@ -102,18 +102,22 @@ func opt(id int, name string, t iceberg.Type, doc string) iceberg.NestedField {
 	return iceberg.NestedField{ID: id, Name: name, Type: t, Required: false, Doc: doc}
 }
 
-// baseProperties apply to every table. Dictionaries are switched off by
-// default and on only for low-cardinality columns: iceberg-go would
-// otherwise dictionary-encode ids and prices, which costs write speed and
-// space for nothing.
-func baseProperties(doc string, dictColumns ...string) iceberg.Properties {
-	p := iceberg.Properties{
+// baseProperties apply to every table. Parquet dictionaries are off: on
+// this schema they cost a tenth of the append throughput and saved about 1%
+// of the bytes, as zstd already folds the repeated symbols and codes (see
+// docs/lake.md). Compression is zstd level 1, the fastest. Row groups hold
+// 32,768 rows: their min/max statistics let DuckDB skip all but the newest
+// row groups of a file for "latest trades", and a partition's row groups
+// are scanned in parallel.
+func baseProperties(doc string) iceberg.Properties {
+	return iceberg.Properties{
 		"comment":                                  doc,
 		table.PropertyFormatVersion:                "2",
 		table.ParquetCompressionKey:                "zstd",
-		table.ParquetCompressionLevelKey:           "3",
+		table.ParquetCompressionLevelKey:           "1",
 		"parquet.enable.dictionary":                "false",
 		table.WriteTargetFileSizeBytesKey:          fmt.Sprint(256 << 20),
+		table.ParquetRowGroupLimitKey:              "32768",
 		table.CommitNumRetriesKey:                  "6",
 		table.CommitMinRetryWaitMsKey:              "50",
 		table.CommitMaxRetryWaitMsKey:              "2000",
@@ -124,10 +128,6 @@ func baseProperties(doc string, dictColumns ...string) iceberg.Properties {
 		"write.metadata.metrics.column.quote_id":   "full",
 		"write.metadata.metrics.column.message_id": "full",
 	}
-	for _, c := range dictColumns {
-		p["write.parquet.dict-encoding-enabled.column."+c] = "true"
-	}
-	return p
 }
 
 func sortBySymbolTimeSeq(symbolID, timeID, seqID int) table.SortOrder {
@@ -171,7 +171,7 @@ func TradesTable(p SymbolPartition) TableDef {
 		SortOrder:  sortBySymbolTimeSeq(3, 6, 13),
 		Key:        "trade_id",
 		Time:       "timestamp",
-		Properties: baseProperties(doc, "symbol", "exchange", "asset_class", "currency", "side"),
+		Properties: baseProperties(doc),
 	}
 }
 
@@ -204,7 +204,7 @@ func QuotesTable(p SymbolPartition) TableDef {
 		SortOrder:  sortBySymbolTimeSeq(3, 6, 12),
 		Key:        "quote_id",
 		Time:       "timestamp",
-		Properties: baseProperties(doc, "symbol", "exchange", "asset_class", "currency"),
+		Properties: baseProperties(doc),
 	}
 }
 
@@ -233,6 +233,6 @@ func ReferenceDataTable() TableDef {
 		Spec:       *iceberg.UnpartitionedSpec,
 		SortOrder:  table.UnsortedSortOrder,
 		Key:        "message_id",
-		Properties: baseProperties(doc, "exchange", "asset_class", "currency"),
+		Properties: baseProperties(doc),
 	}
 }

@@ -258,3 +258,37 @@ func RoundRat(r *big.Rat) (Decimal, error) {
 	}
 	return Decimal(q.Int64()), nil
 }
+
+// WideDecimal is an exact decimal with 8 places and no upper bound: sums
+// such as a day's volume of a token quoted in billions outgrow
+// decimal(18,8).
+type WideDecimal struct {
+	Units *big.Int // value × 10⁸
+}
+
+// WideOf widens a Decimal.
+func WideOf(d Decimal) WideDecimal { return WideDecimal{Units: big.NewInt(d.Units())} }
+
+// String formats like Decimal.String: "1299.18108", "100".
+func (w WideDecimal) String() string {
+	if w.Units == nil {
+		return "0"
+	}
+	neg := w.Units.Sign() < 0
+	digits := new(big.Int).Abs(w.Units).String()
+	if len(digits) <= DecimalScale {
+		digits = strings.Repeat("0", DecimalScale-len(digits)+1) + digits
+	}
+	whole, frac := digits[:len(digits)-DecimalScale], strings.TrimRight(digits[len(digits)-DecimalScale:], "0")
+	s := whole
+	if frac != "" {
+		s += "." + frac
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+// MarshalJSON writes the value as a JSON string.
+func (w WideDecimal) MarshalJSON() ([]byte, error) { return []byte(`"` + w.String() + `"`), nil }

@@ -135,7 +135,7 @@ func TestTradeValidation(t *testing.T) {
 
 func TestQuoteEmptySideIsNull(t *testing.T) {
 	q := Quote{
-		MessageID: "m", QuoteID: "ASX-BHP-1", Symbol: "BHP", Exchange: "ASX", AssetClass: Equities,
+		MessageID: MessageID("quote", "BHP", "ASX-BHP-1"), QuoteID: "ASX-BHP-1", Symbol: "BHP", Exchange: "ASX", AssetClass: Equities,
 		Timestamp: 1394406000000000, Currency: "AUD",
 		BidPrice: SomeDecimal(MustDecimal("37.7")), BidQuantity: SomeDecimal(MustDecimal("300")),
 	}

@@ -53,7 +53,7 @@ func (s Side) Valid() bool {
 
 // Trade is one execution (TradeV2).
 type Trade struct {
-	MessageID          string            `json:"message_id"`
+	MessageID          uuid.UUID         `json:"message_id"`
 	TradeID            string            `json:"trade_id"` // {EXCHANGE}-{native id}
 	Symbol             string            `json:"symbol"`
 	Exchange           string            `json:"exchange"`
@@ -72,7 +72,7 @@ type Trade struct {
 
 // Quote is a top-of-book update (QuoteV2). An empty side is absent (null), never zero.
 type Quote struct {
-	MessageID          string            `json:"message_id"`
+	MessageID          uuid.UUID         `json:"message_id"`
 	QuoteID            string            `json:"quote_id"` // {EXCHANGE}-{native id}
 	Symbol             string            `json:"symbol"`
 	Exchange           string            `json:"exchange"`
@@ -91,7 +91,7 @@ type Quote struct {
 
 // ReferenceData describes one listed instrument (ReferenceDataV2).
 type ReferenceData struct {
-	MessageID          string            `json:"message_id"`
+	MessageID          uuid.UUID         `json:"message_id"`
 	CompanyID          string            `json:"company_id"`
 	Symbol             string            `json:"symbol"`
 	Exchange           string            `json:"exchange"`
@@ -108,18 +108,18 @@ type ReferenceData struct {
 
 // Bar is an OHLCV aggregate of the trades in [WindowStart, WindowEnd).
 type Bar struct {
-	Symbol      string    `json:"symbol"`
-	Exchange    string    `json:"exchange"`
-	Interval    Interval  `json:"interval"`
-	WindowStart Timestamp `json:"window_start"`
-	WindowEnd   Timestamp `json:"window_end"` // exclusive
-	Open        Decimal   `json:"open"`
-	High        Decimal   `json:"high"`
-	Low         Decimal   `json:"low"`
-	Close       Decimal   `json:"close"`
-	Volume      Decimal   `json:"volume"`
-	TradeCount  int64     `json:"trade_count"`
-	VWAP        Decimal   `json:"vwap"` // Σ(price·quantity)/Σquantity, rounded half-up to 8 decimals
+	Symbol      string      `json:"symbol"`
+	Exchange    string      `json:"exchange"`
+	Interval    Interval    `json:"interval"`
+	WindowStart Timestamp   `json:"window_start"`
+	WindowEnd   Timestamp   `json:"window_end"` // exclusive
+	Open        Decimal     `json:"open"`
+	High        Decimal     `json:"high"`
+	Low         Decimal     `json:"low"`
+	Close       Decimal     `json:"close"`
+	Volume      WideDecimal `json:"volume"`
+	TradeCount  int64       `json:"trade_count"`
+	VWAP        Decimal     `json:"vwap"` // Σ(price·quantity)/Σquantity, rounded half-up to 8 decimals
 }
 
 // idNamespace roots the name-based message ids (RFC 9562 UUIDv5).
@@ -131,8 +131,12 @@ var idNamespace = uuid.MustParse("6f1c7c2e-4b5a-5d8e-9a63-2b0c6e1d4f70")
 // on every load and replay, which is what makes it usable as a
 // de-duplication key. The symbol is part of the name because exchanges
 // number trades per pair: BINANCE-100 exists for BTCUSDT and ETHUSDT alike.
-func MessageID(kind, symbol, id string) string {
-	return uuid.NewSHA1(idNamespace, []byte(kind+"/"+symbol+"/"+id)).String()
+//
+// It is kept as 16 bytes rather than its 36-character text: records are
+// created and encoded by the million, and the text form is written straight
+// into the output buffers when needed.
+func MessageID(kind, symbol, id string) uuid.UUID {
+	return uuid.NewSHA1(idNamespace, []byte(kind+"/"+symbol+"/"+id))
 }
 
 // ExchangeID builds the "{EXCHANGE}-{native id}" form of trade and quote ids.

@@ -3,6 +3,7 @@ package marketdata
 import (
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"strings"
 	"time"
 )
@@ -103,7 +104,7 @@ func validateID(field, exchange, id string) error {
 
 // Validate checks the rules every stored trade obeys.
 func (t *Trade) Validate() error {
-	if t.MessageID == "" {
+	if t.MessageID == uuid.Nil {
 		return invalid("message_id", "missing")
 	}
 	if err := validateCommon(t.Exchange, t.Symbol, t.AssetClass, t.Timestamp, t.IngestionTimestamp, t.Currency); err != nil {
@@ -128,7 +129,7 @@ func (t *Trade) Validate() error {
 // wholly absent or a positive price with a non-negative size, and at least
 // one side is present. Crossed books are kept: auctions produce them.
 func (q *Quote) Validate() error {
-	if q.MessageID == "" {
+	if q.MessageID == uuid.Nil {
 		return invalid("message_id", "missing")
 	}
 	if err := validateCommon(q.Exchange, q.Symbol, q.AssetClass, q.Timestamp, q.IngestionTimestamp, q.Currency); err != nil {
@@ -168,7 +169,7 @@ func validateSide(side string, price, qty NullDecimal) error {
 // Validate checks a reference-data record.
 func (r *ReferenceData) Validate() error {
 	switch {
-	case r.MessageID == "":
+	case r.MessageID == uuid.Nil:
 		return invalid("message_id", "missing")
 	case r.CompanyID == "":
 		return invalid("company_id", "missing")

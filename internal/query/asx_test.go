@@ -74,6 +74,48 @@ func readASXTradesCSV(t *testing.T, path string) (map[string]*csvDay, []string) 
 	return days, order
 }
 
+// readASXTradesFiltered is readASXTradesCSV leaving out rows whose
+// qualifier code is in skip.
+func readASXTradesFiltered(t *testing.T, path string, skip map[string]bool) map[string]*csvDay {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if cols := strings.Split(line, ","); len(cols) > 4 && !skip[cols[4]] {
+			kept = append(kept, line)
+		}
+	}
+	out := filepath.Join(dir, "filtered.csv")
+	os.WriteFile(out, []byte(strings.Join(kept, "\n")), 0o644)
+	days, _ := readASXTradesCSV(t, out)
+	return days
+}
+
+// countASXTrades counts the file's trades in [from, to).
+func countASXTrades(t *testing.T, path string, from, to md.Timestamp) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		cols := strings.Split(strings.TrimRight(line, "\r"), ",")
+		ts, err := time.ParseInLocation("01/02/2006 15:04:05.000", cols[0]+" "+cols[1], aedt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := md.TimestampOf(ts); v >= from && v < to {
+			n++
+		}
+	}
+	return n
+}
+
 // roundHalfUp8 formats r rounded half away from zero to 8 decimals without
 // trailing zeros, independently of marketdata.RoundRat.
 func roundHalfUp8(r *big.Rat) string {
@@ -180,6 +222,35 @@ func asxScenario(t *testing.T, tl *testLake) {
 	}
 	if total != 91_631 {
 		t.Fatalf("BHP trades in the lake: %d, want 91,631", total)
+	}
+
+	// The same daily bars leaving out trades with condition codes 25 and 26,
+	// and intraday bars over a range that does not start on a whole minute:
+	// both are computed from the trades rather than the minute cache.
+	filtered := readASXTradesFiltered(t, csvPath, map[string]bool{"25": true, "26": true})
+	excl, err := tl.engine.Bars(ctx, query.BarQuery{Filter: query.Filter{Symbol: "BHP", ExcludeConditions: []string{"25", "26"}}, Interval: md.Interval1d})
+	if err != nil || len(excl) != len(order) {
+		t.Fatalf("bars without conditions 25, 26: %d bars, %v", len(excl), err)
+	}
+	for i, b := range excl {
+		d := filtered[order[i]]
+		if b.TradeCount != d.count || b.VWAP.String() != roundHalfUp8(new(big.Rat).Quo(d.notional, d.volume)) || b.Open.String() != ratText(d.open) {
+			t.Errorf("%s without 25/26: count %d vwap %s open %s, want %d %s %s", order[i], b.TradeCount, b.VWAP, b.Open,
+				d.count, roundHalfUp8(new(big.Rat).Quo(d.notional, d.volume)), ratText(d.open))
+		}
+	}
+	from := md.TimestampOf(time.Date(2014, 3, 10, 10, 0, 30, 0, aedt))
+	to := md.TimestampOf(time.Date(2014, 3, 10, 16, 0, 0, 0, aedt))
+	hours, err := tl.engine.Bars(ctx, query.BarQuery{Filter: query.Filter{Symbol: "BHP", From: from, To: to}, Interval: md.Interval1h})
+	if err != nil || len(hours) != 6 {
+		t.Fatalf("hourly bars 10:00:30–16:00: %d bars, %v", len(hours), err)
+	}
+	var inRange int64
+	for _, h := range hours {
+		inRange += h.TradeCount
+	}
+	if want := countASXTrades(t, csvPath, from, to); inRange != want {
+		t.Fatalf("hourly bars from 10:00:30 hold %d trades, the file %d", inRange, want)
 	}
 
 	// First and last trade of each day at the right UTC instant.

@@ -1,15 +1,18 @@
 package query
 
 import (
+	"container/list"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
-	duckdb "github.com/duckdb/duckdb-go/v2"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
@@ -24,14 +27,106 @@ type BarQuery struct {
 	Desc     bool // newest bar first
 }
 
-const microsPerDay = 86_400_000_000
+const microsPerMinute = 60_000_000
+
+// minute aggregates one symbol's trades in one UTC minute. Every bar is
+// merged from minutes: intraday windows are whole minutes of the UTC
+// epoch, and a trading day in any zone K2 knows starts on a whole minute.
+type minute struct {
+	exchange, symbol string
+	m                int64 // minutes since the epoch
+	// Open and close are the first and last trade by (time, exchange
+	// sequence); their keys order minutes of different files.
+	openKey, closeKey tradeKey
+	open, close       md.Decimal
+	high, low         md.Decimal
+	count             int64
+	volume            *big.Int // units of 10⁻⁸
+	notional          *big.Int // Σ price·quantity in units of 10⁻¹⁶
+}
+
+// tradeKey orders trades by time, then sequence (absent sequences first).
+type tradeKey struct{ ts, seq int64 }
+
+func (a tradeKey) less(b tradeKey) bool { return a.ts < b.ts || a.ts == b.ts && a.seq < b.seq }
+
+// minuteSQL aggregates trades per (exchange, symbol, minute). The order key
+// packs the microsecond time and the sequence into one HUGEINT so DuckDB's
+// arg_min/arg_max find the first and last trade in one pass. Sums are exact
+// DECIMALs, returned as text and read without float.
+const minuteSQL = `SELECT exchange, symbol, m,
+	min(k), arg_min(price, k)::VARCHAR, max(k), arg_max(price, k)::VARCHAR,
+	max(price)::VARCHAR, min(price)::VARCHAR, count(*), sum(quantity)::VARCHAR,
+	sum(price::DECIMAL(38, 8) * quantity::DECIMAL(38, 8))::VARCHAR
+FROM (SELECT exchange, symbol, price, quantity, epoch_us("timestamp") // 60000000 AS m,
+	epoch_us("timestamp")::HUGEINT * 10000000000000000000 + coalesce(source_sequence + 1, 0) AS k
+	FROM %s%s)
+GROUP BY exchange, symbol, m`
+
+var keyBase = new(big.Int).Exp(big.NewInt(10), big.NewInt(19), nil)
+
+func (e *Engine) minutes(ctx context.Context, paths []string, w *where) ([]minute, error) {
+	var out []minute
+	err := e.run(ctx, fmt.Sprintf(minuteSQL, readParquet(paths), w), w.args, func(rows *sql.Rows) error {
+		for rows.Next() {
+			var (
+				mn                                 minute
+				okey, ckey                         *big.Int
+				open, close, high, low, vol, notnl string
+			)
+			if err := rows.Scan(&mn.exchange, &mn.symbol, &mn.m, &okey, &open, &ckey, &close, &high, &low, &mn.count, &vol, &notnl); err != nil {
+				return err
+			}
+			mn.openKey, mn.closeKey = splitKey(okey), splitKey(ckey)
+			var err error
+			for _, d := range []struct {
+				dst  *md.Decimal
+				text string
+			}{{&mn.open, open}, {&mn.close, close}, {&mn.high, high}, {&mn.low, low}} {
+				if *d.dst, err = md.ParseDecimal(d.text); err != nil {
+					return err
+				}
+			}
+			if mn.volume, err = scaledInt(vol, md.DecimalScale); err != nil {
+				return err
+			}
+			if mn.notional, err = scaledInt(notnl, 2*md.DecimalScale); err != nil {
+				return err
+			}
+			out = append(out, mn)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func splitKey(k *big.Int) tradeKey {
+	ts, seq := new(big.Int).QuoRem(k, keyBase, new(big.Int))
+	return tradeKey{ts.Int64(), seq.Int64() - 1}
+}
+
+// scaledInt reads a decimal's text as an integer of units of 10^-scale.
+func scaledInt(text string, scale int) (*big.Int, error) {
+	whole, frac, _ := strings.Cut(text, ".")
+	if len(frac) > scale {
+		return nil, fmt.Errorf("decimal %q has more than %d decimals", text, scale)
+	}
+	v, ok := new(big.Int).SetString(whole+frac+strings.Repeat("0", scale-len(frac)), 10)
+	if !ok {
+		return nil, fmt.Errorf("decimal %q is not a number", text)
+	}
+	return v, nil
+}
 
 // Bars aggregates trades into bars. Intraday windows align to the UTC
 // epoch; a 1d bar covers one exchange-local trading date (Sydney's day for
 // ASX, a 23- or 25-hour day across a DST change). Open and close are the
-// first and last trade by time, then exchange sequence; volume and the
-// VWAP are exact: Σ(price·quantity)/Σquantity is summed in DECIMAL(38,16)
-// by DuckDB and divided in Go, rounded half-up to 8 decimals.
+// first and last trade by time, then exchange sequence; volume and VWAP are
+// exact: Σ(price·quantity)/Σquantity, rounded half-up to 8 decimals.
+//
+// Bars are merged from per-minute aggregates. For whole-minute ranges
+// without condition filters those come from the minute cache, computed
+// once per immutable data file; otherwise from one query over the files.
 func (e *Engine) Bars(ctx context.Context, q BarQuery) (bars []md.Bar, err error) {
 	start := time.Now()
 	read := 0
@@ -46,8 +141,8 @@ func (e *Engine) Bars(ctx context.Context, q BarQuery) (bars []md.Bar, err error
 	if q.Limit < 0 || q.Limit > MaxLimit {
 		return nil, fmt.Errorf("limit %d is outside 1 … %d", q.Limit, MaxLimit)
 	}
-	if q.Limit == 0 {
-		q.Limit = MaxLimit
+	if q.From != 0 && q.To != 0 && q.To <= q.From {
+		return nil, fmt.Errorf("time range is empty: to (%s) is not after from (%s)", q.To, q.From)
 	}
 	st, err := e.load(ctx, lake.Trades)
 	if err != nil {
@@ -62,65 +157,228 @@ func (e *Engine) Bars(ctx context.Context, q BarQuery) (bars []md.Bar, err error
 		return nil, err
 	}
 	read = len(files)
-	paths, err := e.paths(ctx, files)
+	var mins []minute
+	if q.From%microsPerMinute == 0 && q.To%microsPerMinute == 0 && len(q.ExcludeConditions) == 0 {
+		mins, err = e.cachedMinutes(ctx, files, q.Filter)
+	} else {
+		var paths []string
+		if paths, err = e.paths(ctx, files); err == nil {
+			mins, err = e.minutes(ctx, paths, filterWhere(q.Filter, `"timestamp"`))
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
-	bucket := fmt.Sprintf(`epoch_us("timestamp") // %d`, width.Microseconds())
-	daily := q.Interval == md.Interval1d
-	if daily {
-		lo, hi := files[0].minT, files[0].maxT
-		for _, f := range files[1:] {
-			lo, hi = min(lo, f.minT), max(hi, f.maxT)
+	return mergeBars(mins, q)
+}
+
+// mergeBars folds minutes into the requested windows.
+func mergeBars(mins []minute, q BarQuery) ([]md.Bar, error) {
+	type acc struct {
+		minute
+		start, end md.Timestamp
+	}
+	per := int64(q.Interval.Duration() / time.Minute)
+	windows := map[[2]string]map[int64]*acc{}
+	for i := range mins {
+		mn := &mins[i]
+		var key int64
+		var start, end md.Timestamp
+		if q.Interval == md.Interval1d {
+			start, end = localDay(mn.exchange, mn.m)
+			key = int64(start)
+		} else {
+			key = mn.m / per
+			start = md.Timestamp(key * per * microsPerMinute)
+			end = start + md.Timestamp(per*microsPerMinute)
 		}
-		bucket = fmt.Sprintf(`(epoch_us("timestamp") + %s) // %d`, localOffsetSQL(lo, hi), int64(microsPerDay))
+		byKey := windows[[2]string{mn.exchange, mn.symbol}]
+		if byKey == nil {
+			byKey = map[int64]*acc{}
+			windows[[2]string{mn.exchange, mn.symbol}] = byKey
+		}
+		a := byKey[key]
+		if a == nil {
+			a = &acc{minute: *mn, start: start, end: end}
+			a.volume, a.notional = new(big.Int).Set(mn.volume), new(big.Int).Set(mn.notional)
+			byKey[key] = a
+			continue
+		}
+		if mn.openKey.less(a.openKey) {
+			a.openKey, a.open = mn.openKey, mn.open
+		}
+		if a.closeKey.less(mn.closeKey) {
+			a.closeKey, a.close = mn.closeKey, mn.close
+		}
+		a.high, a.low = max(a.high, mn.high), min(a.low, mn.low)
+		a.count += mn.count
+		a.volume.Add(a.volume, mn.volume)
+		a.notional.Add(a.notional, mn.notional)
 	}
-	dir := "ASC"
-	if q.Desc {
-		dir = "DESC"
-	}
-	w := filterWhere(q.Filter, `"timestamp"`)
-	sqlText := fmt.Sprintf(`SELECT exchange, %s AS b,
-		first(price ORDER BY "timestamp", source_sequence NULLS FIRST, trade_id),
-		max(price), min(price),
-		last(price ORDER BY "timestamp", source_sequence NULLS FIRST, trade_id),
-		sum(quantity), count(*), sum(price::DECIMAL(38, 8) * quantity::DECIMAL(38, 8))
-		FROM %s%s GROUP BY exchange, b ORDER BY b %s, exchange LIMIT %d`,
-		bucket, readParquet(paths), w, dir, q.Limit)
-	err = e.run(ctx, sqlText, w.args, func(rows *sql.Rows) error {
-		for rows.Next() {
-			var (
-				exchange              string
-				b, count              int64
-				o, h, l, c, vol, pqty any
-			)
-			if err := rows.Scan(&exchange, &b, &o, &h, &l, &c, &vol, &count, &pqty); err != nil {
-				return err
+	var bars []md.Bar
+	for _, byKey := range windows {
+		for _, a := range byKey {
+			bar := md.Bar{
+				Symbol: a.symbol, Exchange: a.exchange, Interval: q.Interval,
+				WindowStart: a.start, WindowEnd: a.end,
+				Open: a.open, High: a.high, Low: a.low, Close: a.close,
+				Volume: md.WideDecimal{Units: a.volume}, TradeCount: a.count,
 			}
-			bar := md.Bar{Symbol: q.Symbol, Exchange: exchange, Interval: q.Interval, TradeCount: count}
-			if daily {
-				bar.WindowStart, bar.WindowEnd = localDay(exchange, b)
-			} else {
-				bar.WindowStart = md.Timestamp(b * width.Microseconds())
-				bar.WindowEnd = bar.WindowStart + md.Timestamp(width.Microseconds())
-			}
-			var err error
-			for _, f := range []struct {
-				dst *md.Decimal
-				src any
-			}{{&bar.Open, o}, {&bar.High, h}, {&bar.Low, l}, {&bar.Close, c}, {&bar.Volume, vol}} {
-				if *f.dst, err = decimalOf(f.src); err != nil {
-					return err
+			if a.volume.Sign() > 0 {
+				// notional is in 10⁻¹⁶, volume in 10⁻⁸: the ratio is in whole units.
+				r := new(big.Rat).SetFrac(a.notional, new(big.Int).Mul(a.volume, big.NewInt(100_000_000)))
+				v, err := md.RoundRat(r)
+				if err != nil {
+					return nil, err
 				}
-			}
-			if bar.VWAP, err = vwap(pqty, vol); err != nil {
-				return err
+				bar.VWAP = v
 			}
 			bars = append(bars, bar)
 		}
-		return nil
+	}
+	sortBars(bars, q.Desc)
+	if q.Limit > 0 && len(bars) > q.Limit {
+		bars = bars[:q.Limit]
+	}
+	return bars, nil
+}
+
+func sortBars(bars []md.Bar, desc bool) {
+	less := func(a, b md.Bar) int {
+		switch {
+		case a.WindowStart != b.WindowStart:
+			if (a.WindowStart < b.WindowStart) != desc {
+				return -1
+			}
+			return 1
+		case a.Exchange != b.Exchange:
+			return strings.Compare(a.Exchange, b.Exchange)
+		}
+		return 0
+	}
+	slices.SortFunc(bars, less)
+}
+
+// localDay returns the exchange-local trading date holding minute m as the
+// UTC instants of its local midnights.
+func localDay(exchange string, m int64) (start, end md.Timestamp) {
+	loc := time.UTC
+	if ex, err := md.LookupExchange(exchange); err == nil {
+		loc = ex.Location()
+	}
+	t := time.Unix(m*60, 0).In(loc)
+	midnight := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
+	return md.TimestampOf(midnight), md.TimestampOf(midnight.AddDate(0, 0, 1))
+}
+
+// minuteCache keeps the per-minute aggregates of data files. Data files
+// never change once committed, so an entry is valid for as long as the file
+// is in any snapshot; entries are evicted least recently used.
+type minuteCache struct {
+	mu      sync.Mutex
+	entries map[string]*list.Element
+	lru     list.List // of *minuteEntry, most recent at the front
+	size    int       // minutes held
+	flight  singleflight.Group
+}
+
+type minuteEntry struct {
+	location string
+	minutes  []minute
+}
+
+// maxCachedMinutes bounds the cache: about 150 MB.
+const maxCachedMinutes = 1_000_000
+
+func (c *minuteCache) get(location string) ([]minute, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[location]
+	if !ok {
+		return nil, false
+	}
+	c.lru.MoveToFront(el)
+	return el.Value.(*minuteEntry).minutes, true
+}
+
+func (c *minuteCache) put(location string, mins []minute) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]*list.Element{}
+	}
+	if _, ok := c.entries[location]; ok {
+		return
+	}
+	c.entries[location] = c.lru.PushFront(&minuteEntry{location, mins})
+	c.size += len(mins)
+	for c.size > maxCachedMinutes && c.lru.Len() > 1 {
+		old := c.lru.Remove(c.lru.Back()).(*minuteEntry)
+		delete(c.entries, old.location)
+		c.size -= len(old.minutes)
+	}
+}
+
+// fileMinutes returns a data file's minute aggregates, computing them once.
+func (e *Engine) fileMinutes(ctx context.Context, f dataFile) ([]minute, error) {
+	if m, ok := e.minuteCache.get(f.location); ok {
+		return m, nil
+	}
+	v, err, _ := e.minuteCache.flight.Do(f.location, func() (any, error) {
+		paths, err := e.paths(ctx, []dataFile{f})
+		if err != nil {
+			return nil, err
+		}
+		m, err := e.minutes(ctx, paths, &where{})
+		if err == nil {
+			e.minuteCache.put(f.location, m)
+		}
+		return m, err
 	})
-	return bars, err
+	if err != nil {
+		return nil, err
+	}
+	return v.([]minute), nil
+}
+
+// cachedMinutes collects the minutes of files inside f's whole-minute range.
+func (e *Engine) cachedMinutes(ctx context.Context, files []dataFile, f Filter) ([]minute, error) {
+	var out []minute
+	for _, file := range files {
+		mins, err := e.fileMinutes(ctx, file)
+		if err != nil {
+			return nil, err
+		}
+		for _, mn := range mins {
+			t := mn.m * microsPerMinute
+			if mn.symbol != f.Symbol || f.Exchange != "" && mn.exchange != f.Exchange ||
+				f.From != 0 && t < int64(f.From) || f.To != 0 && t >= int64(f.To) {
+				continue
+			}
+			out = append(out, mn)
+		}
+	}
+	return out, nil
+}
+
+// WarmBars computes the minute aggregates of every data file of the
+// current trades snapshot not yet cached, so bar queries are answered from
+// memory. A long-running server calls it after new data lands.
+func (e *Engine) WarmBars(ctx context.Context) error {
+	st, err := e.load(ctx, lake.Trades)
+	if err != nil {
+		return err
+	}
+	files, err := e.plan(ctx, st, st.tbl.CurrentSnapshot(), "timestamp", Filter{})
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if _, err := e.fileMinutes(ctx, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Summary is the daily bar of symbol on an exchange-local date
@@ -174,90 +432,4 @@ func (e *Engine) exchangeOf(ctx context.Context, symbol string, asOf AsOf) (stri
 		return found[0], nil
 	}
 	return "", fmt.Errorf("symbol %s trades on %s: choose one with --exchange", symbol, strings.Join(found, " and "))
-}
-
-// vwap divides Σ(price·quantity) by Σquantity exactly.
-func vwap(pq, vol any) (md.Decimal, error) {
-	num, err := ratOf(pq)
-	if err != nil {
-		return 0, err
-	}
-	den, err := ratOf(vol)
-	if err != nil {
-		return 0, err
-	}
-	if den.Sign() == 0 {
-		return 0, nil
-	}
-	return md.RoundRat(num.Quo(num, den))
-}
-
-// localOffsetSQL is a SQL expression giving, per row, the UTC offset in
-// microseconds of the row's exchange at the row's time, for the exchanges
-// whose day is not UTC. Offsets come from Go's embedded zone database and
-// change at each DST transition between lo and hi.
-func localOffsetSQL(lo, hi md.Timestamp) string {
-	var cases []string
-	for _, code := range md.ExchangeCodes() {
-		ex, _ := md.LookupExchange(code)
-		segs := zoneSegments(ex.Location(), lo.Time(), hi.Time())
-		if len(segs) == 1 && segs[0].offset == 0 {
-			continue
-		}
-		offset := fmt.Sprint(segs[0].offset)
-		if len(segs) > 1 {
-			var b strings.Builder
-			b.WriteString("CASE")
-			for _, s := range segs[:len(segs)-1] {
-				fmt.Fprintf(&b, ` WHEN epoch_us("timestamp") < %d THEN %d`, s.until, s.offset)
-			}
-			fmt.Fprintf(&b, " ELSE %d END", segs[len(segs)-1].offset)
-			offset = b.String()
-		}
-		cases = append(cases, fmt.Sprintf("WHEN %s THEN %s", sqlString(code), offset))
-	}
-	if len(cases) == 0 {
-		return "0"
-	}
-	return "(CASE exchange " + strings.Join(cases, " ") + " ELSE 0 END)"
-}
-
-type zoneSegment struct {
-	until  int64 // µs; the offset applies before this instant
-	offset int64 // µs east of UTC
-}
-
-func zoneSegments(loc *time.Location, lo, hi time.Time) []zoneSegment {
-	var segs []zoneSegment
-	t := lo
-	for {
-		_, off := t.In(loc).Zone()
-		_, end := t.In(loc).ZoneBounds()
-		if end.IsZero() || end.After(hi) {
-			return append(segs, zoneSegment{offset: int64(off) * 1_000_000})
-		}
-		segs = append(segs, zoneSegment{until: end.UnixMicro(), offset: int64(off) * 1_000_000})
-		t = end
-	}
-}
-
-// localDay turns a local day number (days since 1970-01-01 on the
-// exchange's calendar) into the UTC instants of its local midnights.
-func localDay(exchange string, day int64) (start, end md.Timestamp) {
-	loc := time.UTC
-	if ex, err := md.LookupExchange(exchange); err == nil {
-		loc = ex.Location()
-	}
-	d := time.Unix(day*86400, 0).UTC()
-	midnight := time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, loc)
-	return md.TimestampOf(midnight), md.TimestampOf(midnight.AddDate(0, 0, 1))
-}
-
-func ratOf(v any) (*big.Rat, error) {
-	d, ok := v.(duckdb.Decimal)
-	if !ok {
-		return nil, fmt.Errorf("expected DECIMAL, got %T", v)
-	}
-	scale := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(d.Scale)), nil)
-	return new(big.Rat).SetFrac(d.Value, scale), nil
 }

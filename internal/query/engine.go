@@ -13,7 +13,6 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,7 +24,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,17 +80,19 @@ type Engine struct {
 
 	mu     sync.Mutex
 	tables map[string]*tableState
+	index  fileIndex
+	// minuteCache holds per-minute trade aggregates of data files.
+	minuteCache minuteCache
 }
 
-// tableState caches a table's metadata until its metadata file changes,
-// and the scan plans made against it.
+// tableState caches a table's metadata until its metadata file changes.
 type tableState struct {
 	location string
 	tbl      *table.Table
-	plans    map[string][]dataFile // by snapshot and filter
-}
 
-const maxCachedPlans = 512
+	mu    sync.Mutex
+	files map[int64][]dataFile // by snapshot id
+}
 
 // New opens an in-process DuckDB database confined to the lake.
 func New(l *lake.Lake, opts Options) (*Engine, error) {
@@ -141,6 +141,8 @@ func New(l *lake.Lake, opts Options) (*Engine, error) {
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",
 		"SET TimeZone = 'UTC'",
+		// Data files never change once committed, so their footers can be cached.
+		"SET parquet_metadata_cache = true",
 		fmt.Sprintf("SET memory_limit = %s", sqlString(opts.MemoryLimit)),
 		fmt.Sprintf("SET threads = %d", opts.Threads),
 		fmt.Sprintf("SET temp_directory = %s", sqlString(tmp)),
@@ -225,7 +227,7 @@ func (e *Engine) load(ctx context.Context, name string) (*tableState, error) {
 	if err != nil {
 		return nil, err
 	}
-	st = &tableState{location: tbl.MetadataLocation(), tbl: tbl, plans: map[string][]dataFile{}}
+	st = &tableState{location: tbl.MetadataLocation(), tbl: tbl, files: map[int64][]dataFile{}}
 	e.mu.Lock()
 	e.tables[name] = st
 	e.mu.Unlock()
@@ -257,13 +259,6 @@ func (e *Engine) snapshot(st *tableState, name string, asOf AsOf) (*table.Snapsh
 	return tbl.CurrentSnapshot(), nil
 }
 
-// dataFile is a planned data file with what pruning and ordering need.
-type dataFile struct {
-	location   string
-	rows       int64
-	minT, maxT md.Timestamp
-}
-
 // Filter narrows a query. Zero values mean "any".
 type Filter struct {
 	Symbol   string
@@ -271,69 +266,6 @@ type Filter struct {
 	From, To md.Timestamp // [From, To)
 	// ExcludeConditions leaves out trades carrying any of these condition codes.
 	ExcludeConditions []string
-}
-
-// plan asks iceberg-go for the data files of snap that may hold rows
-// matching f: the partition spec prunes by day and symbol, then the files'
-// column bounds prune further. Plans are cached per snapshot and filter.
-func (e *Engine) plan(ctx context.Context, st *tableState, snap *table.Snapshot, timeCol string, f Filter) ([]dataFile, error) {
-	if snap == nil {
-		return nil, nil
-	}
-	var conds []iceberg.BooleanExpression
-	if f.Symbol != "" {
-		conds = append(conds, iceberg.EqualTo(iceberg.Reference("symbol"), f.Symbol))
-	}
-	if f.Exchange != "" {
-		conds = append(conds, iceberg.EqualTo(iceberg.Reference("exchange"), f.Exchange))
-	}
-	if timeCol != "" && f.From != 0 {
-		conds = append(conds, iceberg.GreaterThanEqual(iceberg.Reference(timeCol), iceberg.Timestamp(f.From)))
-	}
-	if timeCol != "" && f.To != 0 {
-		conds = append(conds, iceberg.LessThan(iceberg.Reference(timeCol), iceberg.Timestamp(f.To)))
-	}
-	var filter iceberg.BooleanExpression = iceberg.AlwaysTrue{}
-	switch len(conds) {
-	case 0:
-	case 1:
-		filter = conds[0]
-	default:
-		filter = iceberg.NewAnd(conds[0], conds[1], conds[2:]...)
-	}
-	key := fmt.Sprintf("%d|%s|%s|%d|%d", snap.SnapshotID, f.Symbol, f.Exchange, f.From, f.To)
-	e.mu.Lock()
-	cached, ok := st.plans[key]
-	e.mu.Unlock()
-	if ok {
-		return cached, nil
-	}
-	tasks, err := st.tbl.Scan(table.WithSnapshotID(snap.SnapshotID), table.WithRowFilter(filter)).PlanFiles(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("plan %s: %w", st.tbl.Identifier(), err)
-	}
-	var timeID int
-	if timeCol != "" {
-		if fld, ok := st.tbl.Schema().FindFieldByName(timeCol); ok {
-			timeID = fld.ID
-		}
-	}
-	files := make([]dataFile, 0, len(tasks))
-	for _, t := range tasks {
-		df := dataFile{location: t.File.FilePath(), rows: t.File.Count()}
-		if timeID != 0 {
-			df.minT, _ = boundTimestamp(t.File.LowerBoundValues()[timeID])
-			df.maxT, _ = boundTimestamp(t.File.UpperBoundValues()[timeID])
-		}
-		files = append(files, df)
-	}
-	e.mu.Lock()
-	if len(st.plans) >= maxCachedPlans {
-		clear(st.plans)
-	}
-	st.plans[key] = files
-	e.mu.Unlock()
-	return files, nil
 }
 
 // paths returns the local paths DuckDB reads for files, fetching
@@ -432,12 +364,4 @@ func sortFiles(files []dataFile, desc bool) {
 		}
 		return files[i].minT < files[j].minT
 	})
-}
-
-// boundTimestamp decodes an Iceberg timestamp bound (8 bytes, little endian).
-func boundTimestamp(b []byte) (md.Timestamp, bool) {
-	if len(b) != 8 {
-		return 0, false
-	}
-	return md.Timestamp(int64(binary.LittleEndian.Uint64(b))), true
 }

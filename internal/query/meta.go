@@ -131,14 +131,14 @@ func (e *Engine) Stats(ctx context.Context, asOf AsOf) ([]TableStats, error) {
 			if err != nil {
 				return nil, err
 			}
-			for i, f := range files {
-				if timeCol == "" {
-					break
+			for _, f := range files {
+				if !f.hasTime {
+					continue
 				}
-				if i == 0 || f.minT < ts.First {
+				if ts.First == 0 || f.minT < ts.First {
 					ts.First = f.minT
 				}
-				if i == 0 || f.maxT > ts.Last {
+				if f.maxT > ts.Last {
 					ts.Last = f.maxT
 				}
 			}

@@ -109,10 +109,12 @@ func (e *Engine) Quotes(ctx context.Context, q RecordQuery) ([]md.Quote, error) 
 
 // topN reads the first q.Limit rows in time order. Rather than handing
 // DuckDB every planned file, it starts with the files whose time bounds
-// come first in the requested order and holds enough rows, then widens the
-// set until no unread file could hold a row that belongs in the answer:
-// "the latest 100 trades" reads the newest file or two, however long the
-// history.
+// come first in the requested order and holds enough rows, and it narrows
+// the time range to what those files' row density says should hold the
+// answer, so DuckDB skips all but the newest row groups. It widens the
+// range, then the file set, until no unread data could hold a row that
+// belongs in the answer: "the latest 100 trades" reads a row group or two,
+// however long the history.
 func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns string, q RecordQuery,
 	scan func(*sql.Rows) (md.Timestamp, error), reset func()) (err error) {
 	start := time.Now()
@@ -139,17 +141,31 @@ func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns stri
 	if q.Desc {
 		dir = "DESC"
 	}
-	w := filterWhere(q.Filter, `"timestamp"`)
 	k, have := 0, int64(0)
 	for k < len(files) && have < int64(q.Limit) {
 		have += files[k].rows
 		k++
 	}
-	for {
+	// window is the time span expected to hold the answer: four times what
+	// the first file's density gives for Limit rows. 0 means no bound.
+	var window int64
+	if f := files[0]; f.hasTime && f.rows > 0 && f.maxT > f.minT {
+		window = max(1, 4*int64(q.Limit)*int64(f.maxT-f.minT)/f.rows)
+	}
+	for attempt := 0; ; attempt++ {
+		f := q.Filter
+		if window > 0 {
+			if q.Desc {
+				f.From = max(f.From, files[0].maxT-md.Timestamp(window))
+			} else if bound := files[0].minT + md.Timestamp(window) + 1; f.To == 0 || bound < f.To {
+				f.To = bound
+			}
+		}
 		paths, err := e.paths(ctx, files[:k])
 		if err != nil {
 			return err
 		}
+		w := filterWhere(f, `"timestamp"`)
 		sqlText := fmt.Sprintf(`SELECT %s FROM %s%s ORDER BY "timestamp" %s, source_sequence %s NULLS LAST, %s %s LIMIT %d`,
 			columns, readParquet(paths), w, dir, dir, keyCol, dir, q.Limit)
 		reset()
@@ -170,11 +186,17 @@ func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns stri
 		if err != nil {
 			return err
 		}
-		if k == len(files) {
-			return nil
-		}
-		if n < q.Limit { // too few matching rows so far: read more files
-			k = min(len(files), 2*k)
+		if n < q.Limit {
+			switch {
+			case window > 0 && attempt < 3: // the range was too narrow
+				window *= 16
+			case window > 0:
+				window = 0
+			case k < len(files): // too few matching rows: read more files
+				k = min(len(files), 2*k)
+			default:
+				return nil
+			}
 			continue
 		}
 		// A full answer; unread files whose bounds reach the last row's

@@ -3,6 +3,7 @@ package asx
 import (
 	"bufio"
 	"errors"
+	"github.com/google/uuid"
 	"os"
 	"strings"
 	"testing"
@@ -71,7 +72,7 @@ func TestReadCompaniesRealFile(t *testing.T) {
 	}
 	// Versions are identified by content: the same record reads to the same
 	// id, a different company to another.
-	if again := companies(t)["7078"]; b.MessageID == "" || again.MessageID != b.MessageID || m["7458"].MessageID == b.MessageID {
+	if again := companies(t)["7078"]; b.MessageID == uuid.Nil || again.MessageID != b.MessageID || m["7458"].MessageID == b.MessageID {
 		t.Fatalf("message id %s", b.MessageID)
 	}
 	if m["3153"].Symbol != "MWR" || m["7181"].Symbol != "DVN" || m["7458"].Symbol != "RIO" {

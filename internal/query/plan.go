@@ -1,0 +1,169 @@
+package query
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+
+	md "github.com/k2-market-data/k2/internal/marketdata"
+)
+
+// dataFile is a data file of a snapshot with what pruning and ordering need.
+type dataFile struct {
+	location   string
+	rows       int64
+	minT, maxT md.Timestamp // bounds of the time column, when it has one
+	hasTime    bool
+	// Bounds of the symbol and exchange columns. They may be truncated
+	// prefixes, which keeps lower ≤ true minimum and upper ≥ true maximum.
+	symLo, symHi string
+	exLo, exHi   string
+	hasSym       bool
+	hasEx        bool
+}
+
+// mayHold reports whether the file can hold rows matching f.
+func (d *dataFile) mayHold(f Filter) bool {
+	if f.Symbol != "" && d.hasSym && (f.Symbol < d.symLo || f.Symbol > d.symHi) {
+		return false
+	}
+	if f.Exchange != "" && d.hasEx && (f.Exchange < d.exLo || f.Exchange > d.exHi) {
+		return false
+	}
+	if d.hasTime {
+		if f.From != 0 && d.maxT < f.From {
+			return false
+		}
+		if f.To != 0 && d.minT >= f.To {
+			return false
+		}
+	}
+	return true
+}
+
+// fileIndex remembers the data files each manifest lists. Manifests are
+// immutable, so after a commit only the manifests it added are read: the
+// plan for a query is an in-memory pass over the snapshot's files rather
+// than a read of every manifest.
+type fileIndex struct {
+	mu         sync.Mutex
+	byManifest map[string][]dataFile
+	files      int
+}
+
+// maxIndexedFiles bounds the index; past it, the index starts afresh.
+const maxIndexedFiles = 1_000_000
+
+// plan lists the data files of snap that may hold rows matching f. The
+// manifests come from iceberg-go; partitions are pruned by the day and
+// symbol partition values' column bounds, then by the time range.
+func (e *Engine) plan(ctx context.Context, st *tableState, snap *table.Snapshot, timeCol string, f Filter) ([]dataFile, error) {
+	if snap == nil {
+		return nil, nil
+	}
+	all, err := e.snapshotFiles(ctx, st, snap, timeCol)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dataFile, 0, len(all))
+	for i := range all {
+		if all[i].mayHold(f) {
+			out = append(out, all[i])
+		}
+	}
+	return out, nil
+}
+
+func (e *Engine) snapshotFiles(ctx context.Context, st *tableState, snap *table.Snapshot, timeCol string) ([]dataFile, error) {
+	st.mu.Lock()
+	cached, ok := st.files[snap.SnapshotID]
+	st.mu.Unlock()
+	if ok {
+		return cached, nil
+	}
+	tbl := st.tbl
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	manifests, err := snap.Manifests(fs)
+	if err != nil {
+		return nil, fmt.Errorf("read manifests of %s: %w", tbl.Identifier(), err)
+	}
+	sc := tbl.Schema()
+	ids := struct{ sym, ex, time int }{}
+	if f, ok := sc.FindFieldByName("symbol"); ok {
+		ids.sym = f.ID
+	}
+	if f, ok := sc.FindFieldByName("exchange"); ok {
+		ids.ex = f.ID
+	}
+	if f, ok := sc.FindFieldByName(timeCol); ok && timeCol != "" {
+		ids.time = f.ID
+	}
+	ix := &e.index
+	var out []dataFile
+	for _, m := range manifests {
+		if m.ManifestContent() != iceberg.ManifestContentData {
+			return nil, fmt.Errorf("%s has delete files, which K2 does not write and its reader does not apply", tbl.Identifier())
+		}
+		ix.mu.Lock()
+		files, ok := ix.byManifest[m.FilePath()]
+		ix.mu.Unlock()
+		if !ok {
+			files = make([]dataFile, 0, m.AddedDataFiles()+m.ExistingDataFiles())
+			for en, err := range m.Entries(fs, true) {
+				if err != nil {
+					return nil, fmt.Errorf("read manifest %s: %w", m.FilePath(), err)
+				}
+				files = append(files, describe(en.DataFile(), ids.sym, ids.ex, ids.time))
+			}
+			ix.mu.Lock()
+			if ix.byManifest == nil || ix.files+len(files) > maxIndexedFiles {
+				ix.byManifest, ix.files = map[string][]dataFile{}, 0
+			}
+			ix.byManifest[m.FilePath()] = files
+			ix.files += len(files)
+			ix.mu.Unlock()
+		}
+		out = append(out, files...)
+	}
+	st.mu.Lock()
+	if len(st.files) > 64 { // time travel across many snapshots: start afresh
+		clear(st.files)
+	}
+	st.files[snap.SnapshotID] = out
+	st.mu.Unlock()
+	return out, nil
+}
+
+func describe(df iceberg.DataFile, symID, exID, timeID int) dataFile {
+	// Without time bounds a file may hold any time.
+	d := dataFile{location: df.FilePath(), rows: df.Count(), minT: math.MinInt64, maxT: math.MaxInt64}
+	lo, hi := df.LowerBoundValues(), df.UpperBoundValues()
+	if timeID != 0 {
+		a, okA := lo[timeID]
+		b, okB := hi[timeID]
+		if okA && okB && len(a) == 8 && len(b) == 8 {
+			d.minT = md.Timestamp(int64(binary.LittleEndian.Uint64(a)))
+			d.maxT = md.Timestamp(int64(binary.LittleEndian.Uint64(b)))
+			d.hasTime = true
+		}
+	}
+	if a, ok := lo[symID]; ok {
+		if b, ok := hi[symID]; ok {
+			d.symLo, d.symHi, d.hasSym = string(a), string(b), true
+		}
+	}
+	if a, ok := lo[exID]; ok {
+		if b, ok := hi[exID]; ok {
+			d.exLo, d.exHi, d.hasEx = string(a), string(b), true
+		}
+	}
+	return d
+}
