@@ -1,9 +1,12 @@
 package lake
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/testsvc"
@@ -362,4 +366,70 @@ func TestS3PermissionErrorSaysWhatAndWhere(t *testing.T) {
 		t.Fatalf("error does not say what and where on one line: %q", msg)
 	}
 	t.Log(msg)
+}
+
+// Every commit leaves one structured log line with the state before and
+// after, and counts in the writer metrics; a failed commit logs the state
+// it failed from and the error.
+func TestTransactionLogAndMetrics(t *testing.T) {
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	l, err := Open(context.Background(), Options{
+		Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse"),
+		Logger: slog.New(slog.NewJSONHandler(&buf, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ok := promtest.ToFloat64(mTransactions.WithLabelValues("success", Trades))
+	rows := promtest.ToFloat64(mRowsWritten.WithLabelValues(Trades))
+	w, _ := NewTradeWriter(l)
+	first, err := w.Commit(context.Background(), testTrades("BTCUSDT", 1, 50), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	second, err := w.Commit(context.Background(), testTrades("BTCUSDT", 100, 25), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("not one JSON log line: %q", buf.String())
+	}
+	want := map[string]any{
+		"msg": "Iceberg transaction committed", "table": "market_data.trades", "record_count": 25.0,
+		"snapshot_id_before": float64(first.SnapshotAfter), "snapshot_id_after": float64(second.SnapshotAfter),
+		"sequence_number_before": 1.0, "sequence_number_after": 2.0, "added_data_files": 1.0,
+		"total_records": 75.0, "total_data_files": 2.0,
+	}
+	for k, v := range want {
+		if line[k] != v {
+			t.Errorf("log field %s = %v, want %v", k, line[k], v)
+		}
+	}
+	if _, has := line["transaction_duration_ms"]; !has || line["added_files_size_bytes"].(float64) <= 0 {
+		t.Errorf("log line lacks duration or bytes: %v", line)
+	}
+	if d := promtest.ToFloat64(mTransactions.WithLabelValues("success", Trades)) - ok; d != 2 {
+		t.Errorf("success transactions counted %v, want 2", d)
+	}
+	if d := promtest.ToFloat64(mRowsWritten.WithLabelValues(Trades)) - rows; d != 75 {
+		t.Errorf("rows written counted %v, want 75", d)
+	}
+
+	// A commit that cannot reach the catalog.
+	failed := promtest.ToFloat64(mTransactions.WithLabelValues("failed", Trades))
+	l.db.Close()
+	buf.Reset()
+	if _, err := w.Commit(context.Background(), testTrades("BTCUSDT", 200, 5), nil); err == nil {
+		t.Fatal("commit without a catalog succeeded")
+	}
+	if d := promtest.ToFloat64(mTransactions.WithLabelValues("failed", Trades)) - failed; d != 1 {
+		t.Errorf("failed transactions counted %v, want 1", d)
+	}
+	if !strings.Contains(buf.String(), `"msg":"Iceberg transaction failed"`) || !strings.Contains(buf.String(), `"error_type":"catalog"`) {
+		t.Errorf("failure log line: %s", buf.String())
+	}
 }

@@ -1,0 +1,114 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/k2-market-data/k2/internal/lake"
+)
+
+func testEngine(t *testing.T, opts Options) *Engine {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := lake.Open(context.Background(), lake.Options{Catalog: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.WorkDir = filepath.Join(dir, "q")
+	e, err := New(l, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(); l.Close() })
+	return e
+}
+
+func TestPoolExhaustionIsAClearError(t *testing.T) {
+	e := testEngine(t, Options{PoolSize: 1, AcquireTimeout: 150 * time.Millisecond})
+	held, err := e.pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = e.Stats(context.Background(), AsOf{})
+	if err != nil {
+		t.Fatalf("stats reads metadata only and needs no connection: %v", err)
+	}
+	_, err = e.Symbols(context.Background(), "", AsOf{})
+	if err != nil { // an empty table needs no query either
+		t.Fatal(err)
+	}
+	err = e.run(context.Background(), "SELECT 1", nil, func(*sql.Rows) error { return nil })
+	if !errors.Is(err, ErrPoolExhausted) || !strings.Contains(err.Error(), "all 1 connections busy for 150ms") {
+		t.Fatalf("want a pool-exhausted error naming size and wait, got %v", err)
+	}
+	if waited := time.Since(start); waited < 150*time.Millisecond || waited > 2*time.Second {
+		t.Fatalf("waited %s for a 150ms acquire timeout", waited)
+	}
+	held.Release()
+	if err := e.run(context.Background(), "SELECT 1", nil, func(*sql.Rows) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	s := e.PoolStats()
+	if s.PoolSize != 1 || s.ActiveConnections != 0 || s.AvailableConnections != 1 || s.AcquisitionTimeouts != 1 ||
+		s.TotalAcquisitions < 3 || s.PeakUtilization != 1 || s.AverageWaitTimeSeconds <= 0 {
+		t.Fatalf("pool stats %+v", s)
+	}
+}
+
+func TestQueryTimeoutInterruptsDuckDB(t *testing.T) {
+	e := testEngine(t, Options{QueryTimeout: 200 * time.Millisecond})
+	start := time.Now()
+	err := e.run(context.Background(), "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 7 = 3", nil,
+		func(rows *sql.Rows) error {
+			for rows.Next() {
+			}
+			return nil
+		})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("want ErrTimeout, got %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("the query ran on for %s after its 200ms deadline", took)
+	}
+	// The connection is usable again.
+	if err := e.run(context.Background(), "SELECT 1", nil, func(*sql.Rows) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDuckDBIsConfinedToTheLake(t *testing.T) {
+	e := testEngine(t, Options{MemoryLimit: "256MB"})
+	noop := func(rows *sql.Rows) error {
+		for rows.Next() {
+		}
+		return nil
+	}
+	for _, q := range []string{
+		"SELECT * FROM read_csv('/etc/passwd')",
+		"SET enable_external_access = true",
+		"SET memory_limit = '64GB'",
+		"INSTALL httpfs",
+	} {
+		if err := e.run(context.Background(), q, nil, noop); err == nil {
+			t.Errorf("%s: allowed", q)
+		}
+	}
+	var limit string
+	err := e.run(context.Background(), "SELECT current_setting('memory_limit')", nil, func(rows *sql.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(&limit); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || !strings.HasPrefix(limit, "244") && !strings.HasPrefix(limit, "256") {
+		t.Fatalf("memory limit %q, %v", limit, err)
+	}
+}
