@@ -11,10 +11,20 @@ SERVICE_ENV := K2_TEST_POSTGRES_URL K2_TEST_S3_ENDPOINT K2_TEST_S3_BUCKET \
 	K2_TEST_S3_ACCESS_KEY K2_TEST_S3_SECRET_KEY K2_TEST_S3_REGION K2_TEST_PYTHON \
 	K2_TEST_REQUIRE_SERVICES
 
-.PHONY: build test test-unit services-start services-stop services-status services-reset
+.PHONY: build demo bench test test-unit services-start services-stop services-status services-reset
 
 build:
 	$(GO) build -o bin/k2 ./cmd/k2
+
+# The main job until streaming lands: load sample data and query it.
+# ARGS may name data to load instead of the synthetic market, e.g.
+# make demo ARGS=../shared/data/asx
+demo: build
+	bin/k2 demo $(ARGS)
+
+# The lake benchmark report (1M and 10M synthetic trades).
+bench: build
+	bin/k2 --log-level warn bench lake
 
 # Full suite against real PostgreSQL, S3 (versitygw) and PyIceberg.
 test:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
@@ -431,5 +433,63 @@ func TestTransactionLogAndMetrics(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), `"msg":"Iceberg transaction failed"`) || !strings.Contains(buf.String(), `"error_type":"catalog"`) {
 		t.Errorf("failure log line: %s", buf.String())
+	}
+}
+
+// Rows arriving in any order end up sorted by symbol, time and sequence in
+// every data file, with either symbol partitioning.
+func TestWrittenFilesAreSorted(t *testing.T) {
+	for _, part := range []SymbolPartition{{}, {Buckets: 2}} {
+		t.Run(part.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			l, err := Open(context.Background(), Options{
+				Catalog: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w"), SymbolPartition: part,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			var rows []md.Trade
+			for _, sym := range []string{"ETHUSDT", "BTCUSDT", "SOLUSDT", "XRPUSDT"} {
+				batch := testTrades(sym, 0, 90_000) // ~25 hours: two days
+				for i := range batch {
+					batch[i].Timestamp += md.Timestamp(i%7) * 1000 // some rows share a time
+				}
+				rows = append(rows, batch...)
+			}
+			rand.New(rand.NewPCG(1, 2)).Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
+			w, _ := NewTradeWriter(l)
+			if _, err := w.Commit(context.Background(), rows, nil); err != nil {
+				t.Fatal(err)
+			}
+			tbl, _ := l.Load(context.Background(), Trades)
+			tasks, _ := tbl.Scan().PlanFiles(context.Background())
+			for _, task := range tasks {
+				_, batches, err := tbl.Scan(table.WithSelectedFields("symbol", "timestamp", "source_sequence")).ReadTasks(context.Background(), []table.FileScanTask{task})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var prev struct {
+					sym     string
+					ts, seq int64
+				}
+				first := true
+				for rec, err := range batches {
+					if err != nil {
+						t.Fatal(err)
+					}
+					col := func(name string) arrow.Array { return rec.Column(rec.Schema().FieldIndices(name)[0]) }
+					syms, ts, seqs := col("symbol").(*array.String), col("timestamp").(*array.Timestamp), col("source_sequence").(*array.Int64)
+					for i := 0; i < int(rec.NumRows()); i++ {
+						cur := prev
+						cur.sym, cur.ts, cur.seq = syms.Value(i), int64(ts.Value(i)), seqs.Value(i)
+						if !first && (cur.sym < prev.sym || cur.sym == prev.sym && (cur.ts < prev.ts || cur.ts == prev.ts && cur.seq < prev.seq)) {
+							t.Fatalf("%s: row %v after %v", task.File.FilePath(), cur, prev)
+						}
+						prev, first = cur, false
+					}
+				}
+			}
+		})
 	}
 }
