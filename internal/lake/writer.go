@@ -40,10 +40,10 @@ type Writer[T any] struct {
 	dedup   bool
 	workers int
 	log     *slog.Logger
-	// splitBatches: each (day, symbol) group is a whole partition, so
-	// batches may end at any group boundary. With a bucketed symbol a
-	// partition spans groups, and batches written in parallel could
-	// interleave inside its file: then one batch carries everything.
+	// splitBatches: each (day, symbol) group is a whole partition and gets a
+	// batch of its own. With a bucketed symbol a partition spans groups,
+	// and batches written in parallel could interleave inside its file:
+	// then one batch carries everything.
 	splitBatches bool
 }
 
@@ -210,22 +210,19 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 	return res, nil
 }
 
-// batchRows is the smallest record batch handed to iceberg-go: whole
-// partitions are packed together up to at least this many rows, so small
-// partitions do not cost a batch each.
-const batchRows = 64 << 10
-
 // writeFiles encodes the rows and lets iceberg-go write them as Parquet
-// data files. Rows are grouped by partition and sorted inside it first, and
-// no partition is split across batches, so each data file receives one
-// sorted run (iceberg-go sorts batch by batch, not across them). Batches are
-// encoded in parallel while earlier ones are being written.
+// data files. Rows are grouped by partition and sorted inside it, and each
+// partition becomes one record batch of its own: iceberg-go then passes
+// whole batches to the partition's file without copying them (a partial
+// slice of a batch with string columns is copied), and each data file
+// receives one sorted run. Batches are encoded in parallel while earlier
+// ones are being written.
 func (w *Writer[T]) writeFiles(ctx context.Context, tbl *table.Table, rows []T) ([]iceberg.DataFile, error) {
 	order, ends := w.codec.partitions(rows)
 	var bounds [][2]int
 	lo := 0
 	for i, hi := range ends {
-		if w.splitBatches && hi-lo >= batchRows || i == len(ends)-1 {
+		if w.splitBatches || i == len(ends)-1 {
 			bounds = append(bounds, [2]int{lo, hi})
 			lo = hi
 		}
