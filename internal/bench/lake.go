@@ -200,10 +200,23 @@ func runSize(ctx context.Context, o LakeOptions, rows int) ([]Result, error) {
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 42))
 	fmt.Fprintf(o.Progress, "querying %d-row table…\n", rows)
-	latest, err := timeQuery(o.Queries, func() (int, error) {
-		s := symInfo[rng.IntN(len(symInfo))].Symbol
-		r, err := e.Trades(ctx, query.RecordQuery{Filter: query.Filter{Symbol: s}, Limit: 100, Desc: true})
+	latestOf := func(sym string) (int, error) {
+		r, err := e.Trades(ctx, query.RecordQuery{Filter: query.Filter{Symbol: sym}, Limit: 100, Desc: true})
 		return len(r), err
+	}
+	// Cold: each symbol's first query opens its newest files. Then the
+	// measured runs, as a server answers them once it has seen each file.
+	var firsts []time.Duration
+	for _, s := range symInfo {
+		start := time.Now()
+		if _, err := latestOf(s.Symbol); err != nil {
+			return nil, err
+		}
+		firsts = append(firsts, time.Since(start))
+	}
+	slices.Sort(firsts)
+	latest, err := timeQuery(o.Queries, func() (int, error) {
+		return latestOf(symInfo[rng.IntN(len(symInfo))].Symbol)
 	})
 	if err != nil {
 		return nil, err
@@ -234,7 +247,7 @@ func runSize(ctx context.Context, o LakeOptions, rows int) ([]Result, error) {
 	}
 	perSymDay := float64(rows) / float64(len(days))
 	results = append(results,
-		Result{Name: "latest 100 trades of a symbol, p50", Rows: rows, Value: ms(latest.p50), Unit: "ms", Detail: fmt.Sprintf("%d symbols, first call %.1f ms", len(symInfo), ms(latest.first))},
+		Result{Name: "latest 100 trades of a symbol, p50", Rows: rows, Value: ms(latest.p50), Unit: "ms", Detail: fmt.Sprintf("%d symbols; each symbol's first query: median %.1f ms, max %.1f ms", len(symInfo), ms(firsts[len(firsts)/2]), ms(firsts[len(firsts)-1]))},
 		Result{Name: "latest 100 trades of a symbol, p99", Rows: rows, Value: ms(latest.p99), Unit: "ms"},
 		Result{Name: "1m bars of a symbol-day, cold, p50", Rows: rows, Value: ms(cold.p50), Unit: "ms", Detail: fmt.Sprintf("~%.0f trades per symbol-day on average, %d largest", perSymDay, largestDay(symInfo))},
 		Result{Name: "1m bars of a symbol-day, cold, p99", Rows: rows, Value: ms(cold.p99), Unit: "ms", Detail: "first read of the day's files"},

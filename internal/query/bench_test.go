@@ -32,7 +32,7 @@ var (
 	benchErr    error
 )
 
-func benchLake(b *testing.B) (*query.Engine, []query.SymbolInfo) {
+func benchLake(b testing.TB) (*query.Engine, []query.SymbolInfo) {
 	benchOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "k2-query-bench-")
 		if err != nil {
