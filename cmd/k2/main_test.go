@@ -218,3 +218,15 @@ func TestEnvironmentAndConfigFile(t *testing.T) {
 		t.Fatalf("bad environment value accepted: %q", e)
 	}
 }
+
+func TestDemoRunsTwiceAndAddsNothing(t *testing.T) {
+	data := t.TempDir()
+	out, e, code := run(t, "--data-dir", data, "demo", "--trades", "20000")
+	if code != 0 || !strings.Contains(out, "Stored 20000 new trades") || !strings.Contains(out, "k2 query bars") {
+		t.Fatalf("first demo: exit %d %s\n%s", code, e, out)
+	}
+	out, _, code = run(t, "--data-dir", data, "demo", "--trades", "20000")
+	if code != 0 || !strings.Contains(out, "Stored 0 new trades and 0 new quotes") {
+		t.Fatalf("second demo added data:\n%s", out)
+	}
+}
