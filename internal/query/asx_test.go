@@ -95,6 +95,26 @@ func readASXTradesFiltered(t *testing.T, path string, skip map[string]bool) map[
 	return days
 }
 
+// emptySides counts quote rows whose bid or ask price is zero (Date, Time,
+// BidPrice, AskPrice, BidVolume, AskVolume).
+func emptySides(t *testing.T, path string) (bids, asks int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		cols := strings.Split(strings.TrimRight(line, "\r"), ",")
+		if r, _ := new(big.Rat).SetString(cols[2]); r.Sign() == 0 {
+			bids++
+		}
+		if r, _ := new(big.Rat).SetString(cols[3]); r.Sign() == 0 {
+			asks++
+		}
+	}
+	return bids, asks
+}
+
 // countASXTrades counts the file's trades in [from, to).
 func countASXTrades(t *testing.T, path string, from, to md.Timestamp) int64 {
 	t.Helper()
@@ -288,6 +308,24 @@ func asxScenario(t *testing.T, tl *testLake) {
 	if q.BidPrice.String() != "37.7" || q.BidQuantity.String() != "300" || q.AskPrice.Valid || q.AskQuantity.Valid ||
 		q.Timestamp.String() != "2014-03-09T18:43:45.676000Z" {
 		t.Fatalf("first BHP quote = %+v, want bid 37.7×300, no ask, at 05:43:45.676 Sydney", q)
+	}
+
+	all, err := tl.engine.Quotes(ctx, query.RecordQuery{Filter: query.Filter{Symbol: "BHP"}, Limit: 100_000})
+	if err != nil || len(all) != 77_849 {
+		t.Fatalf("BHP quotes: %d, %v", len(all), err)
+	}
+	var nullBids, nullAsks int
+	for _, q := range all {
+		if !q.BidPrice.Valid {
+			nullBids++
+		}
+		if !q.AskPrice.Valid {
+			nullAsks++
+		}
+	}
+	wantBids, wantAsks := emptySides(t, testutil.Data(t, "asx", "quotes", "7078.csv"))
+	if nullBids != wantBids || nullAsks != wantAsks {
+		t.Fatalf("null bid/ask sides %d/%d, the file has %d/%d empty ones", nullBids, nullAsks, wantBids, wantAsks)
 	}
 
 	// A second load adds nothing.
