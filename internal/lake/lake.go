@@ -277,19 +277,10 @@ func (l *Lake) MetadataLocation(ctx context.Context, name string) (string, error
 // Warehouse returns the warehouse URI (file:///... or s3://...).
 func (l *Lake) Warehouse() string { return l.warehouse }
 
-// IOProperties are the storage properties tables are opened with.
-func (l *Lake) IOProperties() iceberg.Properties { return l.props }
-
 // FS opens the warehouse storage.
 func (l *Lake) FS(ctx context.Context) (iceio.IO, error) {
 	return iceio.LoadFS(ctx, l.props, l.warehouse)
 }
-
-// Catalog exposes the Iceberg catalog, for maintenance and tests.
-func (l *Lake) Catalog() *sqlcat.Catalog { return l.cat }
-
-// Logger is the lake's logger.
-func (l *Lake) Logger() *slog.Logger { return l.log }
 
 // Close releases the catalog connection.
 func (l *Lake) Close() error {

@@ -226,5 +226,8 @@ func (ld *Loader) Finish(ctx context.Context) (Summary, error) {
 		ld.sum.DeadLetter = ""
 	}
 	ld.sum.Elapsed = time.Since(ld.started)
+	ld.opts.Logger.Info("load finished", "source", ld.sum.Source, "read", ld.sum.Read, "written", ld.sum.Written,
+		"duplicates", ld.sum.Duplicates, "rejected", ld.sum.Rejected, "skipped", ld.sum.Skipped,
+		"commits", ld.sum.Commits, "elapsed_ms", ld.sum.Elapsed.Milliseconds(), "dead_letter", ld.sum.DeadLetter)
 	return ld.sum, err
 }

@@ -65,25 +65,9 @@ func (ld *Loader) ASX(ctx context.Context, dir string) error {
 	for _, j := range jobs {
 		name := rel(dir, j.path)
 		if j.quotes {
-			p := asx.NewQuoteParser(j.company, ingested)
-			err = ld.eachLine(ctx, j.path, func(line []byte, n int64) error {
-				q, err := p.Parse(string(line))
-				if err != nil {
-					return ld.reject(name, n, md.ReasonOf(err), err, string(line))
-				}
-				ld.read(1)
-				return ld.quotes.add(ctx, q)
-			})
+			err = loadLines(ctx, ld, j.path, name, asx.NewQuoteParser(j.company, ingested).Parse, ld.quotes)
 		} else {
-			p := asx.NewTradeParser(j.company, ingested)
-			err = ld.eachLine(ctx, j.path, func(line []byte, n int64) error {
-				t, err := p.Parse(string(line))
-				if err != nil {
-					return ld.reject(name, n, md.ReasonOf(err), err, string(line))
-				}
-				ld.read(1)
-				return ld.trades.add(ctx, t)
-			})
+			err = loadLines(ctx, ld, j.path, name, asx.NewTradeParser(j.company, ingested).Parse, ld.trades)
 		}
 		if err != nil {
 			return err
@@ -102,14 +86,22 @@ func (ld *Loader) BinanceCSV(ctx context.Context, path, symbol string) error {
 		return fmt.Errorf("unknown symbol %s: %v", symbol, err)
 	}
 	ingested := md.Now()
-	name := filepath.Base(path)
+	parse := func(line string) (md.Trade, error) {
+		return binance.ParseVisionLine(line, symbol, ld.opts.Assets, ingested)
+	}
+	return loadLines(ctx, ld, path, filepath.Base(path), parse, ld.trades)
+}
+
+// loadLines parses each line of path into one record for b; a line parse
+// rejects goes to the dead-letter file.
+func loadLines[T any](ctx context.Context, ld *Loader, path, name string, parse func(string) (T, error), b *batch[T]) error {
 	return ld.eachLine(ctx, path, func(line []byte, n int64) error {
-		t, err := binance.ParseVisionLine(string(line), symbol, ld.opts.Assets, ingested)
+		r, err := parse(string(line))
 		if err != nil {
 			return ld.reject(name, n, md.ReasonOf(err), err, string(line))
 		}
 		ld.read(1)
-		return ld.trades.add(ctx, t)
+		return b.add(ctx, r)
 	})
 }
 

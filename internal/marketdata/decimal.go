@@ -266,9 +266,6 @@ type WideDecimal struct {
 	Units *big.Int // value × 10⁸
 }
 
-// WideOf widens a Decimal.
-func WideOf(d Decimal) WideDecimal { return WideDecimal{Units: big.NewInt(d.Units())} }
-
 // String formats like Decimal.String: "1299.18108", "100".
 func (w WideDecimal) String() string {
 	if w.Units == nil {

@@ -117,12 +117,11 @@ func TestDecimalFromScaled(t *testing.T) {
 func TestWideDecimal(t *testing.T) {
 	big20, _ := new(big.Int).SetString("123456789012345678901234", 10) // beyond decimal(18,8)
 	cases := map[string]WideDecimal{
-		"0":                           WideDecimal{},
-		"0.00000001":                  WideDecimal{big.NewInt(1)},
-		"1299.18108":                  WideDecimal{big.NewInt(129918108000)},
-		"1234567890123456.78901234":   WideDecimal{big20},
-		"-0.5":                        WideDecimal{big.NewInt(-50000000)},
-		MustDecimal("36.87").String(): WideOf(MustDecimal("36.87")),
+		"0":                         WideDecimal{},
+		"0.00000001":                WideDecimal{big.NewInt(1)},
+		"1299.18108":                WideDecimal{big.NewInt(129918108000)},
+		"1234567890123456.78901234": WideDecimal{big20},
+		"-0.5":                      WideDecimal{big.NewInt(-50000000)},
 	}
 	for want, w := range cases {
 		if w.String() != want {

@@ -8,8 +8,6 @@
 package marketdata
 
 import (
-	"fmt"
-
 	"github.com/google/uuid"
 )
 
@@ -137,9 +135,4 @@ var idNamespace = uuid.MustParse("6f1c7c2e-4b5a-5d8e-9a63-2b0c6e1d4f70")
 // into the output buffers when needed.
 func MessageID(kind, symbol, id string) uuid.UUID {
 	return uuid.NewSHA1(idNamespace, []byte(kind+"/"+symbol+"/"+id))
-}
-
-// ExchangeID builds the "{EXCHANGE}-{native id}" form of trade and quote ids.
-func ExchangeID(exchange string, native any) string {
-	return fmt.Sprintf("%s-%v", exchange, native)
 }
