@@ -1,7 +1,8 @@
-// Package query answers questions of the lake with DuckDB. Iceberg-go
-// plans which data files a question needs (partition pruning, then column
-// bounds) for the current snapshot or any earlier one; DuckDB reads just
-// those Parquet files. DuckDB's iceberg and httpfs extensions are never
+// Package query answers questions of the lake with DuckDB. The data files
+// a question needs come from the snapshot's manifests, read through
+// iceberg-go once each, pruned by partition values and then column bounds,
+// for the current snapshot or any earlier one; DuckDB reads just those
+// Parquet files. DuckDB's iceberg and httpfs extensions are never
 // used: files on S3 are read through a local cache of immutable data files.
 //
 // Every query borrows a connection from a bounded pool, runs under a

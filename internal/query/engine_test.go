@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/k2-market-data/k2/internal/lake"
+	md "github.com/k2-market-data/k2/internal/marketdata"
 )
 
 func testEngine(t *testing.T, opts Options) *Engine {
@@ -110,5 +112,51 @@ func TestDuckDBIsConfinedToTheLake(t *testing.T) {
 	})
 	if err != nil || !strings.HasPrefix(limit, "244") && !strings.HasPrefix(limit, "256") {
 		t.Fatalf("memory limit %q, %v", limit, err)
+	}
+}
+
+// A question reads only the files of its partitions.
+func TestPlanPrunesByPartition(t *testing.T) {
+	e := testEngine(t, Options{})
+	ctx := context.Background()
+	w, _ := lake.NewTradeWriter(e.lake)
+	day := int64(86_400_000_000)
+	base := md.Timestamp(1_735_689_600_000_000) // 2025-01-01
+	var rows []md.Trade
+	for _, sym := range []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"} {
+		for d := int64(0); d < 3; d++ {
+			for i := int64(0); i < 10; i++ {
+				id := fmt.Sprintf("BINANCE-%d", d*100+i)
+				rows = append(rows, md.Trade{
+					MessageID: md.MessageID("trade", sym, id), TradeID: id, Symbol: sym, Exchange: "BINANCE",
+					AssetClass: md.Crypto, Timestamp: base + md.Timestamp(d*day+i*1_000_000), Price: md.MustDecimal("1"),
+					Quantity: md.MustDecimal("1"), Currency: "USDT", Side: md.Buy, TradeConditions: []string{},
+					SourceSequence: md.SomeInt64(d*100 + i), IngestionTimestamp: base + md.Timestamp(3*day),
+				})
+			}
+		}
+	}
+	if _, err := w.Commit(ctx, rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.load(ctx, lake.Trades)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		f    Filter
+		want int
+	}{
+		{Filter{}, 9},
+		{Filter{Symbol: "ETHUSDT"}, 3},
+		{Filter{Symbol: "ETHUSDT", From: base + md.Timestamp(day), To: base + md.Timestamp(2*day)}, 1},
+		{Filter{From: base + md.Timestamp(2*day)}, 3},
+		{Filter{Symbol: "DOGEUSDT"}, 0},
+	}
+	for _, c := range cases {
+		files, err := e.plan(ctx, st, st.tbl.CurrentSnapshot(), "timestamp", c.f)
+		if err != nil || len(files) != c.want {
+			t.Errorf("%+v: %d files, %v; want %d", c.f, len(files), err, c.want)
+		}
 	}
 }

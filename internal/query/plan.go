@@ -25,10 +25,26 @@ type dataFile struct {
 	exLo, exHi   string
 	hasSym       bool
 	hasEx        bool
+	// Partition values, where the spec has them: the UTC day of the rows
+	// and the symbol (identity partitioning).
+	partDay    int64
+	partSym    string
+	hasPartDay bool
+	hasPartSym bool
 }
 
-// mayHold reports whether the file can hold rows matching f.
+// mayHold reports whether the file can hold rows matching f: by its
+// partition first, then by its column bounds.
 func (d *dataFile) mayHold(f Filter) bool {
+	if f.Symbol != "" && d.hasPartSym && f.Symbol != d.partSym {
+		return false
+	}
+	if d.hasPartDay {
+		start := md.Timestamp(d.partDay * 86_400_000_000)
+		if f.From != 0 && start+86_400_000_000 <= f.From || f.To != 0 && start >= f.To {
+			return false
+		}
+	}
 	if f.Symbol != "" && d.hasSym && (f.Symbol < d.symLo || f.Symbol > d.symHi) {
 		return false
 	}
@@ -60,8 +76,8 @@ type fileIndex struct {
 const maxIndexedFiles = 1_000_000
 
 // plan lists the data files of snap that may hold rows matching f. The
-// manifests come from iceberg-go; partitions are pruned by the day and
-// symbol partition values' column bounds, then by the time range.
+// manifests come from iceberg-go; files are pruned by their partition
+// values (day, symbol) first, then by their column bounds.
 func (e *Engine) plan(ctx context.Context, st *tableState, snap *table.Snapshot, timeCol string, f Filter) ([]dataFile, error) {
 	if snap == nil {
 		return nil, nil
@@ -106,6 +122,21 @@ func (e *Engine) snapshotFiles(ctx context.Context, st *tableState, snap *table.
 	if f, ok := sc.FindFieldByName(timeCol); ok && timeCol != "" {
 		ids.time = f.ID
 	}
+	// The day and identity-symbol fields of the partition spec.
+	var part struct{ day, sym int }
+	spec := tbl.Spec()
+	for _, pf := range spec.Fields() {
+		switch pf.Transform.(type) {
+		case iceberg.DayTransform:
+			if len(pf.SourceIDs) == 1 && pf.SourceIDs[0] == ids.time {
+				part.day = pf.FieldID
+			}
+		case iceberg.IdentityTransform:
+			if len(pf.SourceIDs) == 1 && pf.SourceIDs[0] == ids.sym {
+				part.sym = pf.FieldID
+			}
+		}
+	}
 	ix := &e.index
 	var out []dataFile
 	for _, m := range manifests {
@@ -121,7 +152,15 @@ func (e *Engine) snapshotFiles(ctx context.Context, st *tableState, snap *table.
 				if err != nil {
 					return nil, fmt.Errorf("read manifest %s: %w", m.FilePath(), err)
 				}
-				files = append(files, describe(en.DataFile(), ids.sym, ids.ex, ids.time))
+				d := describe(en.DataFile(), ids.sym, ids.ex, ids.time)
+				pv := en.DataFile().Partition()
+				if v, ok := pv[part.day].(iceberg.Date); ok && part.day != 0 {
+					d.partDay, d.hasPartDay = int64(v), true
+				}
+				if v, ok := pv[part.sym].(string); ok && part.sym != 0 {
+					d.partSym, d.hasPartSym = v, true
+				}
+				files = append(files, d)
 			}
 			ix.mu.Lock()
 			if ix.byManifest == nil || ix.files+len(files) > maxIndexedFiles {
