@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -18,6 +19,7 @@ import (
 
 // keyRange is what a batch holds for one symbol.
 type keyRange struct {
+	symbol         string
 	minT, maxT     md.Timestamp
 	minKey, maxKey string
 }
@@ -28,50 +30,60 @@ type keyRange struct {
 // new data (later times, higher ids) reads nothing.
 func (w *Writer[T]) dropDuplicates(ctx context.Context, tbl *table.Table, rows []T) ([]T, error) {
 	c := w.codec
-	seen := make(map[string]struct{}, len(rows))
+	seen := make(map[rowKey]struct{}, len(rows))
 	ranges := map[string]*keyRange{}
-	kept := rows[:0:0]
+	var dups []int // indices of rows repeated earlier in the batch
 	for i := range rows {
 		r := &rows[i]
-		sym, key := c.symbol(r), c.key(r)
-		k := sym + "\x00" + key
+		k := rowKey{c.symbol(r), c.key(r)}
 		if _, dup := seen[k]; dup {
+			dups = append(dups, i)
 			continue
 		}
 		seen[k] = struct{}{}
-		kept = append(kept, *r)
 		var t md.Timestamp
 		if c.time != nil {
 			t = c.time(r)
 		}
-		kr, ok := ranges[sym]
+		kr, ok := ranges[k.symbol]
 		if !ok {
-			ranges[sym] = &keyRange{minT: t, maxT: t, minKey: key, maxKey: key}
+			ranges[k.symbol] = &keyRange{symbol: k.symbol, minT: t, maxT: t, minKey: k.key, maxKey: k.key}
 			continue
 		}
 		kr.minT, kr.maxT = min(kr.minT, t), max(kr.maxT, t)
-		kr.minKey, kr.maxKey = min(kr.minKey, key), max(kr.maxKey, key)
+		kr.minKey, kr.maxKey = min(kr.minKey, k.key), max(kr.maxKey, k.key)
 	}
-	if tbl.CurrentSnapshot() == nil {
-		return kept, nil
+	var stored map[rowKey]struct{}
+	if tbl.CurrentSnapshot() != nil {
+		var err error
+		if stored, err = w.storedKeys(ctx, tbl, ranges); err != nil {
+			return nil, err
+		}
 	}
-	stored, err := w.storedKeys(ctx, tbl, ranges)
-	if err != nil || len(stored) == 0 {
-		return kept, err
+	if len(dups) == 0 && len(stored) == 0 {
+		return rows, nil // the common case: nothing to drop, nothing copied
 	}
-	out := kept[:0]
-	for i := range kept {
-		r := &kept[i]
-		if _, dup := stored[c.symbol(r)+"\x00"+c.key(r)]; !dup {
+	out := make([]T, 0, len(rows)-len(dups))
+	next := 0
+	for i := range rows {
+		if next < len(dups) && dups[next] == i {
+			next++
+			continue
+		}
+		r := &rows[i]
+		if _, dup := stored[rowKey{c.symbol(r), c.key(r)}]; !dup {
 			out = append(out, *r)
 		}
 	}
 	return out, nil
 }
 
+// rowKey identifies a record: exchanges number trades per symbol.
+type rowKey struct{ symbol, key string }
+
 // storedKeys reads the (symbol, key) pairs of the files that may hold rows
 // in ranges.
-func (w *Writer[T]) storedKeys(ctx context.Context, tbl *table.Table, ranges map[string]*keyRange) (map[string]struct{}, error) {
+func (w *Writer[T]) storedKeys(ctx context.Context, tbl *table.Table, ranges map[string]*keyRange) (map[rowKey]struct{}, error) {
 	sc := w.def.Schema
 	symField, _ := sc.FindFieldByName("symbol")
 	keyField, _ := sc.FindFieldByName(w.def.Key)
@@ -101,7 +113,7 @@ func (w *Writer[T]) storedKeys(ctx context.Context, tbl *table.Table, ranges map
 		return nil, err
 	}
 	var fs iceio.IO
-	stored := map[string]struct{}{}
+	stored := map[rowKey]struct{}{}
 	for _, task := range tasks {
 		f := task.File
 		if !mayHold(f, ranges, symField.ID, keyField.ID, timeField.ID) {
@@ -151,7 +163,7 @@ func mayHold(f iceberg.DataFile, ranges map[string]*keyRange, symID, keyID, time
 }
 
 // readKeys adds the file's (symbol, key) pairs for symbols in ranges to out.
-func readKeys(ctx context.Context, fs iceio.IO, path, keyColumn string, ranges map[string]*keyRange, out map[string]struct{}) error {
+func readKeys(ctx context.Context, fs iceio.IO, path, keyColumn string, ranges map[string]*keyRange, out map[rowKey]struct{}) error {
 	f, err := fs.Open(path)
 	if err != nil {
 		return err
@@ -184,9 +196,10 @@ func readKeys(ctx context.Context, fs iceio.IO, path, keyColumn string, ranges m
 			return fmt.Errorf("symbol and %s must be strings", keyColumn)
 		}
 		for i := 0; i < int(rec.NumRows()); i++ {
-			s := syms.Value(i)
-			if _, want := ranges[s]; want {
-				out[s+"\x00"+keys.Value(i)] = struct{}{}
+			// Arrow's strings alias the batch's buffers, which are reused
+			// after Release: the key is copied, the symbol taken from ranges.
+			if kr, want := ranges[syms.Value(i)]; want {
+				out[rowKey{kr.symbol, strings.Clone(keys.Value(i))}] = struct{}{}
 			}
 		}
 	}
