@@ -5,7 +5,11 @@
 // loader, a live WebSocket and a replay.
 package feed
 
-import "github.com/k2-market-data/k2/internal/marketdata"
+import (
+	"strconv"
+
+	"github.com/k2-market-data/k2/internal/marketdata"
+)
 
 // Events is what one input line or frame yields. A frame may carry several
 // trades (Kraken batches them), a quote, or nothing K2 stores (heartbeats,
@@ -18,3 +22,29 @@ type Events struct {
 
 // Empty reports whether nothing is to be stored.
 func (e *Events) Empty() bool { return len(e.Trades) == 0 && len(e.Quotes) == 0 }
+
+// CryptoTrade builds the trade of a crypto venue that numbers its trades:
+// the id becomes trade_id {EXCHANGE}-{id} and the source sequence (such ids
+// run contiguously per pair, which is what gap detection checks), and the
+// message id is derived from symbol and trade id. The record is validated.
+func CryptoTrade(exchange string, id int64, symbol, quote string, side marketdata.Side, ts marketdata.Timestamp,
+	price, qty marketdata.Decimal, ingested marketdata.Timestamp, vendor map[string]string) (marketdata.Trade, error) {
+	tradeID := exchange + "-" + strconv.FormatInt(id, 10)
+	t := marketdata.Trade{
+		MessageID:          marketdata.MessageID("trade", symbol, tradeID),
+		TradeID:            tradeID,
+		Symbol:             symbol,
+		Exchange:           exchange,
+		AssetClass:         marketdata.Crypto,
+		Timestamp:          ts,
+		Price:              price,
+		Quantity:           qty,
+		Currency:           quote,
+		Side:               side,
+		TradeConditions:    []string{},
+		SourceSequence:     marketdata.SomeInt64(id),
+		IngestionTimestamp: ingested,
+		VendorData:         vendor,
+	}
+	return t, t.Validate()
+}

@@ -58,24 +58,7 @@ func pairSymbol(assets *marketdata.Assets, s string) (sym, quote string, err err
 }
 
 func newTrade(id int64, sym, quote string, ts marketdata.Timestamp, price, qty marketdata.Decimal, buyerMaker bool, ingested marketdata.Timestamp, vendor map[string]string) (marketdata.Trade, error) {
-	tradeID := exchangeCode + "-" + strconv.FormatInt(id, 10)
-	t := marketdata.Trade{
-		MessageID:          marketdata.MessageID("trade", sym, tradeID),
-		TradeID:            tradeID,
-		Symbol:             sym,
-		Exchange:           exchangeCode,
-		AssetClass:         marketdata.Crypto,
-		Timestamp:          ts,
-		Price:              price,
-		Quantity:           qty,
-		Currency:           quote,
-		Side:               side(buyerMaker),
-		TradeConditions:    []string{},
-		SourceSequence:     marketdata.SomeInt64(id),
-		IngestionTimestamp: ingested,
-		VendorData:         vendor,
-	}
-	return t, t.Validate()
+	return feed.CryptoTrade(exchangeCode, id, sym, quote, side(buyerMaker), ts, price, qty, ingested, vendor)
 }
 
 // ParseVisionLine converts one row of a public-data trade file:

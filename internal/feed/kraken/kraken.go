@@ -179,27 +179,11 @@ func parseTrade(raw json.RawMessage, received marketdata.Timestamp, assets *mark
 	if err != nil {
 		return marketdata.Trade{}, err
 	}
-	tradeID := exchangeCode + "-" + strconv.FormatInt(id, 10)
-	t := marketdata.Trade{
-		MessageID:          marketdata.MessageID("trade", symbol, tradeID),
-		TradeID:            tradeID,
-		Symbol:             symbol,
-		Exchange:           exchangeCode,
-		AssetClass:         marketdata.Crypto,
-		Timestamp:          ts,
-		Price:              price,
-		Quantity:           qty,
-		Currency:           quote,
-		Side:               side,
-		TradeConditions:    []string{},
-		SourceSequence:     marketdata.SomeInt64(id),
-		IngestionTimestamp: received,
-		VendorData:         map[string]string{"pair": e.Symbol},
-	}
+	vendor := map[string]string{"pair": e.Symbol}
 	if e.OrdType != "" {
-		t.VendorData["ord_type"] = e.OrdType
+		vendor["ord_type"] = e.OrdType
 	}
-	return t, t.Validate()
+	return feed.CryptoTrade(exchangeCode, id, symbol, quote, side, ts, price, qty, received, vendor)
 }
 
 // parseTicker reads the top of book. The ticker has no sequence number, so
