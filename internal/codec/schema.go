@@ -1,0 +1,88 @@
+// Package codec holds K2's Avro schemas and the Confluent wire format of the
+// Kafka messages that carry trades, quotes and reference data.
+//
+// A message is one magic byte 0, the writer schema's registry id as a
+// big-endian uint32, then the record in Avro binary encoding. The encoders
+// (AppendTrade, AppendQuote, AppendReference) and the Decoder's fast path
+// are written by hand against K2's own schemas, because the ingestion path
+// runs at a million trades per second and github.com/hamba/avro's
+// reflective codec is several times slower and allocates (see
+// bench_test.go); the tests check the bytes against hamba's in both
+// directions. Records written with any other compatible writer schema are
+// read through hamba's schema resolution.
+package codec
+
+import (
+	"embed"
+	"fmt"
+
+	"github.com/hamba/avro/v2"
+
+	"github.com/k2-market-data/k2/internal/marketdata"
+)
+
+// Data types: the second part of a topic or subject name.
+const (
+	DataTrades    = "trades"
+	DataQuotes    = "quotes"
+	DataReference = "reference_data"
+)
+
+// Schema is one of K2's record schemas.
+type Schema struct {
+	Name     string      // full Avro name, e.g. "com.k2.marketdata.TradeV2"
+	DataType string      // DataTrades, DataQuotes or DataReference
+	Text     string      // the .avsc as embedded: what is registered
+	Avro     avro.Schema // Text parsed by hamba/avro
+}
+
+// Subject is the Schema Registry subject of this schema for an asset class.
+func (s Schema) Subject(assetClass marketdata.AssetClass) string {
+	return Subject(assetClass, s.DataType)
+}
+
+//go:embed schemas/*.avsc
+var schemaFiles embed.FS
+
+// K2's schemas. Each .avsc is standalone (it defines the AssetClass and
+// TradeSide enums it uses), because the registry stores each subject's
+// schema on its own and parses it without the others.
+var (
+	Trade     = mustLoad("schemas/trade_v2.avsc", "com.k2.marketdata.TradeV2", DataTrades)
+	Quote     = mustLoad("schemas/quote_v2.avsc", "com.k2.marketdata.QuoteV2", DataQuotes)
+	Reference = mustLoad("schemas/reference_data_v2.avsc", "com.k2.marketdata.ReferenceDataV2", DataReference)
+)
+
+// Schemas lists K2's schemas, for registration.
+func Schemas() []Schema { return []Schema{Trade, Quote, Reference} }
+
+// Subject returns the Schema Registry subject of a record type for an asset
+// class, e.g. "market.crypto.trades-value". Subjects are per asset class
+// and data type, not per topic, so every exchange's topic of one asset class
+// shares a schema history.
+func Subject(assetClass marketdata.AssetClass, dataType string) string {
+	return "market." + string(assetClass) + "." + dataType + "-value"
+}
+
+func mustLoad(path, name, dataType string) Schema {
+	text, err := schemaFiles.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	s, err := parseSchema(string(text))
+	if err != nil {
+		panic(fmt.Sprintf("codec: %s: %v", path, err))
+	}
+	if got := s.(avro.NamedSchema).FullName(); got != name {
+		panic(fmt.Sprintf("codec: %s defines %s, want %s", path, got, name))
+	}
+	return Schema{Name: name, DataType: dataType, Text: string(text), Avro: s}
+}
+
+// parseSchema parses a schema with a cache of its own. hamba's Parse
+// records every named type in a process-wide cache, so an old writer
+// schema defining com.k2.marketdata.AssetClass differently would leak into
+// later parses; a private cache keeps each schema what its text says.
+func parseSchema(text string) (avro.Schema, error) {
+	return avro.ParseWithCache(text, "", &avro.SchemaCache{})
+}
