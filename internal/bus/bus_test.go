@@ -1,0 +1,214 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/k2-market-data/k2/internal/codec"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/registry"
+)
+
+// embedded starts a broker and a registry for a test.
+func embedded(t *testing.T, dir string) (*Broker, *registry.Client) {
+	t.Helper()
+	b, err := StartBroker(dir+"/kafka", "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	reg, err := registry.Open(dir + "/registry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg.Handler())
+	t.Cleanup(func() { srv.Close(); reg.Close() })
+	cl, err := registry.NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, cl
+}
+
+func admin(t *testing.T, brokers string) *kadm.Client {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
+
+func TestTopicNames(t *testing.T) {
+	name, err := TopicOf(Trades, "Binance")
+	if err != nil || name != "market.crypto.trades.binance" {
+		t.Fatalf("%s %v", name, err)
+	}
+	asset, dt, ex, err := ParseTopic("market.equities.reference_data.asx")
+	if err != nil || asset != md.Equities || dt != ReferenceData || ex != "ASX" {
+		t.Fatalf("%s %s %s %v", asset, dt, ex, err)
+	}
+	for _, bad := range []string{"market.crypto.trades", "x.crypto.trades.binance", "market.stocks.trades.asx", "market.crypto.bars.binance"} {
+		if _, _, _, err := ParseTopic(bad); err == nil {
+			t.Errorf("%s parsed", bad)
+		}
+	}
+}
+
+func TestCreateTopicsIsIdempotent(t *testing.T) {
+	b, _ := embedded(t, t.TempDir())
+	adm := admin(t, b.Addr())
+	ctx := context.Background()
+	first, err := CreateTopics(ctx, adm, DefaultTopology())
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := 0
+	for _, r := range first {
+		if r.Created {
+			created++
+		}
+	}
+	if created != len(DefaultTopology().Specs()) || created == 0 {
+		t.Fatalf("created %d of %d topics", created, len(first))
+	}
+	again, err := CreateTopics(ctx, adm, DefaultTopology())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range again {
+		if r.Created {
+			t.Fatalf("%s created twice", r.Topic)
+		}
+	}
+	infos, err := DescribeTopics(ctx, adm, "market.crypto.trades.binance", "market.equities.reference_data.asx")
+	if err != nil || len(infos) != 2 {
+		t.Fatalf("%v %v", infos, err)
+	}
+	trades, ref := infos[0], infos[1] // sorted by name
+	if trades.Partitions != 6 || trades.Configs["compression.type"] != "lz4" || trades.Configs["retention.ms"] != "604800000" {
+		t.Errorf("trades topic %+v", trades)
+	}
+	if ref.Partitions != 1 || ref.Configs["cleanup.policy"] != "compact" {
+		t.Errorf("reference topic %+v", ref)
+	}
+}
+
+func testTrade(i int) md.Trade {
+	id := "BINANCE-" + string(rune('0'+i%10))
+	return md.Trade{
+		MessageID: md.MessageID("trade", "BTCUSDT", id), TradeID: id, Symbol: "BTCUSDT", Exchange: "BINANCE",
+		AssetClass: md.Crypto, Timestamp: md.Timestamp(1723161255342000 + int64(i)), Price: md.MustDecimal("61837.63"),
+		Quantity: md.MustDecimal("0.02"), Currency: "USDT", Side: md.Sell, TradeConditions: []string{},
+		SourceSequence: md.SomeInt64(int64(i)), IngestionTimestamp: 1723161256000000,
+	}
+}
+
+func TestProducerDeliversAndCloses(t *testing.T) {
+	b, reg := embedded(t, t.TempDir())
+	ctx := context.Background()
+	if _, err := CreateTopics(ctx, admin(t, b.Addr()), DefaultTopology()); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProducer(ProducerConfig{Brokers: []string{b.Addr()}}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1000; i++ {
+		tr := testTrade(i)
+		if err := p.Trade(ctx, &tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queued, err := p.Close(ctx)
+	if err != nil || queued != 0 {
+		t.Fatalf("close: %d queued, %v", queued, err)
+	}
+	if q, err := p.Close(ctx); q != 0 || err != nil {
+		t.Fatalf("second close: %d %v", q, err)
+	}
+	tr := testTrade(0)
+	if err := p.Trade(ctx, &tr); !errors.Is(err, ErrClosed) {
+		t.Fatalf("produce after close: %v", err)
+	}
+	if s := p.Stats(); s.Produced != 1000 || s.Failed != 0 || !s.Closed {
+		t.Fatalf("stats after close %+v", s)
+	}
+
+	// The records are there, keyed by symbol, in the wire format, with the
+	// schema registered under the asset-class subject.
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics("market.crypto.trades.binance"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	defer cl.Close()
+	dec := codec.NewDecoder(reg.SchemaByID)
+	n := 0
+	deadline, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for n < 1000 && deadline.Err() == nil {
+		cl.PollFetches(deadline).EachRecord(func(r *kgo.Record) {
+			got, _, err := dec.Trade(ctx, r.Value)
+			if err != nil || string(r.Key) != "BTCUSDT" || got.Price != md.MustDecimal("61837.63") {
+				t.Fatalf("record %d: key %s %+v %v", n, r.Key, got, err)
+			}
+			n++
+		})
+	}
+	if n != 1000 {
+		t.Fatalf("read %d of 1000 records", n)
+	}
+}
+
+func TestProducerCloseReportsWhatWasQueued(t *testing.T) {
+	_, reg := embedded(t, t.TempDir())
+	// Nothing listens here: records cannot be delivered.
+	p, err := NewProducer(ProducerConfig{Brokers: []string{"127.0.0.1:1"}, DeliveryTimeout: time.Minute}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; i < 10; i++ {
+		tr := testTrade(i)
+		p.Trade(ctx, &tr)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	queued, err := p.Close(short)
+	if queued != 10 || err == nil {
+		t.Fatalf("close with an unreachable broker: %d queued, %v; want 10 and an error", queued, err)
+	}
+	if s := p.Stats(); s.Buffered != 10 || !s.Closed {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestBrokerKeepsRecordsAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	b, reg := embedded(t, dir)
+	ctx := context.Background()
+	CreateTopics(ctx, admin(t, b.Addr()), DefaultTopology())
+	p, _ := NewProducer(ProducerConfig{Brokers: []string{b.Addr()}}, reg)
+	for i := 0; i < 100; i++ {
+		tr := testTrade(i)
+		p.Trade(ctx, &tr)
+	}
+	if _, err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	addr := b.Addr()
+	b.Close()
+	b2, err := StartBroker(dir+"/kafka", addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	infos, err := DescribeTopics(ctx, admin(t, b2.Addr()), "market.crypto.trades.binance")
+	if err != nil || len(infos) != 1 || infos[0].Records != 100 {
+		t.Fatalf("after restart: %+v %v", infos, err)
+	}
+}

@@ -1,0 +1,345 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/k2-market-data/k2/internal/codec"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/ops"
+	"github.com/k2-market-data/k2/internal/registry"
+)
+
+// Producer metrics, the original's names (P1.3).
+var (
+	mProduced = ops.Factory.NewCounterVec(prometheus.CounterOpts{
+		Name: "k2_kafka_messages_produced_total", Help: "Records the broker acknowledged.",
+	}, []string{"topic"})
+	mProduceErrors = ops.Factory.NewCounterVec(prometheus.CounterOpts{
+		Name: "k2_kafka_produce_errors_total", Help: "Records that failed to produce, by error type.",
+	}, []string{"topic", "error_type"})
+	mProduceRetries = ops.Factory.NewCounter(prometheus.CounterOpts{
+		Name: "k2_kafka_produce_retries_total", Help: "Produce requests that failed and were retried.",
+	})
+	mRetriesExhausted = ops.Factory.NewCounterVec(prometheus.CounterOpts{
+		Name: "k2_kafka_produce_max_retries_exceeded_total", Help: "Records given up on after the retry limit or delivery timeout.",
+	}, []string{"topic"})
+	mProduceLatency = ops.Factory.NewHistogram(prometheus.HistogramOpts{
+		Name: "k2_kafka_produce_duration_seconds", Help: "Time from producing a record to its acknowledgement.",
+		Buckets: ops.LatencyBuckets,
+	})
+)
+
+// ErrClosed is returned when producing after Close.
+var ErrClosed = errors.New("producer is closed")
+
+// ProducerConfig tunes the producer. Zero values take the defaults.
+type ProducerConfig struct {
+	Brokers     []string
+	ClientID    string
+	Linger      time.Duration // wait to fill batches (default 5 ms)
+	BatchBytes  int32         // largest batch (default 1 MiB)
+	Compression string        // none, gzip, snappy, lz4, zstd (default lz4)
+	// MaxBuffered bounds records waiting for the broker (default 200,000):
+	// a producer faster than the broker blocks rather than growing memory.
+	MaxBuffered int
+	// DeliveryTimeout gives up on a record after this long (default 2 min).
+	DeliveryTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// ProducerStats are the producer's counters; they stay readable after Close.
+type ProducerStats struct {
+	Produced int64 `json:"produced"` // acknowledged by the broker
+	Failed   int64 `json:"failed"`
+	Retries  int64 `json:"retries"`
+	Buffered int64 `json:"buffered"` // waiting for the broker now
+	Closed   bool  `json:"closed"`
+}
+
+// Producer writes K2 records to Kafka: Avro in the Confluent wire format,
+// keyed by symbol (company id for reference data), to the exchange's topic.
+// It is idempotent with acks=all, so a retried batch is never written
+// twice, and records of one key stay in order.
+type Producer struct {
+	cl  *kgo.Client
+	reg *registry.Client
+	log *slog.Logger
+
+	mu  sync.RWMutex
+	ids map[string]uint32 // subject → schema id
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeRes  atomic.Pointer[closeResult] // set once Close has finished
+
+	produced, failed, retries atomic.Int64
+	errMu                     sync.Mutex
+	firstErr                  error
+	counters                  sync.Map // topic → prometheus.Counter
+}
+
+type closeResult struct {
+	queued int
+	err    error
+}
+
+// NewProducer connects to the brokers; schemas are registered with reg on
+// first use of each subject.
+func NewProducer(cfg ProducerConfig, reg *registry.Client) (*Producer, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("producer: no brokers")
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = 5 * time.Millisecond
+	}
+	if cfg.BatchBytes == 0 {
+		cfg.BatchBytes = 1 << 20
+	}
+	if cfg.MaxBuffered == 0 {
+		cfg.MaxBuffered = 200_000
+	}
+	if cfg.DeliveryTimeout == 0 {
+		cfg.DeliveryTimeout = 2 * time.Minute
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = "k2"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	comp, err := compression(cfg.Compression)
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{reg: reg, log: cfg.Logger, ids: map[string]uint32{}}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent writes need acks=all
+		kgo.ProducerLinger(cfg.Linger),
+		kgo.ProducerBatchMaxBytes(cfg.BatchBytes),
+		kgo.ProducerBatchCompression(comp),
+		kgo.MaxBufferedRecords(cfg.MaxBuffered),
+		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
+		kgo.WithHooks(retryHook{p}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("producer: %w", err)
+	}
+	p.cl = cl
+	return p, nil
+}
+
+func compression(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "", "lz4":
+		return kgo.Lz4Compression(), nil
+	case "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("compression %q is not none, gzip, snappy, lz4 or zstd", name)
+}
+
+// SubjectSchema is a schema registry subject and the schema K2 writes under it.
+type SubjectSchema struct {
+	Subject string
+	Text    string
+}
+
+// Schemas lists the subjects of every asset class K2 has exchanges for.
+func Schemas() []SubjectSchema {
+	seen := map[string]bool{}
+	var out []SubjectSchema
+	for _, code := range md.ExchangeCodes() {
+		ex, _ := md.LookupExchange(code)
+		for _, s := range []struct {
+			dt   DataType
+			text string
+		}{{Trades, codec.Trade.Text}, {Quotes, codec.Quote.Text}, {ReferenceData, codec.Reference.Text}} {
+			subj := codec.Subject(ex.AssetClass, string(s.dt))
+			if !seen[subj] {
+				seen[subj] = true
+				out = append(out, SubjectSchema{subj, s.text})
+			}
+		}
+	}
+	return out
+}
+
+// schemaID registers K2's schema for the subject once and remembers its id.
+func (p *Producer) schemaID(ctx context.Context, subject, schema string) (uint32, error) {
+	p.mu.RLock()
+	id, ok := p.ids[subject]
+	p.mu.RUnlock()
+	if ok {
+		return id, nil
+	}
+	id, err := p.reg.Register(ctx, subject, schema)
+	if err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	p.ids[subject] = id
+	p.mu.Unlock()
+	return id, nil
+}
+
+// Trade produces a trade to market.{asset}.trades.{exchange}.
+func (p *Producer) Trade(ctx context.Context, t *md.Trade) error {
+	id, topic, err := p.prepare(ctx, Trades, t.Exchange, t.AssetClass, codec.Trade.Text)
+	if err != nil {
+		return err
+	}
+	return p.produce(ctx, topic, t.Symbol, codec.AppendTrade(make([]byte, 0, 256), id, t))
+}
+
+// Quote produces a quote to market.{asset}.quotes.{exchange}.
+func (p *Producer) Quote(ctx context.Context, q *md.Quote) error {
+	id, topic, err := p.prepare(ctx, Quotes, q.Exchange, q.AssetClass, codec.Quote.Text)
+	if err != nil {
+		return err
+	}
+	return p.produce(ctx, topic, q.Symbol, codec.AppendQuote(make([]byte, 0, 256), id, q))
+}
+
+// Reference produces reference data, keyed by company id so compaction
+// keeps the latest record per company.
+func (p *Producer) Reference(ctx context.Context, r *md.ReferenceData) error {
+	id, topic, err := p.prepare(ctx, ReferenceData, r.Exchange, r.AssetClass, codec.Reference.Text)
+	if err != nil {
+		return err
+	}
+	return p.produce(ctx, topic, r.CompanyID, codec.AppendReference(make([]byte, 0, 256), id, r))
+}
+
+func (p *Producer) prepare(ctx context.Context, dt DataType, exchange string, asset md.AssetClass, schema string) (uint32, string, error) {
+	if p.closed.Load() {
+		return 0, "", ErrClosed
+	}
+	id, err := p.schemaID(ctx, codec.Subject(asset, string(dt)), schema)
+	if err != nil {
+		return 0, "", err
+	}
+	return id, Topic(asset, dt, exchange), nil
+}
+
+// Raw produces a record as given: the sink forwards undecodable records to
+// dead-letter topics with it.
+func (p *Producer) Raw(ctx context.Context, r *kgo.Record) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	p.cl.Produce(ctx, r, p.promise)
+	return nil
+}
+
+func (p *Producer) produce(ctx context.Context, topic, key string, value []byte) error {
+	p.cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(key), Value: value}, p.promise)
+	return nil
+}
+
+// promise runs when the broker has acknowledged or refused a record.
+func (p *Producer) promise(r *kgo.Record, err error) {
+	if err != nil {
+		p.failed.Add(1)
+		mProduceErrors.WithLabelValues(r.Topic, errorType(err)).Inc()
+		if errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, kgo.ErrRecordRetries) {
+			mRetriesExhausted.WithLabelValues(r.Topic).Inc()
+		}
+		p.errMu.Lock()
+		if p.firstErr == nil {
+			p.firstErr = fmt.Errorf("produce to %s: %w", r.Topic, err)
+		}
+		p.errMu.Unlock()
+		return
+	}
+	p.produced.Add(1)
+	c, ok := p.counters.Load(r.Topic)
+	if !ok {
+		c, _ = p.counters.LoadOrStore(r.Topic, mProduced.WithLabelValues(r.Topic))
+	}
+	c.(prometheus.Counter).Inc()
+	mProduceLatency.Observe(time.Since(r.Timestamp).Seconds())
+}
+
+func errorType(err error) string {
+	switch {
+	case errors.Is(err, kgo.ErrRecordTimeout):
+		return "timeout"
+	case errors.Is(err, kgo.ErrRecordRetries):
+		return "retries_exhausted"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	case errors.Is(err, kgo.ErrClientClosed):
+		return "closed"
+	}
+	return "broker"
+}
+
+// Flush waits until every record produced so far is acknowledged or has
+// failed, and returns the first failure since the last Flush.
+func (p *Producer) Flush(ctx context.Context) error {
+	if err := p.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("flush: %w (%d records still queued)", err, p.cl.BufferedProduceRecords())
+	}
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	err := p.firstErr
+	p.firstErr = nil
+	return err
+}
+
+// Close flushes what is queued (until ctx ends) and closes the client. It
+// returns how many records were still queued when it gave up, and is safe
+// to call more than once: later calls return the first call's result.
+// Producing after Close returns ErrClosed.
+func (p *Producer) Close(ctx context.Context) (queued int, err error) {
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		err := p.Flush(ctx)
+		q := int(p.cl.BufferedProduceRecords())
+		p.cl.Close()
+		if q > 0 {
+			p.log.Warn("producer closed with records still queued", "queued", q, "error", err)
+		}
+		p.closeRes.Store(&closeResult{queued: q, err: err})
+	})
+	r := p.closeRes.Load()
+	return r.queued, r.err
+}
+
+// Stats returns the counters.
+func (p *Producer) Stats() ProducerStats {
+	s := ProducerStats{Produced: p.produced.Load(), Failed: p.failed.Load(), Retries: p.retries.Load(), Closed: p.closed.Load()}
+	if r := p.closeRes.Load(); r != nil {
+		s.Buffered = int64(r.queued)
+	} else {
+		s.Buffered = p.cl.BufferedProduceRecords()
+	}
+	return s
+}
+
+// retryHook counts produce requests the broker failed: kgo retries them.
+type retryHook struct{ p *Producer }
+
+func (h retryHook) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == 0 && err != nil { // 0 is Produce
+		h.p.retries.Add(1)
+		mProduceRetries.Inc()
+	}
+}

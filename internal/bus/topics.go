@@ -1,0 +1,234 @@
+// Package bus is K2's Kafka layer: topic names and configurations, the
+// producer every source writes through, and the embedded Kafka-protocol
+// broker that makes a single machine a complete installation.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	md "github.com/k2-market-data/k2/internal/marketdata"
+)
+
+// DataType is the kind of record a topic carries.
+type DataType string
+
+const (
+	Trades        DataType = "trades"
+	Quotes        DataType = "quotes"
+	ReferenceData DataType = "reference_data"
+)
+
+// DataTypes lists them in order.
+var DataTypes = []DataType{Trades, Quotes, ReferenceData}
+
+// DLQSuffix names a topic's dead-letter topic: <topic>.dlq.
+const DLQSuffix = ".dlq"
+
+// Topic names the topic of a data type on an exchange:
+// market.{asset_class}.{data_type}.{exchange}, exchange in lower case.
+func Topic(asset md.AssetClass, dt DataType, exchange string) string {
+	return "market." + string(asset) + "." + string(dt) + "." + strings.ToLower(exchange)
+}
+
+// TopicOf names the topic a record of exchange goes to.
+func TopicOf(dt DataType, exchange string) (string, error) {
+	ex, err := md.LookupExchange(exchange)
+	if err != nil {
+		return "", err
+	}
+	return Topic(ex.AssetClass, dt, ex.Code), nil
+}
+
+// ParseTopic splits a topic name into its parts.
+func ParseTopic(topic string) (asset md.AssetClass, dt DataType, exchange string, err error) {
+	parts := strings.Split(topic, ".")
+	if len(parts) != 4 || parts[0] != "market" {
+		return "", "", "", fmt.Errorf("topic %q is not market.{asset_class}.{data_type}.{exchange}", topic)
+	}
+	asset, dt, exchange = md.AssetClass(parts[1]), DataType(parts[2]), strings.ToUpper(parts[3])
+	if !asset.Valid() {
+		return "", "", "", fmt.Errorf("topic %q: unknown asset class %q", topic, parts[1])
+	}
+	switch dt {
+	case Trades, Quotes, ReferenceData:
+	default:
+		return "", "", "", fmt.Errorf("topic %q: unknown data type %q", topic, parts[2])
+	}
+	return asset, dt, exchange, nil
+}
+
+// Topology says how many partitions each exchange's topics get. Reference
+// data always has one partition: it is small and compacted, keyed by
+// company id.
+type Topology struct {
+	// Partitions per exchange code; exchanges not listed get Default.
+	Partitions        map[string]int32
+	Default           int32
+	ReplicationFactor int16
+}
+
+// DefaultTopology suits one machine: six partitions let up to six sink
+// processes share an exchange's load.
+func DefaultTopology() Topology {
+	return Topology{Partitions: map[string]int32{}, Default: 6, ReplicationFactor: 1}
+}
+
+// TopicSpec is one topic to create.
+type TopicSpec struct {
+	Name       string
+	DataType   DataType
+	Exchange   string
+	Partitions int32
+	Configs    map[string]*string
+}
+
+func str(s string) *string { return &s }
+
+// configs are per data type: trades and quotes are kept seven days, lz4
+// compressed; reference data is compacted to the latest record per key.
+func configs(dt DataType) map[string]*string {
+	if dt == ReferenceData {
+		return map[string]*string{
+			"cleanup.policy":        str("compact"),
+			"compression.type":      str("lz4"),
+			"min.compaction.lag.ms": str("60000"),
+			"delete.retention.ms":   str("86400000"),
+			"segment.ms":            str("604800000"),
+		}
+	}
+	return map[string]*string{
+		"cleanup.policy":   str("delete"),
+		"compression.type": str("lz4"),
+		"retention.ms":     str("604800000"),
+	}
+}
+
+// Specs lists every topic of every known exchange, and their dead-letter
+// topics (one partition, 30 days: a person reads them).
+func (t Topology) Specs() []TopicSpec {
+	var out []TopicSpec
+	for _, code := range md.ExchangeCodes() {
+		ex, _ := md.LookupExchange(code)
+		n := t.Default
+		if p, ok := t.Partitions[code]; ok {
+			n = p
+		}
+		for _, dt := range DataTypes {
+			parts := n
+			if dt == ReferenceData {
+				parts = 1
+			}
+			name := Topic(ex.AssetClass, dt, code)
+			out = append(out, TopicSpec{Name: name, DataType: dt, Exchange: code, Partitions: parts, Configs: configs(dt)})
+			out = append(out, TopicSpec{Name: name + DLQSuffix, DataType: dt, Exchange: code, Partitions: 1, Configs: map[string]*string{
+				"cleanup.policy": str("delete"), "retention.ms": str("2592000000"), "compression.type": str("lz4"),
+			}})
+		}
+	}
+	return out
+}
+
+// CreateResult reports one topic's creation.
+type CreateResult struct {
+	Topic      string `json:"topic"`
+	Partitions int32  `json:"partitions"`
+	Created    bool   `json:"created"` // false: it existed already
+}
+
+// CreateTopics creates the topics that do not exist yet; existing topics
+// are left as they are, so running it again is harmless.
+func CreateTopics(ctx context.Context, adm *kadm.Client, t Topology) ([]CreateResult, error) {
+	var out []CreateResult
+	var errs []error
+	for _, s := range t.Specs() {
+		resp, err := adm.CreateTopic(ctx, s.Partitions, t.ReplicationFactor, s.Configs, s.Name)
+		switch {
+		case err == nil && resp.Err == nil:
+			out = append(out, CreateResult{Topic: s.Name, Partitions: s.Partitions, Created: true})
+		case errors.Is(err, kerr.TopicAlreadyExists) || errors.Is(resp.Err, kerr.TopicAlreadyExists):
+			out = append(out, CreateResult{Topic: s.Name, Partitions: s.Partitions})
+		case err != nil:
+			errs = append(errs, fmt.Errorf("create topic %s: %w", s.Name, err))
+		default:
+			errs = append(errs, fmt.Errorf("create topic %s: %w", s.Name, resp.Err))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// TopicInfo describes a topic as the broker sees it.
+type TopicInfo struct {
+	Topic      string            `json:"topic"`
+	Partitions int               `json:"partitions"`
+	Records    int64             `json:"records"` // end offset minus start offset, summed
+	EndOffsets map[int32]int64   `json:"end_offsets"`
+	Configs    map[string]string `json:"configs,omitempty"`
+}
+
+// DescribeTopics lists K2's topics (market.*) with their offsets; with
+// names, only those, with their configs.
+func DescribeTopics(ctx context.Context, adm *kadm.Client, names ...string) ([]TopicInfo, error) {
+	details, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	var topics []string
+	for _, d := range details.Sorted() {
+		if d.Err != nil {
+			return nil, fmt.Errorf("topic %s: %w", d.Topic, d.Err)
+		}
+		if strings.HasPrefix(d.Topic, "market.") {
+			topics = append(topics, d.Topic)
+		}
+	}
+	if len(topics) == 0 {
+		return nil, nil
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("end offsets: %w", err)
+	}
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("start offsets: %w", err)
+	}
+	var cfgs kadm.ResourceConfigs
+	if len(names) > 0 {
+		if cfgs, err = adm.DescribeTopicConfigs(ctx, topics...); err != nil {
+			return nil, fmt.Errorf("topic configs: %w", err)
+		}
+	}
+	out := make([]TopicInfo, 0, len(topics))
+	for _, t := range topics {
+		info := TopicInfo{Topic: t, Partitions: len(details[t].Partitions), EndOffsets: map[int32]int64{}}
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Topic == t {
+				info.EndOffsets[o.Partition] = o.Offset
+				if s, ok := starts.Lookup(t, o.Partition); ok {
+					info.Records += o.Offset - s.Offset
+				}
+			}
+		})
+		for _, rc := range cfgs {
+			if rc.Name != t {
+				continue
+			}
+			info.Configs = map[string]string{}
+			for _, c := range rc.Configs {
+				if c.Value != nil && c.Source == 1 { // dynamic topic config: what K2 set
+					info.Configs[c.Key] = *c.Value
+				}
+			}
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
+	return out, nil
+}
