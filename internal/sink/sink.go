@@ -1,0 +1,667 @@
+// Package sink moves market data from Kafka into the lake, exactly once.
+//
+// A sink is a member of a consumer group. It decodes and validates each
+// record, sends what cannot be stored to the topic's dead-letter topic with
+// the reason in headers, follows exchange sequence numbers, and gathers
+// records into batches that close by rows, bytes or age. Each batch is one
+// Iceberg commit whose snapshot summary records the Kafka offsets it
+// consumed; only then are the group's offsets committed. On start a sink
+// resumes from the offsets in the tables, so a crash between the two
+// commits neither loses nor repeats data, and rows already stored (a
+// replay, a zombie's late commit) are dropped by key.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/codec"
+	"github.com/k2-market-data/k2/internal/lake"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/ops"
+	"github.com/k2-market-data/k2/internal/registry"
+	"github.com/k2-market-data/k2/internal/resilience"
+)
+
+var (
+	mConsumed = ops.Factory.NewCounterVec(prometheus.CounterOpts{
+		Name: "k2_kafka_messages_consumed_total", Help: "Records the sink read.",
+	}, []string{"topic"})
+	mLagMessages = ops.Factory.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "k2_kafka_consumer_lag_messages", Help: "Records in the partition not yet read by the sink.",
+	}, []string{"topic", "partition"})
+	mLagSeconds = ops.Factory.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "k2_kafka_consumer_lag_seconds", Help: "Age of the last record read while the partition has unread records; 0 when caught up.",
+	}, []string{"topic", "partition"})
+	mOffset = ops.Factory.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "k2_kafka_consumer_offset", Help: "Next offset the sink reads.",
+	}, []string{"topic", "partition"})
+	mDeadLetters = ops.Factory.NewCounterVec(prometheus.CounterOpts{
+		Name: "k2_sink_dead_letters_total", Help: "Records sent to a dead-letter topic, by reason.",
+	}, []string{"topic", "reason"})
+	mDuplicates = ops.Factory.NewCounterVec(prometheus.CounterOpts{
+		Name: "k2_duplicate_messages_detected_total", Help: "Records dropped because their id was already stored or repeated.",
+	}, []string{"table"})
+	mConsumerErrors = ops.Factory.NewCounterVec(prometheus.CounterOpts{
+		Name: "k2_consumer_errors_total", Help: "Sink errors by type (fetch, commit, group).",
+	}, []string{"error_type"})
+	mPaused = ops.Factory.NewGauge(prometheus.GaugeOpts{
+		Name: "k2_sink_paused", Help: "1 while the sink has paused fetching (back-pressure or a failing lake).",
+	})
+)
+
+// Dead-letter headers.
+const (
+	HeaderReason    = "k2-dlq-reason"
+	HeaderError     = "k2-dlq-error"
+	HeaderTopic     = "k2-dlq-topic"
+	HeaderPartition = "k2-dlq-partition"
+	HeaderOffset    = "k2-dlq-offset"
+)
+
+// DefaultTopics matches K2's data topics (not their dead-letter topics).
+const DefaultTopics = `^market\.[a-z]+\.(trades|quotes|reference_data)\.[a-z0-9_]+$`
+
+// Config sets up a sink. Zero values take the defaults.
+type Config struct {
+	Brokers []string
+	Group   string // consumer group (default k2-sink)
+	Topics  string // regular expression of topics (default DefaultTopics)
+	// A batch closes at BatchRows rows, BatchBytes bytes of records or
+	// BatchAge after its first record, whichever comes first. The age
+	// bounds how stale the lake is; rows and bytes bound memory.
+	BatchRows  int           // default 500,000
+	BatchBytes int           // default 256 MiB
+	BatchAge   time.Duration // default 1s
+	// MaxPoll bounds records handled per poll (default 100,000).
+	MaxPoll int
+	// FetchBytes bounds what the client buffers (default 64 MiB).
+	FetchBytes  int32
+	Degradation *resilience.Degradation // back-pressure (optional)
+	Shedder     *resilience.Shedder     // configured shedding (optional)
+	Logger      *slog.Logger
+}
+
+// Stats are the sink's counters.
+type Stats struct {
+	Consumed    int64 `json:"consumed"`
+	Written     int64 `json:"written"`
+	Duplicates  int64 `json:"duplicates"`
+	DeadLetters int64 `json:"dead_letters"`
+	Shed        int64 `json:"shed"`
+	Commits     int64 `json:"commits"`
+	Lag         int64 `json:"lag"`
+}
+
+// Sink consumes K2's topics into the lake.
+type Sink struct {
+	cfg  Config
+	lake *lake.Lake
+	dlq  *bus.Producer
+	dec  *codec.Decoder
+	cl   *kgo.Client
+	seq  *Tracker
+	log  *slog.Logger
+
+	mu     sync.Mutex // batches, lag; the poll loop and the rebalance callbacks
+	trades *batch[md.Trade]
+	quotes *batch[md.Quote]
+	refs   *batch[md.ReferenceData]
+	topics map[string]topicInfo
+	lag    map[tp]int64
+	paused bool
+	stall  time.Time // a flush failed: retry after this
+
+	stats struct {
+		sync.Mutex
+		Stats
+	}
+}
+
+type tp struct {
+	topic     string
+	partition int32
+}
+
+type topicInfo struct {
+	dt       bus.DataType
+	exchange string
+	err      error
+}
+
+// New builds a sink: the consumer group client, the decoder using reg for
+// writer schemas, dlq for dead letters, and one lake writer per table.
+func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Sink, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("sink: no brokers")
+	}
+	if cfg.Group == "" {
+		cfg.Group = "k2-sink"
+	}
+	if cfg.Topics == "" {
+		cfg.Topics = DefaultTopics
+	}
+	if _, err := regexp.Compile(cfg.Topics); err != nil {
+		return nil, fmt.Errorf("sink topics %q: %w", cfg.Topics, err)
+	}
+	if cfg.BatchRows <= 0 {
+		cfg.BatchRows = 500_000
+	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = 256 << 20
+	}
+	if cfg.BatchAge <= 0 {
+		cfg.BatchAge = time.Second
+	}
+	if cfg.MaxPoll <= 0 {
+		cfg.MaxPoll = 100_000
+	}
+	if cfg.FetchBytes <= 0 {
+		cfg.FetchBytes = 64 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Sink{
+		cfg: cfg, lake: l, dlq: dlq, seq: NewTracker(), log: cfg.Logger.With("group", cfg.Group),
+		dec:    codec.NewDecoder(reg.SchemaByID),
+		topics: map[string]topicInfo{}, lag: map[tp]int64{},
+	}
+	tw, err := lake.NewTradeWriter(l, lake.WithDedup(true))
+	if err != nil {
+		return nil, err
+	}
+	qw, err := lake.NewQuoteWriter(l, lake.WithDedup(true))
+	if err != nil {
+		return nil, err
+	}
+	rw, err := lake.NewReferenceWriter(l, lake.WithDedup(true))
+	if err != nil {
+		return nil, err
+	}
+	s.trades = &batch[md.Trade]{table: lake.Trades, w: tw}
+	s.quotes = &batch[md.Quote]{table: lake.Quotes, w: qw}
+	s.refs = &batch[md.ReferenceData]{table: lake.ReferenceData, w: rw}
+	s.cl, err = kgo.NewClient(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID("k2-sink"),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics),
+		kgo.ConsumeRegex(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxBytes(cfg.FetchBytes),
+		kgo.FetchMaxPartitionBytes(cfg.FetchBytes/4),
+		kgo.MaxConcurrentFetches(2),
+		kgo.AdjustFetchOffsetsFn(s.resumeFromLake),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(s.onLost),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("sink: %w", err)
+	}
+	return s, nil
+}
+
+// batch gathers one table's rows and the offsets they came from.
+type batch[T any] struct {
+	table   string
+	w       *lake.Writer[T]
+	rows    []T
+	bytes   int
+	since   time.Time
+	offsets Offsets
+}
+
+func (b *batch[T]) add(r T, rec *kgo.Record) {
+	if b.rows == nil {
+		b.rows = make([]T, 0, 1024)
+	}
+	if len(b.rows) == 0 && len(b.offsets) == 0 {
+		b.since = time.Now()
+	}
+	b.rows = append(b.rows, r)
+	b.bytes += len(rec.Value)
+	b.advance(rec)
+}
+
+// advance records that rec has been dealt with (stored, dead-lettered or shed).
+func (b *batch[T]) advance(rec *kgo.Record) {
+	if b.offsets == nil {
+		b.offsets = Offsets{}
+		if len(b.rows) == 0 {
+			b.since = time.Now()
+		}
+	}
+	b.offsets.set(rec.Topic, rec.Partition, rec.Offset+1)
+}
+
+func (b *batch[T]) pending() bool { return len(b.offsets) > 0 }
+
+func (b *batch[T]) due(cfg *Config, now time.Time) bool {
+	return b.pending() && (len(b.rows) >= cfg.BatchRows || b.bytes >= cfg.BatchBytes || now.Sub(b.since) >= cfg.BatchAge)
+}
+
+func (b *batch[T]) reset() {
+	clear(b.rows)
+	b.rows, b.bytes, b.offsets = b.rows[:0], 0, nil
+}
+
+// flush commits the batch to the lake with its offsets, then to the group.
+func flush[T any](ctx context.Context, s *Sink, b *batch[T]) error {
+	if !b.pending() {
+		return nil
+	}
+	// A dead letter must be safe in its topic before its offset is committed.
+	if err := s.dlq.Flush(ctx); err != nil {
+		return fmt.Errorf("dead-letter topic: %w", err)
+	}
+	props := b.offsets.props()
+	props["k2.source"] = "sink:" + s.cfg.Group
+	res, err := b.w.Commit(ctx, b.rows, props)
+	if err != nil {
+		return err
+	}
+	s.commitGroup(ctx, b.offsets)
+	mDuplicates.WithLabelValues(b.table).Add(float64(res.Duplicates))
+	s.stats.Lock()
+	s.stats.Written += int64(res.Rows)
+	s.stats.Duplicates += int64(res.Duplicates)
+	if res.Rows > 0 {
+		s.stats.Commits++
+	}
+	s.stats.Unlock()
+	b.reset()
+	return nil
+}
+
+// commitGroup commits offsets to the consumer group. The lake holds the
+// truth; a failed group commit only means a restart reads the lake's.
+func (s *Sink) commitGroup(ctx context.Context, o Offsets) {
+	m := map[string]map[int32]kgo.EpochOffset{}
+	for t, ps := range o {
+		m[t] = map[int32]kgo.EpochOffset{}
+		for p, off := range ps {
+			m[t][p] = kgo.EpochOffset{Epoch: -1, Offset: off}
+		}
+	}
+	s.cl.CommitOffsetsSync(ctx, m, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			mConsumerErrors.WithLabelValues("commit").Inc()
+			s.log.Warn("consumer group commit failed; the lake's offsets stand", "error", err)
+		}
+	})
+}
+
+// flushAll commits every pending batch.
+func (s *Sink) flushAll(ctx context.Context) error {
+	return errors.Join(flush(ctx, s, s.trades), flush(ctx, s, s.quotes), flush(ctx, s, s.refs))
+}
+
+// flushDue commits the batches that are due; after a failed commit it
+// waits for the retry time.
+func (s *Sink) flushDue(ctx context.Context) error {
+	now := time.Now()
+	if now.Before(s.stall) {
+		return nil
+	}
+	var errs []error
+	if s.trades.due(&s.cfg, now) {
+		errs = append(errs, flush(ctx, s, s.trades))
+	}
+	if s.quotes.due(&s.cfg, now) {
+		errs = append(errs, flush(ctx, s, s.quotes))
+	}
+	if s.refs.due(&s.cfg, now) {
+		errs = append(errs, flush(ctx, s, s.refs))
+	}
+	return errors.Join(errs...)
+}
+
+// untilDue is how long the poll may wait before a pending batch is due.
+func (s *Sink) untilDue() time.Duration {
+	wait := s.cfg.BatchAge
+	for _, since := range []struct {
+		pending bool
+		at      time.Time
+	}{{s.trades.pending(), s.trades.since}, {s.quotes.pending(), s.quotes.since}, {s.refs.pending(), s.refs.since}} {
+		if since.pending {
+			wait = min(wait, max(time.Millisecond, s.cfg.BatchAge-time.Since(since.at)))
+		}
+	}
+	return wait
+}
+
+// resumeFromLake moves each assigned partition to the offset the tables
+// recorded when that is further than the group's committed offset.
+func (s *Sink) resumeFromLake(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	byTable := map[string]Offsets{}
+	for topic, parts := range assigned {
+		info := s.topic(topic)
+		if info.err != nil {
+			continue
+		}
+		name := tableOf(info.dt)
+		lo, ok := byTable[name]
+		if !ok {
+			tbl, err := s.lake.Load(ctx, name)
+			if err != nil {
+				return nil, fmt.Errorf("read offsets from %s: %w", name, err)
+			}
+			lo = TableOffsets(tbl)
+			byTable[name] = lo
+		}
+		for p, o := range parts {
+			off, ok := lo[topic][p]
+			if !ok {
+				continue
+			}
+			if cur := o.EpochOffset().Offset; cur < 0 || off > cur {
+				parts[p] = kgo.NewOffset().At(off).WithEpoch(-1)
+				s.log.Info("resuming from the lake's offset", "topic", topic, "partition", p, "offset", off, "group_offset", cur)
+			}
+		}
+	}
+	return assigned, nil
+}
+
+// onRevoked commits what was read from the partitions being given away,
+// so their next owner starts after it.
+func (s *Sink) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.flushAll(ctx); err != nil {
+		// The new owner reads from the lake's offsets; nothing is lost,
+		// and what this sink still holds is dropped.
+		s.log.Error("could not commit before giving up partitions; their new owner re-reads them", "error", err)
+		s.discard()
+	}
+	for t, ps := range revoked {
+		for _, p := range ps {
+			delete(s.lag, tp{t, p})
+		}
+	}
+}
+
+// onLost drops what was read: the group has moved on without this member.
+func (s *Sink) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log.Warn("partitions lost; their unsaved records will be re-read by their owner", "partitions", len(lost))
+	s.discard()
+	clear(s.lag)
+}
+
+func (s *Sink) discard() {
+	s.trades.reset()
+	s.quotes.reset()
+	s.refs.reset()
+}
+
+func tableOf(dt bus.DataType) string {
+	switch dt {
+	case bus.Quotes:
+		return lake.Quotes
+	case bus.ReferenceData:
+		return lake.ReferenceData
+	}
+	return lake.Trades
+}
+
+func (s *Sink) topic(name string) topicInfo {
+	if info, ok := s.topics[name]; ok {
+		return info
+	}
+	_, dt, ex, err := bus.ParseTopic(name)
+	info := topicInfo{dt: dt, exchange: ex, err: err}
+	s.topics[name] = info
+	return info
+}
+
+// Run consumes until ctx ends, then commits what it holds and leaves the group.
+func (s *Sink) Run(ctx context.Context) error {
+	defer s.cl.Close()
+	s.log.Info("sink started", "topics", s.cfg.Topics, "batch_rows", s.cfg.BatchRows, "batch_age", s.cfg.BatchAge)
+	for {
+		s.mu.Lock()
+		wait := s.untilDue()
+		s.mu.Unlock()
+		pollCtx, cancel := context.WithTimeout(ctx, wait)
+		fetches := s.cl.PollRecords(pollCtx, s.cfg.MaxPoll)
+		cancel()
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return s.shutdown()
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				mConsumerErrors.WithLabelValues("fetch").Inc()
+				s.log.Warn("fetch error", "topic", t, "partition", p, "error", err)
+			}
+		})
+		s.mu.Lock()
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) { s.handle(ctx, p) })
+		err := s.flushDue(ctx)
+		s.backpressure(ctx, err)
+		s.mu.Unlock()
+		s.cl.AllowRebalance()
+	}
+}
+
+func (s *Sink) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.flushAll(ctx)
+	if err != nil {
+		s.log.Error("stopping with uncommitted records; they are re-read on restart", "error", err)
+	}
+	s.log.Info("sink stopped", "stats", s.Stats())
+	return err
+}
+
+// handle decodes, checks and batches one partition's fetched records.
+func (s *Sink) handle(ctx context.Context, p kgo.FetchTopicPartition) {
+	if len(p.Records) == 0 {
+		return
+	}
+	info := s.topic(p.Topic)
+	level := resilience.Normal
+	if s.cfg.Degradation != nil {
+		level = s.cfg.Degradation.Level()
+	}
+	var consumed, shed, dead int64
+	for _, r := range p.Records {
+		consumed++
+		var err error
+		switch info.dt {
+		case bus.Trades:
+			var t md.Trade
+			if t, _, err = s.dec.Trade(ctx, r.Value); err == nil {
+				if err = checkExchange(t.Exchange, info.exchange, t.Validate()); err == nil {
+					if s.cfg.Shedder != nil && !s.cfg.Shedder.Keep(level, string(info.dt), t.Symbol) {
+						s.trades.advance(r)
+						shed++
+						continue
+					}
+					if t.SourceSequence.Valid {
+						s.seq.Check(t.Exchange, t.Symbol, t.SourceSequence.Int64, t.Timestamp)
+					}
+					s.trades.add(t, r)
+					continue
+				}
+			}
+			s.trades.advance(r)
+		case bus.Quotes:
+			var q md.Quote
+			if q, _, err = s.dec.Quote(ctx, r.Value); err == nil {
+				if err = checkExchange(q.Exchange, info.exchange, q.Validate()); err == nil {
+					if s.cfg.Shedder != nil && !s.cfg.Shedder.Keep(level, string(info.dt), q.Symbol) {
+						s.quotes.advance(r)
+						shed++
+						continue
+					}
+					s.quotes.add(q, r)
+					continue
+				}
+			}
+			s.quotes.advance(r)
+		case bus.ReferenceData:
+			var ref md.ReferenceData
+			if ref, _, err = s.dec.Reference(ctx, r.Value); err == nil {
+				if err = checkExchange(ref.Exchange, info.exchange, ref.Validate()); err == nil {
+					if s.cfg.Shedder != nil && !s.cfg.Shedder.Keep(level, string(info.dt), ref.Symbol) {
+						s.refs.advance(r)
+						shed++
+						continue
+					}
+					s.refs.add(ref, r)
+					continue
+				}
+			}
+			s.refs.advance(r)
+		default:
+			err = info.err
+		}
+		if transient(err) {
+			// The registry could not be asked: the record is not bad.
+			// Read it again later rather than dead-letter it.
+			s.log.Warn("schema registry unavailable; re-reading the partition shortly", "topic", p.Topic, "partition", p.Partition, "offset", r.Offset, "error", err)
+			s.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{p.Topic: {p.Partition: {Epoch: -1, Offset: r.Offset}}})
+			s.stall = time.Now().Add(2 * time.Second)
+			break
+		}
+		s.deadLetter(ctx, r, err)
+		dead++
+	}
+	last := p.Records[len(p.Records)-1]
+	lag := max(0, p.HighWatermark-(last.Offset+1))
+	s.lag[tp{p.Topic, p.Partition}] = lag
+	part := strconv.Itoa(int(p.Partition))
+	mConsumed.WithLabelValues(p.Topic).Add(float64(consumed))
+	mLagMessages.WithLabelValues(p.Topic, part).Set(float64(lag))
+	mOffset.WithLabelValues(p.Topic, part).Set(float64(last.Offset + 1))
+	lagSeconds := 0.0
+	if lag > 0 {
+		lagSeconds = time.Since(last.Timestamp).Seconds()
+	}
+	mLagSeconds.WithLabelValues(p.Topic, part).Set(lagSeconds)
+	s.stats.Lock()
+	s.stats.Consumed += consumed
+	s.stats.Shed += shed
+	s.stats.DeadLetters += dead
+	s.stats.Unlock()
+}
+
+// transient reports an error that says nothing about the record: the
+// schema registry was unreachable or the sink is stopping.
+func transient(err error) bool {
+	var unknown *codec.UnknownSchemaError
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	return errors.As(err, &unknown) && !errors.Is(err, registry.ErrNotFound)
+}
+
+// checkExchange rejects a record whose exchange is not its topic's.
+func checkExchange(got, topic string, err error) error {
+	if err == nil && got != topic {
+		return &md.ValidationError{Field: "exchange", Reason: fmt.Sprintf("%s record on the %s topic", got, topic)}
+	}
+	return err
+}
+
+// deadLetter sends a record K2 cannot store to <topic>.dlq, unchanged,
+// with why in its headers.
+func (s *Sink) deadLetter(ctx context.Context, r *kgo.Record, err error) {
+	reason := codec.Reason(err)
+	mDeadLetters.WithLabelValues(r.Topic, reason).Inc()
+	s.log.Warn("record sent to the dead-letter topic", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", reason, "error", err)
+	headers := append([]kgo.RecordHeader{}, r.Headers...)
+	headers = append(headers,
+		kgo.RecordHeader{Key: HeaderReason, Value: []byte(reason)},
+		kgo.RecordHeader{Key: HeaderError, Value: []byte(err.Error())},
+		kgo.RecordHeader{Key: HeaderTopic, Value: []byte(r.Topic)},
+		kgo.RecordHeader{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
+		kgo.RecordHeader{Key: HeaderOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+	)
+	if perr := s.dlq.Raw(ctx, &kgo.Record{Topic: r.Topic + bus.DLQSuffix, Key: r.Key, Value: r.Value, Headers: headers}); perr != nil {
+		s.log.Error("dead-letter produce failed", "error", perr)
+	}
+}
+
+// backpressure applies the degradation level: at the top level fetching
+// pauses until the level falls (nothing is dropped); a lake that fails to
+// commit also pauses fetching, and the batch is retried.
+func (s *Sink) backpressure(ctx context.Context, flushErr error) {
+	pause := false
+	if flushErr != nil {
+		mConsumerErrors.WithLabelValues("lake").Inc()
+		s.log.Error("lake commit failed; pausing and retrying, nothing is lost", "error", flushErr)
+		pause = true
+		s.stall = time.Now().Add(2 * time.Second)
+	}
+	var total int64
+	for _, l := range s.lag {
+		total += l
+	}
+	s.stats.Lock()
+	s.stats.Lag = total
+	s.stats.Unlock()
+	if s.cfg.Degradation != nil {
+		s.cfg.Degradation.Observe(total, resilience.ProcessMemory())
+		pause = pause || s.cfg.Degradation.ShouldPause()
+	}
+	if pause && !s.paused {
+		s.cl.PauseFetchTopics(s.assignedTopics()...)
+		s.paused = true
+		mPaused.Set(1)
+		if flushErr == nil {
+			// Free what the batches hold so memory can recover.
+			if err := s.flushAll(ctx); err != nil {
+				s.log.Error("flush while paused failed", "error", err)
+			}
+		}
+	} else if !pause && s.paused && time.Now().After(s.stall) {
+		s.cl.ResumeFetchTopics(s.assignedTopics()...)
+		s.paused = false
+		mPaused.Set(0)
+	}
+}
+
+func (s *Sink) assignedTopics() []string {
+	seen := map[string]bool{}
+	var out []string
+	for k := range s.lag {
+		if !seen[k.topic] {
+			seen[k.topic] = true
+			out = append(out, k.topic)
+		}
+	}
+	for t := range s.topics {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Stats returns the counters.
+func (s *Sink) Stats() Stats {
+	s.stats.Lock()
+	defer s.stats.Unlock()
+	return s.stats.Stats
+}
