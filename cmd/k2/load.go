@@ -13,10 +13,13 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/loader"
+	"github.com/k2-market-data/k2/internal/registry"
 )
 
 type loadFlags struct {
+	viaKafka     bool
 	deadLetter   string
 	allowRejects bool
 	batchRows    int
@@ -36,6 +39,10 @@ own identity (trade and update ids; for ASX files, which have none, the row's
 ordinal within its symbol's trading day), and rows whose id is already stored
 are dropped, so loading the same input twice adds nothing.
 
+With --via-kafka (the default whenever --brokers is set) the records are
+produced to their exchange topics and a running sink (k2 up, k2 sink) stores
+them exactly once; otherwise they are committed to the lake directly.
+
 Rejected lines go to a dead-letter file (JSON lines with file, line, reason
 and the raw text). The command exits with status 3 when lines were rejected,
 unless --allow-rejects is given.`,
@@ -46,6 +53,7 @@ unless --allow-rejects is given.`,
 	pf.IntVar(&f.batchRows, "batch-rows", 500_000, "rows per commit")
 	pf.DurationVar(&f.batchAge, "batch-age", 30*time.Second, "commit a batch at least this often")
 	pf.BoolVar(&f.noProgress, "no-progress", false, "no progress display")
+	pf.BoolVar(&f.viaKafka, "via-kafka", false, "produce to Kafka for the sink to store, like live data (the default when --brokers is set)")
 
 	var symbol string
 	run := func(source string, fn func(ctx context.Context, ld *loader.Loader, path string) error) func(*cobra.Command, []string) error {
@@ -89,11 +97,6 @@ unless --allow-rejects is given.`,
 // load runs one load and prints its summary.
 func (a *app) load(cmd *cobra.Command, f *loadFlags, source string, fn func(context.Context, *loader.Loader) error) error {
 	ctx := cmd.Context()
-	l, err := a.openLake(ctx)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
 	dlq := f.deadLetter
 	if dlq == "" {
 		dlq = filepath.Join(a.cfg.DataDir, "dead-letter", "load-"+time.Now().UTC().Format("20060102T150405Z")+".jsonl")
@@ -102,13 +105,36 @@ func (a *app) load(cmd *cobra.Command, f *loadFlags, source string, fn func(cont
 	if f.noProgress {
 		progress = io.Discard
 	}
-	ld, err := loader.New(l, loader.Options{
+	opts := loader.Options{
 		DeadLetter: dlq, BatchRows: f.batchRows, BatchAge: f.batchAge,
 		Progress: progress, Interactive: term.IsTerminal(int(os.Stderr.Fd())),
 		Logger: a.log, Source: source,
-	})
-	if err != nil {
-		return err
+	}
+	viaKafka := f.viaKafka
+	if !cmd.Flags().Changed("via-kafka") {
+		viaKafka = a.cfg.Brokers != ""
+	}
+	var ld *loader.Loader
+	if viaKafka {
+		reg, err := registry.NewClient(a.cfg.RegistryURL())
+		if err != nil {
+			return err
+		}
+		p, err := bus.NewProducer(bus.ProducerConfig{Brokers: a.cfg.BrokerList(), ClientID: "k2-load", Logger: a.log}, reg)
+		if err != nil {
+			return err
+		}
+		defer p.Close(context.Background())
+		ld = loader.NewViaKafka(p, opts)
+	} else {
+		l, err := a.openLake(ctx)
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		if ld, err = loader.New(l, opts); err != nil {
+			return err
+		}
 	}
 	runErr := fn(ctx, ld)
 	sum, finErr := ld.Finish(ctx)

@@ -68,7 +68,8 @@ environment, then the file.`,
 		},
 	}
 	a.cfg.Register(root.PersistentFlags())
-	root.AddCommand(newLoadCmd(a), newQueryCmd(a), newLakeCmd(a), newDemoCmd(a), newBenchCmd(a))
+	root.AddCommand(newUpCmd(a), newBrokerCmd(a), newSinkCmd(a), newTopicsCmd(a),
+		newLoadCmd(a), newQueryCmd(a), newLakeCmd(a), newDemoCmd(a), newBenchCmd(a))
 	return root, a
 }
 

@@ -42,7 +42,24 @@ type Config struct {
 	QueryTimeout        time.Duration
 	QueryMemoryLimit    string
 	QueryCacheBytes     int64
+
+	// Brokers is the Kafka bootstrap list; empty means no Kafka for loads,
+	// and the local embedded broker for commands that need one.
+	Brokers string
+	// Registry is the schema registry URL (default: the embedded one).
+	Registry string
+	// BrokerListen and RegistryListen are where k2 up and k2 broker serve.
+	BrokerListen   string
+	RegistryListen string
+	// Partitions is the partition count of each exchange's topics.
+	Partitions int
 }
+
+// LocalBroker and LocalRegistry are the embedded services' default addresses.
+const (
+	LocalBroker   = "127.0.0.1:9092"
+	LocalRegistry = "127.0.0.1:8081"
+)
 
 // Default is the embedded single-machine configuration.
 func Default() Config {
@@ -56,6 +73,9 @@ func Default() Config {
 		QueryTimeout:        30 * time.Second,
 		QueryMemoryLimit:    "2GB",
 		QueryCacheBytes:     10 << 30,
+		BrokerListen:        LocalBroker,
+		RegistryListen:      LocalRegistry,
+		Partitions:          6,
 	}
 }
 
@@ -76,6 +96,33 @@ func (c *Config) Register(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.QueryTimeout, "query-timeout", c.QueryTimeout, "interrupt a query running longer than this")
 	fs.StringVar(&c.QueryMemoryLimit, "query-memory-limit", c.QueryMemoryLimit, "DuckDB memory limit, e.g. 2GB")
 	fs.Int64Var(&c.QueryCacheBytes, "query-cache-bytes", c.QueryCacheBytes, "local cache of S3 data files read by queries, in bytes")
+	fs.StringVar(&c.Brokers, "brokers", c.Brokers, "Kafka bootstrap brokers, comma separated (empty: loads write to the lake directly; Kafka commands use the local broker "+LocalBroker+")")
+	fs.StringVar(&c.Registry, "registry", c.Registry, "schema registry URL (default http://"+LocalRegistry+", the embedded one)")
+	fs.StringVar(&c.BrokerListen, "broker-listen", c.BrokerListen, "where k2 up and k2 broker serve Kafka")
+	fs.StringVar(&c.RegistryListen, "registry-listen", c.RegistryListen, "where k2 up and k2 broker serve the schema registry")
+	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of each exchange's trade and quote topics when they are created")
+}
+
+// BrokerList returns the brokers to use, the local broker when none are set.
+func (c *Config) BrokerList() []string {
+	if strings.TrimSpace(c.Brokers) == "" {
+		return []string{LocalBroker}
+	}
+	var out []string
+	for _, b := range strings.Split(c.Brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// RegistryURL returns the registry to use, the local one when none is set.
+func (c *Config) RegistryURL() string {
+	if c.Registry == "" {
+		return "http://" + LocalRegistry
+	}
+	return c.Registry
 }
 
 // Resolve derives the settings that default from others.

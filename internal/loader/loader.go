@@ -14,6 +14,7 @@ package loader
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 )
@@ -67,13 +69,14 @@ func (s Summary) RowsPerSecond() float64 {
 	return float64(s.Read) / s.Elapsed.Seconds()
 }
 
-// Loader writes parsed records to the lake.
+// Loader writes parsed records to the lake, directly or through Kafka.
 type Loader struct {
-	opts   Options
-	lake   *lake.Lake
-	trades *batch[md.Trade]
-	quotes *batch[md.Quote]
-	refs   *batch[md.ReferenceData]
+	opts Options
+	// The output: a lake batch per table, or the producer.
+	addTrade func(context.Context, md.Trade) error
+	addQuote func(context.Context, md.Quote) error
+	addRef   func(context.Context, md.ReferenceData) error
+	finish   func(context.Context) error
 
 	mu      sync.Mutex
 	sum     Summary
@@ -82,8 +85,7 @@ type Loader struct {
 	started time.Time
 }
 
-// New prepares a load into l.
-func New(l *lake.Lake, opts Options) (*Loader, error) {
+func newLoader(opts Options) *Loader {
 	if opts.BatchRows <= 0 {
 		opts.BatchRows = 500_000
 	}
@@ -99,8 +101,14 @@ func New(l *lake.Lake, opts Options) (*Loader, error) {
 	if opts.Progress == nil {
 		opts.Progress = io.Discard
 	}
-	ld := &Loader{opts: opts, lake: l, started: time.Now()}
+	ld := &Loader{opts: opts, started: time.Now()}
 	ld.sum = Summary{Source: opts.Source, Tables: map[string]int64{}, SkippedBy: map[string]int64{}, DeadLetter: opts.DeadLetter}
+	return ld
+}
+
+// New prepares a load into the lake l: one commit per table per batch.
+func New(l *lake.Lake, opts Options) (*Loader, error) {
+	ld := newLoader(opts)
 	props := map[string]string{"k2.source": opts.Source, "k2.writer": "k2 load"}
 	tw, err := lake.NewTradeWriter(l, lake.WithDedup(true))
 	if err != nil {
@@ -114,10 +122,34 @@ func New(l *lake.Lake, opts Options) (*Loader, error) {
 	if err != nil {
 		return nil, err
 	}
-	ld.trades = &batch[md.Trade]{w: tw, props: props, ld: ld}
-	ld.quotes = &batch[md.Quote]{w: qw, props: props, ld: ld}
-	ld.refs = &batch[md.ReferenceData]{w: rw, props: props, ld: ld}
+	trades := &batch[md.Trade]{w: tw, props: props, ld: ld}
+	quotes := &batch[md.Quote]{w: qw, props: props, ld: ld}
+	refs := &batch[md.ReferenceData]{w: rw, props: props, ld: ld}
+	ld.addTrade, ld.addQuote, ld.addRef = trades.add, quotes.add, refs.add
+	ld.finish = func(ctx context.Context) error {
+		return errors.Join(refs.flush(ctx), trades.flush(ctx), quotes.flush(ctx))
+	}
 	return ld, nil
+}
+
+// NewViaKafka prepares a load through Kafka: records go to their exchange
+// topics and the sink stores them, exactly once, like live data. The
+// summary's written count is what the broker acknowledged.
+func NewViaKafka(p *bus.Producer, opts Options) *Loader {
+	ld := newLoader(opts)
+	ld.addTrade = func(ctx context.Context, t md.Trade) error { return p.Trade(ctx, &t) }
+	ld.addQuote = func(ctx context.Context, q md.Quote) error { return p.Quote(ctx, &q) }
+	ld.addRef = func(ctx context.Context, r md.ReferenceData) error { return p.Reference(ctx, &r) }
+	before := p.Stats().Produced
+	ld.finish = func(ctx context.Context) error {
+		err := p.Flush(ctx)
+		ld.mu.Lock()
+		ld.sum.Written = p.Stats().Produced - before
+		ld.sum.Tables["kafka"] = ld.sum.Written
+		ld.mu.Unlock()
+		return err
+	}
+	return ld
 }
 
 // batch accumulates one table's rows until a commit is due.
@@ -210,12 +242,7 @@ func (ld *Loader) read(n int) {
 // Finish commits what is buffered and returns the summary. It must be
 // called once, also after an error, to close the dead-letter file.
 func (ld *Loader) Finish(ctx context.Context) (Summary, error) {
-	var err error
-	for _, f := range []func(context.Context) error{ld.refs.flush, ld.trades.flush, ld.quotes.flush} {
-		if e := f(ctx); e != nil && err == nil {
-			err = e
-		}
-	}
+	err := ld.finish(ctx)
 	ld.mu.Lock()
 	defer ld.mu.Unlock()
 	if ld.dlq != nil {

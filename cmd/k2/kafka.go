@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/registry"
+	"github.com/k2-market-data/k2/internal/sink"
+)
+
+// admin opens a Kafka admin client on the configured brokers.
+func (a *app) admin() (*kadm.Client, *kgo.Client, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(a.cfg.BrokerList()...), kgo.ClientID("k2-admin"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka %v: %w", a.cfg.BrokerList(), err)
+	}
+	return kadm.NewClient(cl), cl, nil
+}
+
+func (a *app) topology() bus.Topology {
+	t := bus.DefaultTopology()
+	t.Default = int32(a.cfg.Partitions)
+	return t
+}
+
+func newTopicsCmd(a *app) *cobra.Command {
+	var jsonOut bool
+	cmd := &cobra.Command{Use: "topics", Short: "Create, list and describe K2's Kafka topics"}
+	cmd.PersistentFlags().BoolVar(&jsonOut, "json", false, "print JSON")
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create every market.{asset_class}.{data_type}.{exchange} topic and its .dlq topic that is missing",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			adm, cl, err := a.admin()
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			res, err := bus.CreateTopics(cmd.Context(), adm, a.topology())
+			if jsonOut {
+				json.NewEncoder(cmd.OutOrStdout()).Encode(res)
+			} else {
+				created := 0
+				for _, r := range res {
+					if r.Created {
+						created++
+						fmt.Fprintf(cmd.OutOrStdout(), "created %s (%d partitions)\n", r.Topic, r.Partitions)
+					}
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%d topics created, %d already existed\n", created, len(res)-created)
+			}
+			return err
+		},
+	}
+	list := &cobra.Command{
+		Use: "list", Short: "K2's topics with partitions and record counts",
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.describeTopics(cmd, jsonOut, false, nil) },
+	}
+	describe := &cobra.Command{
+		Use: "describe [TOPIC...]", Short: "Topics with their end offsets and the configs K2 set",
+		RunE: func(cmd *cobra.Command, args []string) error { return a.describeTopics(cmd, jsonOut, true, args) },
+	}
+	cmd.AddCommand(create, list, describe)
+	return cmd
+}
+
+func (a *app) describeTopics(cmd *cobra.Command, jsonOut, detail bool, names []string) error {
+	adm, cl, err := a.admin()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if detail && len(names) == 0 {
+		all, err := bus.DescribeTopics(cmd.Context(), adm)
+		if err != nil {
+			return err
+		}
+		for _, t := range all {
+			names = append(names, t.Topic)
+		}
+	}
+	infos, err := bus.DescribeTopics(cmd.Context(), adm, names...)
+	if err != nil {
+		return fmt.Errorf("kafka %v: %w", a.cfg.BrokerList(), err)
+	}
+	if jsonOut {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(infos)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPARTITIONS\tRECORDS")
+	for _, t := range infos {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", t.Topic, t.Partitions, t.Records)
+		if detail {
+			fmt.Fprintf(tw, "  end offsets\t%v\t\n  configs\t%v\t\n", t.EndOffsets, t.Configs)
+		}
+	}
+	return tw.Flush()
+}
+
+// services are the embedded broker and schema registry.
+type services struct {
+	broker *bus.Broker
+	reg    *registry.Registry
+	http   *http.Server
+}
+
+func (s *services) close() {
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.http.Shutdown(ctx)
+		cancel()
+	}
+	if s.reg != nil {
+		s.reg.Close()
+	}
+	if s.broker != nil {
+		s.broker.Close()
+	}
+}
+
+// startServices starts the embedded broker and registry under the data
+// dir, creates the topics and registers K2's schemas.
+func (a *app) startServices(ctx context.Context) (*services, error) {
+	s := &services{}
+	var err error
+	if s.broker, err = bus.StartBroker(filepath.Join(a.cfg.DataDir, "kafka"), a.cfg.BrokerListen, a.log); err != nil {
+		return nil, err
+	}
+	if s.reg, err = registry.Open(filepath.Join(a.cfg.DataDir, "registry"), registry.WithLogger(a.log)); err != nil {
+		s.close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", a.cfg.RegistryListen)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("schema registry on %s: %w", a.cfg.RegistryListen, err)
+	}
+	s.http = &http.Server{Handler: s.reg.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go s.http.Serve(ln)
+	a.log.Info("schema registry listening", "addr", ln.Addr().String())
+	// Kafka commands in this process talk to what was just started.
+	a.cfg.Brokers = s.broker.Addr()
+	a.cfg.Registry = "http://" + ln.Addr().String()
+	adm, cl, err := a.admin()
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	defer cl.Close()
+	if _, err := bus.CreateTopics(ctx, adm, a.topology()); err != nil {
+		s.close()
+		return nil, err
+	}
+	if err := a.registerSchemas(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// registerSchemas registers K2's schemas under every asset class's
+// subjects; an incompatible change is refused here, before any data moves.
+func (a *app) registerSchemas(ctx context.Context) error {
+	reg, err := registry.NewClient(a.cfg.RegistryURL())
+	if err != nil {
+		return err
+	}
+	for _, sc := range bus.Schemas() {
+		if _, err := reg.Register(ctx, sc.Subject, sc.Text); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newBrokerCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "broker",
+		Short: "Serve the embedded Kafka-protocol broker and schema registry, state under --data-dir",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.startServices(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			fmt.Fprintf(cmd.OutOrStdout(), "kafka %s · schema registry %s · data %s\n", a.cfg.Brokers, a.cfg.Registry, a.cfg.DataDir)
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+}
+
+type sinkFlags struct {
+	group  string
+	rows   int
+	bytes  int
+	age    time.Duration
+	topics string
+}
+
+func (f *sinkFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.group, "group", "k2-sink", "consumer group: sinks in one group share the partitions")
+	fl.IntVar(&f.rows, "batch-rows", 500_000, "commit a batch at this many rows")
+	fl.IntVar(&f.bytes, "batch-bytes", 256<<20, "commit a batch at this many bytes of records")
+	fl.DurationVar(&f.age, "batch-age", time.Second, "commit a batch this long after its first record (how stale the lake may be)")
+	fl.StringVar(&f.topics, "topics", sink.DefaultTopics, "regular expression of the topics to consume")
+}
+
+// runSink consumes into the lake until ctx ends.
+func (a *app) runSink(ctx context.Context, f *sinkFlags) error {
+	l, err := a.openLake(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	reg, err := registry.NewClient(a.cfg.RegistryURL())
+	if err != nil {
+		return err
+	}
+	dlq, err := bus.NewProducer(bus.ProducerConfig{Brokers: a.cfg.BrokerList(), ClientID: "k2-sink-dlq", Logger: a.log}, reg)
+	if err != nil {
+		return err
+	}
+	defer dlq.Close(context.Background())
+	s, err := sink.New(sink.Config{
+		Brokers: a.cfg.BrokerList(), Group: f.group, Topics: f.topics,
+		BatchRows: f.rows, BatchBytes: f.bytes, BatchAge: f.age, Logger: a.log,
+	}, l, reg, dlq)
+	if err != nil {
+		return err
+	}
+	err = s.Run(ctx)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func newSinkCmd(a *app) *cobra.Command {
+	f := &sinkFlags{}
+	cmd := &cobra.Command{
+		Use:   "sink",
+		Short: "Consume K2's topics into the lake, exactly once (offsets are recorded in each Iceberg commit)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runSink(cmd.Context(), f)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newUpCmd(a *app) *cobra.Command {
+	f := &sinkFlags{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run K2 on this machine: Kafka broker, schema registry and sink in one process",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.startServices(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			fmt.Fprintf(cmd.OutOrStdout(), "K2 up · kafka %s · schema registry %s · data %s\n", a.cfg.Brokers, a.cfg.Registry, a.cfg.DataDir)
+			return a.runSink(cmd.Context(), f)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
