@@ -9,7 +9,7 @@ TESTFLAGS ?=
 # Service settings that test-unit hides so that integration tests skip.
 SERVICE_ENV := K2_TEST_POSTGRES_URL K2_TEST_S3_ENDPOINT K2_TEST_S3_BUCKET \
 	K2_TEST_S3_ACCESS_KEY K2_TEST_S3_SECRET_KEY K2_TEST_S3_REGION K2_TEST_PYTHON \
-	K2_TEST_REQUIRE_SERVICES
+	K2_TEST_KAFKA_BROKERS K2_TEST_REQUIRE_SERVICES
 
 .PHONY: build demo bench test test-unit services-start services-stop services-status services-reset
 
@@ -26,7 +26,7 @@ demo: build
 bench: build
 	bin/k2 --log-level warn bench lake
 
-# Full suite against real PostgreSQL, S3 (versitygw) and PyIceberg.
+# Full suite against real PostgreSQL, S3 (versitygw), Kafka and PyIceberg.
 test:
 	scripts/test.sh $(TESTFLAGS)
 
@@ -43,6 +43,6 @@ services-stop:
 services-status:
 	scripts/test-services.sh status
 
-# Stop the services and delete their data (PostgreSQL cluster, S3 objects).
+# Stop the services and delete their data (PostgreSQL cluster, S3 objects, Kafka logs).
 services-reset:
 	scripts/test-services.sh reset

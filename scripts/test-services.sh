@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # test-services.sh — real services for K2's integration tests.
 #
-#   scripts/test-services.sh start    start PostgreSQL + an S3 server (versitygw), set up PyIceberg
-#   scripts/test-services.sh stop     stop both servers, keeping their data
+#   scripts/test-services.sh start    start PostgreSQL, an S3 server (versitygw) and a Kafka broker, set up PyIceberg
+#   scripts/test-services.sh stop     stop the servers, keeping their data
 #   scripts/test-services.sh env      print the `export` lines the Go tests read
 #   scripts/test-services.sh status   say what is running
 #   scripts/test-services.sh reset    stop, then delete all service data (not the tool cache)
+#   scripts/test-services.sh kafka-restart [--kill]   restart the Kafka broker on the same data
+#   scripts/test-services.sh kafka-stop [--kill] | kafka-start   stop / start only the Kafka broker
 #
 # Everything runs on 127.0.0.1 as ordinary processes (no system services, no
 # Docker). State lives under $K2_TEST_HOME (default <repo>/.k2-test, git-ignored):
@@ -14,18 +16,37 @@
 #   s3/            versitygw posix backend root; one directory per bucket
 #   bin/versitygw  symlink into the tool cache
 #   venv           symlink to a Python venv with PyIceberg, in the tool cache
-#   logs/          postgres.log, versitygw.log, venv-setup.log, versitygw-build.log
+#   kafka/         the Kafka broker: data/ (log.dirs, KRaft metadata), server.properties,
+#                  log4j2.properties, server.log (its log), stdout.log (JVM output), kafka.pid,
+#                  format.log, version (the Kafka version that formatted data/)
+#   logs/          postgres.log, versitygw.log, venv-setup.log, versitygw-build.log,
+#                  kafka-fetch.log, kafka.log (symlink to kafka/server.log)
 #   env.sh         the same export lines as `env`; written by start, removed by stop
 #
 # Built tools are cached outside the work tree in $K2_TEST_CACHE (default
 # ${XDG_CACHE_HOME:-~/.cache}/k2-test) so a fresh clone on the same machine
-# starts in seconds: versitygw-<version>/versitygw and venv-<hash>/ (the hash
-# covers scripts/pyiceberg-requirements.txt and the base Python's version).
+# starts in seconds: versitygw-<version>/versitygw, venv-<hash>/ (the hash
+# covers scripts/pyiceberg-requirements.txt and the base Python's version) and
+# kafka-<version>-<hash>/jars/ (the broker's jars from Maven Central, resolved
+# by Maven through scripts/kafka/pom.xml; the hash covers that file) with,
+# beside it, cds-<java-build>.jsa (a class-data sharing archive that halves
+# the broker's start-up CPU; written by the first broker JVM when it stops).
+#
+# Kafka is one combined broker + controller JVM (KRaft, node id 1, plaintext,
+# loopback only; main class kafka.Kafka, storage formatted once with
+# kafka.tools.StorageTool), needing Java 17+ and, the first time, Maven.
 #
 # Settings (environment): K2_TEST_HOME, K2_TEST_CACHE, K2_TEST_PG_PORT (55432),
-# K2_TEST_S3_PORT (59000), K2_TEST_PG_BINDIR (PostgreSQL server binaries),
-# K2_TEST_BASE_PYTHON (python3 used to create the venv), K2_TEST_S3_VERBOSE=1
-# (log every S3 request to logs/versitygw.log).
+# K2_TEST_S3_PORT (59000), K2_TEST_KAFKA_PORT (59092, clients),
+# K2_TEST_KAFKA_CONTROLLER_PORT (59093), K2_TEST_PG_BINDIR (PostgreSQL server
+# binaries), K2_TEST_BASE_PYTHON (python3 used to create the venv),
+# K2_TEST_S3_VERBOSE=1 (log every S3 request to logs/versitygw.log),
+# K2_TEST_JAVA (java for the broker; default: the first Java 17+ of $JAVA_HOME,
+# PATH, /usr/lib/jvm), K2_TEST_KAFKA_HEAP_OPTS ("-Xms256m -Xmx512m"),
+# K2_TEST_KAFKA_JVM_OPTS (more JVM flags), K2_TEST_KAFKA_CDS=0 (no class-data
+# sharing), K2_TEST_KAFKA_START_TIMEOUT (120 s), K2_TEST_KAFKA_STOP_TIMEOUT
+# (30 s of SIGTERM before SIGKILL), K2_TEST_MAVEN_REPO (Maven local
+# repository; default Maven's own, ~/.m2).
 #
 # The script is idempotent: start on running services only checks them; stop
 # on stopped services does nothing.
@@ -52,6 +73,10 @@ S3_ACCESS_KEY=k2-test-access-key
 S3_SECRET_KEY=k2-test-secret-key
 S3_ENDPOINT="http://$S3_HOST:$S3_PORT"
 
+KAFKA_PORT="${K2_TEST_KAFKA_PORT:-59092}"
+KAFKA_CONTROLLER_PORT="${K2_TEST_KAFKA_CONTROLLER_PORT:-59093}"
+KAFKA_HOST=127.0.0.1
+
 VERSITYGW_VERSION=v1.8.0
 PY_REQUIREMENTS="$REPO_ROOT/scripts/pyiceberg-requirements.txt"
 
@@ -60,6 +85,12 @@ S3_ROOT="$K2_TEST_HOME/s3"
 LOG_DIR="$K2_TEST_HOME/logs"
 S3_PIDFILE="$K2_TEST_HOME/versitygw.pid"
 ENV_FILE="$K2_TEST_HOME/env.sh"
+KAFKA_DIR="$K2_TEST_HOME/kafka"
+KAFKA_DATA="$KAFKA_DIR/data"
+KAFKA_PROPS="$KAFKA_DIR/server.properties"
+KAFKA_PIDFILE="$KAFKA_DIR/kafka.pid"
+KAFKA_POM="$REPO_ROOT/scripts/kafka/pom.xml"
+KAFKA_LOG4J="$REPO_ROOT/scripts/kafka/log4j2.properties"
 VENV_LINK="$K2_TEST_HOME/venv"
 PYTHON="$VENV_LINK/bin/python"
 
@@ -451,6 +482,368 @@ venv_link() {
   ln -sfn "$VENV_DIR" "$VENV_LINK"
 }
 
+# ------------------------------------------------------------------- Kafka --
+
+KAFKA_VERSION="$(sed -n 's:.*<kafka\.version>\(.*\)</kafka\.version>.*:\1:p' "$KAFKA_POM" | head -n 1)"
+[[ -n $KAFKA_VERSION ]] || die "no <kafka.version> in $KAFKA_POM"
+KAFKA_CACHED="$K2_TEST_CACHE/kafka-$KAFKA_VERSION-$(sha256sum <"$KAFKA_POM" | cut -c1-12)"
+KAFKA_JARS="$KAFKA_CACHED/jars"
+read -r -a KAFKA_HEAP <<<"${K2_TEST_KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+
+JAVA="" JAVA_MAJOR="" JAVA_BUILD=""
+find_java() { # sets JAVA, JAVA_MAJOR (17, 21...) and JAVA_BUILD (home + VM version)
+  local j m props
+  for j in "${K2_TEST_JAVA:-}" "${JAVA_HOME:+$JAVA_HOME/bin/java}" "$(command -v java 2>/dev/null)" \
+           $(ls -d /usr/lib/jvm/*/bin/java 2>/dev/null | sort -V); do
+    [[ -n $j && -x $j ]] || continue
+    props="$("$j" -XshowSettings:properties -version 2>&1)" || continue
+    m="$(sed -n 's/^ *java\.specification\.version = //p' <<<"$props")"
+    m="${m#1.}"; m="${m%%.*}"
+    if [[ $m =~ ^[0-9]+$ ]] && ((m >= 17)); then
+      JAVA=$j JAVA_MAJOR=$m
+      JAVA_BUILD="$(grep -E '^ *java\.(home|vm\.version) = ' <<<"$props" | tr -d ' ' | paste -sd' ')"
+      return 0
+    fi
+    if [[ -n ${K2_TEST_JAVA:-} && $j == "$K2_TEST_JAVA" ]]; then die "K2_TEST_JAVA=$j is Java ${m:-?}; Kafka $KAFKA_VERSION needs 17+"; fi
+  done
+  return 1
+}
+
+kafka_init_java() {
+  [[ -n $JAVA ]] && return 0
+  if ! find_java; then
+    apt_install default-jre-headless
+    find_java || die "no Java 17+ found (Kafka $KAFKA_VERSION brokers need it); set K2_TEST_JAVA"
+  fi
+}
+
+# The broker's classpath: the cached jars, in a fixed order (the class-data
+# sharing archive below records it).
+kafka_classpath() { ls "$KAFKA_JARS"/*.jar | LC_ALL=C sort | paste -sd:; }
+
+# Class-data sharing (AppCDS): the first broker JVM dumps the classes it
+# loaded into an archive when it exits after SIGTERM; the archive is checked
+# and kept in the tool cache (per Java build), and later JVMs map it, which
+# halves the broker's start-up CPU time (~5 -> ~2.5 CPU-seconds). A JVM
+# killed with SIGKILL writes nothing, and an archive that does not load is
+# deleted: a broker that dies at start with one is started again without it.
+kafka_cds_archive() { echo "$KAFKA_CACHED/cds-$(printf '%s' "$JAVA_BUILD" | sha256sum | cut -c1-12).jsa"; }
+KAFKA_CDS_DUMP="$KAFKA_DIR/cds-dump.jsa"
+
+# kafka_cds_ok ARCHIVE — a JVM starts with it (-Xshare:on fails otherwise;
+# a damaged archive can crash the JVM, hence the throwaway error file).
+kafka_cds_ok() {
+  local err rc=0
+  err="$(mktemp -d)"
+  (cd "$err" && "$JAVA" -Xshare:on -XX:SharedArchiveFile="$1" -XX:ErrorFile="$err/hs_err.log" \
+    -cp "$(kafka_classpath)" -version >/dev/null 2>&1) || rc=$?
+  rm -rf "$err"
+  return $rc
+}
+
+# Moves the archive a stopped JVM dumped into the cache, if it loads.
+kafka_cds_collect() {
+  [[ -f $KAFKA_CDS_DUMP ]] || return 0
+  kafka_init_java
+  local archive; archive="$(kafka_cds_archive)"
+  if [[ ! -f $archive ]] && kafka_jars_ok && kafka_cds_ok "$KAFKA_CDS_DUMP"; then
+    cp -f "$KAFKA_CDS_DUMP" "$archive.tmp.$$" && chmod 444 "$archive.tmp.$$" && mv -f "$archive.tmp.$$" "$archive" &&
+      log "kept the broker's class-data sharing archive: $archive ($(du -h "$archive" | cut -f1))"
+  fi
+  rm -f "$KAFKA_CDS_DUMP" "$archive.tmp.$$"
+}
+
+kafka_jars_ok() { [[ -f $KAFKA_CACHED/.k2-ready && -f $KAFKA_JARS/kafka_2.13-$KAFKA_VERSION.jar ]]; }
+
+# Resolves the broker's jars with Maven into the tool cache (a copy of the pom
+# in a scratch folder, so nothing is written into the work tree). Output goes
+# to the caller (a log file).
+kafka_fetch() {
+  if kafka_jars_ok; then return 0; fi
+  local tmp
+  mkdir -p "$K2_TEST_CACHE"
+  tmp="$(mktemp -d "$K2_TEST_CACHE/.kafka-fetch.XXXXXX")"
+  chmod 755 "$tmp"
+  cp "$KAFKA_POM" "$tmp/pom.xml"
+  echo "resolving Kafka $KAFKA_VERSION jars with Maven into $KAFKA_JARS"
+  local repo=()
+  [[ -n ${K2_TEST_MAVEN_REPO:-} ]] && repo=("-Dmaven.repo.local=$K2_TEST_MAVEN_REPO")
+  # (sed: Maven 3.8 prints ANSI resets even in batch mode.)
+  if ! (set -o pipefail; cd "$tmp" && mvn -B -q -Dstyle.color=never "${repo[@]}" -f "$tmp/pom.xml" \
+        dependency:copy-dependencies -DoutputDirectory="$tmp/jars" 2>&1 | sed 's/\x1b\[[0-9;]*m//g'); then
+    rm -rf "$tmp"
+    echo "mvn dependency:copy-dependencies failed"
+    return 1
+  fi
+  if [[ ! -f $tmp/jars/kafka_2.13-$KAFKA_VERSION.jar ]]; then
+    rm -rf "$tmp"
+    echo "Maven did not produce kafka_2.13-$KAFKA_VERSION.jar"
+    return 1
+  fi
+  rm -f "$tmp/pom.xml"
+  touch "$tmp/.k2-ready"
+  # Another checkout sharing the cache may have won the race: keep its copy.
+  rm -rf "$KAFKA_CACHED.old"
+  if [[ -e $KAFKA_CACHED ]] && ! kafka_jars_ok; then mv -f "$KAFKA_CACHED" "$KAFKA_CACHED.old"; fi
+  mv -T "$tmp" "$KAFKA_CACHED" 2>/dev/null || rm -rf "$tmp"
+  rm -rf "$KAFKA_CACHED.old"
+  echo "Kafka jars: $(ls "$KAFKA_JARS" | wc -l) files, $(du -sh "$KAFKA_JARS" | cut -f1)"
+  kafka_jars_ok
+}
+
+kafka_pid() { [[ -f $KAFKA_PIDFILE ]] && cat "$KAFKA_PIDFILE"; }
+
+# pid_alive PID — running, and not a zombie waiting for its reaper (a detached
+# JVM is reparented to init, which may reap it late).
+pid_alive() {
+  local st
+  { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+  st="${st##*) }"
+  [[ ${st%% *} != Z ]]
+}
+
+# is_kafka_jvm PID — the process is this checkout's broker (kafka.Kafka with our
+# server.properties), not whatever reused the pid.
+is_kafka_jvm() {
+  [[ -n ${1:-} ]] && pid_alive "$1" &&
+    [[ "$(tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | tail -n 2 | tr '\n' ' ')" == "kafka.Kafka $KAFKA_PROPS " ]]
+}
+
+# The pid file names the broker; if it was lost, a broker found by its command
+# line counts too (and gets its pid file back).
+kafka_running() {
+  local pid
+  pid="$(kafka_pid 2>/dev/null)" || true
+  is_kafka_jvm "$pid" && return 0
+  pid="$(kafka_pids | head -n 1)"
+  [[ -n $pid ]] || return 1
+  echo "$pid" >"$KAFKA_PIDFILE"
+}
+
+# All JVMs running this checkout's broker: the pid file's, plus any whose pid
+# file was lost (found by the exact server.properties path on their command line).
+kafka_pids() {
+  local pid f
+  pid="$(kafka_pid 2>/dev/null)" || true
+  if is_kafka_jvm "$pid"; then echo "$pid"; fi
+  for f in $(grep -lsaF -- "$KAFKA_PROPS" /proc/[0-9]*/cmdline 2>/dev/null); do
+    f="${f#/proc/}"; f="${f%/cmdline}"
+    [[ $f != "$pid" ]] && is_kafka_jvm "$f" && echo "$f"
+  done
+  return 0
+}
+
+# tcp_open HOST PORT — something accepts connections there.
+tcp_open() { timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null; }
+
+# kafka_answers — the broker answers an ApiVersions (v0) request with error
+# code 0. The broker only starts serving requests after it has caught up with
+# the metadata log and been unfenced, so an answer means it takes
+# CreateTopics/Produce/Fetch. Request: size 12, api key 18, version 0,
+# correlation id 0x4b32, client id "k2"; response: size, correlation id, error.
+kafka_answers() {
+  local out
+  out="$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1" &&
+           printf "\x00\x00\x00\x0c\x00\x12\x00\x00\x00\x00\x4b\x32\x00\x02\x6b\x32" >&3 &&
+           head -c 10 <&3' "$KAFKA_HOST" "$KAFKA_PORT" 2>/dev/null | od -An -tx1 | tr -d ' \n')" || return 1
+  [[ ${#out} == 20 && ${out:8} == 00004b320000 ]]
+}
+
+kafka_write_config() {
+  mkdir -p "$KAFKA_DIR" "$KAFKA_DATA"
+  cp -f "$KAFKA_LOG4J" "$KAFKA_DIR/log4j2.properties"
+  cat >"$KAFKA_PROPS.tmp" <<CONF
+# K2 test broker, written by scripts/test-services.sh on every start (kafka-start/-restart keep the ports).
+# One combined broker + controller (KRaft), plaintext on loopback, single replica.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$KAFKA_DATA
+
+# Topics are created explicitly by the code under test.
+auto.create.topics.enable=false
+num.partitions=3
+default.replication.factor=1
+min.insync.replicas=1
+delete.topic.enable=true
+
+# Internal topics on one broker.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=10
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+
+# After a SIGKILL the restarted broker cannot register until the controller
+# has timed out the dead one's session (default 9 s): keep that short.
+broker.session.timeout.ms=4000
+broker.heartbeat.interval.ms=500
+
+# Small machine (2 cores, 512 MB heap).
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=2
+log.cleaner.threads=1
+log.cleaner.dedupe.buffer.size=16777216
+CONF
+  mv -f "$KAFKA_PROPS.tmp" "$KAFKA_PROPS"
+}
+
+# Formats the storage once (new cluster id), or again after a Kafka version
+# change (test data only, like the PostgreSQL cluster).
+kafka_format() {
+  if [[ -f $KAFKA_DATA/meta.properties && "$(cat "$KAFKA_DIR/version" 2>/dev/null)" != "$KAFKA_VERSION" ]]; then
+    log "Kafka data in $KAFKA_DATA is from Kafka $(cat "$KAFKA_DIR/version" 2>/dev/null || echo '?'), broker is $KAFKA_VERSION: re-creating it (test data only)"
+    rm -rf "$KAFKA_DATA"
+  fi
+  [[ -f $KAFKA_DATA/meta.properties ]] && return 0
+  mkdir -p "$KAFKA_DATA"
+  local id
+  # A random cluster id: 16 random bytes, URL-safe base64 without padding.
+  id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)"
+  log "formatting Kafka storage in $KAFKA_DATA (cluster id $id)"
+  if ! "$JAVA" -Xmx256m -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -Dkafka.logs.dir="$KAFKA_DIR" \
+      -cp "$KAFKA_JARS/*" kafka.tools.StorageTool format -t "$id" -c "$KAFKA_PROPS" \
+      >"$KAFKA_DIR/format.log" 2>&1 9>&-; then
+    cat "$KAFKA_DIR/format.log" >&2
+    die "formatting Kafka storage failed (log: $KAFKA_DIR/format.log)"
+  fi
+  echo "$KAFKA_VERSION" >"$KAFKA_DIR/version"
+}
+
+# Starts the broker JVM in the background (no waiting: see kafka_wait).
+# keep_ports: the ports of the last start (kafka-restart/kafka-start).
+kafka_launch() {
+  kafka_init_java
+  kafka_jars_ok || die "Kafka jars missing from $KAFKA_JARS (run: scripts/test-services.sh start)"
+  if kafka_running; then
+    log "Kafka already running (pid $(kafka_pid), $KAFKA_HOST:$KAFKA_PORT)"
+    return 0
+  fi
+  if [[ ${1:-} == keep_ports && -f $KAFKA_PROPS ]]; then
+    # The ports of the last start, whatever this shell's K2_TEST_KAFKA_*PORT.
+    local kport cport
+    kport="$(sed -n 's/^listeners=PLAINTEXT:\/\/[^:]*:\([0-9]*\),.*/\1/p' "$KAFKA_PROPS")"
+    cport="$(sed -n 's/^listeners=.*,CONTROLLER:\/\/[^:]*:\([0-9]*\)$/\1/p' "$KAFKA_PROPS")"
+    if [[ -n $kport && -n $cport ]]; then KAFKA_PORT=$kport KAFKA_CONTROLLER_PORT=$cport; fi
+  fi
+  kafka_write_config
+  rm -f "$KAFKA_PIDFILE"
+  local p
+  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+    if tcp_open "$KAFKA_HOST" "$p"; then
+      die "something else already listens on $KAFKA_HOST:$p (another checkout's broker?): stop it or set K2_TEST_KAFKA_PORT / K2_TEST_KAFKA_CONTROLLER_PORT"
+    fi
+  done
+  kafka_format
+  mkdir -p "$LOG_DIR"
+  ln -sfn "$KAFKA_DIR/server.log" "$LOG_DIR/kafka.log"
+  local cds=() archive
+  archive="$(kafka_cds_archive)"
+  rm -f "$KAFKA_CDS_DUMP"
+  KAFKA_CDS_USED=""
+  if [[ ${K2_TEST_KAFKA_CDS:-1} != 1 ]]; then
+    :
+  elif [[ -f $archive ]]; then
+    cds=(-XX:SharedArchiveFile="$archive" '-Xlog:cds*=error')
+    KAFKA_CDS_USED="$archive"
+  elif "$JAVA" -XX:ArchiveClassesAtExit="$KAFKA_CDS_DUMP" -version >/dev/null 2>&1; then
+    # (That probe dumped a tiny archive: this JVM supports dynamic archiving.)
+    rm -f "$KAFKA_CDS_DUMP"
+    cds=(-XX:ArchiveClassesAtExit="$KAFKA_CDS_DUMP" '-Xlog:cds*=error')
+  fi
+  log "starting Kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT, Java $JAVA_MAJOR, data in $KAFKA_DATA)"
+  echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) start" >>"$KAFKA_DIR/stdout.log"
+  KAFKA_STDOUT_AT=$(stat -c %s "$KAFKA_DIR/stdout.log")
+  # Detached like versitygw: own session, no stdin, not holding our lock (fd 9).
+  local extra=()
+  read -r -a extra <<<"${K2_TEST_KAFKA_JVM_OPTS:-}"
+  setsid "$JAVA" "${KAFKA_HEAP[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+    -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -XX:ErrorFile="$KAFKA_DIR/hs_err_pid%p.log" \
+    "${cds[@]}" "${extra[@]}" -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -Dkafka.logs.dir="$KAFKA_DIR" \
+    -cp "$(kafka_classpath)" kafka.Kafka "$KAFKA_PROPS" \
+    >>"$KAFKA_DIR/stdout.log" 2>&1 </dev/null 9>&- &
+  local pid=$!
+  echo "$pid" >"$KAFKA_PIDFILE"
+  # Until setsid has exec'd java, the child's command line is still ours.
+  local deadline=$((SECONDS + 10))
+  while pid_alive "$pid" && ! is_kafka_jvm "$pid" && ((SECONDS < deadline)); do sleep 0.02; done
+}
+
+kafka_wait() {
+  local i t0=$SECONDS timeout=${K2_TEST_KAFKA_START_TIMEOUT:-120}
+  for ((i = 0; SECONDS - t0 < timeout; i++)); do
+    kafka_answers && break
+    if ! kafka_running && [[ -n ${KAFKA_CDS_USED:-} ]] &&
+       grep -qE 'fatal error has been detected by the Java Runtime|Error occurred during initialization of VM|shared archive' \
+         <<<"$(tail -c "+$((KAFKA_STDOUT_AT + 1))" "$KAFKA_DIR/stdout.log")"; then
+      log "the JVM failed with the class-data sharing archive $KAFKA_CDS_USED: deleting it, starting again without"
+      sed -n 1,8p <<<"$(tail -c "+$((KAFKA_STDOUT_AT + 1))" "$KAFKA_DIR/stdout.log")" >&2
+      rm -f "$KAFKA_CDS_USED"
+      kafka_launch keep_ports
+      continue
+    fi
+    if ! kafka_running; then
+      tail -n 20 "$KAFKA_DIR/stdout.log" >&2
+      grep -E ' (ERROR|FATAL) ' "$KAFKA_DIR/server.log" 2>/dev/null | tail -n 20 >&2
+      die "Kafka exited (logs: $KAFKA_DIR/server.log, $KAFKA_DIR/stdout.log)"
+    fi
+    sleep 0.25
+  done
+  kafka_answers || die "Kafka does not answer on $KAFKA_HOST:$KAFKA_PORT after ${timeout}s (log: $KAFKA_DIR/server.log)"
+  log "Kafka ready: $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (pid $(kafka_pid), RSS $(kafka_rss))"
+}
+
+kafka_rss() { awk '/^VmRSS:/ {printf "%d MB", $2 / 1024}' "/proc/$(kafka_pid)/status" 2>/dev/null || echo '?'; }
+
+# Stops every JVM of this checkout's broker: SIGTERM (a controlled shutdown,
+# ~2 s), SIGKILL after K2_TEST_KAFKA_STOP_TIMEOUT (30) seconds; with `kill`,
+# SIGKILL at once (a crash: the next start recovers the logs).
+# wait_pids_gone SECONDS PID... — true once none of them runs.
+wait_pids_gone() {
+  local deadline=$((SECONDS + $1)) pid alive; shift
+  while :; do
+    alive=0
+    for pid in "$@"; do pid_alive "$pid" && alive=1; done
+    ((alive)) || return 0
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+kafka_stop() {
+  local pids pid sig=TERM timeout=${K2_TEST_KAFKA_STOP_TIMEOUT:-30}
+  [[ ${1:-} == kill ]] && sig=KILL
+  pids="$(kafka_pids)"
+  if [[ -n $pids ]]; then
+    log "stopping Kafka (pid $(echo $pids), SIG$sig)"
+    for pid in $pids; do kill "-$sig" "$pid" 2>/dev/null || true; done
+    # shellcheck disable=SC2086
+    if ! wait_pids_gone "$timeout" $pids; then
+      for pid in $pids; do
+        if pid_alive "$pid"; then
+          log "Kafka pid $pid still running after ${timeout}s: SIGKILL"
+          kill -KILL "$pid" 2>/dev/null || true
+        fi
+      done
+      sig=KILL
+      # shellcheck disable=SC2086
+      wait_pids_gone 20 $pids || die "Kafka (pid $(echo $pids)) survives SIGKILL"
+    fi
+  fi
+  rm -f "$KAFKA_PIDFILE"
+  if [[ $sig == KILL ]]; then rm -f "$KAFKA_CDS_DUMP"; else kafka_cds_collect; fi
+}
+
 # -------------------------------------------------------------------- env --
 
 env_lines() {
@@ -463,6 +856,7 @@ export K2_TEST_S3_ACCESS_KEY='$S3_ACCESS_KEY'
 export K2_TEST_S3_SECRET_KEY='$S3_SECRET_KEY'
 export K2_TEST_S3_REGION='$S3_REGION'
 export K2_TEST_PYTHON='$PYTHON'
+export K2_TEST_KAFKA_BROKERS='$KAFKA_HOST:$KAFKA_PORT'
 EOF
 }
 
@@ -486,8 +880,31 @@ cmd_start() {
     venv_pid=$!
   fi
 
+  # Kafka's jars come from Maven in the background too; when they are cached
+  # already, the broker JVM starts now and warms up meanwhile.
+  local kafka_fetch_pid="" kafka_launched=0
+  if kafka_jars_ok; then
+    kafka_launch
+    kafka_launched=1
+  else
+    command -v mvn >/dev/null 2>&1 || apt_install maven
+    kafka_init_java
+    log "fetching Kafka $KAFKA_VERSION jars with Maven in the background (log: $LOG_DIR/kafka-fetch.log)"
+    kafka_fetch >"$LOG_DIR/kafka-fetch.log" 2>&1 &
+    kafka_fetch_pid=$!
+  fi
+
   pg_start
   s3_start
+
+  if [[ -n $kafka_fetch_pid ]]; then
+    if ! wait "$kafka_fetch_pid"; then
+      tail -n 40 "$LOG_DIR/kafka-fetch.log" >&2
+      die "fetching Kafka's jars failed (log: $LOG_DIR/kafka-fetch.log)"
+    fi
+    log "Kafka jars ready in $KAFKA_JARS"
+  fi
+  if ((!kafka_launched)); then kafka_launch; fi
 
   if [[ -n $venv_pid ]]; then
     if ! wait "$venv_pid"; then
@@ -497,6 +914,7 @@ cmd_start() {
     venv_link
   fi
   log "PyIceberg ready: $("$PYTHON" -c 'import pyiceberg, pyarrow; print("pyiceberg", pyiceberg.__version__, "pyarrow", pyarrow.__version__)') ($PYTHON)"
+  kafka_wait
 
   env_lines >"$ENV_FILE.tmp"
   mv -f "$ENV_FILE.tmp" "$ENV_FILE"
@@ -506,6 +924,7 @@ cmd_start() {
 cmd_stop() {
   [[ -d $K2_TEST_HOME ]] || return 0
   rm -f "$ENV_FILE"
+  kafka_stop
   s3_stop
   pg_stop
   log "services stopped (data kept in $K2_TEST_HOME)"
@@ -523,6 +942,11 @@ cmd_status() {
   else
     echo "versitygw: stopped"; rc=1
   fi
+  if kafka_running; then
+    echo "kafka:     running on $KAFKA_HOST:$KAFKA_PORT (pid $(kafka_pid), Kafka $KAFKA_VERSION, RSS $(kafka_rss))"
+  else
+    echo "kafka:     stopped"; rc=1
+  fi
   if [[ -x $PYTHON ]]; then echo "python:    $PYTHON"; else echo "python:    not set up"; rc=1; fi
   return $rc
 }
@@ -530,8 +954,38 @@ cmd_status() {
 cmd_reset() {
   cmd_stop
   if [[ -L $PG_DATA ]]; then rm -rf "$(readlink -f "$PG_DATA")" "$(readlink -f "$PG_DATA").log"; fi
-  rm -rf "$PG_DATA" "$S3_ROOT" "$LOG_DIR" "$S3_PIDFILE" "$ENV_FILE" "$K2_TEST_HOME/bin" "$VENV_LINK"
+  rm -rf "$PG_DATA" "$S3_ROOT" "$KAFKA_DIR" "$LOG_DIR" "$S3_PIDFILE" "$ENV_FILE" "$K2_TEST_HOME/bin" "$VENV_LINK"
   log "service data deleted from $K2_TEST_HOME (tool cache kept in $K2_TEST_CACHE)"
+}
+
+# kafka-stop [--kill], kafka-start, kafka-restart [--kill]: for tests that
+# check what a broker outage or restart does (testsvc.RestartKafka). They
+# reuse the data and the ports of the last start, hold the same lock
+# as start, and leave PostgreSQL and S3 alone. --kill stops with SIGKILL (a
+# crash) instead of a controlled shutdown.
+kafka_lock() {
+  [[ -f $KAFKA_PROPS ]] || die "Kafka was never started in $K2_TEST_HOME (run: scripts/test-services.sh start)"
+  exec 9>"$K2_TEST_HOME/.lock"
+  flock -w 900 9 || die "another test-services.sh holds $K2_TEST_HOME/.lock"
+}
+
+kill_arg() {
+  case "${1:-}" in
+    "") echo "" ;;
+    --kill) echo kill ;;
+    *) die "unknown argument: $1 (want --kill or nothing)" ;;
+  esac
+}
+
+cmd_kafka_stop() { local k; k="$(kill_arg "${1:-}")"; kafka_lock; kafka_stop "$k"; }
+cmd_kafka_start() { kafka_lock; kafka_launch keep_ports; kafka_wait; }
+cmd_kafka_restart() {
+  local k t0=$SECONDS; k="$(kill_arg "${1:-}")"
+  kafka_lock
+  kafka_stop "$k"
+  kafka_launch keep_ports
+  kafka_wait
+  log "Kafka restarted in $((SECONDS - t0))s"
 }
 
 case "${1:-}" in
@@ -540,8 +994,11 @@ case "${1:-}" in
   env) env_lines ;;
   status) cmd_status ;;
   reset) cmd_reset ;;
+  kafka-stop) cmd_kafka_stop "${2:-}" ;;
+  kafka-start) cmd_kafka_start ;;
+  kafka-restart) cmd_kafka_restart "${2:-}" ;;
   *)
-    sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -5,8 +5,8 @@
 #   scripts/test.sh -run TestLake -v        extra go test flags
 #   scripts/test.sh ./internal/lake/ -v     given packages instead of ./...
 #
-# Starts PostgreSQL, the S3 server and the PyIceberg venv with
-# scripts/test-services.sh, exports their settings (K2_TEST_*), sets
+# Starts PostgreSQL, the S3 server, the Kafka broker and the PyIceberg venv
+# with scripts/test-services.sh, exports their settings (K2_TEST_*), sets
 # K2_TEST_REQUIRE_SERVICES=1 so that a test needing a missing service fails
 # instead of skipping, and runs go test with a 25-minute timeout (a -timeout
 # flag given here wins). The services are stopped on exit, unless

@@ -1,6 +1,7 @@
 // Package testsvc gives Go tests the real services that scripts/test-services.sh
 // runs: a PostgreSQL server (Iceberg SQL catalog), an S3 server (versitygw,
-// the warehouse) and a Python venv with PyIceberg (to prove that another engine
+// the warehouse), an Apache Kafka broker (KRaft, one combined broker +
+// controller) and a Python venv with PyIceberg (to prove that another engine
 // reads the tables K2 writes).
 //
 // The services are found through environment variables, which
@@ -13,6 +14,7 @@
 //	K2_TEST_S3_SECRET_KEY  its secret
 //	K2_TEST_S3_REGION      us-east-1
 //	K2_TEST_PYTHON         the venv's python (PyIceberg, pyarrow, SQLAlchemy, psycopg2)
+//	K2_TEST_KAFKA_BROKERS  127.0.0.1:59092 (plaintext; no topic auto-creation, 3 partitions by default)
 //
 // When a variable is missing the test is skipped with a message saying how to
 // start the services, so `go test ./...` alone still passes on a bare machine.
@@ -34,6 +36,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +54,7 @@ const (
 	EnvS3SecretKey     = "K2_TEST_S3_SECRET_KEY"
 	EnvS3Region        = "K2_TEST_S3_REGION"
 	EnvPython          = "K2_TEST_PYTHON"
+	EnvKafkaBrokers    = "K2_TEST_KAFKA_BROKERS"
 	EnvRequireServices = "K2_TEST_REQUIRE_SERVICES"
 )
 
@@ -78,6 +82,105 @@ func need(t testing.TB, service, name string) string {
 func Postgres(t testing.TB) string {
 	t.Helper()
 	return need(t, "PostgreSQL", EnvPostgresURL)
+}
+
+// Kafka returns the test Kafka broker's seed list, "127.0.0.1:59092"
+// (comma-separated host:port pairs; see KafkaSeeds), or skips the test.
+//
+// The broker is Apache Kafka 4.x in KRaft mode, a single node (replication
+// factor 1, min.insync.replicas 1), plaintext, with auto.create.topics.enable
+// off (tests create their topics, e.g. with kadm), num.partitions 3 and
+// group.initial.rebalance.delay.ms 0. It is shared by every test package: name
+// topics and groups with KafkaTopicPrefix.
+func Kafka(t testing.TB) string {
+	t.Helper()
+	return need(t, "Kafka broker", EnvKafkaBrokers)
+}
+
+// KafkaSeeds returns Kafka's seed list split for kgo.SeedBrokers, or skips
+// the test.
+func KafkaSeeds(t testing.TB) []string {
+	t.Helper()
+	return strings.Split(Kafka(t), ",")
+}
+
+// KafkaTopicPrefix returns a prefix unique to this call, k2t-<test-name>-<random>-,
+// for the names of the topics (and consumer groups, transactional ids...) a
+// test creates on the shared broker, so that tests and runs never see each
+// other's data. Nothing is created or cleaned up: topics are left for
+// inspection until `scripts/test-services.sh reset`. It skips the test when
+// there is no broker.
+func KafkaTopicPrefix(t testing.TB) string {
+	t.Helper()
+	Kafka(t)
+	return fmt.Sprintf("k2t-%s-%s-", slug(t.Name(), 100), randomHex(t, 4))
+}
+
+// KafkaRestartTimeout bounds one scripts/test-services.sh kafka-* command.
+var KafkaRestartTimeout = 3 * time.Minute
+
+// RestartKafka restarts the test broker on the same data and configuration:
+// a controlled shutdown (SIGTERM; SIGKILL after 30 s), then a new JVM, and it
+// returns once the broker answers requests again (typically 4-6 s in all).
+// Clients keep working across it: their connections drop and they reconnect.
+// It skips the test when there is no broker and fails it when the restart fails.
+//
+// The broker is shared with the other test packages, which go test runs in
+// parallel: a test that restarts it should be short, and other packages'
+// Kafka tests must tolerate a few seconds without a broker (kgo retries).
+func RestartKafka(t testing.TB) {
+	t.Helper()
+	kafkaCommand(t, "kafka-restart")
+}
+
+// CrashRestartKafka is RestartKafka with SIGKILL instead of a controlled
+// shutdown: the broker dies at once, as in a crash, and recovers its logs on
+// start. Records acknowledged with acks=all survive it (they are in the page
+// cache; only a machine crash could lose them, as the broker does not fsync).
+func CrashRestartKafka(t testing.TB) {
+	t.Helper()
+	kafkaCommand(t, "kafka-restart", "--kill")
+}
+
+// StopKafka stops the test broker (SIGKILL at once if kill, otherwise a
+// controlled shutdown) and returns a function that starts it again and waits
+// until it answers; call it from the test's goroutine (it fails the test if
+// the start fails). If the test does not call it, a cleanup does, so a failed
+// test never leaves the broker down for the tests after it.
+func StopKafka(t testing.TB, kill bool) (start func()) {
+	t.Helper()
+	if kill {
+		kafkaCommand(t, "kafka-stop", "--kill")
+	} else {
+		kafkaCommand(t, "kafka-stop")
+	}
+	var once sync.Once
+	start = func() {
+		t.Helper()
+		once.Do(func() { kafkaCommand(t, "kafka-start") })
+	}
+	t.Cleanup(start)
+	return start
+}
+
+// kafkaCommand runs scripts/test-services.sh with a kafka-* command, logging
+// its output.
+func kafkaCommand(t testing.TB, args ...string) {
+	t.Helper()
+	Kafka(t)
+	script := filepath.Join(testutil.RepoRoot(t), "scripts", "test-services.sh")
+	ctx, cancel := context.WithTimeout(context.Background(), KafkaRestartTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	elapsed := time.Since(start).Round(time.Millisecond)
+	if err != nil {
+		t.Fatalf("test-services.sh %s failed after %v: %v\n%s", strings.Join(args, " "), elapsed, err, out.String())
+	}
+	t.Logf("test-services.sh %s: %v\n%s", strings.Join(args, " "), elapsed, strings.TrimRight(out.String(), "\n"))
 }
 
 // S3Config locates the test S3 server.
