@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -104,6 +105,9 @@ func (l *Lake) Compact(ctx context.Context, name string, opts CompactOptions) (C
 	}
 	tx := tbl.NewTransaction()
 	props := iceberg.Properties{"k2.operation": "compact", CommitIDProperty: fmt.Sprintf("compact-%d", time.Now().UnixNano())}
+	// Carry the stream offsets forward, so that the newest snapshot still
+	// says where consumption stands once older ones expire.
+	maps.Copy(props, TableOffsets(tbl).Props())
 	if err := tx.ReplaceDataFilesWithDataFiles(ctx, oldFiles, newFiles, props); err != nil {
 		return fail(err)
 	}

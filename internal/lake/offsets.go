@@ -1,4 +1,4 @@
-package sink
+package lake
 
 import (
 	"strconv"
@@ -9,16 +9,19 @@ import (
 
 // OffsetPrefix starts the snapshot-summary keys that record consumed Kafka
 // offsets: k2.kafka-offset.<topic>.<partition> = the next offset to read.
-// The offsets go into the same atomic commit as the rows they produced, so
-// the table itself says where consumption stands: a sink killed between
-// its lake commit and its group commit resumes from here and repeats
-// nothing.
+// A stream writer puts them into the same atomic commit as the rows they
+// produced, so the table itself says where consumption stands: a consumer
+// killed between its lake commit and its group commit resumes from here
+// and repeats nothing. Every such commit carries the offsets of all
+// partitions forward, so the latest one is complete.
 const OffsetPrefix = "k2.kafka-offset."
 
-// Offsets maps topic → partition → next offset.
+// Offsets maps topic → partition → next offset to read.
 type Offsets map[string]map[int32]int64
 
-func (o Offsets) set(topic string, partition int32, next int64) {
+// Set records next for a partition, keeping the higher of old and new:
+// offsets only move forward.
+func (o Offsets) Set(topic string, partition int32, next int64) {
 	p := o[topic]
 	if p == nil {
 		p = map[int32]int64{}
@@ -29,8 +32,23 @@ func (o Offsets) set(topic string, partition int32, next int64) {
 	}
 }
 
-// props are the snapshot-summary properties for o.
-func (o Offsets) props() map[string]string {
+// Get returns the next offset for a partition and whether one is recorded.
+func (o Offsets) Get(topic string, partition int32) (int64, bool) {
+	off, ok := o[topic][partition]
+	return off, ok
+}
+
+// Merge sets every offset of other in o.
+func (o Offsets) Merge(other Offsets) {
+	for t, ps := range other {
+		for p, off := range ps {
+			o.Set(t, p, off)
+		}
+	}
+}
+
+// Props are the snapshot-summary properties for o.
+func (o Offsets) Props() map[string]string {
 	out := make(map[string]string, len(o))
 	for t, ps := range o {
 		for p, off := range ps {
@@ -40,31 +58,44 @@ func (o Offsets) props() map[string]string {
 	return out
 }
 
-// TableOffsets reads the offsets recorded in a table's snapshots: for each
-// partition the highest, since several sinks commit to one table and each
-// records only its own partitions. Snapshots that were expired take their
-// offsets with them; the consumer group's committed offsets cover those.
-func TableOffsets(tbl *table.Table) Offsets {
+// offsetsOf parses the offsets in a snapshot summary.
+func offsetsOf(props map[string]string) Offsets {
 	out := Offsets{}
-	for _, s := range tbl.Metadata().Snapshots() {
-		if s.Summary == nil {
+	for k, v := range props {
+		rest, ok := strings.CutPrefix(k, OffsetPrefix)
+		if !ok {
 			continue
 		}
-		for k, v := range s.Summary.Properties {
-			rest, ok := strings.CutPrefix(k, OffsetPrefix)
-			if !ok {
-				continue
-			}
-			i := strings.LastIndexByte(rest, '.')
-			if i < 0 {
-				continue
-			}
-			p, err1 := strconv.ParseInt(rest[i+1:], 10, 32)
-			off, err2 := strconv.ParseInt(v, 10, 64)
-			if err1 == nil && err2 == nil {
-				out.set(rest[:i], int32(p), off)
-			}
+		i := strings.LastIndexByte(rest, '.')
+		if i < 0 {
+			continue
+		}
+		p, err1 := strconv.ParseInt(rest[i+1:], 10, 32)
+		off, err2 := strconv.ParseInt(v, 10, 64)
+		if err1 == nil && err2 == nil {
+			out.Set(rest[:i], int32(p), off)
 		}
 	}
 	return out
+}
+
+// TableOffsets returns the offsets recorded by the latest snapshot that
+// records any, walking back from the current one past snapshots written by
+// others (a load, a compaction that did not carry them). It is empty for a
+// table no stream has written, or whose offset-bearing snapshots expired;
+// the consumer group's committed offsets cover that case.
+func TableOffsets(tbl *table.Table) Offsets {
+	md := tbl.Metadata()
+	for s := md.CurrentSnapshot(); s != nil; {
+		if s.Summary != nil {
+			if o := offsetsOf(s.Summary.Properties); len(o) > 0 {
+				return o
+			}
+		}
+		if s.ParentSnapshotID == nil {
+			break
+		}
+		s = md.SnapshotByID(*s.ParentSnapshotID)
+	}
+	return Offsets{}
 }

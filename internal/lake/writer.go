@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"maps"
 	"runtime"
 	"strconv"
 	"strings"
@@ -122,15 +123,44 @@ type CommitResult struct {
 	Duration       time.Duration
 }
 
+// CommitOption adjusts one Commit.
+type CommitOption func(*commitConfig)
+
+type commitConfig struct {
+	summary func(base *table.Table) (map[string]string, error)
+}
+
+// WithSummary computes snapshot-summary properties from the table the
+// commit is based on: called before the data files are written and again
+// whenever a conflict makes the commit rebase on a newer table. An error
+// aborts the commit (nothing is written); a stream writer uses it to carry
+// offsets forward and to refuse records another writer already stored.
+func WithSummary(fn func(base *table.Table) (map[string]string, error)) CommitOption {
+	return func(c *commitConfig) { c.summary = fn }
+}
+
 // Commit writes rows (in any order) as one transaction and returns what it
 // did. props are added to the snapshot summary. A batch that is empty, or
 // only duplicates, commits nothing and returns Rows == 0.
-func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]string) (CommitResult, error) {
+func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]string, opts ...CommitOption) (CommitResult, error) {
 	start := time.Now()
 	res := CommitResult{Table: w.def.FullName()}
+	var cc commitConfig
+	for _, o := range opts {
+		o(&cc)
+	}
 	tbl, err := w.lake.Load(ctx, w.def.Name)
 	if err != nil {
 		return res, w.fail(res, start, "catalog", len(rows), err)
+	}
+	summary := iceberg.Properties{}
+	maps.Copy(summary, props)
+	if cc.summary != nil {
+		extra, err := cc.summary(tbl)
+		if err != nil {
+			return res, err
+		}
+		maps.Copy(summary, extra)
 	}
 	if s := tbl.CurrentSnapshot(); s != nil {
 		res.SnapshotBefore, res.SequenceBefore = s.SnapshotID, s.SequenceNumber
@@ -158,12 +188,8 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 		w.lake.removeFiles(w.def.Name, files)
 		return res, w.fail(res, start, "storage", len(rows), fmt.Errorf("write data files: %w", err))
 	}
-	commitID := uuid.NewString()
-	summary := iceberg.Properties{CommitIDProperty: commitID}
-	for k, v := range props {
-		summary[k] = v
-	}
-	newTbl, err := w.commitFiles(ctx, tbl, files, summary)
+	summary[CommitIDProperty] = uuid.NewString()
+	newTbl, err := w.commitFiles(ctx, tbl, files, summary, cc.summary)
 	if err != nil {
 		w.lake.removeFiles(w.def.Name, files)
 		kind := "catalog"
@@ -205,7 +231,7 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 		"added_files_size_bytes", res.BytesAdded,
 		"total_records", res.TotalRecords,
 		"total_data_files", res.TotalFiles,
-		"commit_id", commitID,
+		"commit_id", summary[CommitIDProperty],
 	)
 	return res, nil
 }
@@ -298,9 +324,16 @@ const maxCommitAttempts = 5
 // conflict it reloads the table and tries again with the same files; a
 // commit whose outcome is unknown is looked up by its commit id before
 // anything is retried or deleted.
-func (w *Writer[T]) commitFiles(ctx context.Context, tbl *table.Table, files []iceberg.DataFile, summary iceberg.Properties) (*table.Table, error) {
+func (w *Writer[T]) commitFiles(ctx context.Context, tbl *table.Table, files []iceberg.DataFile, summary iceberg.Properties, rebase func(*table.Table) (map[string]string, error)) (*table.Table, error) {
 	commitID := summary[CommitIDProperty]
 	for attempt := 1; ; attempt++ {
+		if rebase != nil && attempt > 1 {
+			extra, err := rebase(tbl)
+			if err != nil {
+				return nil, err
+			}
+			maps.Copy(summary, extra)
+		}
 		tx := tbl.NewTransaction()
 		err := tx.AddDataFiles(ctx, files, summary, table.WithoutDuplicateCheck())
 		if err != nil {

@@ -153,7 +153,8 @@ type Degradation struct {
 	lagAt, lagBelow [NumLevels]int64  // degrade at ≥ lagAt, recover at < lagBelow
 	memAt, memBelow [NumLevels]uint64 // degrade at ≥ memAt, recover at < memBelow
 
-	level atomic.Int32
+	level   atomic.Int32
+	lastMem atomic.Uint64 // memory at the last Observe
 
 	mu         sync.Mutex
 	lastChange time.Time
@@ -187,10 +188,15 @@ func (d *Degradation) Config() Config { return d.cfg }
 // Level is the current level.
 func (d *Degradation) Level() Level { return Level(d.level.Load()) }
 
-// ShouldPause reports whether the consumer should stop fetching: true at
-// CIRCUIT_BREAK. Pausing loses nothing; the records wait in Kafka until
-// the level drops, which is why the top level pauses instead of dropping.
-func (d *Degradation) ShouldPause() bool { return d.Level() == CircuitBreak }
+// ShouldPause reports whether the consumer should stop fetching: at
+// CIRCUIT_BREAK while memory is above that level's recovery mark. Pausing
+// loses nothing (the records wait in Kafka) and lets the consumer write out
+// what it holds, which is why the top level pauses instead of dropping.
+// When lag alone holds the level at CIRCUIT_BREAK it does not pause:
+// a paused consumer cannot lower its lag, so it would never resume.
+func (d *Degradation) ShouldPause() bool {
+	return d.Level() == CircuitBreak && d.lastMem.Load() >= d.memBelow[CircuitBreak]
+}
 
 // Observe applies one measurement of consumer lag (messages; negative is
 // taken as 0) and process memory (bytes, e.g. ProcessMemory()) and returns
@@ -203,6 +209,7 @@ func (d *Degradation) ShouldPause() bool { return d.Level() == CircuitBreak }
 // above NORMAL counts in k2_backpressure_events_total{level}.
 func (d *Degradation) Observe(lag int64, memBytes uint64) Level {
 	lag = max(lag, 0)
+	d.lastMem.Store(memBytes)
 	d.mu.Lock()
 	now := d.cfg.Now()
 	cur := Level(d.level.Load())

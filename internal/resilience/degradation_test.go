@@ -327,7 +327,13 @@ func TestShouldPause(t *testing.T) {
 		lag   int64
 		mem   uint64
 		pause bool
-	}{{0, 0, false}, {1_000_000, 0, false}, {4_999_999, 949, false}, {5_000_000, 0, true}, {0, 950, true}} {
+	}{
+		{0, 0, false}, {1_000_000, 0, false}, {4_999_999, 949, false},
+		{5_000_000, 0, false},   // lag alone: pausing could not lower it
+		{5_000_000, 950, true},  // memory at the top level
+		{0, 900, true},          // still above the recovery mark (0.9 × 950)
+		{6_000_000, 854, false}, // below it: consume, though the level stays
+	} {
 		d.Observe(tc.lag, tc.mem)
 		if d.ShouldPause() != tc.pause {
 			t.Fatalf("lag %d mem %d at %s: ShouldPause %v", tc.lag, tc.mem, d.Level(), !tc.pause)

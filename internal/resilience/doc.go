@@ -5,8 +5,8 @@
 // The two are deliberately separate. Degradation only measures: it turns
 // consumer lag and the process's memory into a Level, with hysteresis so the
 // level does not flap. What a level means is the consumer's decision, with
-// one rule fixed here: at CircuitBreak the consumer pauses (ShouldPause),
-// it does not drop. The Shedder is the only place a record may be dropped,
+// one rule fixed here: at CircuitBreak because of memory the consumer
+// pauses (ShouldPause), it does not drop. The Shedder is the only place a record may be dropped,
 // and it drops only the data types and symbol tiers its Policy names, from
 // the levels the Policy names, counting every drop in
 // k2_messages_shed_total. The default Policy is empty: K2 never drops data

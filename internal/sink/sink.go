@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apache/iceberg-go/table"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -90,7 +91,10 @@ type Config struct {
 	FetchBytes  int32
 	Degradation *resilience.Degradation // back-pressure (optional)
 	Shedder     *resilience.Shedder     // configured shedding (optional)
-	Logger      *slog.Logger
+	// Memory measures the process for Degradation (default
+	// resilience.ProcessMemory).
+	Memory func() uint64
+	Logger *slog.Logger
 }
 
 // Stats are the sink's counters.
@@ -102,6 +106,7 @@ type Stats struct {
 	Shed        int64 `json:"shed"`
 	Commits     int64 `json:"commits"`
 	Lag         int64 `json:"lag"`
+	Partitions  int   `json:"partitions"` // assigned to this sink
 }
 
 // Sink consumes K2's topics into the lake.
@@ -114,14 +119,15 @@ type Sink struct {
 	seq  *Tracker
 	log  *slog.Logger
 
-	mu     sync.Mutex // batches, lag; the poll loop and the rebalance callbacks
-	trades *batch[md.Trade]
-	quotes *batch[md.Quote]
-	refs   *batch[md.ReferenceData]
-	topics map[string]topicInfo
-	lag    map[tp]int64
-	paused bool
-	stall  time.Time // a flush failed: retry after this
+	mu       sync.Mutex // batches, lag; the poll loop and the rebalance callbacks
+	trades   *batch[md.Trade]
+	quotes   *batch[md.Quote]
+	refs     *batch[md.ReferenceData]
+	topicsMu sync.Mutex // topics is also read by the group's goroutine (resumeFromLake)
+	topics   map[string]topicInfo
+	lag      map[tp]int64
+	paused   bool
+	stall    time.Time // a flush failed: retry after this
 
 	stats struct {
 		sync.Mutex
@@ -173,6 +179,9 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Memory == nil {
+		cfg.Memory = resilience.ProcessMemory
+	}
 	s := &Sink{
 		cfg: cfg, lake: l, dlq: dlq, seq: NewTracker(), log: cfg.Logger.With("group", cfg.Group),
 		dec:    codec.NewDecoder(reg.SchemaByID),
@@ -206,6 +215,7 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 		kgo.FetchMaxPartitionBytes(cfg.FetchBytes/4),
 		kgo.MaxConcurrentFetches(2),
 		kgo.AdjustFetchOffsetsFn(s.resumeFromLake),
+		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
 	)
@@ -222,7 +232,8 @@ type batch[T any] struct {
 	rows    []T
 	bytes   int
 	since   time.Time
-	offsets Offsets
+	offsets lake.Offsets // next offset per partition after what the batch holds
+	from    lake.Offsets // the batch's first offset per partition
 }
 
 func (b *batch[T]) add(r T, rec *kgo.Record) {
@@ -240,12 +251,15 @@ func (b *batch[T]) add(r T, rec *kgo.Record) {
 // advance records that rec has been dealt with (stored, dead-lettered or shed).
 func (b *batch[T]) advance(rec *kgo.Record) {
 	if b.offsets == nil {
-		b.offsets = Offsets{}
+		b.offsets, b.from = lake.Offsets{}, lake.Offsets{}
 		if len(b.rows) == 0 {
 			b.since = time.Now()
 		}
 	}
-	b.offsets.set(rec.Topic, rec.Partition, rec.Offset+1)
+	if _, ok := b.from.Get(rec.Topic, rec.Partition); !ok {
+		b.from.Set(rec.Topic, rec.Partition, rec.Offset)
+	}
+	b.offsets.Set(rec.Topic, rec.Partition, rec.Offset+1)
 }
 
 func (b *batch[T]) pending() bool { return len(b.offsets) > 0 }
@@ -256,7 +270,39 @@ func (b *batch[T]) due(cfg *Config, now time.Time) bool {
 
 func (b *batch[T]) reset() {
 	clear(b.rows)
-	b.rows, b.bytes, b.offsets = b.rows[:0], 0, nil
+	b.rows, b.bytes, b.offsets, b.from = b.rows[:0], 0, nil, nil
+}
+
+// OverlapError refuses a batch whose records another sink already stored:
+// the table's offsets for a partition are past the batch's first offset.
+// It happens when a sink that lost its partitions (a long pause, a network
+// split) commits late; the batch is dropped and the partition re-read from
+// the table's offset.
+type OverlapError struct {
+	Topic         string
+	Partition     int32
+	First, Stored int64
+}
+
+func (e *OverlapError) Error() string {
+	return fmt.Sprintf("%s[%d]: batch starts at offset %d but the table already holds records up to offset %d",
+		e.Topic, e.Partition, e.First, e.Stored)
+}
+
+// summary checks the batch against the table it will be committed on and
+// returns the offsets to record: the table's, carried forward, with the
+// batch's on top.
+func (b *batch[T]) summary(base *table.Table) (map[string]string, error) {
+	stored := lake.TableOffsets(base)
+	for t, ps := range b.from {
+		for p, first := range ps {
+			if off, ok := stored.Get(t, p); ok && off > first {
+				return nil, &OverlapError{Topic: t, Partition: p, First: first, Stored: off}
+			}
+		}
+	}
+	stored.Merge(b.offsets)
+	return stored.Props(), nil
 }
 
 // flush commits the batch to the lake with its offsets, then to the group.
@@ -268,9 +314,12 @@ func flush[T any](ctx context.Context, s *Sink, b *batch[T]) error {
 	if err := s.dlq.Flush(ctx); err != nil {
 		return fmt.Errorf("dead-letter topic: %w", err)
 	}
-	props := b.offsets.props()
-	props["k2.source"] = "sink:" + s.cfg.Group
-	res, err := b.w.Commit(ctx, b.rows, props)
+	res, err := b.w.Commit(ctx, b.rows, map[string]string{"k2.source": "sink:" + s.cfg.Group}, lake.WithSummary(b.summary))
+	var overlap *OverlapError
+	if errors.As(err, &overlap) {
+		refuse(ctx, s, b, overlap)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -289,7 +338,7 @@ func flush[T any](ctx context.Context, s *Sink, b *batch[T]) error {
 
 // commitGroup commits offsets to the consumer group. The lake holds the
 // truth; a failed group commit only means a restart reads the lake's.
-func (s *Sink) commitGroup(ctx context.Context, o Offsets) {
+func (s *Sink) commitGroup(ctx context.Context, o lake.Offsets) {
 	m := map[string]map[int32]kgo.EpochOffset{}
 	for t, ps := range o {
 		m[t] = map[int32]kgo.EpochOffset{}
@@ -347,7 +396,7 @@ func (s *Sink) untilDue() time.Duration {
 // resumeFromLake moves each assigned partition to the offset the tables
 // recorded when that is further than the group's committed offset.
 func (s *Sink) resumeFromLake(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-	byTable := map[string]Offsets{}
+	byTable := map[string]lake.Offsets{}
 	for topic, parts := range assigned {
 		info := s.topic(topic)
 		if info.err != nil {
@@ -360,7 +409,7 @@ func (s *Sink) resumeFromLake(ctx context.Context, assigned map[string]map[int32
 			if err != nil {
 				return nil, fmt.Errorf("read offsets from %s: %w", name, err)
 			}
-			lo = TableOffsets(tbl)
+			lo = lake.TableOffsets(tbl)
 			byTable[name] = lo
 		}
 		for p, o := range parts {
@@ -377,6 +426,17 @@ func (s *Sink) resumeFromLake(ctx context.Context, assigned map[string]map[int32
 	return assigned, nil
 }
 
+func (s *Sink) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	n := 0
+	for _, ps := range assigned {
+		n += len(ps)
+	}
+	s.log.Info("partitions assigned", "partitions", n)
+	s.stats.Lock()
+	s.stats.Partitions += n
+	s.stats.Unlock()
+}
+
 // onRevoked commits what was read from the partitions being given away,
 // so their next owner starts after it.
 func (s *Sink) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
@@ -388,11 +448,16 @@ func (s *Sink) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string]
 		s.log.Error("could not commit before giving up partitions; their new owner re-reads them", "error", err)
 		s.discard()
 	}
+	n := 0
 	for t, ps := range revoked {
+		n += len(ps)
 		for _, p := range ps {
 			delete(s.lag, tp{t, p})
 		}
 	}
+	s.stats.Lock()
+	s.stats.Partitions -= n
+	s.stats.Unlock()
 }
 
 // onLost drops what was read: the group has moved on without this member.
@@ -402,6 +467,33 @@ func (s *Sink) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 	s.log.Warn("partitions lost; their unsaved records will be re-read by their owner", "partitions", len(lost))
 	s.discard()
 	clear(s.lag)
+	s.stats.Lock()
+	s.stats.Partitions = 0
+	s.stats.Unlock()
+}
+
+// refuse drops a batch that overlaps what the table holds and re-reads
+// each of its partitions from where the table stands (or where the batch
+// began), so records of other partitions in the batch are not lost.
+func refuse[T any](ctx context.Context, s *Sink, b *batch[T], o *OverlapError) {
+	mConsumerErrors.WithLabelValues("overlap").Inc()
+	s.log.Warn("batch dropped: another sink stored some of its records; re-reading", "error", o.Error())
+	var stored lake.Offsets
+	if tbl, err := s.lake.Load(ctx, b.table); err == nil {
+		stored = lake.TableOffsets(tbl)
+	}
+	seek := map[string]map[int32]kgo.EpochOffset{}
+	for t, ps := range b.from {
+		seek[t] = map[int32]kgo.EpochOffset{}
+		for p, first := range ps {
+			if off, ok := stored.Get(t, p); ok && off > first {
+				first = off
+			}
+			seek[t][p] = kgo.EpochOffset{Epoch: -1, Offset: first}
+		}
+	}
+	s.cl.SetOffsets(seek)
+	b.reset()
 }
 
 func (s *Sink) discard() {
@@ -421,6 +513,8 @@ func tableOf(dt bus.DataType) string {
 }
 
 func (s *Sink) topic(name string) topicInfo {
+	s.topicsMu.Lock()
+	defer s.topicsMu.Unlock()
 	if info, ok := s.topics[name]; ok {
 		return info
 	}
@@ -442,7 +536,11 @@ func (s *Sink) Run(ctx context.Context) error {
 		fetches := s.cl.PollRecords(pollCtx, s.cfg.MaxPoll)
 		cancel()
 		if ctx.Err() != nil || fetches.IsClientClosed() {
-			return s.shutdown()
+			err := s.shutdown()
+			// Close leaves the group, which waits for the rebalance that
+			// BlockRebalanceOnPoll holds until it is allowed.
+			s.cl.AllowRebalance()
+			return err
 		}
 		fetches.EachError(func(t string, p int32, err error) {
 			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
@@ -621,7 +719,7 @@ func (s *Sink) backpressure(ctx context.Context, flushErr error) {
 	s.stats.Lag = total
 	s.stats.Unlock()
 	if s.cfg.Degradation != nil {
-		s.cfg.Degradation.Observe(total, resilience.ProcessMemory())
+		s.cfg.Degradation.Observe(total, s.cfg.Memory())
 		pause = pause || s.cfg.Degradation.ShouldPause()
 	}
 	if pause && !s.paused {
@@ -650,6 +748,8 @@ func (s *Sink) assignedTopics() []string {
 			out = append(out, k.topic)
 		}
 	}
+	s.topicsMu.Lock()
+	defer s.topicsMu.Unlock()
 	for t := range s.topics {
 		if !seen[t] {
 			seen[t] = true

@@ -1,0 +1,518 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/codec"
+	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/lake/laketest"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/registry"
+	"github.com/k2-market-data/k2/internal/resilience"
+)
+
+const (
+	binanceTrades = "market.crypto.trades.binance"
+	binanceQuotes = "market.crypto.quotes.binance"
+)
+
+// env is an embedded broker, schema registry and lake for one test.
+type env struct {
+	brokers []string
+	reg     *registry.Client
+	regDown atomic.Bool // the registry answers 503 while set
+	lake    *lake.Lake
+	prod    *bus.Producer
+	adm     *kadm.Client
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	b, err := bus.StartBroker(filepath.Join(dir, "kafka"), "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	e := &env{brokers: []string{b.Addr()}}
+	r, err := registry.Open(filepath.Join(dir, "registry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := r.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if e.regDown.Load() {
+			http.Error(w, "registry down for the test", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, req)
+	}))
+	t.Cleanup(func() { srv.Close(); r.Close() })
+	if e.reg, err = registry.NewClient(srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	e.lake, err = lake.Open(ctx, lake.Options{Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.lake.Close() })
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	e.adm = kadm.NewClient(cl)
+	if _, err := bus.CreateTopics(ctx, e.adm, bus.DefaultTopology()); err != nil {
+		t.Fatal(err)
+	}
+	e.prod = e.producer(t)
+	return e
+}
+
+func (e *env) producer(t *testing.T) *bus.Producer {
+	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: e.brokers, Linger: time.Millisecond}, e.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return p
+}
+
+// running is a sink in a goroutine.
+type running struct {
+	*Sink
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // Run's result, once done is closed
+}
+
+// stop ends the sink and returns Run's error; it may be called again.
+func (r *running) stop(t *testing.T) error {
+	t.Helper()
+	r.cancel()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(60 * time.Second):
+		t.Fatal("sink did not stop")
+		return nil
+	}
+}
+
+func (e *env) startSink(t *testing.T, cfg Config) *running {
+	t.Helper()
+	cfg.Brokers = e.brokers
+	if cfg.BatchAge == 0 {
+		cfg.BatchAge = 100 * time.Millisecond
+	}
+	dlq := e.producer(t)
+	s, err := New(cfg, e.lake, e.reg, dlq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{Sink: s, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		r.err = s.Run(ctx)
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	return r
+}
+
+// waitFor polls cond until it holds or 60 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// trade i of a synthetic Binance stream over three symbols.
+func trade(i int) md.Trade {
+	sym := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}[i%3]
+	tid := fmt.Sprintf("BINANCE-%d", i)
+	return md.Trade{
+		MessageID: md.MessageID("trade", sym, tid), TradeID: tid, Symbol: sym, Exchange: "BINANCE",
+		AssetClass: md.Crypto, Timestamp: md.Timestamp(1723161255342000 + int64(i)*1000),
+		Price: md.DecimalFromUnits(6183763000000 + int64(i)), Quantity: md.MustDecimal("0.02"),
+		Currency: "USDT", Side: md.Buy, TradeConditions: []string{},
+		SourceSequence: md.SomeInt64(int64(i/3 + 1)), IngestionTimestamp: 1723161256000000,
+	}
+}
+
+func quote(i int) md.Quote {
+	qid := fmt.Sprintf("BINANCE-Q%d", i)
+	return md.Quote{
+		MessageID: md.MessageID("quote", "BTCUSDT", qid), QuoteID: qid, Symbol: "BTCUSDT", Exchange: "BINANCE",
+		AssetClass: md.Crypto, Timestamp: md.Timestamp(1723161255342000 + int64(i)*1000),
+		BidPrice: md.SomeDecimal(md.MustDecimal("61837.62")), BidQuantity: md.SomeDecimal(md.MustDecimal("1.5")),
+		AskPrice: md.SomeDecimal(md.MustDecimal("61837.63")), AskQuantity: md.SomeDecimal(md.MustDecimal("0.7")),
+		Currency: "USDT", IngestionTimestamp: 1723161256000000,
+	}
+}
+
+func (e *env) produceTrades(t *testing.T, from, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := from; i < from+n; i++ {
+		tr := trade(i)
+		if err := e.prod.Trade(ctx, &tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// endOffsets are the topic's end offsets by partition.
+func (e *env) endOffsets(t *testing.T, topic string) map[int32]int64 {
+	t.Helper()
+	ends, err := e.adm.ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out
+}
+
+func (e *env) tableOffsets(t *testing.T, name string) lake.Offsets {
+	t.Helper()
+	tbl, err := e.lake.Load(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lake.TableOffsets(tbl)
+}
+
+// checkOffsetsAtEnd fails unless the table records the topic's end offsets
+// for every partition that has records.
+func (e *env) checkOffsetsAtEnd(t *testing.T, table, topic string) {
+	t.Helper()
+	stored := e.tableOffsets(t, table)
+	for p, end := range e.endOffsets(t, topic) {
+		if got, _ := stored.Get(topic, p); end > 0 && got != end {
+			t.Errorf("%s[%d]: the table records offset %d, the topic ends at %d", topic, p, got, end)
+		}
+	}
+}
+
+func checkOnce(t *testing.T, keys map[string]int, want int) {
+	t.Helper()
+	if rep := laketest.Repeated(keys); len(rep) > 0 {
+		t.Fatalf("stored more than once: %v", rep[:min(len(rep), 10)])
+	}
+	if len(keys) != want {
+		t.Fatalf("%d distinct rows stored, want %d", len(keys), want)
+	}
+}
+
+func TestSinkStoresEveryRecordOnceAndRecordsOffsets(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.produceTrades(t, 0, 20_000)
+	e.produceTrades(t, 0, 300) // a feed that replayed after a reconnect
+	for i := range 5_000 {
+		q := quote(i)
+		if err := e.prod.Quote(ctx, &q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := md.ReferenceData{
+		MessageID: md.MessageID("reference", "BTCUSDT", "BINANCE-BTCUSDT"), CompanyID: "BINANCE-BTCUSDT", Symbol: "BTCUSDT",
+		Exchange: "BINANCE", AssetClass: md.Crypto, CompanyName: "Bitcoin / Tether", Currency: "USDT", IsActive: true,
+		IngestionTimestamp: 1723161256000000,
+	}
+	if err := e.prod.Reference(ctx, &ref); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	s := e.startSink(t, Config{})
+	waitFor(t, "every record", func() bool { return s.Stats().Consumed == 25_301 && s.Stats().Written+s.Stats().Duplicates == 25_301 })
+	if err := s.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if st.Duplicates != 300 || st.Written != 25_001 || st.DeadLetters != 0 {
+		t.Fatalf("stats %+v: want 25,001 written and the 300 replayed trades dropped", st)
+	}
+	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "symbol", "trade_id"), 20_000)
+	checkOnce(t, laketest.Keys(t, e.lake, lake.Quotes, "symbol", "quote_id"), 5_000)
+	checkOnce(t, laketest.Keys(t, e.lake, lake.ReferenceData, "company_id"), 1)
+	e.checkOffsetsAtEnd(t, lake.Trades, binanceTrades)
+	e.checkOffsetsAtEnd(t, lake.Quotes, binanceQuotes)
+	// The quotes table records only quote topics, the trades table only trade topics.
+	if _, ok := e.tableOffsets(t, lake.Trades)[binanceQuotes]; ok {
+		t.Error("the trades table records the quotes topic's offsets")
+	}
+}
+
+// A sink killed after its lake commit but before its group commit must
+// resume from the table's offsets, not the group's.
+func TestSinkResumesFromTheTableNotTheGroup(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.produceTrades(t, 0, 5_000)
+	s := e.startSink(t, Config{Group: "g"})
+	waitFor(t, "the first records", func() bool { return s.Stats().Written == 5_000 })
+	if err := s.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	// Forget the group's offsets, as if its commit had never happened.
+	if _, err := e.adm.DeleteGroups(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	e.produceTrades(t, 5_000, 100)
+	s2 := e.startSink(t, Config{Group: "g"})
+	waitFor(t, "the new records", func() bool { return s2.Stats().Written == 100 })
+	s2.stop(t)
+	if st := s2.Stats(); st.Consumed != 100 || st.Duplicates != 0 {
+		t.Fatalf("restarted sink re-read stored records: %+v", st)
+	}
+	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "trade_id"), 5_100)
+}
+
+func TestPoisonRecordsGoToTheDeadLetterTopic(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tradeID, err := e.reg.Register(ctx, codec.Subject(md.Crypto, "trades"), codec.Trade.Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	negative := trade(1)
+	negative.Price = md.DecimalFromUnits(-1)
+	kraken := trade(2)
+	kraken.Exchange, kraken.TradeID = "KRAKEN", "KRAKEN-2"
+	good := codec.AppendTrade(nil, tradeID, &[]md.Trade{trade(3)}[0])
+	poison := map[string][]byte{
+		codec.ReasonNotWireFormat:   []byte("{\"price\": 1}"),
+		codec.ReasonUnknownSchemaID: codec.AppendHeader(nil, 9999),
+		codec.ReasonUndecodable:     good[:len(good)-20],
+		"invalid_price":             codec.AppendTrade(nil, tradeID, &negative),
+		"invalid_exchange":          codec.AppendTrade(nil, tradeID, &kraken),
+	}
+	before := promtest.ToFloat64(mDeadLetters.WithLabelValues(binanceTrades, "invalid_price"))
+	e.produceTrades(t, 100, 50)
+	for reason, v := range poison {
+		r := &kgo.Record{Topic: binanceTrades, Key: []byte(reason), Value: v}
+		if err := e.prod.Raw(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.produceTrades(t, 200, 50)
+	s := e.startSink(t, Config{})
+	waitFor(t, "the good records", func() bool { return s.Stats().Written == 100 && s.Stats().DeadLetters == 5 })
+	s.stop(t)
+	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "trade_id"), 100)
+	e.checkOffsetsAtEnd(t, lake.Trades, binanceTrades)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(binanceTrades+bus.DLQSuffix),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	got := map[string]*kgo.Record{}
+	for len(got) < len(poison) {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		fs := cl.PollFetches(pctx)
+		timedOut := pctx.Err() != nil
+		cancel()
+		if timedOut {
+			t.Fatalf("dead letters: got %d of %d", len(got), len(poison))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			h := map[string]string{}
+			for _, x := range r.Headers {
+				h[x.Key] = string(x.Value)
+			}
+			if h[HeaderReason] != string(r.Key) {
+				t.Errorf("record keyed %s has reason %q (error %q)", r.Key, h[HeaderReason], h[HeaderError])
+			}
+			if h[HeaderTopic] != binanceTrades || h[HeaderOffset] == "" || h[HeaderError] == "" {
+				t.Errorf("headers %v", h)
+			}
+			if string(r.Value) != string(poison[string(r.Key)]) {
+				t.Errorf("%s: the dead letter's value is not the original", r.Key)
+			}
+			got[string(r.Key)] = r
+		})
+	}
+	if after := promtest.ToFloat64(mDeadLetters.WithLabelValues(binanceTrades, "invalid_price")); after != before+1 {
+		t.Errorf("k2_sink_dead_letters_total{reason=invalid_price} went from %v to %v", before, after)
+	}
+}
+
+// Without the registry a record cannot be decoded, but it is not bad: it
+// waits and arrives once the registry is back.
+func TestUnreachableRegistryDelaysWithoutDeadLetters(t *testing.T) {
+	e := newEnv(t)
+	e.produceTrades(t, 0, 1_000)
+	e.regDown.Store(true)
+	s := e.startSink(t, Config{})
+	waitFor(t, "the sink to try", func() bool { return s.Stats().Consumed > 0 })
+	time.Sleep(500 * time.Millisecond)
+	if st := s.Stats(); st.DeadLetters != 0 || st.Written != 0 {
+		t.Fatalf("with the registry down: %+v", st)
+	}
+	e.regDown.Store(false)
+	waitFor(t, "the records", func() bool { return s.Stats().Written == 1_000 })
+	s.stop(t)
+	if st := s.Stats(); st.DeadLetters != 0 {
+		t.Fatalf("%+v", st)
+	}
+	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "trade_id"), 1_000)
+}
+
+func TestSinksInOneGroupShareThePartitions(t *testing.T) {
+	e := newEnv(t)
+	a := e.startSink(t, Config{Group: "shared"})
+	b := e.startSink(t, Config{Group: "shared"})
+	waitFor(t, "both sinks to get partitions", func() bool { return a.Stats().Partitions > 0 && b.Stats().Partitions > 0 })
+	// Many symbols, so that every partition has records.
+	ctx := context.Background()
+	const n = 30_000
+	for i := range n {
+		tr := trade(i)
+		tr.Symbol = fmt.Sprintf("SYM%02dUSDT", i%40)
+		tr.MessageID = md.MessageID("trade", tr.Symbol, tr.TradeID)
+		if err := e.prod.Trade(ctx, &tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every record", func() bool { return a.Stats().Written+b.Stats().Written == n })
+	a.stop(t)
+	b.stop(t)
+	if a.Stats().Consumed == 0 || b.Stats().Consumed == 0 {
+		t.Fatalf("one sink did all the work: %d and %d", a.Stats().Consumed, b.Stats().Consumed)
+	}
+	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "symbol", "trade_id"), n)
+	e.checkOffsetsAtEnd(t, lake.Trades, binanceTrades)
+}
+
+// A batch that starts before what the table already holds (a sink that
+// lost its partitions and commits late) is refused, whatever its rows.
+func TestLateBatchIsRefused(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	w, err := lake.NewTradeWriter(e.lake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := lake.Offsets{}
+	stored.Set(binanceTrades, 0, 100)
+	if _, err := w.Commit(ctx, []md.Trade{trade(1)}, stored.Props()); err != nil {
+		t.Fatal(err)
+	}
+	b := &batch[md.Trade]{table: lake.Trades, w: w}
+	b.add(trade(2), &kgo.Record{Topic: binanceTrades, Partition: 0, Offset: 60})
+	b.add(trade(3), &kgo.Record{Topic: binanceTrades, Partition: 1, Offset: 7})
+	_, err = w.Commit(ctx, b.rows, nil, lake.WithSummary(b.summary))
+	var overlap *OverlapError
+	if !errors.As(err, &overlap) || overlap.Partition != 0 || overlap.First != 60 || overlap.Stored != 100 {
+		t.Fatalf("got %v", err)
+	}
+	// After the table's offset it commits, carrying partition 0 forward.
+	b.reset()
+	b.add(trade(2), &kgo.Record{Topic: binanceTrades, Partition: 0, Offset: 100})
+	b.add(trade(3), &kgo.Record{Topic: binanceTrades, Partition: 1, Offset: 7})
+	if _, err := w.Commit(ctx, b.rows, nil, lake.WithSummary(b.summary)); err != nil {
+		t.Fatal(err)
+	}
+	got := e.tableOffsets(t, lake.Trades)
+	if p0, _ := got.Get(binanceTrades, 0); p0 != 101 {
+		t.Errorf("partition 0 at %d, want 101", p0)
+	}
+	if p1, _ := got.Get(binanceTrades, 1); p1 != 8 {
+		t.Errorf("partition 1 at %d, want 8", p1)
+	}
+	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "trade_id"), 3)
+}
+
+// Memory at the top level pauses consumption; nothing is dropped, and
+// everything arrives once memory falls.
+func TestMemoryPressurePausesWithoutLoss(t *testing.T) {
+	e := newEnv(t)
+	var mem atomic.Uint64
+	mem.Store(990)
+	deg, err := resilience.NewDegradation(resilience.Config{MemoryBudget: 1000, Cooldown: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.produceTrades(t, 0, 1_000)
+	s := e.startSink(t, Config{Degradation: deg, Memory: mem.Load})
+	waitFor(t, "the pause", func() bool { return promtest.ToFloat64(mPaused) == 1 })
+	held := s.Stats().Consumed
+	e.produceTrades(t, 1_000, 2_000)
+	time.Sleep(500 * time.Millisecond)
+	if st := s.Stats(); st.Consumed != held || st.Shed != 0 {
+		t.Fatalf("consumed %d → %d, shed %d while paused", held, st.Consumed, st.Shed)
+	}
+	mem.Store(100)
+	waitFor(t, "every record", func() bool { return s.Stats().Written == 3_000 })
+	waitFor(t, "the level to step down to NORMAL", func() bool { return deg.Level() == resilience.Normal })
+	s.stop(t)
+	if promtest.ToFloat64(mPaused) != 0 {
+		t.Error("still reported as paused")
+	}
+	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "trade_id"), 3_000)
+}
+
+// Shedding drops only what the policy names, and counts it.
+func TestSheddingDropsOnlyWhatIsConfigured(t *testing.T) {
+	e := newEnv(t)
+	deg, err := resilience.NewDegradation(resilience.Config{MemoryBudget: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deg.Observe(0, 850) // GRACEFUL, held by the cool-down
+	shed, err := resilience.NewShedder(resilience.Policy{
+		CriticalSymbols: []string{"BTCUSDT"},
+		DataTypes:       map[string]resilience.DataTypeRule{"trades": {Tier3From: "GRACEFUL"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.produceTrades(t, 0, 3_000)
+	s := e.startSink(t, Config{Degradation: deg, Shedder: shed, Memory: func() uint64 { return 850 }})
+	waitFor(t, "the stream", func() bool { return s.Stats().Consumed == 3_000 && s.Stats().Written == 1_000 })
+	s.stop(t)
+	if st := s.Stats(); st.Shed != 2_000 {
+		t.Fatalf("%+v: want the 2,000 ETH and SOL trades shed", st)
+	}
+	for k := range laketest.Keys(t, e.lake, lake.Trades, "symbol") {
+		if k != "BTCUSDT" {
+			t.Fatalf("%s stored while shedding tier-3 trades", k)
+		}
+	}
+	e.checkOffsetsAtEnd(t, lake.Trades, binanceTrades)
+}
