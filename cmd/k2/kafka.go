@@ -32,6 +32,7 @@ func (a *app) admin() (*kadm.Client, *kgo.Client, error) {
 func (a *app) topology() bus.Topology {
 	t := bus.DefaultTopology()
 	t.Default = int32(a.cfg.Partitions)
+	t.Prefix = a.cfg.TopicPrefix
 	return t
 }
 
@@ -83,7 +84,7 @@ func (a *app) describeTopics(cmd *cobra.Command, jsonOut, detail bool, names []s
 	}
 	defer cl.Close()
 	if detail && len(names) == 0 {
-		all, err := bus.DescribeTopics(cmd.Context(), adm)
+		all, err := bus.DescribeTopics(cmd.Context(), adm, a.cfg.TopicPrefix)
 		if err != nil {
 			return err
 		}
@@ -91,7 +92,7 @@ func (a *app) describeTopics(cmd *cobra.Command, jsonOut, detail bool, names []s
 			names = append(names, t.Topic)
 		}
 	}
-	infos, err := bus.DescribeTopics(cmd.Context(), adm, names...)
+	infos, err := bus.DescribeTopics(cmd.Context(), adm, a.cfg.TopicPrefix, names...)
 	if err != nil {
 		return fmt.Errorf("kafka %v: %w", a.cfg.BrokerList(), err)
 	}
@@ -205,11 +206,12 @@ func newBrokerCmd(a *app) *cobra.Command {
 }
 
 type sinkFlags struct {
-	group  string
-	rows   int
-	bytes  int
-	age    time.Duration
-	topics string
+	group    string
+	instance string
+	rows     int
+	bytes    int
+	age      time.Duration
+	topics   string
 }
 
 func (f *sinkFlags) register(cmd *cobra.Command) {
@@ -218,7 +220,8 @@ func (f *sinkFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.rows, "batch-rows", 500_000, "commit a batch at this many rows")
 	fl.IntVar(&f.bytes, "batch-bytes", 256<<20, "commit a batch at this many bytes of records")
 	fl.DurationVar(&f.age, "batch-age", time.Second, "commit a batch this long after its first record (how stale the lake may be)")
-	fl.StringVar(&f.topics, "topics", sink.DefaultTopics, "regular expression of the topics to consume")
+	fl.StringVar(&f.instance, "instance-id", f.instance, "static group membership: a sink restarted with the same id takes its partitions back at once, without waiting out its session")
+	fl.StringVar(&f.topics, "topics", "", "regular expression of the topics to consume (default: every data topic under --topic-prefix)")
 }
 
 // runSink consumes into the lake until ctx ends.
@@ -232,13 +235,13 @@ func (a *app) runSink(ctx context.Context, f *sinkFlags) error {
 	if err != nil {
 		return err
 	}
-	dlq, err := bus.NewProducer(bus.ProducerConfig{Brokers: a.cfg.BrokerList(), ClientID: "k2-sink-dlq", Logger: a.log}, reg)
+	dlq, err := bus.NewProducer(bus.ProducerConfig{Brokers: a.cfg.BrokerList(), ClientID: "k2-sink-dlq", TopicPrefix: a.cfg.TopicPrefix, Logger: a.log}, reg)
 	if err != nil {
 		return err
 	}
 	defer dlq.Close(context.Background())
 	s, err := sink.New(sink.Config{
-		Brokers: a.cfg.BrokerList(), Group: f.group, Topics: f.topics,
+		Brokers: a.cfg.BrokerList(), Group: f.group, InstanceID: f.instance, TopicPrefix: a.cfg.TopicPrefix, Topics: f.topics,
 		BatchRows: f.rows, BatchBytes: f.bytes, BatchAge: f.age, Logger: a.log,
 	}, l, reg, dlq)
 	if err != nil {

@@ -120,7 +120,7 @@ func (a *app) load(cmd *cobra.Command, f *loadFlags, source string, fn func(cont
 		if err != nil {
 			return err
 		}
-		p, err := bus.NewProducer(bus.ProducerConfig{Brokers: a.cfg.BrokerList(), ClientID: "k2-load", Logger: a.log}, reg)
+		p, err := bus.NewProducer(bus.ProducerConfig{Brokers: a.cfg.BrokerList(), ClientID: "k2-load", TopicPrefix: a.cfg.TopicPrefix, Logger: a.log}, reg)
 		if err != nil {
 			return err
 		}

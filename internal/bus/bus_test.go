@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"regexp"
 	"testing"
 	"time"
 
@@ -87,7 +88,7 @@ func TestCreateTopicsIsIdempotent(t *testing.T) {
 			t.Fatalf("%s created twice", r.Topic)
 		}
 	}
-	infos, err := DescribeTopics(ctx, adm, "market.crypto.trades.binance", "market.equities.reference_data.asx")
+	infos, err := DescribeTopics(ctx, adm, "", "market.crypto.trades.binance", "market.equities.reference_data.asx")
 	if err != nil || len(infos) != 2 {
 		t.Fatalf("%v %v", infos, err)
 	}
@@ -207,8 +208,49 @@ func TestBrokerKeepsRecordsAcrossRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b2.Close()
-	infos, err := DescribeTopics(ctx, admin(t, b2.Addr()), "market.crypto.trades.binance")
+	infos, err := DescribeTopics(ctx, admin(t, b2.Addr()), "", "market.crypto.trades.binance")
 	if err != nil || len(infos) != 1 || infos[0].Records != 100 {
 		t.Fatalf("after restart: %+v %v", infos, err)
+	}
+}
+
+func TestTopicPrefixNamespacesAnInstallation(t *testing.T) {
+	b, reg := embedded(t, t.TempDir())
+	ctx := context.Background()
+	adm := admin(t, b.Addr())
+	staging := DefaultTopology()
+	staging.Prefix = "staging."
+	if _, err := CreateTopics(ctx, adm, staging); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProducer(ProducerConfig{Brokers: []string{b.Addr()}, TopicPrefix: "staging."}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := testTrade(1)
+	if err := p.Trade(ctx, &tr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := DescribeTopics(ctx, adm, "staging.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := map[string]int64{}
+	for _, i := range infos {
+		records[i.Topic] = i.Records
+	}
+	if len(infos) != len(staging.Specs()) || records["staging.market.crypto.trades.binance"] != 1 {
+		t.Fatalf("%v", records)
+	}
+	if other, _ := DescribeTopics(ctx, adm, ""); len(other) != 0 {
+		t.Fatalf("unprefixed listing shows %d staging topics", len(other))
+	}
+	if !regexp.MustCompile(TopicPattern("staging.")).MatchString("staging.market.crypto.trades.binance") ||
+		regexp.MustCompile(TopicPattern("staging.")).MatchString("staging.market.crypto.trades.binance.dlq") ||
+		regexp.MustCompile(TopicPattern("")).MatchString("staging.market.crypto.trades.binance") {
+		t.Error("TopicPattern")
 	}
 }

@@ -45,6 +45,7 @@ var ErrClosed = errors.New("producer is closed")
 type ProducerConfig struct {
 	Brokers     []string
 	ClientID    string
+	TopicPrefix string        // see Topology.Prefix
 	Linger      time.Duration // wait to fill batches (default 5 ms)
 	BatchBytes  int32         // largest batch (default 1 MiB)
 	Compression string        // none, gzip, snappy, lz4, zstd (default lz4)
@@ -70,9 +71,10 @@ type ProducerStats struct {
 // It is idempotent with acks=all, so a retried batch is never written
 // twice, and records of one key stay in order.
 type Producer struct {
-	cl  *kgo.Client
-	reg *registry.Client
-	log *slog.Logger
+	cl     *kgo.Client
+	reg    *registry.Client
+	log    *slog.Logger
+	prefix string
 
 	mu  sync.RWMutex
 	ids map[string]uint32 // subject → schema id
@@ -120,7 +122,7 @@ func NewProducer(cfg ProducerConfig, reg *registry.Client) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Producer{reg: reg, log: cfg.Logger, ids: map[string]uint32{}}
+	p := &Producer{reg: reg, log: cfg.Logger, prefix: cfg.TopicPrefix, ids: map[string]uint32{}}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
@@ -235,7 +237,7 @@ func (p *Producer) prepare(ctx context.Context, dt DataType, exchange string, as
 	if err != nil {
 		return 0, "", err
 	}
-	return id, Topic(asset, dt, exchange), nil
+	return id, p.prefix + Topic(asset, dt, exchange), nil
 }
 
 // Raw produces a record as given: the sink forwards undecodable records to

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -35,6 +36,12 @@ const DLQSuffix = ".dlq"
 // market.{asset_class}.{data_type}.{exchange}, exchange in lower case.
 func Topic(asset md.AssetClass, dt DataType, exchange string) string {
 	return "market." + string(asset) + "." + string(dt) + "." + strings.ToLower(exchange)
+}
+
+// TopicPattern is a regular expression matching K2's data topics under a
+// prefix (not their dead-letter topics).
+func TopicPattern(prefix string) string {
+	return "^" + regexp.QuoteMeta(prefix) + `market\.[a-z]+\.(trades|quotes|reference_data)\.[a-z0-9_]+$`
 }
 
 // TopicOf names the topic a record of exchange goes to.
@@ -68,6 +75,10 @@ func ParseTopic(topic string) (asset md.AssetClass, dt DataType, exchange string
 // data always has one partition: it is small and compacted, keyed by
 // company id.
 type Topology struct {
+	// Prefix goes before every topic name, so that several installations
+	// (or test runs) can share one Kafka cluster: "staging." gives
+	// staging.market.crypto.trades.binance. Empty by default.
+	Prefix string
 	// Partitions per exchange code; exchanges not listed get Default.
 	Partitions        map[string]int32
 	Default           int32
@@ -125,7 +136,7 @@ func (t Topology) Specs() []TopicSpec {
 			if dt == ReferenceData {
 				parts = 1
 			}
-			name := Topic(ex.AssetClass, dt, code)
+			name := t.Prefix + Topic(ex.AssetClass, dt, code)
 			out = append(out, TopicSpec{Name: name, DataType: dt, Exchange: code, Partitions: parts, Configs: configs(dt)})
 			out = append(out, TopicSpec{Name: name + DLQSuffix, DataType: dt, Exchange: code, Partitions: 1, Configs: map[string]*string{
 				"cleanup.policy": str("delete"), "retention.ms": str("2592000000"), "compression.type": str("lz4"),
@@ -172,9 +183,9 @@ type TopicInfo struct {
 	Configs    map[string]string `json:"configs,omitempty"`
 }
 
-// DescribeTopics lists K2's topics (market.*) with their offsets; with
-// names, only those, with their configs.
-func DescribeTopics(ctx context.Context, adm *kadm.Client, names ...string) ([]TopicInfo, error) {
+// DescribeTopics lists K2's topics (prefix + market.*) with their offsets;
+// with names, only those, with their configs.
+func DescribeTopics(ctx context.Context, adm *kadm.Client, prefix string, names ...string) ([]TopicInfo, error) {
 	details, err := adm.ListTopics(ctx, names...)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
@@ -184,7 +195,7 @@ func DescribeTopics(ctx context.Context, adm *kadm.Client, names ...string) ([]T
 		if d.Err != nil {
 			return nil, fmt.Errorf("topic %s: %w", d.Topic, d.Err)
 		}
-		if strings.HasPrefix(d.Topic, "market.") {
+		if strings.HasPrefix(d.Topic, prefix+"market.") {
 			topics = append(topics, d.Topic)
 		}
 	}

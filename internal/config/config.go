@@ -53,6 +53,9 @@ type Config struct {
 	RegistryListen string
 	// Partitions is the partition count of each exchange's topics.
 	Partitions int
+	// TopicPrefix goes before every topic name (several installations on
+	// one Kafka cluster).
+	TopicPrefix string
 }
 
 // LocalBroker and LocalRegistry are the embedded services' default addresses.
@@ -101,6 +104,7 @@ func (c *Config) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.BrokerListen, "broker-listen", c.BrokerListen, "where k2 up and k2 broker serve Kafka")
 	fs.StringVar(&c.RegistryListen, "registry-listen", c.RegistryListen, "where k2 up and k2 broker serve the schema registry")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of each exchange's trade and quote topics when they are created")
+	fs.StringVar(&c.TopicPrefix, "topic-prefix", c.TopicPrefix, "prefix of every topic name, for installations sharing a Kafka cluster (e.g. staging.)")
 }
 
 // BrokerList returns the brokers to use, the local broker when none are set.

@@ -493,3 +493,47 @@ func TestWrittenFilesAreSorted(t *testing.T) {
 		})
 	}
 }
+
+// Concurrent stream writers each carry every partition's offsets forward:
+// the newest snapshot holds them all, whatever order the commits landed in.
+func TestConcurrentWritersCarryOffsetsForward(t *testing.T) {
+	l := openTestLake(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			w, _ := NewTradeWriter(l)
+			for b := 1; b <= 5; b++ {
+				mine := Offsets{}
+				mine.Set("topic", int32(g), int64(b*100))
+				carry := WithSummary(func(base *table.Table) (map[string]string, error) {
+					o := TableOffsets(base)
+					o.Merge(mine)
+					return o.Props(), nil
+				})
+				if _, err := w.Commit(ctx, testTrades("BTCUSDT", g*10000+b*100, 100), nil, carry); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	tbl, err := l.Load(ctx, Trades)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := TableOffsets(tbl)
+	for g := int32(0); g < 4; g++ {
+		if off, _ := got.Get("topic", g); off != 500 {
+			t.Errorf("partition %d at %d in the newest snapshot, want 500 (all: %v)", g, off, got)
+		}
+	}
+}

@@ -132,9 +132,11 @@ type commitConfig struct {
 
 // WithSummary computes snapshot-summary properties from the table the
 // commit is based on: called before the data files are written and again
-// whenever a conflict makes the commit rebase on a newer table. An error
-// aborts the commit (nothing is written); a stream writer uses it to carry
-// offsets forward and to refuse records another writer already stored.
+// whenever a conflict makes the commit rebase on a newer table (such a
+// commit is not replayed by iceberg-go, whose replay would keep the old
+// summary). An error aborts the commit (nothing is written); a stream
+// writer uses it to carry offsets forward and to refuse records another
+// writer already stored.
 func WithSummary(fn func(base *table.Table) (map[string]string, error)) CommitOption {
 	return func(c *commitConfig) { c.summary = fn }
 }
@@ -335,6 +337,14 @@ func (w *Writer[T]) commitFiles(ctx context.Context, tbl *table.Table, files []i
 			maps.Copy(summary, extra)
 		}
 		tx := tbl.NewTransaction()
+		if rebase != nil {
+			// iceberg-go would replay a conflicting commit on the new head
+			// with the summary computed for the old one; pinning the head
+			// makes the conflict ours, so the summary is computed again.
+			if err := tx.AssertRefSnapshotID(table.MainBranch); err != nil {
+				return nil, fmt.Errorf("stage commit: %w", err)
+			}
+		}
 		err := tx.AddDataFiles(ctx, files, summary, table.WithoutDuplicateCheck())
 		if err != nil {
 			return nil, fmt.Errorf("stage commit: %w", err)

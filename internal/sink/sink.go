@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,14 +73,19 @@ const (
 	HeaderOffset    = "k2-dlq-offset"
 )
 
-// DefaultTopics matches K2's data topics (not their dead-letter topics).
-const DefaultTopics = `^market\.[a-z]+\.(trades|quotes|reference_data)\.[a-z0-9_]+$`
-
 // Config sets up a sink. Zero values take the defaults.
 type Config struct {
 	Brokers []string
 	Group   string // consumer group (default k2-sink)
-	Topics  string // regular expression of topics (default DefaultTopics)
+	// InstanceID makes the sink a static member of the group: restarted
+	// with the same id (after a crash, a deploy) it takes its partitions
+	// back at once instead of waiting for its old session to expire.
+	InstanceID string
+	// TopicPrefix is the installation's topic prefix (bus.Topology.Prefix).
+	TopicPrefix string
+	// Topics is a regular expression of the topics to consume (default
+	// every data topic under TopicPrefix, bus.TopicPattern).
+	Topics string
 	// A batch closes at BatchRows rows, BatchBytes bytes of records or
 	// BatchAge after its first record, whichever comes first. The age
 	// bounds how stale the lake is; rows and bytes bound memory.
@@ -126,6 +133,7 @@ type Sink struct {
 	topicsMu sync.Mutex // topics is also read by the group's goroutine (resumeFromLake)
 	topics   map[string]topicInfo
 	lag      map[tp]int64
+	held     map[tp]*held
 	paused   bool
 	stall    time.Time // a flush failed: retry after this
 
@@ -156,7 +164,7 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 		cfg.Group = "k2-sink"
 	}
 	if cfg.Topics == "" {
-		cfg.Topics = DefaultTopics
+		cfg.Topics = bus.TopicPattern(cfg.TopicPrefix)
 	}
 	if _, err := regexp.Compile(cfg.Topics); err != nil {
 		return nil, fmt.Errorf("sink topics %q: %w", cfg.Topics, err)
@@ -185,7 +193,7 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 	s := &Sink{
 		cfg: cfg, lake: l, dlq: dlq, seq: NewTracker(), log: cfg.Logger.With("group", cfg.Group),
 		dec:    codec.NewDecoder(reg.SchemaByID),
-		topics: map[string]topicInfo{}, lag: map[tp]int64{},
+		topics: map[string]topicInfo{}, lag: map[tp]int64{}, held: map[tp]*held{},
 	}
 	tw, err := lake.NewTradeWriter(l, lake.WithDedup(true))
 	if err != nil {
@@ -202,7 +210,7 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 	s.trades = &batch[md.Trade]{table: lake.Trades, w: tw}
 	s.quotes = &batch[md.Quote]{table: lake.Quotes, w: qw}
 	s.refs = &batch[md.ReferenceData]{table: lake.ReferenceData, w: rw}
-	s.cl, err = kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID("k2-sink"),
 		kgo.ConsumerGroup(cfg.Group),
@@ -212,13 +220,17 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchMaxBytes(cfg.FetchBytes),
-		kgo.FetchMaxPartitionBytes(cfg.FetchBytes/4),
+		kgo.FetchMaxPartitionBytes(cfg.FetchBytes / 4),
 		kgo.MaxConcurrentFetches(2),
 		kgo.AdjustFetchOffsetsFn(s.resumeFromLake),
 		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
-	)
+	}
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
+	s.cl, err = kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("sink: %w", err)
 	}
@@ -379,7 +391,8 @@ func (s *Sink) flushDue(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// untilDue is how long the poll may wait before a pending batch is due.
+// untilDue is how long the poll may wait before a pending batch is due
+// or held records are to be retried.
 func (s *Sink) untilDue() time.Duration {
 	wait := s.cfg.BatchAge
 	for _, since := range []struct {
@@ -389,6 +402,9 @@ func (s *Sink) untilDue() time.Duration {
 		if since.pending {
 			wait = min(wait, max(time.Millisecond, s.cfg.BatchAge-time.Since(since.at)))
 		}
+	}
+	for _, h := range s.held {
+		wait = min(wait, max(time.Millisecond, time.Until(h.retryAt)))
 	}
 	return wait
 }
@@ -448,6 +464,7 @@ func (s *Sink) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string]
 		s.log.Error("could not commit before giving up partitions; their new owner re-reads them", "error", err)
 		s.discard()
 	}
+	s.release(revoked)
 	n := 0
 	for t, ps := range revoked {
 		n += len(ps)
@@ -465,6 +482,7 @@ func (s *Sink) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.log.Warn("partitions lost; their unsaved records will be re-read by their owner", "partitions", len(lost))
+	s.release(lost)
 	s.discard()
 	clear(s.lag)
 	s.stats.Lock()
@@ -518,8 +536,12 @@ func (s *Sink) topic(name string) topicInfo {
 	if info, ok := s.topics[name]; ok {
 		return info
 	}
-	_, dt, ex, err := bus.ParseTopic(name)
-	info := topicInfo{dt: dt, exchange: ex, err: err}
+	var info topicInfo
+	if base, ok := strings.CutPrefix(name, s.cfg.TopicPrefix); ok {
+		_, info.dt, info.exchange, info.err = bus.ParseTopic(base)
+	} else {
+		info.err = fmt.Errorf("topic %q lacks the prefix %q", name, s.cfg.TopicPrefix)
+	}
 	s.topics[name] = info
 	return info
 }
@@ -549,7 +571,8 @@ func (s *Sink) Run(ctx context.Context) error {
 			}
 		})
 		s.mu.Lock()
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) { s.handle(ctx, p) })
+		s.retryHeld(ctx)
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) { s.take(ctx, p) })
 		err := s.flushDue(ctx)
 		s.backpressure(ctx, err)
 		s.mu.Unlock()
@@ -571,9 +594,9 @@ func (s *Sink) shutdown() error {
 }
 
 // handle decodes, checks and batches one partition's fetched records.
-func (s *Sink) handle(ctx context.Context, p kgo.FetchTopicPartition) {
+func (s *Sink) handle(ctx context.Context, p kgo.FetchTopicPartition) (rest []*kgo.Record) {
 	if len(p.Records) == 0 {
-		return
+		return nil
 	}
 	info := s.topic(p.Topic)
 	level := resilience.Normal
@@ -581,7 +604,7 @@ func (s *Sink) handle(ctx context.Context, p kgo.FetchTopicPartition) {
 		level = s.cfg.Degradation.Level()
 	}
 	var consumed, shed, dead int64
-	for _, r := range p.Records {
+	for i, r := range p.Records {
 		consumed++
 		var err error
 		switch info.dt {
@@ -635,16 +658,19 @@ func (s *Sink) handle(ctx context.Context, p kgo.FetchTopicPartition) {
 		}
 		if transient(err) {
 			// The registry could not be asked: the record is not bad.
-			// Read it again later rather than dead-letter it.
-			s.log.Warn("schema registry unavailable; re-reading the partition shortly", "topic", p.Topic, "partition", p.Partition, "offset", r.Offset, "error", err)
-			s.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{p.Topic: {p.Partition: {Epoch: -1, Offset: r.Offset}}})
-			s.stall = time.Now().Add(2 * time.Second)
+			// It and the rest are held and tried again later.
+			consumed--
+			rest = p.Records[i:]
+			s.log.Warn("schema registry unavailable; holding the partition's records to retry", "topic", p.Topic, "partition", p.Partition, "offset", r.Offset, "held", len(rest), "error", err)
 			break
 		}
 		s.deadLetter(ctx, r, err)
 		dead++
 	}
-	last := p.Records[len(p.Records)-1]
+	if consumed == 0 {
+		return rest
+	}
+	last := p.Records[len(p.Records)-len(rest)-1]
 	lag := max(0, p.HighWatermark-(last.Offset+1))
 	s.lag[tp{p.Topic, p.Partition}] = lag
 	part := strconv.Itoa(int(p.Partition))
@@ -661,6 +687,71 @@ func (s *Sink) handle(ctx context.Context, p kgo.FetchTopicPartition) {
 	s.stats.Shed += shed
 	s.stats.DeadLetters += dead
 	s.stats.Unlock()
+	return rest
+}
+
+// held are a partition's records that could not be decoded for want of
+// the schema registry. Its fetching is paused meanwhile, and they are
+// decoded again later, backing off, so neither Kafka nor the registry is
+// hammered and nothing is dead-lettered for a registry outage.
+type held struct {
+	p       kgo.FetchTopicPartition // the records left
+	retryAt time.Time
+	backoff time.Duration
+}
+
+const (
+	holdFirst = 250 * time.Millisecond
+	holdMax   = 10 * time.Second
+)
+
+// take handles a fetched partition, holding what cannot be decoded yet.
+func (s *Sink) take(ctx context.Context, p kgo.FetchTopicPartition) {
+	k := tp{p.Topic, p.Partition}
+	if h := s.held[k]; h != nil {
+		// Fetched before the pause took effect: keep the order.
+		h.p.Records = append(h.p.Records, p.Records...)
+		h.p.HighWatermark = p.HighWatermark
+		return
+	}
+	if rest := s.handle(ctx, p); len(rest) > 0 {
+		p.Records = slices.Clone(rest)
+		s.held[k] = &held{p: p, retryAt: time.Now().Add(holdFirst), backoff: holdFirst}
+		s.cl.PauseFetchPartitions(map[string][]int32{p.Topic: {p.Partition}})
+	}
+}
+
+// retryHeld decodes held records whose time has come and resumes their
+// partitions once they are all through.
+func (s *Sink) retryHeld(ctx context.Context) {
+	now := time.Now()
+	for k, h := range s.held {
+		if now.Before(h.retryAt) {
+			continue
+		}
+		if rest := s.handle(ctx, h.p); len(rest) > 0 {
+			h.p.Records = rest
+			h.backoff = min(2*h.backoff, holdMax)
+			h.retryAt = now.Add(h.backoff)
+			continue
+		}
+		delete(s.held, k)
+		s.cl.ResumeFetchPartitions(map[string][]int32{k.topic: {k.partition}})
+		s.log.Info("schema registry reachable again; partition resumed", "topic", k.topic, "partition", k.partition)
+	}
+}
+
+// release forgets held records of partitions this sink no longer owns:
+// their new owner reads them.
+func (s *Sink) release(parts map[string][]int32) {
+	for t, ps := range parts {
+		for _, p := range ps {
+			if _, ok := s.held[tp{t, p}]; ok {
+				delete(s.held, tp{t, p})
+				s.cl.ResumeFetchPartitions(map[string][]int32{t: {p}})
+			}
+		}
+	}
 }
 
 // transient reports an error that says nothing about the record: the

@@ -1,12 +1,15 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,7 +36,8 @@ const (
 type env struct {
 	brokers []string
 	reg     *registry.Client
-	regDown atomic.Bool // the registry answers 503 while set
+	regDown atomic.Bool  // the registry answers 503 while set
+	refused atomic.Int64 // requests it refused
 	lake    *lake.Lake
 	prod    *bus.Producer
 	adm     *kadm.Client
@@ -56,6 +60,7 @@ func newEnv(t *testing.T) *env {
 	h := r.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if e.regDown.Load() {
+			e.refused.Add(1)
 			http.Error(w, "registry down for the test", http.StatusServiceUnavailable)
 			return
 		}
@@ -116,6 +121,7 @@ func (r *running) stop(t *testing.T) error {
 func (e *env) startSink(t *testing.T, cfg Config) *running {
 	t.Helper()
 	cfg.Brokers = e.brokers
+	cfg.Logger = testLogger(t)
 	if cfg.BatchAge == 0 {
 		cfg.BatchAge = 100 * time.Millisecond
 	}
@@ -136,6 +142,28 @@ func (e *env) startSink(t *testing.T, cfg Config) *running {
 	})
 	return r
 }
+
+// testLogger keeps a sink's log and prints it if the test fails.
+func testLogger(t *testing.T) *slog.Logger {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("sink log:\n%s", buf.String())
+			mu.Unlock()
+		}
+	})
+	return slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // waitFor polls cond until it holds or 60 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -376,10 +404,14 @@ func TestUnreachableRegistryDelaysWithoutDeadLetters(t *testing.T) {
 	e.produceTrades(t, 0, 1_000)
 	e.regDown.Store(true)
 	s := e.startSink(t, Config{})
-	waitFor(t, "the sink to try", func() bool { return s.Stats().Consumed > 0 })
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, "the sink to ask the registry", func() bool { return e.refused.Load() > 0 })
+	time.Sleep(1500 * time.Millisecond)
 	if st := s.Stats(); st.DeadLetters != 0 || st.Written != 0 {
 		t.Fatalf("with the registry down: %+v", st)
+	}
+	// Held records are retried with a back-off, not in a loop.
+	if n := e.refused.Load(); n > 20 {
+		t.Errorf("the registry was asked %d times in 1.5 s", n)
 	}
 	e.regDown.Store(false)
 	waitFor(t, "the records", func() bool { return s.Stats().Written == 1_000 })
