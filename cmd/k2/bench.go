@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -69,7 +70,59 @@ func newBenchCmd(a *app) *cobra.Command {
 	f.BoolVar(&o.Keep, "keep", false, "keep the benchmark tables")
 	f.Uint64Var(&o.Seed, "seed", 1, "synthetic market seed")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
-	cmd.AddCommand(lakeCmd)
+	cmd.AddCommand(lakeCmd, newBenchIngestCmd(a))
+	return cmd
+}
+
+func newBenchIngestCmd(a *app) *cobra.Command {
+	var (
+		o       bench.IngestOptions
+		trades  string
+		jsonOut bool
+	)
+	cmd := &cobra.Command{
+		Use:   "ingest",
+		Short: "Stream synthetic trades through the embedded broker and sink into the lake: throughput, freshness, CPU profile, peak memory",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := parseCount(trades)
+			if err != nil {
+				return fmt.Errorf("--trades: %w", err)
+			}
+			o.Trades = n
+			if o.Dir == "" {
+				o.Dir = a.cfg.DataDir
+			}
+			if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+				return err
+			}
+			o.Progress = cmd.ErrOrStderr()
+			o.Logger = a.log
+			rep, err := bench.RunIngest(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			rep.Print(cmd.OutOrStdout())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&trades, "trades", "2M", "trades through the pipeline in the throughput runs (k and M suffixes)")
+	f.IntVar(&o.Partitions, "partitions", 6, "partitions per topic")
+	f.IntVar(&o.BatchRows, "batch-rows", 200_000, "sink batch rows")
+	f.DurationVar(&o.BatchAge, "batch-age", time.Second, "sink batch age (bounds freshness)")
+	f.IntVar(&o.Symbols, "symbols", 20, "instruments in the synthetic market")
+	f.IntVar(&o.FreshRate, "fresh-rate", 100_000, "trades per second in the freshness run")
+	f.DurationVar(&o.FreshFor, "fresh-for", 10*time.Second, "length of the freshness run")
+	f.StringVar(&o.Profile, "cpuprofile", "", "also write the CPU profiles of the drain and end-to-end runs to FILE.drain and FILE.pipeline (go tool pprof)")
+	f.StringVar(&o.Dir, "dir", "", "scratch directory (default <data-dir>)")
+	f.BoolVar(&o.Keep, "keep", false, "keep the scratch broker and tables")
+	f.Uint64Var(&o.Seed, "seed", 1, "synthetic market seed")
+	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	return cmd
 }
 

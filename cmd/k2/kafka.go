@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"text/tabwriter"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 
 	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/registry"
+	"github.com/k2-market-data/k2/internal/resilience"
 	"github.com/k2-market-data/k2/internal/sink"
 )
 
@@ -217,7 +221,7 @@ type sinkFlags struct {
 func (f *sinkFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.group, "group", "k2-sink", "consumer group: sinks in one group share the partitions")
-	fl.IntVar(&f.rows, "batch-rows", 500_000, "commit a batch at this many rows")
+	fl.IntVar(&f.rows, "batch-rows", 200_000, "commit a batch at this many rows")
 	fl.IntVar(&f.bytes, "batch-bytes", 256<<20, "commit a batch at this many bytes of records")
 	fl.DurationVar(&f.age, "batch-age", time.Second, "commit a batch this long after its first record (how stale the lake may be)")
 	fl.StringVar(&f.instance, "instance-id", f.instance, "static group membership: a sink restarted with the same id takes its partitions back at once, without waiting out its session")
@@ -240,9 +244,14 @@ func (a *app) runSink(ctx context.Context, f *sinkFlags) error {
 		return err
 	}
 	defer dlq.Close(context.Background())
+	deg, shed, err := a.backpressure()
+	if err != nil {
+		return err
+	}
 	s, err := sink.New(sink.Config{
 		Brokers: a.cfg.BrokerList(), Group: f.group, InstanceID: f.instance, TopicPrefix: a.cfg.TopicPrefix, Topics: f.topics,
 		BatchRows: f.rows, BatchBytes: f.bytes, BatchAge: f.age, Logger: a.log,
+		Degradation: deg, Shedder: shed,
 	}, l, reg, dlq)
 	if err != nil {
 		return err
@@ -252,6 +261,38 @@ func (a *app) runSink(ctx context.Context, f *sinkFlags) error {
 		return nil
 	}
 	return err
+}
+
+// backpressure builds the sink's degradation levels and the shedding
+// policy, if one is named. The memory budget is 1.25 × --memory-limit: the
+// heap runs up to the soft limit in normal work (the garbage collector
+// then works harder), so only memory well past it, which the collector is
+// not keeping down, reaches the top level and pauses the sink.
+func (a *app) backpressure() (*resilience.Degradation, *resilience.Shedder, error) {
+	var budget uint64
+	if lim := debug.SetMemoryLimit(-1); lim > 0 && lim != math.MaxInt64 {
+		budget = uint64(lim) / 4 * 5
+	}
+	deg, err := resilience.NewDegradation(resilience.Config{MemoryBudget: budget, Logger: a.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.cfg.SheddingPolicy == "" {
+		return deg, nil, nil
+	}
+	b, err := os.ReadFile(a.cfg.SheddingPolicy)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--shedding-policy: %w", err)
+	}
+	p, err := resilience.ParsePolicy(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--shedding-policy %s: %w", a.cfg.SheddingPolicy, err)
+	}
+	shed, err := resilience.NewShedder(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--shedding-policy %s: %w", a.cfg.SheddingPolicy, err)
+	}
+	return deg, shed, nil
 }
 
 func newSinkCmd(a *app) *cobra.Command {

@@ -64,6 +64,9 @@ environment, then the file.`,
 			}
 			a.log = ops.NewLogger(os.Stderr, a.cfg.LogFormat, a.cfg.LogLevel)
 			slog.SetDefault(a.log)
+			if os.Getenv("GOMEMLIMIT") == "" && a.cfg.MemoryLimitBytes > 0 {
+				debug.SetMemoryLimit(a.cfg.MemoryLimitBytes)
+			}
 			return nil
 		},
 	}

@@ -52,6 +52,8 @@ type Report struct {
 	Machine Machine  `json:"machine"`
 	Options string   `json:"options"`
 	Results []Result `json:"results"`
+	// Profiles say where CPU time went (ingest only).
+	Profiles []Profile `json:"cpu_profiles,omitempty"`
 }
 
 // Machine describes where the figures were measured.
@@ -307,4 +309,14 @@ func (r Report) Print(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", res.Name, res.Rows, v, res.Detail)
 	}
 	tw.Flush()
+	for _, prof := range r.Profiles {
+		fmt.Fprintf(w, "\nwhere the %s run spent its CPU time:\n", prof.Run)
+		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		for _, p := range prof.Shares {
+			if p.Percent >= 0.5 {
+				fmt.Fprintf(tw, "  %s\t%5.1f%%\n", p.What, p.Percent)
+			}
+		}
+		tw.Flush()
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,6 +57,16 @@ type Config struct {
 	// TopicPrefix goes before every topic name (several installations on
 	// one Kafka cluster).
 	TopicPrefix string
+
+	// MemoryLimit is the Go heap's soft limit (GOMEMLIMIT in the
+	// environment wins): the garbage collector works harder near it
+	// instead of letting batches and fetch buffers grow the process.
+	// The sink's degradation levels are fractions of it. "0" disables it.
+	MemoryLimit      string
+	MemoryLimitBytes int64 // parsed by Resolve
+	// SheddingPolicy is a YAML file naming what the sink may drop under
+	// pressure (resilience.Policy); empty sheds nothing.
+	SheddingPolicy string
 }
 
 // LocalBroker and LocalRegistry are the embedded services' default addresses.
@@ -79,6 +90,7 @@ func Default() Config {
 		BrokerListen:        LocalBroker,
 		RegistryListen:      LocalRegistry,
 		Partitions:          6,
+		MemoryLimit:         "896MiB", // keeps k2 up under 1 GiB resident
 	}
 }
 
@@ -105,6 +117,8 @@ func (c *Config) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.RegistryListen, "registry-listen", c.RegistryListen, "where k2 up and k2 broker serve the schema registry")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of each exchange's trade and quote topics when they are created")
 	fs.StringVar(&c.TopicPrefix, "topic-prefix", c.TopicPrefix, "prefix of every topic name, for installations sharing a Kafka cluster (e.g. staging.)")
+	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft limit of the Go heap (e.g. 1GiB, 512MiB; 0 for none); GOMEMLIMIT wins; the sink's back-pressure memory budget is 1.25 times it")
+	fs.StringVar(&c.SheddingPolicy, "shedding-policy", c.SheddingPolicy, "YAML file naming what the sink may drop under pressure, per data type and symbol tier (default: drop nothing)")
 }
 
 // BrokerList returns the brokers to use, the local broker when none are set.
@@ -148,7 +162,31 @@ func (c *Config) Resolve() error {
 	if c.QueryPoolSize < 1 || c.QueryPoolSize > 256 {
 		return fmt.Errorf("--query-pool-size %d is outside 1 … 256", c.QueryPoolSize)
 	}
+	if c.MemoryLimitBytes, err = ParseBytes(c.MemoryLimit); err != nil {
+		return fmt.Errorf("--memory-limit: %w", err)
+	}
 	return nil
+}
+
+// ParseBytes reads a size: 1073741824, 1GiB, 512MiB, 2GB, 64KiB.
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(v), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(t, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size such as 1GiB or 512MiB", s)
+	}
+	return int64(n * float64(mult)), nil
 }
 
 // EnvName is the environment variable for a flag: data-dir → K2_DATA_DIR.

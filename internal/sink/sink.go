@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/time/rate"
 
 	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/codec"
@@ -89,7 +90,7 @@ type Config struct {
 	// A batch closes at BatchRows rows, BatchBytes bytes of records or
 	// BatchAge after its first record, whichever comes first. The age
 	// bounds how stale the lake is; rows and bytes bound memory.
-	BatchRows  int           // default 500,000
+	BatchRows  int           // default 200,000
 	BatchBytes int           // default 256 MiB
 	BatchAge   time.Duration // default 1s
 	// MaxPoll bounds records handled per poll (default 100,000).
@@ -134,8 +135,11 @@ type Sink struct {
 	topics   map[string]topicInfo
 	lag      map[tp]int64
 	held     map[tp]*held
-	paused   bool
-	stall    time.Time // a flush failed: retry after this
+
+	deadLog      rate.Sometimes // paces dead-letter log lines
+	deadSinceLog int
+	paused       bool
+	stall        time.Time // a flush failed: retry after this
 
 	stats struct {
 		sync.Mutex
@@ -170,7 +174,7 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 		return nil, fmt.Errorf("sink topics %q: %w", cfg.Topics, err)
 	}
 	if cfg.BatchRows <= 0 {
-		cfg.BatchRows = 500_000
+		cfg.BatchRows = 200_000
 	}
 	if cfg.BatchBytes <= 0 {
 		cfg.BatchBytes = 256 << 20
@@ -194,6 +198,7 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 		cfg: cfg, lake: l, dlq: dlq, seq: NewTracker(), log: cfg.Logger.With("group", cfg.Group),
 		dec:    codec.NewDecoder(reg.SchemaByID),
 		topics: map[string]topicInfo{}, lag: map[tp]int64{}, held: map[tp]*held{},
+		deadLog: rate.Sometimes{Interval: time.Second},
 	}
 	tw, err := lake.NewTradeWriter(l, lake.WithDedup(true))
 	if err != nil {
@@ -207,8 +212,9 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 	if err != nil {
 		return nil, err
 	}
-	s.trades = &batch[md.Trade]{table: lake.Trades, w: tw}
-	s.quotes = &batch[md.Quote]{table: lake.Quotes, w: qw}
+	hint := min(cfg.BatchRows, 1<<17) // rows buffers start with; they are reused
+	s.trades = &batch[md.Trade]{table: lake.Trades, w: tw, capHint: hint}
+	s.quotes = &batch[md.Quote]{table: lake.Quotes, w: qw, capHint: hint}
 	s.refs = &batch[md.ReferenceData]{table: lake.ReferenceData, w: rw}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -237,53 +243,83 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 	return s, nil
 }
 
-// batch gathers one table's rows and the offsets they came from.
+// batch is one table's stream of rows: the buffer being filled from Kafka
+// and at most one earlier buffer being committed, so that decoding the
+// next batch overlaps writing the last. Commits of a table land in order,
+// one at a time, because each carries the offsets the one before it left.
 type batch[T any] struct {
-	table   string
-	w       *lake.Writer[T]
+	table    string
+	w        *lake.Writer[T]
+	capHint  int
+	cur      buffer[T]
+	spare    []T        // rows of a committed buffer, for reuse
+	inflight *commit[T] // the commit under way, if any
+}
+
+// buffer is a batch's rows and the offsets they came from.
+type buffer[T any] struct {
 	rows    []T
 	bytes   int
 	since   time.Time
-	offsets lake.Offsets // next offset per partition after what the batch holds
-	from    lake.Offsets // the batch's first offset per partition
+	offsets lake.Offsets // next offset per partition after what the buffer holds
+	from    lake.Offsets // the buffer's first offset per partition
+}
+
+// commit is a buffer on its way into the lake.
+type commit[T any] struct {
+	buf  buffer[T]
+	done chan struct{}
+	res  lake.CommitResult
+	err  error
 }
 
 func (b *batch[T]) add(r T, rec *kgo.Record) {
-	if b.rows == nil {
-		b.rows = make([]T, 0, 1024)
+	if b.cur.rows == nil {
+		if b.spare != nil {
+			b.cur.rows, b.spare = b.spare, nil
+		} else {
+			b.cur.rows = make([]T, 0, max(1024, b.capHint))
+		}
 	}
-	if len(b.rows) == 0 && len(b.offsets) == 0 {
-		b.since = time.Now()
+	if len(b.cur.rows) == 0 && len(b.cur.offsets) == 0 {
+		b.cur.since = time.Now()
 	}
-	b.rows = append(b.rows, r)
-	b.bytes += len(rec.Value)
+	b.cur.rows = append(b.cur.rows, r)
+	b.cur.bytes += len(rec.Value)
 	b.advance(rec)
 }
 
 // advance records that rec has been dealt with (stored, dead-lettered or shed).
 func (b *batch[T]) advance(rec *kgo.Record) {
-	if b.offsets == nil {
-		b.offsets, b.from = lake.Offsets{}, lake.Offsets{}
-		if len(b.rows) == 0 {
-			b.since = time.Now()
+	c := &b.cur
+	if c.offsets == nil {
+		c.offsets, c.from = lake.Offsets{}, lake.Offsets{}
+		if len(c.rows) == 0 {
+			c.since = time.Now()
 		}
 	}
-	if _, ok := b.from.Get(rec.Topic, rec.Partition); !ok {
-		b.from.Set(rec.Topic, rec.Partition, rec.Offset)
+	if _, ok := c.from.Get(rec.Topic, rec.Partition); !ok {
+		c.from.Set(rec.Topic, rec.Partition, rec.Offset)
 	}
-	b.offsets.Set(rec.Topic, rec.Partition, rec.Offset+1)
+	c.offsets.Set(rec.Topic, rec.Partition, rec.Offset+1)
 }
 
-func (b *batch[T]) pending() bool { return len(b.offsets) > 0 }
+func (c *buffer[T]) pending() bool { return len(c.offsets) > 0 }
+
+func (b *batch[T]) pending() bool { return b.cur.pending() }
 
 func (b *batch[T]) due(cfg *Config, now time.Time) bool {
-	return b.pending() && (len(b.rows) >= cfg.BatchRows || b.bytes >= cfg.BatchBytes || now.Sub(b.since) >= cfg.BatchAge)
+	c := &b.cur
+	return c.pending() && (len(c.rows) >= cfg.BatchRows || c.bytes >= cfg.BatchBytes || now.Sub(c.since) >= cfg.BatchAge)
 }
 
-func (b *batch[T]) reset() {
-	clear(b.rows)
-	b.rows, b.bytes, b.offsets, b.from = b.rows[:0], 0, nil, nil
+func (c *buffer[T]) reset() {
+	clear(c.rows)
+	c.rows, c.bytes, c.offsets, c.from = c.rows[:0], 0, nil, nil
 }
+
+// reset drops what the batch is filling.
+func (b *batch[T]) reset() { b.cur.reset() }
 
 // OverlapError refuses a batch whose records another sink already stored:
 // the table's offsets for a partition are past the batch's first offset.
@@ -301,10 +337,10 @@ func (e *OverlapError) Error() string {
 		e.Topic, e.Partition, e.First, e.Stored)
 }
 
-// summary checks the batch against the table it will be committed on and
+// summary checks the buffer against the table it will be committed on and
 // returns the offsets to record: the table's, carried forward, with the
-// batch's on top.
-func (b *batch[T]) summary(base *table.Table) (map[string]string, error) {
+// buffer's on top.
+func (b *buffer[T]) summary(base *table.Table) (map[string]string, error) {
 	stored := lake.TableOffsets(base)
 	for t, ps := range b.from {
 		for p, first := range ps {
@@ -317,35 +353,84 @@ func (b *batch[T]) summary(base *table.Table) (map[string]string, error) {
 	return stored.Props(), nil
 }
 
-// flush commits the batch to the lake with its offsets, then to the group.
+// flush starts committing what the batch holds: to the lake with its
+// offsets, then to the group, in the background. It first waits for the
+// table's previous commit and returns that one's failure, if any.
 func flush[T any](ctx context.Context, s *Sink, b *batch[T]) error {
-	if !b.pending() {
+	if err := settle(ctx, s, b); err != nil {
+		return err
+	}
+	if !b.cur.pending() {
 		return nil
 	}
 	// A dead letter must be safe in its topic before its offset is committed.
 	if err := s.dlq.Flush(ctx); err != nil {
 		return fmt.Errorf("dead-letter topic: %w", err)
 	}
-	res, err := b.w.Commit(ctx, b.rows, map[string]string{"k2.source": "sink:" + s.cfg.Group}, lake.WithSummary(b.summary))
-	var overlap *OverlapError
-	if errors.As(err, &overlap) {
-		refuse(ctx, s, b, overlap)
+	c := &commit[T]{buf: b.cur, done: make(chan struct{})}
+	b.cur = buffer[T]{}
+	b.inflight = c
+	// The commit outlives a stopping poll loop: shutdown waits for it.
+	cctx := context.WithoutCancel(ctx)
+	go func() {
+		defer close(c.done)
+		c.res, c.err = b.w.Commit(cctx, c.buf.rows, map[string]string{"k2.source": "sink:" + s.cfg.Group}, lake.WithSummary(c.buf.summary))
+		if c.err == nil {
+			s.commitGroup(cctx, c.buf.offsets)
+		}
+	}()
+	return nil
+}
+
+// settle waits for the table's commit under way, if any, and takes its
+// outcome. After a failure both that buffer and the one being filled are
+// dropped and their partitions read again from where the table stands.
+func settle[T any](ctx context.Context, s *Sink, b *batch[T]) error {
+	c := b.inflight
+	if c == nil {
 		return nil
 	}
-	if err != nil {
-		return err
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	s.commitGroup(ctx, b.offsets)
-	mDuplicates.WithLabelValues(b.table).Add(float64(res.Duplicates))
-	s.stats.Lock()
-	s.stats.Written += int64(res.Rows)
-	s.stats.Duplicates += int64(res.Duplicates)
-	if res.Rows > 0 {
-		s.stats.Commits++
+	b.inflight = nil
+	if c.err == nil {
+		mDuplicates.WithLabelValues(b.table).Add(float64(c.res.Duplicates))
+		s.stats.Lock()
+		s.stats.Written += int64(c.res.Rows)
+		s.stats.Duplicates += int64(c.res.Duplicates)
+		if c.res.Rows > 0 {
+			s.stats.Commits++
+		}
+		s.stats.Unlock()
+		c.buf.reset()
+		b.spare = c.buf.rows
+		return nil
 	}
-	s.stats.Unlock()
-	b.reset()
-	return nil
+	s.rewind(ctx, b.table, c.buf.from, b.cur.from)
+	b.cur.reset()
+	var overlap *OverlapError
+	if errors.As(c.err, &overlap) {
+		mConsumerErrors.WithLabelValues("overlap").Inc()
+		s.log.Warn("batch dropped: another sink stored some of its records; re-reading", "error", overlap.Error())
+		return nil
+	}
+	return c.err
+}
+
+// settled takes the outcome of a commit that has finished, without waiting.
+func settled[T any](ctx context.Context, s *Sink, b *batch[T]) error {
+	if b.inflight == nil {
+		return nil
+	}
+	select {
+	case <-b.inflight.done:
+		return settle(ctx, s, b)
+	default:
+		return nil
+	}
 }
 
 // commitGroup commits offsets to the consumer group. The lake holds the
@@ -366,9 +451,11 @@ func (s *Sink) commitGroup(ctx context.Context, o lake.Offsets) {
 	})
 }
 
-// flushAll commits every pending batch.
+// flushAll commits every pending batch and waits until all are in.
 func (s *Sink) flushAll(ctx context.Context) error {
-	return errors.Join(flush(ctx, s, s.trades), flush(ctx, s, s.quotes), flush(ctx, s, s.refs))
+	return errors.Join(
+		flush(ctx, s, s.trades), flush(ctx, s, s.quotes), flush(ctx, s, s.refs),
+		settle(ctx, s, s.trades), settle(ctx, s, s.quotes), settle(ctx, s, s.refs))
 }
 
 // flushDue commits the batches that are due; after a failed commit it
@@ -378,7 +465,7 @@ func (s *Sink) flushDue(ctx context.Context) error {
 	if now.Before(s.stall) {
 		return nil
 	}
-	var errs []error
+	errs := []error{settled(ctx, s, s.trades), settled(ctx, s, s.quotes), settled(ctx, s, s.refs)}
 	if s.trades.due(&s.cfg, now) {
 		errs = append(errs, flush(ctx, s, s.trades))
 	}
@@ -398,7 +485,7 @@ func (s *Sink) untilDue() time.Duration {
 	for _, since := range []struct {
 		pending bool
 		at      time.Time
-	}{{s.trades.pending(), s.trades.since}, {s.quotes.pending(), s.quotes.since}, {s.refs.pending(), s.refs.since}} {
+	}{{s.trades.pending(), s.trades.cur.since}, {s.quotes.pending(), s.quotes.cur.since}, {s.refs.pending(), s.refs.cur.since}} {
 		if since.pending {
 			wait = min(wait, max(time.Millisecond, s.cfg.BatchAge-time.Since(since.at)))
 		}
@@ -462,7 +549,7 @@ func (s *Sink) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string]
 		// The new owner reads from the lake's offsets; nothing is lost,
 		// and what this sink still holds is dropped.
 		s.log.Error("could not commit before giving up partitions; their new owner re-reads them", "error", err)
-		s.discard()
+		s.discard(ctx)
 	}
 	s.release(revoked)
 	n := 0
@@ -478,43 +565,59 @@ func (s *Sink) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string]
 }
 
 // onLost drops what was read: the group has moved on without this member.
-func (s *Sink) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+func (s *Sink) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.log.Warn("partitions lost; their unsaved records will be re-read by their owner", "partitions", len(lost))
 	s.release(lost)
-	s.discard()
+	s.discard(ctx)
 	clear(s.lag)
 	s.stats.Lock()
 	s.stats.Partitions = 0
 	s.stats.Unlock()
 }
 
-// refuse drops a batch that overlaps what the table holds and re-reads
-// each of its partitions from where the table stands (or where the batch
-// began), so records of other partitions in the batch are not lost.
-func refuse[T any](ctx context.Context, s *Sink, b *batch[T], o *OverlapError) {
-	mConsumerErrors.WithLabelValues("overlap").Inc()
-	s.log.Warn("batch dropped: another sink stored some of its records; re-reading", "error", o.Error())
+// rewind moves partitions back to be read again: each to the earliest
+// of the given first offsets, or to where the table stands if that is
+// further. Records held for the registry are dropped with them.
+func (s *Sink) rewind(ctx context.Context, table string, froms ...lake.Offsets) {
 	var stored lake.Offsets
-	if tbl, err := s.lake.Load(ctx, b.table); err == nil {
+	if tbl, err := s.lake.Load(ctx, table); err == nil {
 		stored = lake.TableOffsets(tbl)
 	}
-	seek := map[string]map[int32]kgo.EpochOffset{}
-	for t, ps := range b.from {
-		seek[t] = map[int32]kgo.EpochOffset{}
-		for p, first := range ps {
-			if off, ok := stored.Get(t, p); ok && off > first {
-				first = off
+	earliest := lake.Offsets{}
+	for _, f := range froms {
+		for t, ps := range f {
+			for p, off := range ps {
+				if cur, ok := earliest.Get(t, p); !ok || off < cur {
+					if earliest[t] == nil {
+						earliest[t] = map[int32]int64{}
+					}
+					earliest[t][p] = off
+				}
 			}
-			seek[t][p] = kgo.EpochOffset{Epoch: -1, Offset: first}
+		}
+	}
+	seek := map[string]map[int32]kgo.EpochOffset{}
+	for t, ps := range earliest {
+		seek[t] = map[int32]kgo.EpochOffset{}
+		for p, off := range ps {
+			if st, ok := stored.Get(t, p); ok && st > off {
+				off = st
+			}
+			seek[t][p] = kgo.EpochOffset{Epoch: -1, Offset: off}
+			s.release(map[string][]int32{t: {p}})
 		}
 	}
 	s.cl.SetOffsets(seek)
-	b.reset()
 }
 
-func (s *Sink) discard() {
+// discard drops what the batches are filling, after waiting for the
+// commits under way (they may land; their offsets then stand).
+func (s *Sink) discard(ctx context.Context) {
+	settle(ctx, s, s.trades)
+	settle(ctx, s, s.quotes)
+	settle(ctx, s, s.refs)
 	s.trades.reset()
 	s.quotes.reset()
 	s.refs.reset()
@@ -777,7 +880,14 @@ func checkExchange(got, topic string, err error) error {
 func (s *Sink) deadLetter(ctx context.Context, r *kgo.Record, err error) {
 	reason := codec.Reason(err)
 	mDeadLetters.WithLabelValues(r.Topic, reason).Inc()
-	s.log.Warn("record sent to the dead-letter topic", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", reason, "error", err)
+	// A stream of bad records must not become a stream of log lines: one
+	// a second, with the count since the last; the metric counts them all.
+	s.deadSinceLog++
+	s.deadLog.Do(func() {
+		s.log.Warn("record sent to the dead-letter topic", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
+			"reason", reason, "error", err, "dead_letters_since_last_line", s.deadSinceLog)
+		s.deadSinceLog = 0
+	})
 	headers := append([]kgo.RecordHeader{}, r.Headers...)
 	headers = append(headers,
 		kgo.RecordHeader{Key: HeaderReason, Value: []byte(reason)},

@@ -468,7 +468,7 @@ func TestLateBatchIsRefused(t *testing.T) {
 	b := &batch[md.Trade]{table: lake.Trades, w: w}
 	b.add(trade(2), &kgo.Record{Topic: binanceTrades, Partition: 0, Offset: 60})
 	b.add(trade(3), &kgo.Record{Topic: binanceTrades, Partition: 1, Offset: 7})
-	_, err = w.Commit(ctx, b.rows, nil, lake.WithSummary(b.summary))
+	_, err = w.Commit(ctx, b.cur.rows, nil, lake.WithSummary(b.cur.summary))
 	var overlap *OverlapError
 	if !errors.As(err, &overlap) || overlap.Partition != 0 || overlap.First != 60 || overlap.Stored != 100 {
 		t.Fatalf("got %v", err)
@@ -477,7 +477,7 @@ func TestLateBatchIsRefused(t *testing.T) {
 	b.reset()
 	b.add(trade(2), &kgo.Record{Topic: binanceTrades, Partition: 0, Offset: 100})
 	b.add(trade(3), &kgo.Record{Topic: binanceTrades, Partition: 1, Offset: 7})
-	if _, err := w.Commit(ctx, b.rows, nil, lake.WithSummary(b.summary)); err != nil {
+	if _, err := w.Commit(ctx, b.cur.rows, nil, lake.WithSummary(b.cur.summary)); err != nil {
 		t.Fatal(err)
 	}
 	got := e.tableOffsets(t, lake.Trades)

@@ -1,0 +1,567 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/google/pprof/profile"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/feed/synth"
+	"github.com/k2-market-data/k2/internal/lake"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/registry"
+	"github.com/k2-market-data/k2/internal/sink"
+)
+
+// IngestOptions configure `k2 bench ingest`.
+type IngestOptions struct {
+	Trades     int // trades through the pipeline in the throughput runs
+	Partitions int // per topic
+	BatchRows  int // sink batch rows
+	Symbols    int
+	// FreshRate trades per second for FreshFor measure freshness, with the
+	// sink's batches closing after BatchAge.
+	FreshRate int
+	FreshFor  time.Duration
+	BatchAge  time.Duration
+	Dir       string // scratch directory (removed afterwards unless Keep)
+	Keep      bool
+	Seed      uint64
+	Profile   string // also write the pipeline's CPU profile here
+	Progress  io.Writer
+	Logger    *slog.Logger // the sink's log (default: none)
+}
+
+// ProfileShare is one part of where CPU time went.
+type ProfileShare struct {
+	What    string  `json:"what"`
+	Percent float64 `json:"percent"`
+}
+
+// Profile is a run's CPU time by part of the pipeline, largest first.
+type Profile struct {
+	Run    string         `json:"run"`
+	Shares []ProfileShare `json:"shares"`
+}
+
+// addProfile summarizes a run's CPU profile into the report and, when
+// asked, writes it next to path as <path>.<suffix>.
+func (r *Report) addProfile(run string, data []byte, path, suffix string) error {
+	if path != "" {
+		if err := os.WriteFile(path+"."+suffix, data, 0o644); err != nil {
+			return err
+		}
+	}
+	shares, err := summarizeProfile(data)
+	if err != nil {
+		return err
+	}
+	r.Profiles = append(r.Profiles, Profile{Run: run, Shares: shares})
+	return nil
+}
+
+// RunIngest measures the stream into the lake on the embedded broker:
+// producing, the sink alone draining a full topic, the whole pipeline at
+// once (with a CPU profile), and freshness at a steady rate.
+func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
+	if o.Trades <= 0 {
+		o.Trades = 2_000_000
+	}
+	if o.Partitions <= 0 {
+		o.Partitions = 6
+	}
+	if o.BatchRows <= 0 {
+		o.BatchRows = 200_000
+	}
+	if o.Symbols <= 0 {
+		o.Symbols = 20
+	}
+	if o.FreshRate <= 0 {
+		o.FreshRate = 100_000
+	}
+	if o.FreshFor <= 0 {
+		o.FreshFor = 10 * time.Second
+	}
+	if o.BatchAge <= 0 {
+		o.BatchAge = time.Second
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	rep := Report{Machine: DescribeMachine(), Options: fmt.Sprintf(
+		"embedded broker · %d partitions · sink batches of %d rows or %s · %d symbols · GOGC %d · memory limit %s · freshness at %d trades/s for %s",
+		o.Partitions, o.BatchRows, o.BatchAge, o.Symbols, gogc(), memLimit(), o.FreshRate, o.FreshFor)}
+	root, err := os.MkdirTemp(o.Dir, "k2-bench-ingest-")
+	if err != nil {
+		return rep, err
+	}
+	if !o.Keep {
+		defer os.RemoveAll(root)
+	}
+
+	// 1. Produce into the broker, then let the sink drain it.
+	st, err := newStack(ctx, filepath.Join(root, "drain"), o)
+	if err != nil {
+		return rep, err
+	}
+	resetPeak()
+	fmt.Fprintf(o.Progress, "producing %d trades\n", o.Trades)
+	start := time.Now()
+	if err := produce(ctx, st.prod, o, o.Trades, 0); err != nil {
+		st.close()
+		return rep, err
+	}
+	prodTime := time.Since(start)
+	rep.Results = append(rep.Results, Result{Name: "produce (synthetic feed → Avro → broker, acked)", Rows: o.Trades,
+		Value: float64(o.Trades) / prodTime.Seconds(), Unit: "trades/s", Detail: prodTime.Round(time.Millisecond).String()})
+	fmt.Fprintf(o.Progress, "sink draining %d trades\n", o.Trades)
+	var drainProf bytes.Buffer
+	if err := pprof.StartCPUProfile(&drainProf); err != nil {
+		st.close()
+		return rep, err
+	}
+	drain, err := st.sinkUntil(ctx, o, o.Trades, nil)
+	pprof.StopCPUProfile()
+	st.close()
+	if err != nil {
+		return rep, err
+	}
+	if err := rep.addProfile("sink drain", drainProf.Bytes(), o.Profile, "drain"); err != nil {
+		return rep, err
+	}
+	rep.Results = append(rep.Results, Result{Name: "sink drain (broker → decode → Iceberg, committed)", Rows: o.Trades,
+		Value: float64(o.Trades) / drain.Seconds(), Unit: "trades/s", Detail: drain.Round(time.Millisecond).String()})
+
+	// 2. The whole pipeline at once, profiled.
+	st, err = newStack(ctx, filepath.Join(root, "pipeline"), o)
+	if err != nil {
+		return rep, err
+	}
+	var prof bytes.Buffer
+	if err := pprof.StartCPUProfile(&prof); err != nil {
+		st.close()
+		return rep, err
+	}
+	fmt.Fprintf(o.Progress, "pipeline: producing and sinking %d trades at once\n", o.Trades)
+	start = time.Now()
+	produced := make(chan error, 1)
+	go func() { produced <- produce(ctx, st.prod, o, o.Trades, 0) }()
+	_, err = st.sinkUntil(ctx, o, o.Trades, nil)
+	pipe := time.Since(start)
+	pprof.StopCPUProfile()
+	st.close()
+	if err = errors.Join(err, <-produced); err != nil {
+		return rep, err
+	}
+	peak := peakRSS()
+	rep.Results = append(rep.Results, Result{Name: "end to end (produce → broker → sink → committed)", Rows: o.Trades,
+		Value: float64(o.Trades) / pipe.Seconds(), Unit: "trades/s", Detail: pipe.Round(time.Millisecond).String()})
+	rep.Results = append(rep.Results, Result{Name: "peak memory (process RSS, runs 1–2)", Rows: o.Trades,
+		Value: float64(peak) / (1 << 20), Unit: "MiB"})
+	if err := rep.addProfile("end to end", prof.Bytes(), o.Profile, "pipeline"); err != nil {
+		return rep, err
+	}
+
+	// 3. Freshness at a steady rate.
+	st, err = newStack(ctx, filepath.Join(root, "fresh"), o)
+	if err != nil {
+		return rep, err
+	}
+	defer st.close()
+	n := int(float64(o.FreshRate) * o.FreshFor.Seconds())
+	fmt.Fprintf(o.Progress, "freshness: %d trades/s for %s\n", o.FreshRate, o.FreshFor)
+	w := &watcher{lake: st.lake, seen: map[string]bool{}}
+	go func() { produced <- produce(ctx, st.prod, o, n, o.FreshRate) }()
+	if _, err := st.sinkUntil(ctx, o, n, w); err != nil {
+		return rep, err
+	}
+	if err := <-produced; err != nil {
+		return rep, err
+	}
+	if err := w.check(ctx); err != nil { // the last commit
+		return rep, err
+	}
+	if len(w.fresh) != n {
+		return rep, fmt.Errorf("freshness: saw %d of %d trades in the lake", len(w.fresh), n)
+	}
+	slices.Sort(w.fresh)
+	pct := func(p float64) time.Duration { return w.fresh[min(len(w.fresh)-1, int(float64(len(w.fresh))*p))] }
+	detail := fmt.Sprintf("snapshots polled every %s; batches close after %s", watchEvery, o.BatchAge)
+	rep.Results = append(rep.Results,
+		Result{Name: fmt.Sprintf("freshness p50 at %d trades/s (produce → visible in the lake)", o.FreshRate), Rows: n, Value: ms(pct(0.50)), Unit: "ms", Detail: detail},
+		Result{Name: fmt.Sprintf("freshness p99 at %d trades/s", o.FreshRate), Rows: n, Value: ms(pct(0.99)), Unit: "ms"},
+		Result{Name: fmt.Sprintf("freshness max at %d trades/s", o.FreshRate), Rows: n, Value: ms(w.fresh[len(w.fresh)-1]), Unit: "ms"},
+	)
+	return rep, nil
+}
+
+// stack is an embedded broker, schema registry and lake in one directory.
+type stack struct {
+	broker *bus.Broker
+	reg    *registry.Registry
+	srv    *http.Server
+	client *registry.Client
+	lake   *lake.Lake
+	prod   *bus.Producer
+}
+
+func newStack(ctx context.Context, dir string, o IngestOptions) (st *stack, err error) {
+	st = &stack{}
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
+	if st.broker, err = bus.StartBroker(filepath.Join(dir, "kafka"), "127.0.0.1:0", nil); err != nil {
+		return st, err
+	}
+	if st.reg, err = registry.Open(filepath.Join(dir, "registry")); err != nil {
+		return st, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return st, err
+	}
+	st.srv = &http.Server{Handler: st.reg.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go st.srv.Serve(ln)
+	if st.client, err = registry.NewClient("http://" + ln.Addr().String()); err != nil {
+		return st, err
+	}
+	if st.lake, err = lake.Open(ctx, lake.Options{Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse"), Logger: o.Logger}); err != nil {
+		return st, err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(st.broker.Addr()))
+	if err != nil {
+		return st, err
+	}
+	defer cl.Close()
+	topo := bus.DefaultTopology()
+	topo.Default = int32(o.Partitions)
+	if _, err = bus.CreateTopics(ctx, kadm.NewClient(cl), topo); err != nil {
+		return st, err
+	}
+	st.prod, err = bus.NewProducer(bus.ProducerConfig{Brokers: []string{st.broker.Addr()}, ClientID: "k2-bench"}, st.client)
+	return st, err
+}
+
+func (st *stack) close() {
+	if st.prod != nil {
+		st.prod.Close(context.Background())
+	}
+	if st.lake != nil {
+		st.lake.Close()
+	}
+	if st.srv != nil {
+		st.srv.Close()
+	}
+	if st.reg != nil {
+		st.reg.Close()
+	}
+	if st.broker != nil {
+		st.broker.Close()
+	}
+}
+
+// sinkUntil runs a sink until it has written n trades and returns how long
+// that took from its start. A watcher, if given, looks at the lake as it
+// goes.
+func (st *stack) sinkUntil(ctx context.Context, o IngestOptions, n int, w *watcher) (time.Duration, error) {
+	s, err := sink.New(sink.Config{
+		Brokers: []string{st.broker.Addr()}, Group: "k2-bench", BatchRows: o.BatchRows, BatchAge: o.BatchAge, Logger: o.Logger,
+	}, st.lake, st.client, st.prod)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- s.Run(ctx) }()
+	tick := time.NewTicker(watchEvery)
+	defer tick.Stop()
+	reported := start
+	for {
+		select {
+		case err := <-done:
+			cancel()
+			return 0, fmt.Errorf("sink stopped early: %w", err)
+		case <-tick.C:
+		}
+		if w != nil {
+			if err := w.check(ctx); err != nil {
+				cancel()
+				<-done
+				return 0, err
+			}
+		}
+		st := s.Stats()
+		if st.Written >= int64(n) {
+			elapsed := time.Since(start)
+			cancel()
+			return elapsed, <-done
+		}
+		if time.Since(reported) >= 5*time.Second {
+			reported = time.Now()
+			fmt.Fprintf(o.Progress, "  sink: %d of %d trades committed (consumed %d, dead letters %d, duplicates %d, lag %d)\n", st.Written, n, st.Consumed, st.DeadLetters, st.Duplicates, st.Lag)
+		}
+	}
+}
+
+// produce sends n synthetic trades; at rate > 0 trades per second, paced,
+// each stamped with the time it was produced.
+func produce(ctx context.Context, p *bus.Producer, o IngestOptions, n, rate int) error {
+	g := synth.New(synth.Config{Seed: o.Seed, Symbols: synth.DefaultSymbols[:min(o.Symbols, len(synth.DefaultSymbols))], Rate: 1000})
+	const tick = 10 * time.Millisecond
+	per := n
+	if rate > 0 {
+		per = max(1, rate/int(time.Second/tick))
+	}
+	buf := make([]md.Trade, 0, 10_000)
+	next := time.Now()
+	for sent := 0; sent < n; {
+		k := min(per, n-sent, 10_000)
+		buf = g.Trades(buf[:0], k)
+		now := md.Now()
+		for i := range buf {
+			if rate > 0 {
+				buf[i].Timestamp, buf[i].IngestionTimestamp = now, now
+			}
+			if err := p.Trade(ctx, &buf[i]); err != nil {
+				return err
+			}
+		}
+		sent += k
+		if rate > 0 {
+			next = next.Add(tick)
+			time.Sleep(time.Until(next))
+		}
+	}
+	return p.Flush(ctx)
+}
+
+// watchEvery is how often the freshness watcher looks for a new snapshot.
+const watchEvery = 10 * time.Millisecond
+
+// watcher notes, for every trade, how long after it was produced it
+// became visible: the moment a snapshot holding it was seen, minus its
+// timestamp (its produce time).
+type watcher struct {
+	lake  *lake.Lake
+	snap  int64
+	seen  map[string]bool
+	fresh []time.Duration
+}
+
+func (w *watcher) check(ctx context.Context) error {
+	tbl, err := w.lake.Load(ctx, lake.Trades)
+	if err != nil {
+		return err
+	}
+	at := time.Now()
+	s := tbl.CurrentSnapshot()
+	if s == nil || s.SnapshotID == w.snap {
+		return nil
+	}
+	w.snap = s.SnapshotID
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		path := t.File.FilePath()
+		if w.seen[path] {
+			continue
+		}
+		w.seen[path] = true
+		ts, err := readTimestamps(ctx, lake.LocalPath(path))
+		if err != nil {
+			return err
+		}
+		for _, v := range ts {
+			w.fresh = append(w.fresh, at.Sub(time.UnixMicro(v)))
+		}
+	}
+	return nil
+}
+
+// readTimestamps reads a data file's timestamp column.
+func readTimestamps(ctx context.Context, path string) ([]int64, error) {
+	rdr, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		return nil, err
+	}
+	defer rdr.Close()
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.DefaultAllocator)
+	if err != nil {
+		return nil, err
+	}
+	idx := rdr.MetaData().Schema.ColumnIndexByName("timestamp")
+	if idx < 0 {
+		return nil, fmt.Errorf("%s has no timestamp column", path)
+	}
+	col, err := fr.GetColumn(ctx, idx)
+	if err != nil {
+		return nil, err
+	}
+	groups := make([]int, rdr.NumRowGroups())
+	for i := range groups {
+		groups[i] = i
+	}
+	chunked, err := fr.ReadColumn(groups, col)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer chunked.Release()
+	var out []int64
+	for _, c := range chunked.Chunks() {
+		ts, ok := c.(*array.Timestamp)
+		if !ok {
+			return nil, fmt.Errorf("%s: timestamp is %s", path, c.DataType())
+		}
+		for i := range ts.Len() {
+			out = append(out, int64(ts.Value(i)))
+		}
+	}
+	return out, nil
+}
+
+// summarizeProfile turns a CPU profile into shares of time by part of the
+// pipeline. A sample belongs to the innermost frame on its stack that
+// names a part, so copying and allocation count for the code that asked
+// for them; background garbage collection is its own part.
+func summarizeProfile(data []byte) ([]ProfileShare, error) {
+	p, err := profile.Parse(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	idx := len(p.SampleType) - 1 // cpu nanoseconds
+	byPart := map[string]int64{}
+	var total int64
+	for _, s := range p.Sample {
+		v := s.Value[idx]
+		total += v
+		byPart[partOf(s)] += v
+	}
+	if total == 0 {
+		return nil, nil
+	}
+	out := make([]ProfileShare, 0, len(byPart))
+	for k, v := range byPart {
+		out = append(out, ProfileShare{What: k, Percent: 100 * float64(v) / float64(total)})
+	}
+	slices.SortFunc(out, func(a, b ProfileShare) int {
+		switch {
+		case a.Percent > b.Percent:
+			return -1
+		case a.Percent < b.Percent:
+			return 1
+		}
+		return strings.Compare(a.What, b.What)
+	})
+	return out, nil
+}
+
+// parts maps function-name fragments to the part of the pipeline they
+// belong to; on a stack the innermost match wins. Library code called from
+// several parts (compression, hashing) is named for what it does.
+var parts = []struct{ match, part string }{
+	{"klauspost/compress/zstd", "zstd (Parquet pages)"},
+	{"pierrec/lz4", "lz4 (Kafka batches)"},
+	{"crypto/sha1", "message ids (UUIDv5, SHA-1)"},
+	{"hash/crc32", "CRC (Kafka batches)"},
+	{"franz-go/pkg/kfake", "embedded broker (kfake)"},
+	{"franz-go/pkg/kgo", "Kafka client (kgo)"},
+	{"franz-go/pkg/kmsg", "Kafka client (kgo)"},
+	{"arrow-go/v18/parquet", "Parquet encoding"},
+	{"arrow-go/v18/arrow", "Arrow"},
+	{"iceberg-go", "Iceberg (files, manifests, commit)"},
+	{"modernc.org/sqlite", "catalog (SQLite)"},
+	{"k2/internal/codec", "Avro encode/decode"},
+	{"hamba/avro", "Avro encode/decode"},
+	{"k2/internal/feed/synth", "synthetic feed"},
+	{"k2/internal/lake", "lake writer (partition, sort, dedup, Arrow build)"},
+	{"k2/internal/marketdata", "validation, decimals, ids"},
+	{"k2/internal/sink", "sink (batching, sequence tracking)"},
+	{"k2/internal/bus", "producer"},
+	{"syscall.", "system calls (network, disk)"},
+	{"internal/runtime/syscall", "system calls (network, disk)"},
+}
+
+func partOf(s *profile.Sample) string {
+	for _, loc := range s.Location {
+		for _, line := range loc.Line {
+			if fn := line.Function.Name; strings.HasPrefix(fn, "runtime.gcBgMarkWorker") || strings.HasPrefix(fn, "runtime.bgsweep") || strings.HasPrefix(fn, "runtime.bgscavenge") {
+				return "garbage collection (background)"
+			}
+		}
+	}
+	for _, loc := range s.Location {
+		for _, line := range loc.Line {
+			for _, p := range parts {
+				if strings.Contains(line.Function.Name, p.match) {
+					return p.part
+				}
+			}
+		}
+	}
+	return "Go runtime (scheduler, other)"
+}
+
+// gogc is the GC target in effect.
+func gogc() int {
+	v := debug.SetGCPercent(-1)
+	debug.SetGCPercent(v)
+	return v
+}
+
+// memLimit is the Go memory limit in effect.
+func memLimit() string {
+	if v := debug.SetMemoryLimit(-1); v != math.MaxInt64 {
+		return fmt.Sprintf("%d MiB", v>>20)
+	}
+	return "none"
+}
+
+// resetPeak restarts the kernel's peak-RSS count for this process, so the
+// peak reported is of the runs that follow (Linux; elsewhere a no-op).
+func resetPeak() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS is the process's peak resident memory in bytes (VmHWM), or the
+// Go runtime's memory obtained from the OS where /proc is absent.
+func peakRSS() uint64 {
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				if err == nil {
+					return kb << 10
+				}
+			}
+		}
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Sys
+}
