@@ -49,13 +49,7 @@ func newBenchCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if jsonOut {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
-			}
-			rep.Print(cmd.OutOrStdout())
-			return nil
+			return printReport(cmd, rep, jsonOut)
 		},
 	}
 	f := lakeCmd.Flags()
@@ -101,13 +95,7 @@ func newBenchIngestCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if jsonOut {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
-			}
-			rep.Print(cmd.OutOrStdout())
-			return nil
+			return printReport(cmd, rep, jsonOut)
 		},
 	}
 	f := cmd.Flags()
@@ -124,6 +112,17 @@ func newBenchIngestCmd(a *app) *cobra.Command {
 	f.Uint64Var(&o.Seed, "seed", 1, "synthetic market seed")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// printReport writes a benchmark report as a table, or as JSON.
+func printReport(cmd *cobra.Command, rep bench.Report, jsonOut bool) error {
+	if jsonOut {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	rep.Print(cmd.OutOrStdout())
+	return nil
 }
 
 // parseCount reads 500000, 500k or 10M.

@@ -239,7 +239,7 @@ func (a *app) runSink(ctx context.Context, f *sinkFlags) error {
 	if err != nil {
 		return err
 	}
-	dlq, err := bus.NewProducer(bus.ProducerConfig{Brokers: a.cfg.BrokerList(), ClientID: "k2-sink-dlq", TopicPrefix: a.cfg.TopicPrefix, Logger: a.log}, reg)
+	dlq, err := a.producer("k2-sink-dlq", reg)
 	if err != nil {
 		return err
 	}
@@ -261,6 +261,11 @@ func (a *app) runSink(ctx context.Context, f *sinkFlags) error {
 		return nil
 	}
 	return err
+}
+
+// producer connects a producer to the configured brokers and topic prefix.
+func (a *app) producer(clientID string, reg *registry.Client) (*bus.Producer, error) {
+	return bus.NewProducer(bus.ProducerConfig{Brokers: a.cfg.BrokerList(), ClientID: clientID, TopicPrefix: a.cfg.TopicPrefix, Logger: a.log}, reg)
 }
 
 // backpressure builds the sink's degradation levels and the shedding

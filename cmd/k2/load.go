@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/loader"
 	"github.com/k2-market-data/k2/internal/registry"
 )
@@ -120,7 +119,7 @@ func (a *app) load(cmd *cobra.Command, f *loadFlags, source string, fn func(cont
 		if err != nil {
 			return err
 		}
-		p, err := bus.NewProducer(bus.ProducerConfig{Brokers: a.cfg.BrokerList(), ClientID: "k2-load", TopicPrefix: a.cfg.TopicPrefix, Logger: a.log}, reg)
+		p, err := a.producer("k2-load", reg)
 		if err != nil {
 			return err
 		}

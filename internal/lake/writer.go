@@ -75,6 +75,27 @@ func NewQuoteWriter(l *Lake, opts ...WriterOption) (*Writer[md.Quote], error) {
 	return newWriter(l, Quotes, &quoteCodec, opts)
 }
 
+// Writers are one writer per K2 table, as a loader or sink uses them.
+type Writers struct {
+	Trades    *Writer[md.Trade]
+	Quotes    *Writer[md.Quote]
+	Reference *Writer[md.ReferenceData]
+}
+
+// NewWriters opens a writer for each table with the same options.
+func NewWriters(l *Lake, opts ...WriterOption) (Writers, error) {
+	var w Writers
+	var err error
+	if w.Trades, err = NewTradeWriter(l, opts...); err != nil {
+		return w, err
+	}
+	if w.Quotes, err = NewQuoteWriter(l, opts...); err != nil {
+		return w, err
+	}
+	w.Reference, err = NewReferenceWriter(l, opts...)
+	return w, err
+}
+
 // NewReferenceWriter writes market_data.reference_data.
 func NewReferenceWriter(l *Lake, opts ...WriterOption) (*Writer[md.ReferenceData], error) {
 	return newWriter(l, ReferenceData, &referenceCodec, opts)

@@ -110,21 +110,13 @@ func newLoader(opts Options) *Loader {
 func New(l *lake.Lake, opts Options) (*Loader, error) {
 	ld := newLoader(opts)
 	props := map[string]string{"k2.source": opts.Source, "k2.writer": "k2 load"}
-	tw, err := lake.NewTradeWriter(l, lake.WithDedup(true))
+	w, err := lake.NewWriters(l, lake.WithDedup(true))
 	if err != nil {
 		return nil, err
 	}
-	qw, err := lake.NewQuoteWriter(l, lake.WithDedup(true))
-	if err != nil {
-		return nil, err
-	}
-	rw, err := lake.NewReferenceWriter(l, lake.WithDedup(true))
-	if err != nil {
-		return nil, err
-	}
-	trades := &batch[md.Trade]{w: tw, props: props, ld: ld}
-	quotes := &batch[md.Quote]{w: qw, props: props, ld: ld}
-	refs := &batch[md.ReferenceData]{w: rw, props: props, ld: ld}
+	trades := &batch[md.Trade]{w: w.Trades, props: props, ld: ld}
+	quotes := &batch[md.Quote]{w: w.Quotes, props: props, ld: ld}
+	refs := &batch[md.ReferenceData]{w: w.Reference, props: props, ld: ld}
 	ld.addTrade, ld.addQuote, ld.addRef = trades.add, quotes.add, refs.add
 	ld.finish = func(ctx context.Context) error {
 		return errors.Join(refs.flush(ctx), trades.flush(ctx), quotes.flush(ctx))

@@ -200,22 +200,14 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 		topics: map[string]topicInfo{}, lag: map[tp]int64{}, held: map[tp]*held{},
 		deadLog: rate.Sometimes{Interval: time.Second},
 	}
-	tw, err := lake.NewTradeWriter(l, lake.WithDedup(true))
-	if err != nil {
-		return nil, err
-	}
-	qw, err := lake.NewQuoteWriter(l, lake.WithDedup(true))
-	if err != nil {
-		return nil, err
-	}
-	rw, err := lake.NewReferenceWriter(l, lake.WithDedup(true))
+	w, err := lake.NewWriters(l, lake.WithDedup(true))
 	if err != nil {
 		return nil, err
 	}
 	hint := min(cfg.BatchRows, 1<<17) // rows buffers start with; they are reused
-	s.trades = &batch[md.Trade]{table: lake.Trades, w: tw, capHint: hint}
-	s.quotes = &batch[md.Quote]{table: lake.Quotes, w: qw, capHint: hint}
-	s.refs = &batch[md.ReferenceData]{table: lake.ReferenceData, w: rw}
+	s.trades = &batch[md.Trade]{table: lake.Trades, w: w.Trades, capHint: hint}
+	s.quotes = &batch[md.Quote]{table: lake.Quotes, w: w.Quotes, capHint: hint}
+	s.refs = &batch[md.ReferenceData]{table: lake.ReferenceData, w: w.Reference}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID("k2-sink"),
@@ -710,54 +702,32 @@ func (s *Sink) handle(ctx context.Context, p kgo.FetchTopicPartition) (rest []*k
 	for i, r := range p.Records {
 		consumed++
 		var err error
+		var dropped bool
 		switch info.dt {
 		case bus.Trades:
-			var t md.Trade
-			if t, _, err = s.dec.Trade(ctx, r.Value); err == nil {
-				if err = checkExchange(t.Exchange, info.exchange, t.Validate()); err == nil {
-					if s.cfg.Shedder != nil && !s.cfg.Shedder.Keep(level, string(info.dt), t.Symbol) {
-						s.trades.advance(r)
-						shed++
-						continue
-					}
-					if t.SourceSequence.Valid {
-						s.seq.Check(t.Exchange, t.Symbol, t.SourceSequence.Int64, t.Timestamp)
-					}
-					s.trades.add(t, r)
-					continue
+			dropped, err = accept(ctx, s, s.trades, r, info, level, s.dec.Trade, func(t *md.Trade) (string, error) {
+				err := checkExchange(t.Exchange, info.exchange, t.Validate())
+				if err == nil && t.SourceSequence.Valid {
+					s.seq.Check(t.Exchange, t.Symbol, t.SourceSequence.Int64, t.Timestamp)
 				}
-			}
-			s.trades.advance(r)
+				return t.Symbol, err
+			})
 		case bus.Quotes:
-			var q md.Quote
-			if q, _, err = s.dec.Quote(ctx, r.Value); err == nil {
-				if err = checkExchange(q.Exchange, info.exchange, q.Validate()); err == nil {
-					if s.cfg.Shedder != nil && !s.cfg.Shedder.Keep(level, string(info.dt), q.Symbol) {
-						s.quotes.advance(r)
-						shed++
-						continue
-					}
-					s.quotes.add(q, r)
-					continue
-				}
-			}
-			s.quotes.advance(r)
+			dropped, err = accept(ctx, s, s.quotes, r, info, level, s.dec.Quote, func(q *md.Quote) (string, error) {
+				return q.Symbol, checkExchange(q.Exchange, info.exchange, q.Validate())
+			})
 		case bus.ReferenceData:
-			var ref md.ReferenceData
-			if ref, _, err = s.dec.Reference(ctx, r.Value); err == nil {
-				if err = checkExchange(ref.Exchange, info.exchange, ref.Validate()); err == nil {
-					if s.cfg.Shedder != nil && !s.cfg.Shedder.Keep(level, string(info.dt), ref.Symbol) {
-						s.refs.advance(r)
-						shed++
-						continue
-					}
-					s.refs.add(ref, r)
-					continue
-				}
-			}
-			s.refs.advance(r)
+			dropped, err = accept(ctx, s, s.refs, r, info, level, s.dec.Reference, func(ref *md.ReferenceData) (string, error) {
+				return ref.Symbol, checkExchange(ref.Exchange, info.exchange, ref.Validate())
+			})
 		default:
 			err = info.err
+		}
+		if dropped {
+			shed++
+		}
+		if err == nil {
+			continue
 		}
 		if transient(err) {
 			// The registry could not be asked: the record is not bad.
@@ -855,6 +825,31 @@ func (s *Sink) release(parts map[string][]int32) {
 			}
 		}
 	}
+}
+
+// accept decodes and checks one record of a batch's type and adds it to
+// the batch, or counts it as dealt with when the shedding policy drops it.
+// A record that fails is not counted (its offset is not passed) unless the
+// failure is the record's own: one waiting for the registry must not have
+// its offset committed before it is stored.
+func accept[T any](ctx context.Context, s *Sink, b *batch[T], r *kgo.Record, info topicInfo, level resilience.Level,
+	decode func(context.Context, []byte) (T, uint32, error), check func(*T) (symbol string, err error)) (dropped bool, err error) {
+	rec, _, err := decode(ctx, r.Value)
+	if err == nil {
+		var symbol string
+		if symbol, err = check(&rec); err == nil {
+			if s.cfg.Shedder != nil && !s.cfg.Shedder.Keep(level, string(info.dt), symbol) {
+				b.advance(r)
+				return true, nil
+			}
+			b.add(rec, r)
+			return false, nil
+		}
+	}
+	if !transient(err) {
+		b.advance(r) // a dead letter: its offset is passed once it is in the DLQ
+	}
+	return false, err
 }
 
 // transient reports an error that says nothing about the record: the

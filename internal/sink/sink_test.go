@@ -548,3 +548,21 @@ func TestSheddingDropsOnlyWhatIsConfigured(t *testing.T) {
 	}
 	e.checkOffsetsAtEnd(t, lake.Trades, binanceTrades)
 }
+
+// A sink stopped while records wait for the registry must not commit
+// their offsets: the next sink reads them.
+func TestRecordsWaitingForTheRegistrySurviveARestart(t *testing.T) {
+	e := newEnv(t)
+	e.produceTrades(t, 0, 300)
+	e.regDown.Store(true)
+	s := e.startSink(t, Config{Group: "g"})
+	waitFor(t, "the sink to ask the registry", func() bool { return e.refused.Load() > 0 })
+	if err := s.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	e.regDown.Store(false)
+	s2 := e.startSink(t, Config{Group: "g"})
+	waitFor(t, "every record", func() bool { return s2.Stats().Written == 300 })
+	s2.stop(t)
+	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "trade_id"), 300)
+}
