@@ -140,6 +140,10 @@ type Sink struct {
 	deadSinceLog int
 	paused       bool
 	stall        time.Time // a flush failed: retry after this
+	// rebalancing is set while a rebalance callback runs: the partitions
+	// are leaving, so a failed commit does not seek them (their next owner
+	// reads from the table), and kgo is not re-entered with SetOffsets.
+	rebalancing bool
 
 	stats struct {
 		sync.Mutex
@@ -537,6 +541,8 @@ func (s *Sink) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string]
 func (s *Sink) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.rebalancing = true
+	defer func() { s.rebalancing = false }()
 	if err := s.flushAll(ctx); err != nil {
 		// The new owner reads from the lake's offsets; nothing is lost,
 		// and what this sink still holds is dropped.
@@ -560,6 +566,8 @@ func (s *Sink) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string]
 func (s *Sink) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.rebalancing = true
+	defer func() { s.rebalancing = false }()
 	s.log.Warn("partitions lost; their unsaved records will be re-read by their owner", "partitions", len(lost))
 	s.release(lost)
 	s.discard(ctx)
@@ -573,6 +581,9 @@ func (s *Sink) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int3
 // of the given first offsets, or to where the table stands if that is
 // further. Records held for the registry are dropped with them.
 func (s *Sink) rewind(ctx context.Context, table string, froms ...lake.Offsets) {
+	if s.rebalancing {
+		return
+	}
 	var stored lake.Offsets
 	if tbl, err := s.lake.Load(ctx, table); err == nil {
 		stored = lake.TableOffsets(tbl)
