@@ -37,6 +37,7 @@ func (a *app) topology() bus.Topology {
 	t := bus.DefaultTopology()
 	t.Default = int32(a.cfg.Partitions)
 	t.Prefix = a.cfg.TopicPrefix
+	t.Partitions, _ = a.cfg.PartitionsByExchange() // checked when the config was resolved
 	return t
 }
 

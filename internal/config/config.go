@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/k2-market-data/k2/internal/marketdata"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -52,8 +54,10 @@ type Config struct {
 	// BrokerListen and RegistryListen are where k2 up and k2 broker serve.
 	BrokerListen   string
 	RegistryListen string
-	// Partitions is the partition count of each exchange's topics.
-	Partitions int
+	// Partitions is the partition count of each exchange's topics;
+	// ExchangePartitions overrides it per exchange ("BINANCE=12,ASX=3").
+	Partitions         int
+	ExchangePartitions string
 	// TopicPrefix goes before every topic name (several installations on
 	// one Kafka cluster).
 	TopicPrefix string
@@ -116,6 +120,7 @@ func (c *Config) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.BrokerListen, "broker-listen", c.BrokerListen, "where k2 up and k2 broker serve Kafka")
 	fs.StringVar(&c.RegistryListen, "registry-listen", c.RegistryListen, "where k2 up and k2 broker serve the schema registry")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of each exchange's trade and quote topics when they are created")
+	fs.StringVar(&c.ExchangePartitions, "exchange-partitions", c.ExchangePartitions, "partitions per exchange where they differ from --partitions, e.g. BINANCE=12,ASX=3")
 	fs.StringVar(&c.TopicPrefix, "topic-prefix", c.TopicPrefix, "prefix of every topic name, for installations sharing a Kafka cluster (e.g. staging.)")
 	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft limit of the Go heap (e.g. 1GiB, 512MiB; 0 for none); GOMEMLIMIT wins; the sink's back-pressure memory budget is 1.25 times it")
 	fs.StringVar(&c.SheddingPolicy, "shedding-policy", c.SheddingPolicy, "YAML file naming what the sink may drop under pressure, per data type and symbol tier (default: drop nothing)")
@@ -162,10 +167,34 @@ func (c *Config) Resolve() error {
 	if c.QueryPoolSize < 1 || c.QueryPoolSize > 256 {
 		return fmt.Errorf("--query-pool-size %d is outside 1 … 256", c.QueryPoolSize)
 	}
+	if _, err := c.PartitionsByExchange(); err != nil {
+		return err
+	}
 	if c.MemoryLimitBytes, err = ParseBytes(c.MemoryLimit); err != nil {
 		return fmt.Errorf("--memory-limit: %w", err)
 	}
 	return nil
+}
+
+// PartitionsByExchange parses --exchange-partitions.
+func (c *Config) PartitionsByExchange() (map[string]int32, error) {
+	out := map[string]int32{}
+	for _, kv := range strings.Split(c.ExchangePartitions, ",") {
+		if strings.TrimSpace(kv) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if !ok || err != nil || n < 1 || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("--exchange-partitions %q: want EXCHANGE=N pairs such as BINANCE=12,ASX=3", c.ExchangePartitions)
+		}
+		code := strings.ToUpper(strings.TrimSpace(k))
+		if _, err := marketdata.LookupExchange(code); err != nil {
+			return nil, fmt.Errorf("--exchange-partitions: %w", err)
+		}
+		out[code] = int32(n)
+	}
+	return out, nil
 }
 
 // ParseBytes reads a size: 1073741824, 1GiB, 512MiB, 2GB, 64KiB.

@@ -17,6 +17,21 @@ func TestParseBytes(t *testing.T) {
 	}
 }
 
+func TestExchangePartitions(t *testing.T) {
+	c := Default()
+	c.ExchangePartitions = "binance=12, ASX=3"
+	got, err := c.PartitionsByExchange()
+	if err != nil || got["BINANCE"] != 12 || got["ASX"] != 3 || len(got) != 2 {
+		t.Fatalf("%v %v", got, err)
+	}
+	for _, bad := range []string{"BINANCE", "BINANCE=0", "=3", "ASX=three", "NYSE=4"} {
+		c.ExchangePartitions = bad
+		if err := c.Resolve(); err == nil {
+			t.Errorf("accepted --exchange-partitions %q", bad)
+		}
+	}
+}
+
 func TestResolveRejectsABadMemoryLimit(t *testing.T) {
 	c := Default()
 	c.MemoryLimit = "much"

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/sr"
 	"golang.org/x/sync/singleflight"
@@ -30,8 +31,9 @@ var ErrNotFound = errors.New("not found")
 // Kafka, rather than re-implementing the HTTP details. Safe for concurrent
 // use.
 type Client struct {
-	url string
-	sr  *sr.Client
+	url      string
+	sr       *sr.Client
+	retryFor time.Duration
 
 	mu    sync.RWMutex
 	byID  map[uint32]string
@@ -44,6 +46,14 @@ type ClientOption func(*clientOptions)
 type clientOptions struct {
 	httpClient *http.Client
 	user, pass string
+	retryFor   *time.Duration
+}
+
+// WithRegisterRetry sets how long Register keeps trying while the
+// registry is unreachable or failing (5xx): a producer waits out a
+// registry restart rather than failing. Default 30 seconds; 0 tries once.
+func WithRegisterRetry(d time.Duration) ClientOption {
+	return func(o *clientOptions) { o.retryFor = &d }
 }
 
 // WithHTTPClient sets the HTTP client (timeouts, TLS, transport); the
@@ -80,7 +90,11 @@ func NewClient(url string, opts ...ClientOption) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema registry %s: %w", url, err)
 	}
-	return &Client{url: url, sr: cl, byID: make(map[uint32]string)}, nil
+	c := &Client{url: url, sr: cl, byID: make(map[uint32]string), retryFor: 30 * time.Second}
+	if o.retryFor != nil {
+		c.retryFor = *o.retryFor
+	}
+	return c, nil
 }
 
 // URL is the registry the client talks to.
@@ -91,7 +105,22 @@ func (c *Client) URL() string { return c.url }
 // A schema the subject's level refuses yields an error wrapping
 // ErrIncompatible.
 func (c *Client) Register(ctx context.Context, subject, schemaText string) (uint32, error) {
-	id, err := c.sr.RegisterSchema(ctx, subject, sr.Schema{Schema: schemaText, Type: sr.TypeAvro}, -1, -1)
+	deadline := time.Now().Add(c.retryFor)
+	wait := 100 * time.Millisecond
+	var id int
+	var err error
+	for {
+		id, err = c.sr.RegisterSchema(ctx, subject, sr.Schema{Schema: schemaText, Type: sr.TypeAvro}, -1, -1)
+		if err == nil || !unavailable(err) || time.Now().Add(wait).After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return 0, c.wrap(fmt.Sprintf("register schema under subject %q", subject), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 	if err != nil {
 		return 0, c.wrap(fmt.Sprintf("register schema under subject %q", subject), err)
 	}
@@ -157,6 +186,19 @@ func (c *Client) SetCompatibility(ctx context.Context, subject, level string) er
 		return c.wrap(what, err)
 	}
 	return nil
+}
+
+// unavailable reports a failure of the registry rather than an answer:
+// no connection, or a 5xx status.
+func unavailable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var re *sr.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode >= 500
+	}
+	return true
 }
 
 // wrap names the registry and the operation (with its subject or id) in an

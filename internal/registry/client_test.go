@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestClientSchemaByIDIsCached(t *testing.T) {
@@ -76,7 +77,7 @@ func TestClientErrorsNameRegistryAndSubject(t *testing.T) {
 		t.Fatal("NewClient accepted no URL")
 	}
 	// Nothing listens on port 1 of the loopback address.
-	cl, err := NewClient("http://127.0.0.1:1")
+	cl, err := NewClient("http://127.0.0.1:1", WithRegisterRetry(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,5 +98,36 @@ func TestClientErrorsNameRegistryAndSubject(t *testing.T) {
 	_, err = e.cl.Register(ctx, "trades-value", `{"type":"recrod"}`)
 	if err == nil || !strings.Contains(err.Error(), e.srv.URL) || !strings.Contains(err.Error(), "Invalid schema") {
 		t.Fatalf("invalid schema: %v", err)
+	}
+}
+
+// A producer registering its schema waits out a registry that is
+// restarting, and gives up once the retry time is spent.
+func TestRegisterWaitsOutAnUnavailableRegistry(t *testing.T) {
+	e := start(t, t.TempDir())
+	var calls atomic.Int32
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 3 {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		e.reg.Handler().ServeHTTP(w, r)
+	}))
+	defer flaky.Close()
+	cl, err := NewClient(flaky.URL, WithRegisterRetry(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := cl.Register(context.Background(), "trades-value", tradeV1); err != nil || id == 0 || calls.Load() != 4 {
+		t.Fatalf("id %d, %v after %d calls", id, err, calls.Load())
+	}
+	calls.Store(-1000)
+	short, _ := NewClient(flaky.URL, WithRegisterRetry(300*time.Millisecond))
+	start := time.Now()
+	if _, err := short.Register(context.Background(), "trades-value", tradeV1); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("gave up with %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("gave up after %s, retry time 300ms", d)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/registry"
 	"github.com/k2-market-data/k2/internal/resilience"
+	"github.com/k2-market-data/k2/internal/testsvc"
 )
 
 const (
@@ -35,6 +36,7 @@ const (
 // env is an embedded broker, schema registry and lake for one test.
 type env struct {
 	brokers []string
+	prefix  string // of topics and groups on a shared broker
 	reg     *registry.Client
 	regDown atomic.Bool  // the registry answers 503 while set
 	refused atomic.Int64 // requests it refused
@@ -43,16 +45,28 @@ type env struct {
 	adm     *kadm.Client
 }
 
+// newEnv runs the test against an embedded broker.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	b, err := bus.StartBroker(filepath.Join(dir, "kafka"), "127.0.0.1:0", nil)
+	b, err := bus.StartBroker(filepath.Join(t.TempDir(), "kafka"), "127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	e := &env{brokers: []string{b.Addr()}}
+	return setUp(t, &env{brokers: []string{b.Addr()}})
+}
+
+// newKafkaEnv runs the test against the real Apache Kafka of the test
+// services, with topics and groups under a prefix of its own.
+func newKafkaEnv(t *testing.T) *env {
+	t.Helper()
+	return setUp(t, &env{brokers: testsvc.KafkaSeeds(t), prefix: testsvc.KafkaTopicPrefix(t)})
+}
+
+func setUp(t *testing.T, e *env) *env {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
 	r, err := registry.Open(filepath.Join(dir, "registry"))
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +95,9 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(cl.Close)
 	e.adm = kadm.NewClient(cl)
-	if _, err := bus.CreateTopics(ctx, e.adm, bus.DefaultTopology()); err != nil {
+	topo := bus.DefaultTopology()
+	topo.Prefix = e.prefix
+	if _, err := bus.CreateTopics(ctx, e.adm, topo); err != nil {
 		t.Fatal(err)
 	}
 	e.prod = e.producer(t)
@@ -89,7 +105,7 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) producer(t *testing.T) *bus.Producer {
-	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: e.brokers, Linger: time.Millisecond}, e.reg)
+	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: e.brokers, Linger: time.Millisecond, TopicPrefix: e.prefix}, e.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +137,11 @@ func (r *running) stop(t *testing.T) error {
 func (e *env) startSink(t *testing.T, cfg Config) *running {
 	t.Helper()
 	cfg.Brokers = e.brokers
+	cfg.TopicPrefix = e.prefix
+	if cfg.Group == "" {
+		cfg.Group = "k2-sink"
+	}
+	cfg.Group = e.prefix + cfg.Group
 	cfg.Logger = testLogger(t)
 	if cfg.BatchAge == 0 {
 		cfg.BatchAge = 100 * time.Millisecond
@@ -240,6 +261,7 @@ func (e *env) tableOffsets(t *testing.T, name string) lake.Offsets {
 // for every partition that has records.
 func (e *env) checkOffsetsAtEnd(t *testing.T, table, topic string) {
 	t.Helper()
+	topic = e.prefix + topic
 	stored := e.tableOffsets(t, table)
 	for p, end := range e.endOffsets(t, topic) {
 		if got, _ := stored.Get(topic, p); end > 0 && got != end {
@@ -327,7 +349,16 @@ func TestSinkResumesFromTheTableNotTheGroup(t *testing.T) {
 }
 
 func TestPoisonRecordsGoToTheDeadLetterTopic(t *testing.T) {
-	e := newEnv(t)
+	poisonRecords(t, newEnv(t))
+}
+
+func TestPoisonRecordsGoToTheDeadLetterTopicKafka(t *testing.T) {
+	poisonRecords(t, newKafkaEnv(t))
+}
+
+// poisonRecords sends five kinds of bad record between good ones.
+func poisonRecords(t *testing.T, e *env) {
+	topic := e.prefix + binanceTrades
 	ctx := context.Background()
 	tradeID, err := e.reg.Register(ctx, codec.Subject(md.Crypto, "trades"), codec.Trade.Text)
 	if err != nil {
@@ -345,10 +376,10 @@ func TestPoisonRecordsGoToTheDeadLetterTopic(t *testing.T) {
 		"invalid_price":             codec.AppendTrade(nil, tradeID, &negative),
 		"invalid_exchange":          codec.AppendTrade(nil, tradeID, &kraken),
 	}
-	before := promtest.ToFloat64(mDeadLetters.WithLabelValues(binanceTrades, "invalid_price"))
+	before := promtest.ToFloat64(mDeadLetters.WithLabelValues(topic, "invalid_price"))
 	e.produceTrades(t, 100, 50)
 	for reason, v := range poison {
-		r := &kgo.Record{Topic: binanceTrades, Key: []byte(reason), Value: v}
+		r := &kgo.Record{Topic: topic, Key: []byte(reason), Value: v}
 		if err := e.prod.Raw(ctx, r); err != nil {
 			t.Fatal(err)
 		}
@@ -360,7 +391,7 @@ func TestPoisonRecordsGoToTheDeadLetterTopic(t *testing.T) {
 	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "trade_id"), 100)
 	e.checkOffsetsAtEnd(t, lake.Trades, binanceTrades)
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(binanceTrades+bus.DLQSuffix),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic+bus.DLQSuffix),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -383,7 +414,7 @@ func TestPoisonRecordsGoToTheDeadLetterTopic(t *testing.T) {
 			if h[HeaderReason] != string(r.Key) {
 				t.Errorf("record keyed %s has reason %q (error %q)", r.Key, h[HeaderReason], h[HeaderError])
 			}
-			if h[HeaderTopic] != binanceTrades || h[HeaderOffset] == "" || h[HeaderError] == "" {
+			if h[HeaderTopic] != topic || h[HeaderOffset] == "" || h[HeaderError] == "" {
 				t.Errorf("headers %v", h)
 			}
 			if string(r.Value) != string(poison[string(r.Key)]) {
@@ -392,7 +423,7 @@ func TestPoisonRecordsGoToTheDeadLetterTopic(t *testing.T) {
 			got[string(r.Key)] = r
 		})
 	}
-	if after := promtest.ToFloat64(mDeadLetters.WithLabelValues(binanceTrades, "invalid_price")); after != before+1 {
+	if after := promtest.ToFloat64(mDeadLetters.WithLabelValues(topic, "invalid_price")); after != before+1 {
 		t.Errorf("k2_sink_dead_letters_total{reason=invalid_price} went from %v to %v", before, after)
 	}
 }
