@@ -92,9 +92,43 @@ func Postgres(t testing.TB) string {
 // off (tests create their topics, e.g. with kadm), num.partitions 3 and
 // group.initial.rebalance.delay.ms 0. It is shared by every test package: name
 // topics and groups with KafkaTopicPrefix.
+//
+// The broker is shared by every test package, and go test runs packages in
+// parallel: each test that uses it holds a shared lock for its duration,
+// and RestartKafka and its kin wait for the exclusive lock, so no other
+// package's test sees a restart half-way. (A test that restarts the broker
+// must not have a parent or subtest holding it too: that would wait on
+// itself.)
 func Kafka(t testing.TB) string {
 	t.Helper()
-	return need(t, "Kafka broker", EnvKafkaBrokers)
+	brokers := need(t, "Kafka broker", EnvKafkaBrokers)
+	holdKafka(t, brokers)
+	return brokers
+}
+
+// kafkaLocks are the lock files the running tests hold, by test.
+var kafkaLocks sync.Map // testing.TB → *os.File
+
+// holdKafka takes the test's shared lock on the broker, once.
+func holdKafka(t testing.TB, brokers string) {
+	if _, ok := kafkaLocks.Load(t); ok {
+		return
+	}
+	name := "k2-test-kafka-" + regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(brokers, "_") + ".lock"
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), name), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatalf("kafka test lock: %v", err)
+	}
+	if err := flock(f.Fd(), false); err != nil {
+		f.Close()
+		t.Fatalf("kafka test lock: %v", err)
+	}
+	kafkaLocks.Store(t, f)
+	t.Cleanup(func() {
+		funlock(f.Fd())
+		f.Close()
+		kafkaLocks.Delete(t)
+	})
 }
 
 // KafkaSeeds returns Kafka's seed list split for kgo.SeedBrokers, or skips
@@ -168,6 +202,15 @@ func StopKafka(t testing.TB, kill bool) (start func()) {
 func kafkaCommand(t testing.TB, args ...string) {
 	t.Helper()
 	Kafka(t)
+	// Wait until no other test process is using the broker, and keep them
+	// out until it answers again.
+	if v, ok := kafkaLocks.Load(t); ok {
+		f := v.(*os.File)
+		if err := flock(f.Fd(), true); err != nil {
+			t.Fatalf("kafka test lock: %v", err)
+		}
+		defer flock(f.Fd(), false)
+	}
 	script := filepath.Join(testutil.RepoRoot(t), "scripts", "test-services.sh")
 	ctx, cancel := context.WithTimeout(context.Background(), KafkaRestartTimeout)
 	defer cancel()

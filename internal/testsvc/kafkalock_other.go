@@ -1,0 +1,7 @@
+//go:build !unix
+
+package testsvc
+
+func flock(uintptr, bool) error { return nil }
+
+func funlock(uintptr) {}
