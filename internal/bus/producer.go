@@ -240,6 +240,32 @@ func (p *Producer) prepare(ctx context.Context, dt DataType, exchange string, as
 	return id, p.prefix + Topic(asset, dt, exchange), nil
 }
 
+// Dead-letter headers: why a record was set aside and where it came from.
+const (
+	HeaderReason    = "k2-dlq-reason" // a short code: not_wire_format, invalid_price, malformed_json…
+	HeaderError     = "k2-dlq-error"  // the full error text
+	HeaderTopic     = "k2-dlq-topic"  // the topic a consumed record came from
+	HeaderPartition = "k2-dlq-partition"
+	HeaderOffset    = "k2-dlq-offset"
+	HeaderSource    = "k2-dlq-source" // where a feed received a frame: the endpoint
+)
+
+// DeadLetter produces value, unchanged, to topic's dead-letter topic
+// (topic + DLQSuffix) with the reason and error in headers, after any
+// headers given.
+func (p *Producer) DeadLetter(ctx context.Context, topic string, key, value []byte, reason string, cause error, headers ...kgo.RecordHeader) error {
+	headers = append(headers,
+		kgo.RecordHeader{Key: HeaderReason, Value: []byte(reason)},
+		kgo.RecordHeader{Key: HeaderError, Value: []byte(cause.Error())})
+	return p.Raw(ctx, &kgo.Record{Topic: topic + DLQSuffix, Key: key, Value: value, Headers: headers})
+}
+
+// TopicFor names the topic of a data type on an exchange, with the
+// producer's prefix.
+func (p *Producer) TopicFor(asset md.AssetClass, dt DataType, exchange string) string {
+	return p.prefix + Topic(asset, dt, exchange)
+}
+
 // Raw produces a record as given: the sink forwards undecodable records to
 // dead-letter topics with it.
 func (p *Producer) Raw(ctx context.Context, r *kgo.Record) error {

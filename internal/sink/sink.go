@@ -65,15 +65,6 @@ var (
 	})
 )
 
-// Dead-letter headers.
-const (
-	HeaderReason    = "k2-dlq-reason"
-	HeaderError     = "k2-dlq-error"
-	HeaderTopic     = "k2-dlq-topic"
-	HeaderPartition = "k2-dlq-partition"
-	HeaderOffset    = "k2-dlq-offset"
-)
-
 // Config sets up a sink. Zero values take the defaults.
 type Config struct {
 	Brokers []string
@@ -894,15 +885,12 @@ func (s *Sink) deadLetter(ctx context.Context, r *kgo.Record, err error) {
 			"reason", reason, "error", err, "dead_letters_since_last_line", s.deadSinceLog)
 		s.deadSinceLog = 0
 	})
-	headers := append([]kgo.RecordHeader{}, r.Headers...)
-	headers = append(headers,
-		kgo.RecordHeader{Key: HeaderReason, Value: []byte(reason)},
-		kgo.RecordHeader{Key: HeaderError, Value: []byte(err.Error())},
-		kgo.RecordHeader{Key: HeaderTopic, Value: []byte(r.Topic)},
-		kgo.RecordHeader{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
-		kgo.RecordHeader{Key: HeaderOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+	headers := append(slices.Clone(r.Headers),
+		kgo.RecordHeader{Key: bus.HeaderTopic, Value: []byte(r.Topic)},
+		kgo.RecordHeader{Key: bus.HeaderPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
+		kgo.RecordHeader{Key: bus.HeaderOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
 	)
-	if perr := s.dlq.Raw(ctx, &kgo.Record{Topic: r.Topic + bus.DLQSuffix, Key: r.Key, Value: r.Value, Headers: headers}); perr != nil {
+	if perr := s.dlq.DeadLetter(ctx, r.Topic, r.Key, r.Value, reason, err, headers...); perr != nil {
 		s.log.Error("dead-letter produce failed", "error", perr)
 	}
 }

@@ -411,10 +411,10 @@ func poisonRecords(t *testing.T, e *env) {
 			for _, x := range r.Headers {
 				h[x.Key] = string(x.Value)
 			}
-			if h[HeaderReason] != string(r.Key) {
-				t.Errorf("record keyed %s has reason %q (error %q)", r.Key, h[HeaderReason], h[HeaderError])
+			if h[bus.HeaderReason] != string(r.Key) {
+				t.Errorf("record keyed %s has reason %q (error %q)", r.Key, h[bus.HeaderReason], h[bus.HeaderError])
 			}
-			if h[HeaderTopic] != topic || h[HeaderOffset] == "" || h[HeaderError] == "" {
+			if h[bus.HeaderTopic] != topic || h[bus.HeaderOffset] == "" || h[bus.HeaderError] == "" {
 				t.Errorf("headers %v", h)
 			}
 			if string(r.Value) != string(poison[string(r.Key)]) {
