@@ -404,3 +404,60 @@ func quoteSide(name, priceKey, qtyKey string, rawPrice, rawQty json.RawMessage) 
 	}
 	return marketdata.SomeDecimal(p), marketdata.SomeDecimal(s), nil
 }
+
+// historical is one trade of the REST historicalTrades (or trades) answer.
+type historical struct {
+	ID           json.Number     `json:"id"`
+	Price        json.RawMessage `json:"price"`
+	Qty          json.RawMessage `json:"qty"`
+	Time         json.Number     `json:"time"`
+	IsBuyerMaker *bool           `json:"isBuyerMaker"`
+	IsBestMatch  *bool           `json:"isBestMatch"`
+}
+
+// ParseHistoricalTrades converts the answer of GET /api/v3/historicalTrades
+// for symbol: the trades a live feed missed, as the same records the
+// WebSocket would have produced (same ids, so a trade seen both ways is
+// stored once).
+func ParseHistoricalTrades(body []byte, symbol string, assets *marketdata.Assets, ingested marketdata.Timestamp) ([]marketdata.Trade, error) {
+	var rows []historical
+	if err := json.Unmarshal(body, &rows); err != nil {
+		return nil, fmt.Errorf("historical trades: %w", err)
+	}
+	sym, quote, err := pairSymbol(assets, symbol)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]marketdata.Trade, 0, len(rows))
+	for i, r := range rows {
+		id, err := strconv.ParseInt(r.ID.String(), 10, 64)
+		if err != nil || id < 0 {
+			return nil, fmt.Errorf("historical trade %d: %w", i, invalid("trade_id", "id %q is not a non-negative integer", r.ID))
+		}
+		if absent(r.Price) || absent(r.Qty) || r.IsBuyerMaker == nil {
+			return nil, fmt.Errorf("historical trade %d (id %d): price, qty and isBuyerMaker are required", i, id)
+		}
+		price, err := decimal("price", "price", text(r.Price))
+		if err != nil {
+			return nil, fmt.Errorf("historical trade %d (id %d): %w", i, id, err)
+		}
+		qty, err := decimal("quantity", "qty", text(r.Qty))
+		if err != nil {
+			return nil, fmt.Errorf("historical trade %d (id %d): %w", i, id, err)
+		}
+		ts, err := epoch("timestamp", "time", r.Time.String())
+		if err != nil {
+			return nil, fmt.Errorf("historical trade %d (id %d): %w", i, id, err)
+		}
+		vendor := map[string]string{"is_buyer_maker": strconv.FormatBool(*r.IsBuyerMaker), "source": "rest"}
+		if r.IsBestMatch != nil {
+			vendor["is_best_match"] = strconv.FormatBool(*r.IsBestMatch)
+		}
+		t, err := newTrade(id, sym, quote, ts, price, qty, *r.IsBuyerMaker, ingested, vendor)
+		if err != nil {
+			return nil, fmt.Errorf("historical trade %d (id %d): %w", i, id, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}

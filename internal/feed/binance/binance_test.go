@@ -395,3 +395,28 @@ func BenchmarkParseFrameBookTicker(b *testing.B) {
 		}
 	}
 }
+
+func TestParseHistoricalTradesMatchesTheStream(t *testing.T) {
+	assets := marketdata.DefaultAssets
+	body := []byte(`[{"id":3735683259,"price":"61837.63000000","qty":"0.00020000","quoteQty":"12.36752600","time":1723161255342,"isBuyerMaker":true,"isBestMatch":true}]`)
+	const ingested = marketdata.Timestamp(1723161256000000)
+	got, err := ParseHistoricalTrades(body, "BTCUSDT", assets, ingested)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("%v %v", got, err)
+	}
+	frame := []byte(`{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000","q":"0.00020000","T":1723161255342,"m":true,"M":true}}`)
+	ev, err := ParseFrame(frame, ingested, assets)
+	if err != nil || len(ev.Trades) != 1 {
+		t.Fatalf("%v %v", ev, err)
+	}
+	a, b := got[0], ev.Trades[0]
+	if a.MessageID != b.MessageID || a.TradeID != b.TradeID || a.Price != b.Price || a.Quantity != b.Quantity ||
+		a.Timestamp != b.Timestamp || a.Side != b.Side || a.SourceSequence != b.SourceSequence {
+		t.Fatalf("REST %+v\nstream %+v", a, b)
+	}
+	for _, bad := range []string{`{}`, `[{"id":"x","price":"1","qty":"1","time":1,"isBuyerMaker":true}]`, `[{"id":1,"price":"-1","qty":"1","time":1723161255342,"isBuyerMaker":true}]`, `[{"id":1,"price":"1","qty":"1","time":1723161255342}]`} {
+		if _, err := ParseHistoricalTrades([]byte(bad), "BTCUSDT", assets, ingested); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}

@@ -30,6 +30,9 @@ type Config struct {
 	Rate  float64
 	// QuoteEvery emits a quote after every n-th trade of a symbol (0: no quotes).
 	QuoteEvery int
+	// Run goes into every id (SYNTH-<run>-<n>), so that two runs of a live
+	// synthetic feed never reuse an id; empty for none.
+	Run string
 }
 
 // DefaultSymbols are the instruments of the default market.
@@ -135,7 +138,7 @@ func (g *Generator) Next(ev *[]marketdata.Trade, quotes *[]marketdata.Quote) {
 		side = marketdata.Sell
 	}
 	qty := marketdata.Decimal(max(1, int64(inst.lot*math.Exp(g.rng.NormFloat64()*1.1-0.6)*1e8)/1000*1000))
-	id := fmt.Sprintf("%s-%012d", Exchange, inst.seq)
+	id := g.id(inst.seq)
 	*ev = append(*ev, marketdata.Trade{
 		MessageID: marketdata.MessageID("trade", inst.symbol, id), TradeID: id,
 		Symbol: inst.symbol, Exchange: Exchange, AssetClass: marketdata.Crypto, Timestamp: ts,
@@ -159,7 +162,7 @@ func (g *Generator) quote(inst *instrument, ts marketdata.Timestamp) marketdata.
 	size := func() marketdata.NullDecimal {
 		return marketdata.SomeDecimal(marketdata.Decimal(max(1, int64(inst.lot*3*g.rng.ExpFloat64()*1e8)/1000*1000)))
 	}
-	id := fmt.Sprintf("%s-%012d", Exchange, inst.seq)
+	id := g.id(inst.seq)
 	return marketdata.Quote{
 		MessageID: marketdata.MessageID("quote", inst.symbol, id), QuoteID: id,
 		Symbol: inst.symbol, Exchange: Exchange, AssetClass: marketdata.Crypto, Timestamp: ts,
@@ -167,6 +170,14 @@ func (g *Generator) quote(inst *instrument, ts marketdata.Timestamp) marketdata.
 		AskPrice: marketdata.SomeDecimal(marketdata.Decimal(ask)), AskQuantity: size(),
 		Currency: "USD", SourceSequence: marketdata.SomeInt64(inst.seq), IngestionTimestamp: ts + 500,
 	}
+}
+
+// id is the trade and quote id of a symbol's n-th event.
+func (g *Generator) id(n int64) string {
+	if g.cfg.Run != "" {
+		return fmt.Sprintf("%s-%s-%012d", Exchange, g.cfg.Run, n)
+	}
+	return fmt.Sprintf("%s-%012d", Exchange, n)
 }
 
 // Trades appends n trades to dst and returns it.
