@@ -1,0 +1,267 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
+
+	"github.com/k2-market-data/k2/internal/bus"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+)
+
+// Backfill fetches the trades of symbol with ids from..to (inclusive) that
+// a feed missed, oldest first; it may return fewer (the exchange's page
+// size) and is called again from the next id.
+type Backfill func(ctx context.Context, symbol string, from, to int64) ([]md.Trade, error)
+
+// FeedConfig says where a feed's records go.
+type FeedConfig struct {
+	Producer *bus.Producer
+	// Backfill recovers the trades a reconnect missed (nil: gaps are only
+	// counted and logged).
+	Backfill Backfill
+	Logger   *slog.Logger
+}
+
+// Feed turns a session's frames into trades and quotes in Kafka. It drops
+// what a reconnect or rotation delivers twice (by the exchange's ids),
+// fills holes in contiguous trade ids, and dead-letters frames it cannot
+// read, going on with the next.
+type Feed struct {
+	proto Protocol
+	sess  *Session
+	cfg   FeedConfig
+	m     *metrics
+	log   *slog.Logger
+	asset md.AssetClass
+
+	lastTrade map[string]int64 // symbol → highest trade id produced
+	lastQuote map[string]int64 // symbol → highest quote sequence produced
+	errLog    rate.Sometimes
+
+	stats struct {
+		sync.Mutex
+		FeedStats
+	}
+}
+
+// FeedStats count what the feed did with what it received.
+type FeedStats struct {
+	Frames      int64 `json:"frames"`
+	Trades      int64 `json:"trades"` // produced, backfilled ones included
+	Quotes      int64 `json:"quotes"`
+	Duplicates  int64 `json:"duplicates"`
+	Gaps        int64 `json:"gaps"`
+	Missing     int64 `json:"missing"`    // trade ids the gaps spanned
+	Backfilled  int64 `json:"backfilled"` // of them, recovered
+	DeadLetters int64 `json:"dead_letters"`
+	Skipped     int64 `json:"skipped"` // control frames: answers, heartbeats, other streams
+}
+
+// NewFeed prepares a feed of p through a session configured by sc.
+func NewFeed(p Protocol, sc SessionConfig, cfg FeedConfig) (*Feed, error) {
+	if cfg.Producer == nil {
+		return nil, errors.New("live: feed without a producer")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ex, err := md.LookupExchange(p.Exchange())
+	if err != nil {
+		return nil, err
+	}
+	if sc.Logger == nil {
+		sc.Logger = cfg.Logger
+	}
+	s, err := NewSession(p, sc)
+	if err != nil {
+		return nil, err
+	}
+	return &Feed{proto: p, sess: s, cfg: cfg, m: metricsFor(p.Exchange()), log: cfg.Logger.With("exchange", p.Exchange()),
+		asset: ex.AssetClass, lastTrade: map[string]int64{}, lastQuote: map[string]int64{},
+		errLog: rate.Sometimes{Interval: time.Second}}, nil
+}
+
+// Session is the feed's connection manager.
+func (f *Feed) Session() *Session { return f.sess }
+
+// Stats returns the counters.
+func (f *Feed) Stats() FeedStats {
+	f.stats.Lock()
+	defer f.stats.Unlock()
+	return f.stats.FeedStats
+}
+
+func (f *Feed) count(fn func(*FeedStats)) {
+	f.stats.Lock()
+	fn(&f.stats.FeedStats)
+	f.stats.Unlock()
+}
+
+// Run connects and produces until ctx ends, then waits for what was
+// produced to be acknowledged.
+func (f *Feed) Run(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- f.sess.Run(ctx) }()
+	// Records are produced under a context that outlives ctx, so what was
+	// handed to the producer before the end is still delivered by Flush.
+	pctx := context.WithoutCancel(ctx)
+	var err error
+	for fr := range f.sess.Frames() {
+		if ctx.Err() != nil || err != nil {
+			continue // drain: the session is closing
+		}
+		err = f.handle(pctx, fr)
+	}
+	err = errors.Join(err, <-done)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	return errors.Join(err, f.cfg.Producer.Flush(fctx))
+}
+
+// handle turns one frame into records. Only a producer that refuses
+// (closed) stops the feed; anything wrong with the frame is dead-lettered.
+func (f *Feed) handle(ctx context.Context, fr Frame) error {
+	f.count(func(s *FeedStats) { s.Frames++ })
+	ev, err := f.proto.Parse(fr.Data, md.Timestamp(fr.Received.UnixMicro()))
+	if err != nil {
+		return f.deadLetter(ctx, fr, err)
+	}
+	if ev.Skipped != "" && ev.Empty() {
+		f.count(func(s *FeedStats) { s.Skipped++ })
+		return nil
+	}
+	for i := range ev.Trades {
+		if err := f.trade(ctx, &ev.Trades[i]); err != nil {
+			return err
+		}
+	}
+	for i := range ev.Quotes {
+		q := &ev.Quotes[i]
+		if q.SourceSequence.Valid {
+			if last, ok := f.lastQuote[q.Symbol]; ok && q.SourceSequence.Int64 <= last {
+				f.m.duplicates.WithLabelValues("quote").Inc()
+				f.count(func(s *FeedStats) { s.Duplicates++ })
+				continue
+			}
+			f.lastQuote[q.Symbol] = q.SourceSequence.Int64
+		}
+		if err := f.cfg.Producer.Quote(ctx, q); err != nil {
+			return err
+		}
+		f.m.received.WithLabelValues(q.Symbol).Inc()
+		f.count(func(s *FeedStats) { s.Quotes++ })
+	}
+	return nil
+}
+
+// trade produces t unless it was seen already; a jump in its id first
+// fills the hole from the backfill.
+func (f *Feed) trade(ctx context.Context, t *md.Trade) error {
+	if t.SourceSequence.Valid {
+		id := t.SourceSequence.Int64
+		last, ok := f.lastTrade[t.Symbol]
+		switch {
+		case ok && id <= last:
+			f.m.duplicates.WithLabelValues("trade").Inc()
+			f.count(func(s *FeedStats) { s.Duplicates++ })
+			return nil
+		case ok && id > last+1:
+			if err := f.fill(ctx, t.Symbol, last+1, id-1); err != nil {
+				return err
+			}
+		}
+		f.lastTrade[t.Symbol] = id
+	}
+	if err := f.cfg.Producer.Trade(ctx, t); err != nil {
+		return err
+	}
+	f.m.received.WithLabelValues(t.Symbol).Inc()
+	f.count(func(s *FeedStats) { s.Trades++ })
+	return nil
+}
+
+// fill counts a hole of trade ids from..to and recovers what it can.
+func (f *Feed) fill(ctx context.Context, symbol string, from, to int64) error {
+	missing := to - from + 1
+	f.m.gaps.WithLabelValues(symbol).Inc()
+	f.count(func(s *FeedStats) { s.Gaps++; s.Missing += missing })
+	if f.cfg.Backfill == nil {
+		f.log.Warn("trade ids skipped; no REST endpoint to backfill from", "symbol", symbol, "from", from, "to", to, "missing", missing)
+		return nil
+	}
+	got := int64(0)
+	for next := from; next <= to; {
+		trades, err := f.cfg.Backfill(ctx, symbol, next, to)
+		if err != nil {
+			f.log.Error("backfill failed; the gap stays", "symbol", symbol, "from", next, "to", to, "error", err)
+			break
+		}
+		progressed := false
+		for i := range trades {
+			t := &trades[i]
+			id := t.SourceSequence.Int64
+			if !t.SourceSequence.Valid || id < next || id > to {
+				continue
+			}
+			if err := f.cfg.Producer.Trade(ctx, t); err != nil {
+				return err
+			}
+			next, got, progressed = id+1, got+1, true
+			f.m.backfilled.WithLabelValues(symbol).Inc()
+			f.m.received.WithLabelValues(symbol).Inc()
+		}
+		if !progressed {
+			break // the exchange has no more: the rest is truly gone
+		}
+	}
+	f.count(func(s *FeedStats) { s.Backfilled += got; s.Trades += got })
+	f.log.Warn("trade ids skipped by the stream", "symbol", symbol, "from", from, "to", to, "missing", missing, "backfilled", got)
+	return nil
+}
+
+// deadLetter sends a frame the feed cannot read to the exchange's trades
+// dead-letter topic, with why and where in headers.
+func (f *Feed) deadLetter(ctx context.Context, fr Frame, err error) error {
+	reason := frameReason(err)
+	f.m.messageErrors.WithLabelValues(reason).Inc()
+	f.count(func(s *FeedStats) { s.DeadLetters++ })
+	f.errLog.Do(func() {
+		f.log.Warn("frame dead-lettered", "reason", reason, "error", err, "endpoint", fr.Endpoint, "frame", truncate(fr.Data, 200))
+	})
+	topic := f.cfg.Producer.TopicFor(f.asset, bus.Trades, f.proto.Exchange())
+	return f.cfg.Producer.DeadLetter(ctx, topic, nil, fr.Data, reason, err,
+		kgo.RecordHeader{Key: bus.HeaderSource, Value: []byte(fr.Endpoint)})
+}
+
+// frameReason is the dead-letter reason code of a frame error.
+func frameReason(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var ve *md.ValidationError
+	switch {
+	case errors.Is(err, errUnknownEvent):
+		return "unknown_event"
+	case errors.As(err, &syn):
+		return "malformed_json"
+	case errors.As(err, &typ):
+		return "wrong_type"
+	case errors.As(err, &ve):
+		return "invalid_" + ve.Field
+	}
+	return "unrecognised"
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return fmt.Sprintf("%s… (%d bytes)", b[:n], len(b))
+}

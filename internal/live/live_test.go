@@ -1,0 +1,263 @@
+package live
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/codec"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/registry"
+)
+
+// exchange is a tiny WebSocket server for session tests: each connection
+// runs serve.
+type exchange struct {
+	*httptest.Server
+	conns   atomic.Int32
+	dials   atomic.Int32 // upgrade requests, refused ones included
+	refuse  atomic.Bool  // answer upgrades with HTTP 503
+	serveFn func(ctx context.Context, c *websocket.Conn, n int32)
+}
+
+func newExchange(t *testing.T, serve func(ctx context.Context, c *websocket.Conn, n int32)) *exchange {
+	x := &exchange{serveFn: serve}
+	x.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		x.dials.Add(1)
+		if x.refuse.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		x.serveFn(r.Context(), c, x.conns.Add(1))
+	}))
+	t.Cleanup(x.Close)
+	return x
+}
+
+func (x *exchange) ws() string { return "ws" + strings.TrimPrefix(x.URL, "http") }
+
+func tradeFrame(id int64) []byte {
+	return []byte(fmt.Sprintf(`{"stream":"btcusdt@trade","data":{"e":"trade","E":%d,"s":"BTCUSDT","t":%d,"p":"61837.%02d000000","q":"0.00020000","T":%d,"m":true,"M":true}}`,
+		1723161255343+id, id, id%100, 1723161255342+id))
+}
+
+func quoteFrame(u int64) []byte {
+	return []byte(fmt.Sprintf(`{"stream":"btcusdt@bookTicker","data":{"u":%d,"s":"BTCUSDT","b":"61837.62000000","B":"1.50000000","a":"61837.63000000","A":"0.70000000"}}`, u))
+}
+
+// send writes frames and reports whether the connection is still good.
+func send(ctx context.Context, c *websocket.Conn, frames ...[]byte) bool {
+	for _, f := range frames {
+		if c.Write(ctx, websocket.MessageText, f) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// kafka is an embedded broker with K2's topics, a registry and a producer.
+type kafka struct {
+	brokers []string
+	prod    *bus.Producer
+}
+
+func newKafka(t *testing.T) *kafka {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := bus.StartBroker(filepath.Join(dir, "kafka"), "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	r, err := registry.Open(filepath.Join(dir, "registry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r.Handler())
+	t.Cleanup(func() { srv.Close(); r.Close() })
+	reg, err := registry.NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := bus.CreateTopics(context.Background(), kadm.NewClient(cl), bus.DefaultTopology()); err != nil {
+		t.Fatal(err)
+	}
+	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: []string{b.Addr()}, Linger: time.Millisecond}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return &kafka{brokers: []string{b.Addr()}, prod: p}
+}
+
+// read consumes a topic from the start until n records arrived.
+func (k *kafka) read(t *testing.T, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%s: %d of %d records", topic, len(out), n)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
+// decoder reads records K2 wrote (every id is K2's own schema).
+var decoder = codec.NewDecoder(func(ctx context.Context, id uint32) (string, error) { return codec.Trade.Text, nil })
+
+// tradeIDs decodes trade records' exchange ids.
+func tradeIDs(t *testing.T, recs []*kgo.Record) []int64 {
+	t.Helper()
+	var out []int64
+	for _, r := range recs {
+		tr, _, err := decoder.Trade(context.Background(), r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, tr.SourceSequence.Int64)
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func runFeed(t *testing.T, f *Feed) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("feed did not stop")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+func binanceFeed(t *testing.T, k *kafka, sc SessionConfig, backfill Backfill) *Feed {
+	t.Helper()
+	b, err := NewBinance([]string{"BTCUSDT"}, md.DefaultAssets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFeed(b, sc, FeedConfig{Producer: k.prod, Backfill: backfill})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// A reconnect's repeats are dropped, its hole filled from REST, and bad
+// frames dead-lettered with reasons while the good ones go through.
+func TestFeedDropsRepeatsFillsHolesAndDeadLettersBadFrames(t *testing.T) {
+	k := newKafka(t)
+	x := newExchange(t, func(ctx context.Context, c *websocket.Conn, n int32) {
+		if n == 1 {
+			send(ctx, c, tradeFrame(100), tradeFrame(101), quoteFrame(7),
+				[]byte(`{"stream":"btcusdt@trade","data":{"e":"trade"`), // malformed JSON
+				[]byte(`{"stream":"btcusdt@weird","data":{"e":"weird","s":"BTCUSDT"}}`),
+				[]byte(`{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":5,"q":"1","T":1723161255342,"m":true}}`), // no price
+				[]byte(strings.Replace(string(tradeFrame(999)), `"p":"61837.99000000"`, `"p":"lots"`, 1)),
+				[]byte(strings.Replace(string(tradeFrame(998)), `"p":"61837.98000000"`, `"p":"-1"`, 1)),
+				tradeFrame(102))
+			c.Close(websocket.StatusGoingAway, "bye")
+			return
+		}
+		// After the reconnect: 101 and 102 again, then 103 and 104 missed.
+		send(ctx, c, tradeFrame(101), tradeFrame(102), quoteFrame(7), tradeFrame(105), quoteFrame(8))
+		<-ctx.Done()
+	})
+	var asked []string
+	backfill := func(_ context.Context, symbol string, from, to int64) ([]md.Trade, error) {
+		asked = append(asked, fmt.Sprintf("%s %d-%d", symbol, from, to))
+		var out []md.Trade
+		for id := from; id <= to; id++ {
+			ev, err := (&Binance{assets: md.DefaultAssets}).Parse(tradeFrame(id), md.Now())
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ev.Trades...)
+		}
+		return out, nil
+	}
+	f := binanceFeed(t, k, SessionConfig{Endpoints: []string{x.ws()}, BackoffMin: 10 * time.Millisecond}, backfill)
+	stop := runFeed(t, f)
+	waitFor(t, "the trades", func() bool { return f.Stats().Trades == 6 && f.Stats().Quotes == 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	st := f.Stats()
+	if st.Duplicates != 3 || st.Gaps != 1 || st.Missing != 2 || st.Backfilled != 2 || st.DeadLetters != 5 {
+		t.Fatalf("%+v", st)
+	}
+	if len(asked) != 1 || asked[0] != "BTCUSDT 103-104" {
+		t.Fatalf("backfill asked for %v", asked)
+	}
+	ids := tradeIDs(t, k.read(t, "market.crypto.trades.binance", 6))
+	if fmt.Sprint(ids) != "[100 101 102 103 104 105]" {
+		t.Fatalf("trades produced: %v", ids)
+	}
+	reasons := map[string]int{}
+	for _, r := range k.read(t, "market.crypto.trades.binance.dlq", 5) {
+		for _, h := range r.Headers {
+			if h.Key == bus.HeaderReason {
+				reasons[string(h.Value)]++
+			}
+		}
+	}
+	want := map[string]int{"malformed_json": 1, "unknown_event": 1, "invalid_price": 3}
+	if fmt.Sprint(reasons) != fmt.Sprint(want) {
+		t.Fatalf("dead-letter reasons %v, want %v", reasons, want)
+	}
+	if s := f.Session().Stats(); s.Connects != 2 || s.Reconnects["closed_by_server"] != 1 {
+		t.Fatalf("session %+v", s)
+	}
+}
