@@ -316,19 +316,53 @@ func newSinkCmd(a *app) *cobra.Command {
 
 func newUpCmd(a *app) *cobra.Command {
 	f := &sinkFlags{}
+	ff := &feedFlags{}
+	feedName := "synth"
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Run K2 on this machine: Kafka broker, schema registry and sink in one process",
+		Short: "Run K2 on this machine: Kafka broker, schema registry, a feed and the sink in one process",
+		Example: `  k2 up                                    # a synthetic market, live
+  k2 up --feed binance --feed-symbols BTCUSDT,ETHUSDT
+  k2 up --feed none                        # only what k2 load and other feeds produce`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := a.startServices(cmd.Context())
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			if feedName != "none" && feedName != "synth" && len(ff.symbols) == 0 {
+				return fmt.Errorf("--feed %s needs --feed-symbols", feedName)
+			}
+			s, err := a.startServices(ctx)
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			fmt.Fprintf(cmd.OutOrStdout(), "K2 up · kafka %s · schema registry %s · data %s\n", a.cfg.Brokers, a.cfg.Registry, a.cfg.DataDir)
-			return a.runSink(cmd.Context(), f)
+			var fr *feedRunner
+			if feedName != "none" {
+				if fr, err = a.newFeed(ctx, feedName, ff); err != nil {
+					return fmt.Errorf("--feed %s: %w", feedName, err)
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "K2 up · kafka %s · schema registry %s · data %s · feed %s\n", a.cfg.Brokers, a.cfg.Registry, a.cfg.DataDir, feedName)
+			feedDone := make(chan struct{})
+			if fr != nil {
+				// The feed and the sink stop together on ctx; a feed that
+				// fails leaves the rest of K2 serving what it has.
+				go func() {
+					defer close(feedDone)
+					if err := a.runFeedUntilDone(ctx, fr, cmd.OutOrStdout(), time.Minute); err != nil && ctx.Err() == nil {
+						a.log.Error("feed stopped", "feed", feedName, "error", err)
+					}
+				}()
+			} else {
+				close(feedDone)
+			}
+			err = a.runSink(ctx, f)
+			cancel() // a sink that failed takes the feed down with it
+			<-feedDone
+			return err
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().StringVar(&feedName, "feed", feedName, "market to capture while up: synth, binance, kraken or none")
+	ff.register(cmd.Flags(), "feed-", "binance", "kraken", "synth")
 	return cmd
 }

@@ -107,7 +107,7 @@ func (a *app) load(cmd *cobra.Command, f *loadFlags, source string, fn func(cont
 	opts := loader.Options{
 		DeadLetter: dlq, BatchRows: f.batchRows, BatchAge: f.batchAge,
 		Progress: progress, Interactive: term.IsTerminal(int(os.Stderr.Fd())),
-		Logger: a.log, Source: source,
+		Logger: a.log, Source: source, Assets: a.cfg.Assets(),
 	}
 	viaKafka := f.viaKafka
 	if !cmd.Flags().Changed("via-kafka") {

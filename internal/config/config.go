@@ -71,6 +71,13 @@ type Config struct {
 	// SheddingPolicy is a YAML file naming what the sink may drop under
 	// pressure (resilience.Policy); empty sheds nothing.
 	SheddingPolicy string
+
+	// QuoteAssets are the quote currencies that split a pair symbol such as
+	// BTCUSDT into base and quote (empty: marketdata.DefaultQuoteAssets);
+	// AssetAliases map venue spellings to common codes ("XBT=BTC").
+	QuoteAssets  string
+	AssetAliases string
+	assets       *marketdata.Assets // built by Resolve
 }
 
 // LocalBroker and LocalRegistry are the embedded services' default addresses.
@@ -95,6 +102,7 @@ func Default() Config {
 		RegistryListen:      LocalRegistry,
 		Partitions:          6,
 		MemoryLimit:         "896MiB", // keeps k2 up under 1 GiB resident
+		AssetAliases:        "XBT=BTC,XDG=DOGE",
 	}
 }
 
@@ -123,6 +131,8 @@ func (c *Config) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ExchangePartitions, "exchange-partitions", c.ExchangePartitions, "partitions per exchange where they differ from --partitions, e.g. BINANCE=12,ASX=3")
 	fs.StringVar(&c.TopicPrefix, "topic-prefix", c.TopicPrefix, "prefix of every topic name, for installations sharing a Kafka cluster (e.g. staging.)")
 	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft limit of the Go heap (e.g. 1GiB, 512MiB; 0 for none); GOMEMLIMIT wins; the sink's back-pressure memory budget is 1.25 times it")
+	fs.StringVar(&c.QuoteAssets, "quote-assets", c.QuoteAssets, "quote currencies that split pair symbols (BTCUSDT → BTC/USDT), comma separated (default "+strings.Join(marketdata.DefaultQuoteAssets, ",")+")")
+	fs.StringVar(&c.AssetAliases, "asset-aliases", c.AssetAliases, "venue asset spellings and their common codes, comma separated FROM=TO pairs")
 	fs.StringVar(&c.SheddingPolicy, "shedding-policy", c.SheddingPolicy, "YAML file naming what the sink may drop under pressure, per data type and symbol tier (default: drop nothing)")
 }
 
@@ -173,7 +183,52 @@ func (c *Config) Resolve() error {
 	if c.MemoryLimitBytes, err = ParseBytes(c.MemoryLimit); err != nil {
 		return fmt.Errorf("--memory-limit: %w", err)
 	}
+	if c.assets, err = parseAssets(c.QuoteAssets, c.AssetAliases); err != nil {
+		return err
+	}
 	return nil
+}
+
+// Assets is the asset list of --quote-assets and --asset-aliases.
+func (c *Config) Assets() *marketdata.Assets {
+	if c.assets == nil {
+		return marketdata.DefaultAssets
+	}
+	return c.assets
+}
+
+func parseAssets(quotes, aliases string) (*marketdata.Assets, error) {
+	var qs []string
+	for _, q := range strings.Split(quotes, ",") {
+		if q = strings.ToUpper(strings.TrimSpace(q)); q != "" {
+			if !isAssetCode(q) {
+				return nil, fmt.Errorf("--quote-assets: %q is not an asset code (letters and digits)", q)
+			}
+			qs = append(qs, q)
+		}
+	}
+	al := map[string]string{}
+	for _, kv := range strings.Split(aliases, ",") {
+		if strings.TrimSpace(kv) == "" {
+			continue
+		}
+		from, to, ok := strings.Cut(kv, "=")
+		from, to = strings.ToUpper(strings.TrimSpace(from)), strings.ToUpper(strings.TrimSpace(to))
+		if !ok || !isAssetCode(from) || !isAssetCode(to) {
+			return nil, fmt.Errorf("--asset-aliases %q: want FROM=TO pairs such as XBT=BTC,XDG=DOGE", aliases)
+		}
+		al[from] = to
+	}
+	return marketdata.NewAssets(qs, al), nil
+}
+
+func isAssetCode(s string) bool {
+	for _, r := range s {
+		if (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // PartitionsByExchange parses --exchange-partitions.

@@ -43,3 +43,30 @@ func TestResolveRejectsABadMemoryLimit(t *testing.T) {
 		t.Fatalf("%v %d", err, c.MemoryLimitBytes)
 	}
 }
+
+func TestAssetList(t *testing.T) {
+	c := Default()
+	c.DataDir = t.TempDir()
+	if err := c.Resolve(); err != nil {
+		t.Fatal(err)
+	}
+	if sym, quote, err := c.Assets().Symbol("XBT/USD"); err != nil || sym != "BTCUSD" || quote != "USD" {
+		t.Fatalf("default aliases: %s %s %v", sym, quote, err)
+	}
+	c.QuoteAssets, c.AssetAliases = "usd, PYUSD", "XBT=BTC"
+	if err := c.Resolve(); err != nil {
+		t.Fatal(err)
+	}
+	if sym, quote, err := c.Assets().Symbol("SOLPYUSD"); err != nil || sym != "SOLPYUSD" || quote != "PYUSD" {
+		t.Fatalf("configured quote asset: %s %s %v", sym, quote, err)
+	}
+	if _, _, err := c.Assets().Symbol("BTCUSDT"); err == nil {
+		t.Fatal("USDT split although not configured")
+	}
+	for _, bad := range [][2]string{{"US-D", ""}, {"", "XBT"}, {"", "XBT=B/C"}} {
+		c.QuoteAssets, c.AssetAliases = bad[0], bad[1]
+		if err := c.Resolve(); err == nil {
+			t.Errorf("accepted --quote-assets %q --asset-aliases %q", bad[0], bad[1])
+		}
+	}
+}
