@@ -64,7 +64,7 @@ func newBenchCmd(a *app) *cobra.Command {
 	f.BoolVar(&o.Keep, "keep", false, "keep the benchmark tables")
 	f.Uint64Var(&o.Seed, "seed", 1, "synthetic market seed")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
-	cmd.AddCommand(lakeCmd, newBenchIngestCmd(a))
+	cmd.AddCommand(lakeCmd, newBenchIngestCmd(a), newBenchFeedCmd(a))
 	return cmd
 }
 
@@ -110,6 +110,47 @@ func newBenchIngestCmd(a *app) *cobra.Command {
 	f.StringVar(&o.Dir, "dir", "", "scratch directory (default <data-dir>)")
 	f.BoolVar(&o.Keep, "keep", false, "keep the scratch broker and tables")
 	f.Uint64Var(&o.Seed, "seed", 1, "synthetic market seed")
+	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func newBenchFeedCmd(a *app) *cobra.Command {
+	var (
+		o       bench.FeedOptions
+		jsonOut bool
+	)
+	cmd := &cobra.Command{
+		Use:   "feed --capture FILE [--capture FILE…]",
+		Short: "Replay a Binance capture at maximum speed through the live feed: messages per second, and memory over a long replay",
+		Example: `  k2 bench feed --capture ../shared/data/binance/ws/spot_btcusdt_20240808.gz \
+    --capture ../shared/data/binance/ws/spot_btcusdt_20240809.gz --loops 20`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			o.Exe = exe
+			if o.Dir == "" {
+				o.Dir = a.cfg.DataDir
+			}
+			if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+				return err
+			}
+			o.Progress = cmd.ErrOrStderr()
+			o.Logger = a.log
+			rep, err := bench.RunFeed(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			return printReport(cmd, rep, jsonOut)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.Captures, "capture", nil, "Binance capture file, repeatable (as k2 replay-server reads them)")
+	f.IntVar(&o.Loops, "loops", 20, "times the capture is played, ids continuing")
+	f.StringVar(&o.Dir, "dir", "", "scratch directory (default <data-dir>)")
+	f.BoolVar(&o.Keep, "keep", false, "keep the scratch broker")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	return cmd
 }

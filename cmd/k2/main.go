@@ -72,7 +72,7 @@ environment, then the file.`,
 	}
 	a.cfg.Register(root.PersistentFlags())
 	root.AddCommand(newUpCmd(a), newBrokerCmd(a), newSinkCmd(a), newTopicsCmd(a),
-		newFeedCmd(a), newLoadCmd(a), newQueryCmd(a), newLakeCmd(a), newDemoCmd(a), newBenchCmd(a))
+		newFeedCmd(a), newReplayServerCmd(a), newLoadCmd(a), newQueryCmd(a), newLakeCmd(a), newDemoCmd(a), newBenchCmd(a))
 	return root, a
 }
 

@@ -78,7 +78,7 @@ type kafka struct {
 	prod    *bus.Producer
 }
 
-func newKafka(t *testing.T) *kafka {
+func newKafka(t testing.TB) *kafka {
 	t.Helper()
 	dir := t.TempDir()
 	b, err := bus.StartBroker(filepath.Join(dir, "kafka"), "127.0.0.1:0", nil)

@@ -32,8 +32,8 @@ type SessionConfig struct {
 	// overlapping until the new one delivers (default: 30 min before the
 	// protocol's MaxLifetime; 0 there means never).
 	RotateAfter time.Duration
-	// RotateOverlap bounds how long the old connection is kept once the
-	// new one is up and silent (default 10 s).
+	// RotateOverlap is how long both connections deliver once the new one
+	// has (default 5 s), so the old one's last frames are not cut off.
 	RotateOverlap time.Duration
 	// BackoffMin and BackoffMax bound the jittered exponential back-off
 	// between failed attempts (defaults 500 ms and 30 s).
@@ -60,7 +60,7 @@ func (c *SessionConfig) defaults(p Protocol) error {
 	def(&c.PingInterval, 3*time.Minute)
 	def(&c.PongTimeout, 10*time.Second)
 	def(&c.StaleAfter, 30*time.Second)
-	def(&c.RotateOverlap, 10*time.Second)
+	def(&c.RotateOverlap, 5*time.Second)
 	def(&c.BackoffMin, 500*time.Millisecond)
 	def(&c.BackoffMax, 30*time.Second)
 	def(&c.BreakerOpen, time.Minute)
@@ -106,7 +106,6 @@ type SessionStats struct {
 	Rotations    int            `json:"rotations"`
 	DialFailures int            `json:"dial_failures"`
 	BreakerOpens int            `json:"breaker_opens"`
-	Frames       int64          `json:"frames"`
 }
 
 // NewSession prepares a session; Run connects.
@@ -161,10 +160,17 @@ type conn struct {
 	last     atomic.Int64 // unix ns of the last frame
 	first    chan struct{}
 	firstOne sync.Once
-	done     chan struct{} // closed when the reader stops
-	err      error         // why, once done is closed
-	reason   atomic.Value  // string: why we closed it ourselves
-	cancel   context.CancelFunc
+	// While a rotation overlaps two connections, the new one's frames are
+	// held until the old one has delivered its last: frames of the two
+	// interleaved would look like a hole in the ids (the new one ahead)
+	// followed by repeats (the old one catching up).
+	holdMu  sync.Mutex
+	holding bool
+	held    []Frame
+	done    chan struct{} // closed when the reader stops
+	err     error         // why, once done is closed
+	reason  atomic.Value  // string: why we closed it ourselves
+	cancel  context.CancelFunc
 }
 
 func (c *conn) close(reason string) {
@@ -201,7 +207,7 @@ func (s *Session) Run(ctx context.Context) error {
 	defer lifetime.Stop()
 	for {
 		if cur == nil {
-			c, err := s.connect(ctx)
+			c, err := s.connect(ctx, false)
 			if err != nil {
 				return nil // ctx ended
 			}
@@ -243,20 +249,37 @@ func (s *Session) countReconnect(reason string) {
 	s.stats.Unlock()
 }
 
-// rotate opens a replacement for old, waits until it delivers (old keeps
-// delivering meanwhile: the overlap), then closes old. Repeats the overlap
-// produces are dropped downstream by id.
+// rotate opens a replacement for old and keeps both until the new one has
+// delivered and RotateOverlap has passed since: the old connection may
+// still hold frames sent before the new one subscribed, and closing it at
+// the new one's first frame would lose them. Repeats the overlap produces
+// are dropped downstream by id.
 func (s *Session) rotate(ctx context.Context, old *conn) *conn {
 	s.log.Info("rotating the connection before the exchange's lifetime limit", "age", time.Since(old.opened).Round(time.Second))
-	nc, err := s.connect(ctx)
+	nc, err := s.connect(ctx, true)
 	if err != nil {
 		return old
 	}
+	defer s.release(ctx, nc) // after the old one's last frame, or on failure
+	// A market can be quiet: after StaleAfter without a frame the swap goes
+	// ahead (the new connection's own stale check then takes over).
 	select {
 	case <-nc.first:
+	case <-time.After(s.cfg.StaleAfter):
+	case <-ctx.Done():
+		old.close("shutdown")
+		<-old.done
+		return nc // Run closes it
+	case <-nc.done:
+		s.log.Warn("the replacement connection failed; keeping the old one", "error", nc.err)
+		return old
+	case <-old.done:
+		return nc // Run notices the new one; the old one's end needs no reconnect
+	}
+	select {
 	case <-time.After(s.cfg.RotateOverlap):
 	case <-ctx.Done():
-	case <-nc.done:
+	case <-old.done:
 	}
 	old.close("rotated")
 	<-old.done
@@ -269,13 +292,13 @@ func (s *Session) rotate(ctx context.Context, old *conn) *conn {
 
 // connect dials until a connection is up or ctx ends, moving through the
 // endpoints, backing off with jitter, and going through the breaker.
-func (s *Session) connect(ctx context.Context) (*conn, error) {
+func (s *Session) connect(ctx context.Context, hold bool) (*conn, error) {
 	for {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		endpoint := s.cfg.Endpoints[s.next%len(s.cfg.Endpoints)]
-		c, err := s.breaker.Execute(func() (*conn, error) { return s.dial(ctx, endpoint) })
+		c, err := s.breaker.Execute(func() (*conn, error) { return s.dial(ctx, endpoint, hold) })
 		if err == nil {
 			s.failures = 0
 			s.m.reconnectDelay.Set(0)
@@ -336,7 +359,7 @@ func (e *subscribeError) Unwrap() error { return e.err }
 
 // dial opens one connection, subscribes, and starts its reader and
 // keepers.
-func (s *Session) dial(ctx context.Context, endpoint string) (*conn, error) {
+func (s *Session) dial(ctx context.Context, endpoint string, hold bool) (*conn, error) {
 	u, err := s.proto.URL(endpoint)
 	if err != nil {
 		return nil, err
@@ -355,7 +378,7 @@ func (s *Session) dial(ctx context.Context, endpoint string) (*conn, error) {
 		}
 	}
 	cctx, ccancel := context.WithCancel(ctx)
-	c := &conn{id: s.ids.Add(1), ws: ws, endpoint: endpoint, opened: time.Now(), first: make(chan struct{}), done: make(chan struct{}), cancel: ccancel}
+	c := &conn{id: s.ids.Add(1), ws: ws, endpoint: endpoint, opened: time.Now(), first: make(chan struct{}), done: make(chan struct{}), cancel: ccancel, holding: hold}
 	c.last.Store(time.Now().UnixNano())
 	go s.read(cctx, c)
 	go s.keep(cctx, c)
@@ -365,6 +388,24 @@ func (s *Session) dial(ctx context.Context, endpoint string) (*conn, error) {
 	s.stats.Unlock()
 	s.log.Info("connected", "endpoint", endpoint, "url", u, "conn", c.id)
 	return c, nil
+}
+
+// maxHeld bounds the frames a new connection holds during an overlap; past
+// it they flow (the old connection is then far behind and the hole the
+// feed sees is real).
+const maxHeld = 1 << 20
+
+// release delivers what c held and lets its frames flow from now on.
+func (s *Session) release(ctx context.Context, c *conn) {
+	c.holdMu.Lock()
+	defer c.holdMu.Unlock()
+	for _, fr := range c.held {
+		select {
+		case s.frames <- fr:
+		case <-ctx.Done():
+		}
+	}
+	c.held, c.holding = nil, false
 }
 
 // read delivers the connection's frames until it fails or is closed.
@@ -380,8 +421,16 @@ func (s *Session) read(ctx context.Context, c *conn) {
 		c.last.Store(now.UnixNano())
 		s.m.lastMessage.Set(float64(now.UnixNano()) / 1e9)
 		c.firstOne.Do(func() { close(c.first) })
+		fr := Frame{Data: data, Received: now, Conn: c.id, Endpoint: c.endpoint}
+		c.holdMu.Lock()
+		if c.holding && len(c.held) < maxHeld {
+			c.held = append(c.held, fr)
+			c.holdMu.Unlock()
+			continue
+		}
+		c.holdMu.Unlock()
 		select {
-		case s.frames <- Frame{Data: data, Received: now, Conn: c.id, Endpoint: c.endpoint}:
+		case s.frames <- fr:
 		case <-ctx.Done():
 			c.err = ctx.Err()
 			return

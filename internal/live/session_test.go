@@ -178,21 +178,44 @@ func TestBackoffIsExponentialJitteredAndCapped(t *testing.T) {
 
 // ticker plays trade ids on one timeline to every connection, as an
 // exchange does: a rotated connection overlaps the old one on the same ids.
+// Odd-numbered connections get every frame late, as a congested path
+// would deliver them.
 type ticker struct {
 	mu    sync.Mutex
 	next  int64
-	conns map[*websocket.Conn]bool
+	conns map[chan sent]bool
+	late  time.Duration
 }
 
-func (tk *ticker) serve(ctx context.Context, c *websocket.Conn, _ int32) {
+type sent struct {
+	id int64
+	at time.Time
+}
+
+func (tk *ticker) serve(ctx context.Context, c *websocket.Conn, n int32) {
 	ctx = c.CloseRead(ctx)
+	ch := make(chan sent, 1<<16)
 	tk.mu.Lock()
-	tk.conns[c] = true
+	tk.conns[ch] = true
 	tk.mu.Unlock()
-	<-ctx.Done()
-	tk.mu.Lock()
-	delete(tk.conns, c)
-	tk.mu.Unlock()
+	defer func() {
+		tk.mu.Lock()
+		delete(tk.conns, ch)
+		tk.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-ch:
+			if n%2 == 1 {
+				time.Sleep(time.Until(it.at.Add(tk.late)))
+			}
+			if c.Write(ctx, websocket.MessageText, tradeFrame(it.id)) != nil {
+				return
+			}
+		}
+	}
 }
 
 func (tk *ticker) play(ctx context.Context, every time.Duration) {
@@ -206,8 +229,8 @@ func (tk *ticker) play(ctx context.Context, every time.Duration) {
 		}
 		tk.mu.Lock()
 		if len(tk.conns) > 0 {
-			for c := range tk.conns {
-				c.Write(ctx, websocket.MessageText, tradeFrame(tk.next))
+			for ch := range tk.conns {
+				ch <- sent{tk.next, time.Now()}
 			}
 			tk.next++
 		}
@@ -216,15 +239,17 @@ func (tk *ticker) play(ctx context.Context, every time.Duration) {
 }
 
 // Rotating the connection before its lifetime limit loses nothing: the new
-// connection overlaps the old and the repeats are dropped by trade id.
+// connection overlaps the old, also when the old one lags behind it (the
+// frames it still holds are not cut off), and the repeats are dropped by
+// trade id.
 func TestRotationLosesNothingAndDropsTheOverlap(t *testing.T) {
 	k := newKafka(t)
-	tk := &ticker{next: 1000, conns: map[*websocket.Conn]bool{}}
+	tk := &ticker{next: 1000, conns: map[chan sent]bool{}, late: 150 * time.Millisecond}
 	x := newExchange(t, tk.serve)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go tk.play(ctx, 2*time.Millisecond)
-	f := binanceFeed(t, k, SessionConfig{Endpoints: []string{x.ws()}, RotateAfter: 300 * time.Millisecond, RotateOverlap: time.Second}, nil)
+	f := binanceFeed(t, k, SessionConfig{Endpoints: []string{x.ws()}, RotateAfter: 300 * time.Millisecond, RotateOverlap: 400 * time.Millisecond}, nil)
 	stop := runFeed(t, f)
 	waitFor(t, "three rotations", func() bool { return f.Session().Stats().Rotations >= 3 })
 	if err := stop(); err != nil {
@@ -240,7 +265,9 @@ func TestRotationLosesNothingAndDropsTheOverlap(t *testing.T) {
 			t.Fatalf("trade %d has id %d after %d: lost or repeated across a rotation", i, id, ids[i-1])
 		}
 	}
-	if ss := f.Session().Stats(); len(ss.Reconnects) != 0 || ss.Connects != ss.Rotations+1 {
+	// (A rotation under way when the feed stopped has connected but not
+	// yet counted.)
+	if ss := f.Session().Stats(); len(ss.Reconnects) != 0 || ss.Connects-ss.Rotations > 2 {
 		t.Fatalf("rotations counted as reconnects: %+v", ss)
 	}
 	t.Logf("%d trades over %d rotations, %d overlap repeats dropped", len(ids), f.Session().Stats().Rotations, st.Duplicates)
