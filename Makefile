@@ -11,12 +11,17 @@ SERVICE_ENV := K2_TEST_POSTGRES_URL K2_TEST_S3_ENDPOINT K2_TEST_S3_BUCKET \
 	K2_TEST_S3_ACCESS_KEY K2_TEST_S3_SECRET_KEY K2_TEST_S3_REGION K2_TEST_PYTHON \
 	K2_TEST_KAFKA_BROKERS K2_TEST_REQUIRE_SERVICES
 
-.PHONY: build demo bench test test-unit services-start services-stop services-status services-reset
+.PHONY: build up demo bench test test-unit services-start services-stop services-status services-reset
 
 build:
 	$(GO) build -o bin/k2 ./cmd/k2
 
-# The main job until streaming lands: load sample data and query it.
+# The main job: K2 on this machine with a live synthetic market (Ctrl-C
+# stops it). ARGS are passed on, e.g. make up ARGS='--feed binance --feed-symbols BTCUSDT'
+up: build
+	bin/k2 up $(ARGS)
+
+# Load sample data into the lake directly and query it.
 # ARGS may name data to load instead of the synthetic market, e.g.
 # make demo ARGS=../shared/data/asx
 demo: build
