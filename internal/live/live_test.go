@@ -19,6 +19,7 @@ import (
 	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/codec"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/registry"
 )
 
@@ -229,6 +230,13 @@ func TestFeedDropsRepeatsFillsHolesAndDeadLettersBadFrames(t *testing.T) {
 		return out, nil
 	}
 	f := binanceFeed(t, k, SessionConfig{Endpoints: []string{x.ws()}, BackoffMin: 10 * time.Millisecond}, backfill)
+	watched := []string{
+		`k2_binance_messages_received_total{symbol="BTCUSDT"}`, `k2_binance_reconnects_total{reason="closed_by_server"}`,
+		`k2_binance_message_errors_total{error_type="invalid_price"}`, `k2_binance_message_errors_total{error_type="malformed_json"}`,
+		`k2_binance_duplicates_dropped_total{kind="trade"}`, `k2_binance_duplicates_dropped_total{kind="quote"}`, `k2_binance_trade_gaps_total{symbol="BTCUSDT"}`,
+		`k2_binance_backfilled_trades_total{symbol="BTCUSDT"}`,
+	}
+	before := metricValues(t, watched)
 	stop := runFeed(t, f)
 	waitFor(t, "the trades", func() bool { return f.Stats().Trades == 6 && f.Stats().Quotes == 2 })
 	if err := stop(); err != nil {
@@ -260,4 +268,48 @@ func TestFeedDropsRepeatsFillsHolesAndDeadLettersBadFrames(t *testing.T) {
 	if s := f.Session().Stats(); s.Connects != 2 || s.Reconnects["closed_by_server"] != 1 {
 		t.Fatalf("session %+v", s)
 	}
+	// What Prometheus scrapes, under the original's names.
+	after := metricValues(t, watched)
+	for i, want := range []float64{8, 1, 3, 1, 2, 1, 1, 2} {
+		if got := after[i] - before[i]; got != want {
+			t.Errorf("%s rose by %v, want %v", watched[i], got, want)
+		}
+	}
+	if v := metricValues(t, []string{"k2_binance_last_message_timestamp_seconds"})[0]; time.Since(time.Unix(int64(v), 0)) > time.Minute {
+		t.Errorf("last message timestamp %v", v)
+	}
+}
+
+// metricValues reads series (name{label="value",…}) from the registry
+// /metrics serves; a series not yet there reads 0.
+func metricValues(t *testing.T, series []string) []float64 {
+	t.Helper()
+	fams, err := ops.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]float64{}
+	for _, fam := range fams {
+		for _, m := range fam.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			key := fam.GetName()
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.Counter != nil:
+				have[key] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				have[key] = m.Gauge.GetValue()
+			}
+		}
+	}
+	out := make([]float64, len(series))
+	for i, s := range series {
+		out[i] = have[s]
+	}
+	return out
 }

@@ -99,6 +99,7 @@ func TestSessionPingsAndAnswersPings(t *testing.T) {
 		}
 		<-ctx.Done()
 	})
+	timeouts := metricValues(t, []string{"k2_binance_pong_timeouts_total"})[0]
 	s := runSession(t, SessionConfig{Endpoints: []string{x.ws()}, PingInterval: 100 * time.Millisecond, PongTimeout: 200 * time.Millisecond,
 		StaleAfter: time.Hour, BackoffMin: time.Millisecond})
 	waitFor(t, "the pong timeout", func() bool { return s.Stats().Reconnects["pong_timeout"] == 1 })
@@ -108,6 +109,9 @@ func TestSessionPingsAndAnswersPings(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // several pings on the second connection
 	if st := s.Stats(); st.Connects != 2 || st.Reconnects["pong_timeout"] != 1 {
 		t.Fatalf("a connection answering pings was dropped: %+v", st)
+	}
+	if v := metricValues(t, []string{"k2_binance_pong_timeouts_total", "k2_binance_last_pong_timestamp_seconds"}); v[0]-timeouts != 1 || time.Since(time.Unix(int64(v[1]), 0)) > time.Minute {
+		t.Fatalf("pong timeouts rose by %v, last pong at %v", v[0]-timeouts, v[1])
 	}
 }
 
@@ -150,11 +154,17 @@ func TestBreakerGatesReconnects(t *testing.T) {
 	if d := x.dials.Load(); d != 3 {
 		t.Fatalf("%d dials while the breaker was open; want the 3 that opened it", d)
 	}
+	if v := metricValues(t, []string{"k2_binance_circuit_breaker_state"})[0]; v != 1 {
+		t.Fatalf("k2_binance_circuit_breaker_state %v while open", v)
+	}
 	x.refuse.Store(false)
 	// Half-open after 1.5 s lets one attempt through, which now succeeds.
 	waitFor(t, "the connection", func() bool { return len(s.received()) == 1 })
 	if d, st := x.dials.Load(), s.Stats(); d != 4 || st.DialFailures != 3 || st.Connects != 1 {
 		t.Fatalf("%d dials, %+v", d, st)
+	}
+	if v := metricValues(t, []string{"k2_binance_circuit_breaker_state", "k2_binance_connection_status"}); v[0] != 0 || v[1] != 1 {
+		t.Fatalf("breaker state %v, connection status %v once connected", v[0], v[1])
 	}
 }
 
