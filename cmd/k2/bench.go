@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -83,19 +84,8 @@ func newBenchIngestCmd(a *app) *cobra.Command {
 				return fmt.Errorf("--trades: %w", err)
 			}
 			o.Trades = n
-			if o.Dir == "" {
-				o.Dir = a.cfg.DataDir
-			}
-			if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-				return err
-			}
-			o.Progress = cmd.ErrOrStderr()
-			o.Logger = a.log
-			rep, err := bench.RunIngest(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			return printReport(cmd, rep, jsonOut)
+			o.Progress, o.Logger = cmd.ErrOrStderr(), a.log
+			return a.runBench(cmd, &o.Dir, jsonOut, func(ctx context.Context) (bench.Report, error) { return bench.RunIngest(ctx, o) })
 		},
 	}
 	f := cmd.Flags()
@@ -131,19 +121,8 @@ func newBenchFeedCmd(a *app) *cobra.Command {
 				return err
 			}
 			o.Exe = exe
-			if o.Dir == "" {
-				o.Dir = a.cfg.DataDir
-			}
-			if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-				return err
-			}
-			o.Progress = cmd.ErrOrStderr()
-			o.Logger = a.log
-			rep, err := bench.RunFeed(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			return printReport(cmd, rep, jsonOut)
+			o.Progress, o.Logger = cmd.ErrOrStderr(), a.log
+			return a.runBench(cmd, &o.Dir, jsonOut, func(ctx context.Context) (bench.Report, error) { return bench.RunFeed(ctx, o) })
 		},
 	}
 	f := cmd.Flags()
@@ -153,6 +132,22 @@ func newBenchFeedCmd(a *app) *cobra.Command {
 	f.BoolVar(&o.Keep, "keep", false, "keep the scratch broker")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// runBench runs a benchmark in its scratch directory (default the data
+// dir) and prints its report.
+func (a *app) runBench(cmd *cobra.Command, dir *string, jsonOut bool, run func(context.Context) (bench.Report, error)) error {
+	if *dir == "" {
+		*dir = a.cfg.DataDir
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return err
+	}
+	rep, err := run(cmd.Context())
+	if err != nil {
+		return err
+	}
+	return printReport(cmd, rep, jsonOut)
 }
 
 // printReport writes a benchmark report as a table, or as JSON.

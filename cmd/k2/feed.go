@@ -69,8 +69,7 @@ func (a *app) newFeed(ctx context.Context, exchange string, f *feedFlags) (*feed
 	if err != nil {
 		return nil, err
 	}
-	a.ensureTopics(ctx)
-	prod, err := a.producer("k2-feed-"+exchange, reg)
+	prod, err := a.producer("k2-feed-"+exchange, reg) // connects on first use
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +94,7 @@ func (a *app) newFeed(ctx context.Context, exchange string, f *feedFlags) (*feed
 		closeProd()
 		return nil, err
 	}
+	a.ensureTopics(ctx) // once the settings are known to be good
 	run := r.run
 	r.run = func(ctx context.Context) error {
 		defer closeProd()
@@ -187,7 +187,8 @@ func (a *app) ensureTopics(ctx context.Context) {
 	}
 	defer cl.Close()
 	if _, err := bus.CreateTopics(ctx, adm, a.topology()); err != nil {
-		a.log.Warn("could not create K2's topics; producing to what exists", "error", err)
+		lines := strings.Split(err.Error(), "\n") // one per topic
+		a.log.Warn("could not create K2's topics; producing to what exists", "error", lines[0], "topics_failed", len(lines))
 	}
 }
 

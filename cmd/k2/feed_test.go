@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,11 +26,24 @@ import (
 	"github.com/k2-market-data/k2/internal/testutil"
 )
 
-// btcCapture is the continuous BTCUSDT capture of 2024-08-08/09.
-func btcCapture(t *testing.T) []string {
+// btcCapture is the continuous BTCUSDT capture of 2024-08-08/09: its
+// files, and the capture as the replay server loads it.
+func btcCapture(t *testing.T) ([]string, *replay.Capture) {
+	t.Helper()
 	dir := testutil.Data(t, "binance", "ws")
-	return []string{filepath.Join(dir, "spot_btcusdt_20240808.gz"), filepath.Join(dir, "spot_btcusdt_20240809.gz")}
+	files := []string{filepath.Join(dir, "spot_btcusdt_20240808.gz"), filepath.Join(dir, "spot_btcusdt_20240809.gz")}
+	btcOnce.Do(func() { btcLoaded, btcErr = replay.Load(files...) })
+	if btcErr != nil {
+		t.Fatal(btcErr)
+	}
+	return files, btcLoaded
 }
+
+var (
+	btcOnce   sync.Once
+	btcLoaded *replay.Capture
+	btcErr    error
+)
 
 // Its trades: ids 3735683259–3735703162, no gaps.
 const (
@@ -205,11 +219,7 @@ func upWithFeed(t *testing.T, feedArgs ...string) (*stack, *feedProc) {
 // trades table once, and every bookTicker as a quote, through the
 // replay server, the Binance feed and the sink of k2 up.
 func TestBinanceCaptureLandsExactlyOnce(t *testing.T) {
-	files := btcCapture(t)
-	c, err := replay.Load(files...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files, c := btcCapture(t)
 	trades, quotes := binanceIDs(t, c, 0, -1)
 	if len(trades) != btcTrades || len(quotes) != btcQuotes || trades[0] != "BINANCE-"+strconv.Itoa(firstBTCTrade) {
 		t.Fatalf("the capture holds %d trades from %s and %d quotes", len(trades), trades[0], len(quotes))
@@ -232,11 +242,7 @@ func TestBinanceCaptureLandsExactlyOnce(t *testing.T) {
 // history to recover: exactly those played during the outage are
 // missing. The roles run apart: k2 broker, k2 sink, k2 feed.
 func TestForcedDisconnectRecoversEveryTrade(t *testing.T) {
-	files := btcCapture(t)
-	c, err := replay.Load(files...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files, c := btcCapture(t)
 	const at, outage = 40_000, 3_000
 	trades, _ := binanceIDs(t, c, 0, -1)
 	_, before := binanceIDs(t, c, 0, at)
@@ -254,7 +260,10 @@ func TestForcedDisconnectRecoversEveryTrade(t *testing.T) {
 	s.waitRows(t, lake.Trades, btcTrades)
 	s.waitRows(t, lake.Quotes, int64(len(before)+len(after)))
 	sum := feed.stop(t, s.dataDir)
-	s.waitCaughtUp(t, sink)
+	sink.Process.Signal(syscall.SIGTERM)
+	if err := sink.Wait(); err != nil {
+		t.Errorf("sink stopped with %v; logs in %s", err, s.dataDir)
+	}
 	s.exactlyOnce(t, lake.Trades, "trade_id", trades)
 	s.exactlyOnce(t, lake.Quotes, "quote_id", append(before, after...))
 	if sum["gaps"] != 1 || sum["trade ids"] != len(lostTrades) || sum["backfilled"] != len(lostTrades) || sum["connections"] != 2 {
@@ -267,11 +276,7 @@ func TestForcedDisconnectRecoversEveryTrade(t *testing.T) {
 // rotation overlaps the connections for 5 s, the overlap's repeats are
 // dropped, and every trade and quote lands once.
 func TestRotationDuringTheStreamLosesNothing(t *testing.T) {
-	files := btcCapture(t)
-	c, err := replay.Load(files...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files, c := btcCapture(t)
 	trades, quotes := binanceIDs(t, c, 0, -1)
 	url := replayServer(t, t.TempDir(), "--file", files[0], "--file", files[1], "--speed", "30x")
 	s, up := upWithFeed(t, "--feed", "binance", "--feed-symbols", "BTCUSDT", "--feed-url", url, "--feed-rotate-after", "1s", "--feed-rest-url", "none")
@@ -306,7 +311,7 @@ func TestKrakenFileLandsWhole(t *testing.T) {
 // k2 bench feed replays the capture through the feed and reports the rate
 // and the memory figures; it fails unless every frame was produced.
 func TestBenchFeedReports(t *testing.T) {
-	files := btcCapture(t)
+	files, _ := btcCapture(t)
 	cmd := exec.Command(k2Binary(t), "--log-level", "warn", "--data-dir", t.TempDir(), "bench", "feed", "--json", "--loops", "2",
 		"--capture", files[0], "--capture", files[1])
 	var stderr strings.Builder

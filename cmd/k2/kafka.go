@@ -327,8 +327,14 @@ func newUpCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
-			if feedName != "none" && feedName != "synth" && len(ff.symbols) == 0 {
-				return fmt.Errorf("--feed %s needs --feed-symbols", feedName)
+			switch feedName {
+			case "none", "synth":
+			case "binance", "kraken":
+				if len(ff.symbols) == 0 {
+					return fmt.Errorf("--feed %s needs --feed-symbols", feedName)
+				}
+			default:
+				return fmt.Errorf("--feed: unknown feed %q: want binance, kraken, synth or none", feedName)
 			}
 			s, err := a.startServices(ctx)
 			if err != nil {

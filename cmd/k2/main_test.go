@@ -178,6 +178,15 @@ func TestBadInputGivesOneLineErrors(t *testing.T) {
 		{[]string{"load", "binance-csv", filepath.Join(data, "missing.csv"), "--symbol", "BTCUSDT"}, "missing.csv: no such file"},
 		{[]string{"load", "binance-csv", "x.csv", "--symbol", "FOOBAR"}, "unknown symbol FOOBAR"},
 		{[]string{"--catalog", "postgres://k2:secret@127.0.0.1:1/k2?connect_timeout=2", "query", "stats"}, "catalog postgres://k2:xxxxx@127.0.0.1:1/k2"},
+		{[]string{"feed", "binance"}, "--symbols is required, e.g. k2 feed binance --symbols BTCUSDT,ETHUSDT"},
+		{[]string{"feed", "binance", "--symbols", "BTCXYZ", "--brokers", "127.0.0.1:1"}, `binance symbol "BTCXYZ": pair "BTCXYZ": no known quote asset suffix`},
+		{[]string{"feed", "kraken", "--symbols", "BTCUSD", "--brokers", "127.0.0.1:1"}, `kraken symbol "BTCUSD": write pairs as BASE/QUOTE, e.g. BTC/USD`},
+		{[]string{"feed", "binance", "--symbols", "BTCUSDT", "--url", "https://stream.binance.com", "--brokers", "127.0.0.1:1"}, `--url "https://stream.binance.com": want ws://host:port or wss://host`},
+		{[]string{"feed", "synth", "--rate", "5000000", "--brokers", "127.0.0.1:1"}, "synthetic rate 5000000/s is above 2,000,000/s"},
+		{[]string{"up", "--feed", "bitstamp"}, `unknown feed "bitstamp": want binance, kraken, synth or none`},
+		{[]string{"--quote-assets", "US$", "feed", "synth"}, `--quote-assets: "US$" is not an asset code`},
+		{[]string{"replay-server", "--file", filepath.Join(data, "missing.gz")}, "missing.gz: no such file"},
+		{[]string{"replay-server", "--file", "x.gz", "--speed", "fast"}, `--speed: replay speed "fast": want max, or a non-negative factor such as 10x or 0.5x`},
 	}
 	for _, c := range cases {
 		_, e, code := run(t, append([]string{"--data-dir", data}, c.args...)...)

@@ -635,7 +635,7 @@ func TestUpRecoversAfterKill9(t *testing.T) {
 	var up *exec.Cmd
 	start := func() {
 		up = exec.Command(bin, "--log-level", "info", "--data-dir", dir, "--broker-listen", kafkaAddr, "--registry-listen", regAddr,
-			"up", "--batch-age", "200ms", "--batch-rows", "20000")
+			"up", "--feed", "none", "--batch-age", "200ms", "--batch-rows", "20000")
 		up.Stderr = logFile(t, dir, "up")
 		out, err := up.StdoutPipe()
 		if err != nil {

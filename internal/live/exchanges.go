@@ -39,18 +39,31 @@ type Binance struct {
 
 // NewBinance checks the symbols against the asset list.
 func NewBinance(symbols []string, assets *md.Assets) (*Binance, error) {
-	if len(symbols) == 0 {
-		return nil, errors.New("binance: no symbols")
+	syms, err := checkSymbols("binance", symbols, assets, "")
+	if err != nil {
+		return nil, err
 	}
-	b := &Binance{assets: assets}
+	return &Binance{symbols: syms, assets: assets}, nil
+}
+
+// checkSymbols upper-cases symbols and checks that the asset list splits
+// each into base and quote; a non-empty example asks for BASE/QUOTE pairs.
+func checkSymbols(exchange string, symbols []string, assets *md.Assets, example string) ([]string, error) {
+	if len(symbols) == 0 {
+		return nil, fmt.Errorf("%s: no symbols", exchange)
+	}
+	var out []string
 	for _, s := range symbols {
 		s = strings.ToUpper(strings.TrimSpace(s))
-		if _, _, err := assets.Symbol(s); err != nil {
-			return nil, fmt.Errorf("binance symbol %q: %w", s, err)
+		if example != "" && !strings.Contains(s, "/") {
+			return nil, fmt.Errorf("%s symbol %q: write pairs as BASE/QUOTE, e.g. %s", exchange, s, example)
 		}
-		b.symbols = append(b.symbols, s)
+		if _, _, err := assets.Symbol(s); err != nil {
+			return nil, fmt.Errorf("%s symbol %q: %w", exchange, s, err)
+		}
+		out = append(out, s)
 	}
-	return b, nil
+	return out, nil
 }
 
 func (b *Binance) Exchange() string { return "BINANCE" }
@@ -131,21 +144,11 @@ type Kraken struct {
 
 // NewKraken checks the pairs against the asset list.
 func NewKraken(symbols []string, assets *md.Assets) (*Kraken, error) {
-	if len(symbols) == 0 {
-		return nil, errors.New("kraken: no symbols")
+	syms, err := checkSymbols("kraken", symbols, assets, "BTC/USD")
+	if err != nil {
+		return nil, err
 	}
-	k := &Kraken{assets: assets}
-	for _, s := range symbols {
-		s = strings.ToUpper(strings.TrimSpace(s))
-		if !strings.Contains(s, "/") {
-			return nil, fmt.Errorf("kraken symbol %q: write pairs as BASE/QUOTE, e.g. BTC/USD", s)
-		}
-		if _, _, err := assets.Symbol(s); err != nil {
-			return nil, fmt.Errorf("kraken symbol %q: %w", s, err)
-		}
-		k.symbols = append(k.symbols, s)
-	}
-	return k, nil
+	return &Kraken{symbols: syms, assets: assets}, nil
 }
 
 func (k *Kraken) Exchange() string { return "KRAKEN" }

@@ -72,7 +72,7 @@ func (s *Synth) Run(ctx context.Context) error {
 	start := time.Now()
 	g := synth.New(synth.Config{
 		Seed: s.cfg.Seed, Symbols: s.cfg.Symbols, Rate: s.cfg.Rate, QuoteEvery: s.cfg.QuoteEvery,
-		Start: md.Timestamp(start.UnixMicro()), Run: strconv.FormatInt(start.Unix(), 36),
+		Start: md.Timestamp(start.UnixMicro()), Run: strconv.FormatInt(start.UnixMilli(), 36), // a restart is always another millisecond
 	})
 	s.cfg.Logger.Info("synthetic market started", "symbols", len(g.Symbols()), "rate", s.cfg.Rate, "seed", s.cfg.Seed)
 	t := time.NewTicker(tick)
