@@ -16,7 +16,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/codec"
 	"github.com/k2-market-data/k2/internal/live"
+	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/registry"
 )
@@ -86,7 +88,7 @@ func (a *app) newFeed(ctx context.Context, exchange string, f *feedFlags) (*feed
 			}}
 		}
 	case "binance", "kraken":
-		r, err = a.newExchangeFeed(exchange, f, prod)
+		r, err = a.newExchangeFeed(exchange, f, prod, reg)
 	default:
 		err = fmt.Errorf("unknown feed %q: want binance, kraken, synth or none", exchange)
 	}
@@ -103,7 +105,7 @@ func (a *app) newFeed(ctx context.Context, exchange string, f *feedFlags) (*feed
 	return r, nil
 }
 
-func (a *app) newExchangeFeed(exchange string, f *feedFlags, prod *bus.Producer) (*feedRunner, error) {
+func (a *app) newExchangeFeed(exchange string, f *feedFlags, prod *bus.Producer, reg *registry.Client) (*feedRunner, error) {
 	var proto live.Protocol
 	var err error
 	endpoints := f.urls
@@ -144,7 +146,8 @@ func (a *app) newExchangeFeed(exchange string, f *feedFlags, prod *bus.Producer)
 	}
 	fd, err := live.NewFeed(proto, live.SessionConfig{
 		Endpoints: endpoints, RotateAfter: f.rotateAfter, StaleAfter: f.staleAfter, PingInterval: f.pingInterval, Logger: a.log,
-	}, live.FeedConfig{Producer: prod, Backfill: backfill, Logger: a.log})
+	}, live.FeedConfig{Producer: prod, Backfill: backfill, Logger: a.log,
+		Resume: a.lastTradeIDs(prod.TopicFor(md.Crypto, bus.Trades, proto.Exchange()), reg)})
 	if err != nil {
 		return nil, err
 	}
@@ -153,6 +156,34 @@ func (a *app) newExchangeFeed(exchange string, f *feedFlags, prod *bus.Producer)
 		return fmt.Sprintf("%s: %d frames, %d trades (%d backfilled), %d quotes, %d repeats dropped, %d gaps (%d trade ids), %d dead letters; %d connections, %d rotations, reconnects %v",
 			exchange, s.Frames, s.Trades, s.Backfilled, s.Quotes, s.Duplicates, s.Gaps, s.Missing, s.DeadLetters, ss.Connects, ss.Rotations, ss.Reconnects)
 	}}, nil
+}
+
+// lastTradeIDs reads the highest trade id per symbol from the tail of the
+// feed's trades topic: a restarted feed backfills from there.
+func (a *app) lastTradeIDs(topic string, reg *registry.Client) func(context.Context) (map[string]int64, error) {
+	return func(ctx context.Context) (map[string]int64, error) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		// Every symbol that traded in the last 100,000 records of its
+		// partition: minutes of a busy market, and a bounded read.
+		recs, err := bus.LatestByKey(ctx, a.cfg.BrokerList(), topic, 100_000)
+		if err != nil {
+			return nil, err
+		}
+		dec := codec.NewDecoder(reg.SchemaByID)
+		out := map[string]int64{}
+		for sym, r := range recs {
+			t, _, err := dec.Trade(ctx, r.Value)
+			if err != nil {
+				a.log.Warn("cannot read the last trade; not resuming this symbol", "topic", topic, "symbol", sym, "error", err)
+				continue
+			}
+			if t.SourceSequence.Valid {
+				out[t.Symbol] = t.SourceSequence.Int64
+			}
+		}
+		return out, nil
+	}
 }
 
 // httpBase is the http(s) origin of a ws(s) URL: a replay server answers

@@ -272,6 +272,47 @@ func TestForcedDisconnectRecoversEveryTrade(t *testing.T) {
 	t.Logf("outage of %d frames: %d trades backfilled from REST, %d quotes lost with it", outage, len(lostTrades), len(lostQuotes))
 }
 
+// A feed killed with SIGKILL mid-stream and started again reads the last
+// trade ids it produced from Kafka and backfills its downtime from REST:
+// every trade lands once. (Quotes sent while it was down are gone; none
+// is stored twice.)
+func TestFeedKilledMidStreamLosesNoTrade(t *testing.T) {
+	files, c := btcCapture(t)
+	trades, _ := binanceIDs(t, c, 0, -1)
+	s := embeddedStack(t)
+	url := replayServer(t, s.dataDir, "--file", files[0], "--file", files[1], "--speed", "40x")
+	sink := s.sink(t, 1)
+	args := []string{"--log-level", "info", "--brokers", s.brokers, "--registry", s.registry, "feed", "binance", "--symbols", "BTCUSDT", "--url", url}
+	feed := startFeedProc(t, s.dataDir, "feed", args...)
+	deadline := time.Now().Add(time.Minute)
+	for laketest.Rows(t, s.lake, lake.Trades) < 3000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no trades stored; logs in %s", s.dataDir)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	feed.Process.Kill()
+	feed.Wait()
+	<-feed.done
+	killedAt := laketest.Rows(t, s.lake, lake.Trades)
+	time.Sleep(time.Second) // 40 s of market at 40x, played to nobody
+	feed = startFeedProc(t, s.dataDir, "feed", args...)
+	s.waitRows(t, lake.Trades, btcTrades)
+	sum := feed.stop(t, s.dataDir)
+	sink.Process.Signal(syscall.SIGTERM)
+	if err := sink.Wait(); err != nil {
+		t.Errorf("sink stopped with %v; logs in %s", err, s.dataDir)
+	}
+	s.exactlyOnce(t, lake.Trades, "trade_id", trades)
+	if rep := laketest.Repeated(laketest.Keys(t, s.lake, lake.Quotes, "quote_id")); len(rep) > 0 {
+		t.Errorf("quotes stored twice: %v", rep[:min(5, len(rep))])
+	}
+	if sum["gaps"] != 1 || sum["backfilled"] == 0 || sum["backfilled"] != sum["trade ids"] {
+		t.Errorf("the restarted feed's summary %v: want its downtime backfilled as one gap", sum)
+	}
+	t.Logf("killed with %d trades stored; the restart backfilled %d", killedAt, sum["backfilled"])
+}
+
 // Rotating the connection during a 30x replay (22 s) loses nothing: each
 // rotation overlaps the connections for 5 s, the overlap's repeats are
 // dropped, and every trade and quote lands once.

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"regexp"
 	"testing"
@@ -252,5 +253,59 @@ func TestTopicPrefixNamespacesAnInstallation(t *testing.T) {
 		regexp.MustCompile(TopicPattern("staging.")).MatchString("staging.market.crypto.trades.binance.dlq") ||
 		regexp.MustCompile(TopicPattern("")).MatchString("staging.market.crypto.trades.binance") {
 		t.Error("TopicPattern")
+	}
+}
+
+// LatestByKey finds each symbol's newest record in the tail of a topic;
+// a symbol last seen before the window is not found.
+func TestLatestByKey(t *testing.T) {
+	b, reg := embedded(t, t.TempDir())
+	ctx := context.Background()
+	if _, err := CreateTopics(ctx, admin(t, b.Addr()), DefaultTopology()); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProducer(ProducerConfig{Brokers: []string{b.Addr()}}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	tr := func(symbol string, seq int) *md.Trade {
+		t := testTrade(seq)
+		t.Symbol, t.SourceSequence = symbol, md.SomeInt64(int64(seq))
+		t.MessageID = md.MessageID("trade", symbol, fmt.Sprint(seq))
+		return &t
+	}
+	if err := p.Trade(ctx, tr("OLDUSDT", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3000 {
+		for _, s := range []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"} {
+			if err := p.Trade(ctx, tr(s, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LatestByKey(ctx, []string{b.Addr()}, "market.crypto.trades.binance", 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := codec.NewDecoder(reg.SchemaByID)
+	seqs := map[string]int64{}
+	for k, r := range got {
+		trade, _, err := dec.Trade(ctx, r.Value)
+		if err != nil || trade.Symbol != k {
+			t.Fatalf("%s: %+v %v", k, trade, err)
+		}
+		seqs[k] = trade.SourceSequence.Int64
+	}
+	if fmt.Sprint(seqs) != "map[BTCUSDT:2999 ETHUSDT:2999 SOLUSDT:2999]" {
+		t.Fatalf("latest by key: %v (OLDUSDT is outside the window unless it shares a partition's last 2000 records)", seqs)
+	}
+	none, err := LatestByKey(ctx, []string{b.Addr()}, "market.crypto.trades.kraken", 2000)
+	if err != nil || len(none) != 0 {
+		t.Fatalf("empty topic: %v %v", none, err)
 	}
 }

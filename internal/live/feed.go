@@ -27,7 +27,15 @@ type FeedConfig struct {
 	// Backfill recovers the trades a reconnect missed (nil: gaps are only
 	// counted and logged).
 	Backfill Backfill
-	Logger   *slog.Logger
+	// MaxBackfill bounds the trade ids one gap may fetch (default 100,000:
+	// minutes of a busy symbol, a hundred REST pages); a longer outage is
+	// history for k2 load binance-csv, not for a feed holding its stream.
+	MaxBackfill int64
+	// Resume returns the highest trade id already produced per symbol, so
+	// a restarted feed (after a crash, say) sees the hole its downtime left
+	// and backfills it (nil: start afresh).
+	Resume func(ctx context.Context) (map[string]int64, error)
+	Logger *slog.Logger
 }
 
 // Feed turns a session's frames into trades and quotes in Kafka. It drops
@@ -73,6 +81,9 @@ func NewFeed(p Protocol, sc SessionConfig, cfg FeedConfig) (*Feed, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxBackfill <= 0 {
+		cfg.MaxBackfill = 100_000
+	}
 	ex, err := md.LookupExchange(p.Exchange())
 	if err != nil {
 		return nil, err
@@ -108,6 +119,20 @@ func (f *Feed) count(fn func(*FeedStats)) {
 // Run connects and produces until ctx ends, then waits for what was
 // produced to be acknowledged.
 func (f *Feed) Run(ctx context.Context) error {
+	if f.cfg.Resume != nil {
+		// Best effort: a feed that cannot read its topic still captures
+		// the market, only without recovering its own downtime.
+		last, err := f.cfg.Resume(ctx)
+		if err != nil {
+			f.log.Warn("cannot read where the last run stopped; its downtime is not backfilled", "error", err)
+		}
+		for sym, id := range last {
+			f.lastTrade[sym] = id
+		}
+		if len(last) > 0 {
+			f.log.Info("resuming after the trades already in Kafka", "last_trade_ids", last)
+		}
+	}
 	done := make(chan error, 1)
 	go func() { done <- f.sess.Run(ctx) }()
 	// Records are produced under a context that outlives ctx, so what was
@@ -198,6 +223,11 @@ func (f *Feed) fill(ctx context.Context, symbol string, from, to int64) error {
 		return nil
 	}
 	got := int64(0)
+	if missing > f.cfg.MaxBackfill {
+		f.log.Error("gap too long to backfill from the stream; load it from historical files", "symbol", symbol,
+			"from", from, "to", to, "missing", missing, "max_backfill", f.cfg.MaxBackfill)
+		return nil
+	}
 	for next := from; next <= to; {
 		trades, err := f.cfg.Backfill(ctx, symbol, next, to)
 		if err != nil {

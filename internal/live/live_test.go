@@ -313,3 +313,47 @@ func metricValues(t *testing.T, series []string) []float64 {
 	}
 	return out
 }
+
+// A restarted feed starts after the trades already in Kafka: the hole its
+// downtime left is backfilled, up to MaxBackfill ids a gap.
+func TestFeedResumesAfterWhatKafkaHolds(t *testing.T) {
+	k := newKafka(t)
+	x := newExchange(t, func(ctx context.Context, c *websocket.Conn, n int32) {
+		send(ctx, c, tradeFrame(98), tradeFrame(103), tradeFrame(104), tradeFrame(120))
+		c.CloseRead(ctx)
+		<-ctx.Done()
+	})
+	var asked []string
+	backfill := func(_ context.Context, symbol string, from, to int64) ([]md.Trade, error) {
+		asked = append(asked, fmt.Sprintf("%d-%d", from, to))
+		var out []md.Trade
+		for id := from; id <= to; id++ {
+			ev, _ := (&Binance{assets: md.DefaultAssets}).Parse(tradeFrame(id), md.Now())
+			out = append(out, ev.Trades...)
+		}
+		return out, nil
+	}
+	b, err := NewBinance([]string{"BTCUSDT"}, md.DefaultAssets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFeed(b, SessionConfig{Endpoints: []string{x.ws()}}, FeedConfig{Producer: k.prod, Backfill: backfill, MaxBackfill: 10,
+		Resume: func(context.Context) (map[string]int64, error) { return map[string]int64{"BTCUSDT": 99}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runFeed(t, f)
+	waitFor(t, "the trades", func() bool { return f.Stats().Trades == 6 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(asked) != "[100-102]" {
+		t.Fatalf("backfill asked for %v; the 15-id gap before 120 is over MaxBackfill", asked)
+	}
+	if ids := tradeIDs(t, k.read(t, "market.crypto.trades.binance", 6)); fmt.Sprint(ids) != "[100 101 102 103 104 120]" {
+		t.Fatalf("trades produced: %v", ids)
+	}
+	if st := f.Stats(); st.Duplicates != 1 || st.Gaps != 2 || st.Missing != 18 || st.Backfilled != 3 {
+		t.Fatalf("%+v", st)
+	}
+}
