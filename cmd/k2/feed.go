@@ -291,6 +291,7 @@ cannot read. It runs until interrupted, or for --duration.`,
 				if ex.name != "synth" && len(f.symbols) == 0 {
 					return fmt.Errorf("--symbols is required, e.g. %s", ex.example)
 				}
+				setGC(feedGCPercent)
 				ctx := cmd.Context()
 				if duration > 0 {
 					var cancel context.CancelFunc
