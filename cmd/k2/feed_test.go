@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -255,10 +256,29 @@ func TestForcedDisconnectRecoversEveryTrade(t *testing.T) {
 	url := replayServer(t, s.dataDir, "--file", files[0], "--file", files[1], "--speed", "max",
 		"--disconnect-at", strconv.Itoa(at), "--outage-frames", strconv.Itoa(outage))
 	sink := s.sink(t, 1)
+	metrics := freeAddr(t)
 	feed := startFeedProc(t, s.dataDir, "feed", "--log-level", "info", "--brokers", s.brokers, "--registry", s.registry,
-		"feed", "binance", "--symbols", "BTCUSDT", "--url", url)
+		"feed", "binance", "--symbols", "BTCUSDT", "--url", url, "--metrics-listen", metrics)
 	s.waitRows(t, lake.Trades, btcTrades)
 	s.waitRows(t, lake.Quotes, int64(len(before)+len(after)))
+	// What Prometheus would scrape from the feed.
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"k2_binance_connection_status 1",
+		`k2_binance_reconnects_total{reason="closed_by_server"} 1`,
+		`k2_binance_trade_gaps_total{symbol="BTCUSDT"} 1`,
+		fmt.Sprintf(`k2_binance_backfilled_trades_total{symbol="BTCUSDT"} %d`, len(lostTrades)),
+		fmt.Sprintf(`k2_binance_messages_received_total{symbol="BTCUSDT"} %d`, btcTrades+len(before)+len(after)),
+	} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	sum := feed.stop(t, s.dataDir)
 	sink.Process.Signal(syscall.SIGTERM)
 	if err := sink.Wait(); err != nil {

@@ -140,6 +140,7 @@ func BinanceBackfill(base, apiKey string, assets *md.Assets, client *http.Client
 type Kraken struct {
 	symbols []string // Kraken spelling: BTC/USD
 	assets  *md.Assets
+	ping    time.Duration // application ping interval
 }
 
 // NewKraken checks the pairs against the asset list.
@@ -148,7 +149,7 @@ func NewKraken(symbols []string, assets *md.Assets) (*Kraken, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Kraken{symbols: syms, assets: assets}, nil
+	return &Kraken{symbols: syms, assets: assets, ping: 30 * time.Second}, nil
 }
 
 func (k *Kraken) Exchange() string { return "KRAKEN" }
@@ -184,7 +185,7 @@ func (k *Kraken) Parse(frame []byte, received md.Timestamp) (feed.Events, error)
 // KeepAlive pings at the application level too, as Kraken suggests for
 // connections that may go quiet.
 func (k *Kraken) KeepAlive() ([]byte, time.Duration) {
-	return []byte(`{"method":"ping"}`), 30 * time.Second
+	return []byte(`{"method":"ping"}`), k.ping
 }
 
 func (k *Kraken) MaxLifetime() time.Duration { return 0 }

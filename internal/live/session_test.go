@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -284,12 +285,14 @@ func TestRotationLosesNothingAndDropsTheOverlap(t *testing.T) {
 }
 
 // Kraken: the client subscribes to trades with the snapshot and to the
-// ticker; the status, the two answers and the heartbeats are skipped, and every
+// ticker and pings at the application level; the status, the answers, the
+// heartbeats and the pongs are skipped, and every
 // trade of the real file lands with its exact decimals.
 func TestKrakenFeedOfTheRealFile(t *testing.T) {
 	path := testutil.Data(t, "kraken", "kraken_v2_trade_BTC-USDT.from-rest.jsonl")
 	k := newKafka(t)
 	subs := make(chan []string, 1)
+	pinged := make(chan int, 1)
 	x := newExchange(t, func(ctx context.Context, c *websocket.Conn, n int32) {
 		send(ctx, c, []byte(`{"channel":"status","type":"update","data":[{"api_version":"v2","connection_id":14352341863424139553,"system":"online","version":"2.0.8"}]}`))
 		var got []string
@@ -313,6 +316,24 @@ func TestKrakenFeedOfTheRealFile(t *testing.T) {
 			send(ctx, c, []byte(`{"method":"subscribe","req_id":1,"result":{"channel":"`+req.Params.Channel+`","symbol":"BTC/USDT"},"success":true}`))
 		}
 		subs <- got
+		// Answer the client's application pings as Kraken does, from a
+		// reader of our own.
+		pings := make(chan struct{}, 100)
+		ctx, closed := context.WithCancel(ctx) // (a hijacked request's context never ends)
+		go func() {
+			defer closed()
+			for {
+				_, msg, err := c.Read(ctx)
+				if err != nil {
+					return
+				}
+				if strings.Contains(string(msg), `"method":"ping"`) {
+					pings <- struct{}{}
+					send(ctx, c, []byte(`{"method":"pong","req_id":1,"time_in":"2025-11-10T17:23:53.971744Z","time_out":"2025-11-10T17:23:53.971800Z"}`))
+				}
+			}
+		}()
+		defer func() { pinged <- len(pings) }()
 		f, err := os.Open(path)
 		if err != nil {
 			t.Error(err)
@@ -324,26 +345,31 @@ func TestKrakenFeedOfTheRealFile(t *testing.T) {
 		for sc.Scan() {
 			send(ctx, c, sc.Bytes(), []byte(`{"channel":"heartbeat"}`))
 		}
-		c.CloseRead(ctx)
 		<-ctx.Done()
 	})
 	kr, err := NewKraken([]string{"BTC/USDT"}, md.DefaultAssets)
 	if err != nil {
 		t.Fatal(err)
 	}
+	kr.ping = 50 * time.Millisecond
 	f, err := NewFeed(kr, SessionConfig{Endpoints: []string{x.ws()}}, FeedConfig{Producer: k.prod})
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop := runFeed(t, f)
 	waitFor(t, "1,000 trades", func() bool { return f.Stats().Trades == 1000 })
+	time.Sleep(300 * time.Millisecond) // several application pings
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+	if n := <-pinged; n < 3 {
+		t.Fatalf("%d application pings in 300 ms at one per 50 ms", n)
 	}
 	if got := <-subs; !slices.Equal(got, []string{"subscribe trade BTC/USDT snapshot", "subscribe ticker BTC/USDT live"}) {
 		t.Fatalf("subscriptions %q", got)
 	}
-	if st := f.Stats(); st.DeadLetters != 0 || st.Gaps != 0 || st.Duplicates != 0 || st.Skipped != 564 {
+	// Skipped: the status, two answers, 561 heartbeats and the pongs.
+	if st := f.Stats(); st.DeadLetters != 0 || st.Gaps != 0 || st.Duplicates != 0 || st.Skipped < 564+3 {
 		t.Fatalf("%+v", st)
 	}
 	recs := k.read(t, "market.crypto.trades.kraken", 1000)
