@@ -214,7 +214,11 @@ func ParseCaptureLine(line []byte, assets *marketdata.Assets) (feed.Events, erro
 func parseFrame(frame []byte, received marketdata.Timestamp, assets *marketdata.Assets, needStream bool) (feed.Events, error) {
 	var ev event
 	stream, data, ok := splitEnvelope(frame)
-	if !ok || json.Unmarshal(data, &ev) != nil {
+	if ok && !scanEvent(data, &ev) {
+		ev = event{}
+		ok = json.Unmarshal(data, &ev) == nil
+	}
+	if !ok {
 		// Not the usual envelope: decode the frame in full.
 		var env envelope
 		if err := json.Unmarshal(frame, &env); err != nil {
