@@ -59,3 +59,18 @@ func BenchmarkBinanceFeed(b *testing.B) {
 	}
 	b.StopTimer()
 }
+
+// BenchmarkSynth produces the synthetic market as fast as it goes into an
+// embedded broker. One op is one trade (and half a quote).
+func BenchmarkSynth(b *testing.B) {
+	k := newKafka(b)
+	s, err := NewSynth(k.prod, SynthConfig{Seed: 1, Rate: 2_000_000, Limit: int64(b.N)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := s.Run(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+}

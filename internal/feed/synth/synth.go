@@ -9,9 +9,9 @@
 package synth
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 
 	"github.com/k2-market-data/k2/internal/marketdata"
 )
@@ -172,12 +172,22 @@ func (g *Generator) quote(inst *instrument, ts marketdata.Timestamp) marketdata.
 	}
 }
 
-// id is the trade and quote id of a symbol's n-th event.
+// id is the trade and quote id of a symbol's n-th event:
+// SYNTH[-run]-000000000042 (appended by hand: fmt was a tenth of a
+// generated trade's cost).
 func (g *Generator) id(n int64) string {
+	var buf [64]byte
+	b := append(buf[:0], Exchange...)
 	if g.cfg.Run != "" {
-		return fmt.Sprintf("%s-%s-%012d", Exchange, g.cfg.Run, n)
+		b = append(append(b, '-'), g.cfg.Run...)
 	}
-	return fmt.Sprintf("%s-%012d", Exchange, n)
+	b = append(b, '-')
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], n, 10)
+	for range 12 - len(d) {
+		b = append(b, '0')
+	}
+	return string(append(b, d...))
 }
 
 // Trades appends n trades to dst and returns it.

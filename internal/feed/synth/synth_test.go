@@ -83,3 +83,16 @@ func BenchmarkNext(b *testing.B) {
 		g.Next(&buf, nil)
 	}
 }
+
+// Ids are the symbol's event number, zero-padded, after the run's name.
+func TestIDs(t *testing.T) {
+	for run, want := range map[string]string{"": "SYNTH-000000000001", "tp3bdp": "SYNTH-tp3bdp-000000000001"} {
+		trades := New(Config{Seed: 1, Run: run}).Trades(nil, 1)
+		if trades[0].TradeID != want {
+			t.Errorf("run %q: first id %s, want %s", run, trades[0].TradeID, want)
+		}
+	}
+	if id := New(Config{}).id(1234567890123); id != "SYNTH-1234567890123" {
+		t.Errorf("a long number: %s", id)
+	}
+}
