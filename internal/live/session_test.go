@@ -389,3 +389,22 @@ func TestKrakenFeedOfTheRealFile(t *testing.T) {
 		}
 	}
 }
+
+// A connection cut without a close frame (a network failure) is
+// reconnected and counted as a connection error.
+func TestSessionReconnectsAfterAnAbruptDrop(t *testing.T) {
+	x := newExchange(t, func(ctx context.Context, c *websocket.Conn, n int32) {
+		send(ctx, c, tradeFrame(int64(n)))
+		if n == 1 {
+			c.CloseNow()
+			return
+		}
+		c.CloseRead(ctx)
+		<-ctx.Done()
+	})
+	s := runSession(t, SessionConfig{Endpoints: []string{x.ws()}, BackoffMin: time.Millisecond})
+	waitFor(t, "the second connection's frame", func() bool { return len(s.received()) == 2 })
+	if st := s.Stats(); st.Connects != 2 || st.Reconnects["connection_error"] != 1 {
+		t.Fatalf("%+v", st)
+	}
+}
