@@ -83,6 +83,7 @@ func (s *Synth) Run(ctx context.Context) error {
 	// A tick produces at most 100 ms of the rate: a producer that cannot
 	// keep up lowers the rate rather than growing a backlog.
 	most := max(1, int64(s.cfg.Rate/10))
+	prev := md.Timestamp(start.UnixMicro()) // the last tick that produced
 loop:
 	for {
 		select {
@@ -102,19 +103,25 @@ loop:
 			for range n {
 				g.Next(&trades, &quotes)
 			}
-			ts := md.Timestamp(now.UnixMicro())
+			// The tick's events are spread evenly over the time since the
+			// last tick, in the order generated, rather than stamped alike.
+			from, to := int64(prev), now.UnixMicro()
+			at := func(i, n int) md.Timestamp { return md.Timestamp(from + (to-from)*int64(i+1)/int64(n)) }
 			for i := range trades {
-				trades[i].Timestamp, trades[i].IngestionTimestamp = ts, ts
+				ts := at(i, len(trades))
+				trades[i].Timestamp, trades[i].IngestionTimestamp = ts, md.Timestamp(to)
 				if err = s.prod.Trade(ctx, &trades[i]); err != nil {
 					break loop
 				}
 			}
 			for i := range quotes {
-				quotes[i].Timestamp, quotes[i].IngestionTimestamp = ts, ts
+				ts := at(i, len(quotes))
+				quotes[i].Timestamp, quotes[i].IngestionTimestamp = ts, md.Timestamp(to)
 				if err = s.prod.Quote(ctx, &quotes[i]); err != nil {
 					break loop
 				}
 			}
+			prev = md.Timestamp(to)
 			s.trades.Add(int64(len(trades)))
 			s.quotes.Add(int64(len(quotes)))
 			if s.cfg.Limit > 0 && s.trades.Load() >= s.cfg.Limit {

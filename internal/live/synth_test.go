@@ -65,6 +65,9 @@ func TestSynthProducesALiveMarket(t *testing.T) {
 		if age := time.Since(time.UnixMicro(int64(b.Timestamp))); age < 0 || age > time.Minute {
 			t.Fatalf("trade %d is stamped %v, not now", i, b.Timestamp)
 		}
+		if i > 0 && b.Symbol == second[i-1].Symbol && b.Timestamp <= second[i-1].Timestamp {
+			t.Fatalf("trade %d of %s is stamped %v, not after the one before (%v)", i, b.Symbol, b.Timestamp, second[i-1].Timestamp)
+		}
 		if a.Exchange != synth.Exchange || a.Price <= 0 {
 			t.Fatalf("trade %d: %+v", i, a)
 		}
