@@ -241,8 +241,17 @@ func TestBinanceCaptureLandsExactlyOnce(t *testing.T) {
 // is away; the feed reconnects, sees the hole in the trade ids and fills
 // it from the REST API, so every trade still lands once. Quotes have no
 // history to recover: exactly those played during the outage are
-// missing. The roles run apart: k2 broker, k2 sink, k2 feed.
-func TestForcedDisconnectRecoversEveryTrade(t *testing.T) {
+// missing. The roles run apart: k2 sink and k2 feed against the embedded
+// broker (k2 broker) or Apache Kafka.
+func TestForcedDisconnectRecoversEveryTradeEmbedded(t *testing.T) {
+	forcedDisconnect(t, embeddedStack(t))
+}
+
+func TestForcedDisconnectRecoversEveryTradeKafka(t *testing.T) {
+	forcedDisconnect(t, kafkaStack(t))
+}
+
+func forcedDisconnect(t *testing.T, s *stack) {
 	files, c := btcCapture(t)
 	const at, outage = 40_000, 3_000
 	trades, _ := binanceIDs(t, c, 0, -1)
@@ -252,12 +261,11 @@ func TestForcedDisconnectRecoversEveryTrade(t *testing.T) {
 	if len(lostTrades) == 0 {
 		t.Fatal("the outage window holds no trades")
 	}
-	s := embeddedStack(t)
 	url := replayServer(t, s.dataDir, "--file", files[0], "--file", files[1], "--speed", "max",
 		"--disconnect-at", strconv.Itoa(at), "--outage-frames", strconv.Itoa(outage))
 	sink := s.sink(t, 1)
 	metrics := freeAddr(t)
-	feed := startFeedProc(t, s.dataDir, "feed", "--log-level", "info", "--brokers", s.brokers, "--registry", s.registry,
+	feed := startFeedProc(t, s.dataDir, "feed", "--log-level", "info", "--brokers", s.brokers, "--registry", s.registry, "--topic-prefix", s.prefix,
 		"feed", "binance", "--symbols", "BTCUSDT", "--url", url, "--metrics-listen", metrics)
 	s.waitRows(t, lake.Trades, btcTrades)
 	s.waitRows(t, lake.Quotes, int64(len(before)+len(after)))
@@ -296,13 +304,21 @@ func TestForcedDisconnectRecoversEveryTrade(t *testing.T) {
 // trade ids it produced from Kafka and backfills its downtime from REST:
 // every trade lands once. (Quotes sent while it was down are gone; none
 // is stored twice.)
-func TestFeedKilledMidStreamLosesNoTrade(t *testing.T) {
+func TestFeedKilledMidStreamLosesNoTradeEmbedded(t *testing.T) {
+	feedKilledMidStream(t, embeddedStack(t))
+}
+
+func TestFeedKilledMidStreamLosesNoTradeKafka(t *testing.T) {
+	feedKilledMidStream(t, kafkaStack(t))
+}
+
+func feedKilledMidStream(t *testing.T, s *stack) {
 	files, c := btcCapture(t)
 	trades, _ := binanceIDs(t, c, 0, -1)
-	s := embeddedStack(t)
 	url := replayServer(t, s.dataDir, "--file", files[0], "--file", files[1], "--speed", "40x")
 	sink := s.sink(t, 1)
-	args := []string{"--log-level", "info", "--brokers", s.brokers, "--registry", s.registry, "feed", "binance", "--symbols", "BTCUSDT", "--url", url}
+	args := []string{"--log-level", "info", "--brokers", s.brokers, "--registry", s.registry, "--topic-prefix", s.prefix,
+		"feed", "binance", "--symbols", "BTCUSDT", "--url", url}
 	feed := startFeedProc(t, s.dataDir, "feed", args...)
 	deadline := time.Now().Add(time.Minute)
 	for laketest.Rows(t, s.lake, lake.Trades) < 3000 {
