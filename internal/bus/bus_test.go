@@ -112,16 +112,24 @@ func testTrade(i int) md.Trade {
 	}
 }
 
-func TestProducerDeliversAndCloses(t *testing.T) {
+// producing starts a broker with K2's topics and a producer to it.
+func producing(t *testing.T) (*Broker, *registry.Client, *Producer) {
+	t.Helper()
 	b, reg := embedded(t, t.TempDir())
-	ctx := context.Background()
-	if _, err := CreateTopics(ctx, admin(t, b.Addr()), DefaultTopology()); err != nil {
+	if _, err := CreateTopics(context.Background(), admin(t, b.Addr()), DefaultTopology()); err != nil {
 		t.Fatal(err)
 	}
 	p, err := NewProducer(ProducerConfig{Brokers: []string{b.Addr()}}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return b, reg, p
+}
+
+func TestProducerDeliversAndCloses(t *testing.T) {
+	b, reg, p := producing(t)
+	ctx := context.Background()
 	for i := 0; i < 1000; i++ {
 		tr := testTrade(i)
 		if err := p.Trade(ctx, &tr); err != nil {
@@ -259,16 +267,8 @@ func TestTopicPrefixNamespacesAnInstallation(t *testing.T) {
 // LatestByKey finds each symbol's newest record in the tail of a topic;
 // a symbol last seen before the window is not found.
 func TestLatestByKey(t *testing.T) {
-	b, reg := embedded(t, t.TempDir())
+	b, reg, p := producing(t)
 	ctx := context.Background()
-	if _, err := CreateTopics(ctx, admin(t, b.Addr()), DefaultTopology()); err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewProducer(ProducerConfig{Brokers: []string{b.Addr()}}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close(ctx)
 	tr := func(symbol string, seq int) *md.Trade {
 		t := testTrade(seq)
 		t.Symbol, t.SourceSequence = symbol, md.SomeInt64(int64(seq))

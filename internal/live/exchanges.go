@@ -86,15 +86,23 @@ func (b *Binance) URL(endpoint string) (string, error) {
 
 func (b *Binance) Subscribe() [][]byte { return nil }
 
-// known are the events and answers a Binance feed understands and skips.
+// binanceKnown are the events and answers a Binance feed understands and
+// skips.
 var binanceKnown = map[string]bool{"control": true, "aggTrade": true, "depthUpdate": true}
 
 func (b *Binance) Parse(frame []byte, received md.Timestamp) (feed.Events, error) {
-	ev, err := binance.ParseFrame(frame, received, b.assets)
-	if err == nil && ev.Skipped != "" && !binanceKnown[ev.Skipped] {
-		return ev, fmt.Errorf("%w %q", errUnknownEvent, ev.Skipped)
+	return onlyKnown(binanceKnown)(binance.ParseFrame(frame, received, b.assets))
+}
+
+// onlyKnown turns a parse that skipped an event kind not in known into an
+// unknown-event error: the frame is dead-lettered, not silently dropped.
+func onlyKnown(known map[string]bool) func(feed.Events, error) (feed.Events, error) {
+	return func(ev feed.Events, err error) (feed.Events, error) {
+		if err == nil && ev.Skipped != "" && !known[ev.Skipped] {
+			return ev, fmt.Errorf("%w %q", errUnknownEvent, ev.Skipped)
+		}
+		return ev, err
 	}
-	return ev, err
 }
 
 func (b *Binance) KeepAlive() ([]byte, time.Duration) { return nil, 0 }
@@ -172,14 +180,11 @@ func (k *Kraken) Subscribe() [][]byte {
 	return [][]byte{msg("trade", true, 1), msg("ticker", false, 2)}
 }
 
+// krakenKnown are the messages a Kraken feed understands and skips.
 var krakenKnown = map[string]bool{"control": true, "heartbeat": true, "status": true}
 
 func (k *Kraken) Parse(frame []byte, received md.Timestamp) (feed.Events, error) {
-	ev, err := kraken.ParseMessage(frame, received, k.assets)
-	if err == nil && ev.Skipped != "" && !krakenKnown[ev.Skipped] {
-		return ev, fmt.Errorf("%w %q", errUnknownEvent, ev.Skipped)
-	}
-	return ev, err
+	return onlyKnown(krakenKnown)(kraken.ParseMessage(frame, received, k.assets))
 }
 
 // KeepAlive pings at the application level too, as Kraken suggests for
