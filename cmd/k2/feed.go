@@ -65,13 +65,14 @@ type feedRunner struct {
 	summary func() string
 }
 
-// newFeed builds the feed of exchange (binance, kraken or synth).
-func (a *app) newFeed(ctx context.Context, exchange string, f *feedFlags) (*feedRunner, error) {
+// newFeed builds the feed of exchange (binance, kraken or synth); its
+// producer connects on first use, so bad settings fail before any I/O.
+func (a *app) newFeed(exchange string, f *feedFlags) (*feedRunner, error) {
 	reg, err := registry.NewClient(a.cfg.RegistryURL())
 	if err != nil {
 		return nil, err
 	}
-	prod, err := a.producer("k2-feed-"+exchange, reg) // connects on first use
+	prod, err := a.producer("k2-feed-"+exchange, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +97,6 @@ func (a *app) newFeed(ctx context.Context, exchange string, f *feedFlags) (*feed
 		closeProd()
 		return nil, err
 	}
-	a.ensureTopics(ctx) // once the settings are known to be good
 	run := r.run
 	r.run = func(ctx context.Context) error {
 		defer closeProd()
@@ -301,10 +301,11 @@ cannot read. It runs until interrupted, or for --duration.`,
 				if err := a.serveMetrics(ctx, metrics); err != nil {
 					return err
 				}
-				r, err := a.newFeed(ctx, ex.name, f)
+				r, err := a.newFeed(ex.name, f)
 				if err != nil {
 					return err
 				}
+				a.ensureTopics(ctx) // (k2 up creates them as it starts)
 				err = a.runFeedUntilDone(ctx, r, cmd.OutOrStdout(), 10*time.Second)
 				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 					return nil

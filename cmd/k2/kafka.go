@@ -343,7 +343,7 @@ func newUpCmd(a *app) *cobra.Command {
 			defer s.close()
 			var fr *feedRunner
 			if feedName != "none" {
-				if fr, err = a.newFeed(ctx, feedName, ff); err != nil {
+				if fr, err = a.newFeed(feedName, ff); err != nil {
 					return fmt.Errorf("--feed %s: %w", feedName, err)
 				}
 			}
