@@ -68,11 +68,7 @@ type feedRunner struct {
 // newFeed builds the feed of exchange (binance, kraken or synth); its
 // producer connects on first use, so bad settings fail before any I/O.
 func (a *app) newFeed(exchange string, f *feedFlags) (*feedRunner, error) {
-	reg, err := registry.NewClient(a.cfg.RegistryURL())
-	if err != nil {
-		return nil, err
-	}
-	prod, err := a.producer("k2-feed-"+exchange, reg)
+	prod, reg, err := a.producer("k2-feed-" + exchange)
 	if err != nil {
 		return nil, err
 	}

@@ -236,11 +236,7 @@ func (a *app) runSink(ctx context.Context, f *sinkFlags) error {
 		return err
 	}
 	defer l.Close()
-	reg, err := registry.NewClient(a.cfg.RegistryURL())
-	if err != nil {
-		return err
-	}
-	dlq, err := a.producer("k2-sink-dlq", reg)
+	dlq, reg, err := a.producer("k2-sink-dlq")
 	if err != nil {
 		return err
 	}
@@ -264,9 +260,15 @@ func (a *app) runSink(ctx context.Context, f *sinkFlags) error {
 	return err
 }
 
-// producer connects a producer to the configured brokers and topic prefix.
-func (a *app) producer(clientID string, reg *registry.Client) (*bus.Producer, error) {
-	return bus.NewProducer(bus.ProducerConfig{Brokers: a.cfg.BrokerList(), ClientID: clientID, TopicPrefix: a.cfg.TopicPrefix, Logger: a.log}, reg)
+// producer connects a producer to the configured brokers, topic prefix and
+// schema registry; the registry client is returned for decoding too.
+func (a *app) producer(clientID string) (*bus.Producer, *registry.Client, error) {
+	reg, err := registry.NewClient(a.cfg.RegistryURL())
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: a.cfg.BrokerList(), ClientID: clientID, TopicPrefix: a.cfg.TopicPrefix, Logger: a.log}, reg)
+	return p, reg, err
 }
 
 // backpressure builds the sink's degradation levels and the shedding

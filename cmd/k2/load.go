@@ -14,7 +14,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/k2-market-data/k2/internal/loader"
-	"github.com/k2-market-data/k2/internal/registry"
 )
 
 type loadFlags struct {
@@ -115,11 +114,7 @@ func (a *app) load(cmd *cobra.Command, f *loadFlags, source string, fn func(cont
 	}
 	var ld *loader.Loader
 	if viaKafka {
-		reg, err := registry.NewClient(a.cfg.RegistryURL())
-		if err != nil {
-			return err
-		}
-		p, err := a.producer("k2-load", reg)
+		p, _, err := a.producer("k2-load")
 		if err != nil {
 			return err
 		}
