@@ -337,14 +337,23 @@ func (r *Registry) getSchemaTextByID(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-func (r *Registry) getSubjectsByID(w http.ResponseWriter, req *http.Request) {
+// usagesByID is where the schema of the request's id is registered, or
+// false once the error has been written.
+func (r *Registry) usagesByID(w http.ResponseWriter, req *http.Request) ([]subjectVersion, bool) {
 	id, e := idOf(req)
-	var uses []subjectVersion
 	if e == nil {
-		uses, e = r.usages(id)
+		var uses []subjectVersion
+		if uses, e = r.usages(id); e == nil {
+			return uses, true
+		}
 	}
-	if e != nil {
-		writeError(w, req, e)
+	writeError(w, req, e)
+	return nil, false
+}
+
+func (r *Registry) getSubjectsByID(w http.ResponseWriter, req *http.Request) {
+	uses, ok := r.usagesByID(w, req)
+	if !ok {
 		return
 	}
 	names := []string{}
@@ -357,16 +366,9 @@ func (r *Registry) getSubjectsByID(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Registry) getVersionsByID(w http.ResponseWriter, req *http.Request) {
-	id, e := idOf(req)
-	var uses []subjectVersion
-	if e == nil {
-		uses, e = r.usages(id)
+	if uses, ok := r.usagesByID(w, req); ok {
+		writeJSON(w, req, http.StatusOK, uses)
 	}
-	if e != nil {
-		writeError(w, req, e)
-		return
-	}
-	writeJSON(w, req, http.StatusOK, uses)
 }
 
 // getConfig answers {"compatibilityLevel": …}. For a subject without its
