@@ -97,6 +97,10 @@ type plan struct {
 // Trade decodes a trade message and returns it with its writer schema id.
 // The id comes back with errors too, once the header has been read (0
 // before), so a dead letter can record which schema it claimed.
+//
+// Trade, Quote and Reference are written out alike on purpose: one generic
+// helper taking the fast decoder as a function value makes the record
+// escape to the heap (a typical trade 171 → 268 ns, one more allocation).
 func (d *Decoder) Trade(ctx context.Context, msg []byte) (marketdata.Trade, uint32, error) {
 	id, body, p, err := d.prepare(ctx, msg, kindTrade)
 	if err != nil {
