@@ -6,6 +6,7 @@ import (
 
 	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 // openLake opens the configured catalog and warehouse.
@@ -14,7 +15,7 @@ func (a *app) openLake(ctx context.Context) (*lake.Lake, error) {
 	if err != nil {
 		return nil, err
 	}
-	return lake.Open(ctx, lake.Options{
+	return lake.Open(ctx, lake.Options{Tables: record.Tables(),
 		Catalog:   a.cfg.Catalog,
 		Warehouse: a.cfg.Warehouse,
 		S3: lake.S3Options{

@@ -18,6 +18,7 @@ import (
 	"github.com/k2-market-data/k2/internal/loader"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 func newDemoCmd(a *app) *cobra.Command {
@@ -70,7 +71,7 @@ func demoSynthetic(ctx context.Context, l *lake.Lake, n int, out io.Writer) erro
 	}
 	fmt.Fprintf(out, "Generated %d trades and %d quotes of %d synthetic pairs from %s.\n", len(trades), len(quotes), len(gen.Symbols()), start.Format(time.DateOnly))
 	props := map[string]string{"k2.source": "demo:synthetic"}
-	tw, err := lake.NewTradeWriter(l, lake.WithDedup(true))
+	tw, err := record.Trade.Writer(l, lake.WithDedup(true))
 	if err != nil {
 		return err
 	}
@@ -79,7 +80,7 @@ func demoSynthetic(ctx context.Context, l *lake.Lake, n int, out io.Writer) erro
 	if err != nil {
 		return err
 	}
-	qw, err := lake.NewQuoteWriter(l, lake.WithDedup(true))
+	qw, err := record.Quote.Writer(l, lake.WithDedup(true))
 	if err != nil {
 		return err
 	}
@@ -171,7 +172,7 @@ func demoQueries(ctx context.Context, e *query.Engine, out io.Writer) error {
 		one := []md.Bar{*s}
 		f.write(out, one, barColumns, 1, func(i int) any { return &one[i] })
 	}
-	snaps, err := e.Snapshots(ctx, lake.Trades)
+	snaps, err := e.Snapshots(ctx, record.Trade.Table.Name)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/k2-market-data/k2/internal/live"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/ops"
+	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/registry"
 )
 
@@ -143,7 +144,7 @@ func (a *app) newExchangeFeed(exchange string, f *feedFlags, prod *bus.Producer,
 	fd, err := live.NewFeed(proto, live.SessionConfig{
 		Endpoints: endpoints, RotateAfter: f.rotateAfter, StaleAfter: f.staleAfter, PingInterval: f.pingInterval, Logger: a.log,
 	}, live.FeedConfig{Producer: prod, Backfill: backfill, Logger: a.log,
-		Resume: a.lastTradeIDs(prod.TopicFor(md.Crypto, bus.Trades, proto.Exchange()), reg)})
+		Resume: a.lastTradeIDs(prod.TopicFor(md.Crypto, record.Trade.DataType, proto.Exchange()), reg)})
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/lake/laketest"
 	"github.com/k2-market-data/k2/internal/replay"
 	"github.com/k2-market-data/k2/internal/testutil"
@@ -227,11 +226,11 @@ func TestBinanceCaptureLandsExactlyOnce(t *testing.T) {
 	}
 	url := replayServer(t, t.TempDir(), "--file", files[0], "--file", files[1], "--speed", "max")
 	s, up := upWithFeed(t, "--feed", "binance", "--feed-symbols", "BTCUSDT", "--feed-url", url)
-	s.waitRows(t, lake.Trades, btcTrades)
-	s.waitRows(t, lake.Quotes, btcQuotes)
+	s.waitRows(t, "trades", btcTrades)
+	s.waitRows(t, "quotes", btcQuotes)
 	sum := up.stop(t, s.dataDir)
-	s.exactlyOnce(t, lake.Trades, "trade_id", trades)
-	s.exactlyOnce(t, lake.Quotes, "quote_id", quotes)
+	s.exactlyOnce(t, "trades", "trade_id", trades)
+	s.exactlyOnce(t, "quotes", "quote_id", quotes)
 	if sum["trades"] != btcTrades || sum["quotes"] != btcQuotes || sum["gaps"] != 0 || sum["dead letters"] != 0 || sum["repeats"] != 0 {
 		t.Errorf("feed summary %v", sum)
 	}
@@ -267,8 +266,8 @@ func forcedDisconnect(t *testing.T, s *stack) {
 	metrics := freeAddr(t)
 	feed := startFeedProc(t, s.dataDir, "feed", "--log-level", "info", "--brokers", s.brokers, "--registry", s.registry, "--topic-prefix", s.prefix,
 		"feed", "binance", "--symbols", "BTCUSDT", "--url", url, "--metrics-listen", metrics)
-	s.waitRows(t, lake.Trades, btcTrades)
-	s.waitRows(t, lake.Quotes, int64(len(before)+len(after)))
+	s.waitRows(t, "trades", btcTrades)
+	s.waitRows(t, "quotes", int64(len(before)+len(after)))
 	// What Prometheus would scrape from the feed.
 	resp, err := http.Get("http://" + metrics + "/metrics")
 	if err != nil {
@@ -292,8 +291,8 @@ func forcedDisconnect(t *testing.T, s *stack) {
 	if err := sink.Wait(); err != nil {
 		t.Errorf("sink stopped with %v; logs in %s", err, s.dataDir)
 	}
-	s.exactlyOnce(t, lake.Trades, "trade_id", trades)
-	s.exactlyOnce(t, lake.Quotes, "quote_id", append(before, after...))
+	s.exactlyOnce(t, "trades", "trade_id", trades)
+	s.exactlyOnce(t, "quotes", "quote_id", append(before, after...))
 	if sum["gaps"] != 1 || sum["trade ids"] != len(lostTrades) || sum["backfilled"] != len(lostTrades) || sum["connections"] != 2 {
 		t.Errorf("feed summary %v; the outage lost %d trades and %d quotes", sum, len(lostTrades), len(lostQuotes))
 	}
@@ -321,7 +320,7 @@ func feedKilledMidStream(t *testing.T, s *stack) {
 		"feed", "binance", "--symbols", "BTCUSDT", "--url", url}
 	feed := startFeedProc(t, s.dataDir, "feed", args...)
 	deadline := time.Now().Add(time.Minute)
-	for laketest.Rows(t, s.lake, lake.Trades) < 3000 {
+	for laketest.Rows(t, s.lake, "trades") < 3000 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no trades stored; logs in %s", s.dataDir)
 		}
@@ -330,17 +329,17 @@ func feedKilledMidStream(t *testing.T, s *stack) {
 	feed.Process.Kill()
 	feed.Wait()
 	<-feed.done
-	killedAt := laketest.Rows(t, s.lake, lake.Trades)
+	killedAt := laketest.Rows(t, s.lake, "trades")
 	time.Sleep(time.Second) // 40 s of market at 40x, played to nobody
 	feed = startFeedProc(t, s.dataDir, "feed", args...)
-	s.waitRows(t, lake.Trades, btcTrades)
+	s.waitRows(t, "trades", btcTrades)
 	sum := feed.stop(t, s.dataDir)
 	sink.Process.Signal(syscall.SIGTERM)
 	if err := sink.Wait(); err != nil {
 		t.Errorf("sink stopped with %v; logs in %s", err, s.dataDir)
 	}
-	s.exactlyOnce(t, lake.Trades, "trade_id", trades)
-	if rep := laketest.Repeated(laketest.Keys(t, s.lake, lake.Quotes, "quote_id")); len(rep) > 0 {
+	s.exactlyOnce(t, "trades", "trade_id", trades)
+	if rep := laketest.Repeated(laketest.Keys(t, s.lake, "quotes", "quote_id")); len(rep) > 0 {
 		t.Errorf("quotes stored twice: %v", rep[:min(5, len(rep))])
 	}
 	if sum["gaps"] != 1 || sum["backfilled"] == 0 || sum["backfilled"] != sum["trade ids"] {
@@ -357,11 +356,11 @@ func TestRotationDuringTheStreamLosesNothing(t *testing.T) {
 	trades, quotes := binanceIDs(t, c, 0, -1)
 	url := replayServer(t, t.TempDir(), "--file", files[0], "--file", files[1], "--speed", "30x")
 	s, up := upWithFeed(t, "--feed", "binance", "--feed-symbols", "BTCUSDT", "--feed-url", url, "--feed-rotate-after", "1s", "--feed-rest-url", "none")
-	s.waitRows(t, lake.Trades, btcTrades)
-	s.waitRows(t, lake.Quotes, btcQuotes)
+	s.waitRows(t, "trades", btcTrades)
+	s.waitRows(t, "quotes", btcQuotes)
 	sum := up.stop(t, s.dataDir)
-	s.exactlyOnce(t, lake.Trades, "trade_id", trades)
-	s.exactlyOnce(t, lake.Quotes, "quote_id", quotes)
+	s.exactlyOnce(t, "trades", "trade_id", trades)
+	s.exactlyOnce(t, "quotes", "quote_id", quotes)
 	if sum["rotations"] < 2 || sum["repeats"] == 0 || sum["gaps"] != 0 || sum["connections"]-sum["rotations"] > 2 {
 		t.Errorf("feed summary %v: want 2 or more rotations, overlap repeats dropped, no gap", sum)
 	}
@@ -373,13 +372,13 @@ func TestKrakenFileLandsWhole(t *testing.T) {
 	file := testutil.Data(t, "kraken", "kraken_v2_trade_BTC-USDT.from-rest.jsonl")
 	url := replayServer(t, t.TempDir(), "--file", file, "--speed", "max")
 	s, up := upWithFeed(t, "--feed", "kraken", "--feed-symbols", "BTC/USDT", "--feed-url", url+"/v2")
-	s.waitRows(t, lake.Trades, 1000)
+	s.waitRows(t, "trades", 1000)
 	sum := up.stop(t, s.dataDir)
 	var want []string
 	for id := 10218208; id <= 10219207; id++ {
 		want = append(want, fmt.Sprintf("KRAKEN-%d", id))
 	}
-	s.exactlyOnce(t, lake.Trades, "trade_id", want)
+	s.exactlyOnce(t, "trades", "trade_id", want)
 	if sum["trades"] != 1000 || sum["dead letters"] != 0 {
 		t.Errorf("feed summary %v", sum)
 	}

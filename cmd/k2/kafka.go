@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/registry"
 	"github.com/k2-market-data/k2/internal/resilience"
 	"github.com/k2-market-data/k2/internal/sink"
@@ -292,7 +293,7 @@ func (a *app) backpressure() (*resilience.Degradation, *resilience.Shedder, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("--shedding-policy: %w", err)
 	}
-	p, err := resilience.ParsePolicy(b)
+	p, err := resilience.ParsePolicy(b, record.DataTypes())
 	if err != nil {
 		return nil, nil, fmt.Errorf("--shedding-policy %s: %w", a.cfg.SheddingPolicy, err)
 	}

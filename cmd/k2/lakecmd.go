@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 func newLakeCmd(a *app) *cobra.Command {
@@ -26,7 +27,7 @@ func newLakeCmd(a *app) *cobra.Command {
 		Short: "Maintain the tables: compact small files, expire old snapshots, remove orphaned files",
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringSliceVar(&tables, "table", []string{lake.Trades, lake.Quotes, lake.ReferenceData}, "tables to maintain")
+	pf.StringSliceVar(&tables, "table", record.TableNames(), "tables to maintain")
 	pf.BoolVar(&dryRun, "dry-run", false, "report what would be done, change nothing")
 	pf.BoolVar(&jsonOut, "json", false, "print results as JSON")
 

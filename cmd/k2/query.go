@@ -14,9 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 type queryFlags struct {
@@ -178,7 +178,7 @@ microseconds; decimals are strings.`,
 			return f.write(w, rows, snapshotColumns, len(rows), func(i int) any { return &rows[i] })
 		}),
 	}
-	snapshots.Flags().StringVar(&f.table, "table", lake.Trades, "trades, quotes or reference_data")
+	snapshots.Flags().StringVar(&f.table, "table", record.Trade.Table.Name, "trades, quotes or reference_data")
 	cmd.AddCommand(trades, quotes, bars, summary, symbols, stats, snapshots)
 	return cmd
 }

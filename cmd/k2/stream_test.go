@@ -30,6 +30,7 @@ import (
 	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/lake/laketest"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/registry"
 	"github.com/k2-market-data/k2/internal/testsvc"
 	"github.com/k2-market-data/k2/internal/testutil"
@@ -150,17 +151,17 @@ func eachLine(path string, fn func(string) error) error {
 // interleaved, chunk records at a time with a pause between chunks, so
 // that the stream lasts long enough to be interrupted.
 func (s bhpStream) produce(ctx context.Context, p *bus.Producer, chunk int, pause time.Duration) error {
-	if err := p.Reference(ctx, &s.ref); err != nil {
+	if err := bus.Produce(ctx, p, record.Reference, &s.ref); err != nil {
 		return err
 	}
 	for i, j := 0, 0; i < len(s.trades) || j < len(s.quotes); {
 		for n := 0; n < chunk/2 && i < len(s.trades); n, i = n+1, i+1 {
-			if err := p.Trade(ctx, &s.trades[i]); err != nil {
+			if err := bus.Produce(ctx, p, record.Trade, &s.trades[i]); err != nil {
 				return err
 			}
 		}
 		for n := 0; n < chunk/2 && j < len(s.quotes); n, j = n+1, j+1 {
-			if err := p.Quote(ctx, &s.quotes[j]); err != nil {
+			if err := bus.Produce(ctx, p, record.Quote, &s.quotes[j]); err != nil {
 				return err
 			}
 		}
@@ -265,7 +266,7 @@ func (s *stack) open(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Opening the lake here creates the tables before any sink starts.
-	s.lake, err = lake.Open(context.Background(), lake.Options{
+	s.lake, err = lake.Open(context.Background(), lake.Options{Tables: record.Tables(),
 		Catalog: filepath.Join(s.dataDir, "catalog.db"), Warehouse: filepath.Join(s.dataDir, "warehouse"),
 	})
 	if err != nil {
@@ -369,7 +370,7 @@ func (s *stack) caughtUp(ctx context.Context, t *testing.T) bool {
 		return false // the broker may be restarting
 	}
 	stored := lake.Offsets{}
-	for _, name := range []string{lake.Trades, lake.Quotes} {
+	for _, name := range []string{"trades", "quotes"} {
 		tbl, err := s.lake.Load(ctx, name)
 		if err != nil {
 			t.Fatal(err)
@@ -401,7 +402,7 @@ func (s *stack) group() string { return s.prefix + "k2-sink" }
 
 // storedRows is the trades table's row count from its current snapshot.
 func (s *stack) storedRows(ctx context.Context, t *testing.T) int64 {
-	tbl, err := s.lake.Load(ctx, lake.Trades)
+	tbl, err := s.lake.Load(ctx, "trades")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,8 +421,8 @@ func (s *stack) verify(t *testing.T, data bhpStream) {
 	if !s.caughtUp(ctx, t) {
 		t.Error("the tables' offsets are not the topics' end offsets")
 	}
-	trades := laketest.Keys(t, s.lake, lake.Trades, "trade_id")
-	quotes := laketest.Keys(t, s.lake, lake.Quotes, "quote_id")
+	trades := laketest.Keys(t, s.lake, "trades", "trade_id")
+	quotes := laketest.Keys(t, s.lake, "quotes", "quote_id")
 	for name, c := range map[string]struct {
 		got  map[string]int
 		want []string

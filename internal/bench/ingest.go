@@ -32,6 +32,7 @@ import (
 	"github.com/k2-market-data/k2/internal/feed/synth"
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/registry"
 	"github.com/k2-market-data/k2/internal/sink"
 )
@@ -250,7 +251,7 @@ func newStack(ctx context.Context, dir string, o IngestOptions) (st *stack, err 
 	if st.client, err = registry.NewClient("http://" + ln.Addr().String()); err != nil {
 		return st, err
 	}
-	if st.lake, err = lake.Open(ctx, lake.Options{Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse"), Logger: o.Logger}); err != nil {
+	if st.lake, err = lake.Open(ctx, lake.Options{Tables: record.Tables(), Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse"), Logger: o.Logger}); err != nil {
 		return st, err
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(st.broker.Addr()))
@@ -348,7 +349,7 @@ func produce(ctx context.Context, p *bus.Producer, o IngestOptions, n, rate int)
 			if rate > 0 {
 				buf[i].Timestamp, buf[i].IngestionTimestamp = now, now
 			}
-			if err := p.Trade(ctx, &buf[i]); err != nil {
+			if err := bus.Produce(ctx, p, record.Trade, &buf[i]); err != nil {
 				return err
 			}
 		}
@@ -375,7 +376,7 @@ type watcher struct {
 }
 
 func (w *watcher) check(ctx context.Context) error {
-	tbl, err := w.lake.Load(ctx, lake.Trades)
+	tbl, err := w.lake.Load(ctx, record.Trade.Table.Name)
 	if err != nil {
 		return err
 	}

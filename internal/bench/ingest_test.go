@@ -7,6 +7,7 @@ import (
 
 	"github.com/k2-market-data/k2/internal/feed/synth"
 	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 // The freshness figure is only as good as the watcher's count: it must see
@@ -14,12 +15,12 @@ import (
 func TestWatcherSeesEveryCommittedTradeOnce(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	l, err := lake.Open(ctx, lake.Options{Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")})
+	l, err := lake.Open(ctx, lake.Options{Tables: record.Tables(), Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	w, err := lake.NewTradeWriter(l)
+	w, err := record.Trade.Writer(l)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 // LakeOptions configure `k2 bench lake`.
@@ -130,14 +131,14 @@ func runSize(ctx context.Context, o LakeOptions, rows int) ([]Result, error) {
 	if !o.Keep {
 		defer os.RemoveAll(dir)
 	}
-	l, err := lake.Open(ctx, lake.Options{
+	l, err := lake.Open(ctx, lake.Options{Tables: record.Tables(),
 		Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse"), SymbolPartition: o.Partition,
 	})
 	if err != nil {
 		return nil, err
 	}
 	defer l.Close()
-	w, err := lake.NewTradeWriter(l, lake.WithDedup(o.Dedup))
+	w, err := record.Trade.Writer(l, lake.WithDedup(o.Dedup))
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/k2-market-data/k2/internal/codec"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/registry"
 )
 
@@ -48,13 +49,13 @@ func admin(t *testing.T, brokers string) *kadm.Client {
 }
 
 func TestTopicNames(t *testing.T) {
-	name, err := TopicOf(Trades, "Binance")
+	name, err := TopicOf(record.Trade.DataType, "Binance")
 	if err != nil || name != "market.crypto.trades.binance" {
 		t.Fatalf("%s %v", name, err)
 	}
-	asset, dt, ex, err := ParseTopic("market.equities.reference_data.asx")
-	if err != nil || asset != md.Equities || dt != ReferenceData || ex != "ASX" {
-		t.Fatalf("%s %s %s %v", asset, dt, ex, err)
+	asset, kind, ex, err := ParseTopic("market.equities.reference_data.asx")
+	if err != nil || asset != md.Equities || kind != record.Reference || ex != "ASX" {
+		t.Fatalf("%s %v %s %v", asset, kind, ex, err)
 	}
 	for _, bad := range []string{"market.crypto.trades", "x.crypto.trades.binance", "market.stocks.trades.asx", "market.crypto.bars.binance"} {
 		if _, _, _, err := ParseTopic(bad); err == nil {
@@ -132,7 +133,7 @@ func TestProducerDeliversAndCloses(t *testing.T) {
 	ctx := context.Background()
 	for i := 0; i < 1000; i++ {
 		tr := testTrade(i)
-		if err := p.Trade(ctx, &tr); err != nil {
+		if err := Produce(ctx, p, record.Trade, &tr); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -144,7 +145,7 @@ func TestProducerDeliversAndCloses(t *testing.T) {
 		t.Fatalf("second close: %d %v", q, err)
 	}
 	tr := testTrade(0)
-	if err := p.Trade(ctx, &tr); !errors.Is(err, ErrClosed) {
+	if err := Produce(ctx, p, record.Trade, &tr); !errors.Is(err, ErrClosed) {
 		t.Fatalf("produce after close: %v", err)
 	}
 	if s := p.Stats(); s.Produced != 1000 || s.Failed != 0 || !s.Closed {
@@ -184,7 +185,7 @@ func TestProducerCloseReportsWhatWasQueued(t *testing.T) {
 	ctx := context.Background()
 	for i := 0; i < 10; i++ {
 		tr := testTrade(i)
-		p.Trade(ctx, &tr)
+		Produce(ctx, p, record.Trade, &tr)
 	}
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
@@ -205,7 +206,7 @@ func TestBrokerKeepsRecordsAcrossRestarts(t *testing.T) {
 	p, _ := NewProducer(ProducerConfig{Brokers: []string{b.Addr()}}, reg)
 	for i := 0; i < 100; i++ {
 		tr := testTrade(i)
-		p.Trade(ctx, &tr)
+		Produce(ctx, p, record.Trade, &tr)
 	}
 	if _, err := p.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -237,7 +238,7 @@ func TestTopicPrefixNamespacesAnInstallation(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := testTrade(1)
-	if err := p.Trade(ctx, &tr); err != nil {
+	if err := Produce(ctx, p, record.Trade, &tr); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.Close(ctx); err != nil {
@@ -275,12 +276,12 @@ func TestLatestByKey(t *testing.T) {
 		t.MessageID = md.MessageID("trade", symbol, fmt.Sprint(seq))
 		return &t
 	}
-	if err := p.Trade(ctx, tr("OLDUSDT", 1)); err != nil {
+	if err := Produce(ctx, p, record.Trade, tr("OLDUSDT", 1)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3000 {
 		for _, s := range []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"} {
-			if err := p.Trade(ctx, tr(s, i)); err != nil {
+			if err := Produce(ctx, p, record.Trade, tr(s, i)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/k2-market-data/k2/internal/codec"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/ops"
+	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/registry"
 )
 
@@ -163,20 +164,19 @@ type SubjectSchema struct {
 	Text    string
 }
 
-// Schemas lists the subjects of every asset class K2 has exchanges for.
+// Schemas lists the subjects of every asset class K2 has exchanges for,
+// with the schema each kind writes under them.
 func Schemas() []SubjectSchema {
 	seen := map[string]bool{}
 	var out []SubjectSchema
 	for _, code := range md.ExchangeCodes() {
 		ex, _ := md.LookupExchange(code)
-		for _, s := range []struct {
-			dt   DataType
-			text string
-		}{{Trades, codec.Trade.Text}, {Quotes, codec.Quote.Text}, {ReferenceData, codec.Reference.Text}} {
-			subj := codec.Subject(ex.AssetClass, string(s.dt))
+		for _, kind := range record.All {
+			k := kind.Describe()
+			subj := codec.Subject(ex.AssetClass, string(k.DataType))
 			if !seen[subj] {
 				seen[subj] = true
-				out = append(out, SubjectSchema{subj, s.text})
+				out = append(out, SubjectSchema{subj, k.Avro.Text})
 			}
 		}
 	}
@@ -201,43 +201,28 @@ func (p *Producer) schemaID(ctx context.Context, subject, schema string) (uint32
 	return id, nil
 }
 
-// Trade produces a trade to market.{asset}.trades.{exchange}.
-func (p *Producer) Trade(ctx context.Context, t *md.Trade) error {
-	id, topic, err := p.prepare(ctx, Trades, t.Exchange, t.AssetClass, codec.Trade.Text)
-	if err != nil {
-		return err
-	}
-	return p.produce(ctx, topic, t.Symbol, codec.AppendTrade(make([]byte, 0, 256), id, t))
-}
-
-// Quote produces a quote to market.{asset}.quotes.{exchange}.
-func (p *Producer) Quote(ctx context.Context, q *md.Quote) error {
-	id, topic, err := p.prepare(ctx, Quotes, q.Exchange, q.AssetClass, codec.Quote.Text)
-	if err != nil {
-		return err
-	}
-	return p.produce(ctx, topic, q.Symbol, codec.AppendQuote(make([]byte, 0, 256), id, q))
-}
-
-// Reference produces reference data, keyed by company id so compaction
-// keeps the latest record per company.
-func (p *Producer) Reference(ctx context.Context, r *md.ReferenceData) error {
-	id, topic, err := p.prepare(ctx, ReferenceData, r.Exchange, r.AssetClass, codec.Reference.Text)
-	if err != nil {
-		return err
-	}
-	return p.produce(ctx, topic, r.CompanyID, codec.AppendReference(make([]byte, 0, 256), id, r))
-}
-
-func (p *Producer) prepare(ctx context.Context, dt DataType, exchange string, asset md.AssetClass, schema string) (uint32, string, error) {
+// Produce validates r and produces it to its kind's topic on its
+// exchange (market.{asset}.{data_type}.{exchange}), keyed by the kind's
+// key, as a wire-format message of the kind's schema. An invalid record is
+// an error here, before it reaches Kafka.
+func Produce[T any](ctx context.Context, p *Producer, k *record.Kind[T], r *T) error {
 	if p.closed.Load() {
-		return 0, "", ErrClosed
+		return ErrClosed
 	}
-	id, err := p.schemaID(ctx, codec.Subject(asset, string(dt)), schema)
+	if err := k.Validate(r); err != nil {
+		return fmt.Errorf("%s %s: %w", k.Name, k.Key(r), err)
+	}
+	asset, exchange := k.Asset(r), k.Exchange(r)
+	id, err := p.schemaID(ctx, codec.Subject(asset, string(k.DataType)), k.Avro.Text)
 	if err != nil {
-		return 0, "", err
+		return err
 	}
-	return id, p.prefix + Topic(asset, dt, exchange), nil
+	msg, err := k.Encode(make([]byte, 0, 256), id, r)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", k.Name, k.Key(r), err)
+	}
+	p.cl.Produce(ctx, &kgo.Record{Topic: p.prefix + Topic(asset, k.DataType, exchange), Key: []byte(k.Key(r)), Value: msg}, p.promise)
+	return nil
 }
 
 // Dead-letter headers: why a record was set aside and where it came from.
@@ -262,7 +247,7 @@ func (p *Producer) DeadLetter(ctx context.Context, topic string, key, value []by
 
 // TopicFor names the topic of a data type on an exchange, with the
 // producer's prefix.
-func (p *Producer) TopicFor(asset md.AssetClass, dt DataType, exchange string) string {
+func (p *Producer) TopicFor(asset md.AssetClass, dt record.DataType, exchange string) string {
 	return p.prefix + Topic(asset, dt, exchange)
 }
 
@@ -273,11 +258,6 @@ func (p *Producer) Raw(ctx context.Context, r *kgo.Record) error {
 		return ErrClosed
 	}
 	p.cl.Produce(ctx, r, p.promise)
-	return nil
-}
-
-func (p *Producer) produce(ctx context.Context, topic, key string, value []byte) error {
-	p.cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(key), Value: value}, p.promise)
 	return nil
 }
 

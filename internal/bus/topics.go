@@ -15,37 +15,26 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 )
-
-// DataType is the kind of record a topic carries.
-type DataType string
-
-const (
-	Trades        DataType = "trades"
-	Quotes        DataType = "quotes"
-	ReferenceData DataType = "reference_data"
-)
-
-// DataTypes lists them in order.
-var DataTypes = []DataType{Trades, Quotes, ReferenceData}
 
 // DLQSuffix names a topic's dead-letter topic: <topic>.dlq.
 const DLQSuffix = ".dlq"
 
 // Topic names the topic of a data type on an exchange:
 // market.{asset_class}.{data_type}.{exchange}, exchange in lower case.
-func Topic(asset md.AssetClass, dt DataType, exchange string) string {
+func Topic(asset md.AssetClass, dt record.DataType, exchange string) string {
 	return "market." + string(asset) + "." + string(dt) + "." + strings.ToLower(exchange)
 }
 
 // TopicPattern is a regular expression matching K2's data topics under a
 // prefix (not their dead-letter topics).
 func TopicPattern(prefix string) string {
-	return "^" + regexp.QuoteMeta(prefix) + `market\.[a-z]+\.(trades|quotes|reference_data)\.[a-z0-9_]+$`
+	return "^" + regexp.QuoteMeta(prefix) + `market\.[a-z]+\.(` + strings.Join(record.DataTypes(), "|") + `)\.[a-z0-9_]+$`
 }
 
 // TopicOf names the topic a record of exchange goes to.
-func TopicOf(dt DataType, exchange string) (string, error) {
+func TopicOf(dt record.DataType, exchange string) (string, error) {
 	ex, err := md.LookupExchange(exchange)
 	if err != nil {
 		return "", err
@@ -53,27 +42,26 @@ func TopicOf(dt DataType, exchange string) (string, error) {
 	return Topic(ex.AssetClass, dt, ex.Code), nil
 }
 
-// ParseTopic splits a topic name into its parts.
-func ParseTopic(topic string) (asset md.AssetClass, dt DataType, exchange string, err error) {
+// ParseTopic splits a topic name into its parts; kind is the record kind
+// its data type names.
+func ParseTopic(topic string) (asset md.AssetClass, kind record.Any, exchange string, err error) {
 	parts := strings.Split(topic, ".")
 	if len(parts) != 4 || parts[0] != "market" {
-		return "", "", "", fmt.Errorf("topic %q is not market.{asset_class}.{data_type}.{exchange}", topic)
+		return "", nil, "", fmt.Errorf("topic %q is not market.{asset_class}.{data_type}.{exchange}", topic)
 	}
-	asset, dt, exchange = md.AssetClass(parts[1]), DataType(parts[2]), strings.ToUpper(parts[3])
+	asset, exchange = md.AssetClass(parts[1]), strings.ToUpper(parts[3])
 	if !asset.Valid() {
-		return "", "", "", fmt.Errorf("topic %q: unknown asset class %q", topic, parts[1])
+		return "", nil, "", fmt.Errorf("topic %q: unknown asset class %q", topic, parts[1])
 	}
-	switch dt {
-	case Trades, Quotes, ReferenceData:
-	default:
-		return "", "", "", fmt.Errorf("topic %q: unknown data type %q", topic, parts[2])
+	if kind, err = record.ByDataType(record.DataType(parts[2])); err != nil {
+		return "", nil, "", fmt.Errorf("topic %q: %w", topic, err)
 	}
-	return asset, dt, exchange, nil
+	return asset, kind, exchange, nil
 }
 
-// Topology says how many partitions each exchange's topics get. Reference
-// data always has one partition: it is small and compacted, keyed by
-// company id.
+// Topology says how many partitions each exchange's topics get. A
+// compacted kind's topic (reference data) always has one partition: it is
+// small, keyed by company id.
 type Topology struct {
 	// Prefix goes before every topic name, so that several installations
 	// (or test runs) can share one Kafka cluster: "staging." gives
@@ -94,7 +82,7 @@ func DefaultTopology() Topology {
 // TopicSpec is one topic to create.
 type TopicSpec struct {
 	Name       string
-	DataType   DataType
+	DataType   record.DataType
 	Exchange   string
 	Partitions int32
 	Configs    map[string]*string
@@ -102,10 +90,10 @@ type TopicSpec struct {
 
 func str(s string) *string { return &s }
 
-// configs are per data type: trades and quotes are kept seven days, lz4
-// compressed; reference data is compacted to the latest record per key.
-func configs(dt DataType) map[string]*string {
-	if dt == ReferenceData {
+// configs are per kind: trades and quotes are kept seven days, lz4
+// compressed; a compacted kind keeps the latest record per key.
+func configs(k *record.Spec) map[string]*string {
+	if k.Compacted {
 		return map[string]*string{
 			"cleanup.policy":        str("compact"),
 			"compression.type":      str("lz4"),
@@ -131,14 +119,15 @@ func (t Topology) Specs() []TopicSpec {
 		if p, ok := t.Partitions[code]; ok {
 			n = p
 		}
-		for _, dt := range DataTypes {
+		for _, kind := range record.All {
+			k := kind.Describe()
 			parts := n
-			if dt == ReferenceData {
+			if k.Compacted {
 				parts = 1
 			}
-			name := t.Prefix + Topic(ex.AssetClass, dt, code)
-			out = append(out, TopicSpec{Name: name, DataType: dt, Exchange: code, Partitions: parts, Configs: configs(dt)})
-			out = append(out, TopicSpec{Name: name + DLQSuffix, DataType: dt, Exchange: code, Partitions: 1, Configs: map[string]*string{
+			name := t.Prefix + Topic(ex.AssetClass, k.DataType, code)
+			out = append(out, TopicSpec{Name: name, DataType: k.DataType, Exchange: code, Partitions: parts, Configs: configs(k)})
+			out = append(out, TopicSpec{Name: name + DLQSuffix, DataType: k.DataType, Exchange: code, Partitions: 1, Configs: map[string]*string{
 				"cleanup.policy": str("delete"), "retention.ms": str("2592000000"), "compression.type": str("lz4"),
 			}})
 		}

@@ -29,7 +29,7 @@ func BenchmarkAppendTrade(b *testing.B) {
 			buf := make([]byte, 0, 512)
 			b.ReportAllocs()
 			for b.Loop() {
-				buf = AppendTrade(buf[:0], 1, &tr)
+				buf = must(AppendTrade(buf[:0], 1, &tr))
 			}
 			b.SetBytes(int64(len(buf)))
 		})
@@ -41,7 +41,7 @@ func BenchmarkDecodeTrade(b *testing.B) {
 	for name, tr := range benchTrades() {
 		b.Run(name, func(b *testing.B) {
 			d, _ := newTestDecoder(nil)
-			msg := AppendTrade(nil, idTrade, &tr)
+			msg := must(AppendTrade(nil, idTrade, &tr))
 			b.SetBytes(int64(len(msg)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -79,7 +79,7 @@ func BenchmarkAppendQuote(b *testing.B) {
 	buf := make([]byte, 0, 512)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = AppendQuote(buf[:0], 1, &q)
+		buf = must(AppendQuote(buf[:0], 1, &q))
 	}
 }
 
@@ -87,7 +87,7 @@ func BenchmarkDecodeQuote(b *testing.B) {
 	d, _ := newTestDecoder(nil)
 	q := fullQuote()
 	q.VendorData = nil
-	msg := AppendQuote(nil, idQuote, &q)
+	msg := must(AppendQuote(nil, idQuote, &q))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, err := d.Quote(context.Background(), msg); err != nil {
@@ -161,7 +161,7 @@ func BenchmarkAppendTradeHamba(b *testing.B) {
 func BenchmarkDecodeTradeHamba(b *testing.B) {
 	for name, tr := range benchTrades() {
 		b.Run("bytes decimals/"+name, func(b *testing.B) {
-			body := AppendTrade(nil, 1, &tr)[HeaderSize:]
+			body := must(AppendTrade(nil, 1, &tr))[HeaderSize:]
 			b.ReportAllocs()
 			for b.Loop() {
 				var v bytesTrade

@@ -25,7 +25,7 @@ type SchemaLookup func(ctx context.Context, id uint32) (string, error)
 // hamba/avro, as Avro's schema-resolution rules describe, so records
 // written before a field was added still read, with the field's default.
 //
-// Decoding does not validate: run the record's Validate, and use Reason
+// Decoding does not validate: run the record's Validate, and use marketdata.ReasonOf
 // for the dead-letter reason of either kind of failure. The msg slice is
 // not retained: the fast path copies the body once, and a record's strings
 // share that copy.
@@ -59,32 +59,12 @@ func NewDecoder(lookup SchemaLookup) *Decoder {
 	return d
 }
 
-// recordKind indexes K2's three record schemas.
-type recordKind int
-
-const (
-	kindTrade recordKind = iota
-	kindQuote
-	kindReference
-	numKinds
-)
-
-func (k recordKind) schema() Schema {
-	switch k {
-	case kindTrade:
-		return Trade
-	case kindQuote:
-		return Quote
-	}
-	return Reference
-}
-
 // writerSchema is a registered schema and how to read it as each record.
 type writerSchema struct {
 	id     uint32
-	schema avro.Schema // nil when the text did not parse
-	err    error       // the parse error
-	plans  [numKinds]atomic.Pointer[plan]
+	schema avro.Schema            // nil when the text did not parse
+	err    error                  // the parse error
+	plans  []atomic.Pointer[plan] // by Schema.index
 }
 
 // plan is how to read one writer schema as one K2 record.
@@ -102,7 +82,7 @@ type plan struct {
 // helper taking the fast decoder as a function value makes the record
 // escape to the heap (a typical trade 171 → 268 ns, one more allocation).
 func (d *Decoder) Trade(ctx context.Context, msg []byte) (marketdata.Trade, uint32, error) {
-	id, body, p, err := d.prepare(ctx, msg, kindTrade)
+	id, body, p, err := d.prepare(ctx, msg, &Trade)
 	if err != nil {
 		return marketdata.Trade{}, id, err
 	}
@@ -122,7 +102,7 @@ func (d *Decoder) Trade(ctx context.Context, msg []byte) (marketdata.Trade, uint
 // Quote decodes a quote message and returns it with its writer schema id,
 // like Trade.
 func (d *Decoder) Quote(ctx context.Context, msg []byte) (marketdata.Quote, uint32, error) {
-	id, body, p, err := d.prepare(ctx, msg, kindQuote)
+	id, body, p, err := d.prepare(ctx, msg, &Quote)
 	if err != nil {
 		return marketdata.Quote{}, id, err
 	}
@@ -142,7 +122,7 @@ func (d *Decoder) Quote(ctx context.Context, msg []byte) (marketdata.Quote, uint
 // Reference decodes a reference-data message and returns it with its
 // writer schema id, like Trade.
 func (d *Decoder) Reference(ctx context.Context, msg []byte) (marketdata.ReferenceData, uint32, error) {
-	id, body, p, err := d.prepare(ctx, msg, kindReference)
+	id, body, p, err := d.prepare(ctx, msg, &Reference)
 	if err != nil {
 		return marketdata.ReferenceData{}, id, err
 	}
@@ -160,7 +140,7 @@ func (d *Decoder) Reference(ctx context.Context, msg []byte) (marketdata.Referen
 }
 
 // prepare splits the message and finds the plan for its writer schema.
-func (d *Decoder) prepare(ctx context.Context, msg []byte, kind recordKind) (uint32, []byte, *plan, error) {
+func (d *Decoder) prepare(ctx context.Context, msg []byte, reader *Schema) (uint32, []byte, *plan, error) {
 	id, body, err := SplitMessage(msg)
 	if err != nil {
 		return 0, nil, nil, err
@@ -169,10 +149,10 @@ func (d *Decoder) prepare(ctx context.Context, msg []byte, kind recordKind) (uin
 	if err != nil {
 		return id, nil, nil, err
 	}
-	p := w.plans[kind].Load()
+	p := w.plans[reader.index].Load()
 	if p == nil {
-		p = d.plan(w, kind)
-		w.plans[kind].Store(p) // racing goroutines compute the same plan
+		p = d.plan(w, reader)
+		w.plans[reader.index].Store(p) // racing goroutines compute the same plan
 	}
 	if p.err != nil {
 		return id, nil, nil, p.err
@@ -190,7 +170,7 @@ func (d *Decoder) writer(ctx context.Context, id uint32) (*writerSchema, error) 
 	if err != nil {
 		return nil, &UnknownSchemaError{ID: id, Err: err}
 	}
-	w := &writerSchema{id: id}
+	w := &writerSchema{id: id, plans: make([]atomic.Pointer[plan], loaded)}
 	w.schema, w.err = parseSchema(text)
 
 	d.mu.Lock()
@@ -208,9 +188,8 @@ func (d *Decoder) writer(ctx context.Context, id uint32) (*writerSchema, error) 
 	return w, nil
 }
 
-// plan decides how to read writer schema w as a record of kind.
-func (d *Decoder) plan(w *writerSchema, kind recordKind) *plan {
-	reader := kind.schema()
+// plan decides how to read writer schema w as reader.
+func (d *Decoder) plan(w *writerSchema, reader *Schema) *plan {
 	fail := func(err error) *plan {
 		return &plan{err: &SchemaError{ID: w.id, Record: reader.Name, Err: err}}
 	}

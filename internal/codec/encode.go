@@ -19,21 +19,29 @@ import (
 //
 // It does not validate: run t.Validate first. Values Validate rejects but
 // Avro can carry (a negative price, an empty symbol) are written as they
-// are. An AssetClass or Side outside its enum cannot be written at all and
-// panics: substituting a symbol would silently corrupt the record, and
-// Validate rules it out, so reaching it is a bug in the caller.
-func AppendTrade(dst []byte, schemaID uint32, t *marketdata.Trade) []byte {
+// are. An AssetClass or Side outside its enum cannot be written at all:
+// substituting a symbol would silently corrupt the record, so it is an
+// error (an *EnumError), and dst comes back as it was.
+func AppendTrade(dst []byte, schemaID uint32, t *marketdata.Trade) ([]byte, error) {
+	asset, err := assetClassIndex(t.AssetClass)
+	if err != nil {
+		return dst, err
+	}
+	side, err := sideIndex(t.Side)
+	if err != nil {
+		return dst, err
+	}
 	dst = AppendHeader(dst, schemaID)
 	dst = appendUUID(dst, t.MessageID)
 	dst = appendString(dst, t.TradeID)
 	dst = appendString(dst, t.Symbol)
 	dst = appendString(dst, t.Exchange)
-	dst = appendLong(dst, assetClassIndex(t.AssetClass))
+	dst = appendLong(dst, asset)
 	dst = appendLong(dst, int64(t.Timestamp))
 	dst = appendDecimal(dst, t.Price)
 	dst = appendDecimal(dst, t.Quantity)
 	dst = appendString(dst, t.Currency)
-	dst = appendLong(dst, sideIndex(t.Side))
+	dst = appendLong(dst, side)
 	if n := len(t.TradeConditions); n > 0 {
 		dst = appendLong(dst, int64(n))
 		for _, c := range t.TradeConditions {
@@ -44,19 +52,23 @@ func AppendTrade(dst []byte, schemaID uint32, t *marketdata.Trade) []byte {
 	dst = appendNullLong(dst, t.SourceSequence)
 	dst = appendLong(dst, int64(t.IngestionTimestamp))
 	dst = appendNullLong(dst, t.PlatformSequence)
-	return appendVendorData(dst, t.VendorData)
+	return appendVendorData(dst, t.VendorData), nil
 }
 
 // AppendQuote appends q as a wire-format QuoteV2 message under schemaID.
 // Absent book values are written as null. Like AppendTrade it does not
-// validate and panics on an AssetClass outside its enum.
-func AppendQuote(dst []byte, schemaID uint32, q *marketdata.Quote) []byte {
+// validate, and refuses an AssetClass outside its enum.
+func AppendQuote(dst []byte, schemaID uint32, q *marketdata.Quote) ([]byte, error) {
+	asset, err := assetClassIndex(q.AssetClass)
+	if err != nil {
+		return dst, err
+	}
 	dst = AppendHeader(dst, schemaID)
 	dst = appendUUID(dst, q.MessageID)
 	dst = appendString(dst, q.QuoteID)
 	dst = appendString(dst, q.Symbol)
 	dst = appendString(dst, q.Exchange)
-	dst = appendLong(dst, assetClassIndex(q.AssetClass))
+	dst = appendLong(dst, asset)
 	dst = appendLong(dst, int64(q.Timestamp))
 	dst = appendNullDecimal(dst, q.BidPrice)
 	dst = appendNullDecimal(dst, q.BidQuantity)
@@ -66,20 +78,24 @@ func AppendQuote(dst []byte, schemaID uint32, q *marketdata.Quote) []byte {
 	dst = appendNullLong(dst, q.SourceSequence)
 	dst = appendLong(dst, int64(q.IngestionTimestamp))
 	dst = appendNullLong(dst, q.PlatformSequence)
-	return appendVendorData(dst, q.VendorData)
+	return appendVendorData(dst, q.VendorData), nil
 }
 
 // AppendReference appends r as a wire-format ReferenceDataV2 message under
 // schemaID. An empty ISIN or Currency is written as null: the Go record has
-// no other way to say "absent". Like AppendTrade it does not validate and
-// panics on an AssetClass outside its enum.
-func AppendReference(dst []byte, schemaID uint32, r *marketdata.ReferenceData) []byte {
+// no other way to say "absent". Like AppendTrade it does not validate, and
+// refuses an AssetClass outside its enum.
+func AppendReference(dst []byte, schemaID uint32, r *marketdata.ReferenceData) ([]byte, error) {
+	asset, err := assetClassIndex(r.AssetClass)
+	if err != nil {
+		return dst, err
+	}
 	dst = AppendHeader(dst, schemaID)
 	dst = appendUUID(dst, r.MessageID)
 	dst = appendString(dst, r.CompanyID)
 	dst = appendString(dst, r.Symbol)
 	dst = appendString(dst, r.Exchange)
-	dst = appendLong(dst, assetClassIndex(r.AssetClass))
+	dst = appendLong(dst, asset)
 	dst = appendString(dst, r.CompanyName)
 	dst = appendNullString(dst, r.ISIN)
 	dst = appendNullString(dst, r.Currency)
@@ -91,7 +107,7 @@ func AppendReference(dst []byte, schemaID uint32, r *marketdata.ReferenceData) [
 		dst = append(dst, 0)
 	}
 	dst = appendLong(dst, int64(r.IngestionTimestamp))
-	return appendVendorData(dst, r.VendorData)
+	return appendVendorData(dst, r.VendorData), nil
 }
 
 // Enum symbols in schema order: the Avro encoding is the index.
@@ -100,32 +116,35 @@ var (
 	sideSymbols       = [...]marketdata.Side{marketdata.Buy, marketdata.Sell, marketdata.SellShort, marketdata.Unknown}
 )
 
-func assetClassIndex(a marketdata.AssetClass) int64 {
-	switch a {
-	case marketdata.Equities:
-		return 0
-	case marketdata.Crypto:
-		return 1
-	case marketdata.Futures:
-		return 2
-	case marketdata.Options:
-		return 3
-	}
-	panic(fmt.Sprintf("codec: asset class %q is not a symbol of com.k2.marketdata.AssetClass; validate records before encoding", string(a)))
+// EnumError refuses a value outside an Avro enum's symbols. It is an
+// invalid_<field> validation error too, so it is dead-lettered like one.
+type EnumError struct {
+	Field, Enum, Value string
 }
 
-func sideIndex(s marketdata.Side) int64 {
-	switch s {
-	case marketdata.Buy:
-		return 0
-	case marketdata.Sell:
-		return 1
-	case marketdata.SellShort:
-		return 2
-	case marketdata.Unknown:
-		return 3
+func (e *EnumError) Error() string {
+	return fmt.Sprintf("codec: %s %q is not a symbol of %s", e.Field, e.Value, e.Enum)
+}
+
+// ReasonCode names the field, as validation does.
+func (e *EnumError) ReasonCode() string { return marketdata.InvalidReason(e.Field) }
+
+func assetClassIndex(a marketdata.AssetClass) (int64, error) {
+	for i, s := range assetClassSymbols {
+		if a == s {
+			return int64(i), nil
+		}
 	}
-	panic(fmt.Sprintf("codec: side %q is not a symbol of com.k2.marketdata.TradeSide; validate records before encoding", string(s)))
+	return 0, &EnumError{Field: "asset_class", Enum: "com.k2.marketdata.AssetClass", Value: string(a)}
+}
+
+func sideIndex(s marketdata.Side) (int64, error) {
+	for i, sym := range sideSymbols {
+		if s == sym {
+			return int64(i), nil
+		}
+	}
+	return 0, &EnumError{Field: "side", Enum: "com.k2.marketdata.TradeSide", Value: string(s)}
 }
 
 // appendLong writes an Avro long: zig-zag, then a little-endian base-128 varint.

@@ -15,14 +15,14 @@ import (
 func TestNotWireFormat(t *testing.T) {
 	d, reg := newTestDecoder(nil)
 	tr := fullTrade()
-	good := AppendTrade(nil, idTrade, &tr)
+	good := must(AppendTrade(nil, idTrade, &tr))
 	bad := append([]byte{1}, good[1:]...)
 	for name, msg := range map[string][]byte{
 		"nil": nil, "empty": {}, "one byte": {0}, "four bytes": {0, 0, 0, 0}, "magic 1": bad, "json": []byte(`{"price":"1"}`),
 	} {
 		_, _, err := d.Trade(context.Background(), msg)
-		if !errors.Is(err, ErrNotWireFormat) || Reason(err) != ReasonNotWireFormat {
-			t.Errorf("%s: %v, reason %q", name, err, Reason(err))
+		if !errors.Is(err, ErrNotWireFormat) || marketdata.ReasonOf(err) != marketdata.ReasonNotWireFormat {
+			t.Errorf("%s: %v, reason %q", name, err, marketdata.ReasonOf(err))
 		}
 	}
 	if reg.calls.Load() != 0 {
@@ -38,15 +38,15 @@ func TestNotWireFormat(t *testing.T) {
 func TestUnknownSchemaID(t *testing.T) {
 	d, reg := newTestDecoder(nil)
 	tr := fullTrade()
-	msg := AppendTrade(nil, 4242, &tr)
+	msg := must(AppendTrade(nil, 4242, &tr))
 	for i := 1; i <= 3; i++ {
 		_, id, err := d.Trade(context.Background(), msg)
 		var unknown *UnknownSchemaError
 		if !errors.As(err, &unknown) || unknown.ID != 4242 || id != 4242 {
 			t.Fatalf("err %v (%T), id %d", err, err, id)
 		}
-		if !errors.Is(err, errNotFound) || Reason(err) != ReasonUnknownSchemaID {
-			t.Errorf("err %v, reason %s", err, Reason(err))
+		if !errors.Is(err, errNotFound) || marketdata.ReasonOf(err) != marketdata.ReasonUnknownSchemaID {
+			t.Errorf("err %v, reason %s", err, marketdata.ReasonOf(err))
 		}
 		if !strings.Contains(err.Error(), "4242") {
 			t.Errorf("error %q does not name the id", err)
@@ -65,16 +65,16 @@ func TestLookupContextError(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	tr := fullTrade()
-	_, _, err := d.Trade(ctx, AppendTrade(nil, 1, &tr))
-	if !errors.Is(err, context.Canceled) || Reason(err) != ReasonUnknownSchemaID {
-		t.Errorf("err %v, reason %s", err, Reason(err))
+	_, _, err := d.Trade(ctx, must(AppendTrade(nil, 1, &tr)))
+	if !errors.Is(err, context.Canceled) || marketdata.ReasonOf(err) != marketdata.ReasonUnknownSchemaID {
+		t.Errorf("err %v, reason %s", err, marketdata.ReasonOf(err))
 	}
 }
 
 func TestSchemaLookupCached(t *testing.T) {
 	d, reg := newTestDecoder(nil)
 	tr, q := fullTrade(), fullQuote()
-	trade, quote := AppendTrade(nil, idTrade, &tr), AppendQuote(nil, idQuote, &q)
+	trade, quote := must(AppendTrade(nil, idTrade, &tr)), must(AppendQuote(nil, idQuote, &q))
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
@@ -123,7 +123,7 @@ func TestMalformedBodies(t *testing.T) {
 	ctx := context.Background()
 	tr := minimalTrade() // ends ... source_sequence null, ingestion ts, platform null, vendor null
 	tr.TradeID = "BINANCE-1"
-	good := AppendTrade(nil, idTrade, &tr)
+	good := must(AppendTrade(nil, idTrade, &tr))
 	id := AppendHeader(nil, idTrade)
 	tail := func(b []byte) []byte { return append(append([]byte{}, good[:len(good)-1]...), b...) }
 	tests := []struct {
@@ -153,8 +153,8 @@ func TestMalformedBodies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := d.Trade(ctx, tt.msg)
-			if !errors.Is(err, ErrMalformed) || Reason(err) != ReasonUndecodable {
-				t.Fatalf("err %v, reason %q", err, Reason(err))
+			if !errors.Is(err, ErrMalformed) || marketdata.ReasonOf(err) != marketdata.ReasonUndecodable {
+				t.Fatalf("err %v, reason %q", err, marketdata.ReasonOf(err))
 			}
 			if !strings.Contains(err.Error(), tt.field) {
 				t.Errorf("error %q does not name %s", err, tt.field)
@@ -167,7 +167,7 @@ func TestMalformedReference(t *testing.T) {
 	d, _ := newTestDecoder(nil)
 	r := fullReference()
 	r.VendorData = nil
-	good := AppendReference(nil, idReference, &r)
+	good := must(AppendReference(nil, idReference, &r))
 	// is_active sits before the ingestion timestamp and the vendor null.
 	at := len(good) - 1 - len(appendLong(nil, int64(r.IngestionTimestamp))) - 1
 	if good[at] != 1 {
@@ -187,13 +187,13 @@ func TestTruncatedNeverPanics(t *testing.T) {
 	ctx := context.Background()
 	var msgs [][]byte
 	for _, tr := range tradeCases() {
-		msgs = append(msgs, AppendTrade(nil, idTrade, &tr))
+		msgs = append(msgs, must(AppendTrade(nil, idTrade, &tr)))
 	}
 	for _, q := range quoteCases() {
-		msgs = append(msgs, AppendQuote(nil, idQuote, &q))
+		msgs = append(msgs, must(AppendQuote(nil, idQuote, &q)))
 	}
 	for _, r := range referenceCases() {
-		msgs = append(msgs, AppendReference(nil, idReference, &r))
+		msgs = append(msgs, must(AppendReference(nil, idReference, &r)))
 	}
 	q := fullQuote()
 	msgs = append(msgs, writeWith(t, 2, quoteOriginal, toHQuote(q)))
@@ -231,19 +231,19 @@ func TestCorruptionNeverPanics(t *testing.T) {
 	d, _ := newTestDecoder(nil)
 	ctx := context.Background()
 	tr := fullTrade()
-	full := AppendTrade(nil, idTrade, &tr)
+	full := must(AppendTrade(nil, idTrade, &tr))
 	for i := HeaderSize; i < len(full); i++ {
 		for _, v := range []byte{0, 1, 0x7f, 0x80, 0xff, full[i] ^ 0x01} {
 			msg := append([]byte{}, full...)
 			msg[i] = v
 			got, _, err := d.Trade(ctx, msg)
 			if err != nil {
-				if Reason(err) != ReasonUndecodable {
+				if marketdata.ReasonOf(err) != marketdata.ReasonUndecodable {
 					t.Fatalf("byte %d = %#x: %v", i, v, err)
 				}
 				continue
 			}
-			again, _, err := d.Trade(ctx, AppendTrade(nil, idTrade, &got))
+			again, _, err := d.Trade(ctx, must(AppendTrade(nil, idTrade, &got)))
 			if err != nil {
 				t.Fatalf("byte %d = %#x: re-encoded: %v", i, v, err)
 			}
@@ -258,16 +258,16 @@ func TestReason(t *testing.T) {
 		want string
 	}{
 		{nil, ""},
-		{ErrNotWireFormat, ReasonNotWireFormat},
-		{fmt.Errorf("wrapped: %w", ErrMalformed), ReasonUndecodable},
-		{&UnknownSchemaError{ID: 1, Err: errNotFound}, ReasonUnknownSchemaID},
-		{fmt.Errorf("consumer: %w", &UnknownSchemaError{ID: 1, Err: context.DeadlineExceeded}), ReasonUnknownSchemaID},
-		{&SchemaError{ID: 1, Record: Trade.Name, Err: errors.New("x")}, ReasonIncompatibleSchema},
+		{ErrNotWireFormat, marketdata.ReasonNotWireFormat},
+		{fmt.Errorf("wrapped: %w", ErrMalformed), marketdata.ReasonUndecodable},
+		{&UnknownSchemaError{ID: 1, Err: errNotFound}, marketdata.ReasonUnknownSchemaID},
+		{fmt.Errorf("consumer: %w", &UnknownSchemaError{ID: 1, Err: context.DeadlineExceeded}), marketdata.ReasonUnknownSchemaID},
+		{&SchemaError{ID: 1, Record: Trade.Name, Err: errors.New("x")}, marketdata.ReasonIncompatibleSchema},
 		{&marketdata.ValidationError{Field: "price", Reason: "must be positive"}, "invalid_price"},
 		{errors.New("something else"), "parse"},
 	}
 	for _, tt := range tests {
-		if got := Reason(tt.err); got != tt.want {
+		if got := marketdata.ReasonOf(tt.err); got != tt.want {
 			t.Errorf("Reason(%v) = %q, want %q", tt.err, got, tt.want)
 		}
 	}
@@ -281,20 +281,20 @@ func TestDecodeThenValidate(t *testing.T) {
 		t.Fatalf("fixture invalid: %v", err)
 	}
 	tr.Exchange = "NOWHERE"
-	got, _, err := d.Trade(context.Background(), AppendTrade(nil, idTrade, &tr))
+	got, _, err := d.Trade(context.Background(), must(AppendTrade(nil, idTrade, &tr)))
 	if err != nil {
 		t.Fatalf("decoding validated: %v", err)
 	}
-	if r := Reason(got.Validate()); r != "invalid_exchange" {
+	if r := marketdata.ReasonOf(got.Validate()); r != "invalid_exchange" {
 		t.Errorf("reason %q", r)
 	}
 	q := fullQuote()
 	q.BidPrice = marketdata.SomeDecimal(-1)
-	gotQ, _, err := d.Quote(context.Background(), AppendQuote(nil, idQuote, &q))
+	gotQ, _, err := d.Quote(context.Background(), must(AppendQuote(nil, idQuote, &q)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := Reason(gotQ.Validate()); r != "invalid_bid_price" {
+	if r := marketdata.ReasonOf(gotQ.Validate()); r != "invalid_bid_price" {
 		t.Errorf("reason %q", r)
 	}
 }

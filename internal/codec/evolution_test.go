@@ -130,7 +130,7 @@ func TestEvolutionOlderTradeSchema(t *testing.T) {
 	}
 	// platform_sequence and vendor_data take their defaults: null.
 	equal(t, "trade", got, want)
-	if p := d.planFor(t, 1, kindTrade); p.fast {
+	if p := d.planFor(t, 1, &Trade); p.fast {
 		t.Error("an older schema took the fast path")
 	}
 
@@ -201,7 +201,7 @@ func TestEvolutionNewerTradeSchema(t *testing.T) {
 		}
 		equal(t, name, got, normTrade(tr))
 	}
-	if p := d.planFor(t, 4, kindTrade); p.fast || p.err != nil {
+	if p := d.planFor(t, 4, &Trade); p.fast || p.err != nil {
 		t.Errorf("plan %+v", p)
 	}
 }
@@ -254,24 +254,24 @@ func TestEquivalentSchemaTakesFastPath(t *testing.T) {
 	compact, _ := json.Marshal(v)
 	d, _ := newTestDecoder(map[uint32]string{5: string(compact)})
 	tr := fullTrade()
-	got, _, err := d.Trade(context.Background(), AppendTrade(nil, 5, &tr))
+	got, _, err := d.Trade(context.Background(), must(AppendTrade(nil, 5, &tr)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	equal(t, "trade", got, tr)
-	if p := d.planFor(t, 5, kindTrade); !p.fast {
+	if p := d.planFor(t, 5, &Trade); !p.fast {
 		t.Error("the same schema without docs did not take the fast path")
 	}
 }
 
 // planFor returns the cached plan of a schema id, after a decode used it.
-func (d *Decoder) planFor(t *testing.T, id uint32, kind recordKind) *plan {
+func (d *Decoder) planFor(t *testing.T, id uint32, reader *Schema) *plan {
 	t.Helper()
 	w, ok := (*d.schemas.Load())[id]
 	if !ok {
 		t.Fatalf("schema %d not cached", id)
 	}
-	p := w.plans[kind].Load()
+	p := w.plans[reader.index].Load()
 	if p == nil {
 		t.Fatalf("no plan for schema %d", id)
 	}
@@ -319,15 +319,15 @@ func TestIncompatibleWriterSchemas(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d, reg := newTestDecoder(map[uint32]string{9: tt.schema})
 			tr := fullTrade()
-			msg := AppendTrade(nil, 9, &tr)
+			msg := must(AppendTrade(nil, 9, &tr))
 			for range 2 {
 				_, id, err := d.Trade(context.Background(), msg)
 				var se *SchemaError
 				if !errors.As(err, &se) || se.ID != 9 || se.Record != Trade.Name || id != 9 {
 					t.Fatalf("err %v (%T), id %d", err, err, id)
 				}
-				if !errors.Is(err, ErrIncompatibleSchema) || Reason(err) != ReasonIncompatibleSchema {
-					t.Errorf("err %v: reason %s", err, Reason(err))
+				if !errors.Is(err, ErrIncompatibleSchema) || marketdata.ReasonOf(err) != marketdata.ReasonIncompatibleSchema {
+					t.Errorf("err %v: reason %s", err, marketdata.ReasonOf(err))
 				}
 				if !strings.Contains(err.Error(), tt.wantMsg) {
 					t.Errorf("error %q does not mention %q", err, tt.wantMsg)
@@ -352,7 +352,7 @@ func TestWideDecimalOverflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = d.Trade(context.Background(), append(AppendHeader(nil, 6), body...))
-	if !errors.Is(err, ErrMalformed) || Reason(err) != ReasonUndecodable {
+	if !errors.Is(err, ErrMalformed) || marketdata.ReasonOf(err) != marketdata.ReasonUndecodable {
 		t.Fatalf("err %v", err)
 	}
 	// Within range it reads.
@@ -424,7 +424,7 @@ func TestResolvedPathErrors(t *testing.T) {
 	}
 	for name, msg := range tests {
 		_, _, err := d.Quote(context.Background(), msg)
-		if !errors.Is(err, ErrMalformed) || Reason(err) != ReasonUndecodable {
+		if !errors.Is(err, ErrMalformed) || marketdata.ReasonOf(err) != marketdata.ReasonUndecodable {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

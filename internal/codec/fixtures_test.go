@@ -12,6 +12,17 @@ import (
 	"github.com/k2-market-data/k2/internal/marketdata"
 )
 
+// allSchemas are K2's schemas.
+var allSchemas = []Schema{Trade, Quote, Reference}
+
+// must returns an encoder's message; the fixtures are valid records.
+func must(msg []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return msg
+}
+
 // Schema ids the test registry serves.
 const (
 	idTrade     = 101

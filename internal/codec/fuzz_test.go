@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/hamba/avro/v2"
+
+	"github.com/k2-market-data/k2/internal/marketdata"
 )
 
 // FuzzDecodeTrade feeds arbitrary messages to a Decoder that knows K2's
@@ -14,7 +16,7 @@ import (
 // code, and whatever decodes must survive a round trip through AppendTrade.
 func FuzzDecodeTrade(f *testing.F) {
 	for _, tr := range tradeCases() {
-		msg := AppendTrade(nil, idTrade, &tr)
+		msg := must(AppendTrade(nil, idTrade, &tr))
 		f.Add(msg)
 		f.Add(msg[:len(msg)/2])
 	}
@@ -36,9 +38,9 @@ func FuzzDecodeTrade(f *testing.F) {
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		got, id, err := d.Trade(ctx, msg)
 		if err != nil {
-			switch Reason(err) {
-			case ReasonNotWireFormat, ReasonUnknownSchemaID, ReasonUndecodable:
-			case ReasonIncompatibleSchema:
+			switch marketdata.ReasonOf(err) {
+			case marketdata.ReasonNotWireFormat, marketdata.ReasonUnknownSchemaID, marketdata.ReasonUndecodable:
+			case marketdata.ReasonIncompatibleSchema:
 				if id != idQuote && id != idReference { // the registry's other records
 					t.Fatalf("schema %d reported incompatible: %v", id, err)
 				}
@@ -47,7 +49,7 @@ func FuzzDecodeTrade(f *testing.F) {
 			}
 			return
 		}
-		again, _, err := d.Trade(ctx, AppendTrade(nil, idTrade, &got))
+		again, _, err := d.Trade(ctx, must(AppendTrade(nil, idTrade, &got)))
 		if err != nil {
 			t.Fatalf("re-encoded trade does not decode: %v", err)
 		}

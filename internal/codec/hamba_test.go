@@ -191,7 +191,7 @@ func TestHambaWritesSameTradeBytes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := AppendTrade(nil, 1, &tr)[HeaderSize:]
+			got := must(AppendTrade(nil, 1, &tr))[HeaderSize:]
 			if !bytes.Equal(got, want) {
 				t.Errorf("\n got % x\nwant % x", got, want)
 			}
@@ -213,7 +213,7 @@ func TestHambaWritesSameQuoteBytes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := AppendQuote(nil, 1, &q)[HeaderSize:]; !bytes.Equal(got, want) {
+			if got := must(AppendQuote(nil, 1, &q))[HeaderSize:]; !bytes.Equal(got, want) {
 				t.Errorf("\n got % x\nwant % x", got, want)
 			}
 		})
@@ -230,7 +230,7 @@ func TestHambaWritesSameReferenceBytes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := AppendReference(nil, 1, &r)[HeaderSize:]; !bytes.Equal(got, want) {
+			if got := must(AppendReference(nil, 1, &r))[HeaderSize:]; !bytes.Equal(got, want) {
 				t.Errorf("\n got % x\nwant % x", got, want)
 			}
 		})
@@ -285,7 +285,7 @@ func TestHambaReadsOurTrades(t *testing.T) {
 	for name, tr := range tradeCases() {
 		t.Run(name, func(t *testing.T) {
 			var m map[string]any
-			if err := avro.Unmarshal(Trade.Avro, AppendTrade(nil, 1, &tr)[HeaderSize:], &m); err != nil {
+			if err := avro.Unmarshal(Trade.Avro, must(AppendTrade(nil, 1, &tr))[HeaderSize:], &m); err != nil {
 				t.Fatal(err)
 			}
 			equal(t, "message_id", m["message_id"], any(tr.MessageID.String()))
@@ -315,7 +315,7 @@ func TestHambaReadsOurQuotes(t *testing.T) {
 	for name, q := range quoteCases() {
 		t.Run(name, func(t *testing.T) {
 			var m map[string]any
-			if err := avro.Unmarshal(Quote.Avro, AppendQuote(nil, 1, &q)[HeaderSize:], &m); err != nil {
+			if err := avro.Unmarshal(Quote.Avro, must(AppendQuote(nil, 1, &q))[HeaderSize:], &m); err != nil {
 				t.Fatal(err)
 			}
 			equal(t, "message_id", m["message_id"], any(q.MessageID.String()))
@@ -341,7 +341,7 @@ func TestHambaReadsOurReferenceData(t *testing.T) {
 	for name, r := range referenceCases() {
 		t.Run(name, func(t *testing.T) {
 			var got avroReference
-			if err := avro.Unmarshal(Reference.Avro, AppendReference(nil, 1, &r)[HeaderSize:], &got); err != nil {
+			if err := avro.Unmarshal(Reference.Avro, must(AppendReference(nil, 1, &r))[HeaderSize:], &got); err != nil {
 				t.Fatal(err)
 			}
 			want := toHReference(r)

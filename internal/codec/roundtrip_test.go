@@ -14,7 +14,7 @@ func TestTradeRoundTrip(t *testing.T) {
 	d, _ := newTestDecoder(nil)
 	for name, tr := range tradeCases() {
 		t.Run(name, func(t *testing.T) {
-			msg := AppendTrade(nil, idTrade, &tr)
+			msg := must(AppendTrade(nil, idTrade, &tr))
 			got, id, err := d.Trade(context.Background(), msg)
 			if err != nil {
 				t.Fatal(err)
@@ -31,7 +31,7 @@ func TestQuoteRoundTrip(t *testing.T) {
 	d, _ := newTestDecoder(nil)
 	for name, q := range quoteCases() {
 		t.Run(name, func(t *testing.T) {
-			msg := AppendQuote(nil, idQuote, &q)
+			msg := must(AppendQuote(nil, idQuote, &q))
 			got, id, err := d.Quote(context.Background(), msg)
 			if err != nil {
 				t.Fatal(err)
@@ -48,7 +48,7 @@ func TestReferenceRoundTrip(t *testing.T) {
 	d, _ := newTestDecoder(nil)
 	for name, r := range referenceCases() {
 		t.Run(name, func(t *testing.T) {
-			msg := AppendReference(nil, idReference, &r)
+			msg := must(AppendReference(nil, idReference, &r))
 			got, id, err := d.Reference(context.Background(), msg)
 			if err != nil {
 				t.Fatal(err)
@@ -64,7 +64,7 @@ func TestReferenceRoundTrip(t *testing.T) {
 func TestHeader(t *testing.T) {
 	tr := fullTrade()
 	for _, id := range []uint32{0, 1, 255, 256, 1<<24 + 5, 1<<32 - 1} {
-		msg := AppendTrade(nil, id, &tr)
+		msg := must(AppendTrade(nil, id, &tr))
 		if msg[0] != 0 || binary.BigEndian.Uint32(msg[1:5]) != id {
 			t.Errorf("header % x for id %d", msg[:5], id)
 		}
@@ -80,9 +80,9 @@ func TestAppendKeepsPrefix(t *testing.T) {
 	tr, q, r := fullTrade(), fullQuote(), fullReference()
 	prefix := []byte("prefix")
 	for name, msg := range map[string][]byte{
-		"trade":     AppendTrade(append([]byte{}, prefix...), 7, &tr),
-		"quote":     AppendQuote(append([]byte{}, prefix...), 7, &q),
-		"reference": AppendReference(append([]byte{}, prefix...), 7, &r),
+		"trade":     must(AppendTrade(append([]byte{}, prefix...), 7, &tr)),
+		"quote":     must(AppendQuote(append([]byte{}, prefix...), 7, &q)),
+		"reference": must(AppendReference(append([]byte{}, prefix...), 7, &r)),
 	} {
 		if !bytes.HasPrefix(msg, prefix) || msg[len(prefix)] != 0 {
 			t.Errorf("%s: % x", name, msg[:12])
@@ -93,9 +93,9 @@ func TestAppendKeepsPrefix(t *testing.T) {
 // Go's map order is random; the encoding must not be.
 func TestVendorDataDeterministic(t *testing.T) {
 	tr := tradeCases()["many conditions and vendor keys"]
-	first := AppendTrade(nil, 1, &tr)
+	first := must(AppendTrade(nil, 1, &tr))
 	for range 20 {
-		if !bytes.Equal(first, AppendTrade(nil, 1, &tr)) {
+		if !bytes.Equal(first, must(AppendTrade(nil, 1, &tr))) {
 			t.Fatal("encoding of the same trade changed")
 		}
 	}
@@ -104,32 +104,38 @@ func TestVendorDataDeterministic(t *testing.T) {
 func TestAppendTradeDoesNotAllocate(t *testing.T) {
 	tr := fullTrade()
 	buf := make([]byte, 0, 1024)
-	if n := testing.AllocsPerRun(100, func() { buf = AppendTrade(buf[:0], 1, &tr) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { buf = must(AppendTrade(buf[:0], 1, &tr)) }); n != 0 {
 		t.Errorf("%v allocations per trade", n)
 	}
 	q := fullQuote()
-	if n := testing.AllocsPerRun(100, func() { buf = AppendQuote(buf[:0], 1, &q) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { buf = must(AppendQuote(buf[:0], 1, &q)) }); n != 0 {
 		t.Errorf("%v allocations per quote", n)
 	}
 }
 
-// Encoding an enum value outside the schema is a caller bug and must not
-// silently write another symbol.
-func TestAppendInvalidEnumPanics(t *testing.T) {
-	tests := map[string]func(){
-		"side":        func() { tr := fullTrade(); tr.Side = ""; AppendTrade(nil, 1, &tr) },
-		"asset class": func() { tr := fullTrade(); tr.AssetClass = "bonds"; AppendTrade(nil, 1, &tr) },
-		"quote asset": func() { q := fullQuote(); q.AssetClass = ""; AppendQuote(nil, 1, &q) },
-		"reference":   func() { r := fullReference(); r.AssetClass = "CRYPTO"; AppendReference(nil, 1, &r) },
+// An enum value outside the schema is an error naming the field, never a
+// panic or another symbol, and leaves the buffer as it was.
+func TestAppendInvalidEnumIsAnError(t *testing.T) {
+	prefix := []byte("kept")
+	tests := map[string]struct {
+		encode func() ([]byte, error)
+		reason string
+	}{
+		"side":        {func() ([]byte, error) { tr := fullTrade(); tr.Side = ""; return AppendTrade(prefix, 1, &tr) }, "invalid_side"},
+		"asset class": {func() ([]byte, error) { tr := fullTrade(); tr.AssetClass = "bonds"; return AppendTrade(prefix, 1, &tr) }, "invalid_asset_class"},
+		"quote asset": {func() ([]byte, error) { q := fullQuote(); q.AssetClass = ""; return AppendQuote(prefix, 1, &q) }, "invalid_asset_class"},
+		"reference": {func() ([]byte, error) {
+			r := fullReference()
+			r.AssetClass = "CRYPTO"
+			return AppendReference(prefix, 1, &r)
+		}, "invalid_asset_class"},
 	}
-	for name, f := range tests {
+	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Error("no panic")
-				}
-			}()
-			f()
+			got, err := tt.encode()
+			if err == nil || marketdata.ReasonOf(err) != tt.reason || string(got) != "kept" {
+				t.Errorf("got %q, %v (reason %s); want the buffer unchanged and %s", got, err, marketdata.ReasonOf(err), tt.reason)
+			}
 		})
 	}
 }
@@ -167,7 +173,7 @@ func TestTradeGoldenBytes(t *testing.T) {
 	want = append(want, 0x7e)                    // ingestion 63
 	want = append(want, 0)                       // platform_sequence null
 	want = append(want, 2, 2, 2, 'k', 2, 'v', 0) // {"k":"v"}
-	got := AppendTrade(nil, 258, &tr)
+	got := must(AppendTrade(nil, 258, &tr))
 	if !bytes.Equal(got, want) {
 		t.Errorf("\n got % x\nwant % x", got, want)
 	}

@@ -21,24 +21,14 @@ import (
 	"github.com/k2-market-data/k2/internal/marketdata"
 )
 
-// Data types: the second part of a topic or subject name.
-const (
-	DataTrades    = "trades"
-	DataQuotes    = "quotes"
-	DataReference = "reference_data"
-)
-
 // Schema is one of K2's record schemas.
 type Schema struct {
-	Name     string      // full Avro name, e.g. "com.k2.marketdata.TradeV2"
-	DataType string      // DataTrades, DataQuotes or DataReference
-	Text     string      // the .avsc as embedded: what is registered
-	Avro     avro.Schema // Text parsed by hamba/avro
-}
-
-// Subject is the Schema Registry subject of this schema for an asset class.
-func (s Schema) Subject(assetClass marketdata.AssetClass) string {
-	return Subject(assetClass, s.DataType)
+	Name string      // full Avro name, e.g. "com.k2.marketdata.TradeV2"
+	Text string      // the .avsc as embedded: what is registered
+	Avro avro.Schema // Text parsed by hamba/avro
+	// index numbers the schemas in load order: a Decoder keeps one plan
+	// per writer schema and K2 schema, in a slice.
+	index int
 }
 
 //go:embed schemas/*.avsc
@@ -48,13 +38,13 @@ var schemaFiles embed.FS
 // TradeSide enums it uses), because the registry stores each subject's
 // schema on its own and parses it without the others.
 var (
-	Trade     = mustLoad("schemas/trade_v2.avsc", "com.k2.marketdata.TradeV2", DataTrades)
-	Quote     = mustLoad("schemas/quote_v2.avsc", "com.k2.marketdata.QuoteV2", DataQuotes)
-	Reference = mustLoad("schemas/reference_data_v2.avsc", "com.k2.marketdata.ReferenceDataV2", DataReference)
+	Trade     = mustLoad("schemas/trade_v2.avsc", "com.k2.marketdata.TradeV2")
+	Quote     = mustLoad("schemas/quote_v2.avsc", "com.k2.marketdata.QuoteV2")
+	Reference = mustLoad("schemas/reference_data_v2.avsc", "com.k2.marketdata.ReferenceDataV2")
 )
 
-// Schemas lists K2's schemas, for registration.
-func Schemas() []Schema { return []Schema{Trade, Quote, Reference} }
+// loaded counts the schemas loaded so far (package initialisation only).
+var loaded int
 
 // Subject returns the Schema Registry subject of a record type for an asset
 // class, e.g. "market.crypto.trades-value". Subjects are per asset class
@@ -64,7 +54,7 @@ func Subject(assetClass marketdata.AssetClass, dataType string) string {
 	return "market." + string(assetClass) + "." + dataType + "-value"
 }
 
-func mustLoad(path, name, dataType string) Schema {
+func mustLoad(path, name string) Schema {
 	text, err := schemaFiles.ReadFile(path)
 	if err != nil {
 		panic(err)
@@ -76,7 +66,8 @@ func mustLoad(path, name, dataType string) Schema {
 	if got := s.(avro.NamedSchema).FullName(); got != name {
 		panic(fmt.Sprintf("codec: %s defines %s, want %s", path, got, name))
 	}
-	return Schema{Name: name, DataType: dataType, Text: string(text), Avro: s}
+	loaded++
+	return Schema{Name: name, Text: string(text), Avro: s, index: loaded - 1}
 }
 
 // parseSchema parses a schema with a cache of its own. hamba's Parse

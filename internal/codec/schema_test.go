@@ -77,7 +77,7 @@ var wantFields = map[string][]wantField{
 }
 
 func TestSchemasMatchReference(t *testing.T) {
-	for _, s := range Schemas() {
+	for _, s := range allSchemas {
 		t.Run(s.Name, func(t *testing.T) {
 			// Standalone: a fresh cache, and hamba's plain Parse too.
 			parsed, err := avro.ParseWithCache(s.Text, "", &avro.SchemaCache{})
@@ -116,7 +116,7 @@ func TestSchemasMatchReference(t *testing.T) {
 
 // The texts are what gets registered: they must be plain JSON objects.
 func TestSchemaTextsAreJSON(t *testing.T) {
-	for _, s := range Schemas() {
+	for _, s := range allSchemas {
 		var v map[string]any
 		if err := json.Unmarshal([]byte(s.Text), &v); err != nil {
 			t.Errorf("%s: %v", s.Name, err)
@@ -130,27 +130,21 @@ func TestSubject(t *testing.T) {
 		data  string
 		want  string
 	}{
-		{marketdata.Crypto, DataTrades, "market.crypto.trades-value"},
-		{marketdata.Equities, DataQuotes, "market.equities.quotes-value"},
-		{marketdata.Crypto, DataReference, "market.crypto.reference_data-value"},
-		{marketdata.Futures, DataTrades, "market.futures.trades-value"},
+		{marketdata.Crypto, "trades", "market.crypto.trades-value"},
+		{marketdata.Equities, "quotes", "market.equities.quotes-value"},
+		{marketdata.Crypto, "reference_data", "market.crypto.reference_data-value"},
+		{marketdata.Futures, "trades", "market.futures.trades-value"},
 	}
 	for _, tt := range tests {
 		if got := Subject(tt.asset, tt.data); got != tt.want {
 			t.Errorf("Subject(%s, %s) = %s, want %s", tt.asset, tt.data, got, tt.want)
 		}
 	}
-	if got := Quote.Subject(marketdata.Options); got != "market.options.quotes-value" {
-		t.Errorf("Quote.Subject = %s", got)
-	}
-	if Trade.DataType != DataTrades || Quote.DataType != DataQuotes || Reference.DataType != DataReference {
-		t.Error("data types")
-	}
 }
 
 // The encoder's enum tables must follow the schemas' symbol order.
 func TestEnumOrderMatchesSchemas(t *testing.T) {
-	for _, s := range Schemas() {
+	for _, s := range allSchemas {
 		for _, f := range s.Avro.(*avro.RecordSchema).Fields() {
 			e, ok := deref(f.Type()).(*avro.EnumSchema)
 			if !ok {

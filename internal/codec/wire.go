@@ -2,7 +2,6 @@ package codec
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/k2-market-data/k2/internal/marketdata"
@@ -14,31 +13,23 @@ const magicByte = 0
 // HeaderSize is the length of the wire-format header: magic byte and schema id.
 const HeaderSize = 5
 
-// Reason codes returned by Reason, used as dead-letter reasons.
-const (
-	ReasonNotWireFormat      = "not_wire_format"
-	ReasonUnknownSchemaID    = "unknown_schema_id"
-	ReasonIncompatibleSchema = "incompatible_schema"
-	ReasonUndecodable        = "undecodable"
-)
-
 var (
 	// ErrNotWireFormat: the message is shorter than the header or does not
 	// start with the magic byte, so it was not written by a registry-aware
 	// serializer.
-	ErrNotWireFormat = errors.New("codec: not Confluent wire format")
+	ErrNotWireFormat error = &marketdata.ReasonError{Text: "codec: not Confluent wire format", Code: marketdata.ReasonNotWireFormat}
 
 	// ErrMalformed: the Avro body does not decode with the writer schema
 	// (truncated, bad varint, union or enum index out of range, trailing
 	// bytes, a decimal that does not fit an int64, a message_id that is not
 	// a UUID…).
-	ErrMalformed = errors.New("codec: malformed Avro body")
+	ErrMalformed error = &marketdata.ReasonError{Text: "codec: malformed Avro body", Code: marketdata.ReasonUndecodable}
 
 	// ErrIncompatibleSchema: the writer schema cannot be read as K2's
 	// record: it does not parse, misses a field that has no default,
 	// changes a type, a decimal scale or a timestamp unit, or is another
 	// record altogether.
-	ErrIncompatibleSchema = errors.New("codec: writer schema incompatible")
+	ErrIncompatibleSchema error = &marketdata.ReasonError{Text: "codec: writer schema incompatible", Code: marketdata.ReasonIncompatibleSchema}
 )
 
 // UnknownSchemaError reports a schema id the lookup could not resolve. Err
@@ -56,6 +47,9 @@ func (e *UnknownSchemaError) Error() string {
 
 func (e *UnknownSchemaError) Unwrap() error { return e.Err }
 
+// ReasonCode is unknown_schema_id.
+func (e *UnknownSchemaError) ReasonCode() string { return marketdata.ReasonUnknownSchemaID }
+
 // SchemaError reports a writer schema that cannot be read as the record
 // asked for. It matches ErrIncompatibleSchema with errors.Is.
 type SchemaError struct {
@@ -69,27 +63,6 @@ func (e *SchemaError) Error() string {
 }
 
 func (e *SchemaError) Unwrap() []error { return []error{ErrIncompatibleSchema, e.Err} }
-
-// Reason returns a short reason code for a failed message: one of the
-// Reason* constants for codec errors, and marketdata.ReasonOf's code
-// ("invalid_<field>", "parse") for anything else, such as the validation
-// error of a decoded record. It returns "" for nil.
-func Reason(err error) string {
-	var unknown *UnknownSchemaError
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, ErrNotWireFormat):
-		return ReasonNotWireFormat
-	case errors.As(err, &unknown):
-		return ReasonUnknownSchemaID
-	case errors.Is(err, ErrIncompatibleSchema):
-		return ReasonIncompatibleSchema
-	case errors.Is(err, ErrMalformed):
-		return ReasonUndecodable
-	}
-	return marketdata.ReasonOf(err)
-}
 
 // AppendHeader appends the wire-format header for a schema id.
 func AppendHeader(dst []byte, schemaID uint32) []byte {

@@ -1,27 +1,26 @@
-package lake
+package lake_test
 
 import (
 	"context"
 	"path/filepath"
 	"testing"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-
 	"github.com/k2-market-data/k2/internal/feed/synth"
+	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 const benchBatch = 500_000
 
-func benchWriter(b *testing.B, dedup bool) *Writer[md.Trade] {
+func benchWriter(b *testing.B, dedup bool) *lake.Writer[md.Trade] {
 	dir := b.TempDir()
-	l, err := Open(context.Background(), Options{Catalog: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
+	l, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(), Catalog: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { l.Close() })
-	w, _ := NewTradeWriter(l, WithDedup(dedup))
+	w, _ := record.Trade.Writer(l, lake.WithDedup(dedup))
 	return w
 }
 
@@ -55,38 +54,4 @@ func BenchmarkAppend(b *testing.B) {
 		}
 		b.ReportMetric(float64(benchBatch*b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
-}
-
-// BenchmarkEncodeTrades measures turning rows into Arrow columns in
-// partition order, the writer's own share of an append.
-func BenchmarkEncodeTrades(b *testing.B) {
-	rows := synth.New(synth.Config{Seed: 1, Rate: 20}).Trades(nil, 100_000)
-	sc := arrowSchema(TradesTable(SymbolPartition{}).Schema)
-	order, _ := tradeCodec.partitions(rows)
-	for b.Loop() {
-		rec := tradeCodec.record(sc, rows, order)
-		rec.Release()
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(rows)), "ns/row")
-}
-
-// The hand-written trade encoder must produce what the generic column
-// encoders do.
-func TestEncodeTradesMatchesGeneric(t *testing.T) {
-	rows := synth.New(synth.Config{Seed: 3, Rate: 20}).Trades(nil, 5000)
-	rows[7].TradeConditions = []string{"25", "X"}
-	rows[8].VendorData = map[string]string{"b": "2", "a": "1"}
-	rows[9].SourceSequence = md.NullInt64{}
-	rows[10].PlatformSequence = md.SomeInt64(42)
-	sc := arrowSchema(TradesTable(SymbolPartition{}).Schema)
-	order, _ := tradeCodec.partitions(rows)
-	fast := array.NewRecordBatch(sc, encodeTrades(sc, rows, order), int64(len(order)))
-	cols := make([]arrow.Array, len(tradeCodec.columns))
-	for i, enc := range tradeCodec.columns {
-		cols[i] = enc(sc.Field(i).Type, rows, order)
-	}
-	generic := array.NewRecordBatch(sc, cols, int64(len(order)))
-	if !array.RecordEqual(fast, generic) {
-		t.Fatal("encodeTrades differs from the generic encoders")
-	}
 }

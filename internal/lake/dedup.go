@@ -35,15 +35,15 @@ func (w *Writer[T]) dropDuplicates(ctx context.Context, tbl *table.Table, rows [
 	var dups []int // indices of rows repeated earlier in the batch
 	for i := range rows {
 		r := &rows[i]
-		k := rowKey{c.symbol(r), c.key(r)}
+		k := rowKey{c.Symbol(r), c.Key(r)}
 		if _, dup := seen[k]; dup {
 			dups = append(dups, i)
 			continue
 		}
 		seen[k] = struct{}{}
 		var t md.Timestamp
-		if c.time != nil {
-			t = c.time(r)
+		if c.Time != nil {
+			t = c.Time(r)
 		}
 		kr, ok := ranges[k.symbol]
 		if !ok {
@@ -71,7 +71,7 @@ func (w *Writer[T]) dropDuplicates(ctx context.Context, tbl *table.Table, rows [
 			continue
 		}
 		r := &rows[i]
-		if _, dup := stored[rowKey{c.symbol(r), c.key(r)}]; !dup {
+		if _, dup := stored[rowKey{c.Symbol(r), c.Key(r)}]; !dup {
 			out = append(out, *r)
 		}
 	}
@@ -85,7 +85,7 @@ type rowKey struct{ symbol, key string }
 // in ranges.
 func (w *Writer[T]) storedKeys(ctx context.Context, tbl *table.Table, ranges map[string]*keyRange) (map[rowKey]struct{}, error) {
 	sc := w.def.Schema
-	symField, _ := sc.FindFieldByName("symbol")
+	symField, _ := sc.FindFieldByName(w.def.Symbol)
 	keyField, _ := sc.FindFieldByName(w.def.Key)
 	symbols := make([]string, 0, len(ranges))
 	var lo, hi md.Timestamp
@@ -100,7 +100,7 @@ func (w *Writer[T]) storedKeys(ctx context.Context, tbl *table.Table, ranges map
 		}
 		first = false
 	}
-	var filter iceberg.BooleanExpression = iceberg.IsIn(iceberg.Reference("symbol"), symbols...)
+	var filter iceberg.BooleanExpression = iceberg.IsIn(iceberg.Reference(w.def.Symbol), symbols...)
 	var timeField iceberg.NestedField
 	if w.def.Time != "" {
 		timeField, _ = sc.FindFieldByName(w.def.Time)
@@ -108,7 +108,7 @@ func (w *Writer[T]) storedKeys(ctx context.Context, tbl *table.Table, ranges map
 			iceberg.GreaterThanEqual(iceberg.Reference(w.def.Time), iceberg.Timestamp(lo)),
 			iceberg.LessThanEqual(iceberg.Reference(w.def.Time), iceberg.Timestamp(hi)))
 	}
-	tasks, err := tbl.Scan(table.WithRowFilter(filter), table.WithSelectedFields("symbol", w.def.Key)).PlanFiles(ctx)
+	tasks, err := tbl.Scan(table.WithRowFilter(filter), table.WithSelectedFields(w.def.Symbol, w.def.Key)).PlanFiles(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func (w *Writer[T]) storedKeys(ctx context.Context, tbl *table.Table, ranges map
 				return nil, err
 			}
 		}
-		if err := readKeys(ctx, fs, f.FilePath(), w.def.Key, ranges, stored); err != nil {
+		if err := readKeys(ctx, fs, f.FilePath(), w.def.Symbol, w.def.Key, ranges, stored); err != nil {
 			return nil, fmt.Errorf("%s: %w", f.FilePath(), err)
 		}
 	}
@@ -163,7 +163,7 @@ func mayHold(f iceberg.DataFile, ranges map[string]*keyRange, symID, keyID, time
 }
 
 // readKeys adds the file's (symbol, key) pairs for symbols in ranges to out.
-func readKeys(ctx context.Context, fs iceio.IO, path, keyColumn string, ranges map[string]*keyRange, out map[rowKey]struct{}) error {
+func readKeys(ctx context.Context, fs iceio.IO, path, symbolColumn, keyColumn string, ranges map[string]*keyRange, out map[rowKey]struct{}) error {
 	f, err := fs.Open(path)
 	if err != nil {
 		return err
@@ -179,7 +179,7 @@ func readKeys(ctx context.Context, fs iceio.IO, path, keyColumn string, ranges m
 		return err
 	}
 	schema := pf.MetaData().Schema
-	symIdx, keyIdx := schema.ColumnIndexByName("symbol"), schema.ColumnIndexByName(keyColumn)
+	symIdx, keyIdx := schema.ColumnIndexByName(symbolColumn), schema.ColumnIndexByName(keyColumn)
 	if symIdx < 0 || keyIdx < 0 {
 		return fmt.Errorf("columns symbol and %s not found", keyColumn)
 	}

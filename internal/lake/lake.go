@@ -54,6 +54,9 @@ type Options struct {
 	// Warehouse is a local directory or s3://bucket/prefix.
 	Warehouse string
 	S3        S3Options
+	// Tables are the tables to open, created where missing (the record
+	// kinds' declarations: record.Tables()).
+	Tables []TableDef
 	// SymbolPartition is used when a table is created; existing tables keep theirs.
 	SymbolPartition SymbolPartition
 	Logger          *slog.Logger
@@ -207,13 +210,19 @@ func (l *Lake) ensureTables(ctx context.Context) error {
 	if err := l.cat.CreateNamespace(ctx, ns, iceberg.Properties{"comment": "K2 market data"}); err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
 		return fmt.Errorf("create namespace %s: %w", Namespace, err)
 	}
-	for _, def := range []TableDef{TradesTable(l.opts.SymbolPartition), QuotesTable(l.opts.SymbolPartition), ReferenceDataTable()} {
+	if len(l.opts.Tables) == 0 {
+		return errors.New("lake: no tables to open")
+	}
+	for _, def := range l.opts.Tables {
+		if err := def.layout(l.opts.SymbolPartition); err != nil {
+			return err
+		}
 		loc := l.warehouse + "/" + Namespace + "/" + def.Name
 		_, err := l.cat.CreateTable(ctx, def.Identifier(), def.Schema,
 			catalog.WithLocation(loc),
 			catalog.WithPartitionSpec(&def.Spec),
 			catalog.WithSortOrder(def.SortOrder),
-			catalog.WithProperties(def.Properties))
+			catalog.WithProperties(baseProperties(def.Doc, def.Key)))
 		switch {
 		case err == nil:
 			l.log.Info("table created", "table", def.FullName(), "location", loc, "partition", specString(def.Spec))
@@ -229,7 +238,7 @@ func (l *Lake) ensureTables(ctx context.Context) error {
 			return fmt.Errorf("table %s has a schema this version of K2 does not write:\n%s", def.FullName(), tbl.Schema())
 		}
 		// An existing table keeps the partitioning it was created with.
-		def.Spec = tbl.Spec()
+		def.Spec, def.SortOrder = tbl.Spec(), tbl.SortOrder()
 		l.defs[def.Name] = def
 	}
 	return nil
@@ -241,9 +250,18 @@ func (l *Lake) Def(name string) (TableDef, error) {
 	defer l.mu.Unlock()
 	d, ok := l.defs[name]
 	if !ok {
-		return TableDef{}, fmt.Errorf("unknown table %q (tables: trades, quotes, reference_data)", name)
+		return TableDef{}, fmt.Errorf("unknown table %q (tables: %s)", name, strings.Join(l.tableNames(), ", "))
 	}
 	return d, nil
+}
+
+// tableNames lists the open tables in declaration order.
+func (l *Lake) tableNames() []string {
+	names := make([]string, len(l.opts.Tables))
+	for i, d := range l.opts.Tables {
+		names[i] = d.Name
+	}
+	return names
 }
 
 // Load reads a table's current metadata from the catalog.

@@ -1,4 +1,4 @@
-package lake
+package lake_test
 
 import (
 	"bytes"
@@ -20,14 +20,16 @@ import (
 	"github.com/apache/iceberg-go/table"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/testsvc"
 )
 
-func openTestLake(t *testing.T) *Lake {
+func openTestLake(t *testing.T) *lake.Lake {
 	t.Helper()
 	dir := t.TempDir()
-	l, err := Open(context.Background(), Options{
+	l, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(),
 		Catalog:   filepath.Join(dir, "catalog.db"),
 		Warehouse: filepath.Join(dir, "warehouse"),
 	})
@@ -57,9 +59,9 @@ func testTrades(sym string, from, n int) []md.Trade {
 }
 
 // scanTrades reads "symbol/trade_id" → price of the current snapshot.
-func scanTrades(t *testing.T, l *Lake) map[string]string {
+func scanTrades(t *testing.T, l *lake.Lake) map[string]string {
 	t.Helper()
-	tbl, err := l.Load(context.Background(), Trades)
+	tbl, err := l.Load(context.Background(), "trades")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,10 +84,10 @@ func scanTrades(t *testing.T, l *Lake) map[string]string {
 	return out
 }
 
-func dataFiles(t *testing.T, l *Lake) []string {
+func dataFiles(t *testing.T, l *lake.Lake) []string {
 	t.Helper()
 	var files []string
-	root := LocalPath(l.Warehouse())
+	root := lake.LocalPath(l.Warehouse())
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && strings.HasSuffix(p, ".parquet") {
 			files = append(files, p)
@@ -97,7 +99,7 @@ func dataFiles(t *testing.T, l *Lake) []string {
 
 func TestCommitIsExactAndLogged(t *testing.T) {
 	l := openTestLake(t)
-	w, err := NewTradeWriter(l)
+	w, err := record.Trade.Writer(l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,8 +118,8 @@ func TestCommitIsExactAndLogged(t *testing.T) {
 	if p := got["BTCUSDT/BINANCE-0000000001"]; p != "61837.63000001" {
 		t.Fatalf("price not exact: %q (%d rows)", p, len(got))
 	}
-	tbl, _ := l.Load(context.Background(), Trades)
-	if s := tbl.CurrentSnapshot(); s.Summary.Properties["k2.source"] != "test" || s.Summary.Properties[CommitIDProperty] == "" {
+	tbl, _ := l.Load(context.Background(), "trades")
+	if s := tbl.CurrentSnapshot(); s.Summary.Properties["k2.source"] != "test" || s.Summary.Properties[lake.CommitIDProperty] == "" {
 		t.Fatalf("snapshot summary lacks commit properties: %v", s.Summary.Properties)
 	}
 	// Two symbols on one day: one file per (day, symbol) partition.
@@ -128,7 +130,7 @@ func TestCommitIsExactAndLogged(t *testing.T) {
 
 func TestDedupAddsNothingTwice(t *testing.T) {
 	l := openTestLake(t)
-	w, _ := NewTradeWriter(l, WithDedup(true))
+	w, _ := record.Trade.Writer(l, lake.WithDedup(true))
 	ctx := context.Background()
 	batch := testTrades("BTCUSDT", 1, 1000)
 	if res, err := w.Commit(ctx, batch, nil); err != nil || res.Rows != 1000 {
@@ -157,25 +159,25 @@ func TestDedupAddsNothingTwice(t *testing.T) {
 func TestFailedCommitLeavesNoFiles(t *testing.T) {
 	l := openTestLake(t)
 	ctx := context.Background()
-	w, _ := NewTradeWriter(l)
+	w, _ := record.Trade.Writer(l)
 	if _, err := w.Commit(ctx, testTrades("BTCUSDT", 1, 10), nil); err != nil {
 		t.Fatal(err)
 	}
 	before := dataFiles(t, l)
 	// Forbid retries, then let a competing commit land between our load and
 	// our commit: the catalog must refuse ours as a conflict.
-	tbl, _ := l.Load(ctx, Trades)
+	tbl, _ := l.Load(ctx, "trades")
 	tx := tbl.NewTransaction()
 	tx.SetProperties(map[string]string{table.CommitNumRetriesKey: "0"})
 	if _, err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	stale, _ := l.Load(ctx, Trades)
-	other, _ := NewTradeWriter(l)
+	stale, _ := l.Load(ctx, "trades")
+	other, _ := record.Trade.Writer(l)
 	if _, err := other.Commit(ctx, testTrades("BTCUSDT", 100, 10), nil); err != nil {
 		t.Fatal(err)
 	}
-	files, err := w.writeFiles(ctx, stale, testTrades("BTCUSDT", 200, 10))
+	files, err := w.WriteFiles(ctx, stale, testTrades("BTCUSDT", 200, 10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +191,7 @@ func TestFailedCommitLeavesNoFiles(t *testing.T) {
 	if _, err := tx.Commit(ctx); err == nil {
 		t.Fatal("stale commit accepted")
 	}
-	l.removeFiles(Trades, files)
+	l.RemoveFiles("trades", files)
 	if n := len(dataFiles(t, l)); n != len(before)+1 {
 		t.Fatalf("%d data files on disk, want %d: the failed commit's file stayed", n, len(before)+1)
 	}
@@ -207,7 +209,7 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			w, _ := NewTradeWriter(l)
+			w, _ := record.Trade.Writer(l)
 			for b := 0; b < 5; b++ {
 				if _, err := w.Commit(ctx, testTrades("BTCUSDT", g*10000+b*100, 100), nil); err != nil {
 					errs <- err
@@ -227,7 +229,7 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 }
 
 func TestOpenReportsUnreachableCatalog(t *testing.T) {
-	_, err := Open(context.Background(), Options{
+	_, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(),
 		Catalog:   "postgres://k2:k2@127.0.0.1:1/k2?sslmode=disable&connect_timeout=2",
 		Warehouse: t.TempDir(),
 	})
@@ -242,7 +244,7 @@ func TestOpenReportsUnreachableCatalog(t *testing.T) {
 func TestCompactKeepsRowsAndSortsFiles(t *testing.T) {
 	l := openTestLake(t)
 	ctx := context.Background()
-	w, _ := NewTradeWriter(l)
+	w, _ := record.Trade.Writer(l)
 	// Ten commits of two symbols, the second symbol's batches arriving in
 	// reverse: 20 small files, and rows out of time order across files.
 	for b := 0; b < 10; b++ {
@@ -252,14 +254,14 @@ func TestCompactKeepsRowsAndSortsFiles(t *testing.T) {
 		}
 	}
 	before := scanTrades(t, l)
-	dry, err := l.Compact(ctx, Trades, CompactOptions{DryRun: true})
+	dry, err := l.Compact(ctx, "trades", lake.CompactOptions{DryRun: true})
 	if err != nil || dry.FilesBefore != 20 || dry.Groups != 2 || dry.Rows != 2000 {
 		t.Fatalf("dry run %+v %v", dry, err)
 	}
 	if got := scanTrades(t, l); len(got) != len(before) {
 		t.Fatal("dry run changed the table")
 	}
-	res, err := l.Compact(ctx, Trades, CompactOptions{})
+	res, err := l.Compact(ctx, "trades", lake.CompactOptions{})
 	if err != nil || res.FilesAfter != 2 {
 		t.Fatalf("compact %+v %v", res, err)
 	}
@@ -273,7 +275,7 @@ func TestCompactKeepsRowsAndSortsFiles(t *testing.T) {
 		}
 	}
 	// Each remaining file is one sorted run of its symbol.
-	tbl, _ := l.Load(ctx, Trades)
+	tbl, _ := l.Load(ctx, "trades")
 	tasks, _ := tbl.Scan().PlanFiles(ctx)
 	if len(tasks) != 2 {
 		t.Fatalf("%d files planned after compaction", len(tasks))
@@ -298,7 +300,7 @@ func TestCompactKeepsRowsAndSortsFiles(t *testing.T) {
 			}
 		}
 	}
-	if again, _ := l.Compact(ctx, Trades, CompactOptions{}); again.Groups != 0 {
+	if again, _ := l.Compact(ctx, "trades", lake.CompactOptions{}); again.Groups != 0 {
 		t.Fatalf("compacting a compacted table rewrote %d groups", again.Groups)
 	}
 }
@@ -306,21 +308,21 @@ func TestCompactKeepsRowsAndSortsFiles(t *testing.T) {
 func TestExpireSnapshotsAndRemoveOrphans(t *testing.T) {
 	l := openTestLake(t)
 	ctx := context.Background()
-	w, _ := NewTradeWriter(l)
+	w, _ := record.Trade.Writer(l)
 	for b := 0; b < 5; b++ {
 		if _, err := w.Commit(ctx, testTrades("BTCUSDT", b*10, 10), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	dry, err := l.ExpireSnapshots(ctx, Trades, ExpireOptions{OlderThan: time.Nanosecond, RetainLast: 2, DryRun: true})
+	dry, err := l.ExpireSnapshots(ctx, "trades", lake.ExpireOptions{OlderThan: time.Nanosecond, RetainLast: 2, DryRun: true})
 	if err != nil || len(dry.Expired) != 3 || dry.Remaining != 2 {
 		t.Fatalf("dry run %+v %v", dry, err)
 	}
-	res, err := l.ExpireSnapshots(ctx, Trades, ExpireOptions{OlderThan: time.Nanosecond, RetainLast: 2})
+	res, err := l.ExpireSnapshots(ctx, "trades", lake.ExpireOptions{OlderThan: time.Nanosecond, RetainLast: 2})
 	if err != nil || len(res.Expired) != 3 {
 		t.Fatalf("expire %+v %v", res, err)
 	}
-	tbl, _ := l.Load(ctx, Trades)
+	tbl, _ := l.Load(ctx, "trades")
 	if n := len(tbl.Metadata().Snapshots()); n != 2 {
 		t.Fatalf("%d snapshots left, want 2", n)
 	}
@@ -329,19 +331,19 @@ func TestExpireSnapshotsAndRemoveOrphans(t *testing.T) {
 	}
 
 	// A file no snapshot references, as a killed writer leaves behind.
-	stray := filepath.Join(LocalPath(tbl.Location()), "data", "stray-00000.parquet")
+	stray := filepath.Join(lake.LocalPath(tbl.Location()), "data", "stray-00000.parquet")
 	os.MkdirAll(filepath.Dir(stray), 0o755)
 	os.WriteFile(stray, []byte("PAR1"), 0o644)
 	old := time.Now().Add(-2 * time.Hour)
 	os.Chtimes(stray, old, old)
-	found, err := l.RemoveOrphans(ctx, Trades, OrphanOptions{OlderThan: time.Hour, DryRun: true})
+	found, err := l.RemoveOrphans(ctx, "trades", lake.OrphanOptions{OlderThan: time.Hour, DryRun: true})
 	if err != nil || len(found.Files) != 1 || !strings.HasSuffix(found.Files[0], "stray-00000.parquet") {
 		t.Fatalf("dry run found %+v %v", found, err)
 	}
 	if _, err := os.Stat(stray); err != nil {
 		t.Fatal("dry run deleted the file")
 	}
-	if _, err := l.RemoveOrphans(ctx, Trades, OrphanOptions{OlderThan: time.Hour}); err != nil {
+	if _, err := l.RemoveOrphans(ctx, "trades", lake.OrphanOptions{OlderThan: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stray); !os.IsNotExist(err) {
@@ -355,10 +357,10 @@ func TestExpireSnapshotsAndRemoveOrphans(t *testing.T) {
 func TestS3PermissionErrorSaysWhatAndWhere(t *testing.T) {
 	s3 := testsvc.S3(t)
 	warehouse := testsvc.NewS3Prefix(t)
-	_, err := Open(context.Background(), Options{
+	_, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(),
 		Catalog:   filepath.Join(t.TempDir(), "catalog.db"),
 		Warehouse: warehouse,
-		S3:        S3Options{Endpoint: s3.Endpoint, Region: s3.Region, AccessKey: s3.AccessKey, SecretKey: "wrong-secret"},
+		S3:        lake.S3Options{Endpoint: s3.Endpoint, Region: s3.Region, AccessKey: s3.AccessKey, SecretKey: "wrong-secret"},
 	})
 	if err == nil {
 		t.Fatal("a wrong S3 secret was accepted")
@@ -376,7 +378,7 @@ func TestS3PermissionErrorSaysWhatAndWhere(t *testing.T) {
 func TestTransactionLogAndMetrics(t *testing.T) {
 	dir := t.TempDir()
 	var buf bytes.Buffer
-	l, err := Open(context.Background(), Options{
+	l, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(),
 		Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse"),
 		Logger: slog.New(slog.NewJSONHandler(&buf, nil)),
 	})
@@ -384,9 +386,9 @@ func TestTransactionLogAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	ok := promtest.ToFloat64(mTransactions.WithLabelValues("success", Trades))
-	rows := promtest.ToFloat64(mRowsWritten.WithLabelValues(Trades))
-	w, _ := NewTradeWriter(l)
+	ok := promtest.ToFloat64(lake.MTransactions.WithLabelValues("success", "trades"))
+	rows := promtest.ToFloat64(lake.MRowsWritten.WithLabelValues("trades"))
+	w, _ := record.Trade.Writer(l)
 	first, err := w.Commit(context.Background(), testTrades("BTCUSDT", 1, 50), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -414,21 +416,21 @@ func TestTransactionLogAndMetrics(t *testing.T) {
 	if _, has := line["transaction_duration_ms"]; !has || line["added_files_size_bytes"].(float64) <= 0 {
 		t.Errorf("log line lacks duration or bytes: %v", line)
 	}
-	if d := promtest.ToFloat64(mTransactions.WithLabelValues("success", Trades)) - ok; d != 2 {
+	if d := promtest.ToFloat64(lake.MTransactions.WithLabelValues("success", "trades")) - ok; d != 2 {
 		t.Errorf("success transactions counted %v, want 2", d)
 	}
-	if d := promtest.ToFloat64(mRowsWritten.WithLabelValues(Trades)) - rows; d != 75 {
+	if d := promtest.ToFloat64(lake.MRowsWritten.WithLabelValues("trades")) - rows; d != 75 {
 		t.Errorf("rows written counted %v, want 75", d)
 	}
 
 	// A commit that cannot reach the catalog.
-	failed := promtest.ToFloat64(mTransactions.WithLabelValues("failed", Trades))
-	l.db.Close()
+	failed := promtest.ToFloat64(lake.MTransactions.WithLabelValues("failed", "trades"))
+	l.CloseCatalog()
 	buf.Reset()
 	if _, err := w.Commit(context.Background(), testTrades("BTCUSDT", 200, 5), nil); err == nil {
 		t.Fatal("commit without a catalog succeeded")
 	}
-	if d := promtest.ToFloat64(mTransactions.WithLabelValues("failed", Trades)) - failed; d != 1 {
+	if d := promtest.ToFloat64(lake.MTransactions.WithLabelValues("failed", "trades")) - failed; d != 1 {
 		t.Errorf("failed transactions counted %v, want 1", d)
 	}
 	if !strings.Contains(buf.String(), `"msg":"Iceberg transaction failed"`) || !strings.Contains(buf.String(), `"error_type":"catalog"`) {
@@ -439,10 +441,10 @@ func TestTransactionLogAndMetrics(t *testing.T) {
 // Rows arriving in any order end up sorted by symbol, time and sequence in
 // every data file, with either symbol partitioning.
 func TestWrittenFilesAreSorted(t *testing.T) {
-	for _, part := range []SymbolPartition{{}, {Buckets: 2}} {
+	for _, part := range []lake.SymbolPartition{{}, {Buckets: 2}} {
 		t.Run(part.String(), func(t *testing.T) {
 			dir := t.TempDir()
-			l, err := Open(context.Background(), Options{
+			l, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(),
 				Catalog: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w"), SymbolPartition: part,
 			})
 			if err != nil {
@@ -458,11 +460,11 @@ func TestWrittenFilesAreSorted(t *testing.T) {
 				rows = append(rows, batch...)
 			}
 			rand.New(rand.NewPCG(1, 2)).Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
-			w, _ := NewTradeWriter(l)
+			w, _ := record.Trade.Writer(l)
 			if _, err := w.Commit(context.Background(), rows, nil); err != nil {
 				t.Fatal(err)
 			}
-			tbl, _ := l.Load(context.Background(), Trades)
+			tbl, _ := l.Load(context.Background(), "trades")
 			tasks, _ := tbl.Scan().PlanFiles(context.Background())
 			for _, task := range tasks {
 				_, batches, err := tbl.Scan(table.WithSelectedFields("symbol", "timestamp", "source_sequence")).ReadTasks(context.Background(), []table.FileScanTask{task})
@@ -505,12 +507,12 @@ func TestConcurrentWritersCarryOffsetsForward(t *testing.T) {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			w, _ := NewTradeWriter(l)
+			w, _ := record.Trade.Writer(l)
 			for b := 1; b <= 5; b++ {
-				mine := Offsets{}
+				mine := lake.Offsets{}
 				mine.Set("topic", int32(g), int64(b*100))
-				carry := WithSummary(func(base *table.Table) (map[string]string, error) {
-					o := TableOffsets(base)
+				carry := lake.WithSummary(func(base *table.Table) (map[string]string, error) {
+					o := lake.TableOffsets(base)
 					o.Merge(mine)
 					return o.Props(), nil
 				})
@@ -526,11 +528,11 @@ func TestConcurrentWritersCarryOffsetsForward(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	tbl, err := l.Load(ctx, Trades)
+	tbl, err := l.Load(ctx, "trades")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := TableOffsets(tbl)
+	got := lake.TableOffsets(tbl)
 	for g := int32(0); g < 4; g++ {
 		if off, _ := got.Get("topic", g); off != 500 {
 			t.Errorf("partition %d at %d in the newest snapshot, want 500 (all: %v)", g, off, got)

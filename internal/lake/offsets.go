@@ -27,7 +27,7 @@ func (o Offsets) Set(topic string, partition int32, next int64) {
 		p = map[int32]int64{}
 		o[topic] = p
 	}
-	if next > p[partition] {
+	if cur, ok := p[partition]; !ok || next > cur {
 		p[partition] = next
 	}
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
 
-	md "github.com/k2-market-data/k2/internal/marketdata"
 )
 
 // CommitIDProperty is the snapshot-summary key holding the writer's id for
@@ -36,7 +35,7 @@ const CommitIDProperty = "k2.commit-id"
 type Writer[T any] struct {
 	lake    *Lake
 	def     TableDef
-	codec   *codec[T]
+	codec   *Codec[T]
 	schema  *arrow.Schema
 	dedup   bool
 	workers int
@@ -65,43 +64,9 @@ func WithDedup(on bool) WriterOption { return func(c *writerConfig) { c.dedup = 
 // WithWorkers bounds the goroutines encoding Parquet (default: GOMAXPROCS).
 func WithWorkers(n int) WriterOption { return func(c *writerConfig) { c.workers = n } }
 
-// NewTradeWriter writes market_data.trades.
-func NewTradeWriter(l *Lake, opts ...WriterOption) (*Writer[md.Trade], error) {
-	return newWriter(l, Trades, &tradeCodec, opts)
-}
-
-// NewQuoteWriter writes market_data.quotes.
-func NewQuoteWriter(l *Lake, opts ...WriterOption) (*Writer[md.Quote], error) {
-	return newWriter(l, Quotes, &quoteCodec, opts)
-}
-
-// Writers are one writer per K2 table, as a loader or sink uses them.
-type Writers struct {
-	Trades    *Writer[md.Trade]
-	Quotes    *Writer[md.Quote]
-	Reference *Writer[md.ReferenceData]
-}
-
-// NewWriters opens a writer for each table with the same options.
-func NewWriters(l *Lake, opts ...WriterOption) (Writers, error) {
-	var w Writers
-	var err error
-	if w.Trades, err = NewTradeWriter(l, opts...); err != nil {
-		return w, err
-	}
-	if w.Quotes, err = NewQuoteWriter(l, opts...); err != nil {
-		return w, err
-	}
-	w.Reference, err = NewReferenceWriter(l, opts...)
-	return w, err
-}
-
-// NewReferenceWriter writes market_data.reference_data.
-func NewReferenceWriter(l *Lake, opts ...WriterOption) (*Writer[md.ReferenceData], error) {
-	return newWriter(l, ReferenceData, &referenceCodec, opts)
-}
-
-func newWriter[T any](l *Lake, name string, c *codec[T], opts []WriterOption) (*Writer[T], error) {
+// NewWriter writes the named table with records encoded by c (a record
+// kind's Writer opens one: record.Trade.Writer).
+func NewWriter[T any](l *Lake, name string, c *Codec[T], opts ...WriterOption) (*Writer[T], error) {
 	def, err := l.Def(name)
 	if err != nil {
 		return nil, err
@@ -119,7 +84,7 @@ func newWriter[T any](l *Lake, name string, c *codec[T], opts []WriterOption) (*
 		}
 	}
 	return &Writer[T]{
-		lake: l, def: def, codec: c, schema: arrowSchema(def.Schema),
+		lake: l, def: def, codec: c, schema: ArrowSchema(def.Schema),
 		dedup: cfg.dedup, workers: cfg.workers, splitBatches: split,
 		log: l.log.With("table", def.FullName()),
 	}, nil
@@ -267,7 +232,7 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 // receives one sorted run. Batches are encoded in parallel while earlier
 // ones are being written.
 func (w *Writer[T]) writeFiles(ctx context.Context, tbl *table.Table, rows []T) ([]iceberg.DataFile, error) {
-	order, ends := w.codec.partitions(rows)
+	order, ends := w.codec.Partitions(rows)
 	var bounds [][2]int
 	lo := 0
 	for i, hi := range ends {
@@ -283,7 +248,7 @@ func (w *Writer[T]) writeFiles(ctx context.Context, tbl *table.Table, rows []T) 
 		go func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			encoded[i] <- w.codec.record(w.schema, rows, order[b[0]:b[1]])
+			encoded[i] <- w.codec.Record(w.schema, rows, order[b[0]:b[1]])
 		}()
 	}
 	batches := iter.Seq2[arrow.RecordBatch, error](func(yield func(arrow.RecordBatch, error) bool) {

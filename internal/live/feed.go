@@ -14,6 +14,7 @@ import (
 
 	"github.com/k2-market-data/k2/internal/bus"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 // Backfill fetches the trades of symbol with ids from..to (inclusive) that
@@ -178,7 +179,7 @@ func (f *Feed) handle(ctx context.Context, fr Frame) error {
 			}
 			f.lastQuote[q.Symbol] = q.SourceSequence.Int64
 		}
-		if err := f.cfg.Producer.Quote(ctx, q); err != nil {
+		if err := bus.Produce(ctx, f.cfg.Producer, record.Quote, q); err != nil {
 			return err
 		}
 		f.m.received.WithLabelValues(q.Symbol).Inc()
@@ -205,7 +206,7 @@ func (f *Feed) trade(ctx context.Context, t *md.Trade) error {
 		}
 		f.lastTrade[t.Symbol] = id
 	}
-	if err := f.cfg.Producer.Trade(ctx, t); err != nil {
+	if err := bus.Produce(ctx, f.cfg.Producer, record.Trade, t); err != nil {
 		return err
 	}
 	f.m.received.WithLabelValues(t.Symbol).Inc()
@@ -241,7 +242,7 @@ func (f *Feed) fill(ctx context.Context, symbol string, from, to int64) error {
 			if !t.SourceSequence.Valid || id < next || id > to {
 				continue
 			}
-			if err := f.cfg.Producer.Trade(ctx, t); err != nil {
+			if err := bus.Produce(ctx, f.cfg.Producer, record.Trade, t); err != nil {
 				return err
 			}
 			next, got, progressed = id+1, got+1, true
@@ -266,7 +267,7 @@ func (f *Feed) deadLetter(ctx context.Context, fr Frame, err error) error {
 	f.errLog.Do(func() {
 		f.log.Warn("frame dead-lettered", "reason", reason, "error", err, "endpoint", fr.Endpoint, "frame", truncate(fr.Data, 200))
 	})
-	topic := f.cfg.Producer.TopicFor(f.asset, bus.Trades, f.proto.Exchange())
+	topic := f.cfg.Producer.TopicFor(f.asset, record.Trade.DataType, f.proto.Exchange())
 	return f.cfg.Producer.DeadLetter(ctx, topic, nil, fr.Data, reason, err,
 		kgo.RecordHeader{Key: bus.HeaderSource, Value: []byte(fr.Endpoint)})
 }

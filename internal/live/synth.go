@@ -12,6 +12,7 @@ import (
 	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/feed/synth"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 // SynthConfig configures the synthetic live market.
@@ -110,14 +111,14 @@ loop:
 			for i := range trades {
 				ts := at(i, len(trades))
 				trades[i].Timestamp, trades[i].IngestionTimestamp = ts, md.Timestamp(to)
-				if err = s.prod.Trade(ctx, &trades[i]); err != nil {
+				if err = bus.Produce(ctx, s.prod, record.Trade, &trades[i]); err != nil {
 					break loop
 				}
 			}
 			for i := range quotes {
 				ts := at(i, len(quotes))
 				quotes[i].Timestamp, quotes[i].IngestionTimestamp = ts, md.Timestamp(to)
-				if err = s.prod.Quote(ctx, &quotes[i]); err != nil {
+				if err = bus.Produce(ctx, s.prod, record.Quote, &quotes[i]); err != nil {
 					break loop
 				}
 			}

@@ -26,6 +26,7 @@ import (
 	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 // Options configure a load.
@@ -72,11 +73,12 @@ func (s Summary) RowsPerSecond() float64 {
 // Loader writes parsed records to the lake, directly or through Kafka.
 type Loader struct {
 	opts Options
-	// The output: a lake batch per table, or the producer.
-	addTrade func(context.Context, md.Trade) error
-	addQuote func(context.Context, md.Quote) error
-	addRef   func(context.Context, md.ReferenceData) error
-	finish   func(context.Context) error
+	// The output: a batch per record kind (by record.Spec.Index), or the
+	// producer.
+	batches []record.Batch
+	props   map[string]string
+	prod    *bus.Producer
+	before  int64 // records the producer had acknowledged before the load
 
 	mu      sync.Mutex
 	sum     Summary
@@ -109,17 +111,13 @@ func newLoader(opts Options) *Loader {
 // New prepares a load into the lake l: one commit per table per batch.
 func New(l *lake.Lake, opts Options) (*Loader, error) {
 	ld := newLoader(opts)
-	props := map[string]string{"k2.source": opts.Source, "k2.writer": "k2 load"}
-	w, err := lake.NewWriters(l, lake.WithDedup(true))
-	if err != nil {
-		return nil, err
-	}
-	trades := &batch[md.Trade]{w: w.Trades, props: props, ld: ld}
-	quotes := &batch[md.Quote]{w: w.Quotes, props: props, ld: ld}
-	refs := &batch[md.ReferenceData]{w: w.Reference, props: props, ld: ld}
-	ld.addTrade, ld.addQuote, ld.addRef = trades.add, quotes.add, refs.add
-	ld.finish = func(ctx context.Context) error {
-		return errors.Join(refs.flush(ctx), trades.flush(ctx), quotes.flush(ctx))
+	ld.props = map[string]string{"k2.source": opts.Source, "k2.writer": "k2 load"}
+	for _, k := range record.All {
+		b, err := k.NewBatch(l, lake.WithDedup(true))
+		if err != nil {
+			return nil, err
+		}
+		ld.batches = append(ld.batches, b)
 	}
 	return ld, nil
 }
@@ -129,60 +127,61 @@ func New(l *lake.Lake, opts Options) (*Loader, error) {
 // summary's written count is what the broker acknowledged.
 func NewViaKafka(p *bus.Producer, opts Options) *Loader {
 	ld := newLoader(opts)
-	ld.addTrade = func(ctx context.Context, t md.Trade) error { return p.Trade(ctx, &t) }
-	ld.addQuote = func(ctx context.Context, q md.Quote) error { return p.Quote(ctx, &q) }
-	ld.addRef = func(ctx context.Context, r md.ReferenceData) error { return p.Reference(ctx, &r) }
-	before := p.Stats().Produced
-	ld.finish = func(ctx context.Context) error {
-		err := p.Flush(ctx)
-		ld.mu.Lock()
-		ld.sum.Written = p.Stats().Produced - before
-		ld.sum.Tables["kafka"] = ld.sum.Written
-		ld.mu.Unlock()
-		return err
-	}
+	ld.prod, ld.before = p, p.Stats().Produced
 	return ld
 }
 
-// batch accumulates one table's rows until a commit is due.
-type batch[T any] struct {
-	w     *lake.Writer[T]
-	props map[string]string
-	ld    *Loader
-	rows  []T
-	since time.Time
-}
-
-func (b *batch[T]) add(ctx context.Context, r T) error {
-	if len(b.rows) == 0 {
-		b.since = time.Now()
+// add sends a record on: to the producer, or to its kind's batch, which
+// is committed when it is due.
+func add[T any](ctx context.Context, ld *Loader, k *record.Kind[T], r T) error {
+	if ld.prod != nil {
+		return bus.Produce(ctx, ld.prod, k, &r)
 	}
-	b.rows = append(b.rows, r)
-	if len(b.rows) >= b.ld.opts.BatchRows || time.Since(b.since) >= b.ld.opts.BatchAge {
-		return b.flush(ctx)
+	b := ld.batches[k.Index()]
+	record.Add(b, r)
+	if (record.Limits{Rows: ld.opts.BatchRows, Age: ld.opts.BatchAge}).Due(b.Len(), 0, b.Since(), time.Now()) {
+		return ld.commit(ctx, b)
 	}
 	return nil
 }
 
-func (b *batch[T]) flush(ctx context.Context) error {
-	if len(b.rows) == 0 {
+// commit writes a batch to its table and counts what it stored.
+func (ld *Loader) commit(ctx context.Context, b record.Batch) error {
+	if b.Len() == 0 {
 		return nil
 	}
-	res, err := b.w.Commit(ctx, b.rows, b.props)
+	res, err := b.Commit(ctx, ld.props)
 	if err != nil {
 		return err
 	}
-	b.rows = b.rows[:0]
-	s := &b.ld.sum
-	b.ld.mu.Lock()
+	b.Reset()
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	s := &ld.sum
 	s.Written += int64(res.Rows)
 	s.Duplicates += int64(res.Duplicates)
-	s.Tables[b.w.Table()] += int64(res.Rows)
+	s.Tables[res.Table] += int64(res.Rows)
 	if res.Rows > 0 {
 		s.Commits++
 	}
-	b.ld.mu.Unlock()
 	return nil
+}
+
+// finish commits what the batches hold, or waits for the producer.
+func (ld *Loader) finish(ctx context.Context) error {
+	if ld.prod == nil {
+		var errs []error
+		for _, b := range ld.batches {
+			errs = append(errs, ld.commit(ctx, b))
+		}
+		return errors.Join(errs...)
+	}
+	err := ld.prod.Flush(ctx)
+	ld.mu.Lock()
+	ld.sum.Written = ld.prod.Stats().Produced - ld.before
+	ld.sum.Tables["kafka"] = ld.sum.Written
+	ld.mu.Unlock()
+	return err
 }
 
 // Rejection is one dead-lettered input line.

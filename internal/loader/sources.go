@@ -13,6 +13,7 @@ import (
 	"github.com/k2-market-data/k2/internal/feed/binance"
 	"github.com/k2-market-data/k2/internal/feed/kraken"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 // ASX loads an ASX sample directory: reference-data/company_info.csv maps
@@ -57,7 +58,7 @@ func (ld *Loader) ASX(ctx context.Context, dir string) error {
 	}
 	ld.read(len(companies))
 	for _, c := range companies {
-		if err := ld.addRef(ctx, c); err != nil {
+		if err := add(ctx, ld, record.Reference, c); err != nil {
 			return err
 		}
 	}
@@ -65,9 +66,9 @@ func (ld *Loader) ASX(ctx context.Context, dir string) error {
 	for _, j := range jobs {
 		name := rel(dir, j.path)
 		if j.quotes {
-			err = loadLines(ctx, ld, j.path, name, asx.NewQuoteParser(j.company, ingested).Parse, ld.addQuote)
+			err = loadLines(ctx, ld, j.path, name, asx.NewQuoteParser(j.company, ingested).Parse, record.Quote)
 		} else {
-			err = loadLines(ctx, ld, j.path, name, asx.NewTradeParser(j.company, ingested).Parse, ld.addTrade)
+			err = loadLines(ctx, ld, j.path, name, asx.NewTradeParser(j.company, ingested).Parse, record.Trade)
 		}
 		if err != nil {
 			return err
@@ -89,19 +90,19 @@ func (ld *Loader) BinanceCSV(ctx context.Context, path, symbol string) error {
 	parse := func(line string) (md.Trade, error) {
 		return binance.ParseVisionLine(line, symbol, ld.opts.Assets, ingested)
 	}
-	return loadLines(ctx, ld, path, filepath.Base(path), parse, ld.addTrade)
+	return loadLines(ctx, ld, path, filepath.Base(path), parse, record.Trade)
 }
 
 // loadLines parses each line of path into one record for b; a line parse
 // rejects goes to the dead-letter file.
-func loadLines[T any](ctx context.Context, ld *Loader, path, name string, parse func(string) (T, error), add func(context.Context, T) error) error {
+func loadLines[T any](ctx context.Context, ld *Loader, path, name string, parse func(string) (T, error), k *record.Kind[T]) error {
 	return ld.eachLine(ctx, path, func(line []byte, n int64) error {
 		r, err := parse(string(line))
 		if err != nil {
 			return ld.reject(name, n, md.ReasonOf(err), err, string(line))
 		}
 		ld.read(1)
-		return add(ctx, r)
+		return add(ctx, ld, k, r)
 	})
 }
 
@@ -137,12 +138,12 @@ func (ld *Loader) events(ctx context.Context, name string, n int64, line []byte,
 	}
 	ld.read(len(ev.Trades) + len(ev.Quotes))
 	for _, t := range ev.Trades {
-		if err := ld.addTrade(ctx, t); err != nil {
+		if err := add(ctx, ld, record.Trade, t); err != nil {
 			return err
 		}
 	}
 	for _, q := range ev.Quotes {
-		if err := ld.addQuote(ctx, q); err != nil {
+		if err := add(ctx, ld, record.Quote, q); err != nil {
 			return err
 		}
 	}

@@ -1,7 +1,6 @@
 package marketdata
 
 import (
-	"errors"
 	"fmt"
 	"github.com/google/uuid"
 	"strings"
@@ -186,14 +185,4 @@ func (r *ReferenceData) Validate() error {
 		return invalid("asset_class", "%q is not valid", r.AssetClass)
 	}
 	return nil
-}
-
-// ReasonOf returns a short reason code for a rejected record: the failing
-// field for validation errors, "parse" for anything else.
-func ReasonOf(err error) string {
-	var ve *ValidationError
-	if errors.As(err, &ve) {
-		return "invalid_" + ve.Field
-	}
-	return "parse"
 }

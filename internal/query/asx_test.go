@@ -16,6 +16,7 @@ import (
 	"github.com/k2-market-data/k2/internal/loader"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/testsvc"
 	"github.com/k2-market-data/k2/internal/testutil"
 )
@@ -165,6 +166,7 @@ func newTestLake(t *testing.T, opts lake.Options) *testLake {
 	if opts.Warehouse == "" {
 		opts.Warehouse = filepath.Join(dir, "warehouse")
 	}
+	opts.Tables = record.Tables()
 	l, err := lake.Open(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -329,12 +331,12 @@ func asxScenario(t *testing.T, tl *testLake) {
 	}
 
 	// A second load adds nothing.
-	snaps, _ := tl.engine.Snapshots(ctx, lake.Trades)
+	snaps, _ := tl.engine.Snapshots(ctx, record.Trade.Table.Name)
 	again := tl.load(t, "asx", func(ld *loader.Loader) error { return ld.ASX(ctx, dir) })
 	if again.Written != 0 || again.Duplicates != wantTrades+wantQuotes+4 || again.Commits != 0 {
 		t.Fatalf("second load: %+v", again)
 	}
-	snaps2, _ := tl.engine.Snapshots(ctx, lake.Trades)
+	snaps2, _ := tl.engine.Snapshots(ctx, record.Trade.Table.Name)
 	if len(snaps2) != len(snaps) {
 		t.Fatalf("second load made snapshots: %d → %d", len(snaps), len(snaps2))
 	}
@@ -435,9 +437,9 @@ func checkWithPyIceberg(t *testing.T, args []string) {
 		def  lake.TableDef
 		sums map[string]*big.Rat
 	}{
-		"market_data.trades":         {19_904 + 91_874, lake.TradesTable(lake.SymbolPartition{}), map[string]*big.Rat{"price": sums.tradePrice, "quantity": sums.tradeQty}},
-		"market_data.quotes":         {78_458, lake.QuotesTable(lake.SymbolPartition{}), map[string]*big.Rat{"bid_price": sums.bidPrice, "ask_quantity": sums.askQty}},
-		"market_data.reference_data": {4, lake.ReferenceDataTable(), nil},
+		"market_data.trades":         {19_904 + 91_874, record.Trade.Table, map[string]*big.Rat{"price": sums.tradePrice, "quantity": sums.tradeQty}},
+		"market_data.quotes":         {78_458, record.Quote.Table, map[string]*big.Rat{"bid_price": sums.bidPrice, "ask_quantity": sums.askQty}},
+		"market_data.reference_data": {4, record.Reference.Table, nil},
 	}
 	for name, w := range want {
 		got, ok := tables[name].(map[string]any)

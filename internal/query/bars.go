@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 // BarQuery asks for OHLCV bars of one symbol.
@@ -144,11 +144,11 @@ func (e *Engine) Bars(ctx context.Context, q BarQuery) (bars []md.Bar, err error
 	if q.From != 0 && q.To != 0 && q.To <= q.From {
 		return nil, fmt.Errorf("time range is empty: to (%s) is not after from (%s)", q.To, q.From)
 	}
-	st, err := e.load(ctx, lake.Trades)
+	st, err := e.load(ctx, record.Trade.Table.Name)
 	if err != nil {
 		return nil, err
 	}
-	snap, err := e.snapshot(st, lake.Trades, q.AsOf)
+	snap, err := e.snapshot(st, record.Trade.Table.Name, q.AsOf)
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +365,7 @@ func (e *Engine) cachedMinutes(ctx context.Context, files []dataFile, f Filter) 
 // current trades snapshot not yet cached, so bar queries are answered from
 // memory. A long-running server calls it after new data lands.
 func (e *Engine) WarmBars(ctx context.Context) error {
-	st, err := e.load(ctx, lake.Trades)
+	st, err := e.load(ctx, record.Trade.Table.Name)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 // benchRows is the table size of the query benchmarks (K2_BENCH_ROWS,
@@ -40,12 +41,12 @@ func benchLake(b testing.TB) (*query.Engine, []query.SymbolInfo) {
 			return
 		}
 		ctx := context.Background()
-		l, err := lake.Open(ctx, lake.Options{Catalog: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
+		l, err := lake.Open(ctx, lake.Options{Tables: record.Tables(), Catalog: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
 		if err != nil {
 			benchErr = err
 			return
 		}
-		w, _ := lake.NewTradeWriter(l)
+		w, _ := record.Trade.Writer(l)
 		gen := synth.New(synth.Config{Seed: 1, Rate: 20})
 		var rows []md.Trade
 		for done := 0; done < benchRows(); done += len(rows) {

@@ -12,12 +12,13 @@ import (
 
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 func testEngine(t *testing.T, opts Options) *Engine {
 	t.Helper()
 	dir := t.TempDir()
-	l, err := lake.Open(context.Background(), lake.Options{Catalog: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
+	l, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(), Catalog: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +120,7 @@ func TestDuckDBIsConfinedToTheLake(t *testing.T) {
 func TestPlanPrunesByPartition(t *testing.T) {
 	e := testEngine(t, Options{})
 	ctx := context.Background()
-	w, _ := lake.NewTradeWriter(e.lake)
+	w, _ := record.Trade.Writer(e.lake)
 	day := int64(86_400_000_000)
 	base := md.Timestamp(1_735_689_600_000_000) // 2025-01-01
 	var rows []md.Trade
@@ -139,7 +140,7 @@ func TestPlanPrunesByPartition(t *testing.T) {
 	if _, err := w.Commit(ctx, rows, nil); err != nil {
 		t.Fatal(err)
 	}
-	st, err := e.load(ctx, lake.Trades)
+	st, err := e.load(ctx, record.Trade.Table.Name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 // SymbolInfo describes one instrument's stored trades.
@@ -28,11 +29,11 @@ func (e *Engine) Symbols(ctx context.Context, exchange string, asOf AsOf) (out [
 	start := time.Now()
 	read := 0
 	defer func() { observe("symbols", start, read, len(out), err) }()
-	st, err := e.load(ctx, lake.Trades)
+	st, err := e.load(ctx, record.Trade.Table.Name)
 	if err != nil {
 		return nil, err
 	}
-	snap, err := e.snapshot(st, lake.Trades, asOf)
+	snap, err := e.snapshot(st, record.Trade.Table.Name, asOf)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +84,7 @@ type TableStats struct {
 // stood when that snapshot was committed, so the answer is one consistent
 // picture of the lake.
 func (e *Engine) Stats(ctx context.Context, asOf AsOf) ([]TableStats, error) {
-	names := []string{lake.Trades, lake.Quotes, lake.ReferenceData}
+	names := record.TableNames()
 	states := make([]*tableState, len(names))
 	owner := -1
 	for i, name := range names {
@@ -123,11 +124,11 @@ func (e *Engine) Stats(ctx context.Context, asOf AsOf) ([]TableStats, error) {
 				ts.DataFiles, _ = strconv.ParseInt(p["total-data-files"], 10, 64)
 				ts.Bytes, _ = strconv.ParseInt(p["total-files-size"], 10, 64)
 			}
-			timeCol := "timestamp"
-			if name == lake.ReferenceData {
-				timeCol = ""
+			def, err := e.lake.Def(name)
+			if err != nil {
+				return nil, err
 			}
-			files, err := e.plan(ctx, st, snap, timeCol, Filter{})
+			files, err := e.plan(ctx, st, snap, def.Time, Filter{})
 			if err != nil {
 				return nil, err
 			}

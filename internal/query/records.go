@@ -9,8 +9,8 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
-	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 // MaxLimit bounds the rows one query returns.
@@ -85,7 +85,7 @@ const quoteColumns = `message_id, quote_id, symbol, exchange, asset_class, "time
 // Trades returns trades matching q in time order (newest first when Desc).
 func (e *Engine) Trades(ctx context.Context, q RecordQuery) ([]md.Trade, error) {
 	var out []md.Trade
-	err := e.topN(ctx, "trades", lake.Trades, "trade_id", tradeColumns, q, func(rows *sql.Rows) (md.Timestamp, error) {
+	err := e.topN(ctx, "trades", record.Trade.Table.Name, "trade_id", tradeColumns, q, func(rows *sql.Rows) (md.Timestamp, error) {
 		t, err := scanTrade(rows)
 		out = append(out, t)
 		return t.Timestamp, err
@@ -99,7 +99,7 @@ func (e *Engine) Quotes(ctx context.Context, q RecordQuery) ([]md.Quote, error) 
 		return nil, fmt.Errorf("condition filters apply to trades, not quotes")
 	}
 	var out []md.Quote
-	err := e.topN(ctx, "quotes", lake.Quotes, "quote_id", quoteColumns, q, func(rows *sql.Rows) (md.Timestamp, error) {
+	err := e.topN(ctx, "quotes", record.Quote.Table.Name, "quote_id", quoteColumns, q, func(rows *sql.Rows) (md.Timestamp, error) {
 		v, err := scanQuote(rows)
 		out = append(out, v)
 		return v.Timestamp, err

@@ -16,7 +16,8 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	policy, err := resilience.ParsePolicy([]byte("data_types:\n  reference_data: {from: GRACEFUL}\n"))
+	dataTypes := []string{"trades", "quotes", "reference_data"} // record.DataTypes() in K2
+	policy, err := resilience.ParsePolicy([]byte("data_types:\n  reference_data: {from: GRACEFUL}\n"), dataTypes)
 	if err != nil {
 		panic(err)
 	}
@@ -30,8 +31,8 @@ func Example() {
 	// At CIRCUIT_BREAK the consumer pauses its partitions (nothing is
 	// lost: the records wait in Kafka) and keeps observing until it resumes.
 	fmt.Println(level, deg.ShouldPause())
-	fmt.Println(shed.Keep(level, resilience.Trades, "BTCUSDT"))
-	fmt.Println(shed.Keep(level, resilience.ReferenceData, "BTCUSDT"))
+	fmt.Println(shed.Keep(level, "trades", "BTCUSDT"))
+	fmt.Println(shed.Keep(level, "reference_data", "BTCUSDT"))
 	// Output:
 	// GRACEFUL false
 	// true

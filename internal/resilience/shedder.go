@@ -12,17 +12,6 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Data types a Policy may name: K2's record kinds, as in topic and table
-// names. A Policy naming anything else is rejected, so a misspelt type is an
-// error at start-up, not a rule that silently never applies.
-const (
-	Trades        = "trades"
-	Quotes        = "quotes"
-	ReferenceData = "reference_data"
-)
-
-var knownDataTypes = []string{Trades, Quotes, ReferenceData}
-
 // Symbol tiers. A symbol in Policy.CriticalSymbols is Tier1, in
 // Policy.HighPrioritySymbols Tier2; every other symbol is Tier3.
 const (
@@ -77,25 +66,34 @@ const never Level = NumLevels
 // ParsePolicy reads a Policy from YAML (the content of the shedding
 // section) and validates it. Unknown keys are errors, so a misspelt
 // "tier3from" cannot silently disable a rule. Empty input is the empty
-// Policy.
-func ParsePolicy(b []byte) (Policy, error) {
+// Policy. dataTypes are the data types a rule may name (K2's record kinds,
+// as in topic names): a policy naming anything else is rejected, so a
+// misspelt type is an error at start-up, not a rule that never applies.
+func ParsePolicy(b []byte, dataTypes []string) (Policy, error) {
 	var p Policy
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
 		return Policy{}, fmt.Errorf("shedding policy: %w", err)
 	}
-	if err := p.Validate(); err != nil {
+	if err := p.Validate(dataTypes); err != nil {
 		return Policy{}, err
 	}
 	return p, nil
 }
 
 // Validate reports every problem in p, each naming its field
-// (e.g. "data_types.trades.tier3_from").
-func (p Policy) Validate() error {
+// (e.g. "data_types.trades.tier3_from"); rules may name only dataTypes.
+func (p Policy) Validate(dataTypes []string) error {
+	var errs []error
+	for dt := range p.DataTypes {
+		if !slices.Contains(dataTypes, dt) {
+			errs = append(errs, fmt.Errorf("shedding policy: data_types.%s: unknown data type %q (want %s)", dt, dt, strings.Join(dataTypes, ", ")))
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	_, err := p.compile()
-	return err
+	return errors.Join(append(errs, err)...)
 }
 
 // compiled is a validated Policy as the hot path needs it.
@@ -152,10 +150,6 @@ func (p Policy) compile() (compiled, error) {
 	for _, dt := range names {
 		rule := p.DataTypes[dt]
 		field := "data_types." + dt
-		if !slices.Contains(knownDataTypes, dt) {
-			bad("%s: unknown data type %q (want %s)", field, dt, strings.Join(knownDataTypes, ", "))
-			continue
-		}
 		parse := func(key, v string) Level {
 			if v == "" {
 				return never

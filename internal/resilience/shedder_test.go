@@ -10,18 +10,26 @@ import (
 	"github.com/k2-market-data/k2/internal/ops"
 )
 
+// K2's data types, as the process passes them (record.DataTypes).
+const (
+	Trades        = "trades"
+	Quotes        = "quotes"
+	ReferenceData = "reference_data"
+)
+
 var (
+	dataTypes  = []string{Trades, Quotes, ReferenceData}
 	allTypes   = []string{Trades, Quotes, ReferenceData, "unknown_type"}
 	allSymbols = []string{"BHP", "CBA", "REA", "BTCUSDT", "ETH/USD", ""}
 	allLevels  = []Level{Normal, Soft, Graceful, Aggressive, CircuitBreak}
 )
 
 func TestDefaultPolicyKeepsEverything(t *testing.T) {
-	empty, err := ParsePolicy(nil)
+	empty, err := ParsePolicy(nil, dataTypes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromYAML, err := ParsePolicy([]byte("critical_symbols: [BHP]\n")) // tiers but no rules
+	fromYAML, err := ParsePolicy([]byte("critical_symbols: [BHP]\n"), dataTypes) // tiers but no rules
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +87,7 @@ func drops(l Level, dt, sym string) bool {
 
 func TestConfiguredPolicy(t *testing.T) {
 	initial := shedCounts(t)
-	p, err := ParsePolicy([]byte(examplePolicy))
+	p, err := ParsePolicy([]byte(examplePolicy), dataTypes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +214,7 @@ func TestInvalidPolicies(t *testing.T) {
 			[]string{"critical_symbols[0]", "data_types.quotes.from", "data_types.trades.from"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParsePolicy([]byte(tc.yaml))
+			_, err := ParsePolicy([]byte(tc.yaml), dataTypes)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -221,7 +229,7 @@ func TestInvalidPolicies(t *testing.T) {
 
 func TestNewShedderValidates(t *testing.T) {
 	p := Policy{DataTypes: map[string]DataTypeRule{Trades: {Tier3From: "SOFTER"}}}
-	if err := p.Validate(); err == nil {
+	if err := p.Validate(dataTypes); err == nil {
 		t.Fatal("Validate accepted an unknown level")
 	}
 	if s, err := NewShedder(p); err == nil || s != nil {
@@ -231,7 +239,7 @@ func TestNewShedderValidates(t *testing.T) {
 
 // Run with -race: Keep from many goroutines, no locks.
 func TestShedderConcurrent(t *testing.T) {
-	p, _ := ParsePolicy([]byte(examplePolicy))
+	p, _ := ParsePolicy([]byte(examplePolicy), dataTypes)
 	s, _ := NewShedder(p)
 	before := promtest.ToFloat64(mShed.WithLabelValues(Trades, "tier3", "AGGRESSIVE"))
 	var wg sync.WaitGroup
@@ -250,7 +258,7 @@ func TestShedderConcurrent(t *testing.T) {
 }
 
 func TestKeepDoesNotAllocate(t *testing.T) {
-	p, _ := ParsePolicy([]byte(examplePolicy))
+	p, _ := ParsePolicy([]byte(examplePolicy), dataTypes)
 	s, _ := NewShedder(p)
 	sym := string([]byte("BTCUSDT")) // not a constant the compiler could intern
 	for _, l := range allLevels {
@@ -261,7 +269,7 @@ func TestKeepDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkKeep(b *testing.B) {
-	p, _ := ParsePolicy([]byte(examplePolicy))
+	p, _ := ParsePolicy([]byte(examplePolicy), dataTypes)
 	configured, _ := NewShedder(p)
 	def, _ := NewShedder(Policy{})
 	for _, bc := range []struct {

@@ -99,3 +99,12 @@ func (t *Tracker) Check(exchange, symbol string, seq int64, ts md.Timestamp) Seq
 	mOutOfOrder.WithLabelValues(exchange).Inc()
 	return SeqOutOfOrder
 }
+
+// Reset forgets every sequence: after a rewind or a rebalance the records
+// that follow may be ones already seen, read again, and are not out of
+// order.
+func (t *Tracker) Reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear(t.state)
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/lake/laketest"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/registry"
 	"github.com/k2-market-data/k2/internal/resilience"
 	"github.com/k2-market-data/k2/internal/testsvc"
@@ -32,6 +33,14 @@ const (
 	binanceTrades = "market.crypto.trades.binance"
 	binanceQuotes = "market.crypto.quotes.binance"
 )
+
+// encoded is an encoder's message; the test's records encode.
+func encoded(msg []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return msg
+}
 
 // env is an embedded broker, schema registry and lake for one test.
 type env struct {
@@ -84,7 +93,7 @@ func setUp(t *testing.T, e *env) *env {
 	if e.reg, err = registry.NewClient(srv.URL); err != nil {
 		t.Fatal(err)
 	}
-	e.lake, err = lake.Open(ctx, lake.Options{Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")})
+	e.lake, err = lake.Open(ctx, lake.Options{Tables: record.Tables(), Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +236,7 @@ func (e *env) produceTrades(t *testing.T, from, n int) {
 	ctx := context.Background()
 	for i := from; i < from+n; i++ {
 		tr := trade(i)
-		if err := e.prod.Trade(ctx, &tr); err != nil {
+		if err := bus.Produce(ctx, e.prod, record.Trade, &tr); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -287,7 +296,7 @@ func TestSinkStoresEveryRecordOnceAndRecordsOffsets(t *testing.T) {
 	e.produceTrades(t, 0, 300) // a feed that replayed after a reconnect
 	for i := range 5_000 {
 		q := quote(i)
-		if err := e.prod.Quote(ctx, &q); err != nil {
+		if err := bus.Produce(ctx, e.prod, record.Quote, &q); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -296,7 +305,7 @@ func TestSinkStoresEveryRecordOnceAndRecordsOffsets(t *testing.T) {
 		Exchange: "BINANCE", AssetClass: md.Crypto, CompanyName: "Bitcoin / Tether", Currency: "USDT", IsActive: true,
 		IngestionTimestamp: 1723161256000000,
 	}
-	if err := e.prod.Reference(ctx, &ref); err != nil {
+	if err := bus.Produce(ctx, e.prod, record.Reference, &ref); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.prod.Flush(ctx); err != nil {
@@ -312,13 +321,13 @@ func TestSinkStoresEveryRecordOnceAndRecordsOffsets(t *testing.T) {
 	if st.Duplicates != 300 || st.Written != 25_001 || st.DeadLetters != 0 {
 		t.Fatalf("stats %+v: want 25,001 written and the 300 replayed trades dropped", st)
 	}
-	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "symbol", "trade_id"), 20_000)
-	checkOnce(t, laketest.Keys(t, e.lake, lake.Quotes, "symbol", "quote_id"), 5_000)
-	checkOnce(t, laketest.Keys(t, e.lake, lake.ReferenceData, "company_id"), 1)
-	e.checkOffsetsAtEnd(t, lake.Trades, binanceTrades)
-	e.checkOffsetsAtEnd(t, lake.Quotes, binanceQuotes)
+	checkOnce(t, laketest.Keys(t, e.lake, "trades", "symbol", "trade_id"), 20_000)
+	checkOnce(t, laketest.Keys(t, e.lake, "quotes", "symbol", "quote_id"), 5_000)
+	checkOnce(t, laketest.Keys(t, e.lake, "reference_data", "company_id"), 1)
+	e.checkOffsetsAtEnd(t, "trades", binanceTrades)
+	e.checkOffsetsAtEnd(t, "quotes", binanceQuotes)
 	// The quotes table records only quote topics, the trades table only trade topics.
-	if _, ok := e.tableOffsets(t, lake.Trades)[binanceQuotes]; ok {
+	if _, ok := e.tableOffsets(t, "trades")[binanceQuotes]; ok {
 		t.Error("the trades table records the quotes topic's offsets")
 	}
 }
@@ -345,7 +354,7 @@ func TestSinkResumesFromTheTableNotTheGroup(t *testing.T) {
 	if st := s2.Stats(); st.Consumed != 100 || st.Duplicates != 0 {
 		t.Fatalf("restarted sink re-read stored records: %+v", st)
 	}
-	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "trade_id"), 5_100)
+	checkOnce(t, laketest.Keys(t, e.lake, "trades", "trade_id"), 5_100)
 }
 
 func TestPoisonRecordsGoToTheDeadLetterTopic(t *testing.T) {
@@ -368,13 +377,13 @@ func poisonRecords(t *testing.T, e *env) {
 	negative.Price = md.DecimalFromUnits(-1)
 	kraken := trade(2)
 	kraken.Exchange, kraken.TradeID = "KRAKEN", "KRAKEN-2"
-	good := codec.AppendTrade(nil, tradeID, &[]md.Trade{trade(3)}[0])
+	good, _ := codec.AppendTrade(nil, tradeID, &[]md.Trade{trade(3)}[0])
 	poison := map[string][]byte{
-		codec.ReasonNotWireFormat:   []byte("{\"price\": 1}"),
-		codec.ReasonUnknownSchemaID: codec.AppendHeader(nil, 9999),
-		codec.ReasonUndecodable:     good[:len(good)-20],
-		"invalid_price":             codec.AppendTrade(nil, tradeID, &negative),
-		"invalid_exchange":          codec.AppendTrade(nil, tradeID, &kraken),
+		md.ReasonNotWireFormat:   []byte("{\"price\": 1}"),
+		md.ReasonUnknownSchemaID: codec.AppendHeader(nil, 9999),
+		md.ReasonUndecodable:     good[:len(good)-20],
+		"invalid_price":          encoded(codec.AppendTrade(nil, tradeID, &negative)),
+		"invalid_exchange":       encoded(codec.AppendTrade(nil, tradeID, &kraken)),
 	}
 	before := promtest.ToFloat64(mDeadLetters.WithLabelValues(topic, "invalid_price"))
 	e.produceTrades(t, 100, 50)
@@ -388,8 +397,8 @@ func poisonRecords(t *testing.T, e *env) {
 	s := e.startSink(t, Config{})
 	waitFor(t, "the good records", func() bool { return s.Stats().Written == 100 && s.Stats().DeadLetters == 5 })
 	s.stop(t)
-	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "trade_id"), 100)
-	e.checkOffsetsAtEnd(t, lake.Trades, binanceTrades)
+	checkOnce(t, laketest.Keys(t, e.lake, "trades", "trade_id"), 100)
+	e.checkOffsetsAtEnd(t, "trades", binanceTrades)
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic+bus.DLQSuffix),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -450,7 +459,7 @@ func TestUnreachableRegistryDelaysWithoutDeadLetters(t *testing.T) {
 	if st := s.Stats(); st.DeadLetters != 0 {
 		t.Fatalf("%+v", st)
 	}
-	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "trade_id"), 1_000)
+	checkOnce(t, laketest.Keys(t, e.lake, "trades", "trade_id"), 1_000)
 }
 
 func TestSinksInOneGroupShareThePartitions(t *testing.T) {
@@ -465,7 +474,7 @@ func TestSinksInOneGroupShareThePartitions(t *testing.T) {
 		tr := trade(i)
 		tr.Symbol = fmt.Sprintf("SYM%02dUSDT", i%40)
 		tr.MessageID = md.MessageID("trade", tr.Symbol, tr.TradeID)
-		if err := e.prod.Trade(ctx, &tr); err != nil {
+		if err := bus.Produce(ctx, e.prod, record.Trade, &tr); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -478,8 +487,8 @@ func TestSinksInOneGroupShareThePartitions(t *testing.T) {
 	if a.Stats().Consumed == 0 || b.Stats().Consumed == 0 {
 		t.Fatalf("one sink did all the work: %d and %d", a.Stats().Consumed, b.Stats().Consumed)
 	}
-	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "symbol", "trade_id"), n)
-	e.checkOffsetsAtEnd(t, lake.Trades, binanceTrades)
+	checkOnce(t, laketest.Keys(t, e.lake, "trades", "symbol", "trade_id"), n)
+	e.checkOffsetsAtEnd(t, "trades", binanceTrades)
 }
 
 // A batch that starts before what the table already holds (a sink that
@@ -487,7 +496,7 @@ func TestSinksInOneGroupShareThePartitions(t *testing.T) {
 func TestLateBatchIsRefused(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	w, err := lake.NewTradeWriter(e.lake)
+	w, err := record.Trade.Writer(e.lake)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,29 +505,37 @@ func TestLateBatchIsRefused(t *testing.T) {
 	if _, err := w.Commit(ctx, []md.Trade{trade(1)}, stored.Props()); err != nil {
 		t.Fatal(err)
 	}
-	b := &batch[md.Trade]{table: lake.Trades, w: w}
-	b.add(trade(2), &kgo.Record{Topic: binanceTrades, Partition: 0, Offset: 60})
-	b.add(trade(3), &kgo.Record{Topic: binanceTrades, Partition: 1, Offset: 7})
-	_, err = w.Commit(ctx, b.cur.rows, nil, lake.WithSummary(b.cur.summary))
+	rows, err := record.Trade.NewBatch(e.lake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := buffer{rows: rows}
+	add := func(tr md.Trade, r *kgo.Record) {
+		record.Add(b.rows, tr)
+		b.advance(r)
+	}
+	add(trade(2), &kgo.Record{Topic: binanceTrades, Partition: 0, Offset: 60})
+	add(trade(3), &kgo.Record{Topic: binanceTrades, Partition: 1, Offset: 7})
+	_, err = b.rows.Commit(ctx, nil, lake.WithSummary(b.summaryOf))
 	var overlap *OverlapError
 	if !errors.As(err, &overlap) || overlap.Partition != 0 || overlap.First != 60 || overlap.Stored != 100 {
 		t.Fatalf("got %v", err)
 	}
 	// After the table's offset it commits, carrying partition 0 forward.
 	b.reset()
-	b.add(trade(2), &kgo.Record{Topic: binanceTrades, Partition: 0, Offset: 100})
-	b.add(trade(3), &kgo.Record{Topic: binanceTrades, Partition: 1, Offset: 7})
-	if _, err := w.Commit(ctx, b.cur.rows, nil, lake.WithSummary(b.cur.summary)); err != nil {
+	add(trade(2), &kgo.Record{Topic: binanceTrades, Partition: 0, Offset: 100})
+	add(trade(3), &kgo.Record{Topic: binanceTrades, Partition: 1, Offset: 7})
+	if _, err := b.rows.Commit(ctx, nil, lake.WithSummary(b.summaryOf)); err != nil {
 		t.Fatal(err)
 	}
-	got := e.tableOffsets(t, lake.Trades)
+	got := e.tableOffsets(t, "trades")
 	if p0, _ := got.Get(binanceTrades, 0); p0 != 101 {
 		t.Errorf("partition 0 at %d, want 101", p0)
 	}
 	if p1, _ := got.Get(binanceTrades, 1); p1 != 8 {
 		t.Errorf("partition 1 at %d, want 8", p1)
 	}
-	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "trade_id"), 3)
+	checkOnce(t, laketest.Keys(t, e.lake, "trades", "trade_id"), 3)
 }
 
 // Memory at the top level pauses consumption; nothing is dropped, and
@@ -547,7 +564,7 @@ func TestMemoryPressurePausesWithoutLoss(t *testing.T) {
 	if promtest.ToFloat64(mPaused) != 0 {
 		t.Error("still reported as paused")
 	}
-	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "trade_id"), 3_000)
+	checkOnce(t, laketest.Keys(t, e.lake, "trades", "trade_id"), 3_000)
 }
 
 // Shedding drops only what the policy names, and counts it.
@@ -572,12 +589,12 @@ func TestSheddingDropsOnlyWhatIsConfigured(t *testing.T) {
 	if st := s.Stats(); st.Shed != 2_000 {
 		t.Fatalf("%+v: want the 2,000 ETH and SOL trades shed", st)
 	}
-	for k := range laketest.Keys(t, e.lake, lake.Trades, "symbol") {
+	for k := range laketest.Keys(t, e.lake, "trades", "symbol") {
 		if k != "BTCUSDT" {
 			t.Fatalf("%s stored while shedding tier-3 trades", k)
 		}
 	}
-	e.checkOffsetsAtEnd(t, lake.Trades, binanceTrades)
+	e.checkOffsetsAtEnd(t, "trades", binanceTrades)
 }
 
 // A sink stopped while records wait for the registry must not commit
@@ -595,5 +612,5 @@ func TestRecordsWaitingForTheRegistrySurviveARestart(t *testing.T) {
 	s2 := e.startSink(t, Config{Group: "g"})
 	waitFor(t, "every record", func() bool { return s2.Stats().Written == 300 })
 	s2.stop(t)
-	checkOnce(t, laketest.Keys(t, e.lake, lake.Trades, "trade_id"), 300)
+	checkOnce(t, laketest.Keys(t, e.lake, "trades", "trade_id"), 300)
 }

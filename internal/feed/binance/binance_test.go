@@ -331,7 +331,7 @@ func TestFrameErrors(t *testing.T) {
 		{trade(strings.Replace(all, `3735683259`, `-1`, 1)), "invalid_trade_id", "not a non-negative integer"},
 		{trade(strings.Replace(all, `1723161255342`, `1723161255`, 1)), "invalid_timestamp", "neither milliseconds nor microseconds"},
 		{trade(all + `,"b":"x"`), "invalid_vendor_data", `"b" = "x"`},
-		{trade(strings.Replace(all, `"m":true`, `"m":"yes"`, 1)), "parse", "cannot unmarshal"},
+		{trade(strings.Replace(all, `"m":true`, `"m":"yes"`, 1)), "wrong_type", "cannot unmarshal"},
 		{`{"u":1,"s":"BTCUSDT","b":"1","B":"1","a":"2"}`, "parse", "neither an event"},
 		{`{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT","b":"1","B":"1","a":"2"}}`, "invalid_ask_quantity", `bookTicker field "A" is missing`},
 		{`{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT","b":"x","B":"1","a":"2","A":"1"}}`, "invalid_bid_price", `"b": invalid decimal "x"`},
@@ -340,10 +340,10 @@ func TestFrameErrors(t *testing.T) {
 		{`{"stream":"btcusdt@bookTicker","data":{"s":"BTCUSDT","b":"1","B":"1","a":"2","A":"1"}}`, "invalid_quote_id", `"u"`},
 		{`{"stream":"btcusdt@bookTicker","data":{"u":1,"b":"1","B":"1","a":"2","A":"1"}}`, "invalid_symbol", `"s" is missing`},
 		{`{"code":2,"msg":"Invalid request: unknown variant","id":1}`, "parse", "binance error frame: code 2: Invalid request"},
-		{`{"stream":"btcusdt@trade","data":{"e":"trade"`, "parse", "unexpected end of JSON input"},
-		{`not json`, "parse", "invalid character"},
+		{`{"stream":"btcusdt@trade","data":{"e":"trade"`, "malformed_json", "unexpected end of JSON input"},
+		{`not json`, "malformed_json", "invalid character"},
 		{`{"foo":1}`, "parse", "neither an event"},
-		{``, "parse", "unexpected end of JSON input"},
+		{``, "malformed_json", "unexpected end of JSON input"},
 	}
 	for _, c := range cases {
 		_, err := ParseFrame([]byte(c.frame), received, assets)
@@ -360,14 +360,14 @@ func TestCaptureLine(t *testing.T) {
 	if err != nil || ev.Skipped != "no_stream" || !ev.Empty() {
 		t.Fatal(ev, err)
 	}
-	for _, c := range []struct{ line, text string }{
-		{tradeFrame, "receive time"},
-		{"abc " + tradeFrame, `receive time "abc"`},
-		{"1723161254206652067", "no space"},
-		{"1723161254206652067 {", "unexpected end of JSON input"},
+	for _, c := range []struct{ line, reason, text string }{
+		{tradeFrame, "parse", "receive time"},
+		{"abc " + tradeFrame, "parse", `receive time "abc"`},
+		{"1723161254206652067", "parse", "no space"},
+		{"1723161254206652067 {", "malformed_json", "unexpected end of JSON input"},
 	} {
 		_, err := ParseCaptureLine([]byte(c.line), assets)
-		checkErr(t, c.line, err, "parse", c.text)
+		checkErr(t, c.line, err, c.reason, c.text)
 	}
 }
 

@@ -155,8 +155,8 @@ func TestErrors(t *testing.T) {
 		{second(`"trade_id":10218208,`, ``), "invalid_trade_id", `"trade_id" is missing`},
 		{second(`"BTC/USDT"`, `"BTCXYZ"`), "invalid_symbol", `pair "BTCXYZ"`},
 		{second(`"BTC/USDT"`, `""`), "invalid_symbol", `"symbol" is missing`},
-		{second(`"side":"buy"`, `"side":5`), "parse", "trade data[1]: json: cannot unmarshal number"},
-		{`{"channel":"trade","type":"update","data":[1]}`, "parse", "trade data[0]: json: cannot unmarshal number"},
+		{second(`"side":"buy"`, `"side":5`), "wrong_type", "trade data[1]: json: cannot unmarshal number"},
+		{`{"channel":"trade","type":"update","data":[1]}`, "wrong_type", "trade data[0]: json: cannot unmarshal number"},
 		{`{"channel":"trade","type":"update","data":{}}`, "parse", "trade message data is not an array"},
 		{`{"channel":"trade","type":"update"}`, "parse", "trade message data is not an array"},
 		{`{"channel":"trade","type":"update","data":null}`, "parse", "trade message data is not an array"},
@@ -166,8 +166,8 @@ func TestErrors(t *testing.T) {
 		{`{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD","bid":1,"bid_qty":1,"ask":2,"ask_qty":1,"timestamp":"yesterday"}]}`, "invalid_timestamp", `"yesterday"`},
 		{`{"method":"subscribe","error":"Currency pair not supported BTC/XYZ","success":false,"symbol":"BTC/XYZ","time_in":"2023-09-25T09:04:31.742599Z","time_out":"2023-09-25T09:04:31.742648Z"}`, "parse", "kraken subscribe failed: Currency pair not supported BTC/XYZ"},
 		{`{"foo":1}`, "parse", "neither channel nor method"},
-		{`{"channel":"trade"`, "parse", "unexpected end of JSON input"},
-		{`[1,2]`, "parse", "cannot unmarshal array"},
+		{`{"channel":"trade"`, "malformed_json", "unexpected end of JSON input"},
+		{`[1,2]`, "wrong_type", "cannot unmarshal array"},
 	}
 	for _, c := range cases {
 		ev, err := ParseMessage([]byte(c.msg), received, assets)
