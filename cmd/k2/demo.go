@@ -7,12 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/k2-market-data/k2/internal/feed/exchanges"
 	"github.com/k2-market-data/k2/internal/feed/synth"
 	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/loader"
@@ -98,28 +98,22 @@ func (a *app) demoLoad(ctx context.Context, l *lake.Lake, path string, out io.Wr
 	if err != nil {
 		return err
 	}
+	format, err := exchanges.Detect(path, info.IsDir())
+	if err != nil {
+		return err
+	}
 	ld, err := loader.New(l, loader.Options{
 		Source:      "demo:" + path,
 		DeadLetter:  filepath.Join(a.cfg.DataDir, "dead-letter", "demo-"+time.Now().UTC().Format("20060102T150405Z")+".jsonl"),
 		Progress:    os.Stderr,
 		Interactive: term.IsTerminal(int(os.Stderr.Fd())),
 		Logger:      a.log,
+		Assets:      a.cfg.Assets(),
 	})
 	if err != nil {
 		return err
 	}
-	base := filepath.Base(path)
-	switch {
-	case info.IsDir():
-		err = ld.ASX(ctx, path)
-	case strings.HasSuffix(base, ".jsonl"):
-		err = ld.KrakenWS(ctx, path)
-	case strings.HasSuffix(base, ".csv"):
-		sym, _, _ := strings.Cut(base, "-")
-		err = ld.BinanceCSV(ctx, path, sym)
-	default:
-		err = ld.BinanceWS(ctx, path)
-	}
+	err = ld.Load(ctx, format, path)
 	sum, finErr := ld.Finish(ctx)
 	if err == nil {
 		err = finErr

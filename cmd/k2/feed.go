@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +16,8 @@ import (
 
 	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/codec"
+	"github.com/k2-market-data/k2/internal/feed"
+	"github.com/k2-market-data/k2/internal/feed/exchanges"
 	"github.com/k2-market-data/k2/internal/live"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/ops"
@@ -38,22 +39,27 @@ type feedFlags struct {
 	limit        int64
 }
 
-// register adds the flags of the named feeds (k2 up registers all of
-// them, named with the prefix "feed-").
-func (f *feedFlags) register(fs *pflag.FlagSet, prefix string, feeds ...string) {
-	has := func(name string) bool { return slices.Contains(feeds, name) }
+// register adds the flags the feeds use (k2 up registers those of every
+// feed, named with the prefix "feed-").
+func (f *feedFlags) register(fs *pflag.FlagSet, prefix string, feeds ...*feed.Exchange) {
+	live, backfill, synthetic := false, false, false
+	for _, e := range feeds {
+		live = live || e.Live != nil
+		backfill = backfill || (e.Live != nil && e.Live.Backfill != nil)
+		synthetic = synthetic || e.Synthetic
+	}
 	fs.StringSliceVar(&f.symbols, prefix+"symbols", nil, "instruments in the exchange's spelling: BTCUSDT,ETHUSDT (binance), BTC/USD,ETH/USD (kraken); synth defaults to 20 USD pairs")
-	if has("binance") || has("kraken") {
+	if live {
 		fs.StringArrayVar(&f.urls, prefix+"url", nil, "WebSocket endpoint, repeatable: later ones are failovers (default: the exchange's own; a k2 replay-server's ws://host:port offline)")
 		fs.DurationVar(&f.rotateAfter, prefix+"rotate-after", 0, "replace a connection this old, overlapping the new one (default: 30 min before the exchange's limit, 23h30m on binance)")
 		fs.DurationVar(&f.staleAfter, prefix+"stale-after", 30*time.Second, "reconnect when a connection delivers nothing for this long")
 		fs.DurationVar(&f.pingInterval, prefix+"ping-interval", 3*time.Minute, "ping the exchange this often; an unanswered ping drops the connection")
 	}
-	if has("binance") {
-		fs.StringVar(&f.restURL, prefix+"rest-url", "", `binance REST API to backfill missed trades from (default: api.binance.com, or the --url host when --url is given; "none" only counts gaps)`)
-		fs.StringVar(&f.apiKey, prefix+"api-key", "", "binance API key sent with backfill requests (or K2_"+strings.ToUpper(strings.ReplaceAll(prefix, "-", "_"))+"API_KEY)")
+	if backfill {
+		fs.StringVar(&f.restURL, prefix+"rest-url", "", `REST API to backfill missed trades from (default: the exchange's own, or the --url host when --url is given; "none" only counts gaps)`)
+		fs.StringVar(&f.apiKey, prefix+"api-key", "", "API key sent with backfill requests (or K2_"+strings.ToUpper(strings.ReplaceAll(prefix, "-", "_"))+"API_KEY)")
 	}
-	if has("synth") {
+	if synthetic {
 		fs.Float64Var(&f.rate, prefix+"rate", 100, "synth: trades a second across the market (up to 2,000,000)")
 		fs.Uint64Var(&f.seed, prefix+"seed", 1, "synth: seed of prices and sizes")
 		fs.Int64Var(&f.limit, prefix+"limit", 0, "synth: stop after this many trades (0: run until stopped)")
@@ -66,17 +72,20 @@ type feedRunner struct {
 	summary func() string
 }
 
-// newFeed builds the feed of exchange (binance, kraken or synth); its
-// producer connects on first use, so bad settings fail before any I/O.
-func (a *app) newFeed(exchange string, f *feedFlags) (*feedRunner, error) {
-	prod, reg, err := a.producer("k2-feed-" + exchange)
+// newFeed builds the feed of the named exchange; its producer connects
+// on first use, so bad settings fail before any I/O.
+func (a *app) newFeed(name string, f *feedFlags) (*feedRunner, error) {
+	ex, err := exchanges.Feed(name)
+	if err != nil {
+		return nil, err
+	}
+	prod, reg, err := a.producer("k2-feed-" + ex.Name)
 	if err != nil {
 		return nil, err
 	}
 	closeProd := func() { prod.Close(context.Background()) }
 	var r *feedRunner
-	switch exchange {
-	case "synth":
+	if ex.Synthetic {
 		var s *live.Synth
 		s, err = live.NewSynth(prod, live.SynthConfig{Seed: f.seed, Symbols: upper(f.symbols), Rate: f.rate, Limit: f.limit, Logger: a.log})
 		if err == nil {
@@ -85,10 +94,8 @@ func (a *app) newFeed(exchange string, f *feedFlags) (*feedRunner, error) {
 				return fmt.Sprintf("synth: %d trades, %d quotes produced", t, q)
 			}}
 		}
-	case "binance", "kraken":
-		r, err = a.newExchangeFeed(exchange, f, prod, reg)
-	default:
-		err = fmt.Errorf("unknown feed %q: want binance, kraken, synth or none", exchange)
+	} else {
+		r, err = a.newExchangeFeed(ex, f, prod, reg)
 	}
 	if err != nil {
 		closeProd()
@@ -102,38 +109,31 @@ func (a *app) newFeed(exchange string, f *feedFlags) (*feedRunner, error) {
 	return r, nil
 }
 
-func (a *app) newExchangeFeed(exchange string, f *feedFlags, prod *bus.Producer, reg *registry.Client) (*feedRunner, error) {
-	var proto live.Protocol
-	var err error
+func (a *app) newExchangeFeed(ex *feed.Exchange, f *feedFlags, prod *bus.Producer, reg *registry.Client) (*feedRunner, error) {
+	if len(f.symbols) == 0 {
+		return nil, fmt.Errorf("--symbols is required, e.g. %s", ex.Example)
+	}
+	proto, err := ex.Live.Protocol(f.symbols, a.cfg.Assets())
+	if err != nil {
+		return nil, err
+	}
 	endpoints := f.urls
-	var backfill live.Backfill
-	switch exchange {
-	case "binance":
-		if proto, err = live.NewBinance(f.symbols, a.cfg.Assets()); err != nil {
-			return nil, err
-		}
-		if len(endpoints) == 0 {
-			endpoints = live.BinanceEndpoints
-		}
+	if len(endpoints) == 0 {
+		endpoints = ex.Live.Endpoints
+	}
+	var backfill feed.Backfill
+	if ex.Live.Backfill != nil {
 		rest := f.restURL
 		if rest == "" {
-			rest = live.BinanceREST
+			rest = ex.Live.REST
 			if len(f.urls) > 0 {
-				rest, err = httpBase(f.urls[0])
-				if err != nil {
+				if rest, err = httpBase(f.urls[0]); err != nil {
 					return nil, err
 				}
 			}
 		}
 		if rest != "none" {
-			backfill = live.BinanceBackfill(rest, f.apiKey, a.cfg.Assets(), nil)
-		}
-	case "kraken":
-		if proto, err = live.NewKraken(f.symbols, a.cfg.Assets()); err != nil {
-			return nil, err
-		}
-		if len(endpoints) == 0 {
-			endpoints = live.KrakenEndpoints
+			backfill = ex.Live.Backfill(rest, f.apiKey, a.cfg.Assets())
 		}
 	}
 	for _, e := range endpoints {
@@ -151,7 +151,7 @@ func (a *app) newExchangeFeed(exchange string, f *feedFlags, prod *bus.Producer,
 	return &feedRunner{run: fd.Run, summary: func() string {
 		s, ss := fd.Stats(), fd.Session().Stats()
 		return fmt.Sprintf("%s: %d frames, %d trades (%d backfilled), %d quotes, %d repeats dropped, %d gaps (%d trade ids), %d dead letters; %d connections, %d rotations, reconnects %v",
-			exchange, s.Frames, s.Trades, s.Backfilled, s.Quotes, s.Duplicates, s.Gaps, s.Missing, s.DeadLetters, ss.Connects, ss.Rotations, ss.Reconnects)
+			ex.Name, s.Frames, s.Trades, s.Backfilled, s.Quotes, s.Duplicates, s.Gaps, s.Missing, s.DeadLetters, ss.Connects, ss.Rotations, ss.Reconnects)
 	}}, nil
 }
 
@@ -269,25 +269,13 @@ rotation before Binance's 24-hour limit), drops what a reconnect delivers
 twice, backfills Binance trade-id gaps from REST, and dead-letters frames it
 cannot read. It runs until interrupted, or for --duration.`,
 	}
-	for _, ex := range []struct{ name, example string }{
-		{"binance", "k2 feed binance --symbols BTCUSDT,ETHUSDT"},
-		{"kraken", "k2 feed kraken --symbols BTC/USD,ETH/USD"},
-		{"synth", "k2 feed synth --rate 10000 --seed 7"},
-	} {
+	for _, ex := range exchanges.Feeds() {
 		f := &feedFlags{}
 		var duration time.Duration
 		var metrics string
 		sub := &cobra.Command{
-			Use: ex.name, Example: "  " + ex.example, Args: cobra.NoArgs,
-			Short: map[string]string{
-				"binance": "Binance spot: @trade → trades, @bookTicker → quotes",
-				"kraken":  "Kraken v2: trade → trades, ticker → quotes",
-				"synth":   "A synthetic market, deterministic from --seed, at --rate trades a second",
-			}[ex.name],
+			Use: ex.Name, Example: "  " + ex.Example, Args: cobra.NoArgs, Short: ex.Short,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				if ex.name != "synth" && len(f.symbols) == 0 {
-					return fmt.Errorf("--symbols is required, e.g. %s", ex.example)
-				}
 				setGC(feedGCPercent)
 				ctx := cmd.Context()
 				if duration > 0 {
@@ -298,7 +286,7 @@ cannot read. It runs until interrupted, or for --duration.`,
 				if err := a.serveMetrics(ctx, metrics); err != nil {
 					return err
 				}
-				r, err := a.newFeed(ex.name, f)
+				r, err := a.newFeed(ex.Name, f)
 				if err != nil {
 					return err
 				}
@@ -310,7 +298,7 @@ cannot read. It runs until interrupted, or for --duration.`,
 				return err
 			},
 		}
-		f.register(sub.Flags(), "", ex.name)
+		f.register(sub.Flags(), "", ex)
 		sub.Flags().DurationVar(&duration, "duration", 0, "stop after this long (0: run until interrupted)")
 		sub.Flags().StringVar(&metrics, "metrics-listen", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9101")
 		cmd.AddCommand(sub)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/feed/exchanges"
 	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/registry"
 	"github.com/k2-market-data/k2/internal/resilience"
@@ -330,14 +332,14 @@ func newUpCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
-			switch feedName {
-			case "none", "synth":
-			case "binance", "kraken":
-				if len(ff.symbols) == 0 {
+			if feedName != "none" {
+				ex, err := exchanges.Feed(feedName)
+				if err != nil {
+					return fmt.Errorf("--feed: %w or none", err)
+				}
+				if ex.Live != nil && len(ff.symbols) == 0 {
 					return fmt.Errorf("--feed %s needs --feed-symbols", feedName)
 				}
-			default:
-				return fmt.Errorf("--feed: unknown feed %q: want binance, kraken, synth or none", feedName)
 			}
 			s, err := a.startServices(ctx)
 			if err != nil {
@@ -371,7 +373,11 @@ func newUpCmd(a *app) *cobra.Command {
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&feedName, "feed", feedName, "market to capture while up: synth, binance, kraken or none")
-	ff.register(cmd.Flags(), "feed-", "binance", "kraken", "synth")
+	var names []string
+	for _, e := range exchanges.Feeds() {
+		names = append(names, e.Name)
+	}
+	cmd.Flags().StringVar(&feedName, "feed", feedName, "market to capture while up: "+strings.Join(names, ", ")+" or none")
+	ff.register(cmd.Flags(), "feed-", exchanges.Feeds()...)
 	return cmd
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/k2-market-data/k2/internal/feed/exchanges"
 	"github.com/k2-market-data/k2/internal/loader"
 )
 
@@ -23,6 +24,7 @@ type loadFlags struct {
 	batchRows    int
 	batchAge     time.Duration
 	noProgress   bool
+	symbol       string
 }
 
 func newLoadCmd(a *app) *cobra.Command {
@@ -53,42 +55,19 @@ unless --allow-rejects is given.`,
 	pf.BoolVar(&f.noProgress, "no-progress", false, "no progress display")
 	pf.BoolVar(&f.viaKafka, "via-kafka", false, "produce to Kafka for the sink to store, like live data (the default when --brokers is set)")
 
-	var symbol string
-	run := func(source string, fn func(ctx context.Context, ld *loader.Loader, path string) error) func(*cobra.Command, []string) error {
-		return func(cmd *cobra.Command, args []string) error {
-			return a.load(cmd, f, source+":"+args[0], func(ctx context.Context, ld *loader.Loader) error {
-				return fn(ctx, ld, args[0])
-			})
-		}
+	pf.StringVar(&f.symbol, "symbol", "", "the instrument of files that do not name it, e.g. BTCUSDT (binance-csv: default from the file name)")
+	for _, format := range exchanges.Formats() {
+		cmd.AddCommand(&cobra.Command{
+			Use:   format.Name + " " + format.Arg,
+			Short: format.Short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return a.load(cmd, f, format.Name+":"+args[0], func(ctx context.Context, ld *loader.Loader) error {
+					return ld.Load(ctx, format, args[0])
+				})
+			},
+		})
 	}
-	asx := &cobra.Command{
-		Use:   "asx DIR",
-		Short: "ASX tick files: DIR/trades/<company id>.csv, DIR/quotes/<id>.csv, DIR/reference-data/company_info.csv",
-		Args:  cobra.ExactArgs(1),
-		RunE:  run("asx", func(ctx context.Context, ld *loader.Loader, p string) error { return ld.ASX(ctx, p) }),
-	}
-	csv := &cobra.Command{
-		Use:   "binance-csv FILE --symbol SYMBOL",
-		Short: "Binance public-data trade file (data.binance.vision layout; ms or µs times)",
-		Args:  cobra.ExactArgs(1),
-		RunE: run("binance-csv", func(ctx context.Context, ld *loader.Loader, p string) error {
-			return ld.BinanceCSV(ctx, p, symbol)
-		}),
-	}
-	csv.Flags().StringVar(&symbol, "symbol", "", "the file's pair, e.g. BTCUSDT (required)")
-	ws := &cobra.Command{
-		Use:   "binance-ws FILE",
-		Short: "Binance WebSocket capture, '<receive ns> <frame>' per line, gzip or plain: @trade → trades, @bookTicker → quotes",
-		Args:  cobra.ExactArgs(1),
-		RunE:  run("binance-ws", func(ctx context.Context, ld *loader.Loader, p string) error { return ld.BinanceWS(ctx, p) }),
-	}
-	kr := &cobra.Command{
-		Use:   "kraken-ws FILE",
-		Short: "Kraken WebSocket v2 messages, one per line: every trade of each trade message",
-		Args:  cobra.ExactArgs(1),
-		RunE:  run("kraken-ws", func(ctx context.Context, ld *loader.Loader, p string) error { return ld.KrakenWS(ctx, p) }),
-	}
-	cmd.AddCommand(asx, csv, ws, kr)
 	return cmd
 }
 
@@ -106,7 +85,7 @@ func (a *app) load(cmd *cobra.Command, f *loadFlags, source string, fn func(cont
 	opts := loader.Options{
 		DeadLetter: dlq, BatchRows: f.batchRows, BatchAge: f.batchAge,
 		Progress: progress, Interactive: term.IsTerminal(int(os.Stderr.Fd())),
-		Logger: a.log, Source: source, Assets: a.cfg.Assets(),
+		Logger: a.log, Source: source, Assets: a.cfg.Assets(), Symbol: f.symbol,
 	}
 	viaKafka := f.viaKafka
 	if !cmd.Flags().Changed("via-kafka") {

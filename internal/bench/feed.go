@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/feed/binance"
 	"github.com/k2-market-data/k2/internal/live"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/registry"
@@ -103,7 +104,7 @@ func RunFeed(ctx context.Context, o FeedOptions) (Report, error) {
 		return rep, err
 	}
 	go srv.Serve(ln)
-	proto, err := live.NewBinance(symbols, md.DefaultAssets)
+	proto, err := binance.NewProtocol(symbols, md.DefaultAssets)
 	if err != nil {
 		return rep, err
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/k2-market-data/k2/internal/feed/binance"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/replay"
 	"github.com/k2-market-data/k2/internal/testutil"
@@ -33,7 +34,7 @@ func BenchmarkBinanceFeed(b *testing.B) {
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 	defer srv.Close()
-	p, err := NewBinance([]string{"BTCUSDT"}, md.DefaultAssets)
+	p, err := binance.NewProtocol([]string{"BTCUSDT"}, md.DefaultAssets)
 	if err != nil {
 		b.Fatal(err)
 	}

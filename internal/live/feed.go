@@ -2,7 +2,6 @@ package live
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,21 +12,17 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/feed"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/record"
 )
-
-// Backfill fetches the trades of symbol with ids from..to (inclusive) that
-// a feed missed, oldest first; it may return fewer (the exchange's page
-// size) and is called again from the next id.
-type Backfill func(ctx context.Context, symbol string, from, to int64) ([]md.Trade, error)
 
 // FeedConfig says where a feed's records go.
 type FeedConfig struct {
 	Producer *bus.Producer
 	// Backfill recovers the trades a reconnect missed (nil: gaps are only
 	// counted and logged).
-	Backfill Backfill
+	Backfill feed.Backfill
 	// MaxBackfill bounds the trade ids one gap may fetch (default 100,000:
 	// minutes of a busy symbol, a hundred REST pages); a longer outage is
 	// history for k2 load binance-csv, not for a feed holding its stream.
@@ -44,7 +39,7 @@ type FeedConfig struct {
 // fills holes in contiguous trade ids, and dead-letters frames it cannot
 // read, going on with the next.
 type Feed struct {
-	proto Protocol
+	proto feed.Protocol
 	sess  *Session
 	cfg   FeedConfig
 	m     *metrics
@@ -75,7 +70,7 @@ type FeedStats struct {
 }
 
 // NewFeed prepares a feed of p through a session configured by sc.
-func NewFeed(p Protocol, sc SessionConfig, cfg FeedConfig) (*Feed, error) {
+func NewFeed(p feed.Protocol, sc SessionConfig, cfg FeedConfig) (*Feed, error) {
 	if cfg.Producer == nil {
 		return nil, errors.New("live: feed without a producer")
 	}
@@ -261,7 +256,7 @@ func (f *Feed) fill(ctx context.Context, symbol string, from, to int64) error {
 // deadLetter sends a frame the feed cannot read to the exchange's trades
 // dead-letter topic, with why and where in headers.
 func (f *Feed) deadLetter(ctx context.Context, fr Frame, err error) error {
-	reason := frameReason(err)
+	reason := md.ReasonOf(err)
 	f.m.messageErrors.WithLabelValues(reason).Inc()
 	f.count(func(s *FeedStats) { s.DeadLetters++ })
 	f.errLog.Do(func() {
@@ -270,24 +265,6 @@ func (f *Feed) deadLetter(ctx context.Context, fr Frame, err error) error {
 	topic := f.cfg.Producer.TopicFor(f.asset, record.Trade.DataType, f.proto.Exchange())
 	return f.cfg.Producer.DeadLetter(ctx, topic, nil, fr.Data, reason, err,
 		kgo.RecordHeader{Key: bus.HeaderSource, Value: []byte(fr.Endpoint)})
-}
-
-// frameReason is the dead-letter reason code of a frame error.
-func frameReason(err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	var ve *md.ValidationError
-	switch {
-	case errors.Is(err, errUnknownEvent):
-		return "unknown_event"
-	case errors.As(err, &syn):
-		return "malformed_json"
-	case errors.As(err, &typ):
-		return "wrong_type"
-	case errors.As(err, &ve):
-		return "invalid_" + ve.Field
-	}
-	return "unrecognised"
 }
 
 func truncate(b []byte, n int) string {

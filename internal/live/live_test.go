@@ -18,6 +18,8 @@ import (
 
 	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/codec"
+	"github.com/k2-market-data/k2/internal/feed"
+	"github.com/k2-market-data/k2/internal/feed/binance"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/registry"
@@ -183,9 +185,9 @@ func runFeed(t *testing.T, f *Feed) (stop func() error) {
 	return stop
 }
 
-func binanceFeed(t *testing.T, k *kafka, sc SessionConfig, backfill Backfill) *Feed {
+func binanceFeed(t *testing.T, k *kafka, sc SessionConfig, backfill feed.Backfill) *Feed {
 	t.Helper()
-	b, err := NewBinance([]string{"BTCUSDT"}, md.DefaultAssets)
+	b, err := binance.NewProtocol([]string{"BTCUSDT"}, md.DefaultAssets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +223,7 @@ func TestFeedDropsRepeatsFillsHolesAndDeadLettersBadFrames(t *testing.T) {
 		asked = append(asked, fmt.Sprintf("%s %d-%d", symbol, from, to))
 		var out []md.Trade
 		for id := from; id <= to; id++ {
-			ev, err := (&Binance{assets: md.DefaultAssets}).Parse(tradeFrame(id), md.Now())
+			ev, err := binance.ParseFrame(tradeFrame(id), md.Now(), md.DefaultAssets)
 			if err != nil {
 				return nil, err
 			}
@@ -328,12 +330,12 @@ func TestFeedResumesAfterWhatKafkaHolds(t *testing.T) {
 		asked = append(asked, fmt.Sprintf("%d-%d", from, to))
 		var out []md.Trade
 		for id := from; id <= to; id++ {
-			ev, _ := (&Binance{assets: md.DefaultAssets}).Parse(tradeFrame(id), md.Now())
+			ev, _ := binance.ParseFrame(tradeFrame(id), md.Now(), md.DefaultAssets)
 			out = append(out, ev.Trades...)
 		}
 		return out, nil
 	}
-	b, err := NewBinance([]string{"BTCUSDT"}, md.DefaultAssets)
+	b, err := binance.NewProtocol([]string{"BTCUSDT"}, md.DefaultAssets)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/k2-market-data/k2/internal/feed"
 )
 
 // SessionConfig says how a session connects and how hard it holds on.
@@ -48,7 +50,7 @@ type SessionConfig struct {
 	Logger          *slog.Logger
 }
 
-func (c *SessionConfig) defaults(p Protocol) error {
+func (c *SessionConfig) defaults(p feed.Protocol) error {
 	if len(c.Endpoints) == 0 {
 		return errors.New("live: no endpoint")
 	}
@@ -83,7 +85,7 @@ func (c *SessionConfig) defaults(p Protocol) error {
 // rotating) and delivers every frame it receives on Frames.
 type Session struct {
 	cfg     SessionConfig
-	proto   Protocol
+	proto   feed.Protocol
 	m       *metrics
 	log     *slog.Logger
 	breaker *gobreaker.CircuitBreaker[*conn]
@@ -109,7 +111,7 @@ type SessionStats struct {
 }
 
 // NewSession prepares a session; Run connects.
-func NewSession(p Protocol, cfg SessionConfig) (*Session, error) {
+func NewSession(p feed.Protocol, cfg SessionConfig) (*Session, error) {
 	if err := cfg.defaults(p); err != nil {
 		return nil, err
 	}

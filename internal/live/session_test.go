@@ -14,6 +14,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/k2-market-data/k2/internal/feed/binance"
+	"github.com/k2-market-data/k2/internal/feed/kraken"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/testutil"
 )
@@ -28,7 +30,7 @@ type session struct {
 
 func runSession(t *testing.T, cfg SessionConfig) *session {
 	t.Helper()
-	b, err := NewBinance([]string{"BTCUSDT"}, md.DefaultAssets)
+	b, err := binance.NewProtocol([]string{"BTCUSDT"}, md.DefaultAssets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,11 +349,11 @@ func TestKrakenFeedOfTheRealFile(t *testing.T) {
 		}
 		<-ctx.Done()
 	})
-	kr, err := NewKraken([]string{"BTC/USDT"}, md.DefaultAssets)
+	kr, err := kraken.NewProtocol([]string{"BTC/USDT"}, md.DefaultAssets)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr.ping = 50 * time.Millisecond
+	kr.PingEvery = 50 * time.Millisecond
 	f, err := NewFeed(kr, SessionConfig{Endpoints: []string{x.ws()}}, FeedConfig{Producer: k.prod})
 	if err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ func TestSynthProducesALiveMarket(t *testing.T) {
 		if i > 0 && b.Symbol == second[i-1].Symbol && b.Timestamp <= second[i-1].Timestamp {
 			t.Fatalf("trade %d of %s is stamped %v, not after the one before (%v)", i, b.Symbol, b.Timestamp, second[i-1].Timestamp)
 		}
-		if a.Exchange != synth.Exchange || a.Price <= 0 {
+		if a.Exchange != synth.Code || a.Price <= 0 {
 			t.Fatalf("trade %d: %+v", i, a)
 		}
 	}

@@ -1,9 +1,11 @@
-// Package loader brings recorded market history into the lake: ASX tick
-// files, Binance public-data files, Binance and Kraken WebSocket captures.
-// Each source's parser turns lines into records; the loader batches them
-// into single-transaction commits, writes every rejected line with its file,
-// line number and reason to a dead-letter file, shows progress, and ends
-// with a summary.
+// Package loader brings recorded market history into the lake, directly
+// or through Kafka. Each exchange's package declares the file formats it
+// knows (feed.Format: ASX tick files, Binance public-data files, Binance
+// and Kraken WebSocket captures) and turns their lines into records; the
+// loader reads the files (gzip or plain, with progress), batches the
+// records into single-transaction commits, writes every rejected line with
+// its file, line number and reason to a dead-letter file, and ends with a
+// summary.
 //
 // Loading is idempotent: records carry ids derived from the exchange's own
 // identity (trade ids, update ids, or per-day row ordinals where the
@@ -42,7 +44,9 @@ type Options struct {
 	Progress    io.Writer
 	Interactive bool
 	Assets      *md.Assets
-	Logger      *slog.Logger
+	// Symbol is the instrument of files that do not name it (--symbol).
+	Symbol string
+	Logger *slog.Logger
 	// Source is recorded in each snapshot summary as k2.source.
 	Source string
 }
@@ -80,6 +84,9 @@ type Loader struct {
 	prod    *bus.Producer
 	before  int64 // records the producer had acknowledged before the load
 
+	symbol   string       // of the file being loaded
+	ingested md.Timestamp // the load's ingestion time
+
 	mu      sync.Mutex
 	sum     Summary
 	dlq     *os.File
@@ -103,7 +110,7 @@ func newLoader(opts Options) *Loader {
 	if opts.Progress == nil {
 		opts.Progress = io.Discard
 	}
-	ld := &Loader{opts: opts, started: time.Now()}
+	ld := &Loader{opts: opts, started: time.Now(), ingested: md.Now()}
 	ld.sum = Summary{Source: opts.Source, Tables: map[string]int64{}, SkippedBy: map[string]int64{}, DeadLetter: opts.DeadLetter}
 	return ld
 }

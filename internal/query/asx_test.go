@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/k2-market-data/k2/internal/feed"
+	"github.com/k2-market-data/k2/internal/feed/exchanges"
 	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/loader"
 	md "github.com/k2-market-data/k2/internal/marketdata"
@@ -179,6 +181,17 @@ func newTestLake(t *testing.T, opts lake.Options) *testLake {
 	return &testLake{lake: l, engine: e, dir: dir}
 }
 
+// format is one of the file formats k2 load reads.
+func format(t *testing.T, name string) *feed.Format {
+	for _, f := range exchanges.Formats() {
+		if f.Name == name {
+			return f
+		}
+	}
+	t.Fatalf("no format %s", name)
+	return nil
+}
+
 func (tl *testLake) load(t *testing.T, source string, run func(*loader.Loader) error) loader.Summary {
 	t.Helper()
 	ld, err := loader.New(tl.lake, loader.Options{Source: source, DeadLetter: filepath.Join(tl.dir, "dead-letter.jsonl")})
@@ -207,11 +220,11 @@ func asxScenario(t *testing.T, tl *testLake) {
 	// A first load (the Binance public-data file) makes a snapshot the ASX
 	// load must not be visible in.
 	vision := testutil.Data(t, "binance", "vision", "BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.from-ws.csv")
-	first := tl.load(t, "binance-csv", func(ld *loader.Loader) error { return ld.BinanceCSV(ctx, vision, "BTCUSDT") })
+	first := tl.load(t, "binance-csv", func(ld *loader.Loader) error { return ld.Load(ctx, format(t, "binance-csv"), vision) })
 	if first.Written != 19_904 {
 		t.Fatalf("Binance file wrote %d trades, want 19,904", first.Written)
 	}
-	sum := tl.load(t, "asx", func(ld *loader.Loader) error { return ld.ASX(ctx, dir) })
+	sum := tl.load(t, "asx", func(ld *loader.Loader) error { return ld.Load(ctx, format(t, "asx"), dir) })
 	wantTrades := int64(91_631 + 232 + 11)
 	wantQuotes := int64(77_849 + 549 + 60)
 	if sum.Rejected != 0 || sum.Tables["market_data.trades"] != wantTrades || sum.Tables["market_data.quotes"] != wantQuotes ||
@@ -332,7 +345,7 @@ func asxScenario(t *testing.T, tl *testLake) {
 
 	// A second load adds nothing.
 	snaps, _ := tl.engine.Snapshots(ctx, record.Trade.Table.Name)
-	again := tl.load(t, "asx", func(ld *loader.Loader) error { return ld.ASX(ctx, dir) })
+	again := tl.load(t, "asx", func(ld *loader.Loader) error { return ld.Load(ctx, format(t, "asx"), dir) })
 	if again.Written != 0 || again.Duplicates != wantTrades+wantQuotes+4 || again.Commits != 0 {
 		t.Fatalf("second load: %+v", again)
 	}
@@ -476,7 +489,7 @@ func binanceCaptureScenario(t *testing.T, tl *testLake) {
 	var sum loader.Summary
 	for _, f := range []string{"spot_btcusdt_20240808.gz", "spot_btcusdt_20240809.gz"} {
 		s := tl.load(t, "binance-ws", func(ld *loader.Loader) error {
-			return ld.BinanceWS(ctx, testutil.Data(t, "binance", "ws", f))
+			return ld.Load(ctx, format(t, "binance-ws"), testutil.Data(t, "binance", "ws", f))
 		})
 		sum.Written += s.Written
 		sum.Rejected += s.Rejected

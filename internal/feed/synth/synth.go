@@ -16,8 +16,8 @@ import (
 	"github.com/k2-market-data/k2/internal/marketdata"
 )
 
-// Exchange is the code synthetic records carry.
-const Exchange = "SYNTH"
+// Code is the exchange code synthetic records carry.
+const Code = "SYNTH"
 
 // Config shapes the market.
 type Config struct {
@@ -141,7 +141,7 @@ func (g *Generator) Next(ev *[]marketdata.Trade, quotes *[]marketdata.Quote) {
 	id := g.id(inst.seq)
 	*ev = append(*ev, marketdata.Trade{
 		MessageID: marketdata.MessageID("trade", inst.symbol, id), TradeID: id,
-		Symbol: inst.symbol, Exchange: Exchange, AssetClass: marketdata.Crypto, Timestamp: ts,
+		Symbol: inst.symbol, Exchange: Code, AssetClass: marketdata.Crypto, Timestamp: ts,
 		Price: marketdata.Decimal(inst.price), Quantity: qty, Currency: "USD", Side: side,
 		TradeConditions: []string{}, SourceSequence: marketdata.SomeInt64(inst.seq),
 		IngestionTimestamp: ts + 500,
@@ -165,7 +165,7 @@ func (g *Generator) quote(inst *instrument, ts marketdata.Timestamp) marketdata.
 	id := g.id(inst.seq)
 	return marketdata.Quote{
 		MessageID: marketdata.MessageID("quote", inst.symbol, id), QuoteID: id,
-		Symbol: inst.symbol, Exchange: Exchange, AssetClass: marketdata.Crypto, Timestamp: ts,
+		Symbol: inst.symbol, Exchange: Code, AssetClass: marketdata.Crypto, Timestamp: ts,
 		BidPrice: marketdata.SomeDecimal(marketdata.Decimal(bid)), BidQuantity: size(),
 		AskPrice: marketdata.SomeDecimal(marketdata.Decimal(ask)), AskQuantity: size(),
 		Currency: "USD", SourceSequence: marketdata.SomeInt64(inst.seq), IngestionTimestamp: ts + 500,
@@ -177,7 +177,7 @@ func (g *Generator) quote(inst *instrument, ts marketdata.Timestamp) marketdata.
 // generated trade's cost).
 func (g *Generator) id(n int64) string {
 	var buf [64]byte
-	b := append(buf[:0], Exchange...)
+	b := append(buf[:0], Code...)
 	if g.cfg.Run != "" {
 		b = append(append(b, '-'), g.cfg.Run...)
 	}

@@ -1,8 +1,9 @@
-// Package feed holds what every market-data source shares: the events a
-// parsed line or frame yields. The sources themselves live in sub-packages
-// (asx, binance, kraken, synth); each turns its exchange's text into
-// marketdata records and nothing else, so the same parser serves a file
-// loader, a live WebSocket and a replay.
+// Package feed holds what every exchange's package shares: the events a
+// parsed line or frame yields, the WebSocket Protocol a live session
+// drives, the file Formats a loader reads, and the Exchange that gathers
+// them. Each exchange lives in a sub-package (asx, binance, kraken,
+// synth) with its parsers, protocol, REST backfill and file formats, and
+// feed/exchanges lists them for the commands.
 package feed
 
 import (
@@ -15,13 +16,17 @@ import (
 // trades (Kraken batches them), a quote, or nothing K2 stores (heartbeats,
 // subscription answers, depth updates), in which case Skipped names it.
 type Events struct {
-	Trades  []marketdata.Trade
-	Quotes  []marketdata.Quote
-	Skipped string // non-empty when the input was understood and deliberately not stored
+	Trades     []marketdata.Trade
+	Quotes     []marketdata.Quote
+	References []marketdata.ReferenceData
+	Skipped    string // non-empty when the input was understood and deliberately not stored
 }
 
 // Empty reports whether nothing is to be stored.
-func (e *Events) Empty() bool { return len(e.Trades) == 0 && len(e.Quotes) == 0 }
+func (e *Events) Empty() bool { return e.Len() == 0 }
+
+// Len is the number of records.
+func (e *Events) Len() int { return len(e.Trades) + len(e.Quotes) + len(e.References) }
 
 // CryptoTrade builds the trade of a crypto venue that numbers its trades:
 // the id becomes trade_id {EXCHANGE}-{id} and the source sequence (such ids
