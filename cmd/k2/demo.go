@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/k2-market-data/k2/internal/feed/exchanges"
 	"github.com/k2-market-data/k2/internal/feed/synth"
@@ -43,7 +42,7 @@ Binance public-data file (SYMBOL-trades-….csv). Running it twice adds nothing.
 			}
 			defer l.Close()
 			defer e.Close()
-			fmt.Fprintf(out, "K2 demo · catalog %s · warehouse %s\n\n", a.cfg.Catalog, l.Warehouse())
+			fmt.Fprintf(out, "K2 demo · catalog %s · warehouse %s\n\n", a.cfg.Lake.Catalog, l.Warehouse())
 			if len(args) == 1 {
 				err = a.demoLoad(ctx, l, args[0], out)
 			} else {
@@ -56,6 +55,10 @@ Binance public-data file (SYMBOL-trades-….csv). Running it twice adds nothing.
 		},
 	}
 	cmd.Flags().IntVar(&trades, "trades", 300_000, "synthetic trades to generate")
+	a.cfg.RegisterLake(cmd.Flags())
+	a.cfg.RegisterQuery(cmd.Flags())
+	a.cfg.RegisterAssets(cmd.Flags())
+	a.cfg.RegisterMemory(cmd.Flags())
 	return cmd
 }
 
@@ -106,9 +109,9 @@ func (a *app) demoLoad(ctx context.Context, l *lake.Lake, path string, out io.Wr
 		Source:      "demo:" + path,
 		DeadLetter:  filepath.Join(a.cfg.DataDir, "dead-letter", "demo-"+time.Now().UTC().Format("20060102T150405Z")+".jsonl"),
 		Progress:    os.Stderr,
-		Interactive: term.IsTerminal(int(os.Stderr.Fd())),
+		Interactive: a.interactive,
 		Logger:      a.log,
-		Assets:      a.cfg.Assets(),
+		Assets:      a.cfg.Assets.List(),
 	})
 	if err != nil {
 		return err
@@ -148,8 +151,11 @@ func demoQueries(ctx context.Context, e *query.Engine, out io.Writer) error {
 	}
 	f.write(out, trades, tradeColumns[:8], len(trades), func(i int) any { return &trades[i] })
 
-	ex, _ := md.LookupExchange(top.Exchange)
-	day := top.Last.Time().In(ex.Location()).Format(time.DateOnly)
+	ex, err := md.LookupExchange(top.Exchange)
+	if err != nil {
+		return fmt.Errorf("the lake holds trades of exchange %q, which this K2 does not know: %w", top.Exchange, err)
+	}
+	day := ex.LocalDate(top.Last)
 	fmt.Fprintf(out, "\n── k2 query bars --symbol %s --exchange %s --interval 1h --limit 6 --order desc\n", top.Symbol, top.Exchange)
 	bars, err := e.Bars(ctx, query.BarQuery{Filter: query.Filter{Symbol: top.Symbol, Exchange: top.Exchange}, Interval: md.Interval1h, Limit: 6, Desc: true})
 	if err != nil {

@@ -170,7 +170,7 @@ func parseFeedSummary(t *testing.T, out string) feedSummary {
 }
 
 // waitRows waits until the table holds n rows.
-func (s *stack) waitRows(t *testing.T, table string, n int64) {
+func (s *cluster) waitRows(t *testing.T, table string, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
@@ -186,7 +186,7 @@ func (s *stack) waitRows(t *testing.T, table string, n int64) {
 }
 
 // exactlyOnce checks the table stores every id once and nothing else.
-func (s *stack) exactlyOnce(t *testing.T, table, column string, want []string) {
+func (s *cluster) exactlyOnce(t *testing.T, table, column string, want []string) {
 	t.Helper()
 	got := laketest.Keys(t, s.lake, table, column)
 	if rep := laketest.Repeated(got); len(rep) > 0 {
@@ -204,14 +204,14 @@ func (s *stack) exactlyOnce(t *testing.T, table, column string, want []string) {
 }
 
 // upWithFeed runs k2 up with a feed on fresh ports and directories.
-func upWithFeed(t *testing.T, feedArgs ...string) (*stack, *feedProc) {
+func upWithFeed(t *testing.T, feedArgs ...string) (*cluster, *feedProc) {
 	t.Helper()
 	dir := t.TempDir()
 	kafkaAddr, regAddr := freeAddr(t), freeAddr(t)
-	s := &stack{brokers: kafkaAddr, registry: "http://" + regAddr, dataDir: dir}
+	s := &cluster{brokers: kafkaAddr, registry: "http://" + regAddr, dataDir: dir}
 	s.open(t)
-	args := append([]string{"--log-level", "info", "--data-dir", dir, "--broker-listen", kafkaAddr, "--registry-listen", regAddr,
-		"up", "--batch-age", "200ms"}, feedArgs...)
+	args := append([]string{"--log-level", "info", "--data-dir", dir, "up", "--broker-listen", kafkaAddr, "--registry-listen", regAddr,
+		"--http-listen", "off", "--sink-batch-age", "200ms"}, feedArgs...)
 	return s, startFeedProc(t, dir, "up", args...)
 }
 
@@ -225,7 +225,7 @@ func TestBinanceCaptureLandsExactlyOnce(t *testing.T) {
 		t.Fatalf("the capture holds %d trades from %s and %d quotes", len(trades), trades[0], len(quotes))
 	}
 	url := replayServer(t, t.TempDir(), "--file", files[0], "--file", files[1], "--speed", "max")
-	s, up := upWithFeed(t, "--feed", "binance", "--feed-symbols", "BTCUSDT", "--feed-url", url)
+	s, up := upWithFeed(t, "--feed", "binance", "--symbols", "BTCUSDT", "--url", url)
 	s.waitRows(t, "trades", btcTrades)
 	s.waitRows(t, "quotes", btcQuotes)
 	sum := up.stop(t, s.dataDir)
@@ -250,7 +250,7 @@ func TestForcedDisconnectRecoversEveryTradeKafka(t *testing.T) {
 	forcedDisconnect(t, kafkaStack(t))
 }
 
-func forcedDisconnect(t *testing.T, s *stack) {
+func forcedDisconnect(t *testing.T, s *cluster) {
 	files, c := btcCapture(t)
 	const at, outage = 40_000, 3_000
 	trades, _ := binanceIDs(t, c, 0, -1)
@@ -264,8 +264,8 @@ func forcedDisconnect(t *testing.T, s *stack) {
 		"--disconnect-at", strconv.Itoa(at), "--outage-frames", strconv.Itoa(outage))
 	sink := s.sink(t, 1)
 	metrics := freeAddr(t)
-	feed := startFeedProc(t, s.dataDir, "feed", "--log-level", "info", "--brokers", s.brokers, "--registry", s.registry, "--topic-prefix", s.prefix,
-		"feed", "binance", "--symbols", "BTCUSDT", "--url", url, "--metrics-listen", metrics)
+	feed := startFeedProc(t, s.dataDir, "feed", "--log-level", "info", "feed", "binance", "--brokers", s.brokers, "--registry", s.registry,
+		"--topic-prefix", s.prefix, "--symbols", "BTCUSDT", "--url", url, "--http-listen", metrics)
 	s.waitRows(t, "trades", btcTrades)
 	s.waitRows(t, "quotes", int64(len(before)+len(after)))
 	// What Prometheus would scrape from the feed.
@@ -311,13 +311,13 @@ func TestFeedKilledMidStreamLosesNoTradeKafka(t *testing.T) {
 	feedKilledMidStream(t, kafkaStack(t))
 }
 
-func feedKilledMidStream(t *testing.T, s *stack) {
+func feedKilledMidStream(t *testing.T, s *cluster) {
 	files, c := btcCapture(t)
 	trades, _ := binanceIDs(t, c, 0, -1)
 	url := replayServer(t, s.dataDir, "--file", files[0], "--file", files[1], "--speed", "40x")
 	sink := s.sink(t, 1)
-	args := []string{"--log-level", "info", "--brokers", s.brokers, "--registry", s.registry, "--topic-prefix", s.prefix,
-		"feed", "binance", "--symbols", "BTCUSDT", "--url", url}
+	args := []string{"--log-level", "info", "feed", "binance", "--brokers", s.brokers, "--registry", s.registry, "--topic-prefix", s.prefix,
+		"--http-listen", "off", "--symbols", "BTCUSDT", "--url", url}
 	feed := startFeedProc(t, s.dataDir, "feed", args...)
 	deadline := time.Now().Add(time.Minute)
 	for laketest.Rows(t, s.lake, "trades") < 3000 {
@@ -355,7 +355,7 @@ func TestRotationDuringTheStreamLosesNothing(t *testing.T) {
 	files, c := btcCapture(t)
 	trades, quotes := binanceIDs(t, c, 0, -1)
 	url := replayServer(t, t.TempDir(), "--file", files[0], "--file", files[1], "--speed", "30x")
-	s, up := upWithFeed(t, "--feed", "binance", "--feed-symbols", "BTCUSDT", "--feed-url", url, "--feed-rotate-after", "1s", "--feed-rest-url", "none")
+	s, up := upWithFeed(t, "--feed", "binance", "--symbols", "BTCUSDT", "--url", url, "--rotate-after", "1s", "--rest-url", "none")
 	s.waitRows(t, "trades", btcTrades)
 	s.waitRows(t, "quotes", btcQuotes)
 	sum := up.stop(t, s.dataDir)
@@ -371,7 +371,7 @@ func TestRotationDuringTheStreamLosesNothing(t *testing.T) {
 func TestKrakenFileLandsWhole(t *testing.T) {
 	file := testutil.Data(t, "kraken", "kraken_v2_trade_BTC-USDT.from-rest.jsonl")
 	url := replayServer(t, t.TempDir(), "--file", file, "--speed", "max")
-	s, up := upWithFeed(t, "--feed", "kraken", "--feed-symbols", "BTC/USDT", "--feed-url", url+"/v2")
+	s, up := upWithFeed(t, "--feed", "kraken", "--symbols", "BTC/USDT", "--url", url+"/v2")
 	s.waitRows(t, "trades", 1000)
 	sum := up.stop(t, s.dataDir)
 	var want []string

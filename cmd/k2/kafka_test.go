@@ -15,17 +15,17 @@ func TestTopicsCommands(t *testing.T) {
 	}
 	defer b.Close()
 	k2 := func(args ...string) (string, string, int) {
-		return run(t, append([]string{"--brokers", b.Addr(), "--exchange-partitions", "BINANCE=2"}, args...)...)
+		return run(t, append([]string{"topics", args[0], "--brokers", b.Addr(), "--exchange-partitions", "BINANCE=2"}, args[1:]...)...)
 	}
-	out, errOut, code := k2("topics", "create")
+	out, errOut, code := k2("create")
 	if code != 0 || !strings.Contains(out, "created market.crypto.trades.binance (2 partitions)") {
 		t.Fatalf("create: %d %q %q", code, out, errOut)
 	}
-	out, _, code = k2("topics", "create")
+	out, _, code = k2("create")
 	if code != 0 || !strings.HasPrefix(out, "0 topics created") {
 		t.Fatalf("second create: %d %q", code, out)
 	}
-	out, _, code = k2("topics", "describe", "--json", "market.crypto.trades.binance", "market.crypto.trades.kraken", "market.equities.reference_data.asx")
+	out, _, code = k2("describe", "--json", "market.crypto.trades.binance", "market.crypto.trades.kraken", "market.equities.reference_data.asx")
 	if code != 0 {
 		t.Fatalf("describe: %d %q", code, out)
 	}
@@ -42,7 +42,7 @@ func TestTopicsCommands(t *testing.T) {
 	if infos[2].Configs["cleanup.policy"] != "compact" || infos[0].Configs["retention.ms"] != "604800000" {
 		t.Errorf("configs %v / %v", infos[0].Configs, infos[2].Configs)
 	}
-	if _, errOut, code := k2("--exchange-partitions", "NYSE=3", "topics", "list"); code == 0 || !strings.Contains(errOut, "NYSE") {
+	if _, errOut, code := k2("list", "--exchange-partitions", "NYSE=3"); code == 0 || !strings.Contains(errOut, "NYSE") {
 		t.Errorf("unknown exchange accepted: %d %q", code, errOut)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,13 +13,9 @@ import (
 
 func newLakeCmd(a *app) *cobra.Command {
 	var (
-		tables    []string
-		dryRun    bool
-		jsonOut   bool
-		olderThan time.Duration
-		retain    int
-		maxRows   int64
-		smallFile int64
+		tables  []string
+		dryRun  bool
+		jsonOut bool
 	)
 	cmd := &cobra.Command{
 		Use:   "lake",
@@ -30,6 +25,8 @@ func newLakeCmd(a *app) *cobra.Command {
 	pf.StringSliceVar(&tables, "table", record.TableNames(), "tables to maintain")
 	pf.BoolVar(&dryRun, "dry-run", false, "report what would be done, change nothing")
 	pf.BoolVar(&jsonOut, "json", false, "print results as JSON")
+	a.cfg.RegisterLake(pf)
+	m := &a.cfg.Maintain
 
 	each := func(fn func(cmd *cobra.Command, l *lake.Lake, table string) (any, error)) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, _ []string) error {
@@ -61,28 +58,26 @@ func newLakeCmd(a *app) *cobra.Command {
 		Use:   "compact",
 		Short: "Rewrite each partition's small files into few large sorted ones (one replace commit per table)",
 		RunE: each(func(cmd *cobra.Command, l *lake.Lake, t string) (any, error) {
-			return l.Compact(cmd.Context(), t, lake.CompactOptions{DryRun: dryRun, MaxRows: maxRows, SmallFileBytes: smallFile})
+			return l.Compact(cmd.Context(), t, lake.CompactOptions{DryRun: dryRun, MaxRows: m.CompactMaxRows, SmallFileBytes: m.CompactSmallFileBytes})
 		}),
 	}
-	compact.Flags().Int64Var(&maxRows, "max-rows", 4_000_000, "rows merged into one output group (held in memory while sorted)")
-	compact.Flags().Int64Var(&smallFile, "small-file-bytes", 64<<20, "files smaller than this are compacted")
+	a.cfg.RegisterCompact(compact.Flags())
 	expire := &cobra.Command{
 		Use:   "expire-snapshots",
-		Short: "Drop snapshots older than --older-than, keeping the newest --retain-last (time travel to them ends)",
+		Short: "Drop snapshots older than --expire-older-than, keeping the newest --retain-last (time travel to them ends)",
 		RunE: each(func(cmd *cobra.Command, l *lake.Lake, t string) (any, error) {
-			return l.ExpireSnapshots(cmd.Context(), t, lake.ExpireOptions{OlderThan: olderThan, RetainLast: retain, DryRun: dryRun})
+			return l.ExpireSnapshots(cmd.Context(), t, lake.ExpireOptions{OlderThan: m.ExpireOlderThan, RetainLast: m.RetainLast, DryRun: dryRun})
 		}),
 	}
-	expire.Flags().DurationVar(&olderThan, "older-than", 7*24*time.Hour, "expire snapshots older than this")
-	expire.Flags().IntVar(&retain, "retain-last", 100, "always keep this many newest snapshots")
+	a.cfg.RegisterExpire(expire.Flags())
 	orphans := &cobra.Command{
 		Use:   "remove-orphans",
 		Short: "Delete files in the table's location that no snapshot references (e.g. from a killed writer)",
 		RunE: each(func(cmd *cobra.Command, l *lake.Lake, t string) (any, error) {
-			return l.RemoveOrphans(cmd.Context(), t, lake.OrphanOptions{OlderThan: olderThan, DryRun: dryRun})
+			return l.RemoveOrphans(cmd.Context(), t, lake.OrphanOptions{OlderThan: m.OrphanMinAge, DryRun: dryRun})
 		}),
 	}
-	orphans.Flags().DurationVar(&olderThan, "older-than", 24*time.Hour, "only files older than this (protects commits in flight)")
+	a.cfg.RegisterOrphans(orphans.Flags())
 	cmd.AddCommand(compact, expire, orphans)
 	return cmd
 }

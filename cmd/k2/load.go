@@ -11,18 +11,16 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/k2-market-data/k2/internal/feed/exchanges"
 	"github.com/k2-market-data/k2/internal/loader"
+	"github.com/k2-market-data/k2/internal/stack"
 )
 
 type loadFlags struct {
 	viaKafka     bool
 	deadLetter   string
 	allowRejects bool
-	batchRows    int
-	batchAge     time.Duration
 	noProgress   bool
 	symbol       string
 }
@@ -39,9 +37,9 @@ own identity (trade and update ids; for ASX files, which have none, the row's
 ordinal within its symbol's trading day), and rows whose id is already stored
 are dropped, so loading the same input twice adds nothing.
 
-With --via-kafka (the default whenever --brokers is set) the records are
-produced to their exchange topics and a running sink (k2 up, k2 sink) stores
-them exactly once; otherwise they are committed to the lake directly.
+With --via-kafka the records are produced to their exchange topics on
+--brokers and a running sink (k2 up, k2 sink) stores them exactly once, like
+live data; otherwise they are committed to the lake directly.
 
 Rejected lines go to a dead-letter file (JSON lines with file, line, reason
 and the raw text). The command exits with status 3 when lines were rejected,
@@ -50,10 +48,13 @@ unless --allow-rejects is given.`,
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.deadLetter, "dead-letter", "", "file rejected lines are appended to (default <data-dir>/dead-letter/load-<time>.jsonl)")
 	pf.BoolVar(&f.allowRejects, "allow-rejects", false, "exit 0 even when lines were rejected")
-	pf.IntVar(&f.batchRows, "batch-rows", 500_000, "rows per commit")
-	pf.DurationVar(&f.batchAge, "batch-age", 30*time.Second, "commit a batch at least this often")
 	pf.BoolVar(&f.noProgress, "no-progress", false, "no progress display")
-	pf.BoolVar(&f.viaKafka, "via-kafka", false, "produce to Kafka for the sink to store, like live data (the default when --brokers is set)")
+	pf.BoolVar(&f.viaKafka, "via-kafka", false, "produce to Kafka (--brokers) for a sink to store, like live data")
+	a.cfg.RegisterLake(pf)
+	a.cfg.RegisterLoad(pf)
+	a.cfg.RegisterKafka(pf)
+	a.cfg.RegisterAssets(pf)
+	a.cfg.RegisterMemory(pf)
 
 	pf.StringVar(&f.symbol, "symbol", "", "the instrument of files that do not name it, e.g. BTCUSDT (binance-csv: default from the file name)")
 	for _, format := range exchanges.Formats() {
@@ -83,21 +84,21 @@ func (a *app) load(cmd *cobra.Command, f *loadFlags, source string, fn func(cont
 		progress = io.Discard
 	}
 	opts := loader.Options{
-		DeadLetter: dlq, BatchRows: f.batchRows, BatchAge: f.batchAge,
-		Progress: progress, Interactive: term.IsTerminal(int(os.Stderr.Fd())),
-		Logger: a.log, Source: source, Assets: a.cfg.Assets(), Symbol: f.symbol,
-	}
-	viaKafka := f.viaKafka
-	if !cmd.Flags().Changed("via-kafka") {
-		viaKafka = a.cfg.Brokers != ""
+		DeadLetter: dlq, Load: a.cfg.Load,
+		Progress: progress, Interactive: a.interactive,
+		Logger: a.log, Source: source, Assets: a.cfg.Assets.List(), Symbol: f.symbol,
 	}
 	var ld *loader.Loader
-	if viaKafka {
-		p, _, err := a.producer("k2-load")
+	if f.viaKafka {
+		st, err := stack.Start(ctx, "load", a.cfg, stack.Parts{Kafka: true}, a.log)
 		if err != nil {
 			return err
 		}
-		defer p.Close(context.Background())
+		defer st.Close()
+		p, err := st.Producer("k2-load")
+		if err != nil {
+			return err
+		}
 		ld = loader.NewViaKafka(p, opts)
 	} else {
 		l, err := a.openLake(ctx)

@@ -1,12 +1,13 @@
-// Command k2 is the K2 market-data lakehouse: one binary that loads market
-// history into Apache Iceberg tables, queries them through DuckDB and
-// maintains them. Run `k2 --help` for the commands.
+// Command k2 is the K2 market-data lakehouse: one binary that captures
+// markets into Kafka, keeps them in Apache Iceberg tables, queries them
+// through DuckDB and maintains them. Run `k2 --help` for the commands.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/ops"
@@ -33,6 +36,10 @@ func (e *exitError) Unwrap() error { return e.err }
 type app struct {
 	cfg config.Config
 	log *slog.Logger
+	// interactive is set when stderr is a terminal: long-running commands
+	// then show a status line instead of routine log lines.
+	interactive bool
+	logFile     io.Closer
 }
 
 func newRoot() (*cobra.Command, *app) {
@@ -44,36 +51,84 @@ func newRoot() (*cobra.Command, *app) {
 questions of them through DuckDB: the latest trades, bars of any size, the
 table as it stood at any snapshot.
 
-Every flag can also be set as a K2_* environment variable (--data-dir is
-K2_DATA_DIR) or in the --config YAML file; the command line wins, then the
-environment, then the file.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			path := a.cfg.ConfigFile
-			if !cmd.Flags().Changed("config") {
-				if v, ok := os.LookupEnv(config.EnvName("config")); ok {
-					path = v
-				}
+Each command lists the settings it reads under "Settings". A setting can also
+be given as a K2_* environment variable (--data-dir is K2_DATA_DIR) or in the
+--config YAML file, keyed by its flag name; the command line wins, then the
+environment, then the file. One file may hold the settings of every command.`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.setUp(cmd) },
+		PersistentPostRun: func(*cobra.Command, []string) {
+			if a.logFile != nil {
+				a.logFile.Close()
 			}
-			if err := config.Apply(cmd.Flags(), path); err != nil {
-				return err
-			}
-			if err := a.cfg.Resolve(); err != nil {
-				return err
-			}
-			a.log = ops.NewLogger(os.Stderr, a.cfg.LogFormat, a.cfg.LogLevel)
-			slog.SetDefault(a.log)
-			if os.Getenv("GOMEMLIMIT") == "" && a.cfg.MemoryLimitBytes > 0 {
-				debug.SetMemoryLimit(a.cfg.MemoryLimitBytes)
-			}
-			return nil
 		},
 	}
-	a.cfg.Register(root.PersistentFlags())
-	root.AddCommand(newUpCmd(a), newBrokerCmd(a), newSinkCmd(a), newTopicsCmd(a),
-		newFeedCmd(a), newReplayServerCmd(a), newLoadCmd(a), newQueryCmd(a), newLakeCmd(a), newDemoCmd(a), newBenchCmd(a))
+	a.cfg.RegisterCommon(root.PersistentFlags())
+	root.AddCommand(newUpCmd(a), newBrokerCmd(a), newSinkCmd(a), newFeedCmd(a), newTopicsCmd(a),
+		newReplayServerCmd(a), newLoadCmd(a), newQueryCmd(a), newLakeCmd(a), newDemoCmd(a), newBenchCmd(a), newVersionCmd())
+	setUsage(root)
 	return root, a
+}
+
+// setUp reads the settings (environment and --config file under the
+// command line), checks them, and sets up logging and the heap limit.
+func (a *app) setUp(cmd *cobra.Command) error {
+	path := a.cfg.ConfigFile
+	if !cmd.Flags().Changed("config") {
+		if v, ok := os.LookupEnv(config.EnvName("config")); ok {
+			path = v
+		}
+	}
+	if err := config.ResetDefaults(cmd.Flags()); err != nil {
+		return err
+	}
+	known := settingNames(cmd.Root())
+	if err := config.Apply(cmd.Flags(), path, func(k string) bool { return known[k] }); err != nil {
+		return err
+	}
+	if err := a.cfg.Resolve(); err != nil {
+		return err
+	}
+	a.interactive = term.IsTerminal(int(os.Stderr.Fd()))
+	opts := ops.LogOptions{Format: a.cfg.Log.Format, Level: a.cfg.Log.Level}
+	if a.cfg.Log.File != "" {
+		f, err := os.OpenFile(a.cfg.Log.File, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("--log-file: %w", err)
+		}
+		a.logFile, opts.File = f, f
+	}
+	// A person at a terminal gets a status line from long-running
+	// commands; the routine lines it replaces stay in collected logs.
+	opts.Quiet = a.interactive && strings.EqualFold(a.cfg.Log.Format, "text")
+	a.log = ops.NewLogger(os.Stderr, opts)
+	slog.SetDefault(a.log)
+	if cmd.Flags().Lookup("memory-limit") != nil && os.Getenv("GOMEMLIMIT") == "" && a.cfg.Memory.LimitBytes > 0 {
+		debug.SetMemoryLimit(a.cfg.Memory.LimitBytes)
+	}
+	return nil
+}
+
+// settingNames is every setting any command reads: the keys a --config
+// file may hold.
+func settingNames(cmd *cobra.Command) map[string]bool {
+	out := map[string]bool{}
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		visit := func(f *pflag.Flag) {
+			if config.IsSetting(f) {
+				out[f.Name] = true
+			}
+		}
+		c.LocalFlags().VisitAll(visit)
+		c.PersistentFlags().VisitAll(visit)
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(cmd)
+	return out
 }
 
 // gcPercent is the default GOGC: K2 holds whole batches in memory while it

@@ -58,6 +58,8 @@ microseconds; decimals are strings.`,
 	pf.Int64Var(&f.asOfSnapshot, "as-of-snapshot", 0, "read the table at this snapshot id")
 	pf.StringVar(&f.asOfTime, "as-of-time", "", "read the table as it stood at this time")
 	pf.StringVar(&f.format, "format", "table", "table, csv or json")
+	a.cfg.RegisterLake(pf)
+	a.cfg.RegisterQuery(pf)
 
 	trades := &cobra.Command{
 		Use: "trades", Short: "Trades by symbol, exchange and time, newest first by default",

@@ -174,9 +174,9 @@ func (s bhpStream) produce(ctx context.Context, p *bus.Producer, chunk int, paus
 	return p.Flush(ctx)
 }
 
-// stack is a Kafka cluster and schema registry for the stream tests, with
-// the lake the sink writes.
-type stack struct {
+// cluster is a Kafka cluster and schema registry for the stream tests,
+// with the lake the sink writes.
+type cluster struct {
 	brokers  string
 	registry string
 	prefix   string
@@ -191,7 +191,7 @@ type stack struct {
 
 // embeddedStack runs `k2 broker` as its own process on fixed ports, so
 // that it can be killed and restarted where clients expect it.
-func embeddedStack(t *testing.T) *stack {
+func embeddedStack(t *testing.T) *cluster {
 	t.Helper()
 	bin := k2Binary(t)
 	dir := t.TempDir()
@@ -199,7 +199,7 @@ func embeddedStack(t *testing.T) *stack {
 	var cmd *exec.Cmd
 	start := func() {
 		cmd = exec.Command(bin, "--log-level", "warn", "--data-dir", dir,
-			"--broker-listen", kafkaAddr, "--registry-listen", regAddr, "broker")
+			"broker", "--broker-listen", kafkaAddr, "--registry-listen", regAddr, "--http-listen", "off")
 		cmd.Stderr = logFile(t, dir, "broker")
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -210,7 +210,7 @@ func embeddedStack(t *testing.T) *stack {
 		}
 		// The broker prints one line once it serves.
 		line, err := bufio.NewReader(out).ReadString('\n')
-		if err != nil || !strings.HasPrefix(line, "kafka ") {
+		if err != nil || !strings.HasPrefix(line, "K2 broker") {
 			t.Fatalf("k2 broker: %q %v (log in %s)", line, err, dir)
 		}
 	}
@@ -219,7 +219,7 @@ func embeddedStack(t *testing.T) *stack {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	})
-	s := &stack{brokers: kafkaAddr, registry: "http://" + regAddr, dataDir: dir}
+	s := &cluster{brokers: kafkaAddr, registry: "http://" + regAddr, dataDir: dir}
 	s.crash = func(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -231,7 +231,7 @@ func embeddedStack(t *testing.T) *stack {
 
 // kafkaStack uses the real Apache Kafka of the test services, with topics
 // under a prefix of this test's own and an in-process schema registry.
-func kafkaStack(t *testing.T) *stack {
+func kafkaStack(t *testing.T) *cluster {
 	t.Helper()
 	brokers := testsvc.Kafka(t)
 	k2Binary(t) // built before the clock starts
@@ -242,7 +242,7 @@ func kafkaStack(t *testing.T) *stack {
 	}
 	srv := httptest.NewServer(r.Handler())
 	t.Cleanup(func() { srv.Close(); r.Close() })
-	s := &stack{brokers: brokers, registry: srv.URL, prefix: testsvc.KafkaTopicPrefix(t), dataDir: dir,
+	s := &cluster{brokers: brokers, registry: srv.URL, prefix: testsvc.KafkaTopicPrefix(t), dataDir: dir,
 		crash: func(t *testing.T) { testsvc.CrashRestartKafka(t) }}
 	s.open(t)
 	topo := bus.DefaultTopology()
@@ -254,7 +254,7 @@ func kafkaStack(t *testing.T) *stack {
 }
 
 // open connects the admin client, registry client and lake.
-func (s *stack) open(t *testing.T) {
+func (s *cluster) open(t *testing.T) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(s.brokers, ",")...))
 	if err != nil {
@@ -275,7 +275,7 @@ func (s *stack) open(t *testing.T) {
 	t.Cleanup(func() { s.lake.Close() })
 }
 
-func (s *stack) producer(t *testing.T) *bus.Producer {
+func (s *cluster) producer(t *testing.T) *bus.Producer {
 	t.Helper()
 	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: strings.Split(s.brokers, ","), TopicPrefix: s.prefix}, s.reg)
 	if err != nil {
@@ -328,18 +328,18 @@ func (k *killOnCommit) Write(p []byte) (int, error) {
 }
 
 // sink starts `k2 sink` as a process of its own.
-func (s *stack) sink(t *testing.T, n int) sinkProc {
+func (s *cluster) sink(t *testing.T, n int) sinkProc {
 	t.Helper()
 	return s.startSink(t, n, nil)
 }
 
 // startSink starts a sink; with kill set it is killed right after its
 // first lake commit, and kill is closed then.
-func (s *stack) startSink(t *testing.T, n int, kill chan struct{}) sinkProc {
+func (s *cluster) startSink(t *testing.T, n int, kill chan struct{}) sinkProc {
 	t.Helper()
 	cmd := exec.Command(k2Binary(t), "--log-level", "info", "--data-dir", s.dataDir,
-		"--brokers", s.brokers, "--registry", s.registry, "--topic-prefix", s.prefix,
-		"sink", "--group", s.group(), "--batch-age", "200ms", "--batch-rows", "20000", "--instance-id", "sink-under-test")
+		"sink", "--brokers", s.brokers, "--registry", s.registry, "--topic-prefix", s.prefix, "--http-listen", "off",
+		"--sink-group", s.group(), "--sink-batch-age", "200ms", "--sink-batch-rows", "20000", "--sink-instance-id", "sink-under-test")
 	log := logFile(t, s.dataDir, fmt.Sprintf("sink-%d", n))
 	cmd.Stderr = log
 	if kill != nil {
@@ -363,7 +363,7 @@ func (s *stack) startSink(t *testing.T, n int, kill chan struct{}) sinkProc {
 // moves only the group's offsets (there is no Iceberg snapshot without
 // rows to carry them), so with brokerCrashed the group's offset at the
 // end also counts; the exact set of stored ids is checked either way.
-func (s *stack) caughtUp(ctx context.Context, t *testing.T) bool {
+func (s *cluster) caughtUp(ctx context.Context, t *testing.T) bool {
 	t.Helper()
 	ends, err := s.adm.ListEndOffsets(ctx, s.prefix+asxTrades, s.prefix+asxQuotes)
 	if err != nil || ends.Error() != nil {
@@ -398,10 +398,10 @@ func (s *stack) caughtUp(ctx context.Context, t *testing.T) bool {
 }
 
 // group is the sinks' consumer group.
-func (s *stack) group() string { return s.prefix + "k2-sink" }
+func (s *cluster) group() string { return s.prefix + "k2-sink" }
 
 // storedRows is the trades table's row count from its current snapshot.
-func (s *stack) storedRows(ctx context.Context, t *testing.T) int64 {
+func (s *cluster) storedRows(ctx context.Context, t *testing.T) int64 {
 	tbl, err := s.lake.Load(ctx, "trades")
 	if err != nil {
 		t.Fatal(err)
@@ -415,7 +415,7 @@ func (s *stack) storedRows(ctx context.Context, t *testing.T) int64 {
 
 // verify checks that every BHP trade and quote is stored exactly once and
 // that the tables' offsets are the topics' end offsets.
-func (s *stack) verify(t *testing.T, data bhpStream) {
+func (s *cluster) verify(t *testing.T, data bhpStream) {
 	t.Helper()
 	ctx := context.Background()
 	if !s.caughtUp(ctx, t) {
@@ -455,7 +455,7 @@ func ids[T any](rows []T, id func(T) string) []string {
 }
 
 // waitCaughtUp waits until the sink has stored everything produced.
-func (s *stack) waitCaughtUp(t *testing.T, sink sinkProc) {
+func (s *cluster) waitCaughtUp(t *testing.T, sink sinkProc) {
 	t.Helper()
 	sink.started(t)
 	ctx := context.Background()
@@ -476,7 +476,7 @@ func (s *stack) waitCaughtUp(t *testing.T, sink sinkProc) {
 // exactlyOnceThroughSinkKills streams BHP while the sink process is
 // killed with SIGKILL at random moments, then checks every record is
 // stored once.
-func exactlyOnceThroughSinkKills(t *testing.T, s *stack) {
+func exactlyOnceThroughSinkKills(t *testing.T, s *cluster) {
 	data := loadBHP(t)
 	ctx := context.Background()
 	seed := time.Now().UnixNano()
@@ -538,7 +538,7 @@ func exactlyOnceThroughSinkKills(t *testing.T, s *stack) {
 
 // brokerCrashMidStream kills the broker with SIGKILL while records are
 // produced and consumed; producer and sink carry on once it is back.
-func brokerCrashMidStream(t *testing.T, s *stack) {
+func brokerCrashMidStream(t *testing.T, s *cluster) {
 	data := loadBHP(t)
 	ctx := context.Background()
 	sink := s.sink(t, 0)
@@ -631,12 +631,12 @@ func TestUpRecoversAfterKill9(t *testing.T) {
 	}
 	dir := t.TempDir()
 	kafkaAddr, regAddr := freeAddr(t), freeAddr(t)
-	s := &stack{brokers: kafkaAddr, registry: "http://" + regAddr, dataDir: dir}
+	s := &cluster{brokers: kafkaAddr, registry: "http://" + regAddr, dataDir: dir}
 	s.open(t)
 	var up *exec.Cmd
 	start := func() {
-		up = exec.Command(bin, "--log-level", "info", "--data-dir", dir, "--broker-listen", kafkaAddr, "--registry-listen", regAddr,
-			"up", "--feed", "none", "--batch-age", "200ms", "--batch-rows", "20000")
+		up = exec.Command(bin, "--log-level", "info", "--data-dir", dir, "up", "--broker-listen", kafkaAddr, "--registry-listen", regAddr,
+			"--http-listen", "off", "--feed", "none", "--sink-batch-age", "200ms", "--sink-batch-rows", "20000")
 		up.Stderr = logFile(t, dir, "up")
 		out, err := up.StdoutPipe()
 		if err != nil {
@@ -656,7 +656,8 @@ func TestUpRecoversAfterKill9(t *testing.T) {
 			up.Wait()
 		}
 	})
-	load := exec.Command(bin, "--log-level", "warn", "--data-dir", t.TempDir(), "--brokers", kafkaAddr, "--registry", "http://"+regAddr, "load", "asx", asxDir)
+	load := exec.Command(bin, "--log-level", "warn", "--data-dir", t.TempDir(), "load", "asx", asxDir,
+		"--via-kafka", "--brokers", kafkaAddr, "--registry", "http://"+regAddr)
 	load.Stderr = logFile(t, dir, "load")
 	if err := load.Start(); err != nil {
 		t.Fatal(err)

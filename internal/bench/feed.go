@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"runtime/metrics"
 	"slices"
@@ -227,7 +228,7 @@ func startBrokerProcess(ctx context.Context, exe, dir string) (brokers, reg stri
 		return "", "", nil, errors.New("bench feed: no k2 binary to run the broker")
 	}
 	cmd := exec.CommandContext(ctx, exe, "--log-level", "warn", "--data-dir", filepath.Join(dir, "broker"),
-		"--broker-listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0", "broker")
+		"broker", "--broker-listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0", "--http-listen", "off")
 	log, err := os.Create(filepath.Join(dir, "broker.log"))
 	if err != nil {
 		return "", "", nil, err
@@ -245,16 +246,19 @@ func startBrokerProcess(ctx context.Context, exe, dir string) (brokers, reg stri
 		cmd.Wait()
 		log.Close()
 	}
-	// "kafka 127.0.0.1:PORT · schema registry http://127.0.0.1:PORT · data DIR"
+	// "K2 broker · kafka 127.0.0.1:PORT · schema registry http://127.0.0.1:PORT · data DIR"
 	line, err := bufio.NewReader(out).ReadString('\n')
-	f := strings.Fields(line)
-	if err != nil || len(f) < 6 || f[0] != "kafka" {
+	m := bannerPattern.FindStringSubmatch(line)
+	if err != nil || m == nil {
 		stop()
 		b, _ := os.ReadFile(log.Name())
 		return "", "", nil, fmt.Errorf("k2 broker did not start: %q %v %s", line, err, b)
 	}
-	return f[1], f[5], stop, nil
+	return m[1], m[2], stop, nil
 }
+
+// bannerPattern reads where k2 broker serves from the line it prints.
+var bannerPattern = regexp.MustCompile(`kafka (\S+) · schema registry (\S+)`)
 
 // rss is the process's resident memory now (Linux), else the Go runtime's
 // memory from the OS.

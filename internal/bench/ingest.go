@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -25,16 +23,14 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/google/pprof/profile"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/feed/synth"
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/record"
-	"github.com/k2-market-data/k2/internal/registry"
-	"github.com/k2-market-data/k2/internal/sink"
+	"github.com/k2-market-data/k2/internal/stack"
 )
 
 // IngestOptions configure `k2 bench ingest`.
@@ -91,11 +87,12 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 	if o.Trades <= 0 {
 		o.Trades = 2_000_000
 	}
+	d := config.Default()
 	if o.Partitions <= 0 {
-		o.Partitions = 6
+		o.Partitions = d.Kafka.Partitions
 	}
 	if o.BatchRows <= 0 {
-		o.BatchRows = 200_000
+		o.BatchRows = d.Sink.BatchRows
 	}
 	if o.Symbols <= 0 {
 		o.Symbols = 20
@@ -107,7 +104,7 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 		o.FreshFor = 10 * time.Second
 	}
 	if o.BatchAge <= 0 {
-		o.BatchAge = time.Second
+		o.BatchAge = d.Sink.BatchAge
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -124,7 +121,7 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 	}
 
 	// 1. Produce into the broker, then let the sink drain it.
-	st, err := newStack(ctx, filepath.Join(root, "drain"), o)
+	st, err := newPipeline(ctx, filepath.Join(root, "drain"), o)
 	if err != nil {
 		return rep, err
 	}
@@ -157,7 +154,7 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 		Value: float64(o.Trades) / drain.Seconds(), Unit: "trades/s", Detail: drain.Round(time.Millisecond).String()})
 
 	// 2. The whole pipeline at once, profiled.
-	st, err = newStack(ctx, filepath.Join(root, "pipeline"), o)
+	st, err = newPipeline(ctx, filepath.Join(root, "pipeline"), o)
 	if err != nil {
 		return rep, err
 	}
@@ -187,14 +184,14 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 	}
 
 	// 3. Freshness at a steady rate.
-	st, err = newStack(ctx, filepath.Join(root, "fresh"), o)
+	st, err = newPipeline(ctx, filepath.Join(root, "fresh"), o)
 	if err != nil {
 		return rep, err
 	}
 	defer st.close()
 	n := int(float64(o.FreshRate) * o.FreshFor.Seconds())
 	fmt.Fprintf(o.Progress, "freshness: %d trades/s for %s\n", o.FreshRate, o.FreshFor)
-	w := &watcher{lake: st.lake, seen: map[string]bool{}}
+	w := &watcher{lake: st.st.Lake(), seen: map[string]bool{}}
 	go func() { produced <- produce(ctx, st.prod, o, n, o.FreshRate) }()
 	if _, err := st.sinkUntil(ctx, o, n, w); err != nil {
 		return rep, err
@@ -219,87 +216,45 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 	return rep, nil
 }
 
-// stack is an embedded broker, schema registry and lake in one directory.
-type stack struct {
-	broker *bus.Broker
-	reg    *registry.Registry
-	srv    *http.Server
-	client *registry.Client
-	lake   *lake.Lake
-	prod   *bus.Producer
+// pipeline is an embedded K2 in one directory (broker, registry, lake and
+// sink: a stack.Stack as k2 up runs it) and a producer of synthetic trades.
+type pipeline struct {
+	st   *stack.Stack
+	prod *bus.Producer
 }
 
-func newStack(ctx context.Context, dir string, o IngestOptions) (st *stack, err error) {
-	st = &stack{}
-	defer func() {
-		if err != nil {
-			st.close()
-		}
-	}()
-	if st.broker, err = bus.StartBroker(filepath.Join(dir, "kafka"), "127.0.0.1:0", nil); err != nil {
-		return st, err
+func newPipeline(ctx context.Context, dir string, o IngestOptions) (*pipeline, error) {
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.Embedded = config.Embedded{BrokerListen: "127.0.0.1:0", RegistryListen: "127.0.0.1:0"}
+	cfg.Kafka.Partitions = o.Partitions
+	cfg.Sink.Group, cfg.Sink.BatchRows, cfg.Sink.BatchAge = "k2-bench", o.BatchRows, o.BatchAge
+	cfg.HTTP.Listen = config.HTTPOff
+	if err := cfg.Resolve(); err != nil {
+		return nil, err
 	}
-	if st.reg, err = registry.Open(filepath.Join(dir, "registry")); err != nil {
-		return st, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	st, err := stack.Start(ctx, "bench", cfg, stack.Parts{Embedded: true, Sink: true}, o.Logger)
 	if err != nil {
-		return st, err
+		return nil, err
 	}
-	st.srv = &http.Server{Handler: st.reg.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go st.srv.Serve(ln)
-	if st.client, err = registry.NewClient("http://" + ln.Addr().String()); err != nil {
-		return st, err
-	}
-	if st.lake, err = lake.Open(ctx, lake.Options{Tables: record.Tables(), Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse"), Logger: o.Logger}); err != nil {
-		return st, err
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(st.broker.Addr()))
+	prod, err := st.Producer("k2-bench")
 	if err != nil {
-		return st, err
+		st.Close()
+		return nil, err
 	}
-	defer cl.Close()
-	topo := bus.DefaultTopology()
-	topo.Default = int32(o.Partitions)
-	if _, err = bus.CreateTopics(ctx, kadm.NewClient(cl), topo); err != nil {
-		return st, err
-	}
-	st.prod, err = bus.NewProducer(bus.ProducerConfig{Brokers: []string{st.broker.Addr()}, ClientID: "k2-bench"}, st.client)
-	return st, err
+	return &pipeline{st: st, prod: prod}, nil
 }
 
-func (st *stack) close() {
-	if st.prod != nil {
-		st.prod.Close(context.Background())
-	}
-	if st.lake != nil {
-		st.lake.Close()
-	}
-	if st.srv != nil {
-		st.srv.Close()
-	}
-	if st.reg != nil {
-		st.reg.Close()
-	}
-	if st.broker != nil {
-		st.broker.Close()
-	}
-}
+func (p *pipeline) close() { p.st.Close() }
 
-// sinkUntil runs a sink until it has written n trades and returns how long
-// that took from its start. A watcher, if given, looks at the lake as it
-// goes.
-func (st *stack) sinkUntil(ctx context.Context, o IngestOptions, n int, w *watcher) (time.Duration, error) {
-	s, err := sink.New(sink.Config{
-		Brokers: []string{st.broker.Addr()}, Group: "k2-bench", BatchRows: o.BatchRows, BatchAge: o.BatchAge, Logger: o.Logger,
-	}, st.lake, st.client, st.prod)
-	if err != nil {
-		return 0, err
-	}
+// sinkUntil runs the sink until it has written n trades and returns how
+// long that took from its start. A watcher, if given, looks at the lake as
+// it goes.
+func (p *pipeline) sinkUntil(ctx context.Context, o IngestOptions, n int, w *watcher) (time.Duration, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- s.Run(ctx) }()
+	go func() { done <- p.st.Run(ctx) }()
 	tick := time.NewTicker(watchEvery)
 	defer tick.Stop()
 	reported := start
@@ -317,7 +272,7 @@ func (st *stack) sinkUntil(ctx context.Context, o IngestOptions, n int, w *watch
 				return 0, err
 			}
 		}
-		st := s.Stats()
+		st := p.st.Sink().Stats()
 		if st.Written >= int64(n) {
 			elapsed := time.Since(start)
 			cancel()

@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/feed/synth"
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
@@ -181,7 +182,7 @@ func runSize(ctx context.Context, o LakeOptions, rows int) ([]Result, error) {
 	// The append phase leaves a large heap behind; collect it so the query
 	// phase is measured on its own, as in a query server.
 	runtime.GC()
-	e, err := query.New(l, query.Options{WorkDir: filepath.Join(dir, "query"), PoolSize: 2})
+	e, err := query.New(l, query.Options{WorkDir: filepath.Join(dir, "query"), Query: config.Query{PoolSize: 2}})
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,25 +20,56 @@ import (
 	"github.com/k2-market-data/k2/internal/registry"
 )
 
-// Producer metrics, the original's names (P1.3).
-var (
-	mProduced = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_kafka_messages_produced_total", Help: "Records the broker acknowledged.",
-	}, []string{"topic"})
-	mProduceErrors = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_kafka_produce_errors_total", Help: "Records that failed to produce, by error type.",
-	}, []string{"topic", "error_type"})
-	mProduceRetries = ops.Factory.NewCounter(prometheus.CounterOpts{
-		Name: "k2_kafka_produce_retries_total", Help: "Produce requests that failed and were retried.",
-	})
-	mRetriesExhausted = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_kafka_produce_max_retries_exceeded_total", Help: "Records given up on after the retry limit or delivery timeout.",
-	}, []string{"topic"})
-	mProduceLatency = ops.Factory.NewHistogram(prometheus.HistogramOpts{
-		Name: "k2_kafka_produce_duration_seconds", Help: "Time from producing a record to its acknowledgement.",
-		Buckets: ops.LatencyBuckets,
-	})
-)
+// producerMetrics are one producer's metrics, the original's names (P1.3),
+// labelled with the producer's client id: a process runs several (a feed's,
+// the sink's dead letters).
+type producerMetrics struct {
+	produced   *prometheus.CounterVec // topic
+	errors     *prometheus.CounterVec // topic, error_type
+	retries    prometheus.Counter
+	exhausted  *prometheus.CounterVec // topic
+	latency    prometheus.Histogram
+	byTopic    sync.Map // topic → prometheus.Counter of produced, resolved once
+	errorTypes []string
+}
+
+func newProducerMetrics(cfg ProducerConfig) *producerMetrics {
+	reg := cfg.Registerer
+	if reg != nil {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"client": cfg.ClientID}, reg)
+	}
+	f := ops.Factory(reg)
+	m := &producerMetrics{
+		produced: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_kafka_messages_produced_total", Help: "Records the broker acknowledged.",
+		}, []string{"topic"}),
+		errors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_kafka_produce_errors_total", Help: "Records that failed to produce, by error type.",
+		}, []string{"topic", "error_type"}),
+		retries: f.NewCounter(prometheus.CounterOpts{
+			Name: "k2_kafka_produce_retries_total", Help: "Produce requests that failed and were retried.",
+		}),
+		exhausted: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_kafka_produce_max_retries_exceeded_total", Help: "Records given up on after the retry limit or delivery timeout.",
+		}, []string{"topic"}),
+		latency: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "k2_kafka_produce_duration_seconds", Help: "Time from producing a record to its acknowledgement.",
+			Buckets: ops.LatencyBuckets,
+		}),
+	}
+	// The topics this producer writes to, at zero from the start.
+	for _, spec := range (Topology{Prefix: cfg.TopicPrefix}).Specs() {
+		if len(cfg.Exchanges) > 0 && !slices.Contains(cfg.Exchanges, spec.Exchange) {
+			continue
+		}
+		m.produced.WithLabelValues(spec.Name)
+		m.exhausted.WithLabelValues(spec.Name)
+		for _, e := range produceErrorTypes {
+			m.errors.WithLabelValues(spec.Name, e)
+		}
+	}
+	return m
+}
 
 // ErrClosed is returned when producing after Close.
 var ErrClosed = errors.New("producer is closed")
@@ -56,6 +88,11 @@ type ProducerConfig struct {
 	// DeliveryTimeout gives up on a record after this long (default 2 min).
 	DeliveryTimeout time.Duration
 	Logger          *slog.Logger
+	// Registerer takes the producer's metrics, labelled client=ClientID
+	// (nil: kept to itself). Exchanges, when set, are the only ones whose
+	// topics the metrics start with at zero.
+	Registerer prometheus.Registerer
+	Exchanges  []string
 }
 
 // ProducerStats are the producer's counters; they stay readable after Close.
@@ -87,7 +124,7 @@ type Producer struct {
 	produced, failed, retries atomic.Int64
 	errMu                     sync.Mutex
 	firstErr                  error
-	counters                  sync.Map // topic → prometheus.Counter
+	m                         *producerMetrics
 }
 
 type closeResult struct {
@@ -123,7 +160,7 @@ func NewProducer(cfg ProducerConfig, reg *registry.Client) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Producer{reg: reg, log: cfg.Logger, prefix: cfg.TopicPrefix, ids: map[string]uint32{}}
+	p := &Producer{reg: reg, log: cfg.Logger, prefix: cfg.TopicPrefix, ids: map[string]uint32{}, m: newProducerMetrics(cfg)}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
@@ -265,9 +302,9 @@ func (p *Producer) Raw(ctx context.Context, r *kgo.Record) error {
 func (p *Producer) promise(r *kgo.Record, err error) {
 	if err != nil {
 		p.failed.Add(1)
-		mProduceErrors.WithLabelValues(r.Topic, errorType(err)).Inc()
+		p.m.errors.WithLabelValues(r.Topic, errorType(err)).Inc()
 		if errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, kgo.ErrRecordRetries) {
-			mRetriesExhausted.WithLabelValues(r.Topic).Inc()
+			p.m.exhausted.WithLabelValues(r.Topic).Inc()
 		}
 		p.errMu.Lock()
 		if p.firstErr == nil {
@@ -277,13 +314,16 @@ func (p *Producer) promise(r *kgo.Record, err error) {
 		return
 	}
 	p.produced.Add(1)
-	c, ok := p.counters.Load(r.Topic)
+	c, ok := p.m.byTopic.Load(r.Topic)
 	if !ok {
-		c, _ = p.counters.LoadOrStore(r.Topic, mProduced.WithLabelValues(r.Topic))
+		c, _ = p.m.byTopic.LoadOrStore(r.Topic, p.m.produced.WithLabelValues(r.Topic))
 	}
 	c.(prometheus.Counter).Inc()
-	mProduceLatency.Observe(time.Since(r.Timestamp).Seconds())
+	p.m.latency.Observe(time.Since(r.Timestamp).Seconds())
 }
+
+// produceErrorTypes are errorType's answers.
+var produceErrorTypes = []string{"timeout", "retries_exhausted", "canceled", "closed", "broker"}
 
 func errorType(err error) string {
 	switch {
@@ -348,6 +388,6 @@ type retryHook struct{ p *Producer }
 func (h retryHook) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
 	if key == 0 && err != nil { // 0 is Produce
 		h.p.retries.Add(1)
-		mProduceRetries.Inc()
+		h.p.m.retries.Inc()
 	}
 }

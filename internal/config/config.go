@@ -1,33 +1,70 @@
 // Package config is K2's configuration in one place: every setting, its
-// default, its flag and its K2_* environment variable. A value comes from,
-// in order of precedence, the command line, the environment, the --config
-// file, then the default that works for an embedded single-machine run.
+// default, its flag and its K2_* environment variable. Settings come in
+// groups (the lake, Kafka, the sink, a feed…); each command registers the
+// groups it uses, so its --help lists what it reads, and the packages that
+// use a group take it as it is (sink.Config embeds Sink, query.Options
+// embeds Query). A value comes from, in order of precedence, the command
+// line, the environment, the --config file, then the default here, which
+// runs everything embedded on one machine.
+//
+// A setting has one name and one meaning everywhere: --sink-batch-rows is
+// the sink's batch in k2 up and k2 sink alike, --batch-rows a load's.
 package config
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/k2-market-data/k2/internal/marketdata"
-	"go.yaml.in/yaml/v3"
 )
 
 // EnvPrefix starts every environment variable K2 reads.
 const EnvPrefix = "K2_"
 
-// Config holds the settings shared by all commands.
+// Config holds every setting.
 type Config struct {
-	DataDir    string
-	Catalog    string
-	Warehouse  string
 	ConfigFile string
+	DataDir    string
+	Log        Log
+	Memory     Memory
+	Lake       Lake
+	Query      Query
+	Kafka      Kafka
+	Embedded   Embedded
+	HTTP       HTTP
+	Sink       Sink
+	Load       Load
+	Feed       Feed
+	Assets     Assets
+	Maintain   Maintain
+}
+
+// Log is where and how a process logs.
+type Log struct {
+	Level  string // debug, info, warn, error
+	Format string // text or json
+	// File receives the whole log as JSON lines, routine lines included;
+	// the terminal then shows warnings and k2 up's status.
+	File string
+}
+
+// Memory bounds the Go heap.
+type Memory struct {
+	// Limit is the heap's soft limit (GOMEMLIMIT in the environment wins):
+	// the garbage collector works harder near it instead of letting
+	// batches and fetch buffers grow the process. The sink's degradation
+	// levels are fractions of it. "0" disables it.
+	Limit      string
+	LimitBytes int64 // parsed by Resolve
+}
+
+// Lake is where the tables are.
+type Lake struct {
+	Catalog   string // SQLite file or postgres:// URL (default <data-dir>/catalog.db)
+	Warehouse string // directory or s3://bucket/prefix (default <data-dir>/warehouse)
 
 	S3Endpoint  string
 	S3Region    string
@@ -36,129 +73,151 @@ type Config struct {
 	// SymbolPartition is the symbol field of the trades and quotes
 	// partition spec when the tables are created: identity or bucket[N].
 	SymbolPartition string
+}
 
-	LogLevel  string
-	LogFormat string
+// Query tunes the query engine.
+type Query struct {
+	PoolSize       int           // DuckDB connections: queries run at once
+	AcquireTimeout time.Duration // a query's wait for a connection
+	Timeout        time.Duration // a query's deadline
+	MemoryLimit    string        // DuckDB's memory limit, e.g. 2GB
+	CacheBytes     int64         // local cache of S3 data files
+}
 
-	QueryPoolSize       int
-	QueryAcquireTimeout time.Duration
-	QueryTimeout        time.Duration
-	QueryMemoryLimit    string
-	QueryCacheBytes     int64
-
-	// Brokers is the Kafka bootstrap list; empty means no Kafka for loads,
-	// and the local embedded broker for commands that need one.
+// Kafka is the cluster a process connects to.
+type Kafka struct {
+	// Brokers is the bootstrap list (default the address k2 up serves).
 	Brokers string
-	// Registry is the schema registry URL (default: the embedded one).
+	// Registry is the schema registry URL (default the one k2 up serves).
 	Registry string
-	// BrokerListen and RegistryListen are where k2 up and k2 broker serve.
-	BrokerListen   string
-	RegistryListen string
+	// TopicPrefix goes before every topic name (several installations on
+	// one cluster).
+	TopicPrefix string
 	// Partitions is the partition count of each exchange's topics;
 	// ExchangePartitions overrides it per exchange ("BINANCE=12,ASX=3").
 	Partitions         int
 	ExchangePartitions string
-	// TopicPrefix goes before every topic name (several installations on
-	// one Kafka cluster).
-	TopicPrefix string
+}
 
-	// MemoryLimit is the Go heap's soft limit (GOMEMLIMIT in the
-	// environment wins): the garbage collector works harder near it
-	// instead of letting batches and fetch buffers grow the process.
-	// The sink's degradation levels are fractions of it. "0" disables it.
-	MemoryLimit      string
-	MemoryLimitBytes int64 // parsed by Resolve
+// Embedded is where k2 up and k2 broker serve Kafka and the registry.
+type Embedded struct {
+	BrokerListen   string
+	RegistryListen string
+}
+
+// HTTP is the one listener a long-running process serves /health,
+// /metrics (and, in k2 up, the API and dashboard) on. Each role has its
+// own default address, so roles run side by side on one host.
+type HTTP struct {
+	Listen string // host:port, or "off"
+}
+
+// HTTPOff turns the listener off.
+const HTTPOff = "off"
+
+// HTTPDefaults are each role's default --http-listen.
+var HTTPDefaults = map[string]string{
+	"up":     "127.0.0.1:8000",
+	"broker": "127.0.0.1:8001",
+	"sink":   "127.0.0.1:8002",
+	"feed":   "127.0.0.1:8003",
+}
+
+// Sink is how the sink consumes and commits.
+type Sink struct {
+	Group string // consumer group: sinks in one group share the partitions
+	// InstanceID makes the sink a static member of its group: restarted
+	// with the same id it takes its partitions back at once.
+	InstanceID string
+	// Topics is a regular expression of the topics to consume (default:
+	// every data topic under the topic prefix).
+	Topics string
+	// A batch closes at BatchRows rows, BatchBytes bytes of records or
+	// BatchAge after its first record, whichever comes first. The age
+	// bounds how stale the lake is; rows and bytes bound memory.
+	BatchRows  int
+	BatchBytes int
+	BatchAge   time.Duration
 	// SheddingPolicy is a YAML file naming what the sink may drop under
 	// pressure (resilience.Policy); empty sheds nothing.
 	SheddingPolicy string
-
-	// QuoteAssets are the quote currencies that split a pair symbol such as
-	// BTCUSDT into base and quote (empty: marketdata.DefaultQuoteAssets);
-	// AssetAliases map venue spellings to common codes ("XBT=BTC").
-	QuoteAssets  string
-	AssetAliases string
-	assets       *marketdata.Assets // built by Resolve
 }
 
-// LocalBroker and LocalRegistry are the embedded services' default addresses.
+// Load is how a load batches its commits.
+type Load struct {
+	BatchRows int
+	BatchAge  time.Duration
+}
+
+// Feed is a live feed's connection and, for the synthetic market, its
+// shape. k2 up names these flags with the prefix "feed-".
+type Feed struct {
+	Symbols      []string
+	URLs         []string
+	RESTURL      string
+	APIKey       string
+	RotateAfter  time.Duration
+	StaleAfter   time.Duration
+	PingInterval time.Duration
+	Rate         float64 // synth: trades a second
+	Seed         uint64  // synth
+	MaxTrades    int64   // synth: stop after this many (0: never)
+}
+
+// Assets split pair symbols such as BTCUSDT into base and quote.
+type Assets struct {
+	// QuoteAssets are the quote currencies (empty: marketdata's defaults);
+	// Aliases map venue spellings to common codes ("XBT=BTC").
+	QuoteAssets string
+	Aliases     string
+	assets      *marketdata.Assets // built by Resolve
+}
+
+// Maintain is how k2 lake maintains the tables.
+type Maintain struct {
+	CompactMaxRows        int64         // rows merged into one output group
+	CompactSmallFileBytes int64         // files smaller than this are compacted
+	ExpireOlderThan       time.Duration // snapshots older than this expire
+	RetainLast            int           // … but the newest this many stay
+	OrphanMinAge          time.Duration // files younger than this are never orphans
+}
+
+// Default is the embedded single-machine configuration: every default K2
+// has, in one place.
+func Default() Config {
+	return Config{
+		DataDir: "./k2-data",
+		Log:     Log{Level: "info", Format: "text"},
+		Memory:  Memory{Limit: "896MiB"}, // keeps k2 up under 1 GiB resident
+		Lake:    Lake{SymbolPartition: "identity"},
+		Query: Query{
+			PoolSize: 4, AcquireTimeout: 30 * time.Second, Timeout: 30 * time.Second,
+			MemoryLimit: "2GB", CacheBytes: 10 << 30,
+		},
+		Kafka:    Kafka{Brokers: LocalBroker, Registry: "http://" + LocalRegistry, Partitions: 6},
+		Embedded: Embedded{BrokerListen: LocalBroker, RegistryListen: LocalRegistry},
+		Sink:     Sink{Group: "k2-sink", BatchRows: 200_000, BatchBytes: 256 << 20, BatchAge: time.Second},
+		Load:     Load{BatchRows: 500_000, BatchAge: 30 * time.Second},
+		Feed: Feed{
+			StaleAfter: 30 * time.Second, PingInterval: 3 * time.Minute,
+			Rate: 100, Seed: 1,
+		},
+		Assets: Assets{Aliases: "XBT=BTC,XDG=DOGE"},
+		Maintain: Maintain{
+			CompactMaxRows: 4_000_000, CompactSmallFileBytes: 64 << 20,
+			ExpireOlderThan: 7 * 24 * time.Hour, RetainLast: 100, OrphanMinAge: 24 * time.Hour,
+		},
+	}
+}
+
+// LocalBroker and LocalRegistry are where k2 up serves by default, and so
+// where the other roles connect by default.
 const (
 	LocalBroker   = "127.0.0.1:9092"
 	LocalRegistry = "127.0.0.1:8081"
 )
 
-// Default is the embedded single-machine configuration.
-func Default() Config {
-	return Config{
-		DataDir:             "./k2-data",
-		SymbolPartition:     "identity",
-		LogLevel:            "info",
-		LogFormat:           "text",
-		QueryPoolSize:       4,
-		QueryAcquireTimeout: 30 * time.Second,
-		QueryTimeout:        30 * time.Second,
-		QueryMemoryLimit:    "2GB",
-		QueryCacheBytes:     10 << 30,
-		BrokerListen:        LocalBroker,
-		RegistryListen:      LocalRegistry,
-		Partitions:          6,
-		MemoryLimit:         "896MiB", // keeps k2 up under 1 GiB resident
-		AssetAliases:        "XBT=BTC,XDG=DOGE",
-	}
-}
-
-// Register adds the global flags to fs, with c's values as defaults.
-func (c *Config) Register(fs *pflag.FlagSet) {
-	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for embedded state: catalog, warehouse, dead letters, caches")
-	fs.StringVar(&c.Catalog, "catalog", c.Catalog, "Iceberg catalog: a SQLite file or postgres://user:pass@host:5432/db (default <data-dir>/catalog.db)")
-	fs.StringVar(&c.Warehouse, "warehouse", c.Warehouse, "table storage: a directory or s3://bucket/prefix (default <data-dir>/warehouse)")
-	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "YAML file of settings keyed by flag name (data-dir: /srv/k2)")
-	fs.StringVar(&c.S3Endpoint, "s3-endpoint", c.S3Endpoint, "S3 endpoint URL for MinIO or other S3-compatible stores (empty for AWS); credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the AWS config files")
-	fs.StringVar(&c.S3Region, "s3-region", c.S3Region, "S3 region (default from AWS_REGION, else us-east-1)")
-	fs.BoolVar(&c.S3PathStyle, "s3-path-style", c.S3PathStyle, "use path-style S3 addressing (implied by --s3-endpoint)")
-	fs.StringVar(&c.SymbolPartition, "symbol-partition", c.SymbolPartition, "symbol partition of new trades/quotes tables: identity or bucket[N]")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
-	fs.IntVar(&c.QueryPoolSize, "query-pool-size", c.QueryPoolSize, "DuckDB connections, i.e. queries run at once")
-	fs.DurationVar(&c.QueryAcquireTimeout, "query-acquire-timeout", c.QueryAcquireTimeout, "how long a query waits for a free connection")
-	fs.DurationVar(&c.QueryTimeout, "query-timeout", c.QueryTimeout, "interrupt a query running longer than this")
-	fs.StringVar(&c.QueryMemoryLimit, "query-memory-limit", c.QueryMemoryLimit, "DuckDB memory limit, e.g. 2GB")
-	fs.Int64Var(&c.QueryCacheBytes, "query-cache-bytes", c.QueryCacheBytes, "local cache of S3 data files read by queries, in bytes")
-	fs.StringVar(&c.Brokers, "brokers", c.Brokers, "Kafka bootstrap brokers, comma separated (empty: loads write to the lake directly; Kafka commands use the local broker "+LocalBroker+")")
-	fs.StringVar(&c.Registry, "registry", c.Registry, "schema registry URL (default http://"+LocalRegistry+", the embedded one)")
-	fs.StringVar(&c.BrokerListen, "broker-listen", c.BrokerListen, "where k2 up and k2 broker serve Kafka")
-	fs.StringVar(&c.RegistryListen, "registry-listen", c.RegistryListen, "where k2 up and k2 broker serve the schema registry")
-	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of each exchange's trade and quote topics when they are created")
-	fs.StringVar(&c.ExchangePartitions, "exchange-partitions", c.ExchangePartitions, "partitions per exchange where they differ from --partitions, e.g. BINANCE=12,ASX=3")
-	fs.StringVar(&c.TopicPrefix, "topic-prefix", c.TopicPrefix, "prefix of every topic name, for installations sharing a Kafka cluster (e.g. staging.)")
-	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft limit of the Go heap (e.g. 1GiB, 512MiB; 0 for none); GOMEMLIMIT wins; the sink's back-pressure memory budget is 1.25 times it")
-	fs.StringVar(&c.QuoteAssets, "quote-assets", c.QuoteAssets, "quote currencies that split pair symbols (BTCUSDT → BTC/USDT), comma separated (default "+strings.Join(marketdata.DefaultQuoteAssets, ",")+")")
-	fs.StringVar(&c.AssetAliases, "asset-aliases", c.AssetAliases, "venue asset spellings and their common codes, comma separated FROM=TO pairs")
-	fs.StringVar(&c.SheddingPolicy, "shedding-policy", c.SheddingPolicy, "YAML file naming what the sink may drop under pressure, per data type and symbol tier (default: drop nothing)")
-}
-
-// BrokerList returns the brokers to use, the local broker when none are set.
-func (c *Config) BrokerList() []string {
-	if strings.TrimSpace(c.Brokers) == "" {
-		return []string{LocalBroker}
-	}
-	var out []string
-	for _, b := range strings.Split(c.Brokers, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			out = append(out, b)
-		}
-	}
-	return out
-}
-
-// RegistryURL returns the registry to use, the local one when none is set.
-func (c *Config) RegistryURL() string {
-	if c.Registry == "" {
-		return "http://" + LocalRegistry
-	}
-	return c.Registry
-}
-
-// Resolve derives the settings that default from others.
+// Resolve checks the settings and derives those that default from others.
 func (c *Config) Resolve() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("--data-dir is empty")
@@ -168,33 +227,65 @@ func (c *Config) Resolve() error {
 		return fmt.Errorf("--data-dir %s: %w", c.DataDir, err)
 	}
 	c.DataDir = abs
-	if c.Catalog == "" {
-		c.Catalog = filepath.Join(c.DataDir, "catalog.db")
+	if c.Lake.Catalog == "" {
+		c.Lake.Catalog = filepath.Join(c.DataDir, "catalog.db")
 	}
-	if c.Warehouse == "" {
-		c.Warehouse = filepath.Join(c.DataDir, "warehouse")
+	if c.Lake.Warehouse == "" {
+		c.Lake.Warehouse = filepath.Join(c.DataDir, "warehouse")
 	}
-	if c.QueryPoolSize < 1 || c.QueryPoolSize > 256 {
-		return fmt.Errorf("--query-pool-size %d is outside 1 … 256", c.QueryPoolSize)
+	if c.Query.PoolSize < 1 || c.Query.PoolSize > 256 {
+		return fmt.Errorf("--query-pool-size %d is outside 1 … 256", c.Query.PoolSize)
 	}
-	if _, err := c.PartitionsByExchange(); err != nil {
+	if _, err := c.Kafka.PartitionsByExchange(); err != nil {
 		return err
 	}
-	if c.MemoryLimitBytes, err = ParseBytes(c.MemoryLimit); err != nil {
+	if c.Memory.LimitBytes, err = ParseBytes(c.Memory.Limit); err != nil {
 		return fmt.Errorf("--memory-limit: %w", err)
 	}
-	if c.assets, err = parseAssets(c.QuoteAssets, c.AssetAliases); err != nil {
+	if c.Assets.assets, err = parseAssets(c.Assets.QuoteAssets, c.Assets.Aliases); err != nil {
 		return err
 	}
 	return nil
 }
 
-// Assets is the asset list of --quote-assets and --asset-aliases.
-func (c *Config) Assets() *marketdata.Assets {
-	if c.assets == nil {
+// Brokers is the bootstrap list.
+func (k *Kafka) BrokerList() []string {
+	var out []string
+	for _, b := range strings.Split(k.Brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// PartitionsByExchange parses --exchange-partitions.
+func (k *Kafka) PartitionsByExchange() (map[string]int32, error) {
+	out := map[string]int32{}
+	for _, kv := range strings.Split(k.ExchangePartitions, ",") {
+		if strings.TrimSpace(kv) == "" {
+			continue
+		}
+		ex, v, ok := strings.Cut(kv, "=")
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if !ok || err != nil || n < 1 || strings.TrimSpace(ex) == "" {
+			return nil, fmt.Errorf("--exchange-partitions %q: want EXCHANGE=N pairs such as BINANCE=12,ASX=3", k.ExchangePartitions)
+		}
+		code := strings.ToUpper(strings.TrimSpace(ex))
+		if _, err := marketdata.LookupExchange(code); err != nil {
+			return nil, fmt.Errorf("--exchange-partitions: %w", err)
+		}
+		out[code] = int32(n)
+	}
+	return out, nil
+}
+
+// List is the asset list of --quote-assets and --asset-aliases.
+func (a *Assets) List() *marketdata.Assets {
+	if a.assets == nil {
 		return marketdata.DefaultAssets
 	}
-	return c.assets
+	return a.assets
 }
 
 func parseAssets(quotes, aliases string) (*marketdata.Assets, error) {
@@ -231,27 +322,6 @@ func isAssetCode(s string) bool {
 	return s != ""
 }
 
-// PartitionsByExchange parses --exchange-partitions.
-func (c *Config) PartitionsByExchange() (map[string]int32, error) {
-	out := map[string]int32{}
-	for _, kv := range strings.Split(c.ExchangePartitions, ",") {
-		if strings.TrimSpace(kv) == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(kv, "=")
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if !ok || err != nil || n < 1 || strings.TrimSpace(k) == "" {
-			return nil, fmt.Errorf("--exchange-partitions %q: want EXCHANGE=N pairs such as BINANCE=12,ASX=3", c.ExchangePartitions)
-		}
-		code := strings.ToUpper(strings.TrimSpace(k))
-		if _, err := marketdata.LookupExchange(code); err != nil {
-			return nil, fmt.Errorf("--exchange-partitions: %w", err)
-		}
-		out[code] = int32(n)
-	}
-	return out, nil
-}
-
 // ParseBytes reads a size: 1073741824, 1GiB, 512MiB, 2GB, 64KiB.
 func ParseBytes(s string) (int64, error) {
 	t := strings.TrimSpace(s)
@@ -271,53 +341,4 @@ func ParseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size such as 1GiB or 512MiB", s)
 	}
 	return int64(n * float64(mult)), nil
-}
-
-// EnvName is the environment variable for a flag: data-dir → K2_DATA_DIR.
-func EnvName(flag string) string {
-	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
-}
-
-// Apply fills every flag of fs not given on the command line from its
-// K2_* environment variable, then from the YAML file at path (if any).
-// Errors name the variable or file key and the bad value.
-func Apply(fs *pflag.FlagSet, path string) error {
-	file := map[string]any{}
-	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("config file: %w", err)
-		}
-		if err := yaml.Unmarshal(b, &file); err != nil {
-			return fmt.Errorf("config file %s: %w", path, err)
-		}
-		var unknown []string
-		for k := range file {
-			if fs.Lookup(k) == nil {
-				unknown = append(unknown, k)
-			}
-		}
-		if len(unknown) > 0 {
-			sort.Strings(unknown)
-			return fmt.Errorf("config file %s: unknown settings %s (keys are flag names such as data-dir)", path, strings.Join(unknown, ", "))
-		}
-	}
-	var err error
-	fs.VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed {
-			return
-		}
-		if v, ok := os.LookupEnv(EnvName(f.Name)); ok {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s=%q: %v", EnvName(f.Name), v, e)
-			}
-			return
-		}
-		if v, ok := file[f.Name]; ok {
-			if e := f.Value.Set(fmt.Sprint(v)); e != nil {
-				err = fmt.Errorf("config file %s: %s: %q: %v", path, f.Name, v, e)
-			}
-		}
-	})
-	return err
 }

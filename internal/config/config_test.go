@@ -19,13 +19,13 @@ func TestParseBytes(t *testing.T) {
 
 func TestExchangePartitions(t *testing.T) {
 	c := Default()
-	c.ExchangePartitions = "binance=12, ASX=3"
-	got, err := c.PartitionsByExchange()
+	c.Kafka.ExchangePartitions = "binance=12, ASX=3"
+	got, err := c.Kafka.PartitionsByExchange()
 	if err != nil || got["BINANCE"] != 12 || got["ASX"] != 3 || len(got) != 2 {
 		t.Fatalf("%v %v", got, err)
 	}
 	for _, bad := range []string{"BINANCE", "BINANCE=0", "=3", "ASX=three", "NYSE=4"} {
-		c.ExchangePartitions = bad
+		c.Kafka.ExchangePartitions = bad
 		if err := c.Resolve(); err == nil {
 			t.Errorf("accepted --exchange-partitions %q", bad)
 		}
@@ -34,13 +34,13 @@ func TestExchangePartitions(t *testing.T) {
 
 func TestResolveRejectsABadMemoryLimit(t *testing.T) {
 	c := Default()
-	c.MemoryLimit = "much"
+	c.Memory.Limit = "much"
 	if err := c.Resolve(); err == nil {
 		t.Fatal("accepted --memory-limit much")
 	}
-	c.MemoryLimit = "512MiB"
-	if err := c.Resolve(); err != nil || c.MemoryLimitBytes != 512<<20 {
-		t.Fatalf("%v %d", err, c.MemoryLimitBytes)
+	c.Memory.Limit = "512MiB"
+	if err := c.Resolve(); err != nil || c.Memory.LimitBytes != 512<<20 {
+		t.Fatalf("%v %d", err, c.Memory.LimitBytes)
 	}
 }
 
@@ -50,21 +50,21 @@ func TestAssetList(t *testing.T) {
 	if err := c.Resolve(); err != nil {
 		t.Fatal(err)
 	}
-	if sym, quote, err := c.Assets().Symbol("XBT/USD"); err != nil || sym != "BTCUSD" || quote != "USD" {
+	if sym, quote, err := c.Assets.List().Symbol("XBT/USD"); err != nil || sym != "BTCUSD" || quote != "USD" {
 		t.Fatalf("default aliases: %s %s %v", sym, quote, err)
 	}
-	c.QuoteAssets, c.AssetAliases = "usd, PYUSD", "XBT=BTC"
+	c.Assets.QuoteAssets, c.Assets.Aliases = "usd, PYUSD", "XBT=BTC"
 	if err := c.Resolve(); err != nil {
 		t.Fatal(err)
 	}
-	if sym, quote, err := c.Assets().Symbol("SOLPYUSD"); err != nil || sym != "SOLPYUSD" || quote != "PYUSD" {
+	if sym, quote, err := c.Assets.List().Symbol("SOLPYUSD"); err != nil || sym != "SOLPYUSD" || quote != "PYUSD" {
 		t.Fatalf("configured quote asset: %s %s %v", sym, quote, err)
 	}
-	if _, _, err := c.Assets().Symbol("BTCUSDT"); err == nil {
+	if _, _, err := c.Assets.List().Symbol("BTCUSDT"); err == nil {
 		t.Fatal("USDT split although not configured")
 	}
 	for _, bad := range [][2]string{{"US-D", ""}, {"", "XBT"}, {"", "XBT=B/C"}} {
-		c.QuoteAssets, c.AssetAliases = bad[0], bad[1]
+		c.Assets.QuoteAssets, c.Assets.Aliases = bad[0], bad[1]
 		if err := c.Resolve(); err == nil {
 			t.Errorf("accepted --quote-assets %q --asset-aliases %q", bad[0], bad[1])
 		}

@@ -15,6 +15,9 @@ import (
 type Protocol interface {
 	// Exchange is the exchange code (BINANCE, KRAKEN).
 	Exchange() string
+	// Symbols are the instruments subscribed to, as records name them
+	// (BTCUSDT for Kraken's BTC/USDT).
+	Symbols() []string
 	// URL is the address to dial at an endpoint (scheme, host and perhaps
 	// a path, as configured).
 	URL(endpoint string) (string, error)

@@ -17,8 +17,3 @@ func (l *Lake) RemoveFiles(name string, files []iceberg.DataFile) { l.removeFile
 
 // CloseCatalog cuts the catalog connection under a live lake.
 func (l *Lake) CloseCatalog() { l.db.Close() }
-
-var (
-	MTransactions = mTransactions
-	MRowsWritten  = mRowsWritten
-)

@@ -29,7 +29,8 @@ import (
 	"github.com/apache/iceberg-go/table"
 	"github.com/aws/smithy-go"
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL catalog driver
-	_ "modernc.org/sqlite"             // embedded SQLite catalog driver, no cgo
+	"github.com/prometheus/client_golang/prometheus"
+	_ "modernc.org/sqlite" // embedded SQLite catalog driver, no cgo
 )
 
 // CatalogName is the catalog_name column value K2 uses in the SQL catalog
@@ -60,6 +61,8 @@ type Options struct {
 	// SymbolPartition is used when a table is created; existing tables keep theirs.
 	SymbolPartition SymbolPartition
 	Logger          *slog.Logger
+	// Registerer takes the lake's metrics (nil: kept to itself).
+	Registerer prometheus.Registerer
 }
 
 // Lake is an open catalog and warehouse with K2's tables in it.
@@ -71,6 +74,7 @@ type Lake struct {
 	props     iceberg.Properties
 	warehouse string // URI form: file:///abs/dir or s3://bucket/prefix
 	log       *slog.Logger
+	m         *metrics
 
 	mu   sync.Mutex
 	defs map[string]TableDef
@@ -82,7 +86,7 @@ func Open(ctx context.Context, opts Options) (*Lake, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	l := &Lake{opts: opts, log: opts.Logger, defs: map[string]TableDef{}}
+	l := &Lake{opts: opts, log: opts.Logger, defs: map[string]TableDef{}, m: newMetrics(opts.Registerer, opts.Tables)}
 	if err := l.openWarehouse(ctx); err != nil {
 		return nil, err
 	}
@@ -237,6 +241,7 @@ func (l *Lake) ensureTables(ctx context.Context) error {
 		if !tbl.Schema().Equals(def.Schema) {
 			return fmt.Errorf("table %s has a schema this version of K2 does not write:\n%s", def.FullName(), tbl.Schema())
 		}
+		l.m.observe(def.Name, tbl)
 		// An existing table keeps the partitioning it was created with.
 		def.Spec, def.SortOrder = tbl.Spec(), tbl.SortOrder()
 		l.defs[def.Name] = def

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -18,10 +17,10 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
-	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/testsvc"
 )
@@ -378,16 +377,19 @@ func TestS3PermissionErrorSaysWhatAndWhere(t *testing.T) {
 func TestTransactionLogAndMetrics(t *testing.T) {
 	dir := t.TempDir()
 	var buf bytes.Buffer
+	reg := ops.NewRegistry()
 	l, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(),
 		Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse"),
-		Logger: slog.New(slog.NewJSONHandler(&buf, nil)),
+		Logger: ops.NewLogger(&buf, ops.LogOptions{Format: "json", Level: "info"}), Registerer: reg,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	ok := promtest.ToFloat64(lake.MTransactions.WithLabelValues("success", "trades"))
-	rows := promtest.ToFloat64(lake.MRowsWritten.WithLabelValues("trades"))
+	if missing, err := reg.Missing(); err != nil || len(missing) > 0 {
+		t.Fatalf("metric families without series before the first commit: %v %v", missing, err)
+	}
+	metric := func(family string, labels ...string) float64 { return ops.Sum(reg, family, labels...) }
 	w, _ := record.Trade.Writer(l)
 	first, err := w.Commit(context.Background(), testTrades("BTCUSDT", 1, 50), nil)
 	if err != nil {
@@ -416,21 +418,20 @@ func TestTransactionLogAndMetrics(t *testing.T) {
 	if _, has := line["transaction_duration_ms"]; !has || line["added_files_size_bytes"].(float64) <= 0 {
 		t.Errorf("log line lacks duration or bytes: %v", line)
 	}
-	if d := promtest.ToFloat64(lake.MTransactions.WithLabelValues("success", "trades")) - ok; d != 2 {
+	if d := metric("k2_iceberg_transactions_total", "status", "success", "table", "trades"); d != 2 {
 		t.Errorf("success transactions counted %v, want 2", d)
 	}
-	if d := promtest.ToFloat64(lake.MRowsWritten.WithLabelValues("trades")) - rows; d != 75 {
+	if d := metric("k2_iceberg_rows_written_total", "table", "trades"); d != 75 {
 		t.Errorf("rows written counted %v, want 75", d)
 	}
 
 	// A commit that cannot reach the catalog.
-	failed := promtest.ToFloat64(lake.MTransactions.WithLabelValues("failed", "trades"))
 	l.CloseCatalog()
 	buf.Reset()
 	if _, err := w.Commit(context.Background(), testTrades("BTCUSDT", 200, 5), nil); err == nil {
 		t.Fatal("commit without a catalog succeeded")
 	}
-	if d := promtest.ToFloat64(lake.MTransactions.WithLabelValues("failed", "trades")) - failed; d != 1 {
+	if d := metric("k2_iceberg_transactions_total", "status", "failed", "table", "trades"); d != 1 {
 		t.Errorf("failed transactions counted %v, want 1", d)
 	}
 	if !strings.Contains(buf.String(), `"msg":"Iceberg transaction failed"`) || !strings.Contains(buf.String(), `"error_type":"catalog"`) {

@@ -117,6 +117,7 @@ func (l *Lake) Compact(ctx context.Context, name string, opts CompactOptions) (C
 	}
 	res.FilesAfter = len(newFiles)
 	res.SnapshotAfter = newTbl.CurrentSnapshot().SnapshotID
+	l.m.observe(name, newTbl)
 	l.log.Info("table compacted", "table", def.FullName(), "groups", res.Groups,
 		"files_before", res.FilesBefore, "files_after", res.FilesAfter, "rows", res.Rows,
 		"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter,

@@ -1,50 +1,132 @@
 package lake
 
 import (
+	"strconv"
+
+	"github.com/apache/iceberg-go/table"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/k2-market-data/k2/internal/ops"
 )
 
-// Writer metrics: the names are the seed report's (P1.5) so dashboards and
-// alert rules carry over.
-var (
-	mTransactions = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_iceberg_transactions_total",
-		Help: "Iceberg commits by outcome (success, failed) and table.",
-	}, []string{"status", "table"})
-	mTransactionRows = ops.Factory.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "k2_iceberg_transaction_rows",
-		Help:    "Rows per committed Iceberg transaction.",
-		Buckets: ops.RowBuckets,
-	}, []string{"table"})
-	mRowsWritten = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_iceberg_rows_written_total",
-		Help: "Rows committed to Iceberg tables.",
-	}, []string{"table"})
-	mWriteDuration = ops.Factory.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "k2_iceberg_write_duration_seconds",
-		Help:    "Time to write data files and commit one batch.",
-		Buckets: ops.StorageBuckets,
-	}, []string{"table"})
-	mWriteErrors = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_iceberg_write_errors_total",
-		Help: "Failed Iceberg writes by error type (commit_conflict, catalog, storage, schema, canceled, other).",
-	}, []string{"table", "error_type"})
-	mFilesWritten = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_iceberg_files_written_total",
-		Help: "Data files added by committed transactions.",
-	}, []string{"table"})
-	mBytesWritten = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_iceberg_bytes_written_total",
-		Help: "Bytes of data files added by committed transactions.",
-	}, []string{"table"})
-	mDuplicates = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_iceberg_duplicates_dropped_total",
-		Help: "Rows not written because their key was already stored or repeated in the batch.",
-	}, []string{"table"})
-	mOrphansRemoved = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_iceberg_orphan_files_removed_total",
-		Help: "Data files of failed commits deleted by the writer.",
-	}, []string{"table"})
-)
+// metrics are a Lake's writer metrics: the names are the seed report's
+// (P1.5) so dashboards and alert rules carry over.
+type metrics struct {
+	transactions    *prometheus.CounterVec // status, table
+	transactionRows *prometheus.HistogramVec
+	rowsWritten     *prometheus.CounterVec
+	writeDuration   *prometheus.HistogramVec
+	writeErrors     *prometheus.CounterVec // table, error_type
+	filesWritten    *prometheus.CounterVec
+	bytesWritten    *prometheus.CounterVec
+	duplicates      *prometheus.CounterVec
+	orphansRemoved  *prometheus.CounterVec
+	// What the table holds as of its current snapshot, and when that
+	// snapshot was committed.
+	tableRows  *prometheus.GaugeVec
+	tableFiles *prometheus.GaugeVec
+	tableBytes *prometheus.GaugeVec
+	lastCommit *prometheus.GaugeVec
+}
+
+// writeErrorTypes are the error_type values of k2_iceberg_write_errors_total.
+var writeErrorTypes = []string{"commit_conflict", "catalog", "storage", "schema", "canceled", "other"}
+
+func newMetrics(reg prometheus.Registerer, tables []TableDef) *metrics {
+	f := ops.Factory(reg)
+	m := &metrics{
+		transactions: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_iceberg_transactions_total",
+			Help: "Iceberg commits by outcome (success, failed) and table.",
+		}, []string{"status", "table"}),
+		transactionRows: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "k2_iceberg_transaction_rows",
+			Help:    "Rows per committed Iceberg transaction.",
+			Buckets: ops.RowBuckets,
+		}, []string{"table"}),
+		rowsWritten: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_iceberg_rows_written_total",
+			Help: "Rows committed to Iceberg tables.",
+		}, []string{"table"}),
+		writeDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "k2_iceberg_write_duration_seconds",
+			Help:    "Time to write data files and commit one batch.",
+			Buckets: ops.StorageBuckets,
+		}, []string{"table"}),
+		writeErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_iceberg_write_errors_total",
+			Help: "Failed Iceberg writes by error type (commit_conflict, catalog, storage, schema, canceled, other).",
+		}, []string{"table", "error_type"}),
+		filesWritten: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_iceberg_files_written_total",
+			Help: "Data files added by committed transactions.",
+		}, []string{"table"}),
+		bytesWritten: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_iceberg_bytes_written_total",
+			Help: "Bytes of data files added by committed transactions.",
+		}, []string{"table"}),
+		duplicates: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_iceberg_duplicates_dropped_total",
+			Help: "Rows not written because their key was already stored or repeated in the batch.",
+		}, []string{"table"}),
+		orphansRemoved: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_iceberg_orphan_files_removed_total",
+			Help: "Data files of failed commits deleted by the writer.",
+		}, []string{"table"}),
+		tableRows: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "k2_iceberg_table_rows",
+			Help: "Rows in the table's current snapshot.",
+		}, []string{"table"}),
+		tableFiles: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "k2_iceberg_table_data_files",
+			Help: "Data files in the table's current snapshot.",
+		}, []string{"table"}),
+		tableBytes: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "k2_iceberg_table_bytes",
+			Help: "Bytes of data files in the table's current snapshot.",
+		}, []string{"table"}),
+		lastCommit: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "k2_iceberg_last_commit_timestamp_seconds",
+			Help: "When the table's current snapshot was committed (Unix seconds; 0 for an empty table).",
+		}, []string{"table"}),
+	}
+	// Every series at zero from the start: rate() and alerts see a table
+	// before its first commit.
+	for _, d := range tables {
+		t := d.Name
+		m.transactions.WithLabelValues("success", t)
+		m.transactions.WithLabelValues("failed", t)
+		for _, e := range writeErrorTypes {
+			m.writeErrors.WithLabelValues(t, e)
+		}
+		for _, v := range []*prometheus.CounterVec{m.rowsWritten, m.filesWritten, m.bytesWritten, m.duplicates, m.orphansRemoved} {
+			v.WithLabelValues(t)
+		}
+		m.transactionRows.WithLabelValues(t)
+		m.writeDuration.WithLabelValues(t)
+		for _, v := range []*prometheus.GaugeVec{m.tableRows, m.tableFiles, m.tableBytes, m.lastCommit} {
+			v.WithLabelValues(t)
+		}
+	}
+	return m
+}
+
+// observe sets a table's gauges from its current snapshot.
+func (m *metrics) observe(name string, tbl *table.Table) {
+	s := tbl.CurrentSnapshot()
+	if s == nil {
+		return
+	}
+	if s.Summary != nil {
+		p := s.Summary.Properties
+		for _, g := range []struct {
+			v   *prometheus.GaugeVec
+			key string
+		}{{m.tableRows, "total-records"}, {m.tableFiles, "total-data-files"}, {m.tableBytes, "total-files-size"}} {
+			if n, err := strconv.ParseFloat(p[g.key], 64); err == nil {
+				g.v.WithLabelValues(name).Set(n)
+			}
+		}
+	}
+	m.lastCommit.WithLabelValues(name).Set(float64(s.TimestampMs) / 1000)
+}

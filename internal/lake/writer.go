@@ -18,6 +18,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
 
+	"github.com/k2-market-data/k2/internal/ops"
 )
 
 // CommitIDProperty is the snapshot-summary key holding the writer's id for
@@ -160,13 +161,13 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 		}
 		res.Duplicates = len(rows) - len(kept)
 		rows = kept
-		mDuplicates.WithLabelValues(w.def.Name).Add(float64(res.Duplicates))
+		w.lake.m.duplicates.WithLabelValues(w.def.Name).Add(float64(res.Duplicates))
 	}
 	if len(rows) == 0 {
 		res.SnapshotAfter, res.SequenceAfter = res.SnapshotBefore, res.SequenceBefore
 		res.Duration = time.Since(start)
 		if res.Duplicates > 0 {
-			w.log.Info("Iceberg transaction skipped: every row already stored", "duplicates", res.Duplicates)
+			w.log.Log(ctx, ops.LevelRoutine, "Iceberg transaction skipped: every row already stored", "duplicates", res.Duplicates)
 		}
 		return res, nil
 	}
@@ -192,6 +193,7 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 	for _, f := range files {
 		res.BytesAdded += f.FileSizeBytes()
 	}
+	w.lake.m.observe(w.def.Name, newTbl)
 	if s := newTbl.CurrentSnapshot(); s != nil {
 		res.SnapshotAfter, res.SequenceAfter = s.SnapshotID, s.SequenceNumber
 		if s.Summary != nil {
@@ -200,13 +202,15 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 		}
 	}
 	res.Duration = time.Since(start)
-	mTransactions.WithLabelValues("success", w.def.Name).Inc()
-	mTransactionRows.WithLabelValues(w.def.Name).Observe(float64(res.Rows))
-	mRowsWritten.WithLabelValues(w.def.Name).Add(float64(res.Rows))
-	mWriteDuration.WithLabelValues(w.def.Name).Observe(res.Duration.Seconds())
-	mFilesWritten.WithLabelValues(w.def.Name).Add(float64(res.FilesAdded))
-	mBytesWritten.WithLabelValues(w.def.Name).Add(float64(res.BytesAdded))
-	w.log.Info("Iceberg transaction committed",
+	w.lake.m.transactions.WithLabelValues("success", w.def.Name).Inc()
+	w.lake.m.transactionRows.WithLabelValues(w.def.Name).Observe(float64(res.Rows))
+	w.lake.m.rowsWritten.WithLabelValues(w.def.Name).Add(float64(res.Rows))
+	w.lake.m.writeDuration.WithLabelValues(w.def.Name).Observe(res.Duration.Seconds())
+	w.lake.m.filesWritten.WithLabelValues(w.def.Name).Add(float64(res.FilesAdded))
+	w.lake.m.bytesWritten.WithLabelValues(w.def.Name).Add(float64(res.BytesAdded))
+	// One line per commit: the transaction log, routine where logs are
+	// collected; a terminal shows a status line instead.
+	w.log.Log(ctx, ops.LevelRoutine, "Iceberg transaction committed",
 		"record_count", res.Rows,
 		"duplicates_dropped", res.Duplicates,
 		"snapshot_id_before", res.SnapshotBefore,
@@ -403,15 +407,15 @@ func (l *Lake) removeFiles(tableName string, files []iceberg.DataFile) {
 		}
 		removed++
 	}
-	mOrphansRemoved.WithLabelValues(tableName).Add(float64(removed))
+	l.m.orphansRemoved.WithLabelValues(tableName).Add(float64(removed))
 }
 
 func (w *Writer[T]) fail(res CommitResult, start time.Time, kind string, rows int, err error) error {
-	mTransactions.WithLabelValues("failed", w.def.Name).Inc()
+	w.lake.m.transactions.WithLabelValues("failed", w.def.Name).Inc()
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		kind = "canceled"
 	}
-	mWriteErrors.WithLabelValues(w.def.Name, kind).Inc()
+	w.lake.m.writeErrors.WithLabelValues(w.def.Name, kind).Inc()
 	w.log.Error("Iceberg transaction failed",
 		"record_count", rows,
 		"snapshot_id_before", res.SnapshotBefore,

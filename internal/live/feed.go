@@ -91,7 +91,7 @@ func NewFeed(p feed.Protocol, sc SessionConfig, cfg FeedConfig) (*Feed, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Feed{proto: p, sess: s, cfg: cfg, m: metricsFor(p.Exchange()), log: cfg.Logger.With("exchange", p.Exchange()),
+	return &Feed{proto: p, sess: s, cfg: cfg, m: s.m, log: cfg.Logger.With("exchange", p.Exchange()),
 		asset: ex.AssetClass, lastTrade: map[string]int64{}, lastQuote: map[string]int64{},
 		errLog: rate.Sometimes{Interval: time.Second}}, nil
 }
@@ -142,7 +142,7 @@ func (f *Feed) Run(ctx context.Context) error {
 		err = f.handle(pctx, fr)
 	}
 	err = errors.Join(err, <-done)
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopFlush)
 	defer cancel()
 	return errors.Join(err, f.cfg.Producer.Flush(fctx))
 }

@@ -22,3 +22,8 @@ type Frame struct {
 	Conn     uint64 // which connection: two overlap during a rotation
 	Endpoint string
 }
+
+// StopFlush is how long a stopping feed waits for the broker to acknowledge
+// what it produced: a stop stays prompt when the broker is gone, and the
+// producer's Close says what was left undelivered.
+const StopFlush = 5 * time.Second

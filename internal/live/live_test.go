@@ -231,14 +231,19 @@ func TestFeedDropsRepeatsFillsHolesAndDeadLettersBadFrames(t *testing.T) {
 		}
 		return out, nil
 	}
-	f := binanceFeed(t, k, SessionConfig{Endpoints: []string{x.ws()}, BackoffMin: 10 * time.Millisecond}, backfill)
+	reg := ops.NewRegistry()
+	f := binanceFeed(t, k, SessionConfig{Endpoints: []string{x.ws()}, BackoffMin: 10 * time.Millisecond, Registerer: reg}, backfill)
+	// Every family is there, at zero, before anything happens.
+	if missing, err := reg.Missing(); err != nil || len(missing) > 0 {
+		t.Fatalf("families without series before the first frame: %v %v", missing, err)
+	}
 	watched := []string{
 		`k2_binance_messages_received_total{symbol="BTCUSDT"}`, `k2_binance_reconnects_total{reason="closed_by_server"}`,
 		`k2_binance_message_errors_total{error_type="invalid_price"}`, `k2_binance_message_errors_total{error_type="malformed_json"}`,
 		`k2_binance_duplicates_dropped_total{kind="trade"}`, `k2_binance_duplicates_dropped_total{kind="quote"}`, `k2_binance_trade_gaps_total{symbol="BTCUSDT"}`,
 		`k2_binance_backfilled_trades_total{symbol="BTCUSDT"}`,
 	}
-	before := metricValues(t, watched)
+	before := metricValues(t, reg, watched)
 	stop := runFeed(t, f)
 	waitFor(t, "the trades", func() bool { return f.Stats().Trades == 6 && f.Stats().Quotes == 2 })
 	if err := stop(); err != nil {
@@ -271,22 +276,22 @@ func TestFeedDropsRepeatsFillsHolesAndDeadLettersBadFrames(t *testing.T) {
 		t.Fatalf("session %+v", s)
 	}
 	// What Prometheus scrapes, under the original's names.
-	after := metricValues(t, watched)
+	after := metricValues(t, reg, watched)
 	for i, want := range []float64{8, 1, 3, 1, 2, 1, 1, 2} {
 		if got := after[i] - before[i]; got != want {
 			t.Errorf("%s rose by %v, want %v", watched[i], got, want)
 		}
 	}
-	if v := metricValues(t, []string{"k2_binance_last_message_timestamp_seconds"})[0]; time.Since(time.Unix(int64(v), 0)) > time.Minute {
+	if v := metricValues(t, reg, []string{"k2_binance_last_message_timestamp_seconds"})[0]; time.Since(time.Unix(int64(v), 0)) > time.Minute {
 		t.Errorf("last message timestamp %v", v)
 	}
 }
 
 // metricValues reads series (name{label="value",…}) from the registry
 // /metrics serves; a series not yet there reads 0.
-func metricValues(t *testing.T, series []string) []float64 {
+func metricValues(t *testing.T, reg *ops.Registry, series []string) []float64 {
 	t.Helper()
-	fams, err := ops.Registry.Gather()
+	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

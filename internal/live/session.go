@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/feed"
 )
 
@@ -48,6 +50,9 @@ type SessionConfig struct {
 	DialTimeout     time.Duration // default 10 s
 	HTTPClient      *http.Client
 	Logger          *slog.Logger
+	// Registerer takes the session's and its feed's metrics (nil: kept
+	// to themselves).
+	Registerer prometheus.Registerer
 }
 
 func (c *SessionConfig) defaults(p feed.Protocol) error {
@@ -59,9 +64,9 @@ func (c *SessionConfig) defaults(p feed.Protocol) error {
 			*d = v
 		}
 	}
-	def(&c.PingInterval, 3*time.Minute)
+	def(&c.PingInterval, config.Default().Feed.PingInterval)
 	def(&c.PongTimeout, 10*time.Second)
-	def(&c.StaleAfter, 30*time.Second)
+	def(&c.StaleAfter, config.Default().Feed.StaleAfter)
 	def(&c.RotateOverlap, 5*time.Second)
 	def(&c.BackoffMin, 500*time.Millisecond)
 	def(&c.BackoffMax, 30*time.Second)
@@ -84,12 +89,13 @@ func (c *SessionConfig) defaults(p feed.Protocol) error {
 // Session keeps one live connection to an exchange (two, briefly, while
 // rotating) and delivers every frame it receives on Frames.
 type Session struct {
-	cfg     SessionConfig
-	proto   feed.Protocol
-	m       *metrics
-	log     *slog.Logger
-	breaker *gobreaker.CircuitBreaker[*conn]
-	frames  chan Frame
+	cfg       SessionConfig
+	proto     feed.Protocol
+	m         *metrics
+	connected atomic.Bool
+	log       *slog.Logger
+	breaker   *gobreaker.CircuitBreaker[*conn]
+	frames    chan Frame
 
 	next     int // endpoint to dial next
 	failures int // consecutive failed attempts, for the back-off
@@ -110,12 +116,26 @@ type SessionStats struct {
 	BreakerOpens int            `json:"breaker_opens"`
 }
 
+// setConnected records whether a connection is open, for /health and the
+// connection_status metric.
+func (s *Session) setConnected(up bool) {
+	s.connected.Store(up)
+	if up {
+		s.m.status.Set(1)
+	} else {
+		s.m.status.Set(0)
+	}
+}
+
+// Connected reports whether a connection is open now.
+func (s *Session) Connected() bool { return s.connected.Load() }
+
 // NewSession prepares a session; Run connects.
 func NewSession(p feed.Protocol, cfg SessionConfig) (*Session, error) {
 	if err := cfg.defaults(p); err != nil {
 		return nil, err
 	}
-	s := &Session{cfg: cfg, proto: p, m: metricsFor(p.Exchange()), frames: make(chan Frame, 4096),
+	s := &Session{cfg: cfg, proto: p, m: newMetrics(cfg.Registerer, p), frames: make(chan Frame, 4096),
 		log: cfg.Logger.With("exchange", p.Exchange())}
 	s.stats.Reconnects = map[string]int{}
 	s.breaker = gobreaker.NewCircuitBreaker[*conn](gobreaker.Settings{
@@ -197,7 +217,7 @@ func (c *conn) endReason() string {
 // Run keeps a connection up until ctx ends, then closes Frames.
 func (s *Session) Run(ctx context.Context) error {
 	defer close(s.frames)
-	defer s.m.status.Set(0)
+	defer s.setConnected(false)
 	var cur *conn
 	defer func() {
 		if cur != nil {
@@ -244,7 +264,7 @@ func (s *Session) Run(ctx context.Context) error {
 }
 
 func (s *Session) countReconnect(reason string) {
-	s.m.status.Set(0)
+	s.setConnected(false)
 	s.m.reconnects.WithLabelValues(reason).Inc()
 	s.stats.Lock()
 	s.stats.Reconnects[reason]++
@@ -384,7 +404,7 @@ func (s *Session) dial(ctx context.Context, endpoint string, hold bool) (*conn, 
 	c.last.Store(time.Now().UnixNano())
 	go s.read(cctx, c)
 	go s.keep(cctx, c)
-	s.m.status.Set(1)
+	s.setConnected(true)
 	s.stats.Lock()
 	s.stats.Connects++
 	s.stats.Unlock()

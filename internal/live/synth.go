@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/feed/synth"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/record"
@@ -19,7 +20,8 @@ import (
 type SynthConfig struct {
 	Seed    uint64
 	Symbols []string // default synth.DefaultSymbols
-	// Rate is trades per second across the market (default 100); a quote
+	// Rate is trades per second across the market (default: the
+	// setting's); a quote
 	// follows every QuoteEvery-th trade of a symbol (default 2).
 	Rate       float64
 	QuoteEvery int
@@ -46,7 +48,7 @@ func NewSynth(p *bus.Producer, cfg SynthConfig) (*Synth, error) {
 		return nil, errors.New("live: synthetic feed without a producer")
 	}
 	if cfg.Rate <= 0 {
-		cfg.Rate = 100
+		cfg.Rate = config.Default().Feed.Rate
 	}
 	if cfg.Rate > 2_000_000 {
 		return nil, fmt.Errorf("synthetic rate %.0f/s is above 2,000,000/s", cfg.Rate)
@@ -133,7 +135,7 @@ loop:
 	if ctx.Err() != nil {
 		err = nil
 	}
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopFlush)
 	defer cancel()
 	return errors.Join(err, s.prod.Flush(fctx))
 }

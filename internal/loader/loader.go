@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/record"
@@ -35,10 +36,10 @@ import (
 type Options struct {
 	// DeadLetter is the JSON-lines file rejected lines are appended to.
 	DeadLetter string
-	// BatchRows and BatchAge close a batch (one commit per table); the
-	// defaults favour few large files: commits cost more than rows.
-	BatchRows int
-	BatchAge  time.Duration
+	// Load closes a batch (one commit per table) at BatchRows rows or
+	// BatchAge; zero values take config.Default's, which favour few large
+	// files: commits cost more than rows.
+	config.Load
 	// Progress receives the progress display; Interactive draws a bar
 	// (a terminal), otherwise a plain line every few seconds.
 	Progress    io.Writer
@@ -95,11 +96,12 @@ type Loader struct {
 }
 
 func newLoader(opts Options) *Loader {
+	d := config.Default().Load
 	if opts.BatchRows <= 0 {
-		opts.BatchRows = 500_000
+		opts.BatchRows = d.BatchRows
 	}
 	if opts.BatchAge <= 0 {
-		opts.BatchAge = 30 * time.Second
+		opts.BatchAge = d.BatchAge
 	}
 	if opts.Assets == nil {
 		opts.Assets = md.DefaultAssets

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/feed"
 	"github.com/k2-market-data/k2/internal/feed/exchanges"
 	"github.com/k2-market-data/k2/internal/lake"
@@ -173,7 +174,7 @@ func newTestLake(t *testing.T, opts lake.Options) *testLake {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := query.New(l, query.Options{WorkDir: filepath.Join(dir, "query"), PoolSize: 3})
+	e, err := query.New(l, query.Options{WorkDir: filepath.Join(dir, "query"), Query: config.Query{PoolSize: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}

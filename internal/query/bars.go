@@ -130,7 +130,7 @@ func scaledInt(text string, scale int) (*big.Int, error) {
 func (e *Engine) Bars(ctx context.Context, q BarQuery) (bars []md.Bar, err error) {
 	start := time.Now()
 	read := 0
-	defer func() { observe("bars", start, read, len(bars), err) }()
+	defer func() { e.observe("bars", start, read, len(bars), err) }()
 	if q.Symbol == "" {
 		return nil, errors.New("bars need a symbol")
 	}

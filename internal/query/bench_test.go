@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/feed/synth"
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
@@ -56,7 +57,7 @@ func benchLake(b testing.TB) (*query.Engine, []query.SymbolInfo) {
 				return
 			}
 		}
-		benchEngine, benchErr = query.New(l, query.Options{WorkDir: filepath.Join(dir, "q"), PoolSize: 2})
+		benchEngine, benchErr = query.New(l, query.Options{WorkDir: filepath.Join(dir, "q"), Query: config.Query{PoolSize: 2}})
 		if benchErr == nil {
 			benchSyms, benchErr = benchEngine.Symbols(ctx, "", query.AsOf{})
 		}

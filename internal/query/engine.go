@@ -29,44 +29,69 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/ops"
 )
 
-var (
-	mQueries = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_query_executions_total", Help: "Queries by type and outcome (success, error, timeout).",
-	}, []string{"query_type", "status"})
-	mQueryDuration = ops.Factory.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "k2_query_duration_seconds", Help: "Query time including planning and the pool wait.",
-		Buckets: ops.LatencyBuckets,
-	}, []string{"query_type"})
-	mQueryFiles = ops.Factory.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "k2_query_files_scanned", Help: "Data files a query read after pruning.",
-		Buckets: prometheus.ExponentialBuckets(1, 4, 8),
-	}, []string{"query_type"})
-	mQueryRows = ops.Factory.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "k2_query_rows_returned", Help: "Rows a query returned.",
-		Buckets: ops.RowBuckets,
-	}, []string{"query_type"})
-)
+// queryTypes are the query_type values of the query metrics.
+var queryTypes = []string{"trades", "quotes", "bars", "symbols"}
+
+// metrics are one engine's query and pool metrics (the seed report's names).
+type metrics struct {
+	queries  *prometheus.CounterVec   // query_type, status
+	duration *prometheus.HistogramVec // query_type
+	files    *prometheus.HistogramVec
+	rows     *prometheus.HistogramVec
+	pool     *poolMetrics
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := ops.Factory(reg)
+	m := &metrics{
+		queries: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_query_executions_total", Help: "Queries by type and outcome (success, error, timeout).",
+		}, []string{"query_type", "status"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "k2_query_duration_seconds", Help: "Query time including planning and the pool wait.",
+			Buckets: ops.LatencyBuckets,
+		}, []string{"query_type"}),
+		files: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "k2_query_files_scanned", Help: "Data files a query read after pruning.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}, []string{"query_type"}),
+		rows: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "k2_query_rows_returned", Help: "Rows a query returned.",
+			Buckets: ops.RowBuckets,
+		}, []string{"query_type"}),
+		pool: newPoolMetrics(f),
+	}
+	for _, q := range queryTypes {
+		for _, st := range []string{"success", "error", "timeout"} {
+			m.queries.WithLabelValues(q, st)
+		}
+		m.duration.WithLabelValues(q)
+		m.files.WithLabelValues(q)
+		m.rows.WithLabelValues(q)
+	}
+	return m
+}
 
 // ErrTimeout is returned when a query ran past its deadline and was interrupted.
 var ErrTimeout = errors.New("query timed out")
 
-// Options tune the engine. Zero values take the defaults.
+// Options tune the engine: the settings (config.Query: pool, timeouts,
+// memory, cache; zero values take config.Default's) and the rest.
 type Options struct {
-	PoolSize       int           // concurrent queries (default 4)
-	AcquireTimeout time.Duration // wait for a free connection (default 30s)
-	QueryTimeout   time.Duration // interrupt a query after this (default 30s)
-	MemoryLimit    string        // DuckDB memory_limit (default 2GB)
-	Threads        int           // DuckDB threads (default GOMAXPROCS)
+	config.Query
+	Threads int // DuckDB threads (default GOMAXPROCS)
 	// WorkDir holds DuckDB's spill files and the cache of object-store
 	// data files (required; the CLI uses <data-dir>/query).
-	WorkDir       string
-	CacheMaxBytes int64 // object-store file cache bound (default 10 GiB)
-	Logger        *slog.Logger
+	WorkDir string
+	Logger  *slog.Logger
+	// Registerer takes the query and pool metrics (nil: kept to itself).
+	Registerer prometheus.Registerer
 }
 
 // Engine runs queries against one lake.
@@ -78,6 +103,7 @@ type Engine struct {
 	pool  *Pool
 	cache *fileCache // nil when the warehouse is local
 	log   *slog.Logger
+	m     *metrics
 
 	mu     sync.Mutex
 	tables map[string]*tableState
@@ -97,23 +123,24 @@ type tableState struct {
 
 // New opens an in-process DuckDB database confined to the lake.
 func New(l *lake.Lake, opts Options) (*Engine, error) {
+	d := config.Default().Query
 	if opts.PoolSize <= 0 {
-		opts.PoolSize = 4
+		opts.PoolSize = d.PoolSize
 	}
 	if opts.AcquireTimeout <= 0 {
-		opts.AcquireTimeout = 30 * time.Second
+		opts.AcquireTimeout = d.AcquireTimeout
 	}
-	if opts.QueryTimeout <= 0 {
-		opts.QueryTimeout = 30 * time.Second
+	if opts.Timeout <= 0 {
+		opts.Timeout = d.Timeout
 	}
 	if opts.MemoryLimit == "" {
-		opts.MemoryLimit = "2GB"
+		opts.MemoryLimit = d.MemoryLimit
 	}
 	if opts.Threads <= 0 {
 		opts.Threads = runtime.GOMAXPROCS(0)
 	}
-	if opts.CacheMaxBytes <= 0 {
-		opts.CacheMaxBytes = 10 << 30
+	if opts.CacheBytes <= 0 {
+		opts.CacheBytes = d.CacheBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -131,7 +158,7 @@ func New(l *lake.Lake, opts Options) (*Engine, error) {
 		allowed = append(allowed, local)
 	} else {
 		dir := filepath.Join(opts.WorkDir, "files")
-		c, err := newFileCache(dir, opts.CacheMaxBytes, l.FS)
+		c, err := newFileCache(dir, opts.CacheBytes, l.FS)
 		if err != nil {
 			return nil, err
 		}
@@ -173,7 +200,8 @@ func New(l *lake.Lake, opts Options) (*Engine, error) {
 	e.conn = conn
 	e.db = sql.OpenDB(conn)
 	e.db.SetMaxIdleConns(opts.PoolSize)
-	e.pool = newPool(e.db, opts.PoolSize, opts.AcquireTimeout)
+	e.m = newMetrics(opts.Registerer)
+	e.pool = newPool(e.db, opts.PoolSize, opts.AcquireTimeout, e.m.pool)
 	// Open one connection now so a bad setting fails here, not in a query.
 	c, err := e.pool.Acquire(context.Background())
 	if err != nil {
@@ -293,7 +321,7 @@ func (e *Engine) paths(ctx context.Context, files []dataFile) ([]string, error) 
 // run executes a query on a pooled connection under the query deadline and
 // hands the rows to scan.
 func (e *Engine) run(ctx context.Context, sqlText string, args []any, scan func(*sql.Rows) error) error {
-	ctx, cancel := context.WithTimeout(ctx, e.opts.QueryTimeout)
+	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
 	c, err := e.pool.Acquire(ctx)
 	if err != nil {
@@ -311,13 +339,13 @@ func (e *Engine) run(ctx context.Context, sqlText string, args []any, scan func(
 		}
 	}
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%w after %s (raise --query-timeout or narrow the query)", ErrTimeout, e.opts.QueryTimeout)
+		return fmt.Errorf("%w after %s (raise --query-timeout or narrow the query)", ErrTimeout, e.opts.Timeout)
 	}
 	return err
 }
 
 // observe records a query's metrics.
-func observe(kind string, start time.Time, files, rows int, err error) {
+func (e *Engine) observe(kind string, start time.Time, files, rows int, err error) {
 	status := "success"
 	switch {
 	case errors.Is(err, ErrTimeout):
@@ -325,11 +353,11 @@ func observe(kind string, start time.Time, files, rows int, err error) {
 	case err != nil:
 		status = "error"
 	}
-	mQueries.WithLabelValues(kind, status).Inc()
-	mQueryDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	e.m.queries.WithLabelValues(kind, status).Inc()
+	e.m.duration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	if err == nil {
-		mQueryFiles.WithLabelValues(kind).Observe(float64(files))
-		mQueryRows.WithLabelValues(kind).Observe(float64(rows))
+		e.m.files.WithLabelValues(kind).Observe(float64(files))
+		e.m.rows.WithLabelValues(kind).Observe(float64(rows))
 	}
 }
 

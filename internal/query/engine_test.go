@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/record"
@@ -32,7 +33,7 @@ func testEngine(t *testing.T, opts Options) *Engine {
 }
 
 func TestPoolExhaustionIsAClearError(t *testing.T) {
-	e := testEngine(t, Options{PoolSize: 1, AcquireTimeout: 150 * time.Millisecond})
+	e := testEngine(t, Options{Query: config.Query{PoolSize: 1, AcquireTimeout: 150 * time.Millisecond}})
 	held, err := e.pool.Acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +66,7 @@ func TestPoolExhaustionIsAClearError(t *testing.T) {
 }
 
 func TestQueryTimeoutInterruptsDuckDB(t *testing.T) {
-	e := testEngine(t, Options{QueryTimeout: 200 * time.Millisecond})
+	e := testEngine(t, Options{Query: config.Query{Timeout: 200 * time.Millisecond}})
 	start := time.Now()
 	err := e.run(context.Background(), "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 7 = 3", nil,
 		func(rows *sql.Rows) error {
@@ -86,7 +87,7 @@ func TestQueryTimeoutInterruptsDuckDB(t *testing.T) {
 }
 
 func TestDuckDBIsConfinedToTheLake(t *testing.T) {
-	e := testEngine(t, Options{MemoryLimit: "256MB"})
+	e := testEngine(t, Options{Query: config.Query{MemoryLimit: "256MB"}})
 	noop := func(rows *sql.Rows) error {
 		for rows.Next() {
 		}

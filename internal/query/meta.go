@@ -28,7 +28,7 @@ type SymbolInfo struct {
 func (e *Engine) Symbols(ctx context.Context, exchange string, asOf AsOf) (out []SymbolInfo, err error) {
 	start := time.Now()
 	read := 0
-	defer func() { observe("symbols", start, read, len(out), err) }()
+	defer func() { e.observe("symbols", start, read, len(out), err) }()
 	st, err := e.load(ctx, record.Trade.Table.Name)
 	if err != nil {
 		return nil, err

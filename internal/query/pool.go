@@ -9,32 +9,41 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/k2-market-data/k2/internal/ops"
 )
 
-// Pool metrics: the seed report's (P1.2) names.
-var (
-	mPoolSize = ops.Factory.NewGauge(prometheus.GaugeOpts{
-		Name: "k2_connection_pool_size", Help: "DuckDB connections the query pool may hold.",
-	})
-	mPoolActive = ops.Factory.NewGauge(prometheus.GaugeOpts{
-		Name: "k2_connection_pool_active_connections", Help: "DuckDB connections running a query.",
-	})
-	mPoolAvailable = ops.Factory.NewGauge(prometheus.GaugeOpts{
-		Name: "k2_connection_pool_available_connections", Help: "Pool slots free for a query.",
-	})
-	mPoolWait = ops.Factory.NewHistogram(prometheus.HistogramOpts{
-		Name: "k2_connection_pool_wait_time_seconds", Help: "Time a query waited for a connection.",
-		Buckets: ops.LatencyBuckets,
-	})
-	mPoolTimeouts = ops.Factory.NewCounter(prometheus.CounterOpts{
-		Name: "k2_connection_pool_acquisition_timeouts_total", Help: "Queries refused because no connection freed up in time.",
-	})
-	mPoolCreateErrors = ops.Factory.NewCounter(prometheus.CounterOpts{
-		Name: "k2_connection_pool_creation_errors_total", Help: "Failures to open a DuckDB connection.",
-	})
-)
+// poolMetrics are the pool's (the seed report's P1.2 names).
+type poolMetrics struct {
+	size, active, available prometheus.Gauge
+	wait                    prometheus.Histogram
+	timeouts, createErrors  prometheus.Counter
+}
+
+func newPoolMetrics(f promauto.Factory) *poolMetrics {
+	return &poolMetrics{
+		size: f.NewGauge(prometheus.GaugeOpts{
+			Name: "k2_connection_pool_size", Help: "DuckDB connections the query pool may hold.",
+		}),
+		active: f.NewGauge(prometheus.GaugeOpts{
+			Name: "k2_connection_pool_active_connections", Help: "DuckDB connections running a query.",
+		}),
+		available: f.NewGauge(prometheus.GaugeOpts{
+			Name: "k2_connection_pool_available_connections", Help: "Pool slots free for a query.",
+		}),
+		wait: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "k2_connection_pool_wait_time_seconds", Help: "Time a query waited for a connection.",
+			Buckets: ops.LatencyBuckets,
+		}),
+		timeouts: f.NewCounter(prometheus.CounterOpts{
+			Name: "k2_connection_pool_acquisition_timeouts_total", Help: "Queries refused because no connection freed up in time.",
+		}),
+		createErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "k2_connection_pool_creation_errors_total", Help: "Failures to open a DuckDB connection.",
+		}),
+	}
+}
 
 // ErrPoolExhausted is returned when every connection stayed busy for the
 // whole acquire timeout.
@@ -48,6 +57,7 @@ type Pool struct {
 	size    int
 	timeout time.Duration
 	slots   chan struct{}
+	m       *poolMetrics
 
 	mu          sync.Mutex
 	idle        []*sql.Conn // LIFO: the most recently used connection has warm caches
@@ -73,10 +83,10 @@ type PoolStats struct {
 	AcquireTimeoutSeconds  float64 `json:"acquire_timeout_seconds"`
 }
 
-func newPool(db *sql.DB, size int, timeout time.Duration) *Pool {
-	p := &Pool{db: db, size: size, timeout: timeout, slots: make(chan struct{}, size)}
-	mPoolSize.Set(float64(size))
-	mPoolAvailable.Set(float64(size))
+func newPool(db *sql.DB, size int, timeout time.Duration, m *poolMetrics) *Pool {
+	p := &Pool{db: db, size: size, timeout: timeout, slots: make(chan struct{}, size), m: m}
+	m.size.Set(float64(size))
+	m.available.Set(float64(size))
 	return p
 }
 
@@ -98,13 +108,13 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 		p.mu.Lock()
 		p.timeoutsCnt++
 		p.mu.Unlock()
-		mPoolTimeouts.Inc()
+		p.m.timeouts.Inc()
 		return nil, fmt.Errorf("%w: all %d connections busy for %s; retry later or raise --query-pool-size", ErrPoolExhausted, p.size, p.timeout)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	wait := time.Since(start)
-	mPoolWait.Observe(wait.Seconds())
+	p.m.wait.Observe(wait.Seconds())
 
 	p.mu.Lock()
 	var c *sql.Conn
@@ -116,7 +126,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 		var err error
 		if c, err = p.db.Conn(ctx); err != nil {
 			<-p.slots
-			mPoolCreateErrors.Inc()
+			p.m.createErrors.Inc()
 			return nil, fmt.Errorf("open DuckDB connection: %w", err)
 		}
 		p.mu.Lock()
@@ -130,8 +140,8 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 	p.peak = max(p.peak, p.active)
 	active := p.active
 	p.mu.Unlock()
-	mPoolActive.Set(float64(active))
-	mPoolAvailable.Set(float64(p.size - active))
+	p.m.active.Set(float64(active))
+	p.m.available.Set(float64(p.size - active))
 	return &Conn{Conn: c, pool: p}, nil
 }
 
@@ -148,8 +158,8 @@ func (c *Conn) Release() {
 	active := p.active
 	p.mu.Unlock()
 	<-p.slots
-	mPoolActive.Set(float64(active))
-	mPoolAvailable.Set(float64(p.size - active))
+	p.m.active.Set(float64(active))
+	p.m.available.Set(float64(p.size - active))
 }
 
 // Stats reports the pool's counters.

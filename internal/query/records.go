@@ -119,7 +119,7 @@ func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns stri
 	scan func(*sql.Rows) (md.Timestamp, error), reset func()) (err error) {
 	start := time.Now()
 	read, n := 0, 0
-	defer func() { observe(kind, start, read, n, err) }()
+	defer func() { e.observe(kind, start, read, n, err) }()
 	if err := q.validate(); err != nil {
 		return err
 	}

@@ -170,6 +170,16 @@ func (c *Client) cached(id uint32) (string, bool) {
 	return s, ok
 }
 
+// Subjects lists the registry's subjects: a cheap question that proves it
+// answers (health checks ask it).
+func (c *Client) Subjects(ctx context.Context) ([]string, error) {
+	subjects, err := c.sr.Subjects(ctx)
+	if err != nil {
+		return nil, c.wrap("list subjects", err)
+	}
+	return subjects, nil
+}
+
 // SetCompatibility sets subject's compatibility level (one of the Compat
 // constants, in any case), or the global level when subject is "".
 func (c *Client) SetCompatibility(ctx context.Context, subject, level string) error {

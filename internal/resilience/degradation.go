@@ -3,6 +3,7 @@ package resilience
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"strings"
 	"sync"
@@ -65,6 +66,9 @@ type Config struct {
 	// Logger receives one record per transition: WARN when degrading, INFO
 	// when recovering. Default slog.Default().
 	Logger *slog.Logger
+	// Registerer takes the level and transition metrics (nil: kept to
+	// itself).
+	Registerer prometheus.Registerer
 }
 
 // resolve fills defaults and validates; errors name the field.
@@ -148,6 +152,7 @@ type Transition struct {
 // record.
 type Degradation struct {
 	cfg Config
+	m   *degradationMetrics
 
 	// Index by level; [Normal] is unused (NORMAL has no threshold).
 	lagAt, lagBelow [NumLevels]int64  // degrade at ≥ lagAt, recover at < lagBelow
@@ -163,14 +168,13 @@ type Degradation struct {
 	histLen    int
 }
 
-// NewDegradation builds a manager at NORMAL and sets k2_degradation_level
-// to 0. A process should run one: the gauge is process-wide.
+// NewDegradation builds a manager at NORMAL, with k2_degradation_level at 0.
 func NewDegradation(cfg Config) (*Degradation, error) {
 	c, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
-	d := &Degradation{cfg: c, lastChange: c.Now()}
+	d := &Degradation{cfg: c, lastChange: c.Now(), m: newDegradationMetrics(c.Registerer)}
 	for i := range 4 {
 		l := Level(i + 1)
 		d.lagAt[l] = c.LagThresholds[i]
@@ -178,7 +182,7 @@ func NewDegradation(cfg Config) (*Degradation, error) {
 		d.memAt[l] = uint64(float64(c.MemoryBudget) * c.MemoryFractions[i])
 		d.memBelow[l] = uint64(float64(d.memAt[l]) * c.MemoryRecovery)
 	}
-	mLevel.Set(float64(Normal))
+	d.m.level.Set(float64(Normal))
 	return d, nil
 }
 
@@ -232,7 +236,7 @@ func (d *Degradation) Observe(lag int64, memBytes uint64) Level {
 	}
 	d.mu.Unlock()
 	if next > Normal {
-		backpressure[next].Inc()
+		d.m.backpressure[next].Inc()
 	}
 	return next
 }
@@ -271,8 +275,8 @@ func (d *Degradation) degradeReason(target, lagLv, memLv Level, lag int64, mem u
 func (d *Degradation) record(t Transition) {
 	d.level.Store(int32(t.To))
 	d.lastChange = t.At
-	mLevel.Set(float64(t.To))
-	transitions[t.From][t.To].Inc()
+	d.m.level.Set(float64(t.To))
+	d.m.transitions[t.From][t.To].Inc()
 	d.history[d.histNext] = t
 	d.histNext = (d.histNext + 1) % HistorySize
 	d.histLen = min(d.histLen+1, HistorySize)

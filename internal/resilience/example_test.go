@@ -21,7 +21,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	shed, err := resilience.NewShedder(policy)
+	shed, err := resilience.NewShedder(policy, nil)
 	if err != nil {
 		panic(err)
 	}

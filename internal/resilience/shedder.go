@@ -215,17 +215,19 @@ type Shedder struct {
 	c compiled
 }
 
-// NewShedder validates p and builds a Shedder for it. Every series a
-// policy can produce exists, at 0, from here on.
-func NewShedder(p Policy) (*Shedder, error) {
+// NewShedder validates p and builds a Shedder for it, counting in reg (nil:
+// kept to itself). Every series a policy can produce exists, at 0, from
+// here on.
+func NewShedder(p Policy, reg prometheus.Registerer) (*Shedder, error) {
 	c, err := p.compile()
 	if err != nil {
 		return nil, err
 	}
+	shed := newShedMetrics(reg)
 	for _, r := range c.types {
 		for t := Tier1; t <= Tier3; t++ {
 			for l := r.from[t]; l <= CircuitBreak; l++ {
-				r.counters[t][l] = mShed.WithLabelValues(r.dataType, tierLabels[t], l.String())
+				r.counters[t][l] = shed.WithLabelValues(r.dataType, tierLabels[t], l.String())
 			}
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"testing"
 
-	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/k2-market-data/k2/internal/ops"
 )
@@ -34,7 +33,7 @@ func TestDefaultPolicyKeepsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, p := range map[string]Policy{"zero": {}, "empty YAML": empty, "tiers only": fromYAML} {
-		s, err := NewShedder(p)
+		s, err := NewShedder(p, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,12 +85,13 @@ func drops(l Level, dt, sym string) bool {
 }
 
 func TestConfiguredPolicy(t *testing.T) {
-	initial := shedCounts(t)
+	reg := ops.NewRegistry()
+	initial := shedCounts(t, reg)
 	p, err := ParsePolicy([]byte(examplePolicy), dataTypes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewShedder(p)
+	s, err := NewShedder(p, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestConfiguredPolicy(t *testing.T) {
 
 	// Every reachable series exists before the first drop.
 	have := map[string]bool{}
-	for _, labels := range series(t, "k2_messages_shed_total") {
+	for _, labels := range series(t, reg, "k2_messages_shed_total") {
 		have[labels["data_type"]+"/"+labels["symbol_tier"]+"/"+labels["level"]] = true
 	}
 	for _, k := range []string{"trades/tier3/AGGRESSIVE", "trades/tier2/CIRCUIT_BREAK", "reference_data/tier1/GRACEFUL"} {
@@ -111,7 +111,7 @@ func TestConfiguredPolicy(t *testing.T) {
 		}
 	}
 
-	before := shedCounts(t)
+	before := shedCounts(t, reg)
 	want := map[shedKey]float64{}
 	const reps = 3
 	for range reps {
@@ -134,7 +134,7 @@ func TestConfiguredPolicy(t *testing.T) {
 	}
 	// Each drop counted once under its data type, tier and level; nothing
 	// else counted (WouldKeep counts nothing).
-	after := shedCounts(t)
+	after := shedCounts(t, reg)
 	for k := range after {
 		if got := after[k] - before[k]; got != want[k] {
 			t.Errorf("k2_messages_shed_total{%s,%s,%s} +%v, want +%v", k.dt, k.tier, k.l, got, want[k])
@@ -171,7 +171,7 @@ func TestFromAndTierLevels(t *testing.T) {
 		DataTypes: map[string]DataTypeRule{
 			Quotes: {From: "AGGRESSIVE", Tier3From: "SOFT"},
 		},
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestNewShedderValidates(t *testing.T) {
 	if err := p.Validate(dataTypes); err == nil {
 		t.Fatal("Validate accepted an unknown level")
 	}
-	if s, err := NewShedder(p); err == nil || s != nil {
+	if s, err := NewShedder(p, nil); err == nil || s != nil {
 		t.Fatal("NewShedder accepted an invalid policy")
 	}
 }
@@ -240,8 +240,8 @@ func TestNewShedderValidates(t *testing.T) {
 // Run with -race: Keep from many goroutines, no locks.
 func TestShedderConcurrent(t *testing.T) {
 	p, _ := ParsePolicy([]byte(examplePolicy), dataTypes)
-	s, _ := NewShedder(p)
-	before := promtest.ToFloat64(mShed.WithLabelValues(Trades, "tier3", "AGGRESSIVE"))
+	reg := ops.NewRegistry()
+	s, _ := NewShedder(p, reg)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
@@ -252,14 +252,14 @@ func TestShedderConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := promtest.ToFloat64(mShed.WithLabelValues(Trades, "tier3", "AGGRESSIVE")) - before; got != 80_000 {
+	if got := ops.Sum(reg, "k2_messages_shed_total", "data_type", Trades, "symbol_tier", "tier3", "level", "AGGRESSIVE"); got != 80_000 {
 		t.Fatalf("counted %v drops, want 80000", got)
 	}
 }
 
 func TestKeepDoesNotAllocate(t *testing.T) {
 	p, _ := ParsePolicy([]byte(examplePolicy), dataTypes)
-	s, _ := NewShedder(p)
+	s, _ := NewShedder(p, nil)
 	sym := string([]byte("BTCUSDT")) // not a constant the compiler could intern
 	for _, l := range allLevels {
 		if n := testing.AllocsPerRun(1000, func() { s.Keep(l, Trades, sym) }); n != 0 {
@@ -270,8 +270,8 @@ func TestKeepDoesNotAllocate(t *testing.T) {
 
 func BenchmarkKeep(b *testing.B) {
 	p, _ := ParsePolicy([]byte(examplePolicy), dataTypes)
-	configured, _ := NewShedder(p)
-	def, _ := NewShedder(Policy{})
+	configured, _ := NewShedder(p, nil)
+	def, _ := NewShedder(Policy{}, nil)
 	for _, bc := range []struct {
 		name  string
 		s     *Shedder
@@ -317,10 +317,10 @@ type shedKey struct {
 
 // shedCounts reads k2_messages_shed_total by gathering, not WithLabelValues,
 // which would create the very series a test checks are absent.
-func shedCounts(t *testing.T) map[shedKey]float64 {
+func shedCounts(t *testing.T, reg *ops.Registry) map[shedKey]float64 {
 	t.Helper()
 	out := map[shedKey]float64{}
-	mfs, err := ops.Registry.Gather()
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func shedCounts(t *testing.T) map[shedKey]float64 {
 func TestTierPrefilter(t *testing.T) {
 	tier1 := strings.Fields("BHP CBA CSL NAB WBC ANZ WES MQG RIO TLS WOW FMG NCM STO WPL AMC GMG TCL COL ALL BTCUSDT BTC/USD")
 	tier2 := strings.Fields("REA QAN BXB ORG JHX CPU SHL ASX IAG APA S32 MIN SGP AGL RMD SEK ORI QBE MPL AZJ WHC LLC SCG EVN JBH DXS GPT MGR NST BOQ ILU ALX VCX SDF CHC TAH ALU IPL HVN ORA ETHUSDT")
-	s, err := NewShedder(Policy{CriticalSymbols: tier1, HighPrioritySymbols: tier2})
+	s, err := NewShedder(Policy{CriticalSymbols: tier1, HighPrioritySymbols: tier2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 func (s *Sink) backpressure(ctx context.Context, flushErr error) {
 	pause := false
 	if flushErr != nil {
-		mConsumerErrors.WithLabelValues("lake").Inc()
+		s.m.consumerErrors.WithLabelValues("lake").Inc()
 		s.log.Error("lake commit failed; pausing and retrying, nothing is lost", "error", flushErr)
 		pause = true
 		s.stall = time.Now().Add(2 * time.Second)
@@ -28,7 +28,7 @@ func (s *Sink) backpressure(ctx context.Context, flushErr error) {
 	if pause && !s.paused {
 		s.cl.PauseFetchTopics(s.assignedTopics()...)
 		s.paused = true
-		mPaused.Set(1)
+		s.m.paused.Set(1)
 		if flushErr == nil {
 			// Free what the batches hold so memory can recover.
 			if err := s.flushAll(ctx); err != nil {
@@ -38,7 +38,7 @@ func (s *Sink) backpressure(ctx context.Context, flushErr error) {
 	} else if !pause && s.paused && time.Now().After(s.stall) {
 		s.cl.ResumeFetchTopics(s.assignedTopics()...)
 		s.paused = false
-		mPaused.Set(0)
+		s.m.paused.Set(0)
 	}
 }
 

@@ -5,32 +5,22 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/resilience"
 )
 
-// Config sets up a sink. Zero values take the defaults.
+// Config sets up a sink: the settings (config.Sink: group, batches,
+// topics; zero values take config.Default's) and what it is wired to.
 type Config struct {
+	config.Sink
 	Brokers []string
-	Group   string // consumer group (default k2-sink)
-	// InstanceID makes the sink a static member of the group: restarted
-	// with the same id (after a crash, a deploy) it takes its partitions
-	// back at once instead of waiting for its old session to expire.
-	InstanceID string
 	// TopicPrefix is the installation's topic prefix (bus.Topology.Prefix).
 	TopicPrefix string
-	// Topics is a regular expression of the topics to consume (default
-	// every data topic under TopicPrefix, bus.TopicPattern).
-	Topics string
-	// A batch closes at BatchRows rows, BatchBytes bytes of records or
-	// BatchAge after its first record, whichever comes first. The age
-	// bounds how stale the lake is; rows and bytes bound memory.
-	BatchRows  int           // default 200,000
-	BatchBytes int           // default 256 MiB
-	BatchAge   time.Duration // default 1s
 	// MaxPoll bounds records handled per poll (default 100,000).
 	MaxPoll int
 	// FetchBytes bounds what the client buffers (default 64 MiB).
@@ -41,6 +31,9 @@ type Config struct {
 	// resilience.ProcessMemory).
 	Memory func() uint64
 	Logger *slog.Logger
+	// Registerer takes the sink's metrics (nil: kept to itself). A
+	// process running two sinks gives each its own or labels them.
+	Registerer prometheus.Registerer
 }
 
 func (c *Config) limits() record.Limits {
@@ -52,8 +45,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if len(cfg.Brokers) == 0 {
 		return cfg, errors.New("sink: no brokers")
 	}
+	d := config.Default().Sink
 	if cfg.Group == "" {
-		cfg.Group = "k2-sink"
+		cfg.Group = d.Group
 	}
 	if cfg.Topics == "" {
 		cfg.Topics = bus.TopicPattern(cfg.TopicPrefix)
@@ -62,13 +56,13 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("sink topics %q: %w", cfg.Topics, err)
 	}
 	if cfg.BatchRows <= 0 {
-		cfg.BatchRows = 200_000
+		cfg.BatchRows = d.BatchRows
 	}
 	if cfg.BatchBytes <= 0 {
-		cfg.BatchBytes = 256 << 20
+		cfg.BatchBytes = d.BatchBytes
 	}
 	if cfg.BatchAge <= 0 {
-		cfg.BatchAge = time.Second
+		cfg.BatchAge = d.BatchAge
 	}
 	if cfg.MaxPoll <= 0 {
 		cfg.MaxPoll = 100_000

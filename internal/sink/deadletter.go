@@ -15,7 +15,7 @@ import (
 // with why in its headers.
 func (s *Sink) deadLetter(ctx context.Context, r *kgo.Record, err error) {
 	reason := md.ReasonOf(err)
-	mDeadLetters.WithLabelValues(r.Topic, reason).Inc()
+	s.m.deadLetters.WithLabelValues(r.Topic, reason).Inc()
 	// A stream of bad records must not become a stream of log lines: one
 	// a second, with the count since the last; the metric counts them all.
 	s.deadSinceLog++

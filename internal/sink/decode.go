@@ -94,7 +94,7 @@ func (s *Sink) handle(ctx context.Context, p kgo.FetchTopicPartition) (rest []*k
 		st.Shed += shed
 		st.DeadLetters += dead
 	})
-	mConsumed.WithLabelValues(p.Topic).Add(float64(consumed))
+	s.m.consumed.WithLabelValues(p.Topic).Add(float64(consumed))
 	return rest
 }
 
@@ -103,13 +103,13 @@ func (s *Sink) observe(p kgo.FetchTopicPartition, last *kgo.Record) {
 	lag := max(0, p.HighWatermark-(last.Offset+1))
 	s.lag[tp{p.Topic, p.Partition}] = lag
 	part := strconv.Itoa(int(p.Partition))
-	mLagMessages.WithLabelValues(p.Topic, part).Set(float64(lag))
-	mOffset.WithLabelValues(p.Topic, part).Set(float64(last.Offset + 1))
+	s.m.lagMessages.WithLabelValues(p.Topic, part).Set(float64(lag))
+	s.m.offset.WithLabelValues(p.Topic, part).Set(float64(last.Offset + 1))
 	lagSeconds := 0.0
 	if lag > 0 {
 		lagSeconds = time.Since(last.Timestamp).Seconds()
 	}
-	mLagSeconds.WithLabelValues(p.Topic, part).Set(lagSeconds)
+	s.m.lagSeconds.WithLabelValues(p.Topic, part).Set(lagSeconds)
 }
 
 // accept decodes and checks one record and adds it to its stream's batch,

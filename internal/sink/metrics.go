@@ -1,37 +1,91 @@
 package sink
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 
+	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/ops"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
-var (
-	mConsumed = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_kafka_messages_consumed_total", Help: "Records the sink read.",
-	}, []string{"topic"})
-	mLagMessages = ops.Factory.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "k2_kafka_consumer_lag_messages", Help: "Records in the partition not yet read by the sink.",
-	}, []string{"topic", "partition"})
-	mLagSeconds = ops.Factory.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "k2_kafka_consumer_lag_seconds", Help: "Age of the last record read while the partition has unread records; 0 when caught up.",
-	}, []string{"topic", "partition"})
-	mOffset = ops.Factory.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "k2_kafka_consumer_offset", Help: "Next offset the sink reads.",
-	}, []string{"topic", "partition"})
-	mDeadLetters = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_sink_dead_letters_total", Help: "Records sent to a dead-letter topic, by reason.",
-	}, []string{"topic", "reason"})
-	mDuplicates = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_duplicate_messages_detected_total", Help: "Records dropped because their id was already stored or repeated.",
-	}, []string{"table"})
-	mConsumerErrors = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_consumer_errors_total", Help: "Sink errors by type (fetch, commit, group).",
-	}, []string{"error_type"})
-	mPaused = ops.Factory.NewGauge(prometheus.GaugeOpts{
-		Name: "k2_sink_paused", Help: "1 while the sink has paused fetching (back-pressure or a failing lake).",
-	})
-)
+// metrics are one sink's metrics (the original's names), registered with
+// Config.Registerer.
+type metrics struct {
+	consumed       *prometheus.CounterVec // topic
+	lagMessages    *prometheus.GaugeVec   // topic, partition
+	lagSeconds     *prometheus.GaugeVec   // topic, partition
+	offset         *prometheus.GaugeVec   // topic, partition
+	deadLetters    *prometheus.CounterVec // topic, reason
+	duplicates     *prometheus.CounterVec // table
+	consumerErrors *prometheus.CounterVec // error_type
+	paused         prometheus.Gauge
+	seq            *seqMetrics
+}
 
-// initMetrics creates an assigned topic's series at zero.
-func (s *Sink) initMetrics(topic string, partitions []int32) {}
+// consumerErrorTypes are the error_type values of k2_consumer_errors_total.
+var consumerErrorTypes = []string{"fetch", "commit", "lake", "overlap"}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := ops.Factory(reg)
+	m := &metrics{
+		consumed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_kafka_messages_consumed_total", Help: "Records the sink read.",
+		}, []string{"topic"}),
+		lagMessages: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "k2_kafka_consumer_lag_messages", Help: "Records in the partition not yet read by the sink.",
+		}, []string{"topic", "partition"}),
+		lagSeconds: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "k2_kafka_consumer_lag_seconds", Help: "Age of the last record read while the partition has unread records; 0 when caught up.",
+		}, []string{"topic", "partition"}),
+		offset: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "k2_kafka_consumer_offset", Help: "Next offset the sink reads.",
+		}, []string{"topic", "partition"}),
+		deadLetters: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_sink_dead_letters_total", Help: "Records sent to a dead-letter topic, by reason.",
+		}, []string{"topic", "reason"}),
+		duplicates: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_duplicate_messages_detected_total", Help: "Records dropped because their id was already stored or repeated.",
+		}, []string{"table"}),
+		consumerErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_consumer_errors_total", Help: "Sink errors by type (fetch, commit, lake, overlap).",
+		}, []string{"error_type"}),
+		paused: f.NewGauge(prometheus.GaugeOpts{
+			Name: "k2_sink_paused", Help: "1 while the sink has paused fetching (back-pressure or a failing lake).",
+		}),
+		seq: newSeqMetrics(f),
+	}
+	for _, t := range record.TableNames() {
+		m.duplicates.WithLabelValues(t)
+	}
+	for _, e := range consumerErrorTypes {
+		m.consumerErrors.WithLabelValues(e)
+	}
+	return m
+}
+
+// initTopic creates an assigned topic's series at zero: every partition's
+// lag and offset, and a dead-letter count for every reason a record of
+// its kind can have (the decoder's and one per column).
+func (m *metrics) initTopic(topic string, info topicInfo, partitions []int32) {
+	m.consumed.WithLabelValues(topic)
+	for _, p := range partitions {
+		part := strconv.Itoa(int(p))
+		m.lagMessages.WithLabelValues(topic, part)
+		m.lagSeconds.WithLabelValues(topic, part)
+		m.offset.WithLabelValues(topic, part)
+	}
+	for _, r := range md.Reasons {
+		m.deadLetters.WithLabelValues(topic, r)
+	}
+	if info.stream == nil {
+		return
+	}
+	for _, f := range info.stream.kind.Table.Schema.Fields() {
+		m.deadLetters.WithLabelValues(topic, md.InvalidReason(f.Name))
+	}
+	if info.stream.kind.Sequenced {
+		m.seq.initExchange(info.exchange)
+	}
+}

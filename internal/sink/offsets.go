@@ -59,7 +59,7 @@ func (s *Sink) commitGroup(ctx context.Context, o lake.Offsets) {
 	}
 	s.cl.CommitOffsetsSync(ctx, m, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
-			mConsumerErrors.WithLabelValues("commit").Inc()
+			s.m.consumerErrors.WithLabelValues("commit").Inc()
 			s.log.Warn("consumer group commit failed; the lake's offsets stand", "error", err)
 		}
 	})

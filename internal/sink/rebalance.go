@@ -10,7 +10,7 @@ func (s *Sink) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string]
 	n := 0
 	for t, ps := range assigned {
 		n += len(ps)
-		s.initMetrics(t, ps)
+		s.m.initTopic(t, s.topic(t), ps)
 	}
 	s.log.Info("partitions assigned", "partitions", n)
 	s.count(func(st *Stats) { st.Partitions += n })

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/ops"
@@ -26,17 +27,31 @@ func (e SeqEvent) String() string {
 	return [...]string{"ok", "small_gap", "large_gap", "reset", "out_of_order"}[e]
 }
 
-var (
-	mGaps = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_sequence_gaps_detected_total", Help: "Exchange sequence gaps by symbol and severity (small, large).",
-	}, []string{"exchange", "symbol", "severity"})
-	mResets = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_sequence_resets_detected_total", Help: "Exchange sequences that restarted after a pause.",
-	}, []string{"exchange"})
-	mOutOfOrder = ops.Factory.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_out_of_order_messages_total", Help: "Records whose sequence number is not after the last one.",
-	}, []string{"exchange"})
-)
+// seqMetrics count what a Tracker finds.
+type seqMetrics struct {
+	gaps       *prometheus.CounterVec // exchange, symbol, severity
+	resets     *prometheus.CounterVec // exchange
+	outOfOrder *prometheus.CounterVec // exchange
+}
+
+func newSeqMetrics(f promauto.Factory) *seqMetrics {
+	return &seqMetrics{
+		gaps: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_sequence_gaps_detected_total", Help: "Exchange sequence gaps by symbol and severity (small, large).",
+		}, []string{"exchange", "symbol", "severity"}),
+		resets: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_sequence_resets_detected_total", Help: "Exchange sequences that restarted after a pause.",
+		}, []string{"exchange"}),
+		outOfOrder: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "k2_out_of_order_messages_total", Help: "Records whose sequence number is not after the last one.",
+		}, []string{"exchange"}),
+	}
+}
+
+func (m *seqMetrics) initExchange(exchange string) {
+	m.resets.WithLabelValues(exchange)
+	m.outOfOrder.WithLabelValues(exchange)
+}
 
 // Tracker follows exchange sequence numbers per (exchange, symbol).
 //
@@ -52,6 +67,7 @@ type Tracker struct {
 
 	mu    sync.Mutex
 	state map[seqKey]*seqState
+	m     *seqMetrics
 }
 
 type seqKey struct{ exchange, symbol string }
@@ -61,9 +77,14 @@ type seqState struct {
 	at   md.Timestamp
 }
 
-// NewTracker returns a tracker with the original's thresholds.
-func NewTracker() *Tracker {
-	return &Tracker{LargeGap: 10, ResetAfter: time.Hour, state: map[seqKey]*seqState{}}
+// NewTracker returns a tracker with the original's thresholds, counting
+// in reg (nil: a registry of its own).
+func NewTracker(reg prometheus.Registerer) *Tracker {
+	return newTracker(newSeqMetrics(ops.Factory(reg)))
+}
+
+func newTracker(m *seqMetrics) *Tracker {
+	return &Tracker{LargeGap: 10, ResetAfter: time.Hour, state: map[seqKey]*seqState{}, m: m}
 }
 
 // Check classifies seq at time ts and counts anything but OK. The state
@@ -75,6 +96,9 @@ func (t *Tracker) Check(exchange, symbol string, seq int64, ts md.Timestamp) Seq
 	s, ok := t.state[k]
 	if !ok {
 		t.state[k] = &seqState{last: seq, at: ts}
+		// A symbol's gap series exist from its first record on.
+		t.m.gaps.WithLabelValues(exchange, symbol, "small")
+		t.m.gaps.WithLabelValues(exchange, symbol, "large")
 		return SeqOK
 	}
 	pause := time.Duration(ts-s.at) * time.Microsecond
@@ -86,17 +110,17 @@ func (t *Tracker) Check(exchange, symbol string, seq int64, ts md.Timestamp) Seq
 		gap := seq - s.last - 1
 		s.last, s.at = seq, ts
 		if gap > t.LargeGap {
-			mGaps.WithLabelValues(exchange, symbol, "large").Inc()
+			t.m.gaps.WithLabelValues(exchange, symbol, "large").Inc()
 			return SeqLargeGap
 		}
-		mGaps.WithLabelValues(exchange, symbol, "small").Inc()
+		t.m.gaps.WithLabelValues(exchange, symbol, "small").Inc()
 		return SeqSmallGap
 	case pause > t.ResetAfter:
 		s.last, s.at = seq, ts
-		mResets.WithLabelValues(exchange).Inc()
+		t.m.resets.WithLabelValues(exchange).Inc()
 		return SeqReset
 	}
-	mOutOfOrder.WithLabelValues(exchange).Inc()
+	t.m.outOfOrder.WithLabelValues(exchange).Inc()
 	return SeqOutOfOrder
 }
 

@@ -4,16 +4,15 @@ import (
 	"testing"
 	"time"
 
-	promtest "github.com/prometheus/client_golang/prometheus/testutil"
-
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/ops"
 )
 
 func TestSequenceTracker(t *testing.T) {
-	tr := NewTracker()
+	reg := ops.NewRegistry()
+	tr := NewTracker(reg)
 	const sec = md.Timestamp(1_000_000)
 	day := md.Timestamp((24 * time.Hour).Microseconds())
-	resets := promtest.ToFloat64(mResets.WithLabelValues("ASX"))
 	for i, step := range []struct {
 		seq  int64
 		at   md.Timestamp
@@ -34,8 +33,17 @@ func TestSequenceTracker(t *testing.T) {
 			t.Fatalf("step %d: seq %d → %s, want %s", i, step.seq, got, step.want)
 		}
 	}
-	if got := promtest.ToFloat64(mResets.WithLabelValues("ASX")); got != resets+1 {
-		t.Errorf("k2_sequence_resets_detected_total went from %v to %v", resets, got)
+	if got := ops.Sum(reg, "k2_sequence_resets_detected_total", "exchange", "ASX"); got != 1 {
+		t.Errorf("k2_sequence_resets_detected_total is %v, want 1", got)
+	}
+	if got := ops.Sum(reg, "k2_sequence_gaps_detected_total", "symbol", "BHP", "severity", "small"); got != 2 {
+		t.Errorf("small gaps of BHP counted %v, want 2", got)
+	}
+	// After a reset (a rewind, a rebalance) a record read again is the
+	// first seen, not out of order.
+	tr.Reset()
+	if got := tr.Check("ASX", "BHP", 2, 19*sec+day); got != SeqOK {
+		t.Errorf("after Reset: %s, want ok", got)
 	}
 	// Symbols are tracked apart.
 	if got := tr.Check("ASX", "CBA", 500, 20*sec); got != SeqOK {

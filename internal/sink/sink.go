@@ -55,6 +55,7 @@ type Sink struct {
 	cl   *kgo.Client
 	seq  *Tracker
 	log  *slog.Logger
+	m    *metrics
 
 	mu       sync.Mutex // streams, lag, held; the poll loop and the rebalance callbacks
 	streams  []*stream  // one per record kind, by record.Spec.Index
@@ -92,11 +93,12 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 		return nil, err
 	}
 	s := &Sink{
-		cfg: cfg, lake: l, dlq: dlq, seq: NewTracker(), log: cfg.Logger.With("group", cfg.Group),
+		cfg: cfg, lake: l, dlq: dlq, log: cfg.Logger.With("group", cfg.Group),
 		dec:    codec.NewDecoder(reg.SchemaByID),
 		topics: map[string]topicInfo{}, lag: map[tp]int64{}, held: map[tp]*held{},
-		deadLog: rate.Sometimes{Interval: time.Second},
+		deadLog: rate.Sometimes{Interval: time.Second}, m: newMetrics(cfg.Registerer),
 	}
+	s.seq = newTracker(s.m.seq)
 	for _, k := range record.All {
 		b, err := k.NewBatch(l, lake.WithDedup(true))
 		if err != nil {
@@ -151,7 +153,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		fetches.EachError(func(t string, p int32, err error) {
 			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				mConsumerErrors.WithLabelValues("fetch").Inc()
+				s.m.consumerErrors.WithLabelValues("fetch").Inc()
 				s.log.Warn("fetch error", "topic", t, "partition", p, "error", err)
 			}
 		})

@@ -145,7 +145,7 @@ func (s *Sink) settle(ctx context.Context, st *stream) error {
 	}
 	st.inflight = nil
 	if c.err == nil {
-		mDuplicates.WithLabelValues(st.kind.Table.Name).Add(float64(c.res.Duplicates))
+		s.m.duplicates.WithLabelValues(st.kind.Table.Name).Add(float64(c.res.Duplicates))
 		s.count(func(st *Stats) {
 			st.Written += int64(c.res.Rows)
 			st.Duplicates += int64(c.res.Duplicates)
@@ -163,7 +163,7 @@ func (s *Sink) settle(ctx context.Context, st *stream) error {
 	st.spare = c.buf.rows
 	var overlap *OverlapError
 	if errors.As(c.err, &overlap) {
-		mConsumerErrors.WithLabelValues("overlap").Inc()
+		s.m.consumerErrors.WithLabelValues("overlap").Inc()
 		s.log.Warn("batch dropped: another sink stored some of its records; re-reading", "error", overlap.Error())
 		return nil
 	}

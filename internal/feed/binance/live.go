@@ -93,3 +93,6 @@ func Backfill(base, apiKey string, assets *md.Assets) feed.Backfill {
 		return ParseHistoricalTrades(body, symbol, assets, md.Now())
 	}
 }
+
+// Symbols are Binance's own spelling, which records keep.
+func (b *Protocol) Symbols() []string { return b.symbols }

@@ -64,3 +64,14 @@ func (k *Protocol) KeepAlive() ([]byte, time.Duration) {
 }
 
 func (k *Protocol) MaxLifetime() time.Duration { return 0 }
+
+// Symbols are the records' spelling of the pairs: BTC/USD becomes BTCUSD.
+func (k *Protocol) Symbols() []string {
+	out := make([]string, 0, len(k.symbols))
+	for _, s := range k.symbols {
+		if sym, _, err := k.assets.Symbol(s); err == nil {
+			out = append(out, sym)
+		}
+	}
+	return out
+}

@@ -1,0 +1,282 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/k2-market-data/k2/internal/marketdata"
+)
+
+// A flag that is a setting carries this annotation: it is also read from
+// its K2_* variable and the --config file. A command's other flags
+// (a query's --symbol, a benchmark's sizes) are parameters of one run and
+// come from the command line only.
+const settingAnnotation = "k2-setting"
+
+// IsSetting reports whether a flag is a setting.
+func IsSetting(f *pflag.Flag) bool {
+	_, ok := f.Annotations[settingAnnotation]
+	return ok
+}
+
+// settings marks every flag that fn adds to fs as a setting.
+func settings(fs *pflag.FlagSet, fn func()) {
+	before := map[string]bool{}
+	fs.VisitAll(func(f *pflag.Flag) { before[f.Name] = true })
+	fn()
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !before[f.Name] {
+			fs.SetAnnotation(f.Name, settingAnnotation, []string{"true"})
+		}
+	})
+}
+
+// RegisterCommon adds what every command reads: the data directory, the
+// log and the config file.
+func (c *Config) RegisterCommon(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for embedded state: catalog, warehouse, broker, registry, dead letters, caches")
+		fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error")
+		fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "text or json")
+		fs.StringVar(&c.Log.File, "log-file", c.Log.File, "also write the whole log, routine lines included, as JSON lines to this file")
+	})
+	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "YAML file of settings keyed by flag name (data-dir: /srv/k2)")
+}
+
+// RegisterMemory adds --memory-limit.
+func (c *Config) RegisterMemory(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.StringVar(&c.Memory.Limit, "memory-limit", c.Memory.Limit, "soft limit of the Go heap (e.g. 1GiB, 512MiB; 0 for none); GOMEMLIMIT wins; the sink's back-pressure memory budget is 1.25 times it")
+	})
+}
+
+// RegisterLake adds where the tables are.
+func (c *Config) RegisterLake(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.StringVar(&c.Lake.Catalog, "catalog", c.Lake.Catalog, "Iceberg catalog: a SQLite file or postgres://user:pass@host:5432/db (default <data-dir>/catalog.db)")
+		fs.StringVar(&c.Lake.Warehouse, "warehouse", c.Lake.Warehouse, "table storage: a directory or s3://bucket/prefix (default <data-dir>/warehouse)")
+		fs.StringVar(&c.Lake.S3Endpoint, "s3-endpoint", c.Lake.S3Endpoint, "S3 endpoint URL for MinIO or other S3-compatible stores (empty for AWS); credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the AWS config files")
+		fs.StringVar(&c.Lake.S3Region, "s3-region", c.Lake.S3Region, "S3 region (default from AWS_REGION, else us-east-1)")
+		fs.BoolVar(&c.Lake.S3PathStyle, "s3-path-style", c.Lake.S3PathStyle, "use path-style S3 addressing (implied by --s3-endpoint)")
+		fs.StringVar(&c.Lake.SymbolPartition, "symbol-partition", c.Lake.SymbolPartition, "symbol partition of new trades/quotes tables: identity or bucket[N]")
+	})
+}
+
+// RegisterQuery adds the query engine's limits.
+func (c *Config) RegisterQuery(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.IntVar(&c.Query.PoolSize, "query-pool-size", c.Query.PoolSize, "DuckDB connections, i.e. queries run at once")
+		fs.DurationVar(&c.Query.AcquireTimeout, "query-acquire-timeout", c.Query.AcquireTimeout, "how long a query waits for a free connection")
+		fs.DurationVar(&c.Query.Timeout, "query-timeout", c.Query.Timeout, "interrupt a query running longer than this")
+		fs.StringVar(&c.Query.MemoryLimit, "query-memory-limit", c.Query.MemoryLimit, "DuckDB memory limit, e.g. 2GB")
+		fs.Int64Var(&c.Query.CacheBytes, "query-cache-bytes", c.Query.CacheBytes, "local cache of S3 data files read by queries, in bytes")
+	})
+}
+
+// RegisterKafka adds the cluster a command connects to.
+func (c *Config) RegisterKafka(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.StringVar(&c.Kafka.Brokers, "brokers", c.Kafka.Brokers, "Kafka bootstrap brokers, comma separated (the default is where k2 up serves)")
+		fs.StringVar(&c.Kafka.Registry, "registry", c.Kafka.Registry, "schema registry URL (the default is where k2 up serves)")
+		c.registerTopics(fs)
+	})
+}
+
+// RegisterEmbedded adds where k2 up and k2 broker serve Kafka and the
+// schema registry, and the topics they create.
+func (c *Config) RegisterEmbedded(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.StringVar(&c.Embedded.BrokerListen, "broker-listen", c.Embedded.BrokerListen, "where to serve Kafka (host:port other processes reach)")
+		fs.StringVar(&c.Embedded.RegistryListen, "registry-listen", c.Embedded.RegistryListen, "where to serve the schema registry")
+		c.registerTopics(fs)
+	})
+}
+
+func (c *Config) registerTopics(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Kafka.TopicPrefix, "topic-prefix", c.Kafka.TopicPrefix, "prefix of every topic name, for installations sharing a Kafka cluster (e.g. staging.)")
+	fs.IntVar(&c.Kafka.Partitions, "partitions", c.Kafka.Partitions, "partitions of each exchange's trade and quote topics when they are created")
+	fs.StringVar(&c.Kafka.ExchangePartitions, "exchange-partitions", c.Kafka.ExchangePartitions, "partitions per exchange where they differ from --partitions, e.g. BINANCE=12,ASX=3")
+}
+
+// RegisterHTTP adds --http-listen with the role's default address.
+func (c *Config) RegisterHTTP(fs *pflag.FlagSet, role string) {
+	c.HTTP.Listen = HTTPDefaults[role]
+	settings(fs, func() {
+		fs.StringVar(&c.HTTP.Listen, "http-listen", c.HTTP.Listen, "serve /health and /metrics on this address (off: none); each role has its own default, so roles share a host")
+	})
+}
+
+// RegisterSink adds the sink's settings.
+func (c *Config) RegisterSink(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.StringVar(&c.Sink.Group, "sink-group", c.Sink.Group, "consumer group: sinks in one group share the partitions")
+		fs.StringVar(&c.Sink.InstanceID, "sink-instance-id", c.Sink.InstanceID, "static group membership: a sink restarted with the same id takes its partitions back at once, without waiting out its session")
+		fs.StringVar(&c.Sink.Topics, "sink-topics", c.Sink.Topics, "regular expression of the topics to consume (default: every data topic under --topic-prefix)")
+		fs.IntVar(&c.Sink.BatchRows, "sink-batch-rows", c.Sink.BatchRows, "commit a batch at this many rows")
+		fs.IntVar(&c.Sink.BatchBytes, "sink-batch-bytes", c.Sink.BatchBytes, "commit a batch at this many bytes of records")
+		fs.DurationVar(&c.Sink.BatchAge, "sink-batch-age", c.Sink.BatchAge, "commit a batch this long after its first record (how stale the lake may be)")
+		fs.StringVar(&c.Sink.SheddingPolicy, "shedding-policy", c.Sink.SheddingPolicy, "YAML file naming what the sink may drop under pressure, per data type and symbol tier (default: drop nothing)")
+	})
+}
+
+// RegisterLoad adds how loads batch their commits.
+func (c *Config) RegisterLoad(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.IntVar(&c.Load.BatchRows, "batch-rows", c.Load.BatchRows, "rows per commit of a load")
+		fs.DurationVar(&c.Load.BatchAge, "batch-age", c.Load.BatchAge, "commit a load's batch at least this often")
+	})
+}
+
+// FeedFlags say which of a feed's flags a command offers.
+type FeedFlags struct {
+	Live      bool // WebSocket feeds: --url, --rotate-after, --stale-after, --ping-interval
+	Backfill  bool // REST backfill: --rest-url, --api-key
+	Synthetic bool // the synthetic market: --rate, --seed, --max-trades
+}
+
+// RegisterFeed adds a feed's settings.
+func (c *Config) RegisterFeed(fs *pflag.FlagSet, which FeedFlags) {
+	settings(fs, func() {
+		fs.StringSliceVar(&c.Feed.Symbols, "symbols", c.Feed.Symbols, "instruments in the exchange's spelling: BTCUSDT,ETHUSDT (binance), BTC/USD,ETH/USD (kraken); synth defaults to 20 USD pairs")
+		if which.Live {
+			fs.StringArrayVar(&c.Feed.URLs, "url", c.Feed.URLs, "WebSocket endpoint, repeatable: later ones are failovers (default: the exchange's own; a k2 replay-server's ws://host:port offline)")
+			fs.DurationVar(&c.Feed.RotateAfter, "rotate-after", c.Feed.RotateAfter, "replace a connection this old, overlapping the new one (default: 30 min before the exchange's limit, 23h30m on binance)")
+			fs.DurationVar(&c.Feed.StaleAfter, "stale-after", c.Feed.StaleAfter, "reconnect when a connection delivers nothing for this long")
+			fs.DurationVar(&c.Feed.PingInterval, "ping-interval", c.Feed.PingInterval, "ping the exchange this often; an unanswered ping drops the connection")
+		}
+		if which.Backfill {
+			fs.StringVar(&c.Feed.RESTURL, "rest-url", c.Feed.RESTURL, `REST API to backfill missed trades from (default: the exchange's own, or the --url host when --url is given; "none" only counts gaps)`)
+			fs.StringVar(&c.Feed.APIKey, "api-key", c.Feed.APIKey, "API key sent with backfill requests (better in K2_API_KEY than on the command line)")
+		}
+		if which.Synthetic {
+			fs.Float64Var(&c.Feed.Rate, "rate", c.Feed.Rate, "synth: trades a second across the market (up to 2,000,000)")
+			fs.Uint64Var(&c.Feed.Seed, "seed", c.Feed.Seed, "synth: seed of prices and sizes")
+			fs.Int64Var(&c.Feed.MaxTrades, "max-trades", c.Feed.MaxTrades, "synth: stop after this many trades (0: run until stopped)")
+		}
+	})
+}
+
+// RegisterAssets adds the asset list that splits pair symbols.
+func (c *Config) RegisterAssets(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.StringVar(&c.Assets.QuoteAssets, "quote-assets", c.Assets.QuoteAssets, "quote currencies that split pair symbols (BTCUSDT → BTC/USDT), comma separated (default "+strings.Join(marketdata.DefaultQuoteAssets, ",")+")")
+		fs.StringVar(&c.Assets.Aliases, "asset-aliases", c.Assets.Aliases, "venue asset spellings and their common codes, comma separated FROM=TO pairs")
+	})
+}
+
+// RegisterCompact, RegisterExpire and RegisterOrphans add k2 lake's
+// maintenance settings.
+func (c *Config) RegisterCompact(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.Int64Var(&c.Maintain.CompactMaxRows, "compact-max-rows", c.Maintain.CompactMaxRows, "rows merged into one output group (held in memory while sorted)")
+		fs.Int64Var(&c.Maintain.CompactSmallFileBytes, "compact-small-file-bytes", c.Maintain.CompactSmallFileBytes, "files smaller than this are compacted")
+	})
+}
+
+func (c *Config) RegisterExpire(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.DurationVar(&c.Maintain.ExpireOlderThan, "expire-older-than", c.Maintain.ExpireOlderThan, "expire snapshots older than this (time travel to them ends)")
+		fs.IntVar(&c.Maintain.RetainLast, "retain-last", c.Maintain.RetainLast, "always keep this many newest snapshots")
+	})
+}
+
+func (c *Config) RegisterOrphans(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.DurationVar(&c.Maintain.OrphanMinAge, "orphan-min-age", c.Maintain.OrphanMinAge, "only remove files older than this (protects commits in flight)")
+	})
+}
+
+// EnvName is the environment variable for a flag: data-dir → K2_DATA_DIR.
+func EnvName(flag string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// Apply fills every setting of fs not given on the command line from its
+// K2_* environment variable, then from the YAML file at path (if any).
+// The file may hold settings of other commands (one file serves them all);
+// a key that is a setting of no command (known) is an error, as is a
+// command's parameter, which belongs on the command line. Errors name the
+// variable or file key and the bad value.
+func Apply(fs *pflag.FlagSet, path string, known func(key string) bool) error {
+	file := map[string]any{}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("config file: %w", err)
+		}
+		if err := yaml.Unmarshal(b, &file); err != nil {
+			return fmt.Errorf("config file %s: %w", path, err)
+		}
+		var unknown []string
+		for k := range file {
+			if !known(k) {
+				unknown = append(unknown, k)
+			}
+		}
+		if len(unknown) > 0 {
+			sort.Strings(unknown)
+			return fmt.Errorf("config file %s: unknown settings %s (keys are setting flag names such as data-dir)", path, strings.Join(unknown, ", "))
+		}
+	}
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed || !IsSetting(f) {
+			return
+		}
+		if v, ok := os.LookupEnv(EnvName(f.Name)); ok {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", EnvName(f.Name), v, e)
+			}
+			return
+		}
+		if v, ok := file[f.Name]; ok {
+			if e := setFromFile(f, v); e != nil {
+				err = fmt.Errorf("config file %s: %s: %q: %v", path, f.Name, v, e)
+			}
+		}
+	})
+	return err
+}
+
+// setFromFile sets a flag from a YAML value; a list sets each item, as
+// repeating the flag would.
+func setFromFile(f *pflag.Flag, v any) error {
+	if list, ok := v.([]any); ok {
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			items := make([]string, len(list))
+			for i, x := range list {
+				items[i] = fmt.Sprint(x)
+			}
+			return sv.Replace(items)
+		}
+	}
+	return f.Value.Set(fmt.Sprint(v))
+}
+
+// ResetDefaults sets every flag of fs that the command line did not give
+// back to its own default. Commands share one Config, and a setting whose
+// default differs between commands (--http-listen: each role its own) was
+// last written by whichever command registered it last.
+func ResetDefaults(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed {
+			return
+		}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			var items []string
+			if d := strings.Trim(f.DefValue, "[]"); d != "" {
+				items = strings.Split(d, ",")
+			}
+			err = sv.Replace(items)
+			return
+		}
+		err = f.Value.Set(f.DefValue)
+	})
+	return err
+}
