@@ -114,36 +114,40 @@ func newRowParser(company marketdata.ReferenceData, ingested marketdata.Timestam
 	return rowParser{symbol: company.Symbol, companyID: company.CompanyID, ingested: ingested, rows: map[string]int64{}}
 }
 
-// fields splits a line into between min and max comma-separated fields.
-func fields(line string, min, max int) ([]string, error) {
-	f := strings.Split(strings.TrimRight(line, "\r\n"), ",")
+// row splits a line into between min and max comma-separated fields,
+// numbers it within its local date and converts its date and time to UTC.
+// The row is counted as soon as its date (the first field) parses,
+// whatever follows, so a corrected re-load of a file gives every row the
+// same id as before: a line with too few fields is counted too.
+func (p *rowParser) row(line string, min, max int) (f []string, ts marketdata.Timestamp, day string, n int64, err error) {
+	f = strings.Split(strings.TrimRight(line, "\r\n"), ",")
+	var fieldsErr error
 	if len(f) < min || len(f) > max {
+		fieldsErr = fmt.Errorf("%d to %d fields expected, got %d", min, max, len(f))
 		if min == max {
-			return nil, fmt.Errorf("%d fields expected, got %d", min, len(f))
+			fieldsErr = fmt.Errorf("%d fields expected, got %d", min, len(f))
 		}
-		return nil, fmt.Errorf("%d to %d fields expected, got %d", min, max, len(f))
 	}
-	return f, nil
-}
-
-// stamp numbers the row within its local date and converts date and time to
-// UTC. The row is counted as soon as its date parses, whatever follows, so a
-// corrected re-load of a file gives every row the same id as before.
-func (p *rowParser) stamp(date, clock string) (ts marketdata.Timestamp, day string, n int64, err error) {
-	d, err := time.Parse("01/02/2006", date)
+	d, err := time.Parse("01/02/2006", f[0])
 	if err != nil {
-		return 0, "", 0, &marketdata.ValidationError{Field: "timestamp", Reason: fmt.Sprintf("date %q is not MM/DD/YYYY", date)}
+		if fieldsErr != nil {
+			return nil, 0, "", 0, fieldsErr // not a row at all
+		}
+		return nil, 0, "", 0, &marketdata.ValidationError{Field: "timestamp", Reason: fmt.Sprintf("date %q is not MM/DD/YYYY", f[0])}
 	}
 	day = d.Format("20060102")
 	p.rows[day]++
 	n = p.rows[day]
+	if fieldsErr != nil {
+		return nil, 0, "", 0, fieldsErr
+	}
 	// Without a date in the layout, Parse accepts any fraction after the seconds.
-	c, err := time.Parse("15:04:05", clock)
+	c, err := time.Parse("15:04:05", f[1])
 	if err != nil {
-		return 0, "", 0, &marketdata.ValidationError{Field: "timestamp", Reason: fmt.Sprintf("time %q is not HH:MM:SS.mmm", clock)}
+		return nil, 0, "", 0, &marketdata.ValidationError{Field: "timestamp", Reason: fmt.Sprintf("time %q is not HH:MM:SS.mmm", f[1])}
 	}
 	local := time.Date(d.Year(), d.Month(), d.Day(), c.Hour(), c.Minute(), c.Second(), c.Nanosecond(), sydney)
-	return marketdata.TimestampOf(local), day, n, nil
+	return f, marketdata.TimestampOf(local), day, n, nil
 }
 
 func (p *rowParser) id(day string, n int64) string {
@@ -172,11 +176,7 @@ func NewTradeParser(company marketdata.ReferenceData, ingested marketdata.Timest
 // The file has no trade id, so the n-th row of a local date gets
 // TradeID ASX-{SYMBOL}-{YYYYMMDD}-{n}: lines must be given in file order.
 func (p *TradeParser) Parse(line string) (marketdata.Trade, error) {
-	f, err := fields(line, 5, 7)
-	if err != nil {
-		return marketdata.Trade{}, err
-	}
-	ts, day, n, err := p.stamp(f[0], f[1])
+	f, ts, day, n, err := p.row(line, 5, 7)
 	if err != nil {
 		return marketdata.Trade{}, err
 	}
@@ -235,11 +235,7 @@ func NewQuoteParser(company marketdata.ReferenceData, ingested marketdata.Timest
 // An empty side is written as price 0 with size 0 and becomes null. Rows are
 // numbered per local date like trades: QuoteID ASX-{SYMBOL}-{YYYYMMDD}-{n}.
 func (p *QuoteParser) Parse(line string) (marketdata.Quote, error) {
-	f, err := fields(line, 6, 6)
-	if err != nil {
-		return marketdata.Quote{}, err
-	}
-	ts, day, n, err := p.stamp(f[0], f[1])
+	f, ts, day, n, err := p.row(line, 6, 6)
 	if err != nil {
 		return marketdata.Quote{}, err
 	}

@@ -36,6 +36,7 @@ const companyFile = "reference-data/company_info.csv"
 // ticks. Every file is checked against the company list before anything
 // is stored, so an unknown company id stops the load with nothing stored.
 func read(ctx context.Context, in feed.Input, dir string) error {
+	dir = filepath.Clean(dir) // "asx/" names its files asx/trades/…, as "asx" does
 	infoPath := filepath.Join(dir, companyFile)
 	f, err := os.Open(infoPath)
 	if err != nil {

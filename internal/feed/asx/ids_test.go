@@ -1,0 +1,44 @@
+package asx
+
+import (
+	"testing"
+
+	"github.com/k2-market-data/k2/internal/marketdata"
+)
+
+// A line that fails for any reason after its date is still counted in its
+// day, so that the corrected file, loaded again, gives every row the id it
+// had: a short line must not shift the ids of the rows after it.
+func TestRejectedLinesKeepTheDaysNumbering(t *testing.T) {
+	t.Parallel()
+	company := marketdata.ReferenceData{Symbol: "DVN", CompanyID: "7181"}
+	good := []string{
+		"03/10/2014,11:29:15.863,0.675,120,0",
+		"03/10/2014,11:30:01.000,0.675,14000,0",
+		"03/10/2014,11:31:00.000,0.680,696,0",
+	}
+	damaged := []string{good[0], "03/10/2014,11:30:01.000,0.675", good[2]}
+	ids := func(lines []string) []string {
+		p := NewTradeParser(company, marketdata.Now())
+		var out []string
+		for _, l := range lines {
+			tr, err := p.Parse(l)
+			if err != nil {
+				out = append(out, "rejected")
+				continue
+			}
+			out = append(out, tr.TradeID)
+		}
+		return out
+	}
+	clean, bad := ids(good), ids(damaged)
+	if bad[1] != "rejected" || bad[0] != clean[0] || bad[2] != clean[2] || clean[2] != "ASX-DVN-20140310-3" {
+		t.Fatalf("ids with a short line %v, without %v: the rows after it must keep theirs", bad, clean)
+	}
+	qp := NewQuoteParser(company, marketdata.Now())
+	qp.Parse("03/10/2014,10:00:00.000,1,2,3")
+	q, err := qp.Parse("03/10/2014,10:00:01.000,0.67,0.68,100,200")
+	if err != nil || q.QuoteID != "ASX-DVN-20140310-2" {
+		t.Fatalf("quote after a short line: %s %v", q.QuoteID, err)
+	}
+}
