@@ -7,8 +7,9 @@
 #
 # Starts PostgreSQL, the S3 server, the Kafka broker and the PyIceberg venv
 # with scripts/test-services.sh, exports their settings (K2_TEST_*), sets
-# K2_TEST_REQUIRE_SERVICES=1 so that a test needing a missing service fails
-# instead of skipping, and runs go test with a 25-minute timeout (a -timeout
+# K2_TEST_REQUIRE_SERVICES=1 so that a test needing a missing service, or
+# the shared market data (../shared/data, K2_SHARED_DATA), fails instead of
+# skipping, and runs go test with a 25-minute timeout (a -timeout
 # flag given here wins). The services are stopped on exit, unless
 # K2_KEEP_SERVICES=1 or they were already running before this script started.
 set -euo pipefail

@@ -13,6 +13,7 @@ import (
 )
 
 func TestNotWireFormat(t *testing.T) {
+	t.Parallel()
 	d, reg := newTestDecoder(nil)
 	tr := fullTrade()
 	good := must(AppendTrade(nil, idTrade, &tr))
@@ -36,6 +37,7 @@ func TestNotWireFormat(t *testing.T) {
 }
 
 func TestUnknownSchemaID(t *testing.T) {
+	t.Parallel()
 	d, reg := newTestDecoder(nil)
 	tr := fullTrade()
 	msg := must(AppendTrade(nil, 4242, &tr))
@@ -61,6 +63,7 @@ func TestUnknownSchemaID(t *testing.T) {
 // A cancelled lookup is still an UnknownSchemaError, but the consumer can
 // tell it from a missing schema.
 func TestLookupContextError(t *testing.T) {
+	t.Parallel()
 	d := NewDecoder(func(ctx context.Context, _ uint32) (string, error) { return "", ctx.Err() })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -72,6 +75,7 @@ func TestLookupContextError(t *testing.T) {
 }
 
 func TestSchemaLookupCached(t *testing.T) {
+	t.Parallel()
 	d, reg := newTestDecoder(nil)
 	tr, q := fullTrade(), fullQuote()
 	trade, quote := must(AppendTrade(nil, idTrade, &tr)), must(AppendQuote(nil, idQuote, &q))
@@ -119,6 +123,7 @@ func mutate(t *testing.T, msg []byte, old, new []byte) []byte {
 }
 
 func TestMalformedBodies(t *testing.T) {
+	t.Parallel()
 	d, _ := newTestDecoder(nil)
 	ctx := context.Background()
 	tr := minimalTrade() // ends ... source_sequence null, ingestion ts, platform null, vendor null
@@ -164,6 +169,7 @@ func TestMalformedBodies(t *testing.T) {
 }
 
 func TestMalformedReference(t *testing.T) {
+	t.Parallel()
 	d, _ := newTestDecoder(nil)
 	r := fullReference()
 	r.VendorData = nil
@@ -183,6 +189,7 @@ func TestMalformedReference(t *testing.T) {
 
 // Every prefix of every message fails cleanly, on both paths.
 func TestTruncatedNeverPanics(t *testing.T) {
+	t.Parallel()
 	d, _ := newTestDecoder(map[uint32]string{1: tradeV1ish, 2: quoteOriginal, 3: referenceOld})
 	ctx := context.Background()
 	var msgs [][]byte
@@ -228,6 +235,7 @@ func TestTruncatedNeverPanics(t *testing.T) {
 // Corrupting any byte never panics; whatever still decodes re-encodes to
 // something that decodes the same.
 func TestCorruptionNeverPanics(t *testing.T) {
+	t.Parallel()
 	d, _ := newTestDecoder(nil)
 	ctx := context.Background()
 	tr := fullTrade()
@@ -253,6 +261,7 @@ func TestCorruptionNeverPanics(t *testing.T) {
 }
 
 func TestReason(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		err  error
 		want string
@@ -275,6 +284,7 @@ func TestReason(t *testing.T) {
 
 // Decoding does not validate; the caller does, and Reason covers both.
 func TestDecodeThenValidate(t *testing.T) {
+	t.Parallel()
 	d, _ := newTestDecoder(nil)
 	tr := fullTrade()
 	if err := tr.Validate(); err != nil {

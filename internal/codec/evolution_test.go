@@ -109,6 +109,7 @@ func writeWith(t *testing.T, id uint32, schema string, v any) []byte {
 }
 
 func TestEvolutionOlderTradeSchema(t *testing.T) {
+	t.Parallel()
 	d, _ := newTestDecoder(map[uint32]string{1: tradeV1ish})
 	want := minimalTrade()
 	want.Side = marketdata.Buy
@@ -149,6 +150,7 @@ func TestEvolutionOlderTradeSchema(t *testing.T) {
 }
 
 func TestEvolutionOriginalQuoteSchema(t *testing.T) {
+	t.Parallel()
 	d, _ := newTestDecoder(map[uint32]string{2: quoteOriginal})
 	want := fullQuote()
 	msg := writeWith(t, 2, quoteOriginal, toHQuote(want))
@@ -160,6 +162,7 @@ func TestEvolutionOriginalQuoteSchema(t *testing.T) {
 }
 
 func TestEvolutionOlderReferenceSchema(t *testing.T) {
+	t.Parallel()
 	d, _ := newTestDecoder(map[uint32]string{3: referenceOld})
 	ref := fullReference()
 	msg := writeWith(t, 3, referenceOld, referenceOldRecord{
@@ -179,6 +182,7 @@ func TestEvolutionOlderReferenceSchema(t *testing.T) {
 // A newer producer adding an optional field still reads (the extra field
 // is skipped), as does a writer with a wider decimal precision.
 func TestEvolutionNewerTradeSchema(t *testing.T) {
+	t.Parallel()
 	newer := strings.Replace(Trade.Text, `"fields": [`, `"fields": [
     {"name": "venue", "type": ["null", "string"], "default": null},`, 1)
 	newer = strings.Replace(newer, `"precision": 18`, `"precision": 38`, 1) // price only
@@ -243,6 +247,7 @@ func flattenNewer(venue *string, a avroTrade) map[string]any {
 // A writer schema that differs from K2's only in docs and layout is the
 // same schema: the fast path.
 func TestEquivalentSchemaTakesFastPath(t *testing.T) {
+	t.Parallel()
 	var v map[string]any
 	if err := json.Unmarshal([]byte(Trade.Text), &v); err != nil {
 		t.Fatal(err)
@@ -279,6 +284,7 @@ func (d *Decoder) planFor(t *testing.T, id uint32, reader *Schema) *plan {
 }
 
 func TestIncompatibleWriterSchemas(t *testing.T) {
+	t.Parallel()
 	edit := func(old, new string) string {
 		s := strings.Replace(Trade.Text, old, new, 1)
 		if s == Trade.Text {
@@ -343,6 +349,7 @@ func TestIncompatibleWriterSchemas(t *testing.T) {
 // A writer with decimal(38,8) is compatible, but a value beyond 64 bits
 // cannot be a K2 decimal.
 func TestWideDecimalOverflow(t *testing.T) {
+	t.Parallel()
 	wide := strings.ReplaceAll(Trade.Text, `"precision": 18`, `"precision": 38`)
 	d, _ := newTestDecoder(map[uint32]string{6: wide})
 	a := toHTrade(fullTrade())
@@ -368,6 +375,7 @@ func TestWideDecimalOverflow(t *testing.T) {
 // wrapped in hamba's {"map": …} from a nullable one; a vendor key that is
 // itself "map" must survive both.
 func TestEvolutionVendorDataShapes(t *testing.T) {
+	t.Parallel()
 	plainMap := strings.Replace(quoteOriginal,
 		`{"name":"vendor_data","type":["null",{"type":"map","values":"string"}],"default":null}`,
 		`{"name":"vendor_data","type":{"type":"map","values":"string"}}`, 1)
@@ -413,6 +421,7 @@ func quoteGeneric(a avroQuote) map[string]any {
 }
 
 func TestResolvedPathErrors(t *testing.T) {
+	t.Parallel()
 	d, _ := newTestDecoder(map[uint32]string{2: quoteOriginal})
 	q := fullQuote()
 	good := writeWith(t, 2, quoteOriginal, toHQuote(q))
@@ -433,6 +442,7 @@ func TestResolvedPathErrors(t *testing.T) {
 // The generic conversion refuses shapes hamba should never produce,
 // rather than inventing values.
 func TestGenericConversionRejectsUnexpectedValues(t *testing.T) {
+	t.Parallel()
 	base := func() map[string]any {
 		return map[string]any{
 			"message_id": "01234567-89ab-cdef-0123-456789abcdef", "trade_id": "B-1", "symbol": "X", "exchange": "B",
@@ -480,7 +490,8 @@ func TestGenericConversionRejectsUnexpectedValues(t *testing.T) {
 }
 
 // A short message claiming a million conditions must not make hamba
-// allocate for a million.
+// allocate for a million. Not parallel: MemStats counts every goroutine's
+// allocations, and serial tests finish before parallel ones start.
 func TestResolvedPathBoundsAllocations(t *testing.T) {
 	d, _ := newTestDecoder(map[uint32]string{1: tradeV1ish})
 	body, err := plainHamba.Marshal(avro.MustParse(tradeV1ish), tradeV1Record{

@@ -178,6 +178,7 @@ func bitsLen(x uint64) int {
 func comparableBytes(m map[string]string) bool { return len(m) <= 1 }
 
 func TestHambaWritesSameTradeBytes(t *testing.T) {
+	t.Parallel()
 	compared := 0
 	for name, tr := range tradeCases() {
 		if hambaDiffers(tr.Price, tr.Quantity) {
@@ -204,6 +205,7 @@ func TestHambaWritesSameTradeBytes(t *testing.T) {
 }
 
 func TestHambaWritesSameQuoteBytes(t *testing.T) {
+	t.Parallel()
 	for name, q := range quoteCases() {
 		if hambaDiffers(q.BidPrice.Decimal, q.BidQuantity.Decimal, q.AskPrice.Decimal, q.AskQuantity.Decimal) {
 			continue
@@ -221,6 +223,7 @@ func TestHambaWritesSameQuoteBytes(t *testing.T) {
 }
 
 func TestHambaWritesSameReferenceBytes(t *testing.T) {
+	t.Parallel()
 	for name, r := range referenceCases() {
 		if !comparableBytes(r.VendorData) {
 			r.VendorData = map[string]string{"gics": "Materials"}
@@ -241,6 +244,7 @@ func TestHambaWritesSameReferenceBytes(t *testing.T) {
 // except where hambaDiffers says why, and always the same value when hamba
 // reads ours.
 func TestDecimalBytesMatchHamba(t *testing.T) {
+	t.Parallel()
 	schema := avro.MustParse(decimalType)
 	rng := rand.New(rand.NewPCG(1, 2))
 	values := append([]marketdata.Decimal{}, edgeDecimals...)
@@ -282,6 +286,7 @@ func TestDecimalBytesMatchHamba(t *testing.T) {
 
 // hamba's generic decoding of our bytes gives K2's values.
 func TestHambaReadsOurTrades(t *testing.T) {
+	t.Parallel()
 	for name, tr := range tradeCases() {
 		t.Run(name, func(t *testing.T) {
 			var m map[string]any
@@ -312,6 +317,7 @@ func TestHambaReadsOurTrades(t *testing.T) {
 }
 
 func TestHambaReadsOurQuotes(t *testing.T) {
+	t.Parallel()
 	for name, q := range quoteCases() {
 		t.Run(name, func(t *testing.T) {
 			var m map[string]any
@@ -338,6 +344,7 @@ func TestHambaReadsOurQuotes(t *testing.T) {
 }
 
 func TestHambaReadsOurReferenceData(t *testing.T) {
+	t.Parallel()
 	for name, r := range referenceCases() {
 		t.Run(name, func(t *testing.T) {
 			var got avroReference
@@ -391,6 +398,7 @@ func hambaVendor(m map[string]string) any {
 
 // Our decoder reads what hamba writes, in both of hamba's block layouts.
 func TestDecoderReadsHambaBytes(t *testing.T) {
+	t.Parallel()
 	d, _ := newTestDecoder(nil)
 	ctx := context.Background()
 	for cfgName, cfg := range map[string]avro.API{"default": avro.DefaultConfig, "plain": plainHamba} {
@@ -438,6 +446,7 @@ func TestDecoderReadsHambaBytes(t *testing.T) {
 
 // Fixed-width writers pad decimals with sign bytes; those still read.
 func TestDecimalPaddedToSixteenBytes(t *testing.T) {
+	t.Parallel()
 	for _, d := range edgeDecimals {
 		ext := byte(0)
 		if d < 0 {

@@ -11,6 +11,7 @@ import (
 )
 
 func TestTradeRoundTrip(t *testing.T) {
+	t.Parallel()
 	d, _ := newTestDecoder(nil)
 	for name, tr := range tradeCases() {
 		t.Run(name, func(t *testing.T) {
@@ -28,6 +29,7 @@ func TestTradeRoundTrip(t *testing.T) {
 }
 
 func TestQuoteRoundTrip(t *testing.T) {
+	t.Parallel()
 	d, _ := newTestDecoder(nil)
 	for name, q := range quoteCases() {
 		t.Run(name, func(t *testing.T) {
@@ -45,6 +47,7 @@ func TestQuoteRoundTrip(t *testing.T) {
 }
 
 func TestReferenceRoundTrip(t *testing.T) {
+	t.Parallel()
 	d, _ := newTestDecoder(nil)
 	for name, r := range referenceCases() {
 		t.Run(name, func(t *testing.T) {
@@ -62,6 +65,7 @@ func TestReferenceRoundTrip(t *testing.T) {
 }
 
 func TestHeader(t *testing.T) {
+	t.Parallel()
 	tr := fullTrade()
 	for _, id := range []uint32{0, 1, 255, 256, 1<<24 + 5, 1<<32 - 1} {
 		msg := must(AppendTrade(nil, id, &tr))
@@ -77,6 +81,7 @@ func TestHeader(t *testing.T) {
 
 // Append* must append, leaving what the buffer held alone.
 func TestAppendKeepsPrefix(t *testing.T) {
+	t.Parallel()
 	tr, q, r := fullTrade(), fullQuote(), fullReference()
 	prefix := []byte("prefix")
 	for name, msg := range map[string][]byte{
@@ -92,6 +97,7 @@ func TestAppendKeepsPrefix(t *testing.T) {
 
 // Go's map order is random; the encoding must not be.
 func TestVendorDataDeterministic(t *testing.T) {
+	t.Parallel()
 	tr := tradeCases()["many conditions and vendor keys"]
 	first := must(AppendTrade(nil, 1, &tr))
 	for range 20 {
@@ -101,6 +107,8 @@ func TestVendorDataDeterministic(t *testing.T) {
 	}
 }
 
+// Not parallel: AllocsPerRun counts every goroutine's allocations, and
+// serial tests finish before parallel ones start.
 func TestAppendTradeDoesNotAllocate(t *testing.T) {
 	tr := fullTrade()
 	buf := make([]byte, 0, 1024)
@@ -116,6 +124,7 @@ func TestAppendTradeDoesNotAllocate(t *testing.T) {
 // An enum value outside the schema is an error naming the field, never a
 // panic or another symbol, and leaves the buffer as it was.
 func TestAppendInvalidEnumIsAnError(t *testing.T) {
+	t.Parallel()
 	prefix := []byte("kept")
 	tests := map[string]struct {
 		encode func() ([]byte, error)
@@ -142,6 +151,7 @@ func TestAppendInvalidEnumIsAnError(t *testing.T) {
 
 // A hand-checked encoding, so the tests do not only agree with themselves.
 func TestTradeGoldenBytes(t *testing.T) {
+	t.Parallel()
 	tr := marketdata.Trade{
 		MessageID:          [16]byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef},
 		TradeID:            "B-1",
@@ -182,6 +192,7 @@ func TestTradeGoldenBytes(t *testing.T) {
 // Longs round-trip at every length, both when ten bytes are left (the
 // unrolled loop) and at the very end of the body (the checked loop).
 func TestLongRoundTrip(t *testing.T) {
+	t.Parallel()
 	values := []int64{0, 1, -1, 63, -64, 64, -65, math.MaxInt32, math.MinInt32, math.MaxInt64, math.MinInt64}
 	for i := range 63 {
 		values = append(values, int64(1)<<i, -(int64(1) << i), int64(1)<<i-1)

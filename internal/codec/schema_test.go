@@ -77,6 +77,7 @@ var wantFields = map[string][]wantField{
 }
 
 func TestSchemasMatchReference(t *testing.T) {
+	t.Parallel()
 	for _, s := range allSchemas {
 		t.Run(s.Name, func(t *testing.T) {
 			// Standalone: a fresh cache, and hamba's plain Parse too.
@@ -116,6 +117,7 @@ func TestSchemasMatchReference(t *testing.T) {
 
 // The texts are what gets registered: they must be plain JSON objects.
 func TestSchemaTextsAreJSON(t *testing.T) {
+	t.Parallel()
 	for _, s := range allSchemas {
 		var v map[string]any
 		if err := json.Unmarshal([]byte(s.Text), &v); err != nil {
@@ -125,6 +127,7 @@ func TestSchemaTextsAreJSON(t *testing.T) {
 }
 
 func TestSubject(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		asset marketdata.AssetClass
 		data  string
@@ -144,6 +147,7 @@ func TestSubject(t *testing.T) {
 
 // The encoder's enum tables must follow the schemas' symbol order.
 func TestEnumOrderMatchesSchemas(t *testing.T) {
+	t.Parallel()
 	for _, s := range allSchemas {
 		for _, f := range s.Avro.(*avro.RecordSchema).Fields() {
 			e, ok := deref(f.Type()).(*avro.EnumSchema)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestParseDecimalExact(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		in    string
 		units int64
@@ -40,6 +41,7 @@ func TestParseDecimalExact(t *testing.T) {
 }
 
 func TestParseDecimalRejects(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		"":                    "empty",
 		"-1.5":                "negative",
@@ -67,6 +69,7 @@ func TestParseDecimalRejects(t *testing.T) {
 }
 
 func TestDecimalJSONRoundTrip(t *testing.T) {
+	t.Parallel()
 	var v struct {
 		P Decimal     `json:"p"`
 		Q NullDecimal `json:"q"`
@@ -83,6 +86,7 @@ func TestDecimalJSONRoundTrip(t *testing.T) {
 }
 
 func TestRoundRatHalfUp(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		"1/3":          "0.33333333",
 		"2/3":          "0.66666667",
@@ -101,6 +105,7 @@ func TestRoundRatHalfUp(t *testing.T) {
 }
 
 func TestDecimalFromScaled(t *testing.T) {
+	t.Parallel()
 	d, err := DecimalFromScaled(big.NewInt(3687000), 5)
 	if err != nil || d.String() != "36.87" {
 		t.Fatalf("got %s, %v", d, err)
@@ -115,6 +120,7 @@ func TestDecimalFromScaled(t *testing.T) {
 }
 
 func TestWideDecimal(t *testing.T) {
+	t.Parallel()
 	big20, _ := new(big.Int).SetString("123456789012345678901234", 10) // beyond decimal(18,8)
 	cases := map[string]WideDecimal{
 		"0":                         WideDecimal{},

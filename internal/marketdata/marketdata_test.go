@@ -8,6 +8,7 @@ import (
 )
 
 func TestTimestampFormatKeepsMicroseconds(t *testing.T) {
+	t.Parallel()
 	ts := Timestamp(1394406000123000) // 2014-03-09T23:00:00.123Z
 	if got := ts.String(); got != "2014-03-09T23:00:00.123000Z" {
 		t.Fatalf("String() = %s", got)
@@ -20,6 +21,7 @@ func TestTimestampFormatKeepsMicroseconds(t *testing.T) {
 }
 
 func TestSydneyLocalTimeToUTC(t *testing.T) {
+	t.Parallel()
 	asx, err := LookupExchange("asx")
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +42,7 @@ func TestSydneyLocalTimeToUTC(t *testing.T) {
 }
 
 func TestParseInstant(t *testing.T) {
+	t.Parallel()
 	asx, _ := LookupExchange("ASX")
 	cases := map[string]string{
 		"2014-03-10":                       "2014-03-09T13:00:00.000000Z",
@@ -59,6 +62,7 @@ func TestParseInstant(t *testing.T) {
 }
 
 func TestEpochUnitDetection(t *testing.T) {
+	t.Parallel()
 	ms, err := EpochToTimestamp(1723161240123)
 	if err != nil || ms != 1723161240123000 {
 		t.Fatalf("ms: %d %v", ms, err)
@@ -73,6 +77,7 @@ func TestEpochUnitDetection(t *testing.T) {
 }
 
 func TestAssetsSplit(t *testing.T) {
+	t.Parallel()
 	cases := map[string][2]string{
 		"BTCUSDT":  {"BTC", "USDT"},
 		"ethbtc":   {"ETH", "BTC"},
@@ -106,6 +111,7 @@ func validTrade() Trade {
 }
 
 func TestTradeValidation(t *testing.T) {
+	t.Parallel()
 	tr := validTrade()
 	if err := tr.Validate(); err != nil {
 		t.Fatal(err)
@@ -134,6 +140,7 @@ func TestTradeValidation(t *testing.T) {
 }
 
 func TestQuoteEmptySideIsNull(t *testing.T) {
+	t.Parallel()
 	q := Quote{
 		MessageID: MessageID("quote", "BHP", "ASX-BHP-1"), QuoteID: "ASX-BHP-1", Symbol: "BHP", Exchange: "ASX", AssetClass: Equities,
 		Timestamp: 1394406000000000, Currency: "AUD",
@@ -154,6 +161,7 @@ func TestQuoteEmptySideIsNull(t *testing.T) {
 }
 
 func TestMessageIDIsStable(t *testing.T) {
+	t.Parallel()
 	a, b := MessageID("trade", "BTCUSDT", "BINANCE-1"), MessageID("trade", "BTCUSDT", "BINANCE-1")
 	if a != b || a == MessageID("quote", "BTCUSDT", "BINANCE-1") || a == MessageID("trade", "ETHUSDT", "BINANCE-1") {
 		t.Fatalf("ids not stable per kind: %s %s", a, b)

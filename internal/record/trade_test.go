@@ -27,6 +27,7 @@ func BenchmarkEncodeTrades(b *testing.B) {
 // The hand-written trade encoder must produce what the generic column
 // encoders do.
 func TestEncodeTradesMatchesGeneric(t *testing.T) {
+	t.Parallel()
 	rows := synth.New(synth.Config{Seed: 3, Rate: 20}).Trades(nil, 5000)
 	rows[7].TradeConditions = []string{"25", "X"}
 	rows[8].VendorData = map[string]string{"b": "2", "a": "1"}

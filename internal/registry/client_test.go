@@ -13,6 +13,7 @@ import (
 )
 
 func TestClientSchemaByIDIsCached(t *testing.T) {
+	t.Parallel()
 	reg, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +74,7 @@ func TestClientSchemaByIDIsCached(t *testing.T) {
 }
 
 func TestClientErrorsNameRegistryAndSubject(t *testing.T) {
+	t.Parallel()
 	if _, err := NewClient(" "); err == nil {
 		t.Fatal("NewClient accepted no URL")
 	}
@@ -104,6 +106,7 @@ func TestClientErrorsNameRegistryAndSubject(t *testing.T) {
 // A producer registering its schema waits out a registry that is
 // restarting, and gives up once the retry time is spent.
 func TestRegisterWaitsOutAnUnavailableRegistry(t *testing.T) {
+	t.Parallel()
 	e := start(t, t.TempDir())
 	var calls atomic.Int32
 	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -49,6 +49,7 @@ func TestCrashChild(t *testing.T) {
 }
 
 func TestKill9(t *testing.T) {
+	t.Parallel()
 	if os.Getenv(crashDirEnv) != "" {
 		t.Skip("in the child")
 	}

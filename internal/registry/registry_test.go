@@ -160,6 +160,7 @@ func wantJSON(t *testing.T, got any, want string) {
 }
 
 func TestRegisterIsIdempotentAndIDsAreShared(t *testing.T) {
+	t.Parallel()
 	e := start(t, t.TempDir())
 	ctx := context.Background()
 
@@ -230,6 +231,7 @@ func TestRegisterIsIdempotentAndIDsAreShared(t *testing.T) {
 }
 
 func TestVersionsLatestAndShapes(t *testing.T) {
+	t.Parallel()
 	e := start(t, t.TempDir())
 	ctx := context.Background()
 	id1 := e.register(t, "trades-value", tradeV1)
@@ -320,6 +322,7 @@ func mustJSON(s string) string {
 }
 
 func TestLookupAndSchemasByID(t *testing.T) {
+	t.Parallel()
 	e := start(t, t.TempDir())
 	ctx := context.Background()
 	e.register(t, "trades-value", tradeV1)
@@ -366,6 +369,7 @@ func TestLookupAndSchemasByID(t *testing.T) {
 }
 
 func TestInvalidInput(t *testing.T) {
+	t.Parallel()
 	e := start(t, t.TempDir())
 	ctx := context.Background()
 	for name, text := range map[string]string{
@@ -412,6 +416,7 @@ func TestInvalidInput(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
+	t.Parallel()
 	e := start(t, t.TempDir())
 	ctx := context.Background()
 
@@ -474,6 +479,7 @@ func TestConfig(t *testing.T) {
 }
 
 func TestBackwardCompatibility(t *testing.T) {
+	t.Parallel()
 	e := start(t, t.TempDir())
 	ctx := context.Background()
 	e.register(t, "trades-value", tradeV1)
@@ -535,6 +541,7 @@ func TestBackwardCompatibility(t *testing.T) {
 }
 
 func TestPromotionAndDefaultsAreDistinct(t *testing.T) {
+	t.Parallel()
 	e := start(t, t.TempDir())
 	intV := `{"type":"record","name":"N","fields":[{"name":"n","type":"int"}]}`
 	longV := `{"type":"record","name":"N","fields":[{"name":"n","type":"long"}]}`
@@ -562,6 +569,7 @@ func TestPromotionAndDefaultsAreDistinct(t *testing.T) {
 }
 
 func TestTransitiveAndFull(t *testing.T) {
+	t.Parallel()
 	e := start(t, t.TempDir())
 	ctx := context.Background()
 	v1 := `{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}`
@@ -607,6 +615,7 @@ func TestTransitiveAndFull(t *testing.T) {
 }
 
 func TestCompatibilityEndpoint(t *testing.T) {
+	t.Parallel()
 	e := start(t, t.TempDir())
 	ctx := context.Background()
 	e.register(t, "trades-value", tradeV1)
@@ -646,6 +655,7 @@ func TestCompatibilityEndpoint(t *testing.T) {
 }
 
 func TestSubjectNamesNeedingEscapes(t *testing.T) {
+	t.Parallel()
 	e := start(t, t.TempDir())
 	ctx := context.Background()
 	subject := "market/crypto trades?value"

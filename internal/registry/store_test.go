@@ -16,6 +16,7 @@ import (
 )
 
 func TestRestartKeepsIDsVersionsAndConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ctx := context.Background()
 	e := start(t, dir)
@@ -80,6 +81,7 @@ func TestRestartKeepsIDsVersionsAndConfig(t *testing.T) {
 }
 
 func TestTornLastLineIsDropped(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	e := start(t, dir)
 	e.register(t, "trades-value", tradeV1)
@@ -125,6 +127,7 @@ func TestTornLastLineIsDropped(t *testing.T) {
 }
 
 func TestCorruptionFailsOpen(t *testing.T) {
+	t.Parallel()
 	seed := t.TempDir()
 	e := start(t, seed)
 	e.register(t, "trades-value", tradeV1)
@@ -188,6 +191,7 @@ func TestCorruptionFailsOpen(t *testing.T) {
 }
 
 func TestOneRegistryPerDirectory(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	r, err := Open(dir)
 	if err != nil {
@@ -210,6 +214,7 @@ func TestOneRegistryPerDirectory(t *testing.T) {
 }
 
 func TestClosedRegistryRefusesWrites(t *testing.T) {
+	t.Parallel()
 	e := start(t, t.TempDir())
 	e.register(t, "trades-value", tradeV1)
 	if err := e.reg.Close(); err != nil {
@@ -226,6 +231,7 @@ func TestClosedRegistryRefusesWrites(t *testing.T) {
 }
 
 func TestOpenOptions(t *testing.T) {
+	t.Parallel()
 	if _, err := Open(t.TempDir(), WithDefaultCompatibility("SIDEWAYS")); err == nil {
 		t.Fatal("accepted an unknown default level")
 	}
@@ -261,6 +267,7 @@ func evolving(n int) []string {
 }
 
 func TestConcurrentRegistration(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	e := start(t, dir)
 	ctx := context.Background()
@@ -349,6 +356,7 @@ func TestConcurrentRegistration(t *testing.T) {
 }
 
 func TestFailedAppendIsNotAcknowledged(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	e := start(t, dir)
 	e.register(t, "trades-value", tradeV1)

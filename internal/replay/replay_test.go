@@ -24,19 +24,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/k2-market-data/k2/internal/testutil"
 )
 
-// dataDir holds the real recordings (see its README.md).
-var dataDir = filepath.Join("..", "..", "..", "shared", "data")
-
-func dataFile(t testing.TB, rel string) string {
-	t.Helper()
-	if _, err := os.Stat(dataDir); err != nil {
-		t.Skipf("real market data not found at %s (%v): skipping", dataDir, err)
-	}
-	return filepath.Join(dataDir, rel)
-}
-
+// The real recordings, under the shared data directory (see its README.md).
 const (
 	btcDay1 = "binance/ws/spot_btcusdt_20240808.gz"
 	btcDay2 = "binance/ws/spot_btcusdt_20240809.gz"
@@ -55,7 +47,7 @@ func load(t testing.TB, rels ...string) *Capture {
 	t.Helper()
 	var paths []string
 	for _, r := range rels {
-		paths = append(paths, dataFile(t, r))
+		paths = append(paths, testutil.Data(t, r))
 	}
 	key := strings.Join(paths, "|")
 	if c, ok := loaded.Load(key); ok {
@@ -71,7 +63,9 @@ func load(t testing.TB, rels ...string) *Capture {
 
 // noLeaks fails the test if goroutines started during it outlive it. Call
 // it first: cleanups run last-registered first, so it checks after the
-// server and connections are closed.
+// server and connections are closed. It counts the whole process's
+// goroutines, so the tests that call it (through serve) are not parallel:
+// go test starts parallel tests only once the serial ones have finished.
 func noLeaks(t *testing.T) {
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() {
@@ -174,6 +168,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestLoadBinance(t *testing.T) {
+	t.Parallel()
 	c := load(t, btcDay1, btcDay2)
 	if c.Exchange != Binance || c.Skipped != 1 {
 		t.Fatalf("exchange %s, skipped %d; want BINANCE, 1 (the REST snapshot)", c.Exchange, c.Skipped)
@@ -225,6 +220,7 @@ func TestLoadBinance(t *testing.T) {
 }
 
 func TestLoadKraken(t *testing.T) {
+	t.Parallel()
 	c := load(t, krFile)
 	if c.Exchange != Kraken || len(c.Frames) != 561 {
 		t.Fatalf("%s, %d frames; want KRAKEN, 561", c.Exchange, len(c.Frames))
@@ -268,6 +264,7 @@ func krakenIDs(t *testing.T, b []byte) []int64 {
 }
 
 func TestLoadAggTradeAndFormats(t *testing.T) {
+	t.Parallel()
 	c := load(t, aggFile)
 	if len(c.Frames) != 13 || c.Exchange != Binance {
 		t.Fatalf("%d frames of %s", len(c.Frames), c.Exchange)
@@ -307,7 +304,7 @@ func TestLoadAggTradeAndFormats(t *testing.T) {
 	}
 
 	// gzip is told by its magic bytes, not the name.
-	lines, err := os.ReadFile(dataFile(t, krFile))
+	lines, err := os.ReadFile(testutil.Data(t, krFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +312,7 @@ func TestLoadAggTradeAndFormats(t *testing.T) {
 	if k, err := Load(write("kraken.jsonl", gz(first3))); err != nil || len(k.Frames) != 3 || k.Exchange != Kraken {
 		t.Fatalf("gzip without .gz: %v", err)
 	}
-	agg, _ := os.ReadFile(dataFile(t, aggFile))
+	agg, _ := os.ReadFile(testutil.Data(t, aggFile))
 	if a, err := Load(write("plain.gz", agg)); err != nil || len(a.Frames) != 13 {
 		t.Fatalf("plain text named .gz: %v", err)
 	}
@@ -328,7 +325,7 @@ func TestLoadAggTradeAndFormats(t *testing.T) {
 		{"garbled line", []string{write("bad.txt", []byte(string(agg[:bytes.IndexByte(agg, '\n')+1])+"\n1633998534.481201: {\"stream\":\"x@trade\",\"data\":{\n"))}, "bad.txt:3:"},
 		{"bad time", []string{write("badtime.txt", []byte("12:34:56 {}\n"))}, "badtime.txt:1:"},
 		{"not json", []string{write("text.txt", []byte("hello\n"))}, "text.txt:1:"},
-		{"mixed files", []string{dataFile(t, aggFile), write("k.jsonl", first3)}, "k.jsonl:1: a kraken frame in a binance capture"},
+		{"mixed files", []string{testutil.Data(t, aggFile), write("k.jsonl", first3)}, "k.jsonl:1: a kraken frame in a binance capture"},
 		{"mixed lines", []string{write("mixed.txt", append(append([]byte{}, first3...), agg...))}, "mixed.txt:4: a binance frame in a kraken capture"},
 		{"empty", []string{write("empty.txt", nil)}, "no frames"},
 		{"only a snapshot", []string{write("snap.txt", []byte(`1723161254206652067 {"lastUpdateId":1,"bids":[],"asks":[]}`))}, "no frames"},
@@ -343,6 +340,7 @@ func TestLoadAggTradeAndFormats(t *testing.T) {
 }
 
 func TestParseSpeed(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]float64{"max": 0, "MAX": 0, "0": 0, "0x": 0, "10x": 10, "10": 10, "0.5x": 0.5, "1x": 1, " 2X ": 2} {
 		if got, err := ParseSpeed(in); err != nil || got != want {
 			t.Errorf("ParseSpeed(%q) = %v, %v; want %v", in, got, err, want)
@@ -482,7 +480,7 @@ func get(t *testing.T, client *http.Client, url string) (int, []byte) {
 func TestDisconnectAtAndBackfill(t *testing.T) {
 	c := load(t, btcDay1, btcDay2)
 	csvRows := map[string]string{}
-	f, err := os.Open(dataFile(t, csvFile))
+	f, err := os.Open(testutil.Data(t, csvFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -677,7 +675,7 @@ func TestSpeedPacing(t *testing.T) {
 
 // At Speed > 0 a client that falls behind is dropped, not waited for.
 func TestSlowClientDropped(t *testing.T) {
-	c := load(t, btcDay1, ethDay1) // loaded by TestLoadBinance already
+	c := load(t, btcDay1, ethDay1) // TestLoadBinance, parallel so run later, reuses this load
 	s, base := serve(t, c, Options{Speed: 1e9, ClientBuffer: 1})
 	ctx := testCtx(t, 30*time.Second)
 	dial(t, ctx, base+"/stream?streams=btcusdt@trade/btcusdt@bookTicker/btcusdt@depth@100ms") // never reads
@@ -829,7 +827,20 @@ func TestKraken(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatalf("Serve after Close: %v", err)
 	}
-	if _, _, err := ws.Read(ctx); err == nil {
-		t.Fatal("connection open after Close")
+	// Heartbeats sent while the test was busy with ws2 may still be
+	// unread; after them the connection must end, soon.
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		_, b, err := ws.Read(rctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Fatal("connection open 5s after Close")
+		}
+		if err != nil {
+			break
+		}
+		if string(b) != `{"channel":"heartbeat"}` {
+			t.Fatalf("after Close: %s", b)
+		}
 	}
 }

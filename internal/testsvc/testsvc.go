@@ -55,7 +55,7 @@ const (
 	EnvS3Region        = "K2_TEST_S3_REGION"
 	EnvPython          = "K2_TEST_PYTHON"
 	EnvKafkaBrokers    = "K2_TEST_KAFKA_BROKERS"
-	EnvRequireServices = "K2_TEST_REQUIRE_SERVICES"
+	EnvRequireServices = testutil.EnvRequireServices
 )
 
 const startHint = "run `make test` (scripts/test.sh), or `scripts/test-services.sh start` and " +

@@ -1,11 +1,21 @@
-// Package testutil finds the shared real-market data that tests read and
-// skips a test clearly when it is absent.
+// Package testutil finds the shared real-market data that tests read. When
+// the data is absent a test skips with a clear message, or fails where the
+// environment requires the data (make test and CI): see Data.
 package testutil
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+)
+
+// Environment variables that turn absent data from a skip into a failure.
+// scripts/test.sh (make test, CI) sets EnvRequireServices; EnvRequireData
+// asks for the data alone, e.g. in a `go test ./...` without services.
+const (
+	EnvRequireData     = "K2_TEST_REQUIRE_DATA"
+	EnvRequireServices = "K2_TEST_REQUIRE_SERVICES"
 )
 
 // RepoRoot returns the directory holding go.mod.
@@ -37,13 +47,31 @@ func DataDir(t testing.TB) string {
 	return filepath.Join(RepoRoot(t), "..", "shared", "data")
 }
 
+// dataRequired names the variable that makes absent data a failure, or
+// returns "" when a test should skip: the one place that decides, so that
+// a suite meant to run everything never passes by skipping silently.
+func dataRequired() string {
+	for _, name := range []string{EnvRequireData, EnvRequireServices} {
+		if os.Getenv(name) == "1" {
+			return name
+		}
+	}
+	return ""
+}
+
 // Data returns the path of a file or directory under the shared data
-// directory, skipping the test with a clear message when it is absent.
+// directory. When it is absent the test is skipped with a message saying
+// how to provide it, or fails with that message when K2_TEST_REQUIRE_DATA=1
+// or K2_TEST_REQUIRE_SERVICES=1.
 func Data(t testing.TB, rel ...string) string {
 	t.Helper()
 	p := filepath.Join(append([]string{DataDir(t)}, rel...)...)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("real market data %s is absent (set K2_SHARED_DATA or place ../shared/data beside the repository): %v", p, err)
+		msg := fmt.Sprintf("real market data %s is absent (set K2_SHARED_DATA or place ../shared/data beside the repository): %v", p, err)
+		if name := dataRequired(); name != "" {
+			t.Fatalf("%s (%s=1)", msg, name)
+		}
+		t.Skip(msg)
 	}
 	return p
 }

@@ -57,6 +57,7 @@ func companies(t *testing.T) map[string]marketdata.ReferenceData {
 }
 
 func TestReadCompaniesRealFile(t *testing.T) {
+	t.Parallel()
 	m := companies(t)
 	if len(m) != 4 {
 		t.Fatalf("%d companies, want 4", len(m))
@@ -81,6 +82,7 @@ func TestReadCompaniesRealFile(t *testing.T) {
 }
 
 func TestReadCompaniesErrors(t *testing.T) {
+	t.Parallel()
 	const header = "company_id,symbol,company_name,ISIN,start_date,end_date\r\n"
 	cases := map[string]struct{ in, want string }{
 		"bad header":   {"id,symbol,name,isin,start,end\r\n", "line 1: header"},
@@ -99,6 +101,7 @@ func TestReadCompaniesErrors(t *testing.T) {
 }
 
 func TestTradesRealFile(t *testing.T) {
+	t.Parallel()
 	company := companies(t)["7078"]
 	p := NewTradeParser(company, ingested)
 	perDate := map[string]int{}
@@ -144,6 +147,7 @@ func TestTradesRealFile(t *testing.T) {
 }
 
 func TestSmallCompaniesRealFiles(t *testing.T) {
+	t.Parallel()
 	m := companies(t)
 	for _, c := range []struct {
 		id             string
@@ -167,6 +171,7 @@ func TestSmallCompaniesRealFiles(t *testing.T) {
 }
 
 func TestQuotesRealFile(t *testing.T) {
+	t.Parallel()
 	p := NewQuoteParser(companies(t)["7078"], ingested)
 	var first marketdata.Quote
 	ids := map[string]bool{}
@@ -210,6 +215,7 @@ func TestQuotesRealFile(t *testing.T) {
 }
 
 func TestTradeParse(t *testing.T) {
+	t.Parallel()
 	p := NewTradeParser(bhp, ingested)
 	tr, err := p.Parse("03/10/2014,10:00:00.5,36.5,100,,,\r")
 	if err != nil {
@@ -236,6 +242,7 @@ func TestTradeParse(t *testing.T) {
 }
 
 func TestTradeParseErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ line, reason, text string }{
 		{"03/10/2014,10:00:00.000,36.5", "parse", "5 to 7 fields expected, got 3"},
 		{"03/10/2014,10:00:00.000,36.5,100,0,X,1,extra", "parse", "5 to 7 fields expected, got 8"},
@@ -272,6 +279,7 @@ func TestTradeParseErrors(t *testing.T) {
 }
 
 func TestQuoteParse(t *testing.T) {
+	t.Parallel()
 	p := NewQuoteParser(bhp, ingested)
 	q, err := p.Parse("03/10/2014,10:00:00.000,0,37.73,0,600\r")
 	if err != nil || q.BidPrice.Valid || q.BidQuantity.Valid || q.AskPrice.String() != "37.73" || q.AskQuantity.String() != "600" {

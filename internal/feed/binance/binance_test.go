@@ -79,6 +79,7 @@ func readCapture(t *testing.T, files ...string) capture {
 }
 
 func TestCaptureBTC(t *testing.T) {
+	t.Parallel()
 	c := readCapture(t, "spot_btcusdt_20240808.gz", "spot_btcusdt_20240809.gz")
 	if len(c.trades) != 19904 || c.quotes != 73174 {
 		t.Fatalf("%d trades, %d quotes; want 19904, 73174", len(c.trades), c.quotes)
@@ -110,6 +111,7 @@ func TestCaptureBTC(t *testing.T) {
 func sameTrade(a, b marketdata.Trade) bool { return reflect.DeepEqual(a, b) }
 
 func TestCaptureETH(t *testing.T) {
+	t.Parallel()
 	c := readCapture(t, "spot_ethusdt_20240808.gz")
 	if len(c.trades) != 6106 || c.quotes != 24077 {
 		t.Fatalf("%d trades, %d quotes; want 6106, 24077", len(c.trades), c.quotes)
@@ -124,6 +126,7 @@ func TestCaptureETH(t *testing.T) {
 // The vision file holds the capture's trades in the public-data layout: both
 // paths must give the same records apart from ingestion time and vendor data.
 func TestVisionMatchesCapture(t *testing.T) {
+	t.Parallel()
 	path := testutil.Data(t, "binance", "vision", "BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.from-ws.csv")
 	c := readCapture(t, "spot_btcusdt_20240808.gz", "spot_btcusdt_20240809.gz")
 	seen := 0
@@ -149,6 +152,7 @@ func TestVisionMatchesCapture(t *testing.T) {
 }
 
 func TestVisionMicroseconds(t *testing.T) {
+	t.Parallel()
 	path := testutil.Data(t, "binance", "vision", "BTCUSDT-trades-2025-01-01.first210.csv")
 	n := 0
 	forLines(t, path, func(i int, line []byte) {
@@ -172,6 +176,7 @@ func TestVisionMicroseconds(t *testing.T) {
 }
 
 func TestVisionLine(t *testing.T) {
+	t.Parallel()
 	tr, err := ParseVisionLine("7,1.5,2,3,1723161255342,false,False\r", "btcusdt", assets, received)
 	if err != nil || tr.Side != marketdata.Buy || tr.Symbol != "BTCUSDT" || tr.Timestamp != 1723161255342000 ||
 		tr.VendorData["is_buyer_maker"] != "false" || tr.VendorData["is_best_match"] != "false" || tr.IngestionTimestamp != received {
@@ -205,6 +210,7 @@ func checkErr(t *testing.T, in string, err error, reason, text string) {
 const tradeFrame = `{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}}`
 
 func TestFrameShapes(t *testing.T) {
+	t.Parallel()
 	bare := `{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}`
 	spaced := `{ "stream" : "btcusdt@trade", "data" : ` + bare + ` }`
 	reordered := `{"data":` + bare + `,"stream":"btcusdt@trade"}`
@@ -221,6 +227,7 @@ func TestFrameShapes(t *testing.T) {
 }
 
 func TestFrameKinds(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		frame           string
 		trades, quotes  int
@@ -246,6 +253,7 @@ func TestFrameKinds(t *testing.T) {
 }
 
 func TestAggTradeFramesSkipped(t *testing.T) {
+	t.Parallel()
 	n := 0
 	forLines(t, testutil.Data(t, "binance", "ws", "aggtrade_frames.txt"), func(i int, line []byte) {
 		_, frame, ok := strings.Cut(string(line), ": ")
@@ -264,6 +272,7 @@ func TestAggTradeFramesSkipped(t *testing.T) {
 }
 
 func TestOldTradeOrderIDs(t *testing.T) {
+	t.Parallel()
 	ev, err := ParseFrame([]byte(`{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","b":88,"a":50,"T":1672515782136,"m":false}`), received, assets)
 	if err != nil {
 		t.Fatal(err)
@@ -276,6 +285,7 @@ func TestOldTradeOrderIDs(t *testing.T) {
 }
 
 func TestBookTicker(t *testing.T) {
+	t.Parallel()
 	ev, err := ParseFrame([]byte(`{"stream":"btcusdt@bookTicker","data":{"u":50093239212,"s":"BTCUSDT","b":"61837.63000000","B":"3.78826000","a":"0.00000000","A":"0.00000000"}}`), received, assets)
 	if err != nil || len(ev.Quotes) != 1 {
 		t.Fatal(ev, err)
@@ -300,6 +310,7 @@ func TestBookTicker(t *testing.T) {
 }
 
 func TestFrameErrors(t *testing.T) {
+	t.Parallel()
 	trade := func(fields string) string {
 		return `{"stream":"btcusdt@trade","data":{"e":"trade",` + fields + `}}`
 	}
@@ -352,6 +363,7 @@ func TestFrameErrors(t *testing.T) {
 }
 
 func TestCaptureLine(t *testing.T) {
+	t.Parallel()
 	ev, err := ParseCaptureLine([]byte("1723161254087896568 "+tradeFrame+"\r\n"), assets)
 	if err != nil || len(ev.Trades) != 1 || ev.Trades[0].IngestionTimestamp != 1723161254087896 {
 		t.Fatal(ev, err)
@@ -397,6 +409,7 @@ func BenchmarkParseFrameBookTicker(b *testing.B) {
 }
 
 func TestParseHistoricalTradesMatchesTheStream(t *testing.T) {
+	t.Parallel()
 	assets := marketdata.DefaultAssets
 	body := []byte(`[{"id":3735683259,"price":"61837.63000000","qty":"0.00020000","quoteQty":"12.36752600","time":1723161255342,"isBuyerMaker":true,"isBestMatch":true}]`)
 	const ingested = marketdata.Timestamp(1723161256000000)

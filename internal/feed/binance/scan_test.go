@@ -38,6 +38,7 @@ func normalize(ev event) event {
 // Every trade and bookTicker frame of the real captures takes the fast
 // path and reads exactly as encoding/json reads it.
 func TestScanEventAgreesOnTheCaptures(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"spot_btcusdt_20240808.gz", "spot_btcusdt_20240809.gz", "spot_ethusdt_20240808.gz"} {
 		fast, events := 0, 0
 		forLines(t, testutil.Data(t, "binance", "ws", name), func(n int, line []byte) {

@@ -17,6 +17,7 @@ var assets = marketdata.DefaultAssets
 const received = marketdata.Timestamp(1762795434000000) // 2025-11-10T17:23:54Z
 
 func TestRealTrades(t *testing.T) {
+	t.Parallel()
 	f, err := os.Open(testutil.Data(t, "kraken", "kraken_v2_trade_BTC-USDT.from-rest.jsonl"))
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +77,7 @@ func TestRealTrades(t *testing.T) {
 }
 
 func TestBatchKeepsEveryTrade(t *testing.T) {
+	t.Parallel()
 	msg := `{"channel":"trade","type":"update","data":[
 		{"symbol":"XBT/USD","side":"buy","price":100.5,"qty":1e-05,"ord_type":"market","trade_id":1,"timestamp":"2025-11-10T17:23:53.971744Z"},
 		{"symbol":"XBT/USD","side":"sell","price":101,"qty":0.1,"ord_type":"limit","trade_id":2,"timestamp":"2025-11-10T17:23:53.971745Z"},
@@ -102,6 +104,7 @@ func TestBatchKeepsEveryTrade(t *testing.T) {
 }
 
 func TestSkipped(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		`{"channel":"heartbeat"}`: "heartbeat",
 		`{"channel":"status","type":"update","data":[{"version":"2.0.10","system":"online","api_version":"v2","connection_id":18446744073709551615}]}`:                                           "status",
@@ -118,6 +121,7 @@ func TestSkipped(t *testing.T) {
 }
 
 func TestTicker(t *testing.T) {
+	t.Parallel()
 	msg := `{"channel":"ticker","type":"snapshot","data":[{"symbol":"BTC/USD","bid":105433.6,"bid_qty":0.5,"ask":105433.7,"ask_qty":1.25,"last":105433.6,"volume":1000.1,"vwap":105000,"low":104000,"high":106000,"change":100,"change_pct":0.1},
 		{"symbol":"ETH/USD","bid":0,"bid_qty":0,"ask":3500.01,"ask_qty":2,"timestamp":"2025-11-10T17:23:53.971744Z"}]}`
 	ev, err := ParseMessage([]byte(msg), received, assets)
@@ -137,6 +141,7 @@ func TestTicker(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	const good = `"symbol":"BTC/USDT","side":"buy","price":105433.6,"qty":0.00027625,"ord_type":"limit","trade_id":10218208,"timestamp":"2025-11-10T17:23:53.971744Z"`
 	second := func(from, to string) string {
 		return `{"channel":"trade","type":"update","data":[{` + good + `},{` + strings.Replace(good, from, to, 1) + `}]}`

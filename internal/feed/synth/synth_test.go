@@ -8,6 +8,7 @@ import (
 )
 
 func TestDeterministicAndValid(t *testing.T) {
+	t.Parallel()
 	a := New(Config{Seed: 7, QuoteEvery: 2})
 	b := New(Config{Seed: 7, QuoteEvery: 2})
 	var ta, tb []marketdata.Trade
@@ -51,6 +52,7 @@ func TestDeterministicAndValid(t *testing.T) {
 // Volatility clusters: squared returns are positively autocorrelated, as
 // in real markets, unlike a plain random walk.
 func TestVolatilityClusters(t *testing.T) {
+	t.Parallel()
 	g := New(Config{Seed: 1, Symbols: []string{"BTCUSD"}})
 	tr := g.Trades(nil, 50000)
 	var sq []float64
@@ -86,6 +88,7 @@ func BenchmarkNext(b *testing.B) {
 
 // Ids are the symbol's event number, zero-padded, after the run's name.
 func TestIDs(t *testing.T) {
+	t.Parallel()
 	for run, want := range map[string]string{"": "SYNTH-000000000001", "tp3bdp": "SYNTH-tp3bdp-000000000001"} {
 		trades := New(Config{Seed: 1, Run: run}).Trades(nil, 1)
 		if trades[0].TradeID != want {
