@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/k2-market-data/k2/internal/bench"
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/lake"
 )
 
@@ -55,7 +56,7 @@ func newBenchCmd(a *app) *cobra.Command {
 	}
 	f := lakeCmd.Flags()
 	f.StringVar(&rows, "rows", "1M,10M", "table sizes to build, comma separated (k and M suffixes)")
-	f.IntVar(&o.BatchRows, "batch-rows", 500_000, "rows per commit")
+	f.IntVar(&o.BatchRows, "batch-rows", config.Default().Load.BatchRows, "rows per commit, as a load makes them")
 	f.IntVar(&o.Symbols, "symbols", 20, "instruments in the synthetic market")
 	f.Float64Var(&o.Rate, "rate", 20, "simulated trades per second across the market (sets how many days the data spans)")
 	f.IntVar(&o.Queries, "queries", 200, "timed runs of each query")
@@ -90,9 +91,9 @@ func newBenchIngestCmd(a *app) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&trades, "trades", "2M", "trades through the pipeline in the throughput runs (k and M suffixes)")
-	f.IntVar(&o.Partitions, "partitions", 6, "partitions per topic")
-	f.IntVar(&o.BatchRows, "batch-rows", 200_000, "sink batch rows")
-	f.DurationVar(&o.BatchAge, "batch-age", time.Second, "sink batch age (bounds freshness)")
+	f.IntVar(&o.Partitions, "partitions", config.Default().Kafka.Partitions, "partitions per topic")
+	f.IntVar(&o.BatchRows, "sink-batch-rows", config.Default().Sink.BatchRows, "the sink's batch rows")
+	f.DurationVar(&o.BatchAge, "sink-batch-age", config.Default().Sink.BatchAge, "the sink's batch age (bounds freshness)")
 	f.IntVar(&o.Symbols, "symbols", 20, "instruments in the synthetic market")
 	f.IntVar(&o.FreshRate, "fresh-rate", 100_000, "trades per second in the freshness run")
 	f.DurationVar(&o.FreshFor, "fresh-for", 10*time.Second, "length of the freshness run")

@@ -98,7 +98,7 @@ func DescribeMachine() Machine {
 // two reference queries on it.
 func RunLake(ctx context.Context, o LakeOptions) (Report, error) {
 	if o.BatchRows <= 0 {
-		o.BatchRows = 500_000
+		o.BatchRows = config.Default().Load.BatchRows
 	}
 	if o.Symbols <= 0 {
 		o.Symbols = 20

@@ -15,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
+
+	"github.com/k2-market-data/k2/internal/config"
 )
 
 // CompactOptions tune compaction.
@@ -45,11 +47,12 @@ type CompactResult struct {
 // same rows before and after, never a mix. Streaming commits create a
 // file per partition per commit; this keeps tables at few large files.
 func (l *Lake) Compact(ctx context.Context, name string, opts CompactOptions) (CompactResult, error) {
+	d := config.Default().Maintain
 	if opts.MaxRows <= 0 {
-		opts.MaxRows = 4_000_000
+		opts.MaxRows = d.CompactMaxRows
 	}
 	if opts.SmallFileBytes <= 0 {
-		opts.SmallFileBytes = 64 << 20
+		opts.SmallFileBytes = d.CompactSmallFileBytes
 	}
 	def, err := l.Def(name)
 	if err != nil {
@@ -256,11 +259,12 @@ type ExpireResult struct {
 // files only they referenced), keeping the current one and RetainLast.
 // Time travel to an expired snapshot is no longer possible.
 func (l *Lake) ExpireSnapshots(ctx context.Context, name string, opts ExpireOptions) (ExpireResult, error) {
+	d := config.Default().Maintain
 	if opts.OlderThan <= 0 {
-		opts.OlderThan = 7 * 24 * time.Hour
+		opts.OlderThan = d.ExpireOlderThan
 	}
 	if opts.RetainLast <= 0 {
-		opts.RetainLast = 100
+		opts.RetainLast = d.RetainLast
 	}
 	def, err := l.Def(name)
 	if err != nil {
@@ -320,7 +324,7 @@ type OrphanResult struct {
 // references, such as those of a writer killed mid-commit.
 func (l *Lake) RemoveOrphans(ctx context.Context, name string, opts OrphanOptions) (OrphanResult, error) {
 	if opts.OlderThan <= 0 {
-		opts.OlderThan = 24 * time.Hour
+		opts.OlderThan = config.Default().Maintain.OrphanMinAge
 	}
 	def, err := l.Def(name)
 	if err != nil {

@@ -16,8 +16,8 @@ import (
 // ingestion_timestamp. Its topic is compacted by company id.
 var Reference = &Kind[md.ReferenceData]{
 	Spec: Spec{
-		Name:     "reference",
-		DataType: "reference_data",
+		Name:      "reference",
+		DataType:  "reference_data",
 		Avro:      &codec.Reference,
 		Compacted: true,
 		Table: lake.TableDef{

@@ -160,11 +160,7 @@ func tradeID(t *testing.T, b []byte) int64 {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	testutil.WaitFor(t, what, 10*time.Second, cond)
 }
 
 func TestLoadBinance(t *testing.T) {

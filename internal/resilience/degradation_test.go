@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/k2-market-data/k2/internal/ops"
 )
 

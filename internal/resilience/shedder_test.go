@@ -5,7 +5,6 @@ import (
 	"sync"
 	"testing"
 
-
 	"github.com/k2-market-data/k2/internal/ops"
 )
 

@@ -28,6 +28,7 @@ import (
 	"github.com/k2-market-data/k2/internal/registry"
 	"github.com/k2-market-data/k2/internal/resilience"
 	"github.com/k2-market-data/k2/internal/testsvc"
+	"github.com/k2-market-data/k2/internal/testutil"
 )
 
 const (
@@ -208,13 +209,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // waitFor polls cond until it holds or 60 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, what, 60*time.Second, cond)
 }
 
 // trade i of a synthetic Binance stream over three symbols.
@@ -561,7 +556,12 @@ func TestMemoryPressurePausesWithoutLoss(t *testing.T) {
 	}
 	e.produceTrades(t, 0, 1_000)
 	s := e.startSink(t, Config{Degradation: deg, Memory: mem.Load})
+	// A second sink in this process, under no pressure, keeps its own gauge.
+	other := e.startSink(t, Config{Sink: config.Sink{Group: "other", Topics: "^nothing$"}})
 	waitFor(t, "the pause", func() bool { return s.metric("k2_sink_paused") == 1 })
+	if other.metric("k2_sink_paused") != 0 {
+		t.Error("the other sink reports the first one's pause")
+	}
 	held := s.Stats().Consumed
 	e.produceTrades(t, 1_000, 2_000)
 	time.Sleep(500 * time.Millisecond)

@@ -37,6 +37,12 @@ func (st *Stack) connectKafka(ctx context.Context) error {
 		}
 		st.onClose(l.Close)
 		st.local, st.brokers, st.regURL, st.reg = l, l.Brokers(), l.RegistryURL(), l.Registry()
+		tc, err := newTopicCollector(st.brokers, st.cfg.Kafka.TopicPrefix)
+		if err != nil {
+			return err
+		}
+		st.onClose(tc.close)
+		st.metrics.MustRegister(tc)
 	} else {
 		st.brokers = st.cfg.Kafka.BrokerList()
 		if len(st.brokers) == 0 {
