@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -99,13 +100,14 @@ func printResult(w io.Writer, r any) {
 		if r.DryRun {
 			verb = "would expire"
 		}
-		fmt.Fprintf(w, "%s: %s %d snapshots, %d remain\n", r.Table, verb, len(r.Expired), r.Remaining)
+		fmt.Fprintf(w, "%s: %s %d snapshots older than %s (before %s, keeping the newest %d), %d remain\n",
+			r.Table, verb, len(r.Expired), r.OlderThan, r.Cutoff.Format(time.RFC3339), r.RetainLast, r.Remaining)
 	case lake.OrphanResult:
 		verb := "removed"
 		if r.DryRun {
 			verb = "would remove"
 		}
-		fmt.Fprintf(w, "%s: %s %d orphaned files (%d bytes)\n", r.Table, verb, len(r.Files), r.Bytes)
+		fmt.Fprintf(w, "%s: %s %d orphaned files older than %s (%d bytes)\n", r.Table, verb, len(r.Files), r.MinAge, r.Bytes)
 		for _, f := range r.Files {
 			fmt.Fprintf(w, "  %s\n", f)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,6 +173,28 @@ func TestProducerDeliversAndCloses(t *testing.T) {
 	}
 	if n != 1000 {
 		t.Fatalf("read %d of 1000 records", n)
+	}
+}
+
+// A record the codec cannot write, or that fails validation, is an error
+// naming the field, before anything reaches Kafka; it never panics.
+func TestProduceRefusesInvalidRecords(t *testing.T) {
+	_, _, p := producing(t)
+	ctx := context.Background()
+	bonds := testTrade(1)
+	bonds.AssetClass = "bonds"
+	negative := testTrade(2)
+	negative.Price = -negative.Price
+	noSide := testTrade(3)
+	noSide.Side = ""
+	for want, tr := range map[string]md.Trade{"invalid_asset_class": bonds, "invalid_price": negative, "invalid_side": noSide} {
+		err := Produce(ctx, p, record.Trade, &tr)
+		if err == nil || md.ReasonOf(err) != want || !strings.Contains(err.Error(), "trade BTCUSDT") {
+			t.Errorf("%s: got %v (reason %s)", want, err, md.ReasonOf(err))
+		}
+	}
+	if err := p.Flush(ctx); err != nil || p.Stats().Produced != 0 {
+		t.Fatalf("something was produced: %+v %v", p.Stats(), err)
 	}
 }
 

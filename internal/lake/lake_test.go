@@ -540,3 +540,19 @@ func TestConcurrentWritersCarryOffsetsForward(t *testing.T) {
 		}
 	}
 }
+
+// Offset 0 is an offset like any other: a partition's first batch records
+// where it began, so a failed first commit is read again from its start.
+func TestOffsetsRecordOffsetZero(t *testing.T) {
+	t.Parallel()
+	o := lake.Offsets{}
+	o.Set("t", 0, 0)
+	if got, ok := o.Get("t", 0); !ok || got != 0 {
+		t.Fatalf("offset 0: %d %v", got, ok)
+	}
+	o.Set("t", 0, 5)
+	o.Set("t", 0, 3)
+	if got, _ := o.Get("t", 0); got != 5 {
+		t.Fatalf("offsets move forward only: %d", got)
+	}
+}

@@ -247,12 +247,15 @@ type ExpireOptions struct {
 	DryRun     bool
 }
 
-// ExpireResult reports the expired snapshots.
+// ExpireResult reports the expired snapshots, and the rule applied.
 type ExpireResult struct {
-	Table     string  `json:"table"`
-	Expired   []int64 `json:"expired_snapshot_ids"`
-	Remaining int     `json:"remaining_snapshots"`
-	DryRun    bool    `json:"dry_run"`
+	Table      string    `json:"table"`
+	Expired    []int64   `json:"expired_snapshot_ids"`
+	Remaining  int       `json:"remaining_snapshots"`
+	OlderThan  string    `json:"older_than"`  // the age applied, e.g. 168h0m0s
+	Cutoff     time.Time `json:"cutoff"`      // snapshots committed before this could expire
+	RetainLast int       `json:"retain_last"` // … but the newest this many stay
+	DryRun     bool      `json:"dry_run"`
 }
 
 // ExpireSnapshots drops old snapshots from the table's history (and the
@@ -270,7 +273,8 @@ func (l *Lake) ExpireSnapshots(ctx context.Context, name string, opts ExpireOpti
 	if err != nil {
 		return ExpireResult{}, err
 	}
-	res := ExpireResult{Table: def.FullName(), DryRun: opts.DryRun}
+	res := ExpireResult{Table: def.FullName(), DryRun: opts.DryRun, OlderThan: opts.OlderThan.String(),
+		Cutoff: time.Now().Add(-opts.OlderThan).UTC().Truncate(time.Second), RetainLast: opts.RetainLast}
 	tbl, err := l.Load(ctx, name)
 	if err != nil {
 		return res, err
@@ -317,6 +321,7 @@ type OrphanResult struct {
 	Files   []string `json:"files"`
 	Bytes   int64    `json:"bytes"`
 	Deleted int      `json:"deleted"`
+	MinAge  string   `json:"min_age"` // files younger than this were left alone
 	DryRun  bool     `json:"dry_run"`
 }
 
@@ -330,7 +335,7 @@ func (l *Lake) RemoveOrphans(ctx context.Context, name string, opts OrphanOption
 	if err != nil {
 		return OrphanResult{}, err
 	}
-	res := OrphanResult{Table: def.FullName(), DryRun: opts.DryRun}
+	res := OrphanResult{Table: def.FullName(), DryRun: opts.DryRun, MinAge: opts.OlderThan.String()}
 	tbl, err := l.Load(ctx, name)
 	if err != nil {
 		return res, err

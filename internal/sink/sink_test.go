@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -624,4 +625,30 @@ func TestRecordsWaitingForTheRegistrySurviveARestart(t *testing.T) {
 	waitFor(t, "every record", func() bool { return s2.Stats().Written == 300 })
 	s2.stop(t)
 	checkOnce(t, laketest.Keys(t, e.lake, "trades", "trade_id"), 300)
+}
+
+// A rewind (after a failed commit) that cannot read the table's offsets
+// says so and still re-reads from the dropped batch's first offset, and
+// the sequence tracker forgets what it saw: the records read again are
+// not out of order.
+func TestRewindWithoutTheTableSaysSoAndForgetsSequences(t *testing.T) {
+	e := newEnv(t)
+	var logs bytes.Buffer
+	s, err := New(Config{Brokers: e.brokers, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, e.lake, e.reg, e.prod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.cl.Close()
+	ts := md.Timestamp(1723161255342000)
+	s.seq.Check("BINANCE", "BTCUSDT", 7, ts)
+	e.lake.Close() // the catalog is gone
+	from := lake.Offsets{}
+	from.Set(binanceTrades, 0, 0)
+	s.rewind(context.Background(), "trades", from)
+	if !strings.Contains(logs.String(), "cannot read the table's offsets") {
+		t.Errorf("the failed table read was not reported: %q", logs.String())
+	}
+	if got := s.seq.Check("BINANCE", "BTCUSDT", 3, ts+1); got != SeqOK {
+		t.Errorf("a record read again after the rewind counted as %s", got)
+	}
 }
