@@ -382,6 +382,29 @@ func TestKrakenFileLandsWhole(t *testing.T) {
 	if sum["trades"] != 1000 || sum["dead letters"] != 0 {
 		t.Errorf("feed summary %v", sum)
 	}
+	// The replay server, too, serves /health and its own metrics.
+	base := "http" + strings.TrimPrefix(url, "ws")
+	if body := httpGet(t, base+"/metrics"); !regexp.MustCompile(`(?m)^k2_replay_frames_played_total [1-9]`).MatchString(body) ||
+		!strings.Contains(body, "k2_build_info{") {
+		t.Errorf("replay-server /metrics:\n%s", body)
+	}
+	if body := httpGet(t, base+"/health"); !strings.Contains(body, `"status": "ok"`) || !strings.Contains(body, `"role": "replay-server"`) {
+		t.Errorf("replay-server /health: %s", body)
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return string(b)
 }
 
 // k2 bench feed replays the capture through the feed and reports the rate

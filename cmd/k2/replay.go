@@ -3,10 +3,14 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/replay"
 )
 
@@ -36,7 +40,8 @@ heartbeats and pong), so feeds are tested and demos run offline:
   k2 replay-server --file spot_btcusdt_20240808.gz --file spot_btcusdt_20240809.gz --listen 127.0.0.1:9443 --speed 10x
   k2 up --feed binance --feed-symbols BTCUSDT --feed-url ws://127.0.0.1:9443
 
---disconnect-at and --outage-frames force a disconnect mid-stream (a fault drill).`,
+--disconnect-at and --outage-frames force a disconnect mid-stream (a fault drill).
+/health and /metrics are served on --listen too.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(files) == 0 {
@@ -54,8 +59,11 @@ heartbeats and pong), so feeds are tested and demos run offline:
 			if err != nil {
 				return fmt.Errorf("--listen %s: %w", listen, err)
 			}
-			srv := replay.New(c, replay.Options{Speed: sp, Loops: loops, DisconnectAt: disconnectAt, OutageFrames: outage,
-				PingInterval: pingInterval, Logger: a.log})
+			var srv *replay.Server
+			reg, health := replayMetrics(func() replay.Stats { return srv.Stats() })
+			srv = replay.New(c, replay.Options{Speed: sp, Loops: loops, DisconnectAt: disconnectAt, OutageFrames: outage,
+				PingInterval: pingInterval, Logger: a.log,
+				Mount: map[string]http.Handler{"GET /metrics": reg.Handler(), "GET /health": health.Handler()}})
 			defer srv.Close()
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
@@ -91,4 +99,26 @@ heartbeats and pong), so feeds are tested and demos run offline:
 	f.DurationVar(&pingInterval, "ping-interval", 20*time.Second, "how often Binance clients are pinged (they must answer within a minute)")
 	f.BoolVar(&exitWhenDone, "exit-when-done", false, "exit once the capture has been played")
 	return cmd
+}
+
+// replayMetrics counts what a replay server does, read from its Stats at
+// each scrape.
+func replayMetrics(stats func() replay.Stats) (*ops.Registry, *ops.Health) {
+	reg := ops.NewRegistry()
+	for _, m := range []struct {
+		name, help string
+		value      func(replay.Stats) int64
+	}{
+		{"k2_replay_frames_played_total", "Timeline positions played, outage frames included.", func(s replay.Stats) int64 { return s.Played }},
+		{"k2_replay_frames_sent_total", "Frames written, summed over connections.", func(s replay.Stats) int64 { return s.Sent }},
+		{"k2_replay_connections_total", "WebSocket connections accepted.", func(s replay.Stats) int64 { return s.Accepted }},
+		{"k2_replay_forced_disconnects_total", "Connections closed by --disconnect-at.", func(s replay.Stats) int64 { return s.Forced }},
+		{"k2_replay_rest_requests_total", "REST requests answered.", func(s replay.Stats) int64 { return s.REST }},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help},
+			func() float64 { return float64(m.value(stats())) }))
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "k2_replay_clients", Help: "Connections receiving frames now."},
+		func() float64 { return float64(stats().Clients) }))
+	return reg, ops.NewHealth("replay-server")
 }

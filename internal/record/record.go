@@ -74,7 +74,10 @@ type Any interface {
 	Describe() *Spec
 	// NewBatch opens a batch that commits to the kind's table in l.
 	NewBatch(l *lake.Lake, opts ...lake.WriterOption) (Batch, error)
+	columns() int
 }
+
+func (k *Kind[T]) columns() int { return len(k.Rows.Columns) }
 
 // Writer opens a writer of the kind's table in l.
 func (k *Kind[T]) Writer(l *lake.Lake, opts ...lake.WriterOption) (*lake.Writer[T], error) {

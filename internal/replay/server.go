@@ -49,6 +49,9 @@ type Options struct {
 	// 65536).
 	ClientBuffer int
 	Logger       *slog.Logger
+	// Mount adds routes to the server's listener, by pattern (k2
+	// replay-server serves /health and /metrics beside the exchange's).
+	Mount map[string]http.Handler
 }
 
 // Stats count what the server did.
@@ -147,6 +150,9 @@ func (s *Server) Handler() http.Handler {
 	case Kraken:
 		mux.HandleFunc("GET /v2", s.krakenWS)
 		mux.HandleFunc("GET /{$}", s.krakenWS)
+	}
+	for pattern, h := range s.o.Mount {
+		mux.Handle(pattern, h)
 	}
 	return mux
 }
