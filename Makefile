@@ -13,11 +13,17 @@ SERVICE_ENV := K2_TEST_POSTGRES_URL K2_TEST_S3_ENDPOINT K2_TEST_S3_BUCKET \
 
 .PHONY: build up demo bench test test-unit services-start services-stop services-status services-reset
 
+# k2 version, /version and k2_build_info name the build.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/k2-market-data/k2/internal/ops.Version=$(VERSION) -X github.com/k2-market-data/k2/internal/ops.Revision=$(REVISION)
+
 build:
-	$(GO) build -o bin/k2 ./cmd/k2
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/k2 ./cmd/k2
 
 # The main job: K2 on this machine with a live synthetic market (Ctrl-C
-# stops it). ARGS are passed on, e.g. make up ARGS='--feed binance --feed-symbols BTCUSDT'
+# stops it); /health and /metrics on http://127.0.0.1:8000. ARGS are passed
+# on, e.g. make up ARGS='--feed binance --symbols BTCUSDT'
 up: build
 	bin/k2 up $(ARGS)
 

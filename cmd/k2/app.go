@@ -45,6 +45,7 @@ func (a *app) serve(cmd *cobra.Command, ctx context.Context, role string, parts 
 	if err != nil {
 		return err
 	}
+	defer st.Close()
 	fmt.Fprintln(cmd.OutOrStdout(), banner(st))
 	err = st.Run(ctx)
 	if done != nil {

@@ -18,6 +18,7 @@ import (
 
 func newBenchCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Measure K2 on this machine and print a report"}
+	a.cfg.RegisterMemory(cmd.PersistentFlags()) // measured under the heap limit k2 up runs with
 	var (
 		rows      string
 		o         bench.LakeOptions

@@ -88,12 +88,8 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 		o.Trades = 2_000_000
 	}
 	d := config.Default()
-	if o.Partitions <= 0 {
-		o.Partitions = d.Kafka.Partitions
-	}
-	if o.BatchRows <= 0 {
-		o.BatchRows = d.Sink.BatchRows
-	}
+	config.Or(&o.Partitions, d.Kafka.Partitions)
+	config.Or(&o.BatchRows, d.Sink.BatchRows)
 	if o.Symbols <= 0 {
 		o.Symbols = 20
 	}
@@ -103,9 +99,7 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 	if o.FreshFor <= 0 {
 		o.FreshFor = 10 * time.Second
 	}
-	if o.BatchAge <= 0 {
-		o.BatchAge = d.Sink.BatchAge
-	}
+	config.Or(&o.BatchAge, d.Sink.BatchAge)
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
@@ -233,7 +227,7 @@ func newPipeline(ctx context.Context, dir string, o IngestOptions) (*pipeline, e
 	if err := cfg.Resolve(); err != nil {
 		return nil, err
 	}
-	st, err := stack.Start(ctx, "bench", cfg, stack.Parts{Embedded: true, Sink: true}, o.Logger)
+	st, err := stack.Start(ctx, "bench", cfg, stack.Parts{Embedded: true, Sink: true, Unthrottled: true}, o.Logger)
 	if err != nil {
 		return nil, err
 	}

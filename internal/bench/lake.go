@@ -97,9 +97,7 @@ func DescribeMachine() Machine {
 // RunLake builds each table size and measures append throughput and the
 // two reference queries on it.
 func RunLake(ctx context.Context, o LakeOptions) (Report, error) {
-	if o.BatchRows <= 0 {
-		o.BatchRows = config.Default().Load.BatchRows
-	}
+	config.Or(&o.BatchRows, config.Default().Load.BatchRows)
 	if o.Symbols <= 0 {
 		o.Symbols = 20
 	}

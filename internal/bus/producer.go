@@ -38,24 +38,13 @@ func newProducerMetrics(cfg ProducerConfig) *producerMetrics {
 	if reg != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"client": cfg.ClientID}, reg)
 	}
-	f := ops.Factory(reg)
+	f := ops.NewMetrics(reg)
 	m := &producerMetrics{
-		produced: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_kafka_messages_produced_total", Help: "Records the broker acknowledged.",
-		}, []string{"topic"}),
-		errors: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_kafka_produce_errors_total", Help: "Records that failed to produce, by error type.",
-		}, []string{"topic", "error_type"}),
-		retries: f.NewCounter(prometheus.CounterOpts{
-			Name: "k2_kafka_produce_retries_total", Help: "Produce requests that failed and were retried.",
-		}),
-		exhausted: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_kafka_produce_max_retries_exceeded_total", Help: "Records given up on after the retry limit or delivery timeout.",
-		}, []string{"topic"}),
-		latency: f.NewHistogram(prometheus.HistogramOpts{
-			Name: "k2_kafka_produce_duration_seconds", Help: "Time from producing a record to its acknowledgement.",
-			Buckets: ops.LatencyBuckets,
-		}),
+		produced:  f.CounterVec("k2_kafka_messages_produced_total", "Records the broker acknowledged.", "topic"),
+		errors:    f.CounterVec("k2_kafka_produce_errors_total", "Records that failed to produce, by error type.", "topic", "error_type"),
+		retries:   f.Counter("k2_kafka_produce_retries_total", "Produce requests that failed and were retried."),
+		exhausted: f.CounterVec("k2_kafka_produce_max_retries_exceeded_total", "Records given up on after the retry limit or delivery timeout.", "topic"),
+		latency:   f.Histogram("k2_kafka_produce_duration_seconds", "Time from producing a record to its acknowledgement.", ops.LatencyBuckets),
 	}
 	// The topics this producer writes to, at zero from the start.
 	for _, spec := range (Topology{Prefix: cfg.TopicPrefix}).Specs() {

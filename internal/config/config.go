@@ -12,6 +12,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -341,4 +342,13 @@ func ParseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size such as 1GiB or 512MiB", s)
 	}
 	return int64(n * float64(mult)), nil
+}
+
+// Or gives a setting left unset (zero, or a negative number) its default:
+// packages fill what a caller left out with config.Default's values.
+func Or[T cmp.Ordered](setting *T, def T) {
+	var zero T
+	if *setting <= zero {
+		*setting = def
+	}
 }

@@ -42,24 +42,26 @@ type CompactResult struct {
 	DryRun        bool   `json:"dry_run"`
 }
 
+// table is a table's declaration and current metadata.
+func (l *Lake) table(ctx context.Context, name string) (TableDef, *table.Table, error) {
+	def, err := l.Def(name)
+	if err != nil {
+		return def, nil, err
+	}
+	tbl, err := l.Load(ctx, name)
+	return def, tbl, err
+}
+
 // Compact rewrites each partition's small files into few large ones,
 // sorted by the table's sort order, in one replace commit: readers see the
 // same rows before and after, never a mix. Streaming commits create a
 // file per partition per commit; this keeps tables at few large files.
 func (l *Lake) Compact(ctx context.Context, name string, opts CompactOptions) (CompactResult, error) {
 	d := config.Default().Maintain
-	if opts.MaxRows <= 0 {
-		opts.MaxRows = d.CompactMaxRows
-	}
-	if opts.SmallFileBytes <= 0 {
-		opts.SmallFileBytes = d.CompactSmallFileBytes
-	}
-	def, err := l.Def(name)
-	if err != nil {
-		return CompactResult{}, err
-	}
+	config.Or(&opts.MaxRows, d.CompactMaxRows)
+	config.Or(&opts.SmallFileBytes, d.CompactSmallFileBytes)
+	def, tbl, err := l.table(ctx, name)
 	res := CompactResult{Table: def.FullName(), DryRun: opts.DryRun}
-	tbl, err := l.Load(ctx, name)
 	if err != nil || tbl.CurrentSnapshot() == nil {
 		return res, err
 	}
@@ -263,19 +265,11 @@ type ExpireResult struct {
 // Time travel to an expired snapshot is no longer possible.
 func (l *Lake) ExpireSnapshots(ctx context.Context, name string, opts ExpireOptions) (ExpireResult, error) {
 	d := config.Default().Maintain
-	if opts.OlderThan <= 0 {
-		opts.OlderThan = d.ExpireOlderThan
-	}
-	if opts.RetainLast <= 0 {
-		opts.RetainLast = d.RetainLast
-	}
-	def, err := l.Def(name)
-	if err != nil {
-		return ExpireResult{}, err
-	}
+	config.Or(&opts.OlderThan, d.ExpireOlderThan)
+	config.Or(&opts.RetainLast, d.RetainLast)
+	def, tbl, err := l.table(ctx, name)
 	res := ExpireResult{Table: def.FullName(), DryRun: opts.DryRun, OlderThan: opts.OlderThan.String(),
 		Cutoff: time.Now().Add(-opts.OlderThan).UTC().Truncate(time.Second), RetainLast: opts.RetainLast}
-	tbl, err := l.Load(ctx, name)
 	if err != nil {
 		return res, err
 	}
@@ -328,15 +322,9 @@ type OrphanResult struct {
 // RemoveOrphans deletes files under the table's location that no snapshot
 // references, such as those of a writer killed mid-commit.
 func (l *Lake) RemoveOrphans(ctx context.Context, name string, opts OrphanOptions) (OrphanResult, error) {
-	if opts.OlderThan <= 0 {
-		opts.OlderThan = config.Default().Maintain.OrphanMinAge
-	}
-	def, err := l.Def(name)
-	if err != nil {
-		return OrphanResult{}, err
-	}
+	config.Or(&opts.OlderThan, config.Default().Maintain.OrphanMinAge)
+	def, tbl, err := l.table(ctx, name)
 	res := OrphanResult{Table: def.FullName(), DryRun: opts.DryRun, MinAge: opts.OlderThan.String()}
-	tbl, err := l.Load(ctx, name)
 	if err != nil {
 		return res, err
 	}

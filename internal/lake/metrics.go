@@ -33,62 +33,21 @@ type metrics struct {
 var writeErrorTypes = []string{"commit_conflict", "catalog", "storage", "schema", "canceled", "other"}
 
 func newMetrics(reg prometheus.Registerer, tables []TableDef) *metrics {
-	f := ops.Factory(reg)
+	f := ops.NewMetrics(reg)
 	m := &metrics{
-		transactions: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_iceberg_transactions_total",
-			Help: "Iceberg commits by outcome (success, failed) and table.",
-		}, []string{"status", "table"}),
-		transactionRows: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "k2_iceberg_transaction_rows",
-			Help:    "Rows per committed Iceberg transaction.",
-			Buckets: ops.RowBuckets,
-		}, []string{"table"}),
-		rowsWritten: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_iceberg_rows_written_total",
-			Help: "Rows committed to Iceberg tables.",
-		}, []string{"table"}),
-		writeDuration: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "k2_iceberg_write_duration_seconds",
-			Help:    "Time to write data files and commit one batch.",
-			Buckets: ops.StorageBuckets,
-		}, []string{"table"}),
-		writeErrors: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_iceberg_write_errors_total",
-			Help: "Failed Iceberg writes by error type (commit_conflict, catalog, storage, schema, canceled, other).",
-		}, []string{"table", "error_type"}),
-		filesWritten: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_iceberg_files_written_total",
-			Help: "Data files added by committed transactions.",
-		}, []string{"table"}),
-		bytesWritten: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_iceberg_bytes_written_total",
-			Help: "Bytes of data files added by committed transactions.",
-		}, []string{"table"}),
-		duplicates: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_iceberg_duplicates_dropped_total",
-			Help: "Rows not written because their key was already stored or repeated in the batch.",
-		}, []string{"table"}),
-		orphansRemoved: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_iceberg_orphan_files_removed_total",
-			Help: "Data files of failed commits deleted by the writer.",
-		}, []string{"table"}),
-		tableRows: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "k2_iceberg_table_rows",
-			Help: "Rows in the table's current snapshot.",
-		}, []string{"table"}),
-		tableFiles: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "k2_iceberg_table_data_files",
-			Help: "Data files in the table's current snapshot.",
-		}, []string{"table"}),
-		tableBytes: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "k2_iceberg_table_bytes",
-			Help: "Bytes of data files in the table's current snapshot.",
-		}, []string{"table"}),
-		lastCommit: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "k2_iceberg_last_commit_timestamp_seconds",
-			Help: "When the table's current snapshot was committed (Unix seconds; 0 for an empty table).",
-		}, []string{"table"}),
+		transactions:    f.CounterVec("k2_iceberg_transactions_total", "Iceberg commits by outcome (success, failed) and table.", "status", "table"),
+		transactionRows: f.HistogramVec("k2_iceberg_transaction_rows", "Rows per committed Iceberg transaction.", ops.RowBuckets, "table"),
+		rowsWritten:     f.CounterVec("k2_iceberg_rows_written_total", "Rows committed to Iceberg tables.", "table"),
+		writeDuration:   f.HistogramVec("k2_iceberg_write_duration_seconds", "Time to write data files and commit one batch.", ops.StorageBuckets, "table"),
+		writeErrors:     f.CounterVec("k2_iceberg_write_errors_total", "Failed Iceberg writes by error type (commit_conflict, catalog, storage, schema, canceled, other).", "table", "error_type"),
+		filesWritten:    f.CounterVec("k2_iceberg_files_written_total", "Data files added by committed transactions.", "table"),
+		bytesWritten:    f.CounterVec("k2_iceberg_bytes_written_total", "Bytes of data files added by committed transactions.", "table"),
+		duplicates:      f.CounterVec("k2_iceberg_duplicates_dropped_total", "Rows not written because their key was already stored or repeated in the batch.", "table"),
+		orphansRemoved:  f.CounterVec("k2_iceberg_orphan_files_removed_total", "Data files of failed commits deleted by the writer.", "table"),
+		tableRows:       f.GaugeVec("k2_iceberg_table_rows", "Rows in the table's current snapshot.", "table"),
+		tableFiles:      f.GaugeVec("k2_iceberg_table_data_files", "Data files in the table's current snapshot.", "table"),
+		tableBytes:      f.GaugeVec("k2_iceberg_table_bytes", "Bytes of data files in the table's current snapshot.", "table"),
+		lastCommit:      f.GaugeVec("k2_iceberg_last_commit_timestamp_seconds", "When the table's current snapshot was committed (Unix seconds; 0 for an empty table).", "table"),
 	}
 	// Every series at zero from the start: rate() and alerts see a table
 	// before its first commit.

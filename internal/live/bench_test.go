@@ -38,7 +38,7 @@ func BenchmarkBinanceFeed(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	f, err := NewFeed(p, SessionConfig{Endpoints: []string{"ws" + strings.TrimPrefix(hs.URL, "http")}}, FeedConfig{Producer: k.prod})
+	f, err := NewFeed(p, SessionConfig{Endpoints: []string{"ws" + strings.TrimPrefix(hs.URL, "http")}}, FeedConfig{Producer: k.Prod})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func BenchmarkBinanceFeed(b *testing.B) {
 // embedded broker. One op is one trade (and half a quote).
 func BenchmarkSynth(b *testing.B) {
 	k := newKafka(b)
-	s, err := NewSynth(k.prod, SynthConfig{Seed: 1, Rate: 2_000_000, Limit: int64(b.N)})
+	s, err := NewSynth(k.Prod, SynthConfig{Seed: 1, Rate: 2_000_000, Limit: int64(b.N)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,17 +12,16 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/bus/bustest"
 	"github.com/k2-market-data/k2/internal/codec"
 	"github.com/k2-market-data/k2/internal/feed"
 	"github.com/k2-market-data/k2/internal/feed/binance"
 	md "github.com/k2-market-data/k2/internal/marketdata"
-	"github.com/k2-market-data/k2/internal/testutil"
 	"github.com/k2-market-data/k2/internal/ops"
-	"github.com/k2-market-data/k2/internal/registry"
+	"github.com/k2-market-data/k2/internal/testutil"
 )
 
 // exchange is a tiny WebSocket server for session tests: each connection
@@ -76,66 +74,13 @@ func send(ctx context.Context, c *websocket.Conn, frames ...[]byte) bool {
 	return true
 }
 
-// kafka is an embedded broker with K2's topics, a registry and a producer.
-type kafka struct {
-	brokers []string
-	prod    *bus.Producer
-}
+// kafka is an embedded installation with a producer.
+type kafka struct{ *bustest.Kafka }
 
-func newKafka(t testing.TB) *kafka {
-	t.Helper()
-	dir := t.TempDir()
-	b, err := bus.StartBroker(filepath.Join(dir, "kafka"), "127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	r, err := registry.Open(filepath.Join(dir, "registry"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(r.Handler())
-	t.Cleanup(func() { srv.Close(); r.Close() })
-	reg, err := registry.NewClient(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := bus.CreateTopics(context.Background(), kadm.NewClient(cl), bus.DefaultTopology()); err != nil {
-		t.Fatal(err)
-	}
-	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: []string{b.Addr()}, Linger: time.Millisecond}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(context.Background()) })
-	return &kafka{brokers: []string{b.Addr()}, prod: p}
-}
+func newKafka(t testing.TB) *kafka { return &kafka{bustest.Start(t)} }
 
 // read consumes a topic from the start until n records arrived.
-func (k *kafka) read(t *testing.T, topic string, n int) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var out []*kgo.Record
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("%s: %d of %d records", topic, len(out), n)
-		}
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
-}
+func (k *kafka) read(t *testing.T, topic string, n int) []*kgo.Record { return k.Read(t, topic, n) }
 
 // decoder reads records K2 wrote (every id is K2's own schema).
 var decoder = codec.NewDecoder(func(ctx context.Context, id uint32) (string, error) { return codec.Trade.Text, nil })
@@ -186,7 +131,7 @@ func binanceFeed(t *testing.T, k *kafka, sc SessionConfig, backfill feed.Backfil
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := NewFeed(b, sc, FeedConfig{Producer: k.prod, Backfill: backfill})
+	f, err := NewFeed(b, sc, FeedConfig{Producer: k.Prod, Backfill: backfill})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +284,7 @@ func TestFeedResumesAfterWhatKafkaHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := NewFeed(b, SessionConfig{Endpoints: []string{x.ws()}}, FeedConfig{Producer: k.prod, Backfill: backfill, MaxBackfill: 10,
+	f, err := NewFeed(b, SessionConfig{Endpoints: []string{x.ws()}}, FeedConfig{Producer: k.Prod, Backfill: backfill, MaxBackfill: 10,
 		Resume: func(context.Context) (map[string]int64, error) { return map[string]int64{"BTCUSDT": 99}, nil }})
 	if err != nil {
 		t.Fatal(err)

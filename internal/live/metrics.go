@@ -41,23 +41,23 @@ var (
 // kept to themselves), their series at zero for p's symbols.
 func newMetrics(reg prometheus.Registerer, p feed.Protocol) *metrics {
 	prefix := "k2_" + strings.ToLower(p.Exchange()) + "_"
-	f := ops.Factory(reg)
+	f := ops.NewMetrics(reg)
 	m := &metrics{
-		status:         f.NewGauge(prometheus.GaugeOpts{Name: prefix + "connection_status", Help: "1 while a WebSocket to the exchange is open, else 0."}),
-		received:       f.NewCounterVec(prometheus.CounterOpts{Name: prefix + "messages_received_total", Help: "Records received from the exchange, by symbol."}, []string{"symbol"}),
-		messageErrors:  f.NewCounterVec(prometheus.CounterOpts{Name: prefix + "message_errors_total", Help: "Frames that could not be turned into records (dead-lettered), by reason."}, []string{"error_type"}),
-		reconnects:     f.NewCounterVec(prometheus.CounterOpts{Name: prefix + "reconnects_total", Help: "Reconnections, by what ended the connection."}, []string{"reason"}),
-		connErrors:     f.NewCounterVec(prometheus.CounterOpts{Name: prefix + "connection_errors_total", Help: "Failed connection attempts, by kind."}, []string{"error_type"}),
-		lastMessage:    f.NewGauge(prometheus.GaugeOpts{Name: prefix + "last_message_timestamp_seconds", Help: "When the last frame arrived (Unix seconds)."}),
-		reconnectDelay: f.NewGauge(prometheus.GaugeOpts{Name: prefix + "reconnect_delay_seconds", Help: "The back-off before the next connection attempt."}),
-		rotations:      f.NewCounterVec(prometheus.CounterOpts{Name: prefix + "connection_rotations_total", Help: "Connections replaced before the exchange's lifetime limit."}, []string{"reason"}),
-		lifetime:       f.NewGauge(prometheus.GaugeOpts{Name: prefix + "connection_lifetime_seconds", Help: "Age of the current connection."}),
-		lastPong:       f.NewGauge(prometheus.GaugeOpts{Name: prefix + "last_pong_timestamp_seconds", Help: "When the last pong answered our ping (Unix seconds)."}),
-		pongTimeouts:   f.NewCounter(prometheus.CounterOpts{Name: prefix + "pong_timeouts_total", Help: "Pings left unanswered; each closes the connection."}),
-		duplicates:     f.NewCounterVec(prometheus.CounterOpts{Name: prefix + "duplicates_dropped_total", Help: "Records received twice (reconnect overlap, rotation) and dropped by id."}, []string{"kind"}),
-		gaps:           f.NewCounterVec(prometheus.CounterOpts{Name: prefix + "trade_gaps_total", Help: "Holes in the exchange's contiguous trade ids, by symbol."}, []string{"symbol"}),
-		backfilled:     f.NewCounterVec(prometheus.CounterOpts{Name: prefix + "backfilled_trades_total", Help: "Missed trades recovered from the REST API, by symbol."}, []string{"symbol"}),
-		breakerState:   f.NewGauge(prometheus.GaugeOpts{Name: prefix + "circuit_breaker_state", Help: "Reconnect circuit breaker: 0 closed, 1 open, 2 half-open."}),
+		status:         f.Gauge(prefix+"connection_status", "1 while a WebSocket to the exchange is open, else 0."),
+		received:       f.CounterVec(prefix+"messages_received_total", "Records received from the exchange, by symbol.", "symbol"),
+		messageErrors:  f.CounterVec(prefix+"message_errors_total", "Frames that could not be turned into records (dead-lettered), by reason.", "error_type"),
+		reconnects:     f.CounterVec(prefix+"reconnects_total", "Reconnections, by what ended the connection.", "reason"),
+		connErrors:     f.CounterVec(prefix+"connection_errors_total", "Failed connection attempts, by kind.", "error_type"),
+		lastMessage:    f.Gauge(prefix+"last_message_timestamp_seconds", "When the last frame arrived (Unix seconds)."),
+		reconnectDelay: f.Gauge(prefix+"reconnect_delay_seconds", "The back-off before the next connection attempt."),
+		rotations:      f.CounterVec(prefix+"connection_rotations_total", "Connections replaced before the exchange's lifetime limit.", "reason"),
+		lifetime:       f.Gauge(prefix+"connection_lifetime_seconds", "Age of the current connection."),
+		lastPong:       f.Gauge(prefix+"last_pong_timestamp_seconds", "When the last pong answered our ping (Unix seconds)."),
+		pongTimeouts:   f.Counter(prefix+"pong_timeouts_total", "Pings left unanswered; each closes the connection."),
+		duplicates:     f.CounterVec(prefix+"duplicates_dropped_total", "Records received twice (reconnect overlap, rotation) and dropped by id.", "kind"),
+		gaps:           f.CounterVec(prefix+"trade_gaps_total", "Holes in the exchange's contiguous trade ids, by symbol.", "symbol"),
+		backfilled:     f.CounterVec(prefix+"backfilled_trades_total", "Missed trades recovered from the REST API, by symbol.", "symbol"),
+		breakerState:   f.Gauge(prefix+"circuit_breaker_state", "Reconnect circuit breaker: 0 closed, 1 open, 2 half-open."),
 	}
 	for _, s := range p.Symbols() {
 		m.received.WithLabelValues(s)

@@ -357,7 +357,7 @@ func TestKrakenFeedOfTheRealFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	kr.PingEvery = 50 * time.Millisecond
-	f, err := NewFeed(kr, SessionConfig{Endpoints: []string{x.ws()}}, FeedConfig{Producer: k.prod})
+	f, err := NewFeed(kr, SessionConfig{Endpoints: []string{x.ws()}}, FeedConfig{Producer: k.Prod})
 	if err != nil {
 		t.Fatal(err)
 	}

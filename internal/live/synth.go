@@ -47,9 +47,7 @@ func NewSynth(p *bus.Producer, cfg SynthConfig) (*Synth, error) {
 	if p == nil {
 		return nil, errors.New("live: synthetic feed without a producer")
 	}
-	if cfg.Rate <= 0 {
-		cfg.Rate = config.Default().Feed.Rate
-	}
+	config.Or(&cfg.Rate, config.Default().Feed.Rate)
 	if cfg.Rate > 2_000_000 {
 		return nil, fmt.Errorf("synthetic rate %.0f/s is above 2,000,000/s", cfg.Rate)
 	}

@@ -17,7 +17,7 @@ import (
 func TestSynthProducesALiveMarket(t *testing.T) {
 	k := newKafka(t)
 	run := func(stored int) []md.Trade {
-		s, err := NewSynth(k.prod, SynthConfig{Seed: 7, Symbols: []string{"BTCUSD", "ETHUSD"}, Rate: 20_000, Limit: 2_000})
+		s, err := NewSynth(k.Prod, SynthConfig{Seed: 7, Symbols: []string{"BTCUSD", "ETHUSD"}, Rate: 20_000, Limit: 2_000})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -97,12 +97,8 @@ type Loader struct {
 
 func newLoader(opts Options) *Loader {
 	d := config.Default().Load
-	if opts.BatchRows <= 0 {
-		opts.BatchRows = d.BatchRows
-	}
-	if opts.BatchAge <= 0 {
-		opts.BatchAge = d.BatchAge
-	}
+	config.Or(&opts.BatchRows, d.BatchRows)
+	config.Or(&opts.BatchAge, d.BatchAge)
 	if opts.Assets == nil {
 		opts.Assets = md.DefaultAssets
 	}

@@ -1,14 +1,11 @@
 package loader_test
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math/big"
 	"os"
@@ -21,7 +18,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/iceberg-go/table"
 
 	"github.com/k2-market-data/k2/internal/feed"
 	"github.com/k2-market-data/k2/internal/feed/exchanges"
@@ -106,30 +102,12 @@ func mustLoad(t *testing.T, l *lake.Lake, opts loader.Options, name string, path
 // lines returns the non-empty lines of a file, plain or gzip, without CR.
 func lines(t testing.TB, path string) []string {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(path, ".gz") {
-		gz, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = gz
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, 64<<20)
 	var out []string
-	for sc.Scan() {
-		if s := strings.TrimRight(sc.Text(), "\r"); s != "" {
+	testutil.ForLines(t, path, func(_ int, line []byte) {
+		if s := strings.TrimRight(string(line), "\r"); s != "" {
 			out = append(out, s)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	})
 	return out
 }
 
@@ -266,30 +244,13 @@ func number(text string) string {
 // twice fails the test.
 func values(t *testing.T, l *lake.Lake, name, key string, columns ...string) map[string][]string {
 	t.Helper()
-	ctx := context.Background()
-	tbl, err := l.Load(ctx, short(name))
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string][]string{}
-	if tbl.CurrentSnapshot() == nil {
-		return out
-	}
-	at, err := tbl.Scan(table.WithSelectedFields(append([]string{key}, columns...)...)).ToArrowTable(ctx)
-	if err != nil {
-		t.Fatalf("scan %s: %v", name, err)
-	}
-	defer at.Release()
-	rdr := array.NewTableReader(at, 1<<16)
-	defer rdr.Release()
-	for rdr.Next() {
-		rec := rdr.RecordBatch()
-		col := func(name string) arrow.Array { return rec.Column(rec.Schema().FieldIndices(name)[0]) }
-		ids := col(key).(*array.String)
+	laketest.Scan(t, l, short(name), append([]string{key}, columns...), func(rec arrow.RecordBatch) {
+		ids := laketest.Column(t, rec, key).(*array.String)
 		for r := 0; r < int(rec.NumRows()); r++ {
 			var row []string
 			for _, c := range columns {
-				row = append(row, cell(col(c), r))
+				row = append(row, cell(laketest.Column(t, rec, c), r))
 			}
 			id := ids.Value(r)
 			if _, dup := out[id]; dup {
@@ -297,7 +258,7 @@ func values(t *testing.T, l *lake.Lake, name, key string, columns ...string) map
 			}
 			out[id] = row
 		}
-	}
+	})
 	return out
 }
 

@@ -93,13 +93,40 @@ func (r *Registry) Handler() http.Handler {
 	return promhttp.HandlerFor(r, promhttp.HandlerOpts{Registry: r})
 }
 
-// Factory makes metrics registered with reg, or with a registry of their
-// own when reg is nil (a component used without a process around it).
-func Factory(reg prometheus.Registerer) promauto.Factory {
+// Metrics makes a component's metrics, registered with one Registerer.
+type Metrics struct{ f promauto.Factory }
+
+// NewMetrics makes metrics registered with reg, or with a registry of
+// their own when reg is nil (a component used without a process around it).
+func NewMetrics(reg prometheus.Registerer) Metrics {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	return promauto.With(reg)
+	return Metrics{promauto.With(reg)}
+}
+
+func (m Metrics) Counter(name, help string) prometheus.Counter {
+	return m.f.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+func (m Metrics) CounterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return m.f.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+func (m Metrics) Gauge(name, help string) prometheus.Gauge {
+	return m.f.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+}
+
+func (m Metrics) GaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return m.f.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+}
+
+func (m Metrics) Histogram(name, help string, buckets []float64) prometheus.Histogram {
+	return m.f.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
+}
+
+func (m Metrics) HistogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return m.f.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
 }
 
 // Sum adds up the series of a family whose labels include the given

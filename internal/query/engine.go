@@ -48,24 +48,13 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	f := ops.Factory(reg)
+	f := ops.NewMetrics(reg)
 	m := &metrics{
-		queries: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_query_executions_total", Help: "Queries by type and outcome (success, error, timeout).",
-		}, []string{"query_type", "status"}),
-		duration: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "k2_query_duration_seconds", Help: "Query time including planning and the pool wait.",
-			Buckets: ops.LatencyBuckets,
-		}, []string{"query_type"}),
-		files: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "k2_query_files_scanned", Help: "Data files a query read after pruning.",
-			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
-		}, []string{"query_type"}),
-		rows: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "k2_query_rows_returned", Help: "Rows a query returned.",
-			Buckets: ops.RowBuckets,
-		}, []string{"query_type"}),
-		pool: newPoolMetrics(f),
+		queries:  f.CounterVec("k2_query_executions_total", "Queries by type and outcome (success, error, timeout).", "query_type", "status"),
+		duration: f.HistogramVec("k2_query_duration_seconds", "Query time including planning and the pool wait.", ops.LatencyBuckets, "query_type"),
+		files:    f.HistogramVec("k2_query_files_scanned", "Data files a query read after pruning.", prometheus.ExponentialBuckets(1, 4, 8), "query_type"),
+		rows:     f.HistogramVec("k2_query_rows_returned", "Rows a query returned.", ops.RowBuckets, "query_type"),
+		pool:     newPoolMetrics(f),
 	}
 	for _, q := range queryTypes {
 		for _, st := range []string{"success", "error", "timeout"} {
@@ -124,24 +113,14 @@ type tableState struct {
 // New opens an in-process DuckDB database confined to the lake.
 func New(l *lake.Lake, opts Options) (*Engine, error) {
 	d := config.Default().Query
-	if opts.PoolSize <= 0 {
-		opts.PoolSize = d.PoolSize
-	}
-	if opts.AcquireTimeout <= 0 {
-		opts.AcquireTimeout = d.AcquireTimeout
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = d.Timeout
-	}
-	if opts.MemoryLimit == "" {
-		opts.MemoryLimit = d.MemoryLimit
-	}
+	config.Or(&opts.PoolSize, d.PoolSize)
+	config.Or(&opts.AcquireTimeout, d.AcquireTimeout)
+	config.Or(&opts.Timeout, d.Timeout)
+	config.Or(&opts.MemoryLimit, d.MemoryLimit)
 	if opts.Threads <= 0 {
 		opts.Threads = runtime.GOMAXPROCS(0)
 	}
-	if opts.CacheBytes <= 0 {
-		opts.CacheBytes = d.CacheBytes
-	}
+	config.Or(&opts.CacheBytes, d.CacheBytes)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

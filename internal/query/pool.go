@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/k2-market-data/k2/internal/ops"
 )
@@ -21,27 +20,14 @@ type poolMetrics struct {
 	timeouts, createErrors  prometheus.Counter
 }
 
-func newPoolMetrics(f promauto.Factory) *poolMetrics {
+func newPoolMetrics(f ops.Metrics) *poolMetrics {
 	return &poolMetrics{
-		size: f.NewGauge(prometheus.GaugeOpts{
-			Name: "k2_connection_pool_size", Help: "DuckDB connections the query pool may hold.",
-		}),
-		active: f.NewGauge(prometheus.GaugeOpts{
-			Name: "k2_connection_pool_active_connections", Help: "DuckDB connections running a query.",
-		}),
-		available: f.NewGauge(prometheus.GaugeOpts{
-			Name: "k2_connection_pool_available_connections", Help: "Pool slots free for a query.",
-		}),
-		wait: f.NewHistogram(prometheus.HistogramOpts{
-			Name: "k2_connection_pool_wait_time_seconds", Help: "Time a query waited for a connection.",
-			Buckets: ops.LatencyBuckets,
-		}),
-		timeouts: f.NewCounter(prometheus.CounterOpts{
-			Name: "k2_connection_pool_acquisition_timeouts_total", Help: "Queries refused because no connection freed up in time.",
-		}),
-		createErrors: f.NewCounter(prometheus.CounterOpts{
-			Name: "k2_connection_pool_creation_errors_total", Help: "Failures to open a DuckDB connection.",
-		}),
+		size:         f.Gauge("k2_connection_pool_size", "DuckDB connections the query pool may hold."),
+		active:       f.Gauge("k2_connection_pool_active_connections", "DuckDB connections running a query."),
+		available:    f.Gauge("k2_connection_pool_available_connections", "Pool slots free for a query."),
+		wait:         f.Histogram("k2_connection_pool_wait_time_seconds", "Time a query waited for a connection.", ops.LatencyBuckets),
+		timeouts:     f.Counter("k2_connection_pool_acquisition_timeouts_total", "Queries refused because no connection freed up in time."),
+		createErrors: f.Counter("k2_connection_pool_creation_errors_total", "Failures to open a DuckDB connection."),
 	}
 }
 

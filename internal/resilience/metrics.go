@@ -21,19 +21,10 @@ type degradationMetrics struct {
 }
 
 func newDegradationMetrics(reg prometheus.Registerer) *degradationMetrics {
-	f := ops.Factory(reg)
-	m := &degradationMetrics{level: f.NewGauge(prometheus.GaugeOpts{
-		Name: "k2_degradation_level",
-		Help: "Current degradation level: 0 NORMAL, 1 SOFT, 2 GRACEFUL, 3 AGGRESSIVE, 4 CIRCUIT_BREAK.",
-	})}
-	transitions := f.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_degradation_transitions_total",
-		Help: "Degradation level changes, by level names before and after.",
-	}, []string{"from_level", "to_level"})
-	backpressure := f.NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_backpressure_events_total",
-		Help: "Observations of lag and memory that left the consumer above NORMAL, by the resulting level.",
-	}, []string{"level"})
+	f := ops.NewMetrics(reg)
+	m := &degradationMetrics{level: f.Gauge("k2_degradation_level", "Current degradation level: 0 NORMAL, 1 SOFT, 2 GRACEFUL, 3 AGGRESSIVE, 4 CIRCUIT_BREAK.")}
+	transitions := f.CounterVec("k2_degradation_transitions_total", "Degradation level changes, by level names before and after.", "from_level", "to_level")
+	backpressure := f.CounterVec("k2_backpressure_events_total", "Observations of lag and memory that left the consumer above NORMAL, by the resulting level.", "level")
 	for l := Soft; l <= CircuitBreak; l++ {
 		m.backpressure[l] = backpressure.WithLabelValues(l.String())
 	}
@@ -51,8 +42,7 @@ func newDegradationMetrics(reg prometheus.Registerer) *degradationMetrics {
 
 // newShedMetrics is k2_messages_shed_total of one Shedder.
 func newShedMetrics(reg prometheus.Registerer) *prometheus.CounterVec {
-	return ops.Factory(reg).NewCounterVec(prometheus.CounterOpts{
-		Name: "k2_messages_shed_total",
-		Help: "Records dropped by the load shedder because its configured policy names their data type and symbol tier at this level.",
-	}, []string{"data_type", "symbol_tier", "level"})
+	return ops.NewMetrics(reg).CounterVec("k2_messages_shed_total",
+		"Records dropped by the load shedder because its configured policy names their data type and symbol tier at this level.",
+		"data_type", "symbol_tier", "level")
 }

@@ -46,30 +46,18 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, errors.New("sink: no brokers")
 	}
 	d := config.Default().Sink
-	if cfg.Group == "" {
-		cfg.Group = d.Group
-	}
+	config.Or(&cfg.Group, d.Group)
 	if cfg.Topics == "" {
 		cfg.Topics = bus.TopicPattern(cfg.TopicPrefix)
 	}
 	if _, err := regexp.Compile(cfg.Topics); err != nil {
 		return cfg, fmt.Errorf("sink topics %q: %w", cfg.Topics, err)
 	}
-	if cfg.BatchRows <= 0 {
-		cfg.BatchRows = d.BatchRows
-	}
-	if cfg.BatchBytes <= 0 {
-		cfg.BatchBytes = d.BatchBytes
-	}
-	if cfg.BatchAge <= 0 {
-		cfg.BatchAge = d.BatchAge
-	}
-	if cfg.MaxPoll <= 0 {
-		cfg.MaxPoll = 100_000
-	}
-	if cfg.FetchBytes <= 0 {
-		cfg.FetchBytes = 64 << 20
-	}
+	config.Or(&cfg.BatchRows, d.BatchRows)
+	config.Or(&cfg.BatchBytes, d.BatchBytes)
+	config.Or(&cfg.BatchAge, d.BatchAge)
+	config.Or(&cfg.MaxPoll, 100_000)
+	config.Or(&cfg.FetchBytes, 64<<20)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

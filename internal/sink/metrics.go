@@ -28,33 +28,17 @@ type metrics struct {
 var consumerErrorTypes = []string{"fetch", "commit", "lake", "overlap"}
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	f := ops.Factory(reg)
+	f := ops.NewMetrics(reg)
 	m := &metrics{
-		consumed: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_kafka_messages_consumed_total", Help: "Records the sink read.",
-		}, []string{"topic"}),
-		lagMessages: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "k2_kafka_consumer_lag_messages", Help: "Records in the partition not yet read by the sink.",
-		}, []string{"topic", "partition"}),
-		lagSeconds: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "k2_kafka_consumer_lag_seconds", Help: "Age of the last record read while the partition has unread records; 0 when caught up.",
-		}, []string{"topic", "partition"}),
-		offset: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "k2_kafka_consumer_offset", Help: "Next offset the sink reads.",
-		}, []string{"topic", "partition"}),
-		deadLetters: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_sink_dead_letters_total", Help: "Records sent to a dead-letter topic, by reason.",
-		}, []string{"topic", "reason"}),
-		duplicates: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_duplicate_messages_detected_total", Help: "Records dropped because their id was already stored or repeated.",
-		}, []string{"table"}),
-		consumerErrors: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_consumer_errors_total", Help: "Sink errors by type (fetch, commit, lake, overlap).",
-		}, []string{"error_type"}),
-		paused: f.NewGauge(prometheus.GaugeOpts{
-			Name: "k2_sink_paused", Help: "1 while the sink has paused fetching (back-pressure or a failing lake).",
-		}),
-		seq: newSeqMetrics(f),
+		consumed:       f.CounterVec("k2_kafka_messages_consumed_total", "Records the sink read.", "topic"),
+		lagMessages:    f.GaugeVec("k2_kafka_consumer_lag_messages", "Records in the partition not yet read by the sink.", "topic", "partition"),
+		lagSeconds:     f.GaugeVec("k2_kafka_consumer_lag_seconds", "Age of the last record read while the partition has unread records; 0 when caught up.", "topic", "partition"),
+		offset:         f.GaugeVec("k2_kafka_consumer_offset", "Next offset the sink reads.", "topic", "partition"),
+		deadLetters:    f.CounterVec("k2_sink_dead_letters_total", "Records sent to a dead-letter topic, by reason.", "topic", "reason"),
+		duplicates:     f.CounterVec("k2_duplicate_messages_detected_total", "Records dropped because their id was already stored or repeated.", "table"),
+		consumerErrors: f.CounterVec("k2_consumer_errors_total", "Sink errors by type (fetch, commit, lake, overlap).", "error_type"),
+		paused:         f.Gauge("k2_sink_paused", "1 while the sink has paused fetching (back-pressure or a failing lake)."),
+		seq:            newSeqMetrics(f),
 	}
 	for _, t := range record.TableNames() {
 		m.duplicates.WithLabelValues(t)

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/ops"
@@ -34,17 +33,11 @@ type seqMetrics struct {
 	outOfOrder *prometheus.CounterVec // exchange
 }
 
-func newSeqMetrics(f promauto.Factory) *seqMetrics {
+func newSeqMetrics(f ops.Metrics) *seqMetrics {
 	return &seqMetrics{
-		gaps: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_sequence_gaps_detected_total", Help: "Exchange sequence gaps by symbol and severity (small, large).",
-		}, []string{"exchange", "symbol", "severity"}),
-		resets: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_sequence_resets_detected_total", Help: "Exchange sequences that restarted after a pause.",
-		}, []string{"exchange"}),
-		outOfOrder: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "k2_out_of_order_messages_total", Help: "Records whose sequence number is not after the last one.",
-		}, []string{"exchange"}),
+		gaps:       f.CounterVec("k2_sequence_gaps_detected_total", "Exchange sequence gaps by symbol and severity (small, large).", "exchange", "symbol", "severity"),
+		resets:     f.CounterVec("k2_sequence_resets_detected_total", "Exchange sequences that restarted after a pause.", "exchange"),
+		outOfOrder: f.CounterVec("k2_out_of_order_messages_total", "Records whose sequence number is not after the last one.", "exchange"),
 	}
 }
 
@@ -80,7 +73,7 @@ type seqState struct {
 // NewTracker returns a tracker with the original's thresholds, counting
 // in reg (nil: a registry of its own).
 func NewTracker(reg prometheus.Registerer) *Tracker {
-	return newTracker(newSeqMetrics(ops.Factory(reg)))
+	return newTracker(newSeqMetrics(ops.NewMetrics(reg)))
 }
 
 func newTracker(m *seqMetrics) *Tracker {

@@ -9,9 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/bus/bustest"
 	"github.com/k2-market-data/k2/internal/codec"
 	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/lake"
@@ -117,12 +118,7 @@ func setUp(t *testing.T, e *env) *env {
 }
 
 func (e *env) producer(t *testing.T) *bus.Producer {
-	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: e.brokers, Linger: time.Millisecond, TopicPrefix: e.prefix}, e.reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(context.Background()) })
-	return p
+	return bustest.Producer(t, e.brokers, e.prefix, e.reg)
 }
 
 // running is a sink in a goroutine.

@@ -22,6 +22,9 @@ func (st *Stack) newSink() error {
 	if err != nil {
 		return err
 	}
+	if st.parts.Unthrottled {
+		deg = nil
+	}
 	s, err := sink.New(sink.Config{
 		Sink: st.cfg.Sink, Brokers: st.brokers, TopicPrefix: st.cfg.Kafka.TopicPrefix,
 		Degradation: deg, Shedder: shed, Logger: st.log, Registerer: st.metrics,
@@ -31,7 +34,7 @@ func (st *Stack) newSink() error {
 	}
 	st.sink, st.dlq = s, dlq
 	st.health.Add("sink", func(context.Context) error {
-		if deg.Level() == resilience.CircuitBreak {
+		if deg != nil && deg.Level() == resilience.CircuitBreak {
 			return errors.New("paused: degradation level CIRCUIT_BREAK (lag or memory too high)")
 		}
 		return nil

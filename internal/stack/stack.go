@@ -50,6 +50,9 @@ type Parts struct {
 	// FeedMayFail keeps the process running when its feed fails (k2 up:
 	// the rest still serves what it has); otherwise the failure stops it.
 	FeedMayFail bool
+	// Unthrottled sinks never pause for the process's memory: a benchmark
+	// measures the pipeline itself, in a process that ran others before.
+	Unthrottled bool
 	// Status, when set, receives a short status every StatusEvery (k2 up
 	// on a terminal).
 	Status      io.Writer
@@ -131,12 +134,11 @@ func Start(ctx context.Context, role string, cfg config.Config, parts Parts, log
 func (st *Stack) onClose(fn func()) { st.closers = append(st.closers, fn) }
 
 // Run runs the sink, the feed and the status line until ctx ends or one of
-// them (or a server) fails, then stops everything: the feed first, so what
-// it produced reaches the broker, then the sink, which commits what it
-// holds, then the servers. It returns the first failure, and what a stop
-// could not deliver.
+// them (or a server) fails, then stops them: the feed first, so what it
+// produced reaches the broker, then the sink, which commits what it holds.
+// It returns the first failure, and what a stop could not deliver. Close
+// then releases the rest (the servers, the lake).
 func (st *Stack) Run(ctx context.Context) error {
-	defer st.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var failed error
@@ -239,8 +241,7 @@ func waitUntil(done <-chan struct{}, deadline time.Time) bool {
 	}
 }
 
-// Close releases everything Start opened, in reverse order. Run closes the
-// stack itself; Close is for a stack whose parts are used without Run.
+// Close releases everything Start opened, in reverse order.
 func (st *Stack) Close() {
 	st.closeOnce.Do(func() {
 		for i := len(st.closers) - 1; i >= 0; i-- {

@@ -50,7 +50,7 @@ func start(t *testing.T, role string, cfg config.Config, parts Parts) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{Stack: st, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- st.Run(ctx) }()
-	t.Cleanup(func() { r.stop(t) })
+	t.Cleanup(func() { r.stop(t); st.Close() })
 	return r
 }
 
@@ -182,6 +182,7 @@ func TestEveryRoleServesItsHealthAndMetrics(t *testing.T) {
 	if err := broker.stop(t); err != nil {
 		t.Fatalf("broker stopped with %v", err)
 	}
+	broker.Close()
 	testutil.WaitFor(t, "the feed's health to fail", 30*time.Second, func() bool {
 		code, rep := feed.health(t)
 		return code == http.StatusServiceUnavailable && rep.Checks["kafka"].Status == "failing"
@@ -232,6 +233,7 @@ func TestStopIsPromptWhenTheBrokerIsGone(t *testing.T) {
 		return ops.Sum(feed.Metrics(), "k2_kafka_messages_produced_total") > 1000
 	})
 	broker.stop(t)
+	broker.Close()
 	time.Sleep(500 * time.Millisecond) // records pile up for a broker that is not there
 	began := time.Now()
 	err := feed.stop(t)

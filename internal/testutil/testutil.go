@@ -4,9 +4,13 @@
 package testutil
 
 import (
+	"bufio"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -74,4 +78,34 @@ func Data(t testing.TB, rel ...string) string {
 		t.Skip(msg)
 	}
 	return p
+}
+
+// ForLines calls fn with every line of a file and its number from 1,
+// gunzipping a .gz file; the slice is valid during the call only.
+func ForLines(t testing.TB, path string, fn func(n int, line []byte)) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer gz.Close()
+		r = gz
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20) // depth snapshots are long lines
+	n := 0
+	for sc.Scan() {
+		n++
+		fn(n, sc.Bytes())
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 }

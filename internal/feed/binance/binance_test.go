@@ -1,10 +1,6 @@
 package binance
 
 import (
-	"bufio"
-	"compress/gzip"
-	"io"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,35 +14,6 @@ var assets = marketdata.DefaultAssets
 
 const received = marketdata.Timestamp(1723161254087896) // 2024-08-08T23:54:14.087896Z
 
-// forLines calls fn with every line of a shared data file, gunzipping .gz files.
-func forLines(t *testing.T, path string, fn func(n int, line []byte)) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(path, ".gz") {
-		gz, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer gz.Close()
-		r = gz
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 64<<20) // depth snapshots are long lines
-	n := 0
-	for sc.Scan() {
-		n++
-		fn(n, sc.Bytes())
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 type capture struct {
 	trades  map[int64]marketdata.Trade
 	quotes  int
@@ -57,7 +24,7 @@ func readCapture(t *testing.T, files ...string) capture {
 	t.Helper()
 	c := capture{trades: map[int64]marketdata.Trade{}, skipped: map[string]int{}}
 	for _, name := range files {
-		forLines(t, testutil.Data(t, "binance", "ws", name), func(n int, line []byte) {
+		testutil.ForLines(t, testutil.Data(t, "binance", "ws", name), func(n int, line []byte) {
 			ev, err := ParseCaptureLine(line, assets)
 			if err != nil {
 				t.Fatalf("%s line %d: %v", name, n, err)
@@ -130,7 +97,7 @@ func TestVisionMatchesCapture(t *testing.T) {
 	path := testutil.Data(t, "binance", "vision", "BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.from-ws.csv")
 	c := readCapture(t, "spot_btcusdt_20240808.gz", "spot_btcusdt_20240809.gz")
 	seen := 0
-	forLines(t, path, func(n int, line []byte) {
+	testutil.ForLines(t, path, func(n int, line []byte) {
 		tr, err := ParseVisionLine(string(line), "BTCUSDT", assets, received)
 		if err != nil {
 			t.Fatalf("line %d: %v", n, err)
@@ -155,7 +122,7 @@ func TestVisionMicroseconds(t *testing.T) {
 	t.Parallel()
 	path := testutil.Data(t, "binance", "vision", "BTCUSDT-trades-2025-01-01.first210.csv")
 	n := 0
-	forLines(t, path, func(i int, line []byte) {
+	testutil.ForLines(t, path, func(i int, line []byte) {
 		tr, err := ParseVisionLine(string(line), "BTCUSDT", assets, 0)
 		if err != nil {
 			t.Fatalf("line %d: %v", i, err)
@@ -255,7 +222,7 @@ func TestFrameKinds(t *testing.T) {
 func TestAggTradeFramesSkipped(t *testing.T) {
 	t.Parallel()
 	n := 0
-	forLines(t, testutil.Data(t, "binance", "ws", "aggtrade_frames.txt"), func(i int, line []byte) {
+	testutil.ForLines(t, testutil.Data(t, "binance", "ws", "aggtrade_frames.txt"), func(i int, line []byte) {
 		_, frame, ok := strings.Cut(string(line), ": ")
 		if !ok {
 			t.Fatalf("line %d: %q", i, line)

@@ -41,7 +41,7 @@ func TestScanEventAgreesOnTheCaptures(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"spot_btcusdt_20240808.gz", "spot_btcusdt_20240809.gz", "spot_ethusdt_20240808.gz"} {
 		fast, events := 0, 0
-		forLines(t, testutil.Data(t, "binance", "ws", name), func(n int, line []byte) {
+		testutil.ForLines(t, testutil.Data(t, "binance", "ws", name), func(n int, line []byte) {
 			_, frame, _ := bytes.Cut(line, []byte{' '})
 			stream, data, ok := splitEnvelope(frame)
 			if !ok {

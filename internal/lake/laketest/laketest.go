@@ -7,24 +7,24 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/k2-market-data/k2/internal/lake"
 )
 
-// Keys scans a table and returns how many rows hold each value of the
-// given string columns, joined by "/" (e.g. "symbol", "trade_id").
-func Keys(t testing.TB, l *lake.Lake, name string, columns ...string) map[string]int {
+// Scan calls fn with each record batch of the table's current snapshot,
+// holding the given columns (none when the table is empty).
+func Scan(t testing.TB, l *lake.Lake, name string, columns []string, fn func(rec arrow.RecordBatch)) {
 	t.Helper()
 	ctx := context.Background()
 	tbl, err := l.Load(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]int{}
 	if tbl.CurrentSnapshot() == nil {
-		return out
+		return
 	}
 	at, err := tbl.Scan(table.WithSelectedFields(columns...)).ToArrowTable(ctx)
 	if err != nil {
@@ -34,16 +34,32 @@ func Keys(t testing.TB, l *lake.Lake, name string, columns ...string) map[string
 	rdr := array.NewTableReader(at, 1<<16)
 	defer rdr.Release()
 	for rdr.Next() {
-		rec := rdr.RecordBatch()
+		fn(rdr.RecordBatch())
+	}
+}
+
+// Column is a record batch's column by name.
+func Column(t testing.TB, rec arrow.RecordBatch, name string) arrow.Array {
+	t.Helper()
+	idx := rec.Schema().FieldIndices(name)
+	if len(idx) == 0 {
+		t.Fatalf("no column %s", name)
+	}
+	return rec.Column(idx[0])
+}
+
+// Keys scans a table and returns how many rows hold each value of the
+// given string columns, joined by "/" (e.g. "symbol", "trade_id").
+func Keys(t testing.TB, l *lake.Lake, name string, columns ...string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	Scan(t, l, name, columns, func(rec arrow.RecordBatch) {
 		cols := make([]*array.String, len(columns))
 		for i, c := range columns {
-			idx := rec.Schema().FieldIndices(c)
-			if len(idx) == 0 {
-				t.Fatalf("%s has no column %s", name, c)
-			}
-			s, ok := rec.Column(idx[0]).(*array.String)
+			col := Column(t, rec, c)
+			s, ok := col.(*array.String)
 			if !ok {
-				t.Fatalf("%s.%s is %s, not a string", name, c, rec.Column(idx[0]).DataType())
+				t.Fatalf("%s.%s is %s, not a string", name, c, col.DataType())
 			}
 			cols[i] = s
 		}
@@ -54,7 +70,7 @@ func Keys(t testing.TB, l *lake.Lake, name string, columns ...string) map[string
 			}
 			out[k]++
 		}
-	}
+	})
 	return out
 }
 
