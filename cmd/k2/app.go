@@ -37,7 +37,7 @@ func (a *app) openQuery(ctx context.Context) (*lake.Lake, *query.Engine, error) 
 // stack serves /health and /metrics, and on a terminal it shows a status
 // line. banner says where it serves; done, when set, prints a summary at
 // the end.
-func (a *app) serve(cmd *cobra.Command, ctx context.Context, role string, parts stack.Parts, banner func(*stack.Stack) string, done func(*stack.Stack)) error {
+func (a *app) serve(ctx context.Context, cmd *cobra.Command, role string, parts stack.Parts, banner func(*stack.Stack) string, done func(*stack.Stack)) error {
 	if a.interactive && strings.EqualFold(a.cfg.Log.Format, "text") {
 		parts.Status = os.Stderr
 	}
@@ -66,7 +66,7 @@ func where(st *stack.Stack, role string) string {
 	return strings.Join(parts, " · ")
 }
 
-// durationFlag stops a command after a while (0: until interrupted).
+// withDuration stops a command after a while (0: until interrupted).
 func withDuration(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	if d <= 0 {
 		return context.WithCancel(ctx)

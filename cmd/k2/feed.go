@@ -32,7 +32,7 @@ cannot read. It runs until interrupted, or for --duration, and serves
 				setGC(feedGCPercent)
 				ctx, cancel := withDuration(cmd.Context(), duration)
 				defer cancel()
-				err := a.serve(cmd, ctx, "feed", stack.Parts{Feed: ex.Name}, func(st *stack.Stack) string {
+				err := a.serve(ctx, cmd, "feed", stack.Parts{Feed: ex.Name}, func(st *stack.Stack) string {
 					return where(st, "feed "+ex.Name)
 				}, func(st *stack.Stack) { fmt.Fprintln(cmd.OutOrStdout(), st.FeedSummary()) })
 				if errors.Is(err, context.DeadlineExceeded) {

@@ -46,7 +46,7 @@ to --log-file or to the log when it is JSON or not a terminal.`,
 				}
 				parts.Feed = ex.Name
 			}
-			return a.serve(cmd, cmd.Context(), "up", parts, func(st *stack.Stack) string {
+			return a.serve(cmd.Context(), cmd, "up", parts, func(st *stack.Stack) string {
 				return where(st, "up") + " · data " + a.cfg.DataDir + " · feed " + feedName
 			}, func(st *stack.Stack) {
 				if s := st.FeedSummary(); s != "" {
@@ -73,7 +73,7 @@ func newBrokerCmd(a *app) *cobra.Command {
 		Short: "Serve the embedded Kafka-protocol broker and schema registry, state under --data-dir",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.serve(cmd, cmd.Context(), "broker", stack.Parts{Embedded: true}, func(st *stack.Stack) string {
+			return a.serve(cmd.Context(), cmd, "broker", stack.Parts{Embedded: true}, func(st *stack.Stack) string {
 				return where(st, "broker") + " · data " + a.cfg.DataDir
 			}, nil)
 		},
@@ -93,7 +93,7 @@ it consumed, so a crash at any moment neither loses nor repeats a record.
 Several sinks in one group share the partitions.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.serve(cmd, cmd.Context(), "sink", stack.Parts{Sink: true}, func(st *stack.Stack) string {
+			return a.serve(cmd.Context(), cmd, "sink", stack.Parts{Sink: true}, func(st *stack.Stack) string {
 				return where(st, "sink") + " · group " + a.cfg.Sink.Group
 			}, nil)
 		},

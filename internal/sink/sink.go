@@ -139,10 +139,10 @@ func (s *Sink) Run(ctx context.Context) error {
 	s.log.Info("sink started", "topics", s.cfg.Topics, "batch_rows", s.cfg.BatchRows, "batch_age", s.cfg.BatchAge)
 	for {
 		s.mu.Lock()
-		wait := s.untilDue()
+		wait, limit := s.untilDue(), s.pollLimit()
 		s.mu.Unlock()
 		pollCtx, cancel := context.WithTimeout(ctx, wait)
-		fetches := s.cl.PollRecords(pollCtx, s.cfg.MaxPoll)
+		fetches := s.cl.PollRecords(pollCtx, limit)
 		cancel()
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			err := s.shutdown()
@@ -167,8 +167,12 @@ func (s *Sink) Run(ctx context.Context) error {
 	}
 }
 
+// stopCommit bounds a stopping sink's last commit: the process it runs in
+// stops within 10 s, and what is not committed is read again on restart.
+const stopCommit = 8 * time.Second
+
 func (s *Sink) shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), stopCommit)
 	defer cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -331,6 +332,32 @@ func TestSinkStoresEveryRecordOnceAndRecordsOffsets(t *testing.T) {
 	// The quotes table records only quote topics, the trades table only trade topics.
 	if _, ok := e.tableOffsets(t, "trades")[binanceQuotes]; ok {
 		t.Error("the trades table records the quotes topic's offsets")
+	}
+}
+
+// --sink-batch-rows bounds every commit, even when one fetch brings far more.
+func TestBatchRowsBoundsEveryCommit(t *testing.T) {
+	e := newEnv(t)
+	e.produceTrades(t, 0, 10_000)
+	s := e.startSink(t, Config{Sink: config.Sink{BatchRows: 1_500}})
+	waitFor(t, "every record", func() bool { return s.Stats().Written == 10_000 })
+	tbl, err := e.lake.Load(context.Background(), "trades")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, snap := range tbl.Metadata().Snapshots() {
+		n, err := strconv.Atoi(snap.Summary.Properties["added-records"])
+		if err != nil {
+			t.Fatalf("snapshot %d: added-records: %v", snap.SnapshotID, err)
+		}
+		if n > 1_500 {
+			t.Errorf("snapshot %d adds %d rows; the sink's batches close at 1,500", snap.SnapshotID, n)
+		}
+		total += n
+	}
+	if total != 10_000 {
+		t.Fatalf("the snapshots add %d rows, want 10,000", total)
 	}
 }
 

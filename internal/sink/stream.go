@@ -229,6 +229,16 @@ func (s *Sink) untilDue() time.Duration {
 	return wait
 }
 
+// pollLimit is how many records the next poll may take: no more than
+// fills the fullest batch, so no commit holds more than BatchRows rows.
+func (s *Sink) pollLimit() int {
+	n := s.cfg.MaxPoll
+	for _, st := range s.streams {
+		n = min(n, s.cfg.BatchRows-st.cur.rows.Len())
+	}
+	return max(n, 1)
+}
+
 // discard drops what the batches are filling, after waiting for the
 // commits under way (they may land; their offsets then stand).
 func (s *Sink) discard(ctx context.Context) {

@@ -32,7 +32,7 @@ func (st *Stack) newSink() error {
 	if err != nil {
 		return err
 	}
-	st.sink, st.dlq = s, dlq
+	st.sink = s
 	st.health.Add("sink", func(context.Context) error {
 		if deg != nil && deg.Level() == resilience.CircuitBreak {
 			return errors.New("paused: degradation level CIRCUIT_BREAK (lag or memory too high)")

@@ -78,7 +78,6 @@ type Stack struct {
 	lake  *lake.Lake
 	query *query.Engine
 	sink  *sink.Sink
-	dlq   *bus.Producer
 	feed  *feedRunner
 
 	closeOnce sync.Once
@@ -163,17 +162,16 @@ func (st *Stack) Run(ctx context.Context) error {
 		go func() {
 			defer close(feedDone)
 			err := st.feed.run(feedCtx)
-			if err != nil && !errors.Is(err, context.Canceled) && st.parts.FeedMayFail && feedCtx.Err() == nil {
+			switch {
+			case feedCtx.Err() != nil: // stopping
+			case st.parts.FeedMayFail && err != nil:
 				st.log.Error("feed stopped; the rest of K2 goes on serving", "feed", st.parts.Feed, "error", err)
-				return
-			}
-			if feedCtx.Err() == nil {
-				if err == nil {
-					// A feed with a limit ends by itself: the process is done.
-					cancel()
-					return
-				}
+			case st.parts.FeedMayFail:
+				st.log.Info("feed finished; the rest of K2 goes on serving", "feed", st.parts.Feed)
+			case err != nil:
 				fail("feed "+st.parts.Feed, err)
+			default:
+				cancel() // a feed with a limit is done, and so is a process that only runs it
 			}
 		}()
 	} else {
