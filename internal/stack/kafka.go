@@ -3,7 +3,6 @@ package stack
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -98,9 +97,6 @@ func (st *Stack) Producer(clientID string, exchanges ...string) (*bus.Producer, 
 	return p, nil
 }
 
-// Registry is a client of the stack's schema registry.
-func (st *Stack) Registry() *registry.Client { return st.reg }
-
 // closeProducer closes p, waiting until deadline for the broker; it
 // reports what was left undelivered.
 func closeProducer(p *bus.Producer, deadline time.Time, log interface {
@@ -115,9 +111,4 @@ func closeProducer(p *bus.Producer, deadline time.Time, log interface {
 		return err
 	}
 	return err
-}
-
-// DataDir is where a role keeps its state.
-func (st *Stack) DataDir(parts ...string) string {
-	return filepath.Join(append([]string{st.cfg.DataDir}, parts...)...)
 }

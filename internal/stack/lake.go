@@ -59,13 +59,3 @@ func (st *Stack) openLake(ctx context.Context) error {
 	})
 	return nil
 }
-
-func (st *Stack) openQuery() error {
-	e, err := OpenQuery(st.lake, st.cfg, st.metrics, st.log)
-	if err != nil {
-		return err
-	}
-	st.onClose(func() { e.Close() })
-	st.query = e
-	return nil
-}

@@ -6,7 +6,7 @@
 // and stops them in order within StopTimeout.
 //
 // The files follow the parts: kafka.go (the embedded installation or a
-// cluster, producers), lake.go (the lake and the query engine), sink.go,
+// cluster, producers), lake.go (the lake, and the query engine for commands that open one), sink.go,
 // feed.go, http.go (the listener, health and metrics), status.go (k2 up's
 // status line).
 package stack
@@ -24,7 +24,6 @@ import (
 	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/ops"
-	"github.com/k2-market-data/k2/internal/query"
 	"github.com/k2-market-data/k2/internal/registry"
 	"github.com/k2-market-data/k2/internal/sink"
 )
@@ -42,8 +41,7 @@ type Parts struct {
 	// Kafka connects to the cluster even without a sink or feed (loads
 	// through Kafka, the topics commands).
 	Kafka bool
-	Lake  bool // open the lake (implied by Sink and Query)
-	Query bool // open a query engine over the lake
+	Lake  bool // open the lake (implied by Sink)
 	Sink  bool // consume the topics into the lake
 	// Feed names the exchange to capture (feed/exchanges), "" none.
 	Feed string
@@ -75,10 +73,9 @@ type Stack struct {
 	reg     *registry.Client
 	regURL  string
 
-	lake  *lake.Lake
-	query *query.Engine
-	sink  *sink.Sink
-	feed  *feedRunner
+	lake *lake.Lake
+	sink *sink.Sink
+	feed *feedRunner
 
 	closeOnce sync.Once
 	closers   []func() // in the order things were opened
@@ -105,13 +102,8 @@ func Start(ctx context.Context, role string, cfg config.Config, parts Parts, log
 			return st, err
 		}
 	}
-	if parts.Lake || parts.Sink || parts.Query {
+	if parts.Lake || parts.Sink {
 		if err = st.openLake(ctx); err != nil {
-			return st, err
-		}
-	}
-	if parts.Query {
-		if err = st.openQuery(); err != nil {
 			return st, err
 		}
 	}
@@ -254,9 +246,6 @@ func (st *Stack) Role() string { return st.role }
 // Metrics is the registry /metrics serves.
 func (st *Stack) Metrics() *ops.Registry { return st.metrics }
 
-// Health is the checks /health runs.
-func (st *Stack) Health() *ops.Health { return st.health }
-
 // Brokers is the Kafka bootstrap list the parts use.
 func (st *Stack) Brokers() []string { return st.brokers }
 
@@ -265,9 +254,6 @@ func (st *Stack) RegistryURL() string { return st.regURL }
 
 // Lake is the open lake (nil unless Parts asked for it).
 func (st *Stack) Lake() *lake.Lake { return st.lake }
-
-// Query is the query engine (nil unless Parts.Query).
-func (st *Stack) Query() *query.Engine { return st.query }
 
 // Sink is the sink (nil unless Parts.Sink).
 func (st *Stack) Sink() *sink.Sink { return st.sink }

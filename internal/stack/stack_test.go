@@ -262,6 +262,20 @@ func TestHTTPAddressInUseIsAClearError(t *testing.T) {
 	}
 }
 
+// A route added with Handle is served on the process's one listener,
+// beside /health and /metrics.
+func TestHandleServesARouteBesideHealth(t *testing.T) {
+	t.Parallel()
+	st := start(t, "sink", testConfig(t), Parts{Lake: true})
+	st.Handle("GET /api/v1/ping", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "pong") }))
+	if code, body := st.get(t, "/api/v1/ping"); code != http.StatusOK || body != "pong" {
+		t.Errorf("/api/v1/ping: %d %q", code, body)
+	}
+	if code, rep := st.health(t); code != http.StatusOK || rep.Checks["lake"].Status != "ok" {
+		t.Errorf("/health: %d %+v", code, rep)
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe to write from the stack and read here.
 type syncBuffer struct {
 	mu sync.Mutex
