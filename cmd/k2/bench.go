@@ -94,7 +94,7 @@ func newBenchIngestCmd(a *app) *cobra.Command {
 	f.StringVar(&trades, "trades", "2M", "trades through the pipeline in the throughput runs (k and M suffixes)")
 	f.IntVar(&o.Partitions, "partitions", config.Default().Kafka.Partitions, "partitions per topic")
 	f.IntVar(&o.BatchRows, "sink-batch-rows", config.Default().Sink.BatchRows, "the sink's batch rows")
-	f.DurationVar(&o.BatchAge, "sink-batch-age", config.Default().Sink.BatchAge, "the sink's batch age (bounds freshness)")
+	f.DurationVar(&o.BatchAge, "sink-batch-age", bench.FreshnessBatchAge, "the sink's batch age (bounds freshness; k2 up's default is longer)")
 	f.IntVar(&o.Symbols, "symbols", 20, "instruments in the synthetic market")
 	f.IntVar(&o.FreshRate, "fresh-rate", 100_000, "trades per second in the freshness run")
 	f.DurationVar(&o.FreshFor, "fresh-for", 10*time.Second, "length of the freshness run")

@@ -43,7 +43,7 @@ func TestLakeCommands(t *testing.T) {
 		Remaining  int     `json:"remaining_snapshots"`
 	}
 	decode(t, k2("lake", "expire-snapshots", "--dry-run", "--json", "--table", "trades"), &expire)
-	if len(expire) != 1 || expire[0].OlderThan != "168h0m0s" || expire[0].RetainLast != 100 || len(expire[0].Expired) != 0 || expire[0].Remaining != 5 {
+	if len(expire) != 1 || expire[0].OlderThan != "168h0m0s" || expire[0].RetainLast != 10 || len(expire[0].Expired) != 0 || expire[0].Remaining != 5 {
 		t.Fatalf("expire-snapshots by default: %+v", expire)
 	}
 	var orphans []struct {

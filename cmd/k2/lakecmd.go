@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/record"
 )
 
@@ -20,7 +21,10 @@ func newLakeCmd(a *app) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "lake",
-		Short: "Maintain the tables: compact small files, expire old snapshots, remove orphaned files",
+		Short: "Maintain the tables by hand: status, compaction, manifests, snapshot expiry, orphaned files",
+		Long: `Maintain the tables by hand. k2 up and k2 maintain do all of this on a schedule
+(--maintain-every); these commands are for a look (status), for a lake no
+maintainer runs on, and for an operator who wants it done now.`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringSliceVar(&tables, "table", record.TableNames(), "tables to maintain")
@@ -65,9 +69,10 @@ func newLakeCmd(a *app) *cobra.Command {
 	a.cfg.RegisterCompact(compact.Flags())
 	expire := &cobra.Command{
 		Use:   "expire-snapshots",
-		Short: "Drop snapshots older than --expire-older-than, keeping the newest --retain-last (time travel to them ends)",
+		Short: "Drop the snapshots the retention policy does not keep: all of the last --retain-dense-for, one per --retain-sparse-every until --expire-older-than, the newest --retain-last (time travel to the others ends)",
 		RunE: each(func(cmd *cobra.Command, l *lake.Lake, t string) (any, error) {
-			return l.ExpireSnapshots(cmd.Context(), t, lake.ExpireOptions{OlderThan: m.ExpireOlderThan, RetainLast: m.RetainLast, DryRun: dryRun})
+			return l.ExpireSnapshots(cmd.Context(), t, lake.ExpireOptions{OlderThan: m.ExpireOlderThan, RetainLast: m.RetainLast,
+				DenseFor: m.RetainDenseFor, SparseEvery: m.RetainSparseEvery, DryRun: dryRun})
 		}),
 	}
 	a.cfg.RegisterExpire(expire.Flags())
@@ -79,7 +84,22 @@ func newLakeCmd(a *app) *cobra.Command {
 		}),
 	}
 	a.cfg.RegisterOrphans(orphans.Flags())
-	cmd.AddCommand(compact, expire, orphans)
+	manifests := &cobra.Command{
+		Use:   "rewrite-manifests",
+		Short: "Merge a table's manifests into few when it has more than --max-manifests",
+		RunE: each(func(cmd *cobra.Command, l *lake.Lake, t string) (any, error) {
+			return l.RewriteManifests(cmd.Context(), t, m.MaxManifests, dryRun)
+		}),
+	}
+	manifests.Flags().IntVar(&m.MaxManifests, "max-manifests", m.MaxManifests, "rewrite when the current snapshot has more manifests than this")
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show each table's files per partition, small-file debt, snapshots, manifests, metadata size and last maintenance",
+		RunE: each(func(cmd *cobra.Command, l *lake.Lake, t string) (any, error) {
+			return l.Status(cmd.Context(), t, m.CompactSmallFileBytes)
+		}),
+	}
+	cmd.AddCommand(status, compact, manifests, expire, orphans)
 	return cmd
 }
 
@@ -102,6 +122,15 @@ func printResult(w io.Writer, r any) {
 		}
 		fmt.Fprintf(w, "%s: %s %d snapshots older than %s (before %s, keeping the newest %d), %d remain\n",
 			r.Table, verb, len(r.Expired), r.OlderThan, r.Cutoff.Format(time.RFC3339), r.RetainLast, r.Remaining)
+	case lake.ManifestResult:
+		switch {
+		case r.After != r.Before:
+			fmt.Fprintf(w, "%s: rewrote %d manifests into %d\n", r.Table, r.Before, r.After)
+		default:
+			fmt.Fprintf(w, "%s: %d manifests, nothing to rewrite\n", r.Table, r.Before)
+		}
+	case lake.TableStatus:
+		printStatus(w, r)
 	case lake.OrphanResult:
 		verb := "removed"
 		if r.DryRun {
@@ -111,5 +140,28 @@ func printResult(w io.Writer, r any) {
 		for _, f := range r.Files {
 			fmt.Fprintf(w, "  %s\n", f)
 		}
+	}
+}
+
+func printStatus(w io.Writer, s lake.TableStatus) {
+	fmt.Fprintf(w, "%s\n", s.Table)
+	fmt.Fprintf(w, "  rows            %d in %d data files, %s (%.1f bytes a row)\n", s.Rows, s.DataFiles, ops.Bytes(s.DataBytes), s.BytesPerRow())
+	fmt.Fprintf(w, "  partitions      %d; most files in one: %d (%s)\n", s.Partitions, s.MaxFilesPerPartition, s.BusiestPartition)
+	fmt.Fprintf(w, "  small files     %d; compaction would remove %d\n", s.SmallFiles, s.SmallFileDebt)
+	fmt.Fprintf(w, "  snapshots       %d", s.Snapshots)
+	if !s.OldestSnapshot.IsZero() {
+		fmt.Fprintf(w, "; time travel back to %s", s.OldestSnapshot.Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  manifests       %d; metadata file %s\n", s.Manifests, ops.Bytes(s.MetadataBytes))
+	mt := s.Maintenance
+	switch {
+	case mt.LastRun.IsZero() && mt.LeaseUntil.IsZero():
+		fmt.Fprintf(w, "  maintenance     never run\n")
+	case !mt.LastRun.IsZero():
+		fmt.Fprintf(w, "  maintenance     last run %s ago by %s: %s\n", time.Since(mt.LastRun).Round(time.Second), mt.Owner, mt.LastResult)
+	}
+	if mt.LeaseUntil.After(time.Now()) {
+		fmt.Fprintf(w, "  maintenance     running now (%s)\n", mt.Owner)
 	}
 }

@@ -26,8 +26,10 @@ func newUpCmd(a *app) *cobra.Command {
 		Short: "Run K2 on this machine: Kafka broker, schema registry, a feed and the sink in one process",
 		Long: `k2 up runs all of K2 in one process: a Kafka-protocol broker and a schema
 registry (their state under --data-dir), the sink that stores every record in
-the lake exactly once, and a live feed (a synthetic market unless --feed says
-otherwise). /health and /metrics are served on --http-listen. On a terminal
+the lake exactly once, a live feed (a synthetic market unless --feed says
+otherwise) and the tables' maintenance (compaction, manifests, snapshot
+expiry, orphaned files, every --maintain-every). /health and /metrics are
+served on --http-listen. On a terminal
 it shows a status line every few seconds; the per-commit transaction log goes
 to --log-file or to the log when it is JSON or not a terminal.`,
 		Example: `  k2 up                                    # a synthetic market, live
@@ -35,7 +37,7 @@ to --log-file or to the log when it is JSON or not a terminal.`,
   k2 up --feed none                        # only what k2 load and other feeds produce`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			parts := stack.Parts{Embedded: true, Sink: true, FeedMayFail: true}
+			parts := stack.Parts{Embedded: true, Sink: true, Maintain: true, FeedMayFail: true}
 			if feedName != "none" {
 				ex, err := exchanges.Feed(feedName)
 				if err != nil {
@@ -61,6 +63,7 @@ to --log-file or to the log when it is JSON or not a terminal.`,
 	a.cfg.RegisterHTTP(fs, "up")
 	a.cfg.RegisterLake(fs)
 	a.cfg.RegisterSink(fs)
+	a.cfg.RegisterMaintain(fs)
 	a.cfg.RegisterFeed(fs, which)
 	a.cfg.RegisterAssets(fs)
 	a.cfg.RegisterMemory(fs)
@@ -103,6 +106,37 @@ Several sinks in one group share the partitions.`,
 	a.cfg.RegisterHTTP(fs, "sink")
 	a.cfg.RegisterLake(fs)
 	a.cfg.RegisterSink(fs)
+	a.cfg.RegisterMemory(fs)
+	return cmd
+}
+
+func newMaintainCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "maintain",
+		Short: "Maintain the tables on a schedule, beside running sinks: compaction, manifests, snapshot expiry, orphaned files",
+		Long: `k2 maintain is the maintenance k2 up runs, as a role of its own for a cluster:
+every --maintain-every it compacts the small files sinks leave (a partition
+still being written by merging files of one size; a quiet one entirely),
+rewrites manifests, expires snapshots on the retention policy and, every
+--remove-orphans-every, deletes files no snapshot references. Any number may
+run: a table is maintained by one at a time (a lease in the catalog), and
+every commit is checked against the table it lands on, so sinks never lose
+a commit and queries never change their answer. k2 lake status shows the
+result.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.cfg.Maintain.Every <= 0 {
+				return fmt.Errorf("--maintain-every %s: k2 maintain needs a period", a.cfg.Maintain.Every)
+			}
+			return a.serve(cmd.Context(), cmd, "maintain", stack.Parts{Maintain: true}, func(st *stack.Stack) string {
+				return where(st, "maintain") + " · every " + a.cfg.Maintain.Every.String()
+			}, nil)
+		},
+	}
+	fs := cmd.Flags()
+	a.cfg.RegisterHTTP(fs, "maintain")
+	a.cfg.RegisterLake(fs)
+	a.cfg.RegisterMaintain(fs)
 	a.cfg.RegisterMemory(fs)
 	return cmd
 }

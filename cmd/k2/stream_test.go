@@ -473,6 +473,29 @@ func (s *cluster) waitCaughtUp(t *testing.T, sink sinkProc) {
 	}
 }
 
+// maintain runs `k2 maintain` on the tables beside the sinks, often
+// enough to compact and expire while they commit; the exactly-once
+// checks then hold with maintenance running.
+func (s *cluster) maintain(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(k2Binary(t), "--log-level", "info", "--data-dir", s.dataDir, "maintain", "--http-listen", "off",
+		"--maintain-every", "300ms", "--compact-quiet-after", "1s", "--retain-dense-for", "2s", "--retain-last", "3")
+	log := logFile(t, s.dataDir, "maintain")
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("k2 maintain stopped with %v; log %s", err, log.Name())
+		}
+		if b, _ := os.ReadFile(log.Name()); !bytes.Contains(b, []byte("table compacted")) {
+			t.Errorf("k2 maintain compacted nothing while the sinks ran; log %s", log.Name())
+		}
+	})
+}
+
 // exactlyOnceThroughSinkKills streams BHP while the sink process is
 // killed with SIGKILL at random moments, then checks every record is
 // stored once.
@@ -482,6 +505,7 @@ func exactlyOnceThroughSinkKills(t *testing.T, s *cluster) {
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
 	t.Logf("kill schedule seed %d", seed)
+	s.maintain(t)
 
 	produced := make(chan error, 1)
 	go func() { produced <- data.produce(ctx, s.producer(t), 1_000, 25*time.Millisecond) }()
@@ -541,6 +565,7 @@ func exactlyOnceThroughSinkKills(t *testing.T, s *cluster) {
 func brokerCrashMidStream(t *testing.T, s *cluster) {
 	data := loadBHP(t)
 	ctx := context.Background()
+	s.maintain(t)
 	sink := s.sink(t, 0)
 	produced := make(chan error, 1)
 	go func() { produced <- data.produce(ctx, s.producer(t), 1_000, 20*time.Millisecond) }()
@@ -636,7 +661,8 @@ func TestUpRecoversAfterKill9(t *testing.T) {
 	var up *exec.Cmd
 	start := func() {
 		up = exec.Command(bin, "--log-level", "info", "--data-dir", dir, "up", "--broker-listen", kafkaAddr, "--registry-listen", regAddr,
-			"--http-listen", "off", "--feed", "none", "--sink-batch-age", "200ms", "--sink-batch-rows", "20000")
+			"--http-listen", "off", "--feed", "none", "--sink-batch-age", "200ms", "--sink-batch-rows", "20000",
+			"--maintain-every", "300ms", "--compact-quiet-after", "1s", "--retain-dense-for", "2s", "--retain-last", "3")
 		up.Stderr = logFile(t, dir, "up")
 		out, err := up.StdoutPipe()
 		if err != nil {

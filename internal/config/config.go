@@ -118,10 +118,11 @@ const HTTPOff = "off"
 
 // HTTPDefaults are each role's default --http-listen.
 var HTTPDefaults = map[string]string{
-	"up":     "127.0.0.1:8000",
-	"broker": "127.0.0.1:8001",
-	"sink":   "127.0.0.1:8002",
-	"feed":   "127.0.0.1:8003",
+	"up":       "127.0.0.1:8000",
+	"broker":   "127.0.0.1:8001",
+	"sink":     "127.0.0.1:8002",
+	"feed":     "127.0.0.1:8003",
+	"maintain": "127.0.0.1:8004",
 }
 
 // Sink is how the sink consumes and commits.
@@ -135,7 +136,10 @@ type Sink struct {
 	Topics string
 	// A batch closes at BatchRows rows, BatchBytes bytes of records or
 	// BatchAge after its first record, whichever comes first. The age
-	// bounds how stale the lake is; rows and bytes bound memory.
+	// bounds how stale the lake is; rows and bytes bound memory. Each
+	// commit is a snapshot and a file per partition, so the age is
+	// seconds to minutes, not a heartbeat: a quiet market then makes a
+	// few commits a minute, not one a second.
 	BatchRows  int
 	BatchBytes int
 	BatchAge   time.Duration
@@ -174,13 +178,31 @@ type Assets struct {
 	assets      *marketdata.Assets // built by Resolve
 }
 
-// Maintain is how k2 lake maintains the tables.
+// Maintain is how the tables are maintained: by k2 lake on demand, and
+// by the maintenance that runs inside k2 up and as k2 maintain.
 type Maintain struct {
-	CompactMaxRows        int64         // rows merged into one output group
-	CompactSmallFileBytes int64         // files smaller than this are compacted
-	ExpireOlderThan       time.Duration // snapshots older than this expire
-	RetainLast            int           // … but the newest this many stay
-	OrphanMinAge          time.Duration // files younger than this are never orphans
+	CompactMaxRows        int64 // rows merged into one output group (held in memory while sorted)
+	CompactSmallFileBytes int64 // files smaller than this are compacted
+	// A partition that received no file for CompactQuietAfter has all its
+	// small files merged; a hot one has CompactFanIn files of a size tier
+	// merged into one of the next.
+	CompactQuietAfter time.Duration
+	CompactFanIn      int
+	// Snapshot retention: all of the last RetainDenseFor, then one per
+	// RetainSparseEvery until ExpireOlderThan; the newest RetainLast always.
+	ExpireOlderThan   time.Duration
+	RetainLast        int
+	RetainDenseFor    time.Duration
+	RetainSparseEvery time.Duration
+	OrphanMinAge      time.Duration // files younger than this are never orphans
+	// Every runs a maintenance cycle over every table: compaction, manifest
+	// rewrite and expiry; orphans are removed every OrphanEvery. 0 turns
+	// maintenance off in k2 up.
+	Every       time.Duration
+	OrphanEvery time.Duration
+	// MaxManifests: a table's manifests are rewritten into few when its
+	// current snapshot has more than this many.
+	MaxManifests int
 }
 
 // Default is the embedded single-machine configuration: every default K2
@@ -197,7 +219,7 @@ func Default() Config {
 		},
 		Kafka:    Kafka{Brokers: LocalBroker, Registry: "http://" + LocalRegistry, Partitions: 6},
 		Embedded: Embedded{BrokerListen: LocalBroker, RegistryListen: LocalRegistry},
-		Sink:     Sink{Group: "k2-sink", BatchRows: 200_000, BatchBytes: 256 << 20, BatchAge: time.Second},
+		Sink:     Sink{Group: "k2-sink", BatchRows: 200_000, BatchBytes: 256 << 20, BatchAge: 30 * time.Second},
 		Load:     Load{BatchRows: 500_000, BatchAge: 30 * time.Second},
 		Feed: Feed{
 			StaleAfter: 30 * time.Second, PingInterval: 3 * time.Minute,
@@ -205,8 +227,12 @@ func Default() Config {
 		},
 		Assets: Assets{Aliases: "XBT=BTC,XDG=DOGE"},
 		Maintain: Maintain{
-			CompactMaxRows: 4_000_000, CompactSmallFileBytes: 64 << 20,
-			ExpireOlderThan: 7 * 24 * time.Hour, RetainLast: 100, OrphanMinAge: 24 * time.Hour,
+			CompactMaxRows: 1_000_000, CompactSmallFileBytes: 64 << 20,
+			CompactQuietAfter: 10 * time.Minute, CompactFanIn: 4,
+			ExpireOlderThan: 7 * 24 * time.Hour, RetainLast: 10,
+			RetainDenseFor: time.Hour, RetainSparseEvery: time.Hour,
+			OrphanMinAge: 24 * time.Hour,
+			Every:        time.Minute, OrphanEvery: time.Hour, MaxManifests: 16,
 		},
 	}
 }

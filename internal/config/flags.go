@@ -170,7 +170,8 @@ func (c *Config) RegisterAssets(fs *pflag.FlagSet) {
 }
 
 // RegisterCompact, RegisterExpire and RegisterOrphans add k2 lake's
-// maintenance settings.
+// maintenance settings; RegisterMaintain adds them all and the schedule,
+// for the maintenance k2 up and k2 maintain run.
 func (c *Config) RegisterCompact(fs *pflag.FlagSet) {
 	settings(fs, func() {
 		fs.Int64Var(&c.Maintain.CompactMaxRows, "compact-max-rows", c.Maintain.CompactMaxRows, "rows merged into one output group (held in memory while sorted)")
@@ -182,6 +183,21 @@ func (c *Config) RegisterExpire(fs *pflag.FlagSet) {
 	settings(fs, func() {
 		fs.DurationVar(&c.Maintain.ExpireOlderThan, "expire-older-than", c.Maintain.ExpireOlderThan, "expire snapshots older than this (time travel to them ends)")
 		fs.IntVar(&c.Maintain.RetainLast, "retain-last", c.Maintain.RetainLast, "always keep this many newest snapshots")
+		fs.DurationVar(&c.Maintain.RetainDenseFor, "retain-dense-for", c.Maintain.RetainDenseFor, "keep every snapshot younger than this")
+		fs.DurationVar(&c.Maintain.RetainSparseEvery, "retain-sparse-every", c.Maintain.RetainSparseEvery, "older than --retain-dense-for, keep one snapshot per this much time")
+	})
+}
+
+func (c *Config) RegisterMaintain(fs *pflag.FlagSet) {
+	c.RegisterCompact(fs)
+	c.RegisterExpire(fs)
+	c.RegisterOrphans(fs)
+	settings(fs, func() {
+		fs.DurationVar(&c.Maintain.Every, "maintain-every", c.Maintain.Every, "run a maintenance cycle over the tables this often (0: no maintenance in k2 up)")
+		fs.DurationVar(&c.Maintain.OrphanEvery, "remove-orphans-every", c.Maintain.OrphanEvery, "look for orphaned files this often")
+		fs.DurationVar(&c.Maintain.CompactQuietAfter, "compact-quiet-after", c.Maintain.CompactQuietAfter, "a partition without a new file for this long has all its small files merged")
+		fs.IntVar(&c.Maintain.CompactFanIn, "compact-fan-in", c.Maintain.CompactFanIn, "in a partition still being written, merge this many files of one size into one")
+		fs.IntVar(&c.Maintain.MaxManifests, "max-manifests", c.Maintain.MaxManifests, "rewrite a table's manifests into few when it has more than this many")
 	})
 }
 

@@ -17,3 +17,31 @@ func (l *Lake) RemoveFiles(name string, files []iceberg.DataFile) { l.removeFile
 
 // CloseCatalog cuts the catalog connection under a live lake.
 func (l *Lake) CloseCatalog() { l.db.Close() }
+
+// CompactRacing rewrites every file of the table as it stands, runs
+// between (another writer's commit), and then commits the rewrite based
+// on the table as it stood before, as a compaction that lost a race does.
+func (l *Lake) CompactRacing(ctx context.Context, name string, between func()) error {
+	tbl, err := l.Load(ctx, name)
+	if err != nil {
+		return err
+	}
+	parts, err := liveFiles(ctx, tbl)
+	if err != nil {
+		return err
+	}
+	var group []liveFile
+	var old []iceberg.DataFile
+	for _, p := range parts {
+		for _, f := range p.Files {
+			group, old = append(group, f), append(old, f.DataFile)
+		}
+	}
+	files, err := l.rewriteGroup(ctx, tbl, group)
+	if err != nil {
+		return err
+	}
+	between()
+	_, err = l.commitRewrite(ctx, name, tbl, old, files)
+	return err
+}

@@ -282,6 +282,16 @@ func (l *Lake) Load(ctx context.Context, name string) (*table.Table, error) {
 	return t, nil
 }
 
+// table is a table's declaration and current metadata.
+func (l *Lake) table(ctx context.Context, name string) (TableDef, *table.Table, error) {
+	def, err := l.Def(name)
+	if err != nil {
+		return def, nil, err
+	}
+	tbl, err := l.Load(ctx, name)
+	return def, tbl, err
+}
+
 // MetadataLocation returns the table's current metadata file without
 // reading it: one indexed row of the catalog, so readers can check for a
 // new snapshot on every query for the price of a primary-key lookup.

@@ -343,7 +343,7 @@ func (w *Writer[T]) commitFiles(ctx context.Context, tbl *table.Table, files []i
 		if err == nil {
 			return newTbl, nil
 		}
-		if landed := w.findCommit(context.WithoutCancel(ctx), commitID); landed != nil {
+		if landed := w.lake.findCommit(context.WithoutCancel(ctx), w.def.Name, commitID); landed != nil {
 			return landed, nil
 		}
 		if !isConflict(err) || attempt == maxCommitAttempts || ctx.Err() != nil {
@@ -368,10 +368,10 @@ func isConflict(err error) bool {
 }
 
 // findCommit reloads the table and returns it if a snapshot carries commitID.
-func (w *Writer[T]) findCommit(ctx context.Context, commitID string) *table.Table {
+func (l *Lake) findCommit(ctx context.Context, name, commitID string) *table.Table {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	tbl, err := w.lake.Load(ctx, w.def.Name)
+	tbl, err := l.Load(ctx, name)
 	if err != nil {
 		return nil
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/maintain"
 	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/registry"
 	"github.com/k2-market-data/k2/internal/sink"
@@ -41,8 +42,11 @@ type Parts struct {
 	// Kafka connects to the cluster even without a sink or feed (loads
 	// through Kafka, the topics commands).
 	Kafka bool
-	Lake  bool // open the lake (implied by Sink)
+	Lake  bool // open the lake (implied by Sink and Maintain)
 	Sink  bool // consume the topics into the lake
+	// Maintain runs table maintenance every Config.Maintain.Every (when
+	// that is not 0).
+	Maintain bool
 	// Feed names the exchange to capture (feed/exchanges), "" none.
 	Feed string
 	// FeedMayFail keeps the process running when its feed fails (k2 up:
@@ -75,7 +79,9 @@ type Stack struct {
 
 	lake *lake.Lake
 	sink *sink.Sink
-	feed *feedRunner
+	// maintainer keeps the tables compact (nil unless Parts.Maintain).
+	maintainer *maintain.Maintainer
+	feed       *feedRunner
 
 	closeOnce sync.Once
 	closers   []func() // in the order things were opened
@@ -102,7 +108,8 @@ func Start(ctx context.Context, role string, cfg config.Config, parts Parts, log
 			return st, err
 		}
 	}
-	if parts.Lake || parts.Sink {
+	parts.Maintain = parts.Maintain && cfg.Maintain.Every > 0
+	if parts.Lake || parts.Sink || parts.Maintain {
 		if err = st.openLake(ctx); err != nil {
 			return st, err
 		}
@@ -111,6 +118,9 @@ func Start(ctx context.Context, role string, cfg config.Config, parts Parts, log
 		if err = st.newSink(); err != nil {
 			return st, err
 		}
+	}
+	if parts.Maintain {
+		st.newMaintainer()
 	}
 	if parts.Feed != "" {
 		if st.feed, err = st.newFeed(ctx, parts.Feed); err != nil {
@@ -185,6 +195,12 @@ func (st *Stack) Run(ctx context.Context) error {
 	}
 	if st.parts.Status != nil {
 		wg.Go(func() { st.status(ctx) })
+	}
+	if st.maintainer != nil {
+		// A cycle interrupted by the stop leaves nothing half done: each
+		// of its commits is atomic, and files of one that did not land
+		// are removed (or, if the process dies, by a later orphan pass).
+		wg.Go(func() { fail("maintenance", st.maintainer.Run(ctx)) })
 	}
 	wg.Go(func() {
 		select {

@@ -1,0 +1,236 @@
+package lake_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/record"
+	"github.com/k2-market-data/k2/internal/testsvc"
+)
+
+// streamCommit commits trades as a sink does: its offsets on top of the
+// table's, computed on the table the commit lands on.
+func streamCommit(t *testing.T, l *lake.Lake, from, n int, offset int64) {
+	t.Helper()
+	w, err := record.Trade.Writer(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carry := lake.WithSummary(func(base *table.Table) (map[string]string, error) {
+		o := lake.TableOffsets(base)
+		o.Set("market.crypto.trades.binance", 0, offset)
+		return o.Props(), nil
+	})
+	if _, err := w.Commit(context.Background(), testTrades("BTCUSDT", from, n), nil, carry); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fileCount(t *testing.T, l *lake.Lake) int {
+	t.Helper()
+	st, err := l.Status(context.Background(), "trades", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.DataFiles
+}
+
+// While a partition is written, compaction merges files of one size and
+// leaves the rest; once the partition is quiet it merges them all. Rows
+// and answers stay as they were.
+func TestDueCompactionMergesTiersWhileHotAndAllWhenQuiet(t *testing.T) {
+	t.Parallel()
+	l := openTestLake(t)
+	ctx := context.Background()
+	// A large file first (tier 2 or more), then small commits (tier 0).
+	streamCommit(t, l, 0, 20_000, 1)
+	for b := range 6 {
+		streamCommit(t, l, 100_000+b*10, 10, int64(b+2))
+	}
+	want := scanTrades(t, l)
+	hot := lake.CompactOptions{Due: true, FanIn: 4, QuietAfter: time.Hour}
+	res, err := l.Compact(ctx, "trades", hot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FilesBefore != 6 || res.FilesAfter != 1 || fileCount(t, l) != 2 {
+		t.Fatalf("hot partition: %+v, %d files now; want the six small files merged, the large one left", res, fileCount(t, l))
+	}
+	// Two more small files: with the merged one, fewer than the fan-in of their tier.
+	for b := range 2 {
+		streamCommit(t, l, 200_000+b*10, 10, int64(b+10))
+	}
+	if res, err := l.Compact(ctx, "trades", hot); err != nil || res.Groups != 0 {
+		t.Fatalf("hot partition with 3 small files of a tier and a large one: %+v %v; want nothing merged", res, err)
+	}
+	quiet := hot
+	quiet.Now = time.Now().Add(2 * time.Hour)
+	if res, err = l.Compact(ctx, "trades", quiet); err != nil || fileCount(t, l) != 1 {
+		t.Fatalf("quiet partition: %+v %v, %d files; want one", res, err, fileCount(t, l))
+	}
+	got := scanTrades(t, l)
+	if len(got) != len(want)+20 {
+		t.Fatalf("%d rows after compaction, want %d", len(got), len(want)+20)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("%s: %q after compaction, %q before", k, got[k], v)
+		}
+	}
+	tbl, _ := l.Load(ctx, "trades")
+	if off, _ := lake.TableOffsets(tbl).Get("market.crypto.trades.binance", 0); off != 11 {
+		t.Fatalf("offset %d after compaction, want 11: compaction must carry the stream's offsets", off)
+	}
+}
+
+// A compaction that loses the race to a sink's commit is based again on
+// the table the commit made: the sink's rows and offsets survive it.
+func TestCompactionRacingASinkKeepsItsCommitAndOffsets(t *testing.T) {
+	t.Parallel()
+	l := openTestLake(t)
+	ctx := context.Background()
+	for b := range 4 {
+		streamCommit(t, l, b*100, 100, int64(b+1)*100)
+	}
+	err := l.CompactRacing(ctx, "trades", func() { streamCommit(t, l, 400, 100, 500) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, _ := l.Load(ctx, "trades")
+	if op := tbl.CurrentSnapshot().Summary.Properties["k2.operation"]; op != "compact" {
+		t.Fatalf("the newest snapshot is %q, want the compaction", op)
+	}
+	if off, _ := lake.TableOffsets(tbl).Get("market.crypto.trades.binance", 0); off != 500 {
+		t.Fatalf("offset %d in the compaction's snapshot, want the sink's 500", off)
+	}
+	if got := scanTrades(t, l); len(got) != 500 {
+		t.Fatalf("%d rows, want 500", len(got))
+	}
+	if n := fileCount(t, l); n != 2 {
+		t.Fatalf("%d files, want the compacted one and the sink's newest", n)
+	}
+}
+
+// Expiry deletes what only expired snapshots referenced: the files a
+// compaction replaced leave the disk, the rows stay.
+func TestExpiryDeletesReplacedFiles(t *testing.T) {
+	t.Parallel()
+	l := openTestLake(t)
+	ctx := context.Background()
+	for b := range 5 {
+		streamCommit(t, l, b*10, 10, int64(b+1))
+	}
+	if _, err := l.Compact(ctx, "trades", lake.CompactOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(dataFiles(t, l)); n != 6 {
+		t.Fatalf("%d parquet files on disk before expiry, want 5 replaced + 1", n)
+	}
+	res, err := l.ExpireSnapshots(ctx, "trades", lake.ExpireOptions{OlderThan: time.Nanosecond, RetainLast: 1})
+	if err != nil || len(res.Expired) != 5 {
+		t.Fatalf("expire: %+v %v", res, err)
+	}
+	if n := len(dataFiles(t, l)); n != 1 {
+		t.Fatalf("%d parquet files on disk after expiry, want 1", n)
+	}
+	if got := scanTrades(t, l); len(got) != 50 {
+		t.Fatalf("%d rows after expiry, want 50", len(got))
+	}
+	tbl, _ := l.Load(ctx, "trades")
+	if off, _ := lake.TableOffsets(tbl).Get("market.crypto.trades.binance", 0); off != 5 {
+		t.Fatalf("offset %d after expiry, want 5", off)
+	}
+}
+
+// Manifests pile up one per commit until a rewrite merges them.
+func TestRewriteManifestsMergesThem(t *testing.T) {
+	t.Parallel()
+	l := openTestLake(t)
+	ctx := context.Background()
+	for b := range 6 {
+		streamCommit(t, l, b*10, 10, int64(b+1))
+	}
+	res, err := l.RewriteManifests(ctx, "trades", 4, false)
+	if err != nil || res.Before != 6 || res.After != 1 {
+		t.Fatalf("rewrite: %+v %v; want 6 manifests into 1", res, err)
+	}
+	if res, _ := l.RewriteManifests(ctx, "trades", 4, false); res.Before != 1 || res.After != 1 {
+		t.Fatalf("second rewrite: %+v", res)
+	}
+	if got := scanTrades(t, l); len(got) != 60 {
+		t.Fatalf("%d rows, want 60", len(got))
+	}
+}
+
+// One maintainer at a time holds a table, in SQLite and PostgreSQL alike;
+// a lease that ran out is free again, and the last run is on record.
+func TestMaintenanceLease(t *testing.T) {
+	t.Parallel()
+	for name, catalog := range map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return filepath.Join(t.TempDir(), "catalog.db") },
+		"postgres": func(t *testing.T) string { return testsvc.FreshPostgresDB(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			l, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(), Catalog: catalog(t), Warehouse: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			ctx := context.Background()
+			if ok, err := l.AcquireLease(ctx, "trades", "a", time.Minute); !ok || err != nil {
+				t.Fatalf("a: %v %v", ok, err)
+			}
+			if ok, err := l.AcquireLease(ctx, "trades", "b", time.Minute); ok || err != nil {
+				t.Fatalf("b took a's lease: %v %v", ok, err)
+			}
+			if ok, _ := l.AcquireLease(ctx, "quotes", "b", time.Minute); !ok {
+				t.Fatal("b could not take another table")
+			}
+			if ok, _ := l.AcquireLease(ctx, "trades", "a", time.Minute); !ok {
+				t.Fatal("a could not renew its lease")
+			}
+			if err := l.ReleaseLease(ctx, "trades", "a", "compacted 6 files into 1"); err != nil {
+				t.Fatal(err)
+			}
+			st, err := l.Maintenance(ctx, "trades")
+			if err != nil || st.Owner != "a" || st.LastResult != "compacted 6 files into 1" || time.Since(st.LastRun) > time.Minute {
+				t.Fatalf("state %+v %v", st, err)
+			}
+			if ok, _ := l.AcquireLease(ctx, "trades", "b", time.Millisecond); !ok {
+				t.Fatal("b could not take a released lease")
+			}
+			time.Sleep(5 * time.Millisecond)
+			if ok, _ := l.AcquireLease(ctx, "trades", "c", time.Minute); !ok {
+				t.Fatal("c could not take an expired lease")
+			}
+		})
+	}
+}
+
+// Status names the table's fragmentation, history and metadata.
+func TestStatusDescribesTheTable(t *testing.T) {
+	t.Parallel()
+	l := openTestLake(t)
+	for b := range 3 {
+		streamCommit(t, l, b*10, 10, int64(b+1))
+	}
+	st, err := l.Status(context.Background(), "trades", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rows != 30 || st.DataFiles != 3 || st.Partitions != 1 || st.SmallFiles != 3 || st.SmallFileDebt != 2 ||
+		st.Snapshots != 3 || st.Manifests != 3 || st.MetadataBytes == 0 || st.MaxFilesPerPartition != 3 ||
+		st.BusiestPartition != "timestamp_day=2024-08-08/symbol=BTCUSDT" || st.OldestSnapshot.IsZero() {
+		t.Fatalf("status %+v", st)
+	}
+	if fi, err := os.Stat(filepath.Join(lake.LocalPath(l.Warehouse()), "market_data", "trades", "metadata")); err != nil || !fi.IsDir() {
+		t.Fatal(err)
+	}
+}
