@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -67,7 +68,7 @@ func newBenchCmd(a *app) *cobra.Command {
 	f.BoolVar(&o.Keep, "keep", false, "keep the benchmark tables")
 	f.Uint64Var(&o.Seed, "seed", 1, "synthetic market seed")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
-	cmd.AddCommand(lakeCmd, newBenchIngestCmd(a), newBenchFeedCmd(a))
+	cmd.AddCommand(lakeCmd, newBenchIngestCmd(a), newBenchFeedCmd(a), newBenchSoakCmd(a))
 	return cmd
 }
 
@@ -133,6 +134,72 @@ func newBenchFeedCmd(a *app) *cobra.Command {
 	f.IntVar(&o.Loops, "loops", 20, "times the capture is played, ids continuing")
 	f.StringVar(&o.Dir, "dir", "", "scratch directory (default <data-dir>)")
 	f.BoolVar(&o.Keep, "keep", false, "keep the scratch broker")
+	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func newBenchSoakCmd(a *app) *cobra.Command {
+	var (
+		o         bench.SoakOptions
+		rssTarget string
+		jsonOut   bool
+		strict    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "soak",
+		Short: "Run k2 up with the synthetic market for a long while and follow files, metadata, commit and query latency, CPU and memory over time",
+		Long: `k2 bench soak runs k2 up with the synthetic market in a child process on a
+scratch directory and, every --every, prints one line of figures: per table
+(trades/quotes) rows, data files, snapshots, metadata size and bytes per row
+from the lake; commit duration p50/p99 from k2 up's /metrics; the latency of
+the latest 100 trades and of a symbol-day's 1m bars, queried from this
+process; k2 up's CPU and resident memory. At the end it prints the samples,
+judges the targets (every curve flat: the mean of the last 10 minutes within
+25% of the 10 minutes before, or the last third against the middle third of a
+run shorter than 20 minutes; memory under --rss-target) and draws the curves
+into a PNG. The child runs on K2's defaults: K2_* variables are not passed on.`,
+		Example: `  k2 bench soak --for 1h --rate 100
+  k2 bench soak --for 30m --rate 20000 --every 30s --plot soak-20k.png`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rssTarget != "" {
+				n, err := config.ParseBytes(rssTarget)
+				if err != nil || n == 0 {
+					return fmt.Errorf("--rss-target: %q is not a size such as 500MB or 1GiB", rssTarget)
+				}
+				o.RSSTarget = n
+			}
+			if cmd.Flags().Changed("memory-limit") || a.cfg.Memory.Limit != config.Default().Memory.Limit {
+				o.MemoryLimit = a.cfg.Memory.Limit
+			}
+			o.Progress, o.Logger = cmd.ErrOrStderr(), a.log
+			var rep bench.Report
+			err := a.runBench(cmd, &o.Dir, jsonOut, func(ctx context.Context) (bench.Report, error) {
+				var err error
+				rep, err = bench.RunSoak(ctx, o)
+				return rep, err
+			})
+			switch {
+			case err != nil:
+				return err
+			case rep.Note != "":
+				return errors.New(rep.Note)
+			case strict && rep.Failed() > 0:
+				return &exitError{code: 1, err: fmt.Errorf("%d of %d soak targets failed (--strict)", rep.Failed(), len(rep.Checks))}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&o.For, "for", 30*time.Minute, "how long k2 up runs")
+	f.DurationVar(&o.Every, "every", time.Minute, "take a sample this often")
+	f.Float64Var(&o.Rate, "rate", config.Default().Feed.Rate, "synthetic trades per second across the market")
+	f.IntVar(&o.Queries, "queries", 20, "runs of each query per sample")
+	f.StringVar(&rssTarget, "rss-target", "", "most resident memory k2 up may use (default 500MB up to 100 trades/s, else 1GiB)")
+	f.StringVar(&o.Plot, "plot", "", "PNG file of the curves (default <dir>/soak.png)")
+	f.BoolVar(&strict, "strict", false, "exit with status 1 when a target fails")
+	f.StringVar(&o.Dir, "dir", "", "scratch directory (default <data-dir>)")
+	f.BoolVar(&o.Keep, "keep", false, "keep k2 up's scratch data directory and log")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	return cmd
 }

@@ -56,6 +56,12 @@ type Report struct {
 	Results []Result `json:"results"`
 	// Profiles say where CPU time went (ingest only).
 	Profiles []Profile `json:"cpu_profiles,omitempty"`
+	// Soak only: a sample per interval, the targets judged, the plot
+	// written, and why the run ended early, if it did.
+	Samples []SoakSample `json:"samples,omitempty"`
+	Checks  []Check      `json:"checks,omitempty"`
+	Plot    string       `json:"plot,omitempty"`
+	Note    string       `json:"note,omitempty"`
 }
 
 // Machine describes where the figures were measured.
@@ -286,11 +292,16 @@ func timeQuery(n int, fn func() (int, error)) (timings, error) {
 		}
 		d = append(d, time.Since(start))
 	}
-	t := timings{first: d[0]}
-	slices.Sort(d)
-	t.p50 = d[len(d)/2]
-	t.p99 = d[min(len(d)-1, int(float64(len(d))*0.99))]
+	first := d[0]
+	t := percentiles(d)
+	t.first = first
 	return t, nil
+}
+
+// percentiles sorts d and returns its median and 99th percentile.
+func percentiles(d []time.Duration) timings {
+	slices.Sort(d)
+	return timings{p50: d[len(d)/2], p99: d[min(len(d)-1, int(float64(len(d))*0.99))]}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -299,6 +310,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func (r Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "machine: %s · %d cores · %s · %s · %s\n", r.Machine.CPU, r.Machine.Cores, r.Machine.Memory, r.Machine.OS, r.Machine.Go)
 	fmt.Fprintf(w, "options: %s\n\n", r.Options)
+	r.printSamples(w)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "BENCHMARK\tROWS\tRESULT\tDETAIL")
 	for _, res := range r.Results {
@@ -319,4 +331,5 @@ func (r Report) Print(w io.Writer) {
 		}
 		tw.Flush()
 	}
+	r.printChecks(w)
 }
