@@ -82,6 +82,7 @@ func newBrokerCmd(a *app) *cobra.Command {
 		},
 	}
 	a.cfg.RegisterEmbedded(cmd.Flags())
+	a.cfg.RegisterSinkGroup(cmd.Flags())
 	a.cfg.RegisterHTTP(cmd.Flags(), "broker")
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -130,6 +131,19 @@ func EnsureTopics(ctx context.Context, brokers []string, topo Topology) error {
 		return fmt.Errorf("kafka %s: %w", strings.Join(brokers, ","), err)
 	}
 	defer cl.Close()
-	_, err = CreateTopics(ctx, kadm.NewClient(cl), topo)
+	adm := kadm.NewClient(cl)
+	if _, err = CreateTopics(ctx, adm, topo); err != nil || topo.SegmentBytes <= 0 {
+		return err
+	}
+	// Topics made by an earlier K2 get the segment size too.
+	v := strconv.FormatInt(topo.SegmentBytes, 10)
+	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "segment.bytes", Value: &v}}, topo.StreamTopics()...)
+	if err == nil {
+		for _, r := range resp {
+			if r.Err != nil {
+				return fmt.Errorf("set segment.bytes of %s: %w", r.Name, r.Err)
+			}
+		}
+	}
 	return err
 }

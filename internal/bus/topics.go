@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -71,6 +72,11 @@ type Topology struct {
 	Partitions        map[string]int32
 	Default           int32
 	ReplicationFactor int16
+	// SegmentBytes, when set, is segment.bytes of the stream topics (not
+	// compacted, not dead letters). The embedded broker keeps an index
+	// entry per batch of a segment until the whole segment is deleted, so
+	// it uses small segments for its memory to follow what it keeps.
+	SegmentBytes int64
 }
 
 // DefaultTopology suits one machine: six partitions let up to six sink
@@ -86,13 +92,15 @@ type TopicSpec struct {
 	Exchange   string
 	Partitions int32
 	Configs    map[string]*string
+	Compacted  bool // keeps the latest record per key (reference data)
+	DLQ        bool // a dead-letter topic
 }
 
 func str(s string) *string { return &s }
 
 // configs are per kind: trades and quotes are kept seven days, lz4
 // compressed; a compacted kind keeps the latest record per key.
-func configs(k *record.Spec) map[string]*string {
+func (t Topology) configs(k *record.Spec) map[string]*string {
 	if k.Compacted {
 		return map[string]*string{
 			"cleanup.policy":        str("compact"),
@@ -102,11 +110,27 @@ func configs(k *record.Spec) map[string]*string {
 			"segment.ms":            str("604800000"),
 		}
 	}
-	return map[string]*string{
+	c := map[string]*string{
 		"cleanup.policy":   str("delete"),
 		"compression.type": str("lz4"),
 		"retention.ms":     str("604800000"),
 	}
+	if t.SegmentBytes > 0 {
+		c["segment.bytes"] = str(strconv.FormatInt(t.SegmentBytes, 10))
+	}
+	return c
+}
+
+// StreamTopics are the topics of the kinds that are streamed and not
+// compacted (trades and quotes), of every known exchange.
+func (t Topology) StreamTopics() []string {
+	var out []string
+	for _, s := range t.Specs() {
+		if !s.DLQ && !s.Compacted {
+			out = append(out, s.Name)
+		}
+	}
+	return out
 }
 
 // Specs lists every topic of every known exchange, and their dead-letter
@@ -126,8 +150,8 @@ func (t Topology) Specs() []TopicSpec {
 				parts = 1
 			}
 			name := t.Prefix + Topic(ex.AssetClass, k.DataType, code)
-			out = append(out, TopicSpec{Name: name, DataType: k.DataType, Exchange: code, Partitions: parts, Configs: configs(k)})
-			out = append(out, TopicSpec{Name: name + DLQSuffix, DataType: k.DataType, Exchange: code, Partitions: 1, Configs: map[string]*string{
+			out = append(out, TopicSpec{Name: name, DataType: k.DataType, Exchange: code, Partitions: parts, Configs: t.configs(k), Compacted: k.Compacted})
+			out = append(out, TopicSpec{Name: name + DLQSuffix, DataType: k.DataType, Exchange: code, Partitions: 1, DLQ: true, Configs: map[string]*string{
 				"cleanup.policy": str("delete"), "retention.ms": str("2592000000"), "compression.type": str("lz4"),
 			}})
 		}

@@ -104,6 +104,9 @@ type Kafka struct {
 type Embedded struct {
 	BrokerListen   string
 	RegistryListen string
+	// BrokerKeep is how long the embedded broker keeps records the sink
+	// group has committed to the lake (0: the topics' retention, a week).
+	BrokerKeep time.Duration
 }
 
 // HTTP is the one listener a long-running process serves /health,
@@ -218,7 +221,7 @@ func Default() Config {
 			MemoryLimit: "2GB", CacheBytes: 10 << 30,
 		},
 		Kafka:    Kafka{Brokers: LocalBroker, Registry: "http://" + LocalRegistry, Partitions: 6},
-		Embedded: Embedded{BrokerListen: LocalBroker, RegistryListen: LocalRegistry},
+		Embedded: Embedded{BrokerListen: LocalBroker, RegistryListen: LocalRegistry, BrokerKeep: 10 * time.Minute},
 		Sink:     Sink{Group: "k2-sink", BatchRows: 200_000, BatchBytes: 256 << 20, BatchAge: 30 * time.Second},
 		Load:     Load{BatchRows: 500_000, BatchAge: 30 * time.Second},
 		Feed: Feed{

@@ -93,6 +93,7 @@ func (c *Config) RegisterEmbedded(fs *pflag.FlagSet) {
 	settings(fs, func() {
 		fs.StringVar(&c.Embedded.BrokerListen, "broker-listen", c.Embedded.BrokerListen, "where to serve Kafka (host:port other processes reach)")
 		fs.StringVar(&c.Embedded.RegistryListen, "registry-listen", c.Embedded.RegistryListen, "where to serve the schema registry")
+		fs.DurationVar(&c.Embedded.BrokerKeep, "broker-keep", c.Embedded.BrokerKeep, "delete trades and quotes from the broker this long after the sink group (--sink-group) has committed them to the lake (0: keep them for the topics' retention, a week)")
 		c.registerTopics(fs)
 	})
 }
@@ -111,10 +112,18 @@ func (c *Config) RegisterHTTP(fs *pflag.FlagSet, role string) {
 	})
 }
 
-// RegisterSink adds the sink's settings.
-func (c *Config) RegisterSink(fs *pflag.FlagSet) {
+// RegisterSinkGroup adds --sink-group: the sinks' consumer group, which
+// the embedded broker also reads to know what the lake holds.
+func (c *Config) RegisterSinkGroup(fs *pflag.FlagSet) {
 	settings(fs, func() {
 		fs.StringVar(&c.Sink.Group, "sink-group", c.Sink.Group, "consumer group: sinks in one group share the partitions")
+	})
+}
+
+// RegisterSink adds the sink's settings.
+func (c *Config) RegisterSink(fs *pflag.FlagSet) {
+	c.RegisterSinkGroup(fs)
+	settings(fs, func() {
 		fs.StringVar(&c.Sink.InstanceID, "sink-instance-id", c.Sink.InstanceID, "static group membership: a sink restarted with the same id takes its partitions back at once, without waiting out its session")
 		fs.StringVar(&c.Sink.Topics, "sink-topics", c.Sink.Topics, "regular expression of the topics to consume (default: every data topic under --topic-prefix)")
 		fs.IntVar(&c.Sink.BatchRows, "sink-batch-rows", c.Sink.BatchRows, "commit a batch at this many rows")

@@ -27,9 +27,11 @@ func Topology(k config.Kafka) bus.Topology {
 // configured cluster; either way the parts get its addresses explicitly.
 func (st *Stack) connectKafka(ctx context.Context) error {
 	if st.parts.Embedded {
+		topo := Topology(st.cfg.Kafka)
+		topo.SegmentBytes = embeddedSegmentBytes
 		l, err := bus.StartLocal(ctx, bus.LocalConfig{
 			Dir: st.cfg.DataDir, BrokerListen: st.cfg.Embedded.BrokerListen, RegistryListen: st.cfg.Embedded.RegistryListen,
-			Topology: Topology(st.cfg.Kafka), Logger: st.log,
+			Topology: topo, Logger: st.log,
 		})
 		if err != nil {
 			return err
@@ -42,6 +44,11 @@ func (st *Stack) connectKafka(ctx context.Context) error {
 		}
 		st.onClose(tc.close)
 		st.metrics.MustRegister(tc)
+		if st.cfg.Embedded.BrokerKeep > 0 {
+			if st.trim, err = st.newTrimmer(); err != nil {
+				return err
+			}
+		}
 	} else {
 		st.brokers = st.cfg.Kafka.BrokerList()
 		if len(st.brokers) == 0 {

@@ -81,7 +81,9 @@ type Stack struct {
 	sink *sink.Sink
 	// maintainer keeps the tables compact (nil unless Parts.Maintain).
 	maintainer *maintain.Maintainer
-	feed       *feedRunner
+	// trim deletes from the embedded broker what the lake holds.
+	trim *trimmer
+	feed *feedRunner
 
 	closeOnce sync.Once
 	closers   []func() // in the order things were opened
@@ -195,6 +197,9 @@ func (st *Stack) Run(ctx context.Context) error {
 	}
 	if st.parts.Status != nil {
 		wg.Go(func() { st.status(ctx) })
+	}
+	if st.trim != nil {
+		wg.Go(func() { st.trim.run(ctx, st.log) })
 	}
 	if st.maintainer != nil {
 		// A cycle interrupted by the stop leaves nothing half done: each

@@ -25,7 +25,7 @@ func testConfig(t *testing.T) config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
-	cfg.Embedded = config.Embedded{BrokerListen: "127.0.0.1:0", RegistryListen: "127.0.0.1:0"}
+	cfg.Embedded.BrokerListen, cfg.Embedded.RegistryListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.Sink.BatchAge = 100 * time.Millisecond
 	if err := cfg.Resolve(); err != nil {
@@ -133,7 +133,7 @@ func TestEveryRoleServesItsHealthAndMetrics(t *testing.T) {
 		not    []string // and must not: another role's
 	}{
 		{broker, []string{"kafka", "schema_registry"},
-			[]string{"k2_build_info", "go_goroutines", "process_resident_memory_bytes", "k2_kafka_topic_end_offset"},
+			[]string{"k2_build_info", "go_goroutines", "process_resident_memory_bytes", "k2_kafka_topic_end_offset", "k2_kafka_records_trimmed_total"},
 			[]string{"k2_sink_paused", "k2_iceberg_transactions_total"}},
 		{sink, []string{"kafka", "schema_registry", "lake", "sink"},
 			[]string{"k2_build_info", "k2_sink_paused", "k2_kafka_consumer_lag_messages", "k2_sink_dead_letters_total",
