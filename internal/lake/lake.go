@@ -143,7 +143,8 @@ func (l *Lake) openWarehouse(ctx context.Context) error {
 		if err := os.MkdirAll(abs, 0o755); err != nil {
 			return fmt.Errorf("warehouse %s: %w", abs, err)
 		}
-		l.warehouse = "file://" + filepath.ToSlash(abs)
+		// A URI, escaped like the partition paths iceberg-go adds to it.
+		l.warehouse = (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
 	}
 	l.props["warehouse"] = l.warehouse
 	return nil
@@ -327,9 +328,14 @@ func (l *Lake) Close() error {
 }
 
 // LocalPath returns the filesystem path of a file:// location, or "" for
-// object-store locations.
+// object-store locations. A location is a URI: partition values in it are
+// escaped (symbol=%C3%89THUSDT), and the file is stored under the
+// unescaped path, as iceberg-go and every other engine read it.
 func LocalPath(location string) string {
 	if p, ok := strings.CutPrefix(location, "file://"); ok {
+		if u, err := url.Parse(location); err == nil {
+			return u.Path
+		}
 		return p
 	}
 	if strings.HasPrefix(location, "/") {
