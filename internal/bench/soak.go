@@ -94,16 +94,16 @@ type Check struct {
 
 // Check statuses.
 const (
-	Pass      = "pass"
-	Fail      = "fail"
-	NotJudged = "n/a"
+	checkPass      = "pass"
+	checkFail      = "fail"
+	checkNotJudged = "n/a"
 )
 
 // Failed counts the checks that failed.
 func (r Report) Failed() int {
 	n := 0
 	for _, c := range r.Checks {
-		if c.Status == Fail {
+		if c.Status == checkFail {
 			n++
 		}
 	}
@@ -113,12 +113,13 @@ func (r Report) Failed() int {
 // Num is a figure that may be missing (NaN): JSON null.
 type Num float64
 
-// MarshalJSON writes NaN and infinities as null.
+// MarshalJSON writes the figure to 3 decimals, NaN and infinities as
+// null.
 func (n Num) MarshalJSON() ([]byte, error) {
 	if math.IsNaN(float64(n)) || math.IsInf(float64(n), 0) {
 		return []byte("null"), nil
 	}
-	return strconv.AppendFloat(nil, float64(n), 'f', -1, 64), nil
+	return strconv.AppendFloat(nil, math.Round(float64(n)*1000)/1000, 'f', -1, 64), nil
 }
 
 // UnmarshalJSON reads null as NaN.

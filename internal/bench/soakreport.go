@@ -91,9 +91,9 @@ func judgeSoak(samples []SoakSample, window time.Duration, o SoakOptions) []Chec
 	for _, s := range samples {
 		peak = max(peak, s.RSS)
 	}
-	st := Pass
+	st := checkPass
 	if peak > o.RSSTarget {
-		st = Fail
+		st = checkFail
 	}
 	out = append(out, Check{Name: "memory: k2 up RSS", Status: st,
 		Detail: fmt.Sprintf("peak %s, target ≤ %s at %g trades/s", sizeText(peak), sizeText(o.RSSTarget), o.Rate)})
@@ -121,11 +121,11 @@ func (f flatness) change() float64 {
 func (f flatness) status() string {
 	switch {
 	case !f.judged:
-		return NotJudged
+		return checkNotJudged
 	case math.Abs(f.change()) <= f.tolerance:
-		return Pass
+		return checkPass
 	}
-	return Fail
+	return checkFail
 }
 
 // judgeFlat takes a curve's values v at times at (seconds, ascending) and

@@ -30,17 +30,17 @@ func TestFlatJudgement(t *testing.T) {
 		status       string
 		before, last float64
 	}{
-		{"constant", each(30, func(int) float64 { return 100 }), Pass, 100, 100},
+		{"constant", each(30, func(int) float64 { return 100 }), checkPass, 100, 100},
 		// minutes 11–20 against 21–30
-		{"steady growth", each(30, func(i int) float64 { return float64(i + 1) }), Fail, 15.5, 25.5},
-		{"up 20%", each(30, func(i int) float64 { return map[bool]float64{true: 120, false: 100}[i >= 20] }), Pass, 100, 120},
-		{"up 26%", each(30, func(i int) float64 { return map[bool]float64{true: 126, false: 100}[i >= 20] }), Fail, 100, 126},
-		{"down 30%", each(30, func(i int) float64 { return map[bool]float64{true: 70, false: 100}[i >= 20] }), Fail, 100, 70},
-		{"warm-up is left out", each(30, func(i int) float64 { return map[bool]float64{true: 1000, false: 50}[i < 10] }), Pass, 50, 50},
-		{"missing figures are left out", each(30, func(i int) float64 { return map[bool]float64{true: nan, false: 10}[i%2 == 0] }), Pass, 10, 10},
-		{"zero stays zero", each(30, func(int) float64 { return 0 }), Pass, 0, 0},
-		{"zero then something", each(30, func(i int) float64 { return map[bool]float64{true: 1, false: 0}[i >= 20] }), Fail, 0, 1},
-		{"no figures in a window", each(30, func(i int) float64 { return map[bool]float64{true: nan, false: 10}[i >= 10 && i < 20] }), NotJudged, 0, 0},
+		{"steady growth", each(30, func(i int) float64 { return float64(i + 1) }), checkFail, 15.5, 25.5},
+		{"up 20%", each(30, func(i int) float64 { return map[bool]float64{true: 120, false: 100}[i >= 20] }), checkPass, 100, 120},
+		{"up 26%", each(30, func(i int) float64 { return map[bool]float64{true: 126, false: 100}[i >= 20] }), checkFail, 100, 126},
+		{"down 30%", each(30, func(i int) float64 { return map[bool]float64{true: 70, false: 100}[i >= 20] }), checkFail, 100, 70},
+		{"warm-up is left out", each(30, func(i int) float64 { return map[bool]float64{true: 1000, false: 50}[i < 10] }), checkPass, 50, 50},
+		{"missing figures are left out", each(30, func(i int) float64 { return map[bool]float64{true: nan, false: 10}[i%2 == 0] }), checkPass, 10, 10},
+		{"zero stays zero", each(30, func(int) float64 { return 0 }), checkPass, 0, 0},
+		{"zero then something", each(30, func(i int) float64 { return map[bool]float64{true: 1, false: 0}[i >= 20] }), checkFail, 0, 1},
+		{"no figures in a window", each(30, func(i int) float64 { return map[bool]float64{true: nan, false: 10}[i >= 10 && i < 20] }), checkNotJudged, 0, 0},
 	} {
 		f := judgeFlat(at, c.v, 600, flatTolerance)
 		if f.status() != c.status || !near(f.before, c.before) || !near(f.last, c.last) {
