@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -154,6 +155,13 @@ func printStatus(w io.Writer, s lake.TableStatus) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  manifests       %d; metadata file %s\n", s.Manifests, ops.Bytes(s.MetadataBytes))
+	if s.Rows > 0 && len(s.Columns) > 0 {
+		var cols []string
+		for _, c := range s.Columns {
+			cols = append(cols, fmt.Sprintf("%s %.2f", c.Column, float64(c.Bytes)/float64(s.Rows)))
+		}
+		fmt.Fprintf(w, "  bytes a row     %s\n", strings.Join(cols, ", "))
+	}
 	mt := s.Maintenance
 	switch {
 	case mt.LastRun.IsZero() && mt.LeaseUntil.IsZero():

@@ -12,6 +12,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
@@ -116,15 +117,14 @@ func (l *Lake) Compact(ctx context.Context, name string, opts CompactOptions) (C
 		l.removeFiles(name, newFiles)
 		return res, fmt.Errorf("compact %s: %w", def.FullName(), err)
 	}
-	for _, g := range groups {
-		written, err := l.rewriteGroup(ctx, tbl, g)
-		newFiles = append(newFiles, written...)
+	prefix := "compact-" + uuid.NewString()
+	for i, g := range groups {
+		written, err := l.rewriteGroup(ctx, def, tbl, g, prefix, i+1)
 		if err != nil {
 			return fail(err)
 		}
-		for _, f := range written {
-			res.BytesAfter += f.FileSizeBytes()
-		}
+		newFiles = append(newFiles, written)
+		res.BytesAfter += written.FileSizeBytes()
 		for _, f := range g {
 			oldFiles = append(oldFiles, f.DataFile)
 		}
@@ -212,25 +212,31 @@ func lowerTime(f iceberg.DataFile, id int) int64 {
 	return 0
 }
 
-// rewriteGroup reads a group's rows and writes them again, sorted by the
-// table's sort order, as one or more files.
-func (l *Lake) rewriteGroup(ctx context.Context, tbl *table.Table, g []liveFile) ([]iceberg.DataFile, error) {
+// rewriteGroup reads a group's rows (files of one partition) and writes
+// them again, sorted by the table's sort order, as one file.
+func (l *Lake) rewriteGroup(ctx context.Context, def TableDef, tbl *table.Table, g []liveFile, prefix string, n int) (iceberg.DataFile, error) {
 	rec, err := readGroup(ctx, tbl, g)
 	if err != nil {
 		return nil, err
 	}
-	// One batch per group: iceberg-go sorts each batch by the table's sort
-	// order, so every output file is sorted end to end. It releases the
-	// batch once written.
-	one := func(yield func(arrow.RecordBatch, error) bool) { yield(rec, nil) }
-	var files []iceberg.DataFile
-	for df, err := range table.WriteRecords(ctx, tbl, rec.Schema(), one, table.WithClusteredWrite()) {
-		if err != nil {
-			return files, err
-		}
-		files = append(files, df)
+	defer rec.Release()
+	keys, err := sortKeys(tbl, rec)
+	if err != nil {
+		return nil, err
 	}
-	return files, nil
+	if len(keys) > 0 {
+		sorted, err := compute.SortRecordBatch(ctx, rec, keys)
+		if err != nil {
+			return nil, fmt.Errorf("sort: %w", err)
+		}
+		defer sorted.Release()
+		rec = sorted
+	}
+	fw, err := l.newFileWriter(ctx, def, tbl, rec.Schema(), prefix)
+	if err != nil {
+		return nil, err
+	}
+	return fw.write(ctx, rec, n)
 }
 
 // maxRewriteAttempts bounds the retries of a rewrite commit that lost a

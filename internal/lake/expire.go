@@ -66,23 +66,33 @@ func (l *Lake) ExpireSnapshots(ctx context.Context, name string, opts ExpireOpti
 	if err != nil {
 		return res, err
 	}
-	md := tbl.Metadata()
-	res.Expired = snapshotsToExpire(md, opts)
-	res.Remaining = len(md.Snapshots()) - len(res.Expired)
-	if opts.DryRun || len(res.Expired) == 0 {
-		return res, nil
-	}
-	// The removal is pinned to the head it was computed on; a commit that
-	// lands meanwhile only makes this one wait for the next run.
-	var head *int64
-	if s := tbl.CurrentSnapshot(); s != nil {
-		head = &s.SnapshotID
-	}
-	upd := table.NewRemoveSnapshotsUpdate(res.Expired, true)
-	if _, _, err := l.cat.CommitTable(ctx, tbl.Identifier(),
-		[]table.Requirement{table.AssertTableUUID(md.TableUUID()), table.AssertRefSnapshotID(table.MainBranch, head)},
-		[]table.Update{upd}); err != nil {
-		return res, fmt.Errorf("expire snapshots of %s: %w", def.FullName(), err)
+	var upd table.Update
+	for attempt := 1; ; attempt++ {
+		md := tbl.Metadata()
+		res.Expired = snapshotsToExpire(md, opts)
+		res.Remaining = len(md.Snapshots()) - len(res.Expired)
+		if opts.DryRun || len(res.Expired) == 0 {
+			return res, nil
+		}
+		// The removal is pinned to the head it was computed on: on a
+		// commit that lands meanwhile it is computed again.
+		var head *int64
+		if s := tbl.CurrentSnapshot(); s != nil {
+			head = &s.SnapshotID
+		}
+		upd = table.NewRemoveSnapshotsUpdate(res.Expired, true)
+		_, _, err = l.cat.CommitTable(ctx, tbl.Identifier(),
+			[]table.Requirement{table.AssertTableUUID(md.TableUUID()), table.AssertRefSnapshotID(table.MainBranch, head)},
+			[]table.Update{upd})
+		if err == nil {
+			break
+		}
+		if !isConflict(err) || attempt == maxRewriteAttempts || ctx.Err() != nil {
+			return res, fmt.Errorf("expire snapshots of %s: %w", def.FullName(), err)
+		}
+		if tbl, err = l.Load(ctx, name); err != nil {
+			return res, err
+		}
 	}
 	// Delete the manifests and data files that only expired snapshots
 	// referenced, judged against the table as it now stands.

@@ -30,16 +30,16 @@ func (l *Lake) CompactRacing(ctx context.Context, name string, between func()) e
 	if err != nil {
 		return err
 	}
-	var group []liveFile
-	var old []iceberg.DataFile
-	for _, p := range parts {
-		for _, f := range p.Files {
-			group, old = append(group, f), append(old, f.DataFile)
+	var files, old []iceberg.DataFile
+	for i, p := range parts {
+		f, err := l.rewriteGroup(ctx, l.defs[name], tbl, p.Files, "racing", i+1)
+		if err != nil {
+			return err
 		}
-	}
-	files, err := l.rewriteGroup(ctx, tbl, group)
-	if err != nil {
-		return err
+		files = append(files, f)
+		for _, f := range p.Files {
+			old = append(old, f.DataFile)
+		}
 	}
 	between()
 	_, err = l.commitRewrite(ctx, name, tbl, old, files)

@@ -239,12 +239,15 @@ func (l *Lake) ensureTables(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("load table %s: %w", def.FullName(), err)
 		}
-		if !tbl.Schema().Equals(def.Schema) {
+		if tbl, err = l.migrate(ctx, def, tbl); err != nil {
+			return err
+		}
+		if !sameColumns(tbl.Schema().Fields(), def.Schema.Fields()) {
 			return fmt.Errorf("table %s has a schema this version of K2 does not write:\n%s", def.FullName(), tbl.Schema())
 		}
 		l.m.observe(def.Name, tbl)
-		// An existing table keeps the partitioning it was created with.
-		def.Spec, def.SortOrder = tbl.Spec(), tbl.SortOrder()
+		// A table keeps the field ids and partitioning it was created with.
+		def.Schema, def.Spec, def.SortOrder = tbl.Schema(), tbl.Spec(), tbl.SortOrder()
 		l.defs[def.Name] = def
 	}
 	return nil

@@ -2,6 +2,7 @@ package lake_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/k2-market-data/k2/internal/lake"
+	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/testsvc"
 )
@@ -32,6 +34,27 @@ func streamCommit(t *testing.T, l *lake.Lake, from, n int, offset int64) {
 	}
 }
 
+// bigCommit commits n trades with random prices and sizes: a file that
+// compresses as real trades do, large enough for a higher size tier.
+func bigCommit(t *testing.T, l *lake.Lake, n int, offset int64) {
+	t.Helper()
+	w, _ := record.Trade.Writer(l)
+	rows := testTrades("BTCUSDT", 0, n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range rows {
+		rows[i].Price = md.DecimalFromUnits(rng.Int64N(1e14))
+		rows[i].Quantity = md.DecimalFromUnits(rng.Int64N(1e10))
+	}
+	carry := lake.WithSummary(func(base *table.Table) (map[string]string, error) {
+		o := lake.TableOffsets(base)
+		o.Set("market.crypto.trades.binance", 0, offset)
+		return o.Props(), nil
+	})
+	if _, err := w.Commit(context.Background(), rows, nil, carry); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func fileCount(t *testing.T, l *lake.Lake) int {
 	t.Helper()
 	st, err := l.Status(context.Background(), "trades", 0)
@@ -48,8 +71,8 @@ func TestDueCompactionMergesTiersWhileHotAndAllWhenQuiet(t *testing.T) {
 	t.Parallel()
 	l := openTestLake(t)
 	ctx := context.Background()
-	// A large file first (tier 2 or more), then small commits (tier 0).
-	streamCommit(t, l, 0, 20_000, 1)
+	// A large file first (a higher size tier), then small commits (tier 0).
+	bigCommit(t, l, 20_000, 1)
 	for b := range 6 {
 		streamCommit(t, l, 100_000+b*10, 10, int64(b+2))
 	}

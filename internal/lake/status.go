@@ -3,6 +3,7 @@ package lake
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,15 @@ type TableStatus struct {
 	// commit rewrites and every reader loads.
 	MetadataBytes int64            `json:"metadata_bytes"`
 	Maintenance   MaintenanceState `json:"maintenance"`
+	// Columns are the data bytes of each column (compressed, as the
+	// manifests record them), largest first.
+	Columns []ColumnBytes `json:"columns,omitempty"`
+}
+
+// ColumnBytes is one column's share of a table's data.
+type ColumnBytes struct {
+	Column string `json:"column"`
+	Bytes  int64  `json:"bytes"`
 }
 
 // BytesPerRow is the table's data bytes per row (0 when empty).
@@ -85,12 +95,16 @@ func (l *Lake) Status(ctx context.Context, name string, smallFileBytes int64) (T
 		return st, fmt.Errorf("status of %s: %w", def.FullName(), err)
 	}
 	st.Partitions = len(parts)
+	byField := map[int]int64{}
 	for _, p := range parts {
 		small := 0
 		for _, f := range p.Files {
 			st.DataFiles++
 			st.Rows += f.Count()
 			st.DataBytes += f.FileSizeBytes()
+			for id, n := range f.ColumnSizes() {
+				byField[id] += n
+			}
 			if f.FileSizeBytes() < smallFileBytes {
 				small++
 			}
@@ -101,6 +115,20 @@ func (l *Lake) Status(ctx context.Context, name string, smallFileBytes int64) (T
 			st.MaxFilesPerPartition, st.BusiestPartition = len(p.Files), partitionName(def, p.Files[0])
 		}
 	}
+	// Leaf columns (list elements, map keys and values) count for their column.
+	byColumn := map[string]int64{}
+	for id, n := range byField {
+		name, ok := tbl.Schema().FindColumnName(id)
+		if !ok {
+			name = fmt.Sprintf("field %d (dropped)", id)
+		}
+		top, _, _ := strings.Cut(name, ".")
+		byColumn[top] += n
+	}
+	for c, n := range byColumn {
+		st.Columns = append(st.Columns, ColumnBytes{c, n})
+	}
+	slices.SortFunc(st.Columns, func(a, b ColumnBytes) int { return cmpInt(b.Bytes, a.Bytes) })
 	return st, nil
 }
 

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
 	"maps"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -41,10 +42,9 @@ type Writer[T any] struct {
 	dedup   bool
 	workers int
 	log     *slog.Logger
-	// splitBatches: each (day, symbol) group is a whole partition and gets a
-	// batch of its own. With a bucketed symbol a partition spans groups,
-	// and batches written in parallel could interleave inside its file:
-	// then one batch carries everything.
+	// splitBatches: each (day, symbol) group of rows is a partition of
+	// its own (identity symbol); with bucket[N] groups are gathered by
+	// partition.
 	splitBatches bool
 }
 
@@ -228,83 +228,76 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 	return res, nil
 }
 
-// writeFiles encodes the rows and lets iceberg-go write them as Parquet
-// data files. Rows are grouped by partition and sorted inside it, and each
-// partition becomes one record batch of its own: iceberg-go then passes
-// whole batches to the partition's file without copying them (a partial
-// slice of a batch with string columns is copied), and each data file
-// receives one sorted run. Batches are encoded in parallel while earlier
-// ones are being written.
+// writeFiles encodes the rows and writes them as data files, one per
+// partition, sorted by the table's sort order; partitions are encoded and
+// written in parallel. It returns the files written, also on error, so
+// that a failed commit can remove them.
 func (w *Writer[T]) writeFiles(ctx context.Context, tbl *table.Table, rows []T) ([]iceberg.DataFile, error) {
-	order, ends := w.codec.Partitions(rows)
-	var bounds [][2]int
-	lo := 0
-	for i, hi := range ends {
-		if w.splitBatches || i == len(ends)-1 {
-			bounds = append(bounds, [2]int{lo, hi})
-			lo = hi
-		}
+	fw, err := w.lake.newFileWriter(ctx, w.def, tbl, w.schema, uuid.NewString())
+	if err != nil {
+		return nil, err
 	}
-	encoded := make([]chan arrow.RecordBatch, len(bounds))
+	parts, err := w.partitions(tbl, rows)
+	if err != nil {
+		return nil, err
+	}
+	files := make([]iceberg.DataFile, len(parts))
+	errs := make([]error, len(parts))
 	sem := make(chan struct{}, w.workers)
-	for i, b := range bounds {
-		encoded[i] = make(chan arrow.RecordBatch, 1)
-		go func() {
+	var wg sync.WaitGroup
+	for i, part := range parts {
+		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			encoded[i] <- w.codec.Record(w.schema, rows, order[b[0]:b[1]])
-		}()
-	}
-	batches := iter.Seq2[arrow.RecordBatch, error](func(yield func(arrow.RecordBatch, error) bool) {
-		for i, ch := range encoded {
-			if !yield(<-ch, nil) {
-				for _, rest := range encoded[i+1:] {
-					(<-rest).Release()
-				}
+			if ctx.Err() != nil {
+				errs[i] = ctx.Err()
 				return
 			}
-		}
-	})
-	view, err := presorted(tbl)
-	if err != nil {
-		return nil, err
+			rec := w.codec.Record(w.schema, rows, part)
+			defer rec.Release()
+			files[i], errs[i] = fw.write(ctx, rec, i+1)
+		})
 	}
-	var files []iceberg.DataFile
-	for df, err := range table.WriteRecords(ctx, view, w.schema, batches, table.WithMaxWriteWorkers(w.workers)) {
-		if err != nil {
-			return files, err
-		}
-		files = append(files, df)
-	}
-	return files, nil
+	wg.Wait()
+	written := slices.DeleteFunc(files, func(f iceberg.DataFile) bool { return f == nil })
+	return written, errors.Join(errs...)
 }
 
-// presorted returns a view of tbl for writing data files whose default
-// sort order is "unsorted". The writer hands iceberg-go rows already in the
-// table's sort order, no partition split across batches; iceberg-go would
-// otherwise sort every batch again, a full copy of the data costing about a
-// sixth of the append time. Only the files are written through the view:
-// the commit goes through the real table, so the declared order stays.
-func presorted(tbl *table.Table) (*table.Table, error) {
-	if tbl.SortOrder().IsUnsorted() {
-		return tbl, nil
+// partitions orders the rows by partition and sort order and returns each
+// partition's rows. With identity(symbol) each (day, symbol) is a
+// partition; with bucket[N] the symbols of a bucket share one, in symbol
+// order, so the file stays sorted.
+func (w *Writer[T]) partitions(tbl *table.Table, rows []T) ([][]int, error) {
+	order, ends := w.codec.Partitions(rows)
+	var groups [][]int
+	lo := 0
+	for _, hi := range ends {
+		groups = append(groups, order[lo:hi])
+		lo = hi
 	}
-	b, err := table.MetadataBuilderFromBase(tbl.Metadata(), tbl.MetadataLocation())
-	if err != nil {
-		return nil, err
+	if w.splitBatches {
+		return groups, nil
 	}
-	unsorted := table.UnsortedSortOrder
-	if err := b.AddSortOrder(&unsorted); err != nil {
-		return nil, err
+	var keys []string
+	byKey := map[string][]int{}
+	for _, g := range groups {
+		first := w.codec.Record(w.schema, rows, g[:1])
+		values, err := partitionValues(tbl.Spec(), tbl.Schema(), first)
+		first.Release()
+		if err != nil {
+			return nil, err
+		}
+		k := partitionPath(tbl.Spec(), tbl.Schema(), values)
+		if _, ok := byKey[k]; !ok {
+			keys = append(keys, k)
+		}
+		byKey[k] = append(byKey[k], g...)
 	}
-	if err := b.SetDefaultSortOrderID(table.UnsortedSortOrderID); err != nil {
-		return nil, err
+	out := make([][]int, len(keys))
+	for i, k := range keys {
+		out[i] = byKey[k]
 	}
-	meta, err := b.Build()
-	if err != nil {
-		return nil, err
-	}
-	return table.New(tbl.Identifier(), meta, tbl.MetadataLocation(), tbl.FS, nil), nil
+	return out, nil
 }
 
 // maxCommitAttempts bounds K2's own reload-and-retry around iceberg-go's:

@@ -70,7 +70,7 @@ func write(t *testing.T, l *lake.Lake, batches, size int) {
 			t.Errorf("batch %d: %v", b, err)
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // twenty commits a second: far busier than a sink
 	}
 }
 

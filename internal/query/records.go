@@ -76,10 +76,12 @@ func filterWhere(f Filter, timeCol string) *where {
 	return w
 }
 
-const tradeColumns = `message_id, trade_id, symbol, exchange, asset_class, "timestamp", price, quantity,
+// The tables do not store message_id: it is derived from the kind,
+// symbol and id (md.MessageID) as the rows are read.
+const tradeColumns = `trade_id, symbol, exchange, asset_class, "timestamp", price, quantity,
 	currency, side, trade_conditions, source_sequence, ingestion_timestamp, platform_sequence, vendor_data`
 
-const quoteColumns = `message_id, quote_id, symbol, exchange, asset_class, "timestamp", bid_price, bid_quantity,
+const quoteColumns = `quote_id, symbol, exchange, asset_class, "timestamp", bid_price, bid_quantity,
 	ask_price, ask_quantity, currency, source_sequence, ingestion_timestamp, platform_sequence, vendor_data`
 
 // Trades returns trades matching q in time order (newest first when Desc).
@@ -264,7 +266,7 @@ func scanTrade(rows *sql.Rows) (md.Trade, error) {
 		conds, vendor   any
 		srcSeq, platSeq sql.NullInt64
 	)
-	if err := rows.Scan(&t.MessageID, &t.TradeID, &t.Symbol, &t.Exchange, &asset, &ts, &price, &qty,
+	if err := rows.Scan(&t.TradeID, &t.Symbol, &t.Exchange, &asset, &ts, &price, &qty,
 		&t.Currency, &side, &conds, &srcSeq, &ingested, &platSeq, &vendor); err != nil {
 		return t, err
 	}
@@ -280,6 +282,7 @@ func scanTrade(rows *sql.Rows) (md.Trade, error) {
 	t.TradeConditions = stringList(conds)
 	t.SourceSequence, t.PlatformSequence = nullInt(srcSeq), nullInt(platSeq)
 	t.VendorData = stringMap(vendor)
+	t.MessageID = md.MessageID(record.Trade.Name, t.Symbol, t.TradeID)
 	return t, nil
 }
 
@@ -292,7 +295,7 @@ func scanQuote(rows *sql.Rows) (md.Quote, error) {
 		vendor          any
 		srcSeq, platSeq sql.NullInt64
 	)
-	if err := rows.Scan(&q.MessageID, &q.QuoteID, &q.Symbol, &q.Exchange, &asset, &ts, &bp, &bq, &ap, &aq,
+	if err := rows.Scan(&q.QuoteID, &q.Symbol, &q.Exchange, &asset, &ts, &bp, &bq, &ap, &aq,
 		&q.Currency, &srcSeq, &ingested, &platSeq, &vendor); err != nil {
 		return q, err
 	}
@@ -309,5 +312,6 @@ func scanQuote(rows *sql.Rows) (md.Quote, error) {
 	q.Timestamp, q.IngestionTimestamp = md.TimestampOf(ts), md.TimestampOf(ingested)
 	q.SourceSequence, q.PlatformSequence = nullInt(srcSeq), nullInt(platSeq)
 	q.VendorData = stringMap(vendor)
+	q.MessageID = md.MessageID(record.Quote.Name, q.Symbol, q.QuoteID)
 	return q, nil
 }

@@ -40,6 +40,10 @@ type Spec struct {
 	// Compacted kinds are small and keyed by identity rather than time:
 	// their topics have one partition and keep the newest record per key.
 	Compacted bool
+	// Derived are the Avro fields the table does not store because they
+	// follow from the row: readers derive them (message_id from the name,
+	// the symbol and the key, md.MessageID).
+	Derived []string
 
 	index int // position in All
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
-	"github.com/google/uuid"
 
 	"github.com/k2-market-data/k2/internal/codec"
 	"github.com/k2-market-data/k2/internal/lake"
@@ -23,27 +22,29 @@ var Trade = &Kind[md.Trade]{
 		DataType:  "trades",
 		Avro:      &codec.Trade,
 		Sequenced: true,
+		Derived:   []string{"message_id"},
 		Table: lake.TableDef{
 			Name: "trades",
-			Doc:  "Every trade K2 captured: one row per execution, keyed by trade_id, event time in UTC microseconds, prices and sizes as exact decimal(18,8).",
-			Schema: iceberg.NewSchemaWithIdentifiers(0, []int{2},
-				lake.Required(1, "message_id", lake.String, "Name-based UUID of the record, stable across loads and replays"),
-				lake.Required(2, "trade_id", lake.String, "{EXCHANGE}-{native trade id}; unique in the table"),
-				lake.Required(3, "symbol", lake.String, "Instrument symbol as the exchange lists it, e.g. BHP, BTCUSDT"),
-				lake.Required(4, "exchange", lake.String, "Upper-case exchange code: ASX, BINANCE, KRAKEN"),
-				lake.Required(5, "asset_class", lake.String, "equities, crypto, futures or options"),
-				lake.Required(6, "timestamp", lake.Timestamp, "Execution time at the exchange, UTC, microseconds"),
-				lake.Required(7, "price", lake.Decimal, "Execution price in the quote currency"),
-				lake.Required(8, "quantity", lake.Decimal, "Executed quantity (shares or base-asset units)"),
-				lake.Required(9, "currency", lake.String, "Currency of price: ISO 4217 or the crypto quote asset"),
-				lake.Required(10, "side", lake.String, "Aggressor side: BUY, SELL, SELL_SHORT or UNKNOWN"),
-				lake.Required(11, "trade_conditions", lake.StringList(12), "Exchange condition codes, empty when none"),
-				lake.Optional(13, "source_sequence", lake.Long, "Exchange sequence number of the trade, used for gap detection"),
-				lake.Required(14, "ingestion_timestamp", lake.Timestamp, "When K2 received the trade, UTC, microseconds"),
-				lake.Optional(15, "platform_sequence", lake.Long, "K2's own sequence number where assigned"),
-				lake.Optional(16, "vendor_data", lake.StringMap(17, 18), "Exchange-specific extras"),
+			Doc:  "Every trade K2 captured: one row per execution, keyed by trade_id, event time in UTC microseconds, prices and sizes as exact decimal(18,8). A trade's message_id is not stored: it is UUIDv5 of \"trade/{symbol}/{trade_id}\" in namespace " + md.MessageIDNamespace + ".",
+			Schema: iceberg.NewSchemaWithIdentifiers(0, []int{1},
+				lake.Required(1, "trade_id", lake.String, "{EXCHANGE}-{native trade id}; unique in the table"),
+				lake.Required(2, "symbol", lake.String, "Instrument symbol as the exchange lists it, e.g. BHP, BTCUSDT"),
+				lake.Required(3, "exchange", lake.String, "Upper-case exchange code: ASX, BINANCE, KRAKEN"),
+				lake.Required(4, "asset_class", lake.String, "equities, crypto, futures or options"),
+				lake.Required(5, "timestamp", lake.Timestamp, "Execution time at the exchange, UTC, microseconds"),
+				lake.Required(6, "price", lake.Decimal, "Execution price in the quote currency"),
+				lake.Required(7, "quantity", lake.Decimal, "Executed quantity (shares or base-asset units)"),
+				lake.Required(8, "currency", lake.String, "Currency of price: ISO 4217 or the crypto quote asset"),
+				lake.Required(9, "side", lake.String, "Aggressor side: BUY, SELL, SELL_SHORT or UNKNOWN"),
+				lake.Required(10, "trade_conditions", lake.StringList(11), "Exchange condition codes, empty when none"),
+				lake.Optional(12, "source_sequence", lake.Long, "Exchange sequence number of the trade, used for gap detection"),
+				lake.Required(13, "ingestion_timestamp", lake.Timestamp, "When K2 received the trade, UTC, microseconds"),
+				lake.Optional(14, "platform_sequence", lake.Long, "K2's own sequence number where assigned"),
+				lake.Optional(15, "vendor_data", lake.StringMap(16, 17), "Exchange-specific extras"),
 			),
 			Key: "trade_id", Symbol: "symbol", Time: "timestamp", Sequence: "source_sequence",
+			// Format 1 stored message_id as field 1; such a table keeps its ids.
+			Migrations: []lake.Migration{{Version: 2, Drop: []string{"message_id"}}},
 		},
 	},
 	Encode:   codec.AppendTrade,
@@ -60,7 +61,6 @@ var Trade = &Kind[md.Trade]{
 		Seq:    func(t *md.Trade) int64 { return lake.SeqOf(t.SourceSequence) },
 		Encode: encodeTrades,
 		Columns: []lake.Column[md.Trade]{
-			lake.UUIDColumn(func(t *md.Trade) uuid.UUID { return t.MessageID }),
 			lake.TextColumn(func(t *md.Trade) string { return t.TradeID }),
 			lake.TextColumn(func(t *md.Trade) string { return t.Symbol }),
 			lake.TextColumn(func(t *md.Trade) string { return t.Exchange }),
@@ -86,21 +86,20 @@ var Trade = &Kind[md.Trade]{
 // Columns would (a test holds it to that).
 func encodeTrades(sc *arrow.Schema, rows []md.Trade, order []int) []arrow.Array {
 	n := len(order)
-	var lens [8]int
+	var lens [7]int
 	for _, i := range order {
 		t := &rows[i]
-		lens[1] += len(t.TradeID)
-		lens[2] += len(t.Symbol)
-		lens[3] += len(t.Exchange)
-		lens[4] += len(t.AssetClass)
-		lens[5] += len(t.Currency)
-		lens[6] += len(t.Side)
+		lens[0] += len(t.TradeID)
+		lens[1] += len(t.Symbol)
+		lens[2] += len(t.Exchange)
+		lens[3] += len(t.AssetClass)
+		lens[4] += len(t.Currency)
+		lens[5] += len(t.Side)
 		for _, c := range t.TradeConditions {
-			lens[7] += len(c)
+			lens[6] += len(c)
 		}
 	}
-	lens[0] = n * lake.UUIDTextLen
-	var text [8]*lake.TextBuffer
+	var text [7]*lake.TextBuffer
 	for k := range text {
 		text[k] = lake.NewTextBuffer(n, lens[k])
 	}
@@ -111,26 +110,25 @@ func encodeTrades(sc *arrow.Schema, rows []md.Trade, order []int) []arrow.Array 
 	srcSeq, platSeq := make([]int64, n), make([]int64, n)
 	var srcValid, platValid lake.Bitmap
 	condOffsets := make([]int32, 1, n+1)
-	vendor := array.NewBuilder(memory.DefaultAllocator, sc.Field(14).Type).(*array.MapBuilder)
+	vendor := array.NewBuilder(memory.DefaultAllocator, sc.Field(13).Type).(*array.MapBuilder)
 	defer vendor.Release()
 	kb, vb := vendor.KeyBuilder().(*array.StringBuilder), vendor.ItemBuilder().(*array.StringBuilder)
 	anyVendor := false // live feeds rarely carry extras: build the all-null column at once
 	for j, i := range order {
 		t := &rows[i]
-		text[0].AddUUID(t.MessageID)
-		text[1].Add(t.TradeID)
-		text[2].Add(t.Symbol)
-		text[3].Add(t.Exchange)
-		text[4].Add(string(t.AssetClass))
+		text[0].Add(t.TradeID)
+		text[1].Add(t.Symbol)
+		text[2].Add(t.Exchange)
+		text[3].Add(string(t.AssetClass))
 		ts[j] = arrow.Timestamp(t.Timestamp)
 		price[j] = decimal128.FromI64(t.Price.Units())
 		qty[j] = decimal128.FromI64(t.Quantity.Units())
-		text[5].Add(t.Currency)
-		text[6].Add(string(t.Side))
+		text[4].Add(t.Currency)
+		text[5].Add(string(t.Side))
 		for _, c := range t.TradeConditions {
-			text[7].Add(c)
+			text[6].Add(c)
 		}
-		condOffsets = append(condOffsets, int32(text[7].Len()))
+		condOffsets = append(condOffsets, int32(text[6].Len()))
 		srcSeq[j] = t.SourceSequence.Int64
 		srcValid.Set(j, t.SourceSequence.Valid, n)
 		ingested[j] = arrow.Timestamp(t.IngestionTimestamp)
@@ -153,7 +151,7 @@ func encodeTrades(sc *arrow.Schema, rows []md.Trade, order []int) []arrow.Array 
 			vb.Append(t.VendorData[k])
 		}
 	}
-	vendorCol := array.MakeArrayOfNull(memory.DefaultAllocator, sc.Field(14).Type, n)
+	vendorCol := array.MakeArrayOfNull(memory.DefaultAllocator, sc.Field(13).Type, n)
 	if anyVendor {
 		vendorCol.Release()
 		vendorCol = vendor.NewArray()
@@ -163,16 +161,15 @@ func encodeTrades(sc *arrow.Schema, rows []md.Trade, order []int) []arrow.Array 
 		text[1].Array(sc.Field(1).Type, nil, 0),
 		text[2].Array(sc.Field(2).Type, nil, 0),
 		text[3].Array(sc.Field(3).Type, nil, 0),
-		text[4].Array(sc.Field(4).Type, nil, 0),
-		lake.FixedArray(sc.Field(5).Type, n, arrow.TimestampTraits.CastToBytes(ts), nil),
-		lake.FixedArray(sc.Field(6).Type, n, arrow.Decimal128Traits.CastToBytes(price), nil),
-		lake.FixedArray(sc.Field(7).Type, n, arrow.Decimal128Traits.CastToBytes(qty), nil),
+		lake.FixedArray(sc.Field(4).Type, n, arrow.TimestampTraits.CastToBytes(ts), nil),
+		lake.FixedArray(sc.Field(5).Type, n, arrow.Decimal128Traits.CastToBytes(price), nil),
+		lake.FixedArray(sc.Field(6).Type, n, arrow.Decimal128Traits.CastToBytes(qty), nil),
+		text[4].Array(sc.Field(7).Type, nil, 0),
 		text[5].Array(sc.Field(8).Type, nil, 0),
-		text[6].Array(sc.Field(9).Type, nil, 0),
-		lake.ListArray(sc.Field(10).Type.(*arrow.ListType), condOffsets, text[7]),
-		lake.FixedArray(sc.Field(11).Type, n, arrow.Int64Traits.CastToBytes(srcSeq), &srcValid),
-		lake.FixedArray(sc.Field(12).Type, n, arrow.TimestampTraits.CastToBytes(ingested), nil),
-		lake.FixedArray(sc.Field(13).Type, n, arrow.Int64Traits.CastToBytes(platSeq), &platValid),
+		lake.ListArray(sc.Field(9).Type.(*arrow.ListType), condOffsets, text[6]),
+		lake.FixedArray(sc.Field(10).Type, n, arrow.Int64Traits.CastToBytes(srcSeq), &srcValid),
+		lake.FixedArray(sc.Field(11).Type, n, arrow.TimestampTraits.CastToBytes(ingested), nil),
+		lake.FixedArray(sc.Field(12).Type, n, arrow.Int64Traits.CastToBytes(platSeq), &platValid),
 		vendorCol,
 	}
 }
