@@ -233,7 +233,7 @@ func Default() Config {
 			CompactMaxRows: 1_000_000, CompactSmallFileBytes: 64 << 20,
 			CompactQuietAfter: 10 * time.Minute, CompactFanIn: 4,
 			ExpireOlderThan: 7 * 24 * time.Hour, RetainLast: 10,
-			RetainDenseFor: time.Hour, RetainSparseEvery: time.Hour,
+			RetainDenseFor: 10 * time.Minute, RetainSparseEvery: time.Hour,
 			OrphanMinAge: 24 * time.Hour,
 			Every:        time.Minute, OrphanEvery: time.Hour, MaxManifests: 16,
 		},

@@ -16,7 +16,7 @@ import (
 // storage for object-store and catalog work that takes longer.
 var (
 	LatencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
-	StorageBuckets = []float64{.01, .05, .1, .2, .5, 1, 2, 5, 10, 30}
+	StorageBuckets = []float64{.005, .01, .02, .035, .05, .075, .1, .15, .2, .3, .5, 1, 2, 5, 10, 30}
 	RowBuckets     = prometheus.ExponentialBuckets(10, 4, 10) // 10 … 2.6M rows
 )
 
