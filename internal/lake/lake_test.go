@@ -19,25 +19,12 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/lake/laketest"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/testsvc"
 )
-
-func openTestLake(t *testing.T) *lake.Lake {
-	t.Helper()
-	dir := t.TempDir()
-	l, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(),
-		Catalog:   filepath.Join(dir, "catalog.db"),
-		Warehouse: filepath.Join(dir, "warehouse"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
 
 // testTrades makes n trades of sym starting at the given id, one per ms.
 func testTrades(sym string, from, n int) []md.Trade {
@@ -97,7 +84,7 @@ func dataFiles(t *testing.T, l *lake.Lake) []string {
 }
 
 func TestCommitIsExactAndLogged(t *testing.T) {
-	l := openTestLake(t)
+	l := laketest.Open(t)
 	w, err := record.Trade.Writer(l)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +115,7 @@ func TestCommitIsExactAndLogged(t *testing.T) {
 }
 
 func TestDedupAddsNothingTwice(t *testing.T) {
-	l := openTestLake(t)
+	l := laketest.Open(t)
 	w, _ := record.Trade.Writer(l, lake.WithDedup(true))
 	ctx := context.Background()
 	batch := testTrades("BTCUSDT", 1, 1000)
@@ -156,7 +143,7 @@ func TestDedupAddsNothingTwice(t *testing.T) {
 }
 
 func TestFailedCommitLeavesNoFiles(t *testing.T) {
-	l := openTestLake(t)
+	l := laketest.Open(t)
 	ctx := context.Background()
 	w, _ := record.Trade.Writer(l)
 	if _, err := w.Commit(ctx, testTrades("BTCUSDT", 1, 10), nil); err != nil {
@@ -200,7 +187,7 @@ func TestFailedCommitLeavesNoFiles(t *testing.T) {
 }
 
 func TestConcurrentWritersLoseNothing(t *testing.T) {
-	l := openTestLake(t)
+	l := laketest.Open(t)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -241,7 +228,7 @@ func TestOpenReportsUnreachableCatalog(t *testing.T) {
 }
 
 func TestCompactKeepsRowsAndSortsFiles(t *testing.T) {
-	l := openTestLake(t)
+	l := laketest.Open(t)
 	ctx := context.Background()
 	w, _ := record.Trade.Writer(l)
 	// Ten commits of two symbols, the second symbol's batches arriving in
@@ -305,7 +292,7 @@ func TestCompactKeepsRowsAndSortsFiles(t *testing.T) {
 }
 
 func TestExpireSnapshotsAndRemoveOrphans(t *testing.T) {
-	l := openTestLake(t)
+	l := laketest.Open(t)
 	ctx := context.Background()
 	w, _ := record.Trade.Writer(l)
 	for b := 0; b < 5; b++ {
@@ -500,7 +487,7 @@ func TestWrittenFilesAreSorted(t *testing.T) {
 // Concurrent stream writers each carry every partition's offsets forward:
 // the newest snapshot holds them all, whatever order the commits landed in.
 func TestConcurrentWritersCarryOffsetsForward(t *testing.T) {
-	l := openTestLake(t)
+	l := laketest.Open(t)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)

@@ -11,14 +11,15 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/lake/laketest"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/testsvc"
 )
 
-// streamCommit commits trades as a sink does: its offsets on top of the
+// streamCommit commits trades as a sink does: its offset on top of the
 // table's, computed on the table the commit lands on.
-func streamCommit(t *testing.T, l *lake.Lake, from, n int, offset int64) {
+func streamCommit(t *testing.T, l *lake.Lake, rows []md.Trade, offset int64) {
 	t.Helper()
 	w, err := record.Trade.Writer(l)
 	if err != nil {
@@ -26,33 +27,39 @@ func streamCommit(t *testing.T, l *lake.Lake, from, n int, offset int64) {
 	}
 	carry := lake.WithSummary(func(base *table.Table) (map[string]string, error) {
 		o := lake.TableOffsets(base)
-		o.Set("market.crypto.trades.binance", 0, offset)
-		return o.Props(), nil
-	})
-	if _, err := w.Commit(context.Background(), testTrades("BTCUSDT", from, n), nil, carry); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// bigCommit commits n trades with random prices and sizes: a file that
-// compresses as real trades do, large enough for a higher size tier.
-func bigCommit(t *testing.T, l *lake.Lake, n int, offset int64) {
-	t.Helper()
-	w, _ := record.Trade.Writer(l)
-	rows := testTrades("BTCUSDT", 0, n)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range rows {
-		rows[i].Price = md.DecimalFromUnits(rng.Int64N(1e14))
-		rows[i].Quantity = md.DecimalFromUnits(rng.Int64N(1e10))
-	}
-	carry := lake.WithSummary(func(base *table.Table) (map[string]string, error) {
-		o := lake.TableOffsets(base)
-		o.Set("market.crypto.trades.binance", 0, offset)
+		o.Set(topic, 0, offset)
 		return o.Props(), nil
 	})
 	if _, err := w.Commit(context.Background(), rows, nil, carry); err != nil {
 		t.Fatal(err)
 	}
+}
+
+const topic = "market.crypto.trades.binance"
+
+// trades are n trades of BTCUSDT from id on.
+func trades(from, n int) []md.Trade { return testTrades("BTCUSDT", from, n) }
+
+// noisy gives trades random prices and sizes: a file that compresses as
+// real trades do, large enough for a higher size tier.
+func noisy(rows []md.Trade) []md.Trade {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range rows {
+		rows[i].Price = md.DecimalFromUnits(rng.Int64N(1e14))
+		rows[i].Quantity = md.DecimalFromUnits(rng.Int64N(1e10))
+	}
+	return rows
+}
+
+// tableOffset is where the table says a sink resumes.
+func tableOffset(t *testing.T, l *lake.Lake) int64 {
+	t.Helper()
+	tbl, err := l.Load(context.Background(), "trades")
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, _ := lake.TableOffsets(tbl).Get(topic, 0)
+	return off
 }
 
 func fileCount(t *testing.T, l *lake.Lake) int {
@@ -69,12 +76,12 @@ func fileCount(t *testing.T, l *lake.Lake) int {
 // and answers stay as they were.
 func TestDueCompactionMergesTiersWhileHotAndAllWhenQuiet(t *testing.T) {
 	t.Parallel()
-	l := openTestLake(t)
+	l := laketest.Open(t)
 	ctx := context.Background()
 	// A large file first (a higher size tier), then small commits (tier 0).
-	bigCommit(t, l, 20_000, 1)
+	streamCommit(t, l, noisy(trades(0, 20_000)), 1)
 	for b := range 6 {
-		streamCommit(t, l, 100_000+b*10, 10, int64(b+2))
+		streamCommit(t, l, trades(100_000+b*10, 10), int64(b+2))
 	}
 	want := scanTrades(t, l)
 	hot := lake.CompactOptions{Due: true, FanIn: 4, QuietAfter: time.Hour}
@@ -87,7 +94,7 @@ func TestDueCompactionMergesTiersWhileHotAndAllWhenQuiet(t *testing.T) {
 	}
 	// Two more small files: with the merged one, fewer than the fan-in of their tier.
 	for b := range 2 {
-		streamCommit(t, l, 200_000+b*10, 10, int64(b+10))
+		streamCommit(t, l, trades(200_000+b*10, 10), int64(b+10))
 	}
 	if res, err := l.Compact(ctx, "trades", hot); err != nil || res.Groups != 0 {
 		t.Fatalf("hot partition with 3 small files of a tier and a large one: %+v %v; want nothing merged", res, err)
@@ -106,8 +113,7 @@ func TestDueCompactionMergesTiersWhileHotAndAllWhenQuiet(t *testing.T) {
 			t.Fatalf("%s: %q after compaction, %q before", k, got[k], v)
 		}
 	}
-	tbl, _ := l.Load(ctx, "trades")
-	if off, _ := lake.TableOffsets(tbl).Get("market.crypto.trades.binance", 0); off != 11 {
+	if off := tableOffset(t, l); off != 11 {
 		t.Fatalf("offset %d after compaction, want 11: compaction must carry the stream's offsets", off)
 	}
 }
@@ -116,12 +122,12 @@ func TestDueCompactionMergesTiersWhileHotAndAllWhenQuiet(t *testing.T) {
 // the table the commit made: the sink's rows and offsets survive it.
 func TestCompactionRacingASinkKeepsItsCommitAndOffsets(t *testing.T) {
 	t.Parallel()
-	l := openTestLake(t)
+	l := laketest.Open(t)
 	ctx := context.Background()
 	for b := range 4 {
-		streamCommit(t, l, b*100, 100, int64(b+1)*100)
+		streamCommit(t, l, trades(b*100, 100), int64(b+1)*100)
 	}
-	err := l.CompactRacing(ctx, "trades", func() { streamCommit(t, l, 400, 100, 500) })
+	err := l.CompactRacing(ctx, "trades", func() { streamCommit(t, l, trades(400, 100), 500) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +135,7 @@ func TestCompactionRacingASinkKeepsItsCommitAndOffsets(t *testing.T) {
 	if op := tbl.CurrentSnapshot().Summary.Properties["k2.operation"]; op != "compact" {
 		t.Fatalf("the newest snapshot is %q, want the compaction", op)
 	}
-	if off, _ := lake.TableOffsets(tbl).Get("market.crypto.trades.binance", 0); off != 500 {
+	if off := tableOffset(t, l); off != 500 {
 		t.Fatalf("offset %d in the compaction's snapshot, want the sink's 500", off)
 	}
 	if got := scanTrades(t, l); len(got) != 500 {
@@ -144,10 +150,10 @@ func TestCompactionRacingASinkKeepsItsCommitAndOffsets(t *testing.T) {
 // compaction replaced leave the disk, the rows stay.
 func TestExpiryDeletesReplacedFiles(t *testing.T) {
 	t.Parallel()
-	l := openTestLake(t)
+	l := laketest.Open(t)
 	ctx := context.Background()
 	for b := range 5 {
-		streamCommit(t, l, b*10, 10, int64(b+1))
+		streamCommit(t, l, trades(b*10, 10), int64(b+1))
 	}
 	if _, err := l.Compact(ctx, "trades", lake.CompactOptions{}); err != nil {
 		t.Fatal(err)
@@ -165,8 +171,7 @@ func TestExpiryDeletesReplacedFiles(t *testing.T) {
 	if got := scanTrades(t, l); len(got) != 50 {
 		t.Fatalf("%d rows after expiry, want 50", len(got))
 	}
-	tbl, _ := l.Load(ctx, "trades")
-	if off, _ := lake.TableOffsets(tbl).Get("market.crypto.trades.binance", 0); off != 5 {
+	if off := tableOffset(t, l); off != 5 {
 		t.Fatalf("offset %d after expiry, want 5", off)
 	}
 }
@@ -174,10 +179,10 @@ func TestExpiryDeletesReplacedFiles(t *testing.T) {
 // Manifests pile up one per commit until a rewrite merges them.
 func TestRewriteManifestsMergesThem(t *testing.T) {
 	t.Parallel()
-	l := openTestLake(t)
+	l := laketest.Open(t)
 	ctx := context.Background()
 	for b := range 6 {
-		streamCommit(t, l, b*10, 10, int64(b+1))
+		streamCommit(t, l, trades(b*10, 10), int64(b+1))
 	}
 	res, err := l.RewriteManifests(ctx, "trades", 4, false)
 	if err != nil || res.Before != 6 || res.After != 1 {
@@ -240,9 +245,9 @@ func TestMaintenanceLease(t *testing.T) {
 // Status names the table's fragmentation, history and metadata.
 func TestStatusDescribesTheTable(t *testing.T) {
 	t.Parallel()
-	l := openTestLake(t)
+	l := laketest.Open(t)
 	for b := range 3 {
-		streamCommit(t, l, b*10, 10, int64(b+1))
+		streamCommit(t, l, trades(b*10, 10), int64(b+1))
 	}
 	st, err := l.Status(context.Background(), "trades", 0)
 	if err != nil {

@@ -86,7 +86,7 @@ func TestBinanceCaptureLoadsTradesAndQuotesAndCountsTheRest(t *testing.T) {
 	if len(in.trades) != 19_904 || in.skipped["no_stream"] != 1 {
 		t.Fatalf("the shared capture changed: %d trades, skipped %v", len(in.trades), in.skipped)
 	}
-	l := newLake(t)
+	l := laketest.Open(t)
 	sum := mustLoad(t, l, loader.Options{Source: "binance-ws:test"}, "binance-ws", files...)
 	rows := int64(len(in.trades) + len(in.quotes))
 	var skipped int64
@@ -138,7 +138,7 @@ func TestBinancePublicDataTakesItsSymbolFromTheFileName(t *testing.T) {
 	t.Parallel()
 	path := testutil.Data(t, "binance", "vision", "BTCUSDT-trades-2025-01-01.first210.csv")
 	want := readVision(t, path)
-	l := newLake(t)
+	l := laketest.Open(t)
 	sum := mustLoad(t, l, loader.Options{}, "binance-csv", path)
 	if sum.Read != 210 || sum.Written != 210 || sum.Tables[tradesTable] != 210 || sum.Rejected != 0 {
 		t.Fatalf("summary %+v, want 210 trades", sum)
@@ -222,7 +222,7 @@ func TestKrakenMessagesLoadEveryTradeAndSetAsideTheRest(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kraken.jsonl")
 	writeFile(t, path, append(b, []byte(strings.Join(extra, "\n")+"\n")...))
 	dlq := filepath.Join(t.TempDir(), "dlq.jsonl")
-	l := newLake(t)
+	l := laketest.Open(t)
 	sum := mustLoad(t, l, loader.Options{DeadLetter: dlq}, "kraken-ws", path)
 	if sum.Read != 1000 || sum.Written != 1000 || sum.Tables[tradesTable] != 1000 || sum.Rejected != 3 ||
 		sum.Skipped != 2 || !maps.Equal(sum.SkippedBy, map[string]int64{"heartbeat": 1, "status": 1}) {
@@ -267,7 +267,7 @@ func TestRepeatedTradesAreStoredOnceAcrossBatches(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "twice.jsonl")
 	writeFile(t, path, gz.Bytes())
 
-	l := newLake(t)
+	l := laketest.Open(t)
 	sum := mustLoad(t, l, batched(300, 0), "kraken-ws", path)
 	// Batches of 300: three of the first copy, one of its last 100 and
 	// the repeat's first 200, then only repeats, which commit nothing.

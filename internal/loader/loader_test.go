@@ -24,7 +24,6 @@ import (
 	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/lake/laketest"
 	"github.com/k2-market-data/k2/internal/loader"
-	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/testutil"
 )
 
@@ -34,19 +33,6 @@ const (
 	quotesTable = "market_data.quotes"
 	refTable    = "market_data.reference_data"
 )
-
-// newLake opens an empty embedded lake (SQLite catalog, folder warehouse).
-func newLake(t *testing.T) *lake.Lake {
-	t.Helper()
-	dir := t.TempDir()
-	l, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(),
-		Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
 
 // format is one of the file formats `k2 load` reads.
 func format(t testing.TB, name string) *feed.Format {
@@ -396,7 +382,7 @@ func TestASXDirectoryLoadsEveryRowOnceAndASecondLoadAddsNothing(t *testing.T) {
 	if in.symbols["trades"]["BHP"] != 91_631 || in.symbols["quotes"]["BHP"] != 77_849 || len(in.companies) != 4 {
 		t.Fatalf("the shared ASX sample changed: %d companies, BHP %v", len(in.companies), in.symbols)
 	}
-	l := newLake(t)
+	l := laketest.Open(t)
 	dlq := filepath.Join(t.TempDir(), "dead-letter.jsonl")
 	opts := loader.Options{Source: "asx:test", DeadLetter: dlq}
 	sum := mustLoad(t, l, opts, "asx", dir)
@@ -478,7 +464,7 @@ func TestDamagedLinesAreDeadLetteredAndTheRestLoads(t *testing.T) {
 	badCode := "03/10/2014,13:55:41.879,1.11,3000,X,,"
 	replaceLine(t, filepath.Join(dir, "trades", "3153.csv"), 3, badCode)
 
-	l := newLake(t)
+	l := laketest.Open(t)
 	dlq := filepath.Join(t.TempDir(), "dlq", "load.jsonl") // its folder is made
 	opts := loader.Options{Source: "asx:damaged", DeadLetter: dlq}
 	start := time.Now().UTC()
@@ -535,7 +521,7 @@ func TestRejectionWithoutADeadLetterFileStopsTheLoad(t *testing.T) {
 	t.Parallel()
 	dir := copyASX(t, "trades/3153.csv")
 	replaceLine(t, filepath.Join(dir, "trades", "3153.csv"), 4, "03/10/2014,13:55:41.879,-1.11,3000,0,,")
-	_, err := loadInto(t, newLake(t), loader.Options{}, "asx", dir)
+	_, err := loadInto(t, laketest.Open(t), loader.Options{}, "asx", dir)
 	if err == nil || !strings.HasPrefix(err.Error(), "asx/trades/3153.csv:4: price: ") ||
 		!strings.HasSuffix(err.Error(), "(and no dead-letter file is configured)") {
 		t.Fatalf("load with a bad line and no dead-letter file: %v", err)
@@ -549,7 +535,7 @@ func TestBatchRowsGivesOneSnapshotPerBatch(t *testing.T) {
 	dir := copyASX(t, "trades/3153.csv", "trades/7181.csv", "quotes/3153.csv", "quotes/7181.csv")
 	in := readASX(t, dir)
 	const batch = 100
-	l := newLake(t)
+	l := laketest.Open(t)
 	sum := mustLoad(t, l, batched(batch, time.Hour), "asx", dir)
 	// Rows in batches of 100 across the files of a kind, the rest at the end.
 	split := func(n int) []int {
@@ -582,7 +568,7 @@ func TestBatchAgeCommitsAnOldBatch(t *testing.T) {
 	t.Parallel()
 	dir := copyASX(t, "trades/3153.csv")
 	in := readASX(t, dir)
-	l := newLake(t)
+	l := laketest.Open(t)
 	sum := mustLoad(t, l, batched(0, time.Nanosecond), "asx", dir)
 	ones := func(n int) []int { return slices.Repeat([]int{1}, n) }
 	for name, n := range map[string]int{tradesTable: in.total("trades"), refTable: len(in.companies)} {
@@ -642,7 +628,7 @@ func TestBadInputFailsClearlyAndStoresNothing(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			l := newLake(t)
+			l := laketest.Open(t)
 			sum, err := loadInto(t, l, loader.Options{Symbol: c.symbol, DeadLetter: filepath.Join(t.TempDir(), "dlq.jsonl")}, c.format, c.path)
 			if err == nil {
 				t.Fatalf("loaded: %+v", sum)
@@ -678,7 +664,7 @@ func TestBadInputFailsClearlyAndStoresNothing(t *testing.T) {
 func TestCancelledLoadStopsReading(t *testing.T) {
 	t.Parallel()
 	path := testutil.Data(t, "binance", "ws", "spot_btcusdt_20240808.gz")
-	ld, err := loader.New(newLake(t), loader.Options{})
+	ld, err := loader.New(laketest.Open(t), loader.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

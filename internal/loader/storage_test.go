@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/k2-market-data/k2/internal/lake/laketest"
 	"github.com/k2-market-data/k2/internal/loader"
 	"github.com/k2-market-data/k2/internal/testutil"
 )
@@ -24,7 +25,7 @@ func TestTradesTakeUnderAnEighthOfTheirCSV(t *testing.T) {
 		{"binance-csv", testutil.Data(t, "binance", "vision", "BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.from-ws.csv"), "", 19_904},
 	} {
 		t.Run(c.format, func(t *testing.T) {
-			l := newLake(t)
+			l := laketest.Open(t)
 			src := c.load
 			if src == "" {
 				src = c.csv

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/lake/laketest"
 	"github.com/k2-market-data/k2/internal/maintain"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/ops"
@@ -21,18 +21,6 @@ import (
 )
 
 const topic = "market.crypto.trades.binance"
-
-func openLake(t *testing.T) *lake.Lake {
-	t.Helper()
-	dir := t.TempDir()
-	l, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(),
-		Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
 
 // trades are n trades of two symbols from id on, one per ms.
 func trades(from, n int) []md.Trade {
@@ -107,7 +95,7 @@ func answers(t *testing.T, e *query.Engine) string {
 // every row once, and changes no answer.
 func TestMaintenanceBesideAWriter(t *testing.T) {
 	t.Parallel()
-	l := openLake(t)
+	l := laketest.Open(t)
 	reg := ops.NewRegistry()
 	m := maintain.New(l, options(reg, "test"))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -188,7 +176,7 @@ func TestMaintenanceBesideAWriter(t *testing.T) {
 // Two maintainers share the tables: a table held by one is skipped by the other.
 func TestSecondMaintainerSkipsALeasedTable(t *testing.T) {
 	t.Parallel()
-	l := openLake(t)
+	l := laketest.Open(t)
 	write(t, l, 5, 10)
 	if ok, err := l.AcquireLease(context.Background(), "trades", "first", time.Minute); !ok || err != nil {
 		t.Fatal(ok, err)

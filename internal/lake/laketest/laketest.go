@@ -1,10 +1,12 @@
-// Package laketest reads K2 tables back for tests that must count rows
-// exactly: how many times each key is stored, not just how many rows.
+// Package laketest opens lakes for tests and reads K2 tables back for
+// tests that must count rows exactly: how many times each key is stored,
+// not just how many rows.
 package laketest
 
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -12,7 +14,22 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/record"
 )
+
+// Open opens an embedded lake (SQLite catalog, local warehouse) with K2's
+// tables in a directory of the test's own; it closes with the test.
+func Open(t testing.TB) *lake.Lake {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(),
+		Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
 
 // Scan calls fn with each record batch of the table's current snapshot,
 // holding the given columns (none when the table is empty).
