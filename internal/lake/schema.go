@@ -206,7 +206,7 @@ func baseProperties(doc, key string) iceberg.Properties {
 		table.CommitMinRetryWaitMsKey:             "50",
 		table.CommitMaxRetryWaitMsKey:             "2000",
 		table.MetadataDeleteAfterCommitEnabledKey: "true",
-		table.MetadataPreviousVersionsMaxKey:      "100",
+		table.MetadataPreviousVersionsMaxKey:      "25",
 		"write.metadata.metrics.default":          "truncate(16)",
 		"write.metadata.metrics.column." + key:    "full",
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/k2-market-data/k2/internal/config"
@@ -32,6 +33,10 @@ func (st *Stack) startHTTP() (*httpServer, error) {
 		w.Header().Set("Content-Type", "application/json")
 		writeJSON(w, ops.BuildInfo())
 	})
+	// Go's profiles, for an operator asking where a running process spends
+	// its CPU or memory (go tool pprof http://…/debug/pprof/profile).
+	h.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	h.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	listen := st.cfg.HTTP.Listen
 	if listen == "" || listen == config.HTTPOff {
 		return h, nil

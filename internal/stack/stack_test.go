@@ -263,7 +263,7 @@ func TestHTTPAddressInUseIsAClearError(t *testing.T) {
 }
 
 // A route added with Handle is served on the process's one listener,
-// beside /health and /metrics.
+// beside /health, /metrics and Go's profiles.
 func TestHandleServesARouteBesideHealth(t *testing.T) {
 	t.Parallel()
 	st := start(t, "sink", testConfig(t), Parts{Lake: true})
@@ -273,6 +273,9 @@ func TestHandleServesARouteBesideHealth(t *testing.T) {
 	}
 	if code, rep := st.health(t); code != http.StatusOK || rep.Checks["lake"].Status != "ok" {
 		t.Errorf("/health: %d %+v", code, rep)
+	}
+	if code, body := st.get(t, "/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "heap") {
+		t.Errorf("/debug/pprof/: %d", code)
 	}
 }
 
