@@ -124,7 +124,7 @@ func newBenchFeedCmd(a *app) *cobra.Command {
 				return err
 			}
 			o.Exe = exe
-			setGC(feedGCPercent) // measured as k2 feed runs
+			setGC(serviceGCPercent) // measured as k2 feed runs
 			o.Progress, o.Logger = cmd.ErrOrStderr(), a.log
 			return a.runBench(cmd, &o.Dir, jsonOut, func(ctx context.Context) (bench.Report, error) { return bench.RunFeed(ctx, o) })
 		},

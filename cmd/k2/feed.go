@@ -29,7 +29,7 @@ cannot read. It runs until interrupted, or for --duration, and serves
 		sub := &cobra.Command{
 			Use: ex.Name, Example: "  " + ex.Example, Args: cobra.NoArgs, Short: ex.Short,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				setGC(feedGCPercent)
+				setGC(serviceGCPercent)
 				ctx, cancel := withDuration(cmd.Context(), duration)
 				defer cancel()
 				err := a.serve(ctx, cmd, "feed", stack.Parts{Feed: ex.Name}, func(st *stack.Stack) string {

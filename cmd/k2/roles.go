@@ -37,6 +37,7 @@ to --log-file or to the log when it is JSON or not a terminal.`,
   k2 up --feed none                        # only what k2 load and other feeds produce`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			setGC(serviceGCPercent)
 			parts := stack.Parts{Embedded: true, Sink: true, Maintain: true, FeedMayFail: true}
 			if feedName != "none" {
 				ex, err := exchanges.Feed(feedName)

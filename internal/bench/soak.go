@@ -253,7 +253,7 @@ func RunSoak(ctx context.Context, o SoakOptions) (Report, error) {
 		return rep, errors.New(rep.Note)
 	}
 	rep.Results = soakResults(rep.Samples, bulk)
-	rep.Checks = judgeSoak(rep.Samples, window, o)
+	rep.Checks = judgeSoak(rep.Samples, window, o, bulk)
 	if err := writeSoakPlot(o.Plot, plotTitle(o, rep.Machine), rep.Samples, o.RSSTarget); err != nil {
 		return rep, fmt.Errorf("plot: %w", err)
 	}

@@ -60,9 +60,9 @@ func soakResults(samples []SoakSample, bulk *bulkFigures) []Result {
 	return out
 }
 
-// judgeSoak judges the targets: every plotted curve flat, and the memory
-// under its target.
-func judgeSoak(samples []SoakSample, window time.Duration, o SoakOptions) []Check {
+// judgeSoak judges the targets: every plotted curve flat, the memory under
+// its target, and bytes per row near a bulk load's.
+func judgeSoak(samples []SoakSample, window time.Duration, o SoakOptions, bulk *bulkFigures) []Check {
 	at := make([]float64, len(samples))
 	for i, s := range samples {
 		at[i] = s.Elapsed
@@ -97,6 +97,33 @@ func judgeSoak(samples []SoakSample, window time.Duration, o SoakOptions) []Chec
 	}
 	out = append(out, Check{Name: "memory: k2 up RSS", Status: st,
 		Detail: fmt.Sprintf("peak %s, target ≤ %s at %g trades/s", sizeText(peak), sizeText(o.RSSTarget), o.Rate)})
+	return append(out, judgeStorage(samples, bulk)...)
+}
+
+// storageTolerance is how many times a bulk load's bytes per row the
+// streamed table may take at the end of a soak.
+const storageTolerance = 1.5
+
+// judgeStorage compares each table's bytes per row at the end with a bulk
+// load of the same market.
+func judgeStorage(samples []SoakSample, bulk *bulkFigures) []Check {
+	if bulk == nil || len(samples) == 0 {
+		return nil
+	}
+	var out []Check
+	for _, t := range samples[len(samples)-1].Tables {
+		b := bulk.bytesPerRow[t.Table]
+		if b == 0 || t.Rows == 0 {
+			continue
+		}
+		ratio := float64(t.BytesPerRow) / b
+		st := checkPass
+		if ratio > storageTolerance {
+			st = checkFail
+		}
+		out = append(out, Check{Name: "storage: " + t.Table + " bytes per row", Status: st,
+			Detail: fmt.Sprintf("streamed %.1f, bulk load %.1f (%.2f×, target ≤ %.1f×)", float64(t.BytesPerRow), b, ratio, storageTolerance)})
+	}
 	return out
 }
 

@@ -61,3 +61,16 @@ func TestFlatJudgement(t *testing.T) {
 		t.Errorf("1h run: window %s, want 10m", w)
 	}
 }
+
+// A streamed table passes at up to 1.5 times a bulk load's bytes per row.
+func TestStorageJudgement(t *testing.T) {
+	samples := []SoakSample{{Tables: []SoakTable{{Table: "trades", Rows: 1000, BytesPerRow: 20}, {Table: "quotes", Rows: 500, BytesPerRow: 40}}}}
+	bulk := &bulkFigures{bytesPerRow: map[string]float64{"trades": 14, "quotes": 25}}
+	got := judgeStorage(samples, bulk)
+	if len(got) != 2 || got[0].Status != checkPass || got[1].Status != checkFail || !strings.Contains(got[1].Detail, "1.60×") {
+		t.Fatalf("%+v; want trades passing at 1.43× and quotes failing at 1.60×", got)
+	}
+	if judgeStorage(samples, nil) != nil {
+		t.Fatal("judged without a bulk load")
+	}
+}

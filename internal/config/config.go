@@ -198,6 +198,11 @@ type Maintain struct {
 	RetainDenseFor    time.Duration
 	RetainSparseEvery time.Duration
 	OrphanMinAge      time.Duration // files younger than this are never orphans
+	// MetadataMinAge: metadata files (table metadata, manifest lists,
+	// manifests) no snapshot or metadata log references are removed every
+	// cycle once this old; no commit takes that long between writing them
+	// and landing.
+	MetadataMinAge time.Duration
 	// Every runs a maintenance cycle over every table: compaction, manifest
 	// rewrite and expiry; orphans are removed every OrphanEvery. 0 turns
 	// maintenance off in k2 up.
@@ -234,8 +239,8 @@ func Default() Config {
 			CompactQuietAfter: 10 * time.Minute, CompactFanIn: 4,
 			ExpireOlderThan: 7 * 24 * time.Hour, RetainLast: 10,
 			RetainDenseFor: 10 * time.Minute, RetainSparseEvery: time.Hour,
-			OrphanMinAge: 24 * time.Hour,
-			Every:        time.Minute, OrphanEvery: time.Hour, MaxManifests: 16,
+			OrphanMinAge: 24 * time.Hour, MetadataMinAge: 15 * time.Minute,
+			Every: time.Minute, OrphanEvery: time.Hour, MaxManifests: 16,
 		},
 	}
 }

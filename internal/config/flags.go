@@ -204,6 +204,7 @@ func (c *Config) RegisterMaintain(fs *pflag.FlagSet) {
 	settings(fs, func() {
 		fs.DurationVar(&c.Maintain.Every, "maintain-every", c.Maintain.Every, "run a maintenance cycle over the tables this often (0: no maintenance in k2 up)")
 		fs.DurationVar(&c.Maintain.OrphanEvery, "remove-orphans-every", c.Maintain.OrphanEvery, "look for orphaned files this often")
+		fs.DurationVar(&c.Maintain.MetadataMinAge, "metadata-min-age", c.Maintain.MetadataMinAge, "each cycle, remove unreferenced metadata files older than this")
 		fs.DurationVar(&c.Maintain.CompactQuietAfter, "compact-quiet-after", c.Maintain.CompactQuietAfter, "a partition without a new file for this long has all its small files merged")
 		fs.IntVar(&c.Maintain.CompactFanIn, "compact-fan-in", c.Maintain.CompactFanIn, "in a partition still being written, merge this many files of one size into one")
 		fs.IntVar(&c.Maintain.MaxManifests, "max-manifests", c.Maintain.MaxManifests, "rewrite a table's manifests into few when it has more than this many")

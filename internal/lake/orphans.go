@@ -2,7 +2,9 @@ package lake
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 
 	"github.com/apache/iceberg-go/table"
@@ -15,6 +17,9 @@ type OrphanOptions struct {
 	// OlderThan protects files of commits still in flight (default 24h).
 	OlderThan time.Duration
 	DryRun    bool
+	// MetadataOnly looks only under the table's metadata/ (a listing of a
+	// hundred files, where data/ may hold thousands).
+	MetadataOnly bool
 }
 
 // OrphanResult lists the orphaned files found (and deleted).
@@ -36,12 +41,21 @@ func (l *Lake) RemoveOrphans(ctx context.Context, name string, opts OrphanOption
 	if err != nil {
 		return res, err
 	}
-	r, err := tbl.DeleteOrphanFiles(ctx, table.WithFilesOlderThan(opts.OlderThan), table.WithDryRun(opts.DryRun))
+	o := []table.OrphanCleanupOption{table.WithFilesOlderThan(opts.OlderThan), table.WithDryRun(opts.DryRun)}
+	if opts.MetadataOnly {
+		o = append(o, table.WithLocation(tbl.Location()+"/metadata"))
+	}
+	r, err := tbl.DeleteOrphanFiles(ctx, o...)
+	// A commit beside us may delete a metadata file the listing just saw
+	// (iceberg-go then fails the whole scan): list again.
+	for try := 0; errors.Is(err, fs.ErrNotExist) && try < 3; try++ {
+		r, err = tbl.DeleteOrphanFiles(ctx, o...)
+	}
 	if err != nil {
 		return res, fmt.Errorf("remove orphans of %s: %w", def.FullName(), err)
 	}
 	res.Files, res.Bytes, res.Deleted = r.OrphanFileLocations, r.TotalSizeBytes, len(r.DeletedFiles)
-	if !opts.DryRun {
+	if !opts.DryRun && res.Deleted > 0 {
 		l.log.Info("orphan files removed", "table", def.FullName(), "files", res.Deleted, "bytes", res.Bytes)
 	}
 	return res, nil

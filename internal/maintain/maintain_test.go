@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -161,9 +162,16 @@ func TestMaintenanceBesideAWriter(t *testing.T) {
 	// A final cycle with everything quiet: one file per partition, and
 	// every answer byte for byte as before.
 	o := options(ops.NewRegistry(), "test")
-	o.CompactQuietAfter = time.Nanosecond
+	o.CompactQuietAfter, o.MetadataMinAge = time.Nanosecond, time.Nanosecond
 	if _, err := maintain.New(l, o).Cycle(context.Background(), "trades"); err != nil {
 		t.Fatal(err)
+	}
+	// Of the ~100 metadata files the commits wrote, the table keeps its
+	// current one and the log's 25; no other is left behind.
+	tbl, _ = l.Load(context.Background(), "trades")
+	versions, _ := filepath.Glob(filepath.Join(lake.LocalPath(tbl.Location()), "metadata", "*.metadata.json"))
+	if len(versions) > 26 {
+		t.Fatalf("%d metadata files after maintenance, want at most 26", len(versions))
 	}
 	if st, _ := l.Status(context.Background(), "trades", 0); st.DataFiles != 2 {
 		t.Fatalf("%d files after a quiet cycle, want one per partition", st.DataFiles)
