@@ -239,7 +239,7 @@ func Default() Config {
 			CompactQuietAfter: 10 * time.Minute, CompactFanIn: 4,
 			ExpireOlderThan: 7 * 24 * time.Hour, RetainLast: 10,
 			RetainDenseFor: 10 * time.Minute, RetainSparseEvery: time.Hour,
-			OrphanMinAge: 24 * time.Hour, MetadataMinAge: 15 * time.Minute,
+			OrphanMinAge: 24 * time.Hour, MetadataMinAge: 5 * time.Minute,
 			Every: time.Minute, OrphanEvery: time.Hour, MaxManifests: 16,
 		},
 	}

@@ -2,7 +2,9 @@ package lake
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"time"
 
@@ -98,7 +100,7 @@ func (l *Lake) ExpireSnapshots(ctx context.Context, name string, opts ExpireOpti
 	// referenced, judged against the table as it now stands.
 	after, err := l.Load(ctx, name)
 	if err == nil {
-		err = upd.PostCommit(ctx, tbl, after)
+		err = withoutMissing(upd.PostCommit(ctx, tbl, after))
 	}
 	if err != nil {
 		l.log.Warn("snapshots expired, but not all of their files were deleted; remove-orphans will", "table", def.FullName(), "error", err)
@@ -162,4 +164,25 @@ func retention(snaps []snapshotInfo, o ExpireOptions) []int64 {
 		}
 	}
 	return out
+}
+
+// withoutMissing drops from err the files that were already gone: a
+// deletion wants them gone, and a warning listing them says nothing.
+func withoutMissing(err error) error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var kept []error
+		for _, e := range j.Unwrap() {
+			if e = withoutMissing(e); e != nil {
+				kept = append(kept, e)
+			}
+		}
+		return errors.Join(kept...)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
