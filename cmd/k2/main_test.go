@@ -115,6 +115,17 @@ func TestLoadRejectsMalformedLineAndKeepsTheRest(t *testing.T) {
 			t.Fatalf("BHP trades %d, want 91,630", s.Trades)
 		}
 	}
+	// vendor_data is read back in every format: BHP's first trade was on
+	// venue X.
+	for format, want := range map[string]string{"json": `"vendor_data":{"company_id":"7078","venue":"X"}`, "csv": "company_id=7078 venue=X", "table": "company_id=7078 venue=X"} {
+		out, _, code = run(t, "--data-dir", data, "query", "trades", "--symbol", "BHP", "--order", "asc", "--limit", "1", "--format", format)
+		if format == "json" {
+			out = strings.Join(strings.Fields(out), "")
+		}
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("--format %s: want %s in\n%s", format, want, out)
+		}
+	}
 	// Accepting rejects exits 0; nothing new is written.
 	out, _, code = run(t, "--data-dir", data, "load", "asx", asx, "--dead-letter", dlq, "--allow-rejects", "--no-progress")
 	if code != 0 || !regexp.MustCompile(`written\s+0 rows`).MatchString(out) {

@@ -244,14 +244,21 @@ func stringList(v any) []string {
 }
 
 func stringMap(v any) map[string]string {
-	m, ok := v.(duckdb.Map)
-	if !ok {
+	var keys, values []any
+	switch m := v.(type) {
+	case duckdb.OrderedMap: // what the driver scans a MAP into
+		keys, values = m.Keys(), m.Values()
+	case duckdb.Map:
+		for k, val := range m {
+			keys, values = append(keys, k), append(values, val)
+		}
+	default:
 		return nil
 	}
-	out := make(map[string]string, len(m))
-	for k, val := range m {
+	out := make(map[string]string, len(keys))
+	for i, k := range keys {
 		ks, _ := k.(string)
-		vs, _ := val.(string)
+		vs, _ := values[i].(string)
 		out[ks] = vs
 	}
 	return out
