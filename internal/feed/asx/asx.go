@@ -108,6 +108,12 @@ type rowParser struct {
 	companyID string
 	ingested  marketdata.Timestamp
 	rows      map[string]int64 // local date YYYYMMDD → rows seen
+	// The last row whose date parsed, and the times of the rows since
+	// then whose date did not: each still takes its place in its date's
+	// numbering, once the next good row shows which date that is.
+	lastDay   string
+	lastClock time.Duration
+	undated   []time.Duration
 }
 
 func newRowParser(company marketdata.ReferenceData, ingested marketdata.Timestamp) rowParser {
@@ -116,9 +122,14 @@ func newRowParser(company marketdata.ReferenceData, ingested marketdata.Timestam
 
 // row splits a line into between min and max comma-separated fields,
 // numbers it within its local date and converts its date and time to UTC.
-// The row is counted as soon as its date (the first field) parses,
-// whatever follows, so a corrected re-load of a file gives every row the
-// same id as before: a line with too few fields is counted too.
+//
+// A row's number is its place among its date's rows in the file, so that
+// loading a corrected file again gives every row the id it had: a row is
+// counted whatever is wrong with it, as long as it is a row (it has the
+// fields, or its date parses). A row whose date does not parse is counted
+// in the date of the rows around it (files are in time order); between
+// two dates, its time decides: not earlier than the last row's, it ends
+// the earlier date, otherwise it opens the later one.
 func (p *rowParser) row(line string, min, max int) (f []string, ts marketdata.Timestamp, day string, n int64, err error) {
 	f = strings.Split(strings.TrimRight(line, "\r\n"), ",")
 	var fieldsErr error
@@ -133,11 +144,25 @@ func (p *rowParser) row(line string, min, max int) (f []string, ts marketdata.Ti
 		if fieldsErr != nil {
 			return nil, 0, "", 0, fieldsErr // not a row at all
 		}
+		p.undated = append(p.undated, clockOf(f[1]))
 		return nil, 0, "", 0, &marketdata.ValidationError{Field: "timestamp", Reason: fmt.Sprintf("date %q is not MM/DD/YYYY", f[0])}
 	}
 	day = d.Format("20060102")
+	for _, clock := range p.undated {
+		switch {
+		case p.lastDay == "" || p.lastDay != day && clock < p.lastClock:
+			p.rows[day]++
+		default:
+			p.rows[p.lastDay]++
+		}
+	}
+	p.undated = p.undated[:0]
 	p.rows[day]++
 	n = p.rows[day]
+	p.lastDay = day
+	if len(f) > 1 {
+		p.lastClock = clockOf(f[1])
+	}
 	if fieldsErr != nil {
 		return nil, 0, "", 0, fieldsErr
 	}
@@ -148,6 +173,15 @@ func (p *rowParser) row(line string, min, max int) (f []string, ts marketdata.Ti
 	}
 	local := time.Date(d.Year(), d.Month(), d.Day(), c.Hour(), c.Minute(), c.Second(), c.Nanosecond(), sydney)
 	return f, marketdata.TimestampOf(local), day, n, nil
+}
+
+// clockOf is a time of day HH:MM:SS[.fff] since midnight, or -1.
+func clockOf(s string) time.Duration {
+	c, err := time.Parse("15:04:05", s)
+	if err != nil {
+		return -1
+	}
+	return c.Sub(time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC))
 }
 
 func (p *rowParser) id(day string, n int64) string {
