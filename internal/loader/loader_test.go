@@ -457,6 +457,12 @@ func TestDamagedLinesAreDeadLetteredAndTheRestLoads(t *testing.T) {
 	// DVN's 5th trade: 03/10/2014,11:29:15.863,0.675,120,0,,
 	badPrice := "03/10/2014,11:29:15.863,0.6x5,120,0,,"
 	goodPrice := replaceLine(t, price, 5, badPrice)
+	// DVN's first trade of 11 March and one in the middle of 12 March get
+	// dates that do not parse: the rows after them keep their ids.
+	badOpen := "2014-03-11,11:55:16.833,0.69,9000,0,,"
+	goodOpen := replaceLine(t, price, 20, badOpen)
+	badMid := "03-12-2014,11:19:28.318,0.66,103,0,,"
+	goodMid := replaceLine(t, price, 70, badMid)
 	// MWR's 2nd quote gets a bid size without a bid price.
 	badQuote := "03/10/2014,05:46:13.604,0,1.18,10300,3667"
 	replaceLine(t, filepath.Join(dir, "quotes", "3153.csv"), 2, badQuote)
@@ -473,6 +479,8 @@ func TestDamagedLinesAreDeadLetteredAndTheRestLoads(t *testing.T) {
 	want := []loader.Rejection{
 		{File: "asx/trades/3153.csv", Line: 3, Reason: "invalid_trade_conditions", Raw: badCode},
 		{File: "asx/trades/7181.csv", Line: 5, Reason: "invalid_price", Raw: badPrice},
+		{File: "asx/trades/7181.csv", Line: 20, Reason: "invalid_timestamp", Raw: badOpen},
+		{File: "asx/trades/7181.csv", Line: 70, Reason: "invalid_timestamp", Raw: badMid},
 		{File: "asx/quotes/3153.csv", Line: 2, Reason: "invalid_bid_price", Raw: badQuote},
 	}
 	got := deadLetters(t, dlq)
@@ -486,11 +494,11 @@ func TestDamagedLinesAreDeadLetteredAndTheRestLoads(t *testing.T) {
 			t.Errorf("dead letter %d: %+v, want %+v", i+1, r, w)
 		}
 	}
-	nTrades, nQuotes := clean.total("trades")-2, clean.total("quotes")-1
+	nTrades, nQuotes := clean.total("trades")-4, clean.total("quotes")-1
 	rows := int64(len(clean.companies) + nTrades + nQuotes)
-	if sum.Rejected != 3 || sum.DeadLetter != dlq || sum.Read != rows || sum.Written != rows ||
+	if sum.Rejected != 5 || sum.DeadLetter != dlq || sum.Read != rows || sum.Written != rows ||
 		sum.Tables[tradesTable] != int64(nTrades) || sum.Tables[quotesTable] != int64(nQuotes) {
-		t.Fatalf("summary %+v, want 3 rejected and %d rows written", sum, rows)
+		t.Fatalf("summary %+v, want 5 rejected and %d rows written", sum, rows)
 	}
 	// The other rows are stored as in the clean file: the rejected lines'
 	// ids are the only ones missing.
@@ -501,18 +509,20 @@ func TestDamagedLinesAreDeadLetteredAndTheRestLoads(t *testing.T) {
 		}
 		return m
 	}
-	sameRows(t, "trades", rowsOf(t, l, "trades"), without("trades", "ASX-MWR-20140310-3", "ASX-DVN-20140310-5"))
+	sameRows(t, "trades", rowsOf(t, l, "trades"), without("trades", "ASX-MWR-20140310-3", "ASX-DVN-20140310-5", "ASX-DVN-20140311-1", "ASX-DVN-20140312-8"))
 	sameRows(t, "quotes", rowsOf(t, l, "quotes"), without("quotes", "ASX-MWR-20140310-2"))
 
 	// Corrected, the price line loads under its own id and nothing else is
 	// written again; the two lines still bad are appended to the same file.
 	replaceLine(t, price, 5, goodPrice)
+	replaceLine(t, price, 20, goodOpen)
+	replaceLine(t, price, 70, goodMid)
 	fixed := mustLoad(t, l, opts, "asx", dir)
-	if fixed.Written != 1 || fixed.Tables[tradesTable] != 1 || fixed.Duplicates != rows || fixed.Rejected != 2 || fixed.Commits != 1 {
-		t.Fatalf("corrected load %+v, want the one corrected row written", fixed)
+	if fixed.Written != 3 || fixed.Tables[tradesTable] != 3 || fixed.Duplicates != rows || fixed.Rejected != 2 || fixed.Commits != 1 {
+		t.Fatalf("corrected load %+v, want the three corrected rows written", fixed)
 	}
 	sameRows(t, "trades", rowsOf(t, l, "trades"), without("trades", "ASX-MWR-20140310-3"))
-	if got := deadLetters(t, dlq); len(got) != 5 || got[3].Raw != badCode || got[4].Raw != badQuote {
+	if got := deadLetters(t, dlq); len(got) != 7 || got[5].Raw != badCode || got[6].Raw != badQuote {
 		t.Fatalf("dead-letter file after the second load: %+v", got)
 	}
 }
