@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -148,12 +150,14 @@ func (l *Lake) Compact(ctx context.Context, name string, opts CompactOptions) (C
 // Due, only the runs due as CompactOptions says.
 func compactionGroups(p partitionFiles, def TableDef, opts CompactOptions) [][]liveFile {
 	var small []liveFile
+	escaped := false
 	for _, f := range p.Files {
 		if f.FileSizeBytes() < opts.SmallFileBytes {
 			small = append(small, f)
 		}
+		escaped = escaped || escapedPath(f.FilePath())
 	}
-	if len(small) < 2 {
+	if len(small) < 2 && !escaped {
 		return nil
 	}
 	timeID := 0
@@ -166,8 +170,14 @@ func compactionGroups(p partitionFiles, def TableDef, opts CompactOptions) [][]l
 		})
 		return files
 	}
+	if escaped {
+		// Files written before K2 chose its partition paths, under an
+		// escaped location some engines take literally: every file of the
+		// partition is rewritten, whatever its size, once.
+		return splitRows(byTime(slices.Clone(p.Files)), opts.MaxRows, 1)
+	}
 	if !opts.Due || opts.Now.Sub(p.newest()) >= opts.QuietAfter {
-		return splitRows(byTime(small), opts.MaxRows)
+		return splitRows(byTime(small), opts.MaxRows, 2)
 	}
 	tiers := map[int][]liveFile{}
 	for _, f := range small {
@@ -177,19 +187,20 @@ func compactionGroups(p partitionFiles, def TableDef, opts CompactOptions) [][]l
 	var groups [][]liveFile
 	for _, t := range slices.Sorted(maps.Keys(tiers)) {
 		if files := tiers[t]; len(files) >= opts.FanIn {
-			groups = append(groups, splitRows(byTime(files), opts.MaxRows)...)
+			groups = append(groups, splitRows(byTime(files), opts.MaxRows, 2)...)
 		}
 	}
 	return groups
 }
 
-// splitRows cuts files into runs of at most maxRows rows, keeping runs of two or more.
-func splitRows(files []liveFile, maxRows int64) [][]liveFile {
+// splitRows cuts files into runs of at most maxRows rows, keeping runs of
+// minFiles or more.
+func splitRows(files []liveFile, maxRows int64, minFiles int) [][]liveFile {
 	var groups [][]liveFile
 	var cur []liveFile
 	var rows int64
 	flush := func() {
-		if len(cur) >= 2 {
+		if len(cur) >= minFiles {
 			groups = append(groups, cur)
 		}
 		cur, rows = nil, 0
@@ -203,6 +214,16 @@ func splitRows(files []liveFile, maxRows int64) [][]liveFile {
 	}
 	flush()
 	return groups
+}
+
+// escapedPath says whether a data file's partition directories hold an
+// escape (symbol=%C3%89THUSDT): iceberg-go wrote such paths before K2
+// wrote its own (pathValue).
+// Partition directories are "field=value", never "data", so the last
+// /data/ is the table's.
+func escapedPath(location string) bool {
+	i := strings.LastIndex(location, "/data/")
+	return i >= 0 && strings.Contains(path.Dir(location[i+len("/data/"):]), "%")
 }
 
 func lowerTime(f iceberg.DataFile, id int) int64 {

@@ -2,6 +2,7 @@ package lake
 
 import (
 	"context"
+	"net/url"
 
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
@@ -44,4 +45,13 @@ func (l *Lake) CompactRacing(ctx context.Context, name string, between func()) e
 	between()
 	_, err = l.commitRewrite(ctx, name, tbl, old, files)
 	return err
+}
+
+// WriteLegacyPaths makes the writer put partition values into paths as K2
+// did before format 3 (escaped by url.QueryEscape), until undone.
+func WriteLegacyPaths(on bool) {
+	writePathValue = pathValue
+	if on {
+		writePathValue = url.QueryEscape
+	}
 }

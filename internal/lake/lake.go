@@ -143,8 +143,15 @@ func (l *Lake) openWarehouse(ctx context.Context) error {
 		if err := os.MkdirAll(abs, 0o755); err != nil {
 			return fmt.Errorf("warehouse %s: %w", abs, err)
 		}
-		// A URI, escaped like the partition paths iceberg-go adds to it.
-		l.warehouse = (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
+		// A URI, escaped as iceberg-go escapes every location it derives
+		// from it. Engines that take a location literally (PyIceberg,
+		// Java's HadoopFileIO) then look elsewhere, so say so.
+		u := &url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
+		l.warehouse = u.String()
+		if u.EscapedPath() != u.Path {
+			l.log.Warn("the warehouse path has characters a URI escapes; K2 reads it, but PyIceberg and Java's Iceberg will not find its files: choose a path of plain ASCII letters, digits and -._/ if other engines read this lake",
+				"warehouse", abs)
+		}
 	}
 	l.props["warehouse"] = l.warehouse
 	return nil
@@ -331,9 +338,10 @@ func (l *Lake) Close() error {
 }
 
 // LocalPath returns the filesystem path of a file:// location, or "" for
-// object-store locations. A location is a URI: partition values in it are
-// escaped (symbol=%C3%89THUSDT), and the file is stored under the
-// unescaped path, as iceberg-go and every other engine read it.
+// object-store locations. A location is a URI and the file is stored under
+// the unescaped path, as iceberg-go writes and reads it (a warehouse path
+// with a space; partition values in files written before K2 escaped them
+// itself, symbol=%C3%89THUSDT).
 func LocalPath(location string) string {
 	if p, ok := strings.CutPrefix(location, "file://"); ok {
 		if u, err := url.Parse(location); err == nil {

@@ -2,9 +2,11 @@ package lake_test
 
 import (
 	"context"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -260,5 +262,52 @@ func TestStatusDescribesTheTable(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(lake.LocalPath(l.Warehouse()), "market_data", "trades", "metadata")); err != nil || !fi.IsDir() {
 		t.Fatal(err)
+	}
+}
+
+// Files an earlier K2 wrote under escaped partition paths
+// (symbol=%C3%89THUSDT), which engines that read locations literally
+// cannot find, are rewritten by the next maintenance cycle, even a single
+// large file; a partition with plain paths is left as it is.
+func TestCompactionRewritesEscapedPaths(t *testing.T) {
+	l := laketest.Open(t)
+	ctx := context.Background()
+	lake.WriteLegacyPaths(true)
+	streamCommit(t, l, append(testTrades("ÉTHUSDT", 0, 50), testTrades("BTCUSDT", 0, 50)...), 100)
+	lake.WriteLegacyPaths(false)
+	before := scanTrades(t, l)
+	// The recorded locations (the files lie under the unescaped path).
+	escaped := func() (n int) {
+		tbl, _ := l.Load(ctx, "trades")
+		tasks, err := tbl.Scan().PlanFiles(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			if strings.Contains(task.File.FilePath(), "symbol=%") {
+				n++
+			}
+		}
+		return n
+	}
+	if escaped() != 1 {
+		t.Fatal("the legacy writer recorded no escaped location")
+	}
+	res, err := l.Compact(ctx, "trades", lake.CompactOptions{Due: true, QuietAfter: time.Hour, SmallFileBytes: 1})
+	if err != nil || res.FilesBefore != 1 || res.FilesAfter != 1 {
+		t.Fatalf("compact %+v %v; want the one escaped file rewritten", res, err)
+	}
+	if _, err := l.ExpireSnapshots(ctx, "trades", lake.ExpireOptions{OlderThan: time.Nanosecond, RetainLast: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if n := escaped(); n != 0 {
+		t.Fatalf("%d files still at an escaped location", n)
+	}
+	if after := scanTrades(t, l); !maps.Equal(after, before) {
+		t.Fatal("the rewrite changed the rows")
+	}
+	// Nothing left to do: the next cycle rewrites nothing.
+	if res, err := l.Compact(ctx, "trades", lake.CompactOptions{Due: true, QuietAfter: time.Hour, SmallFileBytes: 1}); err != nil || res.FilesBefore != 0 {
+		t.Fatalf("second cycle %+v %v", res, err)
 	}
 }

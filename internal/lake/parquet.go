@@ -2,9 +2,9 @@ package lake
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -145,16 +145,56 @@ func literalAt(col arrow.Array, i int) (iceberg.Literal, error) {
 	return nil, fmt.Errorf("cannot partition by a %s column", col.DataType())
 }
 
-// partitionPath is the partition's directory under data/, escaped as
-// iceberg-go escapes it: timestamp_day=2024-08-08/symbol=%C3%89THUSDT.
+// partitionPath is the partition's directory under data/:
+// timestamp_day=2024-08-08/symbol=BTCUSDT. Iceberg keeps a file's partition
+// values in its manifest, not its path, so the path only has to be unique,
+// legible and the same to every engine: see pathValue.
 func partitionPath(spec iceberg.PartitionSpec, sc *iceberg.Schema, values map[int]any) string {
 	var parts []string
 	for _, pf := range spec.Fields() {
 		src, _ := sc.FindFieldByID(pf.SourceID())
 		v := pf.Transform.ToHumanStrType(pf.Transform.ResultType(src.Type), values[pf.FieldID])
-		parts = append(parts, pf.EscapedName()+"="+url.QueryEscape(v))
+		parts = append(parts, pf.EscapedName()+"="+writePathValue(v))
 	}
 	return strings.Join(parts, "/")
+}
+
+// writePathValue is pathValue; a test writes as an earlier K2 did.
+var writePathValue = pathValue
+
+// maxPathValue bounds a partition value in a path: a file name may be 255
+// bytes, and a long non-ASCII symbol escaped takes three bytes a byte.
+const maxPathValue = 64
+
+// pathValue writes a partition value with only the characters a URI leaves
+// as they are (letters, digits, '-', '.', '_'), so a location means the
+// same path to every reader whether or not it unescapes it: iceberg-go
+// records an escaped location (symbol=%C3%89THUSDT) and some readers
+// (PyIceberg, DuckDB given the text) take it literally. Any other byte is
+// '_' and its two hex digits ('_' itself too, so distinct values stay
+// distinct); a value longer than maxPathValue keeps its first bytes and a
+// hash of the whole. A value is never a path of its own: a "/" is escaped,
+// and ".." stays inside the segment that starts with the field's name.
+func pathValue(v string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := range len(v) {
+		c := v[i]
+		// A dot ends no value: S3 clients escape the slash of "../".
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' && i < len(v)-1 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('_')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	s := b.String()
+	if len(s) <= maxPathValue {
+		return s
+	}
+	sum := sha256.Sum256([]byte(v))
+	return s[:maxPathValue-17] + "-" + fmt.Sprintf("%x", sum[:8])
 }
 
 // write writes rec, whose rows share one partition and are in the
