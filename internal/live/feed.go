@@ -151,6 +151,9 @@ func (f *Feed) Run(ctx context.Context) error {
 // (closed) stops the feed; anything wrong with the frame is dead-lettered.
 func (f *Feed) handle(ctx context.Context, fr Frame) error {
 	f.count(func(s *FeedStats) { s.Frames++ })
+	if err := md.CheckUTF8("the frame", fr.Data); err != nil {
+		return f.deadLetter(ctx, fr, err)
+	}
 	ev, err := f.proto.Parse(fr.Data, md.Timestamp(fr.Received.UnixMicro()))
 	if err != nil {
 		return f.deadLetter(ctx, fr, err)

@@ -15,6 +15,7 @@ package loader
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/config"
@@ -191,12 +193,15 @@ func (ld *Loader) finish(ctx context.Context) error {
 
 // Rejection is one dead-lettered input line.
 type Rejection struct {
-	File   string    `json:"file"`
-	Line   int64     `json:"line"`
-	Reason string    `json:"reason"` // short code: invalid_price, parse, unknown_symbol …
-	Error  string    `json:"error"`
-	Raw    string    `json:"raw"`
-	At     time.Time `json:"at"`
+	File   string `json:"file"`
+	Line   int64  `json:"line"`
+	Reason string `json:"reason"` // short code: invalid_price, parse, unknown_symbol …
+	Error  string `json:"error"`
+	Raw    string `json:"raw"`
+	// RawBase64 holds the line's exact bytes when they are not UTF-8 (Raw
+	// then shows them as JSON can: U+FFFD for each bad byte).
+	RawBase64 string    `json:"raw_base64,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 func (ld *Loader) reject(file string, line int64, reason string, err error, raw string) error {
@@ -216,10 +221,14 @@ func (ld *Loader) reject(file string, line int64, reason string, err error, raw 
 		}
 		ld.dlq, ld.dlqEnc = f, json.NewEncoder(f)
 	}
+	var exact string
+	if !utf8.ValidString(raw) {
+		exact = base64.StdEncoding.EncodeToString([]byte(raw))
+	}
 	if len(raw) > 4096 {
 		raw = raw[:4096] + "…"
 	}
-	return ld.dlqEnc.Encode(Rejection{File: file, Line: line, Reason: reason, Error: err.Error(), Raw: raw, At: time.Now().UTC()})
+	return ld.dlqEnc.Encode(Rejection{File: file, Line: line, Reason: reason, Error: err.Error(), Raw: raw, RawBase64: exact, At: time.Now().UTC()})
 }
 
 func (ld *Loader) skip(what string) {

@@ -3,6 +3,7 @@ package loader_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -343,7 +344,11 @@ func deadLetters(t *testing.T, path string) []loader.Rejection {
 		if err := json.Unmarshal([]byte(line), &fields); err != nil {
 			t.Fatalf("dead-letter line %d is not JSON: %v: %s", i+1, err, line)
 		}
-		if got := slices.Sorted(maps.Keys(fields)); !slices.Equal(got, []string{"at", "error", "file", "line", "raw", "reason"}) {
+		want := []string{"at", "error", "file", "line", "raw", "reason"}
+		if _, ok := fields["raw_base64"]; ok { // the exact bytes of a line that is not UTF-8
+			want = []string{"at", "error", "file", "line", "raw", "raw_base64", "reason"}
+		}
+		if got := slices.Sorted(maps.Keys(fields)); !slices.Equal(got, want) {
 			t.Fatalf("dead-letter line %d has keys %v", i+1, got)
 		}
 		var r loader.Rejection
@@ -588,6 +593,40 @@ func TestBatchAgeCommitsAnOldBatch(t *testing.T) {
 	}
 	if n := in.total("trades") + len(in.companies); sum.Commits != n || sum.Written != int64(n) {
 		t.Fatalf("summary %+v, want %d commits of one row", sum, n)
+	}
+}
+
+// Bytes that are not UTF-8 are refused before any parser sees them: a
+// trade line goes to the dead-letter file with its exact bytes, and a
+// company whose symbol is not UTF-8 (R\xffO would have become a symbol
+// "R\uFFFDO" beside RIO) stops the load with nothing stored.
+func TestTextThatIsNotUTF8IsRefused(t *testing.T) {
+	t.Parallel()
+	dir := copyASX(t, "trades/7181.csv")
+	bad := "03/10/2014,11:29:15.863,0.675,120,0,X\xff,"
+	replaceLine(t, filepath.Join(dir, "trades", "7181.csv"), 5, bad)
+	l := laketest.Open(t)
+	dlq := filepath.Join(t.TempDir(), "dlq.jsonl")
+	sum := mustLoad(t, l, loader.Options{Source: "asx:utf8", DeadLetter: dlq}, "asx", dir)
+	got := deadLetters(t, dlq)
+	if sum.Rejected != 1 || len(got) != 1 || got[0].Reason != "invalid_utf8" || got[0].Line != 5 ||
+		got[0].Error != "the line is not UTF-8: byte 38 is 0xff" {
+		t.Fatalf("summary %+v, dead letters %+v", sum, got)
+	}
+	if raw, err := base64.StdEncoding.DecodeString(got[0].RawBase64); err != nil || string(raw) != bad {
+		t.Fatalf("raw_base64 %q holds %q, want the line's bytes", got[0].RawBase64, raw)
+	}
+
+	dir = copyASX(t, "trades/7181.csv")
+	info := filepath.Join(dir, "reference-data", "company_info.csv")
+	writeFile(t, info, bytes.Replace(readFile(t, info), []byte("7458,RIO,"), []byte("7458,R\xffO,"), 1))
+	l = laketest.Open(t)
+	_, err := loadInto(t, l, loader.Options{DeadLetter: dlq}, "asx", dir)
+	if err == nil || !strings.Contains(err.Error(), "company_info line 5") || !strings.Contains(err.Error(), "not UTF-8") {
+		t.Fatalf("got %v", err)
+	}
+	if n := laketest.Rows(t, l, "reference_data"); n != 0 {
+		t.Fatalf("%d companies stored", n)
 	}
 }
 

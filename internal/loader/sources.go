@@ -40,6 +40,9 @@ func (ld *Loader) Ingested() md.Timestamp { return ld.ingested }
 // dead-letter file, understood but unwanted ones are counted as skipped,
 // and records go on to the lake or Kafka.
 func (ld *Loader) Emit(ctx context.Context, file string, n int64, line []byte, ev feed.Events, err error) error {
+	if bad := md.CheckUTF8("the line", line); bad != nil {
+		err = bad // whatever the parser made of it
+	}
 	if err != nil {
 		return ld.reject(file, n, md.ReasonOf(err), err, string(line))
 	}

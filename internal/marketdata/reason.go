@@ -18,11 +18,12 @@ const (
 	ReasonUnknownSchemaID    = "unknown_schema_id"   // a schema id the registry does not know
 	ReasonIncompatibleSchema = "incompatible_schema" // a writer schema K2 cannot read as its record
 	ReasonUndecodable        = "undecodable"         // an Avro body that does not decode
+	ReasonInvalidUTF8        = "invalid_utf8"        // text that is not UTF-8
 )
 
 // Reasons lists the reasons that are not about a column, in a stable order.
 var Reasons = []string{ReasonParse, ReasonMalformedJSON, ReasonWrongType, ReasonUnknownEvent,
-	ReasonNotWireFormat, ReasonUnknownSchemaID, ReasonIncompatibleSchema, ReasonUndecodable}
+	ReasonNotWireFormat, ReasonUnknownSchemaID, ReasonIncompatibleSchema, ReasonUndecodable, ReasonInvalidUTF8}
 
 // InvalidReason is the reason of a record whose column failed validation.
 func InvalidReason(column string) string { return "invalid_" + column }

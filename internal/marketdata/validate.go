@@ -73,6 +73,9 @@ func invalid(field, format string, args ...any) error {
 }
 
 func validateCommon(exchange, symbol string, asset AssetClass, ts, ingested Timestamp, currency string) error {
+	if err := validText("symbol", symbol); err != nil {
+		return err
+	}
 	if symbol == "" || strings.TrimSpace(symbol) != symbol || strings.ToUpper(symbol) != symbol {
 		return invalid("symbol", "%q must be non-empty upper case without spaces", symbol)
 	}
@@ -95,6 +98,9 @@ func validateCommon(exchange, symbol string, asset AssetClass, ts, ingested Time
 }
 
 func validateID(field, exchange, id string) error {
+	if err := validText(field, id); err != nil {
+		return err
+	}
 	if !strings.HasPrefix(id, exchange+"-") || len(id) == len(exchange)+1 {
 		return invalid(field, "%q must be %s-{native id}", id, exchange)
 	}
@@ -110,6 +116,12 @@ func (t *Trade) Validate() error {
 		return err
 	}
 	if err := validateID("trade_id", t.Exchange, t.TradeID); err != nil {
+		return err
+	}
+	if err := validText("trade_conditions", t.TradeConditions...); err != nil {
+		return err
+	}
+	if err := validMap("vendor_data", t.VendorData); err != nil {
 		return err
 	}
 	if t.Price <= 0 || t.Price > MaxDecimalUnits {
@@ -135,6 +147,9 @@ func (q *Quote) Validate() error {
 		return err
 	}
 	if err := validateID("quote_id", q.Exchange, q.QuoteID); err != nil {
+		return err
+	}
+	if err := validMap("vendor_data", q.VendorData); err != nil {
 		return err
 	}
 	if err := validateSide("bid", q.BidPrice, q.BidQuantity); err != nil {
@@ -174,6 +189,14 @@ func (r *ReferenceData) Validate() error {
 		return invalid("company_id", "missing")
 	case r.CompanyName == "":
 		return invalid("company_name", "missing")
+	}
+	for _, f := range []struct{ name, text string }{{"company_id", r.CompanyID}, {"symbol", r.Symbol}, {"company_name", r.CompanyName}, {"isin", r.ISIN}} {
+		if err := validText(f.name, f.text); err != nil {
+			return err
+		}
+	}
+	if err := validMap("vendor_data", r.VendorData); err != nil {
+		return err
 	}
 	if r.Symbol == "" || strings.ToUpper(r.Symbol) != r.Symbol {
 		return invalid("symbol", "%q must be non-empty upper case", r.Symbol)

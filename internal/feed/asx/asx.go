@@ -59,6 +59,9 @@ func ReadCompanies(r io.Reader, ingested marketdata.Timestamp) ([]marketdata.Ref
 			return nil, fmt.Errorf("company_info: %w", err) // csv errors carry the line
 		}
 		line, _ := cr.FieldPos(0)
+		if err := marketdata.CheckUTF8("the row", []byte(strings.Join(rec, ","))); err != nil {
+			return nil, fmt.Errorf("company_info line %d: %w", line, err)
+		}
 		ref, err := company(rec, ingested)
 		if err != nil {
 			return nil, fmt.Errorf("company_info line %d: %w", line, err)
