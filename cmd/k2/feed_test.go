@@ -156,7 +156,7 @@ var summaryField = regexp.MustCompile(`(\d+) (frames|trades|backfilled|quotes|re
 func parseFeedSummary(t *testing.T, out string) feedSummary {
 	t.Helper()
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "binance: ") || strings.HasPrefix(line, "kraken: ") {
+		if strings.HasPrefix(line, "binance: ") || strings.HasPrefix(line, "binance-usdm: ") || strings.HasPrefix(line, "kraken: ") {
 			s := feedSummary{"line": 0}
 			for _, m := range summaryField.FindAllStringSubmatch(line, -1) {
 				s[m[2]], _ = strconv.Atoi(m[1])

@@ -30,6 +30,7 @@ type queryFlags struct {
 	asOfTime          string
 	format            string
 	excludeConditions []string
+	includeNonMarket  bool
 	table             string
 	args              []string // positionals of the running subcommand
 }
@@ -90,6 +91,21 @@ microseconds; decimals are strings.`,
 			return f.write(w, rows, quoteColumns, len(rows), func(i int) any { return &rows[i] })
 		}),
 	}
+	funding := &cobra.Command{
+		Use: "funding", Short: "Mark prices and funding rates of perpetual futures by symbol, exchange and time",
+		Example: "  k2 query funding --exchange BINANCE_USDM --symbol ETHUSDT --limit 10",
+		RunE: a.queryRun(f, func(ctx context.Context, e *query.Engine, w io.Writer) error {
+			q, err := f.records(true)
+			if err != nil {
+				return err
+			}
+			rows, err := e.Funding(ctx, q)
+			if err != nil {
+				return err
+			}
+			return f.write(w, rows, fundingColumns, len(rows), func(i int) any { return &rows[i] })
+		}),
+	}
 	bars := &cobra.Command{
 		Use: "bars", Short: "OHLCV bars (1m, 5m, 15m, 30m, 1h, 1d) with exact VWAP; 1d is the exchange-local trading date",
 		RunE: a.queryRun(f, func(ctx context.Context, e *query.Engine, w io.Writer) error {
@@ -101,7 +117,7 @@ microseconds; decimals are strings.`,
 			if err != nil {
 				return err
 			}
-			rows, err := e.Bars(ctx, query.BarQuery{Filter: q.Filter, Interval: iv, AsOf: q.AsOf, Limit: q.Limit, Desc: q.Desc})
+			rows, err := e.Bars(ctx, query.BarQuery{Filter: q.Filter, Interval: iv, AsOf: q.AsOf, Limit: q.Limit, Desc: q.Desc, IncludeNonMarket: f.includeNonMarket})
 			if err != nil {
 				return err
 			}
@@ -110,6 +126,7 @@ microseconds; decimals are strings.`,
 	}
 	bars.Flags().StringVar(&f.interval, "interval", "1m", "bar size: 1m, 5m, 15m, 30m, 1h or 1d")
 	bars.Flags().StringSliceVar(&f.excludeConditions, "exclude-conditions", nil, "leave out trades carrying any of these condition codes")
+	bars.Flags().BoolVar(&f.includeNonMarket, "include-non-market", false, "count prints that are not order-book trades ("+strings.Join(md.NonMarketConditions, ", ")+"), left out by default")
 	summary := &cobra.Command{
 		Use: "summary [SYMBOL DATE]", Short: "Daily summary (open, high, low, close, volume, trades, VWAP) of a symbol on an exchange-local date",
 		Args: cobra.RangeArgs(0, 2),
@@ -181,7 +198,7 @@ microseconds; decimals are strings.`,
 		}),
 	}
 	snapshots.Flags().StringVar(&f.table, "table", record.Trade.Table.Name, "trades, quotes or reference_data")
-	cmd.AddCommand(trades, quotes, bars, summary, symbols, stats, snapshots)
+	cmd.AddCommand(trades, quotes, funding, bars, summary, symbols, stats, snapshots)
 	return cmd
 }
 
@@ -364,6 +381,22 @@ var quoteColumns = []column{
 	col("currency", func(q *md.Quote) string { return q.Currency }),
 	col("quote_id", func(q *md.Quote) string { return q.QuoteID }),
 	col("source_sequence", func(q *md.Quote) string { return nullInt(q.SourceSequence) }),
+}
+
+var fundingColumns = []column{
+	col("timestamp", func(f *md.FundingRate) string { return f.Timestamp.String() }),
+	col("symbol", func(f *md.FundingRate) string { return f.Symbol }),
+	col("exchange", func(f *md.FundingRate) string { return f.Exchange }),
+	col("mark_price", func(f *md.FundingRate) string { return f.MarkPrice.String() }),
+	col("index_price", func(f *md.FundingRate) string { return f.IndexPrice.String() }),
+	col("funding_rate", func(f *md.FundingRate) string { return f.FundingRate.String() }),
+	col("next_funding_time", func(f *md.FundingRate) string {
+		if !f.NextFundingTime.Valid {
+			return ""
+		}
+		return f.NextFundingTime.Timestamp.String()
+	}),
+	col("currency", func(f *md.FundingRate) string { return f.Currency }),
 }
 
 var barColumns = []column{

@@ -422,6 +422,29 @@ func decodeQuote(body []byte, q *marketdata.Quote) error {
 	return nil
 }
 
+// decodeFunding reads a FundingRateV1 body.
+func decodeFunding(body []byte, d *marketdata.FundingRate) error {
+	r := newReader(body)
+	d.MessageID = r.uuid("message_id")
+	d.Symbol = r.string("symbol")
+	d.Exchange = r.string("exchange")
+	d.AssetClass = r.assetClass()
+	d.Timestamp = marketdata.Timestamp(r.long("timestamp"))
+	d.MarkPrice = r.decimal("mark_price")
+	d.IndexPrice = r.nullDecimal("index_price")
+	d.EstimatedSettlePrice = r.nullDecimal("estimated_settle_price")
+	d.FundingRate = r.nullDecimal("funding_rate")
+	d.NextFundingTime = r.nullTimestamp("next_funding_time")
+	d.Currency = r.string("currency")
+	d.IngestionTimestamp = marketdata.Timestamp(r.long("ingestion_timestamp"))
+	d.VendorData = r.vendorData()
+	if err := r.finish(); err != nil {
+		*d = marketdata.FundingRate{}
+		return err
+	}
+	return nil
+}
+
 // decodeReference reads a ReferenceDataV2 body.
 func decodeReference(body []byte, d *marketdata.ReferenceData) error {
 	r := newReader(body)

@@ -274,3 +274,26 @@ func referenceFromGeneric(m map[string]any) (marketdata.ReferenceData, error) {
 	}
 	return r, nil
 }
+
+func fundingFromGeneric(m map[string]any) (marketdata.FundingRate, error) {
+	g := generic{m: m}
+	f := marketdata.FundingRate{
+		MessageID:            g.uuid("message_id"),
+		Symbol:               g.string("symbol"),
+		Exchange:             g.string("exchange"),
+		AssetClass:           g.assetClass(),
+		Timestamp:            g.timestamp("timestamp"),
+		MarkPrice:            g.decimal("mark_price"),
+		IndexPrice:           g.nullDecimal("index_price"),
+		EstimatedSettlePrice: g.nullDecimal("estimated_settle_price"),
+		FundingRate:          g.nullDecimal("funding_rate"),
+		NextFundingTime:      g.nullTimestamp("next_funding_time"),
+		Currency:             g.string("currency"),
+		IngestionTimestamp:   g.timestamp("ingestion_timestamp"),
+		VendorData:           g.vendorData(),
+	}
+	if g.err != nil {
+		return marketdata.FundingRate{}, g.err
+	}
+	return f, nil
+}

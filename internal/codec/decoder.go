@@ -336,3 +336,23 @@ func joinPath(path, name string) string {
 	}
 	return path + "." + name
 }
+
+// Funding decodes a funding-rate message and returns it with its writer
+// schema id, like Trade.
+func (d *Decoder) Funding(ctx context.Context, msg []byte) (marketdata.FundingRate, uint32, error) {
+	id, body, p, err := d.prepare(ctx, msg, &Funding)
+	if err != nil {
+		return marketdata.FundingRate{}, id, err
+	}
+	if p.fast {
+		var f marketdata.FundingRate
+		err := decodeFunding(body, &f)
+		return f, id, err
+	}
+	m, err := d.decodeResolved(p, body)
+	if err != nil {
+		return marketdata.FundingRate{}, id, err
+	}
+	f, err := fundingFromGeneric(m)
+	return f, id, err
+}

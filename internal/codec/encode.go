@@ -110,6 +110,30 @@ func AppendReference(dst []byte, schemaID uint32, r *marketdata.ReferenceData) (
 	return appendVendorData(dst, r.VendorData), nil
 }
 
+// AppendFunding appends f as a wire-format FundingRateV1 message under
+// schemaID. Like AppendTrade it does not validate, and refuses an
+// AssetClass outside its enum.
+func AppendFunding(dst []byte, schemaID uint32, f *marketdata.FundingRate) ([]byte, error) {
+	asset, err := assetClassIndex(f.AssetClass)
+	if err != nil {
+		return dst, err
+	}
+	dst = AppendHeader(dst, schemaID)
+	dst = appendUUID(dst, f.MessageID)
+	dst = appendString(dst, f.Symbol)
+	dst = appendString(dst, f.Exchange)
+	dst = appendLong(dst, asset)
+	dst = appendLong(dst, int64(f.Timestamp))
+	dst = appendDecimal(dst, f.MarkPrice)
+	dst = appendNullDecimal(dst, f.IndexPrice)
+	dst = appendNullDecimal(dst, f.EstimatedSettlePrice)
+	dst = appendNullDecimal(dst, f.FundingRate)
+	dst = appendNullTimestamp(dst, f.NextFundingTime)
+	dst = appendString(dst, f.Currency)
+	dst = appendLong(dst, int64(f.IngestionTimestamp))
+	return appendVendorData(dst, f.VendorData), nil
+}
+
 // Enum symbols in schema order: the Avro encoding is the index.
 var (
 	assetClassSymbols = [...]marketdata.AssetClass{marketdata.Equities, marketdata.Crypto, marketdata.Futures, marketdata.Options}

@@ -28,6 +28,7 @@ const (
 	idTrade     = 101
 	idQuote     = 102
 	idReference = 103
+	idFunding   = 104
 )
 
 var errNotFound = errors.New("subject not found (40403)")
@@ -44,6 +45,7 @@ func newRegistry(extra map[uint32]string) *registry {
 		idTrade:     Trade.Text,
 		idQuote:     Quote.Text,
 		idReference: Reference.Text,
+		idFunding:   Funding.Text,
 	}}
 	for id, s := range extra {
 		r.schemas[id] = s
@@ -239,4 +241,29 @@ func equal[T any](t *testing.T, what string, got, want T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s:\n got %+v\nwant %+v", what, got, want)
 	}
+}
+
+func fullFunding() marketdata.FundingRate {
+	return marketdata.FundingRate{
+		MessageID: marketdata.FundingMessageID("ETHUSDT", "BINANCE_USDM", 1_721_347_202_000_000),
+		Symbol:    "ETHUSDT", Exchange: "BINANCE_USDM", AssetClass: marketdata.Futures,
+		Timestamp:            1_721_347_202_000_000,
+		MarkPrice:            marketdata.MustDecimal("3424.98500000"),
+		IndexPrice:           marketdata.SomeDecimal(marketdata.MustDecimal("3426.11")),
+		EstimatedSettlePrice: marketdata.SomeDecimal(marketdata.MustDecimal("3425.9")),
+		FundingRate:          marketdata.SomeDecimal(-marketdata.MustDecimal("0.00012345")),
+		NextFundingTime:      marketdata.NullTimestamp{Timestamp: 1_721_376_000_000_000, Valid: true},
+		Currency:             "USDT",
+		IngestionTimestamp:   1_721_347_201_288_432,
+		VendorData:           map[string]string{"contract_type": "PERPETUAL"},
+	}
+}
+
+func fundingCases() map[string]marketdata.FundingRate {
+	cases := map[string]marketdata.FundingRate{"full": fullFunding()}
+	f := fullFunding()
+	f.IndexPrice, f.EstimatedSettlePrice, f.FundingRate = marketdata.NullDecimal{}, marketdata.NullDecimal{}, marketdata.NullDecimal{}
+	f.NextFundingTime, f.VendorData = marketdata.NullTimestamp{}, nil
+	cases["delivery contract: no rate, nulls"] = f
+	return cases
 }

@@ -64,6 +64,24 @@ func TestReferenceRoundTrip(t *testing.T) {
 	}
 }
 
+func TestFundingRoundTrip(t *testing.T) {
+	t.Parallel()
+	d, _ := newTestDecoder(nil)
+	for name, f := range fundingCases() {
+		t.Run(name, func(t *testing.T) {
+			msg := must(AppendFunding(nil, idFunding, &f))
+			got, id, err := d.Funding(context.Background(), msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id != idFunding {
+				t.Errorf("id %d", id)
+			}
+			equal(t, "funding", got, f)
+		})
+	}
+}
+
 func TestHeader(t *testing.T) {
 	t.Parallel()
 	tr := fullTrade()

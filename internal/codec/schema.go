@@ -41,6 +41,7 @@ var (
 	Trade     = mustLoad("schemas/trade_v2.avsc", "com.k2.marketdata.TradeV2")
 	Quote     = mustLoad("schemas/quote_v2.avsc", "com.k2.marketdata.QuoteV2")
 	Reference = mustLoad("schemas/reference_data_v2.avsc", "com.k2.marketdata.ReferenceDataV2")
+	Funding   = mustLoad("schemas/funding_rate_v1.avsc", "com.k2.marketdata.FundingRateV1")
 )
 
 // loaded counts the schemas loaded so far (package initialisation only).

@@ -19,6 +19,7 @@ type Events struct {
 	Trades     []marketdata.Trade
 	Quotes     []marketdata.Quote
 	References []marketdata.ReferenceData
+	Funding    []marketdata.FundingRate
 	Skipped    string // non-empty when the input was understood and deliberately not stored
 }
 
@@ -26,7 +27,9 @@ type Events struct {
 func (e *Events) Empty() bool { return e.Len() == 0 }
 
 // Len is the number of records.
-func (e *Events) Len() int { return len(e.Trades) + len(e.Quotes) + len(e.References) }
+func (e *Events) Len() int {
+	return len(e.Trades) + len(e.Quotes) + len(e.References) + len(e.Funding)
+}
 
 // CryptoTrade builds the trade of a crypto venue that numbers its trades:
 // the id becomes trade_id {EXCHANGE}-{id} and the source sequence (such ids
@@ -35,12 +38,13 @@ func (e *Events) Len() int { return len(e.Trades) + len(e.Quotes) + len(e.Refere
 func CryptoTrade(exchange string, id int64, symbol, quote string, side marketdata.Side, ts marketdata.Timestamp,
 	price, qty marketdata.Decimal, ingested marketdata.Timestamp, vendor map[string]string) (marketdata.Trade, error) {
 	tradeID := exchange + "-" + strconv.FormatInt(id, 10)
+	ex, _ := marketdata.LookupExchange(exchange) // unknown: Validate says so
 	t := marketdata.Trade{
 		MessageID:          marketdata.MessageID("trade", symbol, tradeID),
 		TradeID:            tradeID,
 		Symbol:             symbol,
 		Exchange:           exchange,
-		AssetClass:         marketdata.Crypto,
+		AssetClass:         ex.AssetClass,
 		Timestamp:          ts,
 		Price:              price,
 		Quantity:           qty,

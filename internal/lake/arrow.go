@@ -135,7 +135,7 @@ func cmpInt(a, b int64) int {
 }
 
 func (c *Codec[T]) cmpTimeSeq(a, b *T) int {
-	if r := cmpInt(int64(c.Time(a)), int64(c.Time(b))); r != 0 {
+	if r := cmpInt(int64(c.Time(a)), int64(c.Time(b))); r != 0 || c.Seq == nil {
 		return r
 	}
 	return cmpInt(c.Seq(a), c.Seq(b))

@@ -81,19 +81,22 @@ func (d *TableDef) layout(p SymbolPartition) error {
 	if err != nil {
 		return err
 	}
-	seq, err := d.field(d.Sequence)
-	if err != nil {
-		return err
-	}
 	d.Spec = iceberg.NewPartitionSpec(
 		iceberg.PartitionField{SourceIDs: []int{ts.ID}, FieldID: 1000, Name: d.Time + "_day", Transform: iceberg.DayTransform{}},
 		p.field(sym.ID),
 	)
-	d.SortOrder, err = table.NewSortOrder(1, []table.SortField{
+	order := []table.SortField{
 		{SourceIDs: []int{sym.ID}, Transform: iceberg.IdentityTransform{}, Direction: table.SortASC, NullOrder: table.NullsFirst},
 		{SourceIDs: []int{ts.ID}, Transform: iceberg.IdentityTransform{}, Direction: table.SortASC, NullOrder: table.NullsFirst},
-		{SourceIDs: []int{seq.ID}, Transform: iceberg.IdentityTransform{}, Direction: table.SortASC, NullOrder: table.NullsFirst},
-	})
+	}
+	if d.Sequence != "" { // a kind without exchange sequences sorts by time alone
+		seq, err := d.field(d.Sequence)
+		if err != nil {
+			return err
+		}
+		order = append(order, table.SortField{SourceIDs: []int{seq.ID}, Transform: iceberg.IdentityTransform{}, Direction: table.SortASC, NullOrder: table.NullsFirst})
+	}
+	d.SortOrder, err = table.NewSortOrder(1, order)
 	return err
 }
 

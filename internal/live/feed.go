@@ -61,6 +61,7 @@ type FeedStats struct {
 	Frames      int64 `json:"frames"`
 	Trades      int64 `json:"trades"` // produced, backfilled ones included
 	Quotes      int64 `json:"quotes"`
+	Funding     int64 `json:"funding,omitempty"` // mark price and funding records
 	Duplicates  int64 `json:"duplicates"`
 	Gaps        int64 `json:"gaps"`
 	Missing     int64 `json:"missing"`    // trade ids the gaps spanned
@@ -182,6 +183,13 @@ func (f *Feed) handle(ctx context.Context, fr Frame) error {
 		}
 		f.m.received.WithLabelValues(q.Symbol).Inc()
 		f.count(func(s *FeedStats) { s.Quotes++ })
+	}
+	for i := range ev.Funding {
+		if err := bus.Produce(ctx, f.cfg.Producer, record.Funding, &ev.Funding[i]); err != nil {
+			return err
+		}
+		f.m.received.WithLabelValues(ev.Funding[i].Symbol).Inc()
+		f.count(func(s *FeedStats) { s.Funding++ })
 	}
 	return nil
 }

@@ -66,5 +66,10 @@ func (ld *Loader) Emit(ctx context.Context, file string, n int64, line []byte, e
 			return err
 		}
 	}
+	for _, f := range ev.Funding {
+		if err := add(ctx, ld, record.Funding, f); err != nil {
+			return err
+		}
+	}
 	return nil
 }

@@ -48,6 +48,20 @@ func ParseDecimal(s string) (Decimal, error) {
 	return d, nil
 }
 
+// ParseSignedDecimal is ParseDecimal for the values that may be negative
+// (funding rates); prices and sizes never are.
+func ParseSignedDecimal(s string) (Decimal, error) {
+	rest, neg := strings.CutPrefix(s, "-")
+	if !neg {
+		return ParseDecimal(s)
+	}
+	d, err := parseDecimal(rest)
+	if err != nil {
+		return 0, fmt.Errorf("%w %q: %s", ErrDecimal, s, err)
+	}
+	return -d, nil
+}
+
 // MustDecimal is ParseDecimal for constants in code and tests; it panics on bad input.
 func MustDecimal(s string) Decimal {
 	d, err := ParseDecimal(s)

@@ -41,6 +41,10 @@ func register(e Exchange) {
 func init() {
 	register(Exchange{Code: "ASX", Name: "Australian Securities Exchange", AssetClass: Equities, Timezone: "Australia/Sydney", Currency: "AUD"})
 	register(Exchange{Code: "BINANCE", Name: "Binance", AssetClass: Crypto, Timezone: "UTC"})
+	// Binance's futures are venues of their own: their ids are their own
+	// sequences, and their prices must never meet spot's in a bar.
+	register(Exchange{Code: "BINANCE_USDM", Name: "Binance USD-M futures", AssetClass: Futures, Timezone: "UTC"})
+	register(Exchange{Code: "BINANCE_COINM", Name: "Binance COIN-M futures (quantities in contracts)", AssetClass: Futures, Timezone: "UTC"})
 	register(Exchange{Code: "KRAKEN", Name: "Kraken", AssetClass: Crypto, Timezone: "UTC"})
 	register(Exchange{Code: "SYNTH", Name: "K2 synthetic market", AssetClass: Crypto, Timezone: "UTC", Currency: "USD"})
 }

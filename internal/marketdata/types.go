@@ -8,6 +8,8 @@
 package marketdata
 
 import (
+	"strconv"
+
 	"github.com/google/uuid"
 )
 
@@ -49,6 +51,12 @@ func (s Side) Valid() bool {
 	return false
 }
 
+// NonMarketConditions are the trade conditions of prints that are not
+// trades of the order book: Binance futures' liquidations taken over by the
+// insurance fund, auto-deleveraging, and type "NA". They are stored; bars
+// leave them out unless asked to include them.
+var NonMarketConditions = []string{"INSURANCE_FUND", "ADL", "NA"}
+
 // Trade is one execution (TradeV2).
 type Trade struct {
 	MessageID          uuid.UUID         `json:"message_id"`
@@ -85,6 +93,30 @@ type Quote struct {
 	IngestionTimestamp Timestamp         `json:"ingestion_timestamp"`
 	PlatformSequence   NullInt64         `json:"platform_sequence"`
 	VendorData         map[string]string `json:"vendor_data"`
+}
+
+// FundingRate is a perpetual future's mark price and funding rate as the
+// exchange published them at a moment (Binance's markPriceUpdate).
+type FundingRate struct {
+	MessageID            uuid.UUID         `json:"message_id"` // derived from symbol, exchange and time: FundingID
+	Symbol               string            `json:"symbol"`
+	Exchange             string            `json:"exchange"`
+	AssetClass           AssetClass        `json:"asset_class"`
+	Timestamp            Timestamp         `json:"timestamp"` // event time at the exchange
+	MarkPrice            Decimal           `json:"mark_price"`
+	IndexPrice           NullDecimal       `json:"index_price"`
+	EstimatedSettlePrice NullDecimal       `json:"estimated_settle_price"`
+	FundingRate          NullDecimal       `json:"funding_rate"` // per funding interval; null for delivery contracts
+	NextFundingTime      NullTimestamp     `json:"next_funding_time"`
+	Currency             string            `json:"currency"`
+	IngestionTimestamp   Timestamp         `json:"ingestion_timestamp"`
+	VendorData           map[string]string `json:"vendor_data"`
+}
+
+// FundingMessageID is a funding record's id: one per symbol, exchange and
+// event time, so a record seen twice is stored once.
+func FundingMessageID(symbol, exchange string, ts Timestamp) uuid.UUID {
+	return MessageID("funding", symbol, exchange+"-"+strconv.FormatInt(int64(ts), 10))
 }
 
 // ReferenceData describes one listed instrument (ReferenceDataV2).

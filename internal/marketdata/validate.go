@@ -180,6 +180,32 @@ func validateSide(side string, price, qty NullDecimal) error {
 	return nil
 }
 
+// Validate checks a funding record: a positive mark price, and a rate
+// that is a plausible fraction (|rate| < 1; exchanges cap it far lower).
+func (f *FundingRate) Validate() error {
+	if f.MessageID == uuid.Nil {
+		return invalid("message_id", "missing")
+	}
+	if err := validateCommon(f.Exchange, f.Symbol, f.AssetClass, f.Timestamp, f.IngestionTimestamp, f.Currency); err != nil {
+		return err
+	}
+	if f.MarkPrice <= 0 || f.MarkPrice > MaxDecimalUnits {
+		return invalid("mark_price", "%s must be positive and fit decimal(18,8)", f.MarkPrice)
+	}
+	for _, p := range []struct {
+		name string
+		v    NullDecimal
+	}{{"index_price", f.IndexPrice}, {"estimated_settle_price", f.EstimatedSettlePrice}} {
+		if p.v.Valid && (p.v.Decimal < 0 || p.v.Decimal > MaxDecimalUnits) {
+			return invalid(p.name, "%s must not be negative and fit decimal(18,8)", p.v.Decimal)
+		}
+	}
+	if r := f.FundingRate; r.Valid && (r.Decimal <= -unitsPerOne || r.Decimal >= unitsPerOne) {
+		return invalid("funding_rate", "%s is not a fraction between -1 and 1", r.Decimal)
+	}
+	return validMap("vendor_data", f.VendorData)
+}
+
 // Validate checks a reference-data record.
 func (r *ReferenceData) Validate() error {
 	switch {

@@ -25,6 +25,9 @@ type BarQuery struct {
 	AsOf     AsOf
 	Limit    int  // 0: every bar in range (at most MaxLimit)
 	Desc     bool // newest bar first
+	// IncludeNonMarket counts the prints that are not order-book trades
+	// (md.NonMarketConditions), which bars leave out by default.
+	IncludeNonMarket bool
 }
 
 const microsPerMinute = 60_000_000
@@ -124,6 +127,9 @@ func scaledInt(text string, scale int) (*big.Int, error) {
 // first and last trade by time, then exchange sequence; volume and VWAP are
 // exact: Σ(price·quantity)/Σquantity, rounded half-up to 8 decimals.
 //
+// Bars leave out prints that are not order-book trades
+// (md.NonMarketConditions) unless IncludeNonMarket says otherwise.
+//
 // Bars are merged from per-minute aggregates. For whole-minute ranges
 // without condition filters those come from the minute cache, computed
 // once per immutable data file; otherwise from one query over the files.
@@ -158,12 +164,16 @@ func (e *Engine) Bars(ctx context.Context, q BarQuery) (bars []md.Bar, err error
 	}
 	read = len(files)
 	var mins []minute
-	if q.From%microsPerMinute == 0 && q.To%microsPerMinute == 0 && len(q.ExcludeConditions) == 0 {
+	if q.From%microsPerMinute == 0 && q.To%microsPerMinute == 0 && len(q.ExcludeConditions) == 0 && !q.IncludeNonMarket {
 		mins, err = e.cachedMinutes(ctx, files, q.Filter)
 	} else {
+		f := q.Filter
+		if !q.IncludeNonMarket {
+			f.ExcludeConditions = append(slices.Clone(f.ExcludeConditions), md.NonMarketConditions...)
+		}
 		var paths []string
 		if paths, err = e.paths(ctx, files); err == nil {
-			mins, err = e.minutes(ctx, paths, filterWhere(q.Filter, `"timestamp"`))
+			mins, err = e.minutes(ctx, paths, filterWhere(f, `"timestamp"`))
 		}
 	}
 	if err != nil {
@@ -329,7 +339,8 @@ func (e *Engine) fileMinutes(ctx context.Context, f dataFile) ([]minute, error) 
 		if err != nil {
 			return nil, err
 		}
-		m, err := e.minutes(ctx, paths, &where{})
+		// The cache holds the default bars: without non-market prints.
+		m, err := e.minutes(ctx, paths, filterWhere(Filter{ExcludeConditions: md.NonMarketConditions}, `"timestamp"`))
 		if err == nil {
 			e.minuteCache.put(f.location, m)
 		}

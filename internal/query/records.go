@@ -8,6 +8,7 @@ import (
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/google/uuid"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/record"
@@ -109,6 +110,24 @@ func (e *Engine) Quotes(ctx context.Context, q RecordQuery) ([]md.Quote, error) 
 	return out, err
 }
 
+const fundingColumns = `message_id, symbol, exchange, asset_class, "timestamp", mark_price, index_price,
+	estimated_settle_price, funding_rate, next_funding_time, currency, ingestion_timestamp, vendor_data`
+
+// Funding returns mark prices and funding rates matching q in time order
+// (newest first when Desc).
+func (e *Engine) Funding(ctx context.Context, q RecordQuery) ([]md.FundingRate, error) {
+	if len(q.ExcludeConditions) > 0 {
+		return nil, fmt.Errorf("condition filters apply to trades, not funding rates")
+	}
+	var out []md.FundingRate
+	err := e.topN(ctx, "funding", record.Funding.Table.Name, "message_id", fundingColumns, q, func(rows *sql.Rows) (md.Timestamp, error) {
+		v, err := scanFunding(rows)
+		out = append(out, v)
+		return v.Timestamp, err
+	}, func() { out = out[:0] })
+	return out, err
+}
+
 // topN reads the first q.Limit rows in time order. Rather than handing
 // DuckDB every planned file, it starts with the files whose time bounds
 // come first in the requested order and holds enough rows, and it narrows
@@ -138,6 +157,11 @@ func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns stri
 		return err
 	}
 	files = append([]dataFile(nil), files...)
+	desc, err := record.ByTable(tableName)
+	if err != nil {
+		return err
+	}
+	seq := desc.Describe().Table.Sequence // rows of one time, in exchange order
 	sortFiles(files, q.Desc)
 	dir := "ASC"
 	if q.Desc {
@@ -168,8 +192,12 @@ func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns stri
 			return err
 		}
 		w := filterWhere(f, `"timestamp"`)
-		sqlText := fmt.Sprintf(`SELECT %s FROM %s%s ORDER BY "timestamp" %s, source_sequence %s NULLS LAST, %s %s LIMIT %d`,
-			columns, readParquet(paths), w, dir, dir, keyCol, dir, q.Limit)
+		order := `"timestamp" ` + dir
+		if seq != "" {
+			order += ", " + seq + " " + dir + " NULLS LAST"
+		}
+		sqlText := fmt.Sprintf(`SELECT %s FROM %s%s ORDER BY %s, %s %s LIMIT %d`,
+			columns, readParquet(paths), w, order, keyCol, dir, q.Limit)
 		reset()
 		n = 0
 		var edge md.Timestamp
@@ -321,4 +349,41 @@ func scanQuote(rows *sql.Rows) (md.Quote, error) {
 	q.VendorData = stringMap(vendor)
 	q.MessageID = md.MessageID(record.Quote.Name, q.Symbol, q.QuoteID)
 	return q, nil
+}
+
+func scanFunding(rows *sql.Rows) (md.FundingRate, error) {
+	var (
+		f                     md.FundingRate
+		id, asset             string
+		ts, ingested          time.Time
+		mark, index, settle   any
+		rate, vendor          any
+		next                  sql.NullTime
+	)
+	if err := rows.Scan(&id, &f.Symbol, &f.Exchange, &asset, &ts, &mark, &index, &settle, &rate, &next,
+		&f.Currency, &ingested, &vendor); err != nil {
+		return f, err
+	}
+	var err error
+	if f.MessageID, err = uuid.Parse(id); err != nil {
+		return f, fmt.Errorf("funding message_id %q: %w", id, err)
+	}
+	if f.MarkPrice, err = decimalOf(mark); err != nil {
+		return f, err
+	}
+	for _, c := range []struct {
+		dst *md.NullDecimal
+		src any
+	}{{&f.IndexPrice, index}, {&f.EstimatedSettlePrice, settle}, {&f.FundingRate, rate}} {
+		if *c.dst, err = nullDecimalOf(c.src); err != nil {
+			return f, err
+		}
+	}
+	if next.Valid {
+		f.NextFundingTime = md.NullTimestamp{Timestamp: md.TimestampOf(next.Time), Valid: true}
+	}
+	f.AssetClass = md.AssetClass(asset)
+	f.Timestamp, f.IngestionTimestamp = md.TimestampOf(ts), md.TimestampOf(ingested)
+	f.VendorData = stringMap(vendor)
+	return f, nil
 }

@@ -90,7 +90,7 @@ func (k *Kind[T]) Writer(l *lake.Lake, opts ...lake.WriterOption) (*lake.Writer[
 
 // The kinds, in the order their tables are created and listed.
 var (
-	All       = []Any{Trade, Quote, Reference}
+	All       = []Any{Trade, Quote, Reference, Funding}
 	byType    = map[DataType]Any{}
 	byTable   = map[string]Any{}
 	dataTypes []string

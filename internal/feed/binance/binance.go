@@ -7,14 +7,63 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/k2-market-data/k2/internal/feed"
 	"github.com/k2-market-data/k2/internal/marketdata"
 )
 
-const exchangeCode = "BINANCE"
+// Binance's markets, each a venue code of its own: a futures trade's id
+// can equal a spot trade's of the same pair, and their prices must never
+// meet in one bar. Spot keeps the code, ids and topics it always had.
+const (
+	exchangeCode = "BINANCE"       // spot
+	usdmCode     = "BINANCE_USDM"  // USD-M futures (USDT- and USDC-margined)
+	coinmCode    = "BINANCE_COINM" // COIN-M futures: coin-margined, quantities in contracts
+)
+
+// futuresCode tells the futures venue of a frame: COIN-M contracts are
+// priced in USD (BTCUSD_PERP, BTCUSD_240927; their bookTicker names the
+// pair in "ps"), USD-M ones in a stablecoin (ETHUSDT, BTCUSDT_240927).
+func futuresCode(symbol, pair string) string {
+	if pair == "" {
+		pair, _, _ = strings.Cut(symbol, "_")
+	}
+	if strings.HasSuffix(pair, "USD") {
+		return coinmCode
+	}
+	return usdmCode
+}
+
+// instrument splits a symbol of a market into the stored symbol (Binance's
+// own spelling) and its quote currency; a futures symbol's contract
+// (PERP, or a delivery date YYMMDD) goes into vendor.
+func instrument(assets *marketdata.Assets, code, symbol string, vendor map[string]string) (sym, quote string, err error) {
+	if code == exchangeCode {
+		return pairSymbol(assets, symbol)
+	}
+	pair, contract, _ := strings.Cut(symbol, "_")
+	if _, quote, err = pairSymbol(assets, pair); err != nil {
+		return "", "", err
+	}
+	switch contract {
+	case "", "PERP":
+		vendor["contract_type"] = "PERPETUAL"
+	default:
+		d, err := time.Parse("060102", contract)
+		if err != nil {
+			return "", "", invalid("symbol", "%q: contract %q is neither PERP nor a delivery date YYMMDD", symbol, contract)
+		}
+		vendor["contract_type"], vendor["delivery_date"] = "DELIVERY", d.Format(time.DateOnly)
+	}
+	if code == coinmCode {
+		vendor["quantity_unit"] = "contracts"
+	}
+	return symbol, quote, nil
+}
 
 func invalid(field, format string, args ...any) error {
 	return &marketdata.ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -60,6 +109,8 @@ func pairSymbol(assets *marketdata.Assets, s string) (sym, quote string, err err
 func newTrade(id int64, sym, quote string, ts marketdata.Timestamp, price, qty marketdata.Decimal, buyerMaker bool, ingested marketdata.Timestamp, vendor map[string]string) (marketdata.Trade, error) {
 	return feed.CryptoTrade(exchangeCode, id, sym, quote, side(buyerMaker), ts, price, qty, ingested, vendor)
 }
+
+
 
 // ParseVisionLine converts one row of a public-data trade file:
 // `trade id,price,qty,quoteQty,time,isBuyerMaker,isBestMatch`, no header.
@@ -129,6 +180,11 @@ type event struct {
 	Qty       json.RawMessage `json:"q"`
 	Maker     *bool           `json:"m"`
 	BestMatch *bool           `json:"M"`
+	TradeType string          `json:"X"`  // futures trades: MARKET, INSURANCE_FUND, ADL, NA
+	Pair      string          `json:"ps"` // COIN-M bookTicker: the pair of the contract
+	Index     json.RawMessage `json:"i"`  // markPriceUpdate: index price ("p" is the mark price)
+	Settle    json.RawMessage `json:"P"`  // markPriceUpdate: estimated settle price
+	Rate      json.RawMessage `json:"r"`  // markPriceUpdate: funding rate ("T" is the next funding time)
 	UpdateID  json.Number     `json:"u"`
 	FirstID   json.RawMessage `json:"U"`
 	Bid       json.RawMessage `json:"b"` // bid price (bookTicker) or buyer order id (older trades)
@@ -248,6 +304,12 @@ func parseFrame(frame []byte, received marketdata.Timestamp, assets *marketdata.
 			return feed.Events{}, err
 		}
 		return feed.Events{Trades: []marketdata.Trade{t}}, nil
+	case ev.Type == "markPriceUpdate":
+		f, err := ev.funding(received, assets)
+		if err != nil {
+			return feed.Events{}, err
+		}
+		return feed.Events{Funding: []marketdata.FundingRate{f}}, nil
 	case ev.Type == "bookTicker" || (ev.Type == "" && (bytes.HasSuffix(stream, []byte("@bookTicker")) || ev.isBookTicker())):
 		q, err := ev.quote(received, assets)
 		if err != nil {
@@ -264,6 +326,15 @@ func parseFrame(frame []byte, received marketdata.Timestamp, assets *marketdata.
 
 func (ev *event) isBookTicker() bool {
 	return ev.UpdateID != "" && ev.Symbol != "" && ev.Bid != nil && ev.BidQty != nil && ev.Ask != nil && ev.AskQty != nil
+}
+
+// market is the venue code of the event: a futures trade carries its type
+// ("X"), a futures bookTicker its event type ("e"), spot's neither.
+func (ev *event) market() string {
+	if ev.TradeType != "" || ev.Type == "bookTicker" {
+		return futuresCode(ev.Symbol, ev.Pair)
+	}
+	return exchangeCode
 }
 
 func (ev *event) trade(received marketdata.Timestamp, assets *marketdata.Assets) (marketdata.Trade, error) {
@@ -284,7 +355,9 @@ func (ev *event) trade(received marketdata.Timestamp, assets *marketdata.Assets)
 			return t, invalid(r.field, "trade field %q is missing", r.key)
 		}
 	}
-	sym, quote, err := pairSymbol(assets, ev.Symbol)
+	code := ev.market()
+	vendor := make(map[string]string, 6)
+	sym, quote, err := instrument(assets, code, ev.Symbol, vendor)
 	if err != nil {
 		return t, err
 	}
@@ -307,8 +380,10 @@ func (ev *event) trade(received marketdata.Timestamp, assets *marketdata.Assets)
 	if _, err := strconv.ParseInt(ev.EventTime.String(), 10, 64); err != nil {
 		return t, invalid("event_time", `"E" = %s is not an integer`, ev.EventTime)
 	}
-	vendor := make(map[string]string, 5)
 	vendor["event_time"] = ev.EventTime.String()
+	if ev.TradeType != "" {
+		vendor["trade_type"] = ev.TradeType
+	}
 	vendor["is_buyer_maker"] = strconv.FormatBool(*ev.Maker)
 	if ev.BestMatch != nil {
 		vendor["is_best_match"] = strconv.FormatBool(*ev.BestMatch)
@@ -324,7 +399,13 @@ func (ev *event) trade(received marketdata.Timestamp, assets *marketdata.Assets)
 			vendor[o.key] = s
 		}
 	}
-	return newTrade(id, sym, quote, ts, price, qty, *ev.Maker, received, vendor)
+	t, err = feed.CryptoTrade(code, id, sym, quote, side(*ev.Maker), ts, price, qty, received, vendor)
+	// Prints that are not order-book trades keep their type as a
+	// condition, which bars leave out.
+	if slices.Contains(marketdata.NonMarketConditions, ev.TradeType) {
+		t.TradeConditions = []string{ev.TradeType}
+	}
+	return t, err
 }
 
 func (ev *event) quote(received marketdata.Timestamp, assets *marketdata.Assets) (marketdata.Quote, error) {
@@ -332,7 +413,9 @@ func (ev *event) quote(received marketdata.Timestamp, assets *marketdata.Assets)
 	if ev.Symbol == "" {
 		return q, invalid("symbol", `bookTicker field "s" is missing`)
 	}
-	sym, quote, err := pairSymbol(assets, ev.Symbol)
+	code := ev.market()
+	vendor := map[string]string{}
+	sym, quote, err := instrument(assets, code, ev.Symbol, vendor)
 	if err != nil {
 		return q, err
 	}
@@ -351,7 +434,6 @@ func (ev *event) quote(received marketdata.Timestamp, assets *marketdata.Assets)
 	// Spot bookTicker carries no time; futures ones carry the matching
 	// engine's T and the event's E. Prefer T, then E, then our receive time.
 	ts := received
-	var vendor map[string]string
 	for _, c := range []struct {
 		key string
 		n   json.Number
@@ -363,16 +445,20 @@ func (ev *event) quote(received marketdata.Timestamp, assets *marketdata.Assets)
 			return q, err
 		}
 		if c.key == "E" {
-			vendor = map[string]string{"event_time": c.n.String()}
+			vendor["event_time"] = c.n.String()
 		}
 	}
-	quoteID := exchangeCode + "-" + strconv.FormatInt(u, 10)
+	if len(vendor) == 0 {
+		vendor = nil
+	}
+	quoteID := code + "-" + strconv.FormatInt(u, 10)
+	ex, _ := marketdata.LookupExchange(code)
 	q = marketdata.Quote{
 		MessageID:          marketdata.MessageID("quote", sym, quoteID),
 		QuoteID:            quoteID,
 		Symbol:             sym,
-		Exchange:           exchangeCode,
-		AssetClass:         marketdata.Crypto,
+		Exchange:           code,
+		AssetClass:         ex.AssetClass,
 		Timestamp:          ts,
 		BidPrice:           bid,
 		BidQuantity:        bidQty,
@@ -384,6 +470,64 @@ func (ev *event) quote(received marketdata.Timestamp, assets *marketdata.Assets)
 		VendorData:         vendor,
 	}
 	return q, q.Validate()
+}
+
+// funding reads a futures markPriceUpdate: mark price "p", index price
+// "i", estimated settle price "P", funding rate "r" (empty for delivery
+// contracts, which have none) and the next funding time "T".
+func (ev *event) funding(received marketdata.Timestamp, assets *marketdata.Assets) (marketdata.FundingRate, error) {
+	var f marketdata.FundingRate
+	if ev.Symbol == "" {
+		return f, invalid("symbol", `markPriceUpdate field "s" is missing`)
+	}
+	if ev.EventTime == "" {
+		return f, invalid("timestamp", `markPriceUpdate field "E" is missing`)
+	}
+	code := futuresCode(ev.Symbol, ev.Pair)
+	vendor := map[string]string{}
+	sym, quote, err := instrument(assets, code, ev.Symbol, vendor)
+	if err != nil {
+		return f, err
+	}
+	ts, err := epoch("timestamp", "E", ev.EventTime.String())
+	if err != nil {
+		return f, err
+	}
+	if absent(ev.Price) {
+		return f, invalid("mark_price", `markPriceUpdate field "p" is missing`)
+	}
+	mark, err := decimal("mark_price", "p", text(ev.Price))
+	if err != nil {
+		return f, err
+	}
+	var opt [3]marketdata.NullDecimal
+	for i, o := range []struct {
+		field, key string
+		raw        json.RawMessage
+	}{{"index_price", "i", ev.Index}, {"estimated_settle_price", "P", ev.Settle}, {"funding_rate", "r", ev.Rate}} {
+		if t := text(o.raw); t != "" {
+			d, err := marketdata.ParseSignedDecimal(t) // a funding rate may be negative
+			if err != nil {
+				return f, invalid(o.field, "%q: %v", o.key, err)
+			}
+			opt[i] = marketdata.SomeDecimal(d)
+		}
+	}
+	var next marketdata.NullTimestamp
+	if t := ev.TradeTime.String(); t != "" && t != "0" {
+		n, err := epoch("next_funding_time", "T", t)
+		if err != nil {
+			return f, err
+		}
+		next = marketdata.NullTimestamp{Timestamp: n, Valid: true}
+	}
+	ex, _ := marketdata.LookupExchange(code)
+	f = marketdata.FundingRate{
+		MessageID: marketdata.FundingMessageID(sym, code, ts), Symbol: sym, Exchange: code, AssetClass: ex.AssetClass,
+		Timestamp: ts, MarkPrice: mark, IndexPrice: opt[0], EstimatedSettlePrice: opt[1], FundingRate: opt[2],
+		NextFundingTime: next, Currency: quote, IngestionTimestamp: received, VendorData: vendor,
+	}
+	return f, f.Validate()
 }
 
 // quoteSide reads one side of a bookTicker; an empty book side is sent as

@@ -44,7 +44,7 @@ var Exchange = feed.Exchange{
 	}, {
 		Name:  "binance-ws",
 		Arg:   "FILE",
-		Short: "Binance WebSocket capture, '<receive ns> <frame>' per line, gzip or plain: @trade → trades, @bookTicker → quotes",
+		Short: "Binance WebSocket capture (spot, USD-M or COIN-M futures: the venue is told from each frame), '<receive ns> <frame>' per line, gzip or plain: @trade → trades, @bookTicker → quotes, @markPrice → funding_rates",
 		Detect: func(path string, dir bool) bool {
 			return !dir && (strings.HasSuffix(path, ".gz") || strings.HasSuffix(path, ".txt"))
 		},
@@ -57,6 +57,34 @@ var Exchange = feed.Exchange{
 		},
 	}},
 }
+
+// USDM and COINM are Binance's futures venues: the same protocol as spot
+// on their own hosts, each venue a code of its own (BINANCE_USDM,
+// BINANCE_COINM), so spot and futures of one pair never mix. Captures of
+// either load with binance-ws, which tells the venue from each frame.
+// There is no backfill: the futures REST trade history needs an API key.
+var (
+	USDM = feed.Exchange{
+		Name:    "binance-usdm",
+		Code:    usdmCode,
+		Short:   "Binance USD-M futures: @trade → trades, @bookTicker → quotes, @markPrice@1s → funding_rates",
+		Example: "k2 feed binance-usdm --symbols BTCUSDT,ETHUSDT",
+		Live: &feed.Live{
+			Endpoints: []string{"wss://fstream.binance.com"},
+			Protocol:  futuresProtocol(usdmCode),
+		},
+	}
+	COINM = feed.Exchange{
+		Name:    "binance-coinm",
+		Code:    coinmCode,
+		Short:   "Binance COIN-M futures (quantities in contracts): @trade → trades, @bookTicker → quotes, @markPrice@1s → funding_rates",
+		Example: "k2 feed binance-coinm --symbols BTCUSD_PERP",
+		Live: &feed.Live{
+			Endpoints: []string{"wss://dstream.binance.com"},
+			Protocol:  futuresProtocol(coinmCode),
+		},
+	}
+)
 
 // readVision reads a public-data trade file of one symbol.
 func readVision(ctx context.Context, in feed.Input, path string) error {

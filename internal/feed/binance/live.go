@@ -14,24 +14,46 @@ import (
 	md "github.com/k2-market-data/k2/internal/marketdata"
 )
 
-// Protocol is the spot WebSocket API: combined @trade and @bookTicker
-// streams named in the URL, server pings every 20 s, connections that
-// live at most 24 h.
+// Protocol is Binance's WebSocket API, spot's or a futures venue's (the
+// same protocol on other hosts): combined streams named in the URL, server
+// pings every 20 s, connections that live at most 24 h.
 type Protocol struct {
-	symbols []string // exchange spelling: BTCUSDT
+	code    string   // the venue: BINANCE, BINANCE_USDM or BINANCE_COINM
+	streams []string // per symbol: @trade and @bookTicker, and @markPrice@1s on futures
+	symbols []string // exchange spelling: BTCUSDT, BTCUSD_PERP
 	assets  *md.Assets
 }
 
-// NewProtocol checks the symbols against the asset list.
+// NewProtocol is spot's: it checks the symbols against the asset list.
 func NewProtocol(symbols []string, assets *md.Assets) (*Protocol, error) {
 	syms, err := feed.CheckSymbols("binance", symbols, assets, "")
 	if err != nil {
 		return nil, err
 	}
-	return &Protocol{symbols: syms, assets: assets}, nil
+	return &Protocol{code: exchangeCode, streams: []string{"@trade", "@bookTicker"}, symbols: syms, assets: assets}, nil
 }
 
-func (b *Protocol) Exchange() string { return exchangeCode }
+// futuresProtocol is a futures venue's: trades, the book's top and the
+// mark price and funding rate each second. A contract's symbol is its
+// pair and, but for USD-M perpetuals, a contract (BTCUSD_PERP).
+func futuresProtocol(code string) func(symbols []string, assets *md.Assets) (feed.Protocol, error) {
+	return func(symbols []string, assets *md.Assets) (feed.Protocol, error) {
+		syms := make([]string, len(symbols))
+		for i, s := range symbols {
+			s = strings.ToUpper(strings.TrimSpace(s))
+			if _, _, err := instrument(assets, code, s, map[string]string{}); err != nil {
+				return nil, fmt.Errorf("%s: %w", strings.ToLower(code), err)
+			}
+			if c := futuresCode(s, ""); c != code {
+				return nil, fmt.Errorf("%s is a contract of %s, not of %s", s, c, code)
+			}
+			syms[i] = s
+		}
+		return &Protocol{code: code, streams: []string{"@trade", "@bookTicker", "@markPrice@1s"}, symbols: syms, assets: assets}, nil
+	}
+}
+
+func (b *Protocol) Exchange() string { return b.code }
 
 // URL names every stream in the path: /stream?streams=btcusdt@trade/btcusdt@bookTicker.
 func (b *Protocol) URL(endpoint string) (string, error) {
@@ -41,8 +63,9 @@ func (b *Protocol) URL(endpoint string) (string, error) {
 	}
 	var streams []string
 	for _, s := range b.symbols {
-		l := strings.ToLower(s)
-		streams = append(streams, l+"@trade", l+"@bookTicker")
+		for _, st := range b.streams {
+			streams = append(streams, strings.ToLower(s)+st)
+		}
 	}
 	u.Path += "/stream"
 	u.RawQuery = "streams=" + strings.Join(streams, "/")

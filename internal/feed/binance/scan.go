@@ -95,6 +95,8 @@ func (ev *event) set(key, val []byte) bool {
 			return raw(&ev.Code)
 		case "msg":
 			return str(&ev.Msg)
+		case "ps":
+			return str(&ev.Pair)
 		}
 		// Other keys are ignored, unless encoding/json would match them to
 		// a field case-insensitively.
@@ -131,8 +133,16 @@ func (ev *event) set(key, val []byte) bool {
 		return raw(&ev.Ask)
 	case 'A':
 		return raw(&ev.AskQty)
-	case 'S', 'P', 'Q':
-		return false // would fold onto s, p, q
+	case 'X':
+		return str(&ev.TradeType)
+	case 'i':
+		return raw(&ev.Index)
+	case 'P':
+		return raw(&ev.Settle)
+	case 'r':
+		return raw(&ev.Rate)
+	case 'S', 'Q', 'x', 'I', 'R':
+		return false // would fold onto s, q, X, i, r
 	}
 	return true
 }
@@ -140,7 +150,7 @@ func (ev *event) set(key, val []byte) bool {
 // foldsToField reports whether a multi-letter key equals a field's name
 // but for case ("RESULT", "Id").
 func foldsToField(key []byte) bool {
-	for _, name := range [...]string{"result", "id", "code", "msg"} {
+	for _, name := range [...]string{"result", "id", "code", "msg", "ps"} {
 		if len(key) == len(name) {
 			same := true
 			for i := range key {

@@ -17,7 +17,7 @@ import (
 )
 
 // All lists the exchanges in the order commands show them.
-var All = []*feed.Exchange{&binance.Exchange, &kraken.Exchange, &asx.Exchange, &synth.Exchange}
+var All = []*feed.Exchange{&binance.Exchange, &binance.USDM, &binance.COINM, &kraken.Exchange, &asx.Exchange, &synth.Exchange}
 
 // Feeds lists the exchanges `k2 feed` can run.
 func Feeds() []*feed.Exchange {

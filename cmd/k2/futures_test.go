@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/k2-market-data/k2/internal/replay"
+	"github.com/k2-market-data/k2/internal/testutil"
+)
+
+// futuresTwin rewrites the spot ETHUSDT capture into a USD-M capture of
+// the same trades: the same ids and times (futures ids are a sequence of
+// their own, so they can equal spot's), prices 10,000 higher so a blend
+// shows, every 100th trade an insurance-fund liquidation, futures-style
+// bookTickers, and a markPriceUpdate every 50 trades. It returns the file
+// and how many liquidations and funding records it holds.
+func futuresTwin(t *testing.T) (path string, liquidations, funding int) {
+	t.Helper()
+	var out bytes.Buffer
+	trades := 0
+	seen := map[int64]bool{} // one funding record per event time
+	testutil.ForLines(t, testutil.Data(t, "binance", "ws", "spot_ethusdt_20240808.gz"), func(_ int, line []byte) {
+		ns, frame, _ := bytes.Cut(line, []byte{' '})
+		switch {
+		case bytes.Contains(frame, []byte(`@trade"`)):
+			trades++
+			x := "MARKET"
+			if trades%100 == 0 {
+				x, liquidations = "INSURANCE_FUND", liquidations+1
+			}
+			frame = bytes.Replace(frame, []byte(`"p":"`), []byte(`"p":"1`), 1)
+			for _, m := range []string{`,"M":true}`, `,"M":false}`} {
+				frame = bytes.Replace(frame, []byte(m), []byte(`,"X":"`+x+`"}`), 1)
+			}
+			if trades%50 == 0 {
+				var ev struct {
+					Data struct{ E int64 } `json:"data"`
+				}
+				json.Unmarshal(frame, &ev)
+				if seen[ev.Data.E] {
+					break
+				}
+				seen[ev.Data.E] = true
+				fmt.Fprintf(&out, `%s {"stream":"ethusdt@markPrice@1s","data":{"e":"markPriceUpdate","E":%d,"s":"ETHUSDT","p":"12600.1","P":"12600.2","i":"12600.3","r":"-0.0001","T":1723190400000}}`+"\n", ns, ev.Data.E)
+				funding++
+			}
+		case bytes.Contains(frame, []byte(`@bookTicker"`)):
+			frame = bytes.Replace(frame, []byte(`"data":{`), []byte(`"data":{"e":"bookTicker",`), 1)
+		default:
+			return
+		}
+		fmt.Fprintf(&out, "%s %s\n", ns, frame)
+	})
+	path = filepath.Join(t.TempDir(), "usdm_ethusdt_twin.txt")
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, liquidations, funding
+}
+
+// Spot and futures of one pair, with the same trade ids and times, load
+// into one lake and never mix: spot is asked for as it always was and
+// answers spot alone (no trade lost as a "duplicate" of a futures one),
+// its bars are those of a lake without futures, and the futures answer
+// under their own venue, with liquidations left out of bars unless asked
+// and funding records of their own.
+func TestSpotAndFuturesOfOnePairStayApart(t *testing.T) {
+	spot := testutil.Data(t, "binance", "ws", "spot_ethusdt_20240808.gz")
+	twin, liquidations, funding := futuresTwin(t)
+	both, spotOnly := t.TempDir(), t.TempDir()
+	for _, l := range []struct{ dir, file string }{{both, spot}, {both, twin}, {spotOnly, spot}} {
+		if _, e, code := run(t, "--data-dir", l.dir, "load", "binance-ws", l.file, "--no-progress"); code != 0 {
+			t.Fatalf("load %s: %s", l.file, e)
+		}
+	}
+	query := func(dir string, args ...string) []map[string]any {
+		t.Helper()
+		out, e, code := run(t, append([]string{"--data-dir", dir, "query"}, append(args, "--format", "json", "--limit", "100000")...)...)
+		var rows []map[string]any
+		if code != 0 || json.Unmarshal([]byte(out), &rows) != nil {
+			t.Fatalf("query %v: %d %s %s", args, code, e, out)
+		}
+		return rows
+	}
+	spotTrades := query(both, "trades", "--exchange", "BINANCE", "--symbol", "ETHUSDT")
+	if len(spotTrades) != 6106 {
+		t.Fatalf("spot answers %d trades, want the capture's 6106", len(spotTrades))
+	}
+	for _, r := range spotTrades {
+		if r["exchange"] != "BINANCE" || strings.HasPrefix(r["price"].(string), "1") && len(r["price"].(string)) > 6 {
+			t.Fatalf("a futures trade answers for spot: %v", r)
+		}
+	}
+	if got := query(both, "trades", "--exchange", "BINANCE_USDM", "--symbol", "ETHUSDT"); len(got) != 6106 || got[0]["asset_class"] != "futures" {
+		t.Fatalf("futures: %d trades, first %v", len(got), got[0])
+	}
+	a, _ := json.Marshal(query(both, "bars", "--exchange", "BINANCE", "--symbol", "ETHUSDT", "--interval", "1m"))
+	b, _ := json.Marshal(query(spotOnly, "bars", "--exchange", "BINANCE", "--symbol", "ETHUSDT", "--interval", "1m"))
+	if !bytes.Equal(a, b) {
+		t.Fatalf("spot's bars change when futures are loaded beside them:\n%s\n%s", a, b)
+	}
+	count := func(bars []map[string]any) (n int) {
+		for _, b := range bars {
+			var c int
+			fmt.Sscan(fmt.Sprint(b["trade_count"]), &c)
+			n += c
+		}
+		return n
+	}
+	if n := count(query(both, "bars", "--exchange", "BINANCE_USDM", "--symbol", "ETHUSDT", "--interval", "1m")); n != 6106-liquidations {
+		t.Errorf("futures bars count %d trades, want %d without the %d liquidations", n, 6106-liquidations, liquidations)
+	}
+	if n := count(query(both, "bars", "--exchange", "BINANCE_USDM", "--symbol", "ETHUSDT", "--interval", "1m", "--include-non-market")); n != 6106 {
+		t.Errorf("futures bars with --include-non-market count %d trades, want 6106", n)
+	}
+	rates := query(both, "funding", "--exchange", "BINANCE_USDM", "--symbol", "ETHUSDT")
+	if len(rates) != funding || rates[0]["funding_rate"] != "-0.0001" || rates[0]["mark_price"] != "12600.1" {
+		t.Fatalf("%d funding records, want %d; first %v", len(rates), funding, rates[0])
+	}
+}
+
+// The USD-M feed takes the futures streams: every trade and bookTicker of
+// the USD-M capture, played by the replay server, lands once under
+// BINANCE_USDM, in the futures topics.
+func TestUSDMCaptureLandsExactlyOnceThroughTheFuturesFeed(t *testing.T) {
+	file := testutil.Data(t, "binance", "ws", "usdm_ethusdt_20240719.gz")
+	c, err := replay.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trades, quotes []string
+	for _, f := range c.Frames {
+		var ev map[string]json.RawMessage
+		if err := json.Unmarshal(f.Payload(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		switch f.Stream[strings.IndexByte(f.Stream, '@')+1:] {
+		case "trade":
+			trades = append(trades, "BINANCE_USDM-"+string(ev["t"]))
+		case "bookTicker":
+			quotes = append(quotes, "BINANCE_USDM-"+string(ev["u"]))
+		}
+	}
+	if len(trades) != 12015 || len(quotes) != 38239 {
+		t.Fatalf("the capture holds %d trades and %d quotes", len(trades), len(quotes))
+	}
+	url := replayServer(t, t.TempDir(), "--file", file, "--speed", "max")
+	s, up := upWithFeed(t, "--feed", "binance-usdm", "--symbols", "ETHUSDT", "--url", url)
+	s.waitRows(t, "trades", int64(len(trades)))
+	s.waitRows(t, "quotes", int64(len(quotes)))
+	sum := up.stop(t, s.dataDir)
+	s.exactlyOnce(t, "trades", "trade_id", trades)
+	s.exactlyOnce(t, "quotes", "quote_id", quotes)
+	if sum["trades"] != len(trades) || sum["dead letters"] != 0 || sum["gaps"] != 0 {
+		t.Errorf("feed summary %v", sum)
+	}
+}
