@@ -154,5 +154,8 @@ func printSummary(w io.Writer, s loader.Summary) {
 		sort.Strings(parts)
 		fmt.Fprintf(w, "skipped     %d (%s)\n", s.Skipped, strings.Join(parts, ", "))
 	}
+	for _, f := range s.Empty {
+		fmt.Fprintf(w, "warning     %s is empty: nothing read from it\n", f)
+	}
 	fmt.Fprintf(w, "elapsed     %s · %.0f records/s\n", s.Elapsed.Round(time.Millisecond), s.RowsPerSecond())
 }

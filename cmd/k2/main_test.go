@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -249,4 +250,54 @@ func TestDemoRunsTwiceAndAddsNothing(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Stored 0 new trades and 0 new quotes") {
 		t.Fatalf("second demo added data:\n%s", out)
 	}
+}
+
+// Smaller points a user meets on unseen files: a public-data CSV's header
+// line is skipped, an empty file is said to be empty (exit 0), a 1d bar
+// is the exchange-local date with or without --exchange, and a bar the
+// time range cuts says it is partial.
+func TestHeadersEmptyFilesAndBarEdges(t *testing.T) {
+	data, dir := t.TempDir(), t.TempDir()
+	src := readLines(t, testutil.Data(t, "binance", "vision", "BTCUSDT-trades-2025-01-01.first210.csv"))
+	withHeader := filepath.Join(dir, "BTCUSDT-trades-2025-01-01.csv")
+	os.WriteFile(withHeader, []byte("id,price,qty,quote_qty,time,is_buyer_maker,is_best_match\n"+strings.Join(src, "\n")+"\n"), 0o644)
+	out, e, code := run(t, "--data-dir", data, "load", "binance-csv", withHeader, "--no-progress")
+	if code != 0 || !regexp.MustCompile(`written\s+210 rows`).MatchString(out) || !strings.Contains(out, "header 1") {
+		t.Fatalf("a file with a header: exit %d %s\n%s", code, e, out)
+	}
+	empty := filepath.Join(dir, "ETHUSDT-trades-2025-01-01.csv")
+	os.WriteFile(empty, nil, 0o644)
+	out, e, code = run(t, "--data-dir", data, "load", "binance-csv", empty, "--no-progress")
+	if code != 0 || !strings.Contains(out, "warning     "+empty+" is empty") || !regexp.MustCompile(`read\s+0 records`).MatchString(out) {
+		t.Fatalf("an empty file: exit %d %s\n%s", code, e, out)
+	}
+
+	if _, e, code := run(t, "--data-dir", data, "load", "asx", testutil.Data(t, "asx"), "--no-progress"); code != 0 {
+		t.Fatal(e)
+	}
+	bars := func(args ...string) []map[string]any {
+		out, e, code := run(t, append([]string{"--data-dir", data, "query", "bars", "--symbol", "BHP", "--interval", "1d", "--order", "asc", "--format", "json"}, args...)...)
+		var rows []map[string]any
+		if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) == 0 {
+			t.Fatalf("bars %v: %d %s %s", args, code, e, out)
+		}
+		return rows
+	}
+	without, with := bars(), bars("--exchange", "ASX")
+	if fmt.Sprint(without) != fmt.Sprint(with) || without[0]["window_start"] != "2014-03-09T13:00:00.000000Z" {
+		t.Fatalf("1d bars without --exchange %v, with %v: want Sydney's dates (13:00 UTC) both ways", without[0], with[0])
+	}
+	cut := bars("--from", "2014-03-11T00:00:00Z")
+	if cut[0]["partial"] != true || cut[0]["window_start"] != "2014-03-10T13:00:00.000000Z" || cut[1]["partial"] != nil {
+		t.Fatalf("bars from inside a day: %v, %v", cut[0], cut[1])
+	}
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 }

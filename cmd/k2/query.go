@@ -412,6 +412,7 @@ var barColumns = []column{
 	col("volume", func(b *md.Bar) string { return b.Volume.String() }),
 	col("trade_count", func(b *md.Bar) string { return strconv.FormatInt(b.TradeCount, 10) }),
 	col("vwap", func(b *md.Bar) string { return b.VWAP.String() }),
+	col("partial", func(b *md.Bar) string { return map[bool]string{true: "partial"}[b.Partial] }),
 }
 
 var symbolColumns = []column{

@@ -59,7 +59,7 @@ func (ld *Loader) eachLine(ctx context.Context, path string, fn func(line []byte
 	defer stop()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-	var n int64
+	var n, read int64 // lines, and of them not blank
 	for sc.Scan() {
 		n++
 		if n&0xfff == 0 && ctx.Err() != nil {
@@ -69,12 +69,19 @@ func (ld *Loader) eachLine(ctx context.Context, path string, fn func(line []byte
 		if len(line) == 0 {
 			continue
 		}
+		read++
 		if err := fn(line, n); err != nil {
 			return err
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("%s:%d: %w", path, n+1, err)
+	}
+	if read == 0 {
+		ld.opts.Logger.Warn("the file is empty: nothing read from it", "file", path)
+		ld.mu.Lock()
+		ld.sum.Empty = append(ld.sum.Empty, path)
+		ld.mu.Unlock()
 	}
 	return nil
 }

@@ -67,6 +67,8 @@ type Summary struct {
 	Commits    int              `json:"commits"`
 	Elapsed    time.Duration    `json:"elapsed_ns"`
 	DeadLetter string           `json:"dead_letter,omitempty"`
+	// Empty lists the input files that held no lines at all.
+	Empty []string `json:"empty,omitempty"`
 }
 
 // RowsPerSecond is the read rate over the whole load.

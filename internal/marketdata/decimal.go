@@ -114,13 +114,17 @@ func parseDecimal(s string) (Decimal, error) {
 	if point > len(digits) {
 		digits += strings.Repeat("0", point-len(digits))
 	}
+	written := len(digits) - point // digits after the point, as given
 	intPart = strings.TrimLeft(digits[:point], "0")
 	fracPart = strings.TrimRight(digits[point:], "0")
 	if len(intPart) > decimalIntDigits {
 		return 0, fmt.Errorf("%d digits before the point, decimal(18,8) allows %d", len(intPart), decimalIntDigits)
 	}
 	if len(fracPart) > DecimalScale {
-		return 0, fmt.Errorf("%d digits after the point, decimal(18,8) allows %d", len(fracPart), DecimalScale)
+		if written != len(fracPart) {
+			return 0, fmt.Errorf("%d digits after the point (%d without trailing zeros), decimal(18,8) allows %d", written, len(fracPart), DecimalScale)
+		}
+		return 0, fmt.Errorf("%d digits after the point, decimal(18,8) allows %d", written, DecimalScale)
 	}
 	var units int64
 	for i := 0; i < len(intPart); i++ {

@@ -43,18 +43,21 @@ func TestParseDecimalExact(t *testing.T) {
 func TestParseDecimalRejects(t *testing.T) {
 	t.Parallel()
 	cases := map[string]string{
-		"":                    "empty",
-		"-1.5":                "negative",
-		"12345678901":         "11 digits before the point",
-		"0.123456789":         "9 digits after the point",
-		"1e-9":                "9 digits after the point",
-		"1.2.3":               "unexpected character",
-		"NaN":                 "unexpected character",
-		"1,5":                 "unexpected character",
-		" 1":                  "unexpected character",
-		".":                   "no digits",
-		"1e":                  "bad exponent",
-		"99999999999.0000001": "digits before the point",
+		"":            "empty",
+		"-1.5":        "negative",
+		"12345678901": "11 digits before the point",
+		"0.123456789": "9 digits after the point",
+		"1e-9":        "9 digits after the point",
+		// Counted as written: twenty digits, the last a zero.
+		"0.12345678901234567890": "20 digits after the point (19 without trailing zeros), decimal(18,8) allows 8",
+		"0.00000000000000000001": "20 digits after the point, decimal(18,8) allows 8",
+		"1.2.3":                  "unexpected character",
+		"NaN":                    "unexpected character",
+		"1,5":                    "unexpected character",
+		" 1":                     "unexpected character",
+		".":                      "no digits",
+		"1e":                     "bad exponent",
+		"99999999999.0000001":    "digits before the point",
 	}
 	for in, want := range cases {
 		_, err := ParseDecimal(in)

@@ -150,6 +150,9 @@ type Bar struct {
 	Volume      WideDecimal `json:"volume"`
 	TradeCount  int64       `json:"trade_count"`
 	VWAP        Decimal     `json:"vwap"` // Σ(price·quantity)/Σquantity, rounded half-up to 8 decimals
+	// Partial says the window reaches outside the time range asked for,
+	// so the bar covers only the part inside it.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // MessageIDNamespace roots the name-based message ids (RFC 9562 UUIDv5).

@@ -233,6 +233,7 @@ func mergeBars(mins []minute, q BarQuery) ([]md.Bar, error) {
 				WindowStart: a.start, WindowEnd: a.end,
 				Open: a.open, High: a.high, Low: a.low, Close: a.close,
 				Volume: md.WideDecimal{Units: a.volume}, TradeCount: a.count,
+				Partial: q.From != 0 && a.start < q.From || q.To != 0 && a.end > q.To,
 			}
 			if a.volume.Sign() > 0 {
 				// notional is in 10⁻¹⁶, volume in 10⁻⁸: the ratio is in whole units.

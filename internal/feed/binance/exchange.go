@@ -1,6 +1,7 @@
 package binance
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -97,6 +98,10 @@ func readVision(ctx context.Context, in feed.Input, path string) error {
 	}
 	name := filepath.Base(path)
 	return in.Lines(ctx, path, func(line []byte, n int64) error {
+		// Newer public-data files start with a header line.
+		if n == 1 && len(line) > 0 && (line[0] < '0' || line[0] > '9') && bytes.Contains(bytes.ToLower(line), []byte("price")) {
+			return in.Emit(ctx, name, n, line, feed.Events{Skipped: "header"}, nil)
+		}
 		t, err := ParseVisionLine(string(line), symbol, in.Assets(), in.Ingested())
 		if err != nil {
 			return in.Emit(ctx, name, n, line, feed.Events{}, err)
