@@ -353,12 +353,12 @@ func scanQuote(rows *sql.Rows) (md.Quote, error) {
 
 func scanFunding(rows *sql.Rows) (md.FundingRate, error) {
 	var (
-		f                     md.FundingRate
-		id, asset             string
-		ts, ingested          time.Time
-		mark, index, settle   any
-		rate, vendor          any
-		next                  sql.NullTime
+		f                   md.FundingRate
+		id, asset           string
+		ts, ingested        time.Time
+		mark, index, settle any
+		rate, vendor        any
+		next                sql.NullTime
 	)
 	if err := rows.Scan(&id, &f.Symbol, &f.Exchange, &asset, &ts, &mark, &index, &settle, &rate, &next,
 		&f.Currency, &ingested, &vendor); err != nil {

@@ -110,10 +110,8 @@ func newTrade(id int64, sym, quote string, ts marketdata.Timestamp, price, qty m
 	return feed.CryptoTrade(exchangeCode, id, sym, quote, side(buyerMaker), ts, price, qty, ingested, vendor)
 }
 
-
-
 // ParseVisionLine converts one row of a public-data trade file:
-// `trade id,price,qty,quoteQty,time,isBuyerMaker,isBestMatch`, no header.
+// `trade id,price,qty,quoteQty,time,isBuyerMaker,isBestMatch` (a header line, as newer files have, is skipped by the reader).
 // time is milliseconds before 2025 and microseconds after, told apart by its
 // digit count. quoteQty is price × qty and is not stored.
 func ParseVisionLine(line string, symbol string, assets *marketdata.Assets, ingested marketdata.Timestamp) (marketdata.Trade, error) {
