@@ -1,12 +1,12 @@
 // Package record describes each kind of record K2 keeps — trades, quotes,
-// reference data — once. A kind's descriptor holds everything the other
+// reference data, funding rates — once. A kind's descriptor holds everything the other
 // packages need to move it: its Avro schema and the hand-written codec, the
 // data type that names its topics and schema subjects, its Iceberg table
 // and Arrow columns, its validation and identity. The producer, the sink
 // and the loader iterate over All; none of them names a kind.
 //
-// A fourth kind (funding rates, say) is its Go type in marketdata, its
-// schema and fast codec in codec, and one file here; see
+// A new kind is its Go type in marketdata, its schema and fast codec in
+// codec, and one file here (funding.go was the fourth); see
 // docs/architecture.md.
 package record
 
