@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/k2-market-data/k2/internal/replay"
+	"github.com/k2-market-data/k2/internal/testsvc"
 	"github.com/k2-market-data/k2/internal/testutil"
 )
 
@@ -158,5 +161,80 @@ func TestUSDMCaptureLandsExactlyOnceThroughTheFuturesFeed(t *testing.T) {
 	s.exactlyOnce(t, "quotes", "quote_id", quotes)
 	if sum["trades"] != len(trades) || sum["dead letters"] != 0 || sum["gaps"] != 0 {
 		t.Errorf("feed summary %v", sum)
+	}
+}
+
+// hostileSymbols are names an exchange could list that no path may hold
+// as they are; each becomes a pair with USDT.
+var hostileSymbols = []string{"ÉTH", "ETH%20", "../../ETH", "BTC/", "BRK B", `O'NEIL"S`, `A\B`, strings.Repeat("Ж", 100)}
+
+// hostileCapture rewrites the spot ETHUSDT capture's first trades into
+// 100 trades of each hostile symbol, frames and stream names alike.
+func hostileCapture(t *testing.T) string {
+	t.Helper()
+	var out bytes.Buffer
+	n := 0
+	testutil.ForLines(t, testutil.Data(t, "binance", "ws", "spot_ethusdt_20240808.gz"), func(_ int, line []byte) {
+		if !bytes.Contains(line, []byte(`@trade"`)) || n >= 100*len(hostileSymbols) {
+			return
+		}
+		sym := hostileSymbols[n/100] + "USDT"
+		q, _ := json.Marshal(sym)
+		stream, _ := json.Marshal(strings.ToLower(sym) + "@trade")
+		line = bytes.Replace(line, []byte(`"ethusdt@trade"`), stream, 1)
+		line = bytes.Replace(line, []byte(`"s":"ETHUSDT"`), append([]byte(`"s":`), q...), 1)
+		out.Write(line)
+		out.WriteByte('\n')
+		n++
+	})
+	path := filepath.Join(t.TempDir(), "hostile.txt")
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Hostile symbols written by the stream (k2 load --via-kafka into k2 up's
+// broker and sink) are read back whole by k2 query, unfiltered and by
+// symbol, and by PyIceberg.
+func TestHostileSymbolsThroughTheStream(t *testing.T) {
+	capture := hostileCapture(t)
+	s, up := upWithFeed(t, "--feed", "none")
+	load := exec.Command(k2Binary(t), "--log-level", "warn", "--data-dir", t.TempDir(), "load", "binance-ws", capture,
+		"--via-kafka", "--brokers", s.brokers, "--registry", s.registry, "--no-progress")
+	if out, err := load.CombinedOutput(); err != nil {
+		t.Fatalf("load via Kafka: %v\n%s", err, out)
+	}
+	want := int64(100 * len(hostileSymbols))
+	s.waitRows(t, "trades", want)
+	up.Process.Signal(syscall.SIGTERM) // no feed, so no feed summary to read
+	<-up.done
+	if err := up.Wait(); err != nil {
+		t.Fatalf("k2 up stopped with %v", err)
+	}
+
+	out, e, code := run(t, "--data-dir", s.dataDir, "query", "symbols", "--format", "json")
+	var syms []struct {
+		Symbol string
+		Trades int64
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &syms) != nil || len(syms) != len(hostileSymbols) {
+		t.Fatalf("symbols: %d %s %s", code, e, out)
+	}
+	for _, h := range hostileSymbols {
+		out, e, code := run(t, "--data-dir", s.dataDir, "query", "trades", "--symbol", h+"USDT", "--limit", "1000", "--format", "json")
+		var rows []map[string]any
+		if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 100 || rows[0]["symbol"] != h+"USDT" {
+			t.Errorf("%q: %d rows, exit %d %s", h+"USDT", len(rows), code, e)
+		}
+	}
+	out, e, code = run(t, "--data-dir", s.dataDir, "query", "trades", "--limit", "10000", "--format", "csv")
+	if code != 0 || strings.Count(out, "\n") != int(want)+1 {
+		t.Fatalf("unfiltered: exit %d %s, %d lines", code, e, strings.Count(out, "\n"))
+	}
+	py := testsvc.RunPyIceberg(t, "--catalog-uri", "sqlite:///"+filepath.Join(s.dataDir, "catalog.db"),
+		"--warehouse", filepath.Join(s.dataDir, "warehouse"), "--table", "market_data.trades")
+	if n, _ := py["tables"].(map[string]any)["market_data.trades"].(map[string]any)["rows"].(json.Number).Int64(); n != want {
+		t.Fatalf("PyIceberg reads %d trades, want %d", n, want)
 	}
 }

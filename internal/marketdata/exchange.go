@@ -127,6 +127,19 @@ func (a *Assets) Split(pair string) (base, quote string, err error) {
 	return "", "", fmt.Errorf("pair %q: no known quote asset suffix", pair)
 }
 
+// QuoteOf finds the quote asset a symbol ends with, for venues whose
+// symbols are names of their own (Binance's BTCUSDT, ÉTHUSDT,
+// ../../ETHUSDT): the symbol is stored as the venue spells it, and a "/"
+// in it is a character, not a separator.
+func (a *Assets) QuoteOf(symbol string) (string, error) {
+	for _, q := range a.quotes {
+		if len(symbol) > len(q) && strings.HasSuffix(symbol, q) {
+			return q, nil
+		}
+	}
+	return "", fmt.Errorf("pair %q: no known quote asset suffix", symbol)
+}
+
 // Symbol returns the stored symbol of a pair: base and quote joined without
 // a separator, aliases applied ("XBT/USD" → "BTCUSD").
 func (a *Assets) Symbol(pair string) (symbol, quote string, err error) {

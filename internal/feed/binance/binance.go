@@ -98,12 +98,16 @@ func side(isBuyerMaker bool) marketdata.Side {
 	return marketdata.Buy
 }
 
+// pairSymbol keeps Binance's own spelling of a symbol (upper case, as
+// Binance writes them), whatever it holds, and finds its quote asset by
+// suffix.
 func pairSymbol(assets *marketdata.Assets, s string) (sym, quote string, err error) {
-	sym, quote, err = assets.Symbol(s)
+	s = strings.ToUpper(s)
+	quote, err = assets.QuoteOf(s)
 	if err != nil {
 		return "", "", invalid("symbol", "%v", err)
 	}
-	return sym, quote, nil
+	return s, quote, nil
 }
 
 func newTrade(id int64, sym, quote string, ts marketdata.Timestamp, price, qty marketdata.Decimal, buyerMaker bool, ingested marketdata.Timestamp, vendor map[string]string) (marketdata.Trade, error) {
