@@ -195,7 +195,7 @@ func TestBadInputGivesOneLineErrors(t *testing.T) {
 		{[]string{"feed", "kraken", "--symbols", "BTCUSD", "--brokers", "127.0.0.1:1"}, `kraken symbol "BTCUSD": write pairs as BASE/QUOTE, e.g. BTC/USD`},
 		{[]string{"feed", "binance", "--symbols", "BTCUSDT", "--url", "https://stream.binance.com", "--brokers", "127.0.0.1:1"}, `--url "https://stream.binance.com": want ws://host:port or wss://host`},
 		{[]string{"feed", "synth", "--rate", "5000000", "--brokers", "127.0.0.1:1"}, "synthetic rate 5000000/s is above 2,000,000/s"},
-		{[]string{"up", "--feed", "bitstamp"}, `unknown feed "bitstamp": want binance, kraken, synth or none`},
+		{[]string{"up", "--feed", "bitstamp"}, `unknown feed "bitstamp": want binance, binance-usdm, binance-coinm, kraken, synth or none`},
 		{[]string{"feed", "synth", "--quote-assets", "US$"}, `--quote-assets: "US$" is not an asset code`},
 		{[]string{"replay-server", "--file", filepath.Join(data, "missing.gz")}, "missing.gz: no such file"},
 		{[]string{"replay-server", "--file", "x.gz", "--speed", "fast"}, `--speed: replay speed "fast": want max, or a non-negative factor such as 10x or 0.5x`},
