@@ -19,20 +19,7 @@ func TestRejectedLinesKeepTheDaysNumbering(t *testing.T) {
 		"03/10/2014,11:31:00.000,0.680,696,0",
 	}
 	damaged := []string{good[0], "03/10/2014,11:30:01.000,0.675", good[2]}
-	ids := func(lines []string) []string {
-		p := NewTradeParser(company, marketdata.Now())
-		var out []string
-		for _, l := range lines {
-			tr, err := p.Parse(l)
-			if err != nil {
-				out = append(out, "rejected")
-				continue
-			}
-			out = append(out, tr.TradeID)
-		}
-		return out
-	}
-	clean, bad := ids(good), ids(damaged)
+	clean, bad := parseIDs(company, good), parseIDs(company, damaged)
 	if bad[1] != "rejected" || bad[0] != clean[0] || bad[2] != clean[2] || clean[2] != "ASX-DVN-20140310-3" {
 		t.Fatalf("ids with a short line %v, without %v: the rows after it must keep theirs", bad, clean)
 	}
