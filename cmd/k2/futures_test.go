@@ -195,18 +195,23 @@ func hostileCapture(t *testing.T) string {
 }
 
 // Hostile symbols written by the stream (k2 load --via-kafka into k2 up's
-// broker and sink) are read back whole by k2 query, unfiltered and by
-// symbol, and by PyIceberg.
+// broker and sink) are read back whole by k2 query, unfiltered, by symbol
+// and in a summary, and by PyIceberg; the funding records of a futures
+// capture travel the same way into their own table.
 func TestHostileSymbolsThroughTheStream(t *testing.T) {
 	capture := hostileCapture(t)
+	twin, _, funding := futuresTwin(t) // and futures with their funding records
 	s, up := upWithFeed(t, "--feed", "none")
-	load := exec.Command(k2Binary(t), "--log-level", "warn", "--data-dir", t.TempDir(), "load", "binance-ws", capture,
-		"--via-kafka", "--brokers", s.brokers, "--registry", s.registry, "--no-progress")
-	if out, err := load.CombinedOutput(); err != nil {
-		t.Fatalf("load via Kafka: %v\n%s", err, out)
+	for _, file := range []string{capture, twin} {
+		load := exec.Command(k2Binary(t), "--log-level", "warn", "--data-dir", t.TempDir(), "load", "binance-ws", file,
+			"--via-kafka", "--brokers", s.brokers, "--registry", s.registry, "--no-progress")
+		if out, err := load.CombinedOutput(); err != nil {
+			t.Fatalf("load %s via Kafka: %v\n%s", file, err, out)
+		}
 	}
 	want := int64(100 * len(hostileSymbols))
-	s.waitRows(t, "trades", want)
+	s.waitRows(t, "trades", want+6106)
+	s.waitRows(t, "funding_rates", int64(funding))
 	up.Process.Signal(syscall.SIGTERM) // no feed, so no feed summary to read
 	<-up.done
 	if err := up.Wait(); err != nil {
@@ -218,7 +223,7 @@ func TestHostileSymbolsThroughTheStream(t *testing.T) {
 		Symbol string
 		Trades int64
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &syms) != nil || len(syms) != len(hostileSymbols) {
+	if code != 0 || json.Unmarshal([]byte(out), &syms) != nil || len(syms) != len(hostileSymbols)+1 {
 		t.Fatalf("symbols: %d %s %s", code, e, out)
 	}
 	for _, h := range hostileSymbols {
@@ -228,13 +233,17 @@ func TestHostileSymbolsThroughTheStream(t *testing.T) {
 			t.Errorf("%q: %d rows, exit %d %s", h+"USDT", len(rows), code, e)
 		}
 	}
-	out, e, code = run(t, "--data-dir", s.dataDir, "query", "trades", "--limit", "10000", "--format", "csv")
+	out, e, code = run(t, "--data-dir", s.dataDir, "query", "summary", hostileSymbols[0]+"USDT", "2024-08-08", "--format", "json")
+	if code != 0 || !strings.Contains(out, `"trade_count": 100`) {
+		t.Errorf("summary of %s: exit %d %s\n%s", hostileSymbols[0]+"USDT", code, e, out)
+	}
+	out, e, code = run(t, "--data-dir", s.dataDir, "query", "trades", "--exchange", "BINANCE", "--limit", "10000", "--format", "csv")
 	if code != 0 || strings.Count(out, "\n") != int(want)+1 {
 		t.Fatalf("unfiltered: exit %d %s, %d lines", code, e, strings.Count(out, "\n"))
 	}
 	py := testsvc.RunPyIceberg(t, "--catalog-uri", "sqlite:///"+filepath.Join(s.dataDir, "catalog.db"),
 		"--warehouse", filepath.Join(s.dataDir, "warehouse"), "--table", "market_data.trades")
-	if n, _ := py["tables"].(map[string]any)["market_data.trades"].(map[string]any)["rows"].(json.Number).Int64(); n != want {
-		t.Fatalf("PyIceberg reads %d trades, want %d", n, want)
+	if n, _ := py["tables"].(map[string]any)["market_data.trades"].(map[string]any)["rows"].(json.Number).Int64(); n != want+6106 {
+		t.Fatalf("PyIceberg reads %d trades, want %d", n, want+6106)
 	}
 }

@@ -617,16 +617,32 @@ func TestTextThatIsNotUTF8IsRefused(t *testing.T) {
 		t.Fatalf("raw_base64 %q holds %q, want the line's bytes", got[0].RawBase64, raw)
 	}
 
-	dir = copyASX(t, "trades/7181.csv")
+	// MWR's company row is not UTF-8: it and every line of MWR's files
+	// are dead-lettered; the other companies load.
+	dir = copyASX(t, "trades/3153.csv", "quotes/3153.csv", "trades/7181.csv")
 	info := filepath.Join(dir, "reference-data", "company_info.csv")
-	writeFile(t, info, bytes.Replace(readFile(t, info), []byte("7458,RIO,"), []byte("7458,R\xffO,"), 1))
+	writeFile(t, info, bytes.Replace(readFile(t, info), []byte("3153,MWR,"), []byte("3153,M\xffWR,"), 1))
+	mwr := len(lines(t, filepath.Join(dir, "trades", "3153.csv"))) + len(lines(t, filepath.Join(dir, "quotes", "3153.csv")))
 	l = laketest.Open(t)
-	_, err := loadInto(t, l, loader.Options{DeadLetter: dlq}, "asx", dir)
-	if err == nil || !strings.Contains(err.Error(), "company_info line 5") || !strings.Contains(err.Error(), "not UTF-8") {
-		t.Fatalf("got %v", err)
+	dlq = filepath.Join(t.TempDir(), "dlq.jsonl")
+	sum = mustLoad(t, l, loader.Options{DeadLetter: dlq}, "asx", dir)
+	got = deadLetters(t, dlq)
+	if sum.Rejected != int64(1+mwr) || len(got) != 1+mwr {
+		t.Fatalf("summary %+v, %d dead letters; want the company row and MWR's %d lines", sum, len(got), mwr)
 	}
-	if n := laketest.Rows(t, l, "reference_data"); n != 0 {
-		t.Fatalf("%d companies stored", n)
+	if got[0].File != "reference-data/company_info.csv" || got[0].Line != 2 || got[0].Reason != "invalid_utf8" || got[0].RawBase64 == "" {
+		t.Fatalf("company row dead letter %+v", got[0])
+	}
+	for _, r := range got[1:] {
+		if r.Reason != "invalid_symbol" || !strings.Contains(r.Error, "company 3153 was refused") || !strings.Contains(r.File, "3153.csv") {
+			t.Fatalf("dead letter %+v", r)
+		}
+	}
+	if n := laketest.Rows(t, l, "reference_data"); n != 3 {
+		t.Fatalf("%d companies stored, want the other 3", n)
+	}
+	if syms := bySymbol(t, l, "trades"); syms["MWR"] != 0 || syms["M\uFFFDWR"] != 0 || syms["DVN"] == 0 {
+		t.Fatalf("trades by symbol %v", syms)
 	}
 }
 

@@ -59,6 +59,8 @@ func ReadCompanies(r io.Reader, ingested marketdata.Timestamp) ([]marketdata.Ref
 			return nil, fmt.Errorf("company_info: %w", err) // csv errors carry the line
 		}
 		line, _ := cr.FieldPos(0)
+		// The directory reader dead-letters such rows first; a caller
+		// of its own still gets no "R\uFFFDO".
 		if err := marketdata.CheckUTF8("the row", []byte(strings.Join(rec, ","))); err != nil {
 			return nil, fmt.Errorf("company_info line %d: %w", line, err)
 		}

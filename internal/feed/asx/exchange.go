@@ -1,6 +1,7 @@
 package asx
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -38,12 +39,30 @@ const companyFile = "reference-data/company_info.csv"
 func read(ctx context.Context, in feed.Input, dir string) error {
 	dir = filepath.Clean(dir) // "asx/" names its files asx/trades/…, as "asx" does
 	infoPath := filepath.Join(dir, companyFile)
-	f, err := os.Open(infoPath)
+	info, err := os.ReadFile(infoPath)
 	if err != nil {
 		return fmt.Errorf("ASX directory %s: %w", dir, err)
 	}
-	companies, err := ReadCompanies(f, in.Ingested())
-	f.Close()
+	// A company row that is not UTF-8 (R\xffO would become a symbol
+	// "R\uFFFDO") is dead-lettered, and so is every line of its files:
+	// they cannot be stored under a symbol, and the corrected file,
+	// loaded again, brings them all.
+	refused := map[string]error{} // company id → why its row was refused
+	var clean bytes.Buffer
+	for i, line := range bytes.SplitAfter(info, []byte("\n")) {
+		bad := md.CheckUTF8("the row", line)
+		if bad == nil {
+			clean.Write(line)
+			continue
+		}
+		clean.WriteByte('\n') // keeps the line numbers of the rows after it
+		id, _, _ := bytes.Cut(line, []byte(","))
+		refused[string(bytes.TrimSpace(id))] = fmt.Errorf("%s line %d: %w", companyFile, i+1, bad)
+		if err := in.Emit(ctx, companyFile, int64(i+1), bytes.TrimRight(line, "\r\n"), feed.Events{}, bad); err != nil {
+			return err
+		}
+	}
+	companies, err := ReadCompanies(&clean, in.Ingested())
 	if err != nil {
 		return fmt.Errorf("%s: %w", infoPath, err)
 	}
@@ -55,6 +74,7 @@ func read(ctx context.Context, in feed.Input, dir string) error {
 		path    string
 		company md.ReferenceData
 		quotes  bool
+		refused error // the company's row was dead-lettered: so is every line
 	}
 	var jobs []job
 	for _, kind := range []string{"trades", "quotes"} {
@@ -63,10 +83,14 @@ func read(ctx context.Context, in feed.Input, dir string) error {
 		for _, p := range paths {
 			id := strings.TrimSuffix(filepath.Base(p), ".csv")
 			c, ok := byID[id]
+			if why := refused[id]; !ok && why != nil {
+				jobs = append(jobs, job{path: p, refused: &md.ValidationError{Field: "symbol", Reason: fmt.Sprintf("company %s was refused (%v)", id, why)}})
+				continue
+			}
 			if !ok {
 				return fmt.Errorf("%s: company id %s is not in %s: unknown symbol", p, id, infoPath)
 			}
-			jobs = append(jobs, job{p, c, kind == "quotes"})
+			jobs = append(jobs, job{path: p, company: c, quotes: kind == "quotes"})
 		}
 	}
 	if len(jobs) == 0 {
@@ -80,13 +104,18 @@ func read(ctx context.Context, in feed.Input, dir string) error {
 		if r, err := filepath.Rel(filepath.Dir(dir), j.path); err == nil {
 			name = r
 		}
-		if j.quotes {
+		switch {
+		case j.refused != nil:
+			err = in.Lines(ctx, j.path, func(line []byte, n int64) error {
+				return in.Emit(ctx, name, n, line, feed.Events{}, j.refused)
+			})
+		case j.quotes:
 			p := NewQuoteParser(j.company, in.Ingested())
 			err = in.Lines(ctx, j.path, func(line []byte, n int64) error {
 				q, err := p.Parse(string(line))
 				return in.Emit(ctx, name, n, line, feed.Events{Quotes: []md.Quote{q}}, err)
 			})
-		} else {
+		default:
 			p := NewTradeParser(j.company, in.Ingested())
 			err = in.Lines(ctx, j.path, func(line []byte, n int64) error {
 				t, err := p.Parse(string(line))
