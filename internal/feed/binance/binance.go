@@ -99,15 +99,16 @@ func side(isBuyerMaker bool) marketdata.Side {
 }
 
 // pairSymbol keeps Binance's own spelling of a symbol (upper case, as
-// Binance writes them), whatever it holds, and finds its quote asset by
-// suffix.
+// Binance writes them), whatever it holds: the quote asset is found by
+// suffix, and only an alias of the base (--asset-aliases) changes it. A
+// "/" is a character here, not Kraken's separator.
 func pairSymbol(assets *marketdata.Assets, s string) (sym, quote string, err error) {
 	s = strings.ToUpper(s)
 	quote, err = assets.QuoteOf(s)
 	if err != nil {
 		return "", "", invalid("symbol", "%v", err)
 	}
-	return s, quote, nil
+	return assets.Normalize(s[:len(s)-len(quote)]) + quote, quote, nil
 }
 
 func newTrade(id int64, sym, quote string, ts marketdata.Timestamp, price, qty marketdata.Decimal, buyerMaker bool, ingested marketdata.Timestamp, vendor map[string]string) (marketdata.Trade, error) {
@@ -115,9 +116,10 @@ func newTrade(id int64, sym, quote string, ts marketdata.Timestamp, price, qty m
 }
 
 // ParseVisionLine converts one row of a public-data trade file:
-// `trade id,price,qty,quoteQty,time,isBuyerMaker,isBestMatch` (a header line, as newer files have, is skipped by the reader).
-// time is milliseconds before 2025 and microseconds after, told apart by its
-// digit count. quoteQty is price × qty and is not stored.
+// `trade id,price,qty,quoteQty,time,isBuyerMaker,isBestMatch` (the reader
+// skips the header line newer files have). time is milliseconds before
+// 2025 and microseconds after, told apart by its digit count. quoteQty is
+// price × qty and is not stored.
 func ParseVisionLine(line string, symbol string, assets *marketdata.Assets, ingested marketdata.Timestamp) (marketdata.Trade, error) {
 	f := strings.Split(strings.TrimRight(line, "\r\n"), ",")
 	if len(f) != 7 {
