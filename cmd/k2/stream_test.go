@@ -187,6 +187,10 @@ type cluster struct {
 	// crash kills the broker with SIGKILL and starts it again.
 	crash         func(t *testing.T)
 	brokerCrashed bool
+	// nothingToCompact is set when every commit came in one batch (every
+	// kill landed before the sink's first commit), so maintenance had no
+	// two files of a partition to merge.
+	nothingToCompact bool
 }
 
 // embeddedStack runs `k2 broker` as its own process on fixed ports, so
@@ -490,7 +494,7 @@ func (s *cluster) maintain(t *testing.T) {
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("k2 maintain stopped with %v; log %s", err, log.Name())
 		}
-		if b, _ := os.ReadFile(log.Name()); !bytes.Contains(b, []byte("table compacted")) {
+		if b, _ := os.ReadFile(log.Name()); !s.nothingToCompact && !bytes.Contains(b, []byte("table compacted")) {
 			t.Errorf("k2 maintain compacted nothing while the sinks ran; log %s", log.Name())
 		}
 	})
@@ -542,6 +546,7 @@ func exactlyOnceThroughSinkKills(t *testing.T, s *cluster) {
 		}
 	}
 	t.Logf("%d kills; trades stored at each: %v", kills, rowsAtKill)
+	s.nothingToCompact = slices.Max(rowsAtKill) == 0
 	if midStream < 3 {
 		t.Errorf("only %d kills happened before every trade was stored", midStream)
 	}
