@@ -38,7 +38,7 @@ to --log-file or to the log when it is JSON or not a terminal.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			setGC(serviceGCPercent)
-			parts := stack.Parts{Embedded: true, Sink: true, Maintain: true, FeedMayFail: true}
+			parts := stack.Parts{Embedded: true, Sink: true, Maintain: true, API: true, FeedMayFail: true}
 			if feedName != "none" {
 				ex, err := exchanges.Feed(feedName)
 				if err != nil {

@@ -250,7 +250,7 @@ func (e *Engine) snapshot(st *tableState, name string, asOf AsOf) (*table.Snapsh
 	case asOf.SnapshotID != 0:
 		s := tbl.SnapshotByID(asOf.SnapshotID)
 		if s == nil {
-			return nil, fmt.Errorf("%s.%s has no snapshot %d (list them with k2 query snapshots)", lake.Namespace, name, asOf.SnapshotID)
+			return nil, requestError("%s.%s has no snapshot %d (list them with k2 query snapshots)", lake.Namespace, name, asOf.SnapshotID)
 		}
 		return s, nil
 	case asOf.Time != 0:
@@ -260,7 +260,7 @@ func (e *Engine) snapshot(st *tableState, name string, asOf AsOf) (*table.Snapsh
 			if snaps := tbl.Metadata().Snapshots(); len(snaps) > 0 {
 				first = "its first snapshot is at " + md.Timestamp(snaps[0].TimestampMs*1000).String()
 			}
-			return nil, fmt.Errorf("%s.%s has no snapshot at or before %s: %s", lake.Namespace, name, asOf.Time, first)
+			return nil, requestError("%s.%s has no snapshot at or before %s: %s", lake.Namespace, name, asOf.Time, first)
 		}
 		return s, nil
 	}
@@ -372,4 +372,15 @@ func sortFiles(files []dataFile, desc bool) {
 		}
 		return files[i].minT < files[j].minT
 	})
+}
+
+// RequestError is a request the engine refuses as asked (an unknown
+// snapshot, an empty range, a limit out of bounds), as opposed to a
+// failure to answer it: the API answers it 400, not 500.
+type RequestError struct{ msg string }
+
+func (e *RequestError) Error() string { return e.msg }
+
+func requestError(format string, args ...any) error {
+	return &RequestError{fmt.Sprintf(format, args...)}
 }

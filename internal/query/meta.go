@@ -98,7 +98,7 @@ func (e *Engine) Stats(ctx context.Context, asOf AsOf) ([]TableStats, error) {
 		}
 	}
 	if asOf.SnapshotID != 0 && owner < 0 {
-		return nil, fmt.Errorf("no table has snapshot %d (list them with k2 query snapshots)", asOf.SnapshotID)
+		return nil, requestError("no table has snapshot %d (list them with k2 query snapshots)", asOf.SnapshotID)
 	}
 	var out []TableStats
 	for i, name := range names {

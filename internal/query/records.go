@@ -30,10 +30,10 @@ func (q *RecordQuery) validate() error {
 		q.Limit = 100
 	}
 	if q.Limit < 0 || q.Limit > MaxLimit {
-		return fmt.Errorf("limit %d is outside 1 … %d", q.Limit, MaxLimit)
+		return requestError("limit %d is outside 1 … %d", q.Limit, MaxLimit)
 	}
 	if q.From != 0 && q.To != 0 && q.To <= q.From {
-		return fmt.Errorf("time range is empty: to (%s) is not after from (%s)", q.To, q.From)
+		return requestError("time range is empty: to (%s) is not after from (%s)", q.To, q.From)
 	}
 	return nil
 }

@@ -47,6 +47,8 @@ type Parts struct {
 	// Maintain runs table maintenance every Config.Maintain.Every (when
 	// that is not 0).
 	Maintain bool
+	// API answers the REST API's routes on the HTTP listener (docs/api.md).
+	API bool
 	// Feed names the exchange to capture (feed/exchanges), "" none.
 	Feed string
 	// FeedMayFail keeps the process running when its feed fails (k2 up:
@@ -111,9 +113,14 @@ func Start(ctx context.Context, role string, cfg config.Config, parts Parts, log
 		}
 	}
 	parts.Maintain = parts.Maintain && cfg.Maintain.Every > 0
-	if parts.Lake || parts.Sink || parts.Maintain {
+	if parts.Lake || parts.Sink || parts.Maintain || parts.API {
 		if err = st.openLake(ctx); err != nil {
 			return st, err
+		}
+	}
+	if parts.API {
+		if err = st.serveAPI(); err != nil {
+			return st, fmt.Errorf("API: %w", err)
 		}
 	}
 	if parts.Sink {

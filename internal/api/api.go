@@ -1,0 +1,136 @@
+// Package api is K2's REST API: the read routes over the lake, in one
+// response shape, behind request ids, an access log and per-route metrics.
+// k2 up and k2 api mount it on their HTTP listener (docs/api.md).
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/k2-market-data/k2/internal/query"
+)
+
+// Options configure a Server.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// MaxSpan bounds the time range one request may ask for (default 31 days).
+	MaxSpan time.Duration
+}
+
+// Server answers the API's routes from a query engine.
+type Server struct {
+	engine *query.Engine
+	o      Options
+	log    *slog.Logger
+	m      *metrics
+	mux    *http.ServeMux
+}
+
+// New returns a server over e.
+func New(e *query.Engine, o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxSpan == 0 {
+		o.MaxSpan = 31 * 24 * time.Hour
+	}
+	s := &Server{engine: e, o: o, log: o.Logger, m: newMetrics(o.Registerer), mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// Register mounts the API's routes on mux, each under /v1/.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.Handle("/v1/", s)
+}
+
+// ServeHTTP answers one request: request id, metrics and the access log
+// around the route, and the error shape for paths and methods no route
+// has.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := requestID(r)
+	w.Header().Set("X-Request-ID", id)
+	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	// The mux itself serves a routed request (it sets the path values);
+	// one it has no route for gets the error shape.
+	var h http.Handler = s.mux
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		h, pattern = http.HandlerFunc(s.unrouted), "unrouted"
+	}
+	s.m.inFlight.Inc()
+	defer func() {
+		s.m.inFlight.Dec()
+		if v := recover(); v != nil {
+			s.log.Error("API handler panicked", "request_id", id, "route", pattern, "panic", v)
+			if !rec.wrote {
+				writeError(rec, r, http.StatusInternalServerError, codeInternal, "internal error", nil)
+			}
+		}
+		took := time.Since(start)
+		s.m.requests.WithLabelValues(pattern, r.Method, statusClass(rec.status)).Inc()
+		s.m.duration.WithLabelValues(pattern).Observe(took.Seconds())
+		s.log.Info("request", "request_id", id, "method", r.Method, "route", pattern, "path", r.URL.Path,
+			"status", rec.status, "bytes", rec.bytes, "duration_ms", took.Milliseconds())
+	}()
+	h.ServeHTTP(rec, r.WithContext(withRequestID(r.Context(), id)))
+}
+
+// unrouted answers a path no route has (404), or a route asked with
+// another method (405, with Allow).
+func (s *Server) unrouted(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := s.mux.Handler(probe); p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		for _, m := range allow {
+			w.Header().Add("Allow", m)
+		}
+		writeError(w, r, http.StatusMethodNotAllowed, codeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path, map[string]any{"allow": allow})
+		return
+	}
+	writeError(w, r, http.StatusNotFound, codeNotFound, "no route "+r.URL.Path, nil)
+}
+
+// recorder keeps the status and size of a response.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+	wrote  bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += n
+	return n, err
+}
+
+// Flush lets streamed responses reach the client as they are written.
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func statusClass(code int) string {
+	return [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}[min(max(code/100, 1), 5)-1]
+}

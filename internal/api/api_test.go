@@ -1,0 +1,225 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/k2-market-data/k2/internal/api"
+	"github.com/k2-market-data/k2/internal/feed"
+	"github.com/k2-market-data/k2/internal/feed/exchanges"
+	"github.com/k2-market-data/k2/internal/lake/laketest"
+	"github.com/k2-market-data/k2/internal/loader"
+	"github.com/k2-market-data/k2/internal/ops"
+	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/testutil"
+)
+
+// bhp serves the API over a lake holding the shared ASX sample.
+func bhp(t *testing.T) (*httptest.Server, *ops.Registry) {
+	t.Helper()
+	l := laketest.Open(t)
+	ctx := context.Background()
+	ld, err := loader.New(l, loader.Options{Source: "asx", DeadLetter: filepath.Join(t.TempDir(), "dl.jsonl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asx *feed.Format
+	for _, f := range exchanges.Formats() {
+		if f.Name == "asx" {
+			asx = f
+		}
+	}
+	if err := ld.Load(ctx, asx, testutil.Data(t, "asx")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ld.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e, err := query.New(l, query.Options{WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	reg := ops.NewRegistry()
+	mux := http.NewServeMux()
+	api.New(e, api.Options{Registerer: reg}).Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv, reg
+}
+
+type envelope struct {
+	Success bool            `json:"success"`
+	Data    json.RawMessage `json:"data"`
+	Error   struct {
+		Code    string         `json:"code"`
+		Message string         `json:"message"`
+		Details map[string]any `json:"details"`
+	} `json:"error"`
+	Meta struct {
+		RequestID string `json:"request_id"`
+		Count     *int   `json:"count"`
+	} `json:"meta"`
+}
+
+func get(t *testing.T, srv *httptest.Server, method, path string, header ...string) (int, envelope, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env envelope
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		t.Fatalf("%s %s: not JSON: %v", method, path, err)
+	}
+	return resp.StatusCode, env, resp.Header
+}
+
+// bhpDays computes BHP's daily bars straight from the raw file: Sydney
+// dates, open and close by file order, exact volume.
+func bhpDays(t *testing.T) map[string][4]string {
+	t.Helper()
+	b, err := os.ReadFile(testutil.Data(t, "asx", "trades", "7078.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][4]string{} // date → open, close, volume, count
+	counts := map[string]int{}
+	vols := map[string]*big.Rat{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Split(strings.TrimRight(line, "\r"), ",")
+		d, err := time.Parse("01/02/2006", f[0])
+		if err != nil {
+			continue
+		}
+		day := d.Format(time.DateOnly)
+		v := out[day]
+		if counts[day] == 0 {
+			v[0] = f[2]
+		}
+		v[1] = f[2]
+		counts[day]++
+		if vols[day] == nil {
+			vols[day] = new(big.Rat)
+		}
+		q, _ := new(big.Rat).SetString(f[3])
+		vols[day].Add(vols[day], q)
+		v[2], v[3] = strings.TrimSuffix(vols[day].FloatString(0), ".0"), ""
+		out[day] = v
+	}
+	for d, v := range out {
+		v[3] = big.NewInt(int64(counts[d])).String()
+		out[d] = v
+	}
+	return out
+}
+
+// The record routes answer BHP as the raw file says, in the one shape.
+func TestRoutesAnswerBHP(t *testing.T) {
+	srv, reg := bhp(t)
+	status, env, h := get(t, srv, "GET", "/v1/trades?symbol=bhp&exchange=ASX&order=asc&limit=2", "X-Request-ID", "req-42")
+	var trades []map[string]any
+	json.Unmarshal(env.Data, &trades)
+	// 03/10/2014,07:57:14.754,36.667,20000,3,X, — Sydney is UTC+11 in March.
+	if status != 200 || !env.Success || len(trades) != 2 || *env.Meta.Count != 2 || h.Get("X-Request-ID") != "req-42" || env.Meta.RequestID != "req-42" ||
+		trades[0]["price"] != "36.667" || trades[0]["quantity"] != "20000" || trades[0]["timestamp"] != "2014-03-09T20:57:14.754000Z" {
+		t.Fatalf("trades: %d %+v %v", status, env, trades)
+	}
+	status, env, _ = get(t, srv, "GET", "/v1/bars/1d?symbol=BHP&exchange=ASX")
+	var bars []map[string]any
+	json.Unmarshal(env.Data, &bars)
+	want := bhpDays(t)
+	if status != 200 || len(bars) != len(want) {
+		t.Fatalf("bars: %d, %d bars, want %d", status, len(bars), len(want))
+	}
+	for _, b := range bars {
+		ws, _ := time.Parse(time.RFC3339Nano, b["window_start"].(string))
+		sydney, _ := time.LoadLocation("Australia/Sydney")
+		w := want[ws.In(sydney).Format(time.DateOnly)]
+		if !sameDecimal(b["open"], w[0]) || !sameDecimal(b["close"], w[1]) || b["volume"] != w[2] || jsonInt(b["trade_count"]) != w[3] {
+			t.Errorf("bar %v, from the file %v", b, w)
+		}
+	}
+	// The original's path and its plain symbol list.
+	if status, env, _ := get(t, srv, "GET", "/v1/ohlcv/1h?symbol=BHP&limit=3"); status != 200 || *env.Meta.Count != 3 {
+		t.Errorf("ohlcv: %d %+v", status, env)
+	}
+	status, env, _ = get(t, srv, "GET", "/v1/symbols?format=list")
+	var names []string
+	json.Unmarshal(env.Data, &names)
+	if status != 200 || strings.Join(names, ",") == "" || !strings.Contains(strings.Join(names, ","), "BHP") {
+		t.Errorf("symbols: %d %v", status, names)
+	}
+	if got := ops.Sum(reg, "k2_http_requests_total", "route", "GET /v1/bars/{interval}", "status", "2xx"); got != 1 {
+		t.Errorf("requests counted under the route template: %v", got)
+	}
+}
+
+// sameDecimal compares the API's decimal text with the file's ("40" and "40.0").
+func sameDecimal(api any, file string) bool {
+	a, ok1 := new(big.Rat).SetString(api.(string))
+	b, ok2 := new(big.Rat).SetString(file)
+	return ok1 && ok2 && a.Cmp(b) == 0
+}
+
+func jsonInt(v any) string {
+	switch n := v.(type) {
+	case float64:
+		return big.NewInt(int64(n)).String()
+	case string:
+		return n
+	}
+	return ""
+}
+
+// Every failure answers in the one shape with the seed's codes.
+func TestErrorsHaveOneShape(t *testing.T) {
+	srv, _ := bhp(t)
+	for _, c := range []struct {
+		method, path string
+		status       int
+		code, param  string
+	}{
+		{"GET", "/v1/nothing", 404, "NOT_FOUND", ""},
+		{"POST", "/v1/trades", 405, "METHOD_NOT_ALLOWED", ""},
+		{"GET", "/v1/trades?limit=0", 400, "INVALID_PARAMETERS", "limit"},
+		{"GET", "/v1/trades?limit=10001", 400, "INVALID_PARAMETERS", "limit"},
+		{"GET", "/v1/trades?start_time=yesterday", 400, "INVALID_PARAMETERS", "start_time"},
+		{"GET", "/v1/trades?start_time=2014-03-11T00:00:00Z&end_time=2014-03-10T00:00:00Z", 400, "INVALID_PARAMETERS", "end_time"},
+		{"GET", "/v1/trades?start_time=2014-01-01T00:00:00Z&end_time=2014-06-01T00:00:00Z", 400, "INVALID_PARAMETERS", "end_time"},
+		{"GET", "/v1/trades?symbol=%FF", 400, "INVALID_PARAMETERS", "symbol"},
+		{"GET", "/v1/trades?symbol=" + strings.Repeat("A", 257), 400, "INVALID_PARAMETERS", "symbol"},
+		{"GET", "/v1/trades?order=sideways", 400, "INVALID_PARAMETERS", "order"},
+		{"GET", "/v1/bars/2m?symbol=BHP", 400, "INVALID_PARAMETERS", "interval"},
+		{"GET", "/v1/bars/1m", 400, "INVALID_PARAMETERS", "symbol"},
+		{"GET", "/v1/trades?as_of_snapshot=42", 400, "INVALID_PARAMETERS", ""},
+	} {
+		status, env, _ := get(t, srv, c.method, c.path)
+		if status != c.status || env.Success || env.Error.Code != c.code || env.Error.Message == "" || env.Meta.RequestID == "" ||
+			c.param != "" && env.Error.Details["parameter"] != c.param {
+			t.Errorf("%s %s: %d %+v; want %d %s (%s)", c.method, c.path, status, env, c.status, c.code, c.param)
+		}
+	}
+	// A symbol of quotes and semicolons is a value like any other: bound,
+	// never interpolated, it matches nothing.
+	status, env, _ := get(t, srv, "GET", "/v1/trades?symbol=BHP'%3B%20DROP%20TABLE%20trades%3B--")
+	if status != 200 || *env.Meta.Count != 0 {
+		t.Fatalf("injection: %d %+v", status, env)
+	}
+	if status, env, _ := get(t, srv, "GET", "/v1/trades?symbol=BHP&limit=1"); status != 200 || *env.Meta.Count != 1 {
+		t.Fatalf("the table after the injection attempt: %d %+v", status, env)
+	}
+}

@@ -1,0 +1,104 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// The error codes of the seed report, one for each way a request fails.
+const (
+	codeInvalidParameters = "INVALID_PARAMETERS"
+	codeNotFound          = "NOT_FOUND"
+	codeMethodNotAllowed  = "METHOD_NOT_ALLOWED"
+	codeQueryTimeout      = "QUERY_TIMEOUT"
+	codeUnavailable       = "SERVICE_UNAVAILABLE"
+	codeInternal          = "INTERNAL_ERROR"
+)
+
+// meta is what every answer says about itself.
+type meta struct {
+	RequestID  string `json:"request_id"`
+	Timestamp  string `json:"timestamp"`
+	SnapshotID int64  `json:"snapshot_id,omitempty"`
+	Count      *int   `json:"count,omitempty"`
+}
+
+type success struct {
+	Success bool `json:"success"`
+	Data    any  `json:"data"`
+	Meta    meta `json:"meta"`
+}
+
+type failure struct {
+	Success bool         `json:"success"`
+	Error   errorMessage `json:"error"`
+	Meta    meta         `json:"meta"`
+}
+
+type errorMessage struct {
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+func newMeta(r *http.Request) meta {
+	return meta{RequestID: requestIDOf(r.Context()), Timestamp: time.Now().UTC().Format(time.RFC3339Nano)}
+}
+
+// writeData answers 200 with data in the success shape; count is the
+// number of records when data is a list.
+func writeData(w http.ResponseWriter, r *http.Request, data any, count int) {
+	m := newMeta(r)
+	if count >= 0 {
+		m.Count = &count
+	}
+	writeJSON(w, http.StatusOK, success{Success: true, Data: data, Meta: m})
+}
+
+// writeError answers in the one error shape.
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, message string, details map[string]any) {
+	writeJSON(w, status, failure{Error: errorMessage{Code: code, Message: message, Details: details}, Meta: newMeta(r)})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+type requestIDKey struct{}
+
+// requestID is the caller's X-Request-ID (or X-Correlation-ID) when it is
+// a sane token, else a new one.
+func requestID(r *http.Request) string {
+	for _, h := range []string{"X-Request-ID", "X-Correlation-ID"} {
+		if v := r.Header.Get(h); v != "" && len(v) <= 128 && printableASCII(v) {
+			return v
+		}
+	}
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func printableASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func withRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+func requestIDOf(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
