@@ -223,3 +223,27 @@ func TestErrorsHaveOneShape(t *testing.T) {
 		t.Fatalf("the table after the injection attempt: %d %+v", status, env)
 	}
 }
+
+// The curl examples of docs/api.md work as written, against the ASX sample.
+func TestDocumentedExamples(t *testing.T) {
+	srv, _ := bhp(t)
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "docs", "api.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "curl -s 'http://127.0.0.1:8000")
+		if !ok {
+			continue
+		}
+		path, _, _ := strings.Cut(rest, "'")
+		n++
+		if status, env, _ := get(t, srv, "GET", path); status != 200 || !env.Success || env.Meta.Count == nil || *env.Meta.Count == 0 {
+			t.Errorf("%s: %d %+v", path, status, env)
+		}
+	}
+	if n == 0 {
+		t.Fatal("docs/api.md has no curl example")
+	}
+}
