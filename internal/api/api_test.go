@@ -163,6 +163,34 @@ func TestRoutesAnswerBHP(t *testing.T) {
 	if status != 200 || strings.Join(names, ",") == "" || !strings.Contains(strings.Join(names, ","), "BHP") {
 		t.Errorf("symbols: %d %v", status, names)
 	}
+	// The daily summary is the 1d bar of the Sydney date; a day without
+	// trades is 404.
+	status, env, _ = get(t, srv, "GET", "/v1/summary/bhp/2014-03-11")
+	var day map[string]any
+	json.Unmarshal(env.Data, &day)
+	if w := want["2014-03-11"]; status != 200 || !sameDecimal(day["open"], w[0]) || !sameDecimal(day["close"], w[1]) || day["volume"] != w[2] {
+		t.Errorf("summary: %d %v, from the file %v", status, day, w)
+	}
+	if status, env, _ := get(t, srv, "GET", "/v1/summary/BHP/2014-03-15"); status != 404 || env.Error.Code != "NOT_FOUND" {
+		t.Errorf("summary of a Saturday: %d %+v", status, env)
+	}
+	status, env, _ = get(t, srv, "GET", "/v1/stats")
+	var stats struct {
+		Tables []struct {
+			Table string
+			Rows  int64
+		}
+		Pool struct {
+			PoolSize int `json:"pool_size"`
+		}
+	}
+	json.Unmarshal(env.Data, &stats)
+	if status != 200 || len(stats.Tables) == 0 || stats.Tables[0].Rows == 0 || stats.Pool.PoolSize == 0 {
+		t.Errorf("stats: %d %s", status, env.Data)
+	}
+	if status, env, _ := get(t, srv, "GET", "/v1/snapshots?table=quotes&limit=1"); status != 200 || *env.Meta.Count != 1 {
+		t.Errorf("snapshots: %d %+v", status, env)
+	}
 	if got := ops.Sum(reg, "k2_http_requests_total", "route", "GET /v1/bars/{interval}", "status", "2xx"); got != 1 {
 		t.Errorf("requests counted under the route template: %v", got)
 	}
@@ -206,6 +234,8 @@ func TestErrorsHaveOneShape(t *testing.T) {
 		{"GET", "/v1/bars/2m?symbol=BHP", 400, "INVALID_PARAMETERS", "interval"},
 		{"GET", "/v1/bars/1m", 400, "INVALID_PARAMETERS", "symbol"},
 		{"GET", "/v1/trades?as_of_snapshot=42", 400, "INVALID_PARAMETERS", ""},
+		{"GET", "/v1/snapshots?table=bars", 400, "INVALID_PARAMETERS", "table"},
+		{"GET", "/v1/summary/BHP/11-03-2014", 400, "INVALID_PARAMETERS", "date"},
 	} {
 		status, env, _ := get(t, srv, c.method, c.path)
 		if status != c.status || env.Success || env.Error.Code != c.code || env.Error.Message == "" || env.Meta.RequestID == "" ||
@@ -239,7 +269,7 @@ func TestDocumentedExamples(t *testing.T) {
 		}
 		path, _, _ := strings.Cut(rest, "'")
 		n++
-		if status, env, _ := get(t, srv, "GET", path); status != 200 || !env.Success || env.Meta.Count == nil || *env.Meta.Count == 0 {
+		if status, env, _ := get(t, srv, "GET", path); status != 200 || !env.Success || len(env.Data) < 3 || env.Meta.Count != nil && *env.Meta.Count == 0 {
 			t.Errorf("%s: %d %+v", path, status, env)
 		}
 	}

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 func (s *Server) routes() {
@@ -16,6 +20,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/bars/{interval}", s.bars)
 	s.mux.HandleFunc("GET /v1/ohlcv/{interval}", s.bars) // the original's name
 	s.mux.HandleFunc("GET /v1/symbols", s.symbols)
+	s.mux.HandleFunc("GET /v1/summary/{symbol}/{date}", s.summary)
+	s.mux.HandleFunc("GET /v1/stats", s.stats)
+	s.mux.HandleFunc("GET /v1/snapshots", s.snapshots)
 }
 
 func (s *Server) trades(w http.ResponseWriter, r *http.Request) {
@@ -81,6 +88,63 @@ func (s *Server) symbols(w http.ResponseWriter, r *http.Request) {
 			names[i] = r.Symbol
 		}
 		return names, len(names), nil
+	})
+}
+
+// summary answers the daily bar of a symbol on an exchange-local date
+// (YYYY-MM-DD), 404 when nothing traded.
+func (s *Server) summary(w http.ResponseWriter, r *http.Request) {
+	p := params{q: r.URL.Query()}
+	symbol := strings.ToUpper(r.PathValue("symbol"))
+	if len(symbol) > maxSymbolBytes || !utf8.ValidString(symbol) {
+		p.fail("symbol", "not UTF-8 of at most %d bytes", maxSymbolBytes)
+	}
+	date := r.PathValue("date")
+	if _, err := time.Parse(time.DateOnly, date); err != nil {
+		p.fail("date", "%q is not YYYY-MM-DD", date)
+	}
+	exchange, asOf := p.exchange(), p.asOf()
+	if p.err == nil {
+		bar, err := s.engine.Summary(r.Context(), symbol, exchange, date, asOf)
+		if err == nil && bar == nil {
+			writeError(w, r, http.StatusNotFound, codeNotFound, symbol+" did not trade on "+date, nil)
+			return
+		}
+		s.answer(w, r, nil, func(context.Context) (any, int, error) { return bar, -1, err })
+		return
+	}
+	s.answer(w, r, p.err, nil)
+}
+
+// stats answers each table's rows, files, bytes and time range, and the
+// query pool's statistics.
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
+	p := params{q: r.URL.Query()}
+	asOf := p.asOf()
+	s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) {
+		tables, err := s.engine.Stats(ctx, asOf)
+		return map[string]any{"tables": tables, "pool": s.engine.PoolStats()}, -1, err
+	})
+}
+
+// snapshots answers a table's snapshots, newest first (table: trades by
+// default; limit 10, at most 100).
+func (s *Server) snapshots(w http.ResponseWriter, r *http.Request) {
+	p := params{q: r.URL.Query()}
+	table := p.text("table", 64)
+	if table == "" {
+		table = "trades"
+	}
+	if _, err := record.ByTable(table); err != nil {
+		p.fail("table", "%v", err)
+	}
+	limit := int(p.integer("limit", 10, 1, 100))
+	s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) {
+		snaps, err := s.engine.Snapshots(ctx, table)
+		if len(snaps) > limit {
+			snaps = snaps[:limit]
+		}
+		return snaps, len(snaps), err
 	})
 }
 
