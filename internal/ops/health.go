@@ -36,8 +36,9 @@ func (h *Health) Add(name string, check func(context.Context) error) {
 
 // Check is one check's outcome.
 type Check struct {
-	Status string `json:"status"` // ok or failing
-	Error  string `json:"error,omitempty"`
+	Status    string  `json:"status"` // ok or failing
+	Error     string  `json:"error,omitempty"`
+	LatencyMS float64 `json:"latency_ms"` // how long the check took
 }
 
 // Report is what /health answers.
@@ -60,19 +61,21 @@ func (h *Health) Run(ctx context.Context, timeout time.Duration) Report {
 	r := Report{Status: "ok", Role: h.role, Build: BuildInfo(), Checks: map[string]Check{}}
 	for i, n := range names {
 		cctx, cancel := context.WithTimeout(ctx, timeout)
+		start := time.Now()
 		err := checks[i](cctx)
+		ms := float64(time.Since(start).Microseconds()) / 1000
 		cancel()
 		if err != nil {
 			r.Status = "failing"
-			r.Checks[n] = Check{Status: "failing", Error: err.Error()}
+			r.Checks[n] = Check{Status: "failing", Error: err.Error(), LatencyMS: ms}
 			continue
 		}
-		r.Checks[n] = Check{Status: "ok"}
+		r.Checks[n] = Check{Status: "ok", LatencyMS: ms}
 	}
 	return r
 }
 
-// Handler serves /health.
+// Handler serves /health and /ready.
 func (h *Health) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r := h.Run(req.Context(), 5*time.Second)

@@ -277,6 +277,10 @@ func TestHandleServesARouteBesideHealth(t *testing.T) {
 	if code, body := st.get(t, "/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "heap") {
 		t.Errorf("/debug/pprof/: %d", code)
 	}
+	// /ready: each dependency with its status and how long its check took.
+	if code, body := st.get(t, "/ready"); code != http.StatusOK || !strings.Contains(body, `"lake"`) || !strings.Contains(body, `"latency_ms"`) {
+		t.Errorf("/ready: %d %s", code, body)
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe to write from the stack and read here.
