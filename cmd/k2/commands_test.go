@@ -145,8 +145,10 @@ func TestHelpListsTheCommandsOwnSettings(t *testing.T) {
 		{[]string{"feed", "binance"}, []string{"--symbols", "--url", "--rest-url", "--brokers", "--http-listen"},
 			[]string{"--catalog", "--sink-batch-rows", "--rate", "--query-pool-size"}},
 		{[]string{"feed", "synth"}, []string{"--rate", "--seed", "--max-trades"}, []string{"--url", "--rest-url", "--catalog"}},
-		{[]string{"up"}, []string{"--broker-listen", "--sink-batch-rows", "--symbols", "--rate", "--catalog", "(default \"127.0.0.1:8000\")"},
-			[]string{"--brokers ", "--query-timeout", "--batch-rows "}},
+		{[]string{"up"}, []string{"--broker-listen", "--sink-batch-rows", "--symbols", "--rate", "--catalog", "--query-timeout", "(default \"127.0.0.1:8000\")"},
+			[]string{"--brokers ", "--batch-rows "}},
+		{[]string{"api"}, []string{"--catalog", "--query-timeout", "--query-pool-size", "(default \"127.0.0.1:8005\")"},
+			[]string{"--brokers", "--sink-batch-rows", "--symbols", "--broker-listen"}},
 		{[]string{"load", "asx"}, []string{"--batch-rows", "--via-kafka", "--brokers", "--catalog"}, []string{"--sink-batch-rows", "--query-timeout"}},
 	} {
 		out, _, code := run(t, append(c.args, "--help")...)

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/k2-market-data/k2/internal/replay"
 	"github.com/k2-market-data/k2/internal/testsvc"
@@ -245,5 +247,41 @@ func TestHostileSymbolsThroughTheStream(t *testing.T) {
 		"--warehouse", filepath.Join(s.dataDir, "warehouse"), "--table", "market_data.trades")
 	if n, _ := py["tables"].(map[string]any)["market_data.trades"].(map[string]any)["rows"].(json.Number).Int64(); n != want+6106 {
 		t.Fatalf("PyIceberg reads %d trades, want %d", n, want+6106)
+	}
+}
+
+// k2 api serves the API over a lake as a process of its own.
+func TestAPIRoleServesTheLake(t *testing.T) {
+	data := t.TempDir()
+	if _, e, code := run(t, "--data-dir", data, "load", "asx", testutil.Data(t, "asx"), "--no-progress"); code != 0 {
+		t.Fatal(e)
+	}
+	addr := freeAddr(t)
+	p := startFeedProc(t, data, "api", "--log-level", "info", "--data-dir", data, "api", "--http-listen", addr)
+	var body map[string]any
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// The listener answers /health before the lake is open: wait for
+		// the API's own answer.
+		resp, err := http.Get("http://" + addr + "/v1/trades?symbol=BHP&limit=3")
+		if err == nil {
+			json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("k2 api did not answer: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if body["success"] != true || len(body["data"].([]any)) != 3 {
+		t.Fatalf("%v", body)
+	}
+	p.Process.Signal(syscall.SIGTERM)
+	<-p.done
+	if err := p.Wait(); err != nil {
+		t.Fatalf("k2 api stopped with %v", err)
 	}
 }

@@ -63,6 +63,7 @@ to --log-file or to the log when it is JSON or not a terminal.`,
 	a.cfg.RegisterEmbedded(fs)
 	a.cfg.RegisterHTTP(fs, "up")
 	a.cfg.RegisterLake(fs)
+	a.cfg.RegisterQuery(fs) // the API's queries
 	a.cfg.RegisterSink(fs)
 	a.cfg.RegisterMaintain(fs)
 	a.cfg.RegisterFeed(fs, which)
@@ -139,6 +140,29 @@ result.`,
 	a.cfg.RegisterHTTP(fs, "maintain")
 	a.cfg.RegisterLake(fs)
 	a.cfg.RegisterMaintain(fs)
+	a.cfg.RegisterMemory(fs)
+	return cmd
+}
+
+func newAPICmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "Serve the REST API over the lake, as a role of its own for a cluster",
+		Long: `k2 api answers the REST API k2 up serves (docs/api.md) over the lake of
+--catalog and --warehouse, with /health, /ready and /metrics beside it. Any
+number may run against one lake: they only read it.`,
+		Example: "  k2 api --catalog postgres://k2@db/k2 --warehouse s3://market-data/k2 --http-listen 0.0.0.0:8005",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.serve(cmd.Context(), cmd, "api", stack.Parts{API: true}, func(st *stack.Stack) string {
+				return where(st, "api")
+			}, nil)
+		},
+	}
+	fs := cmd.Flags()
+	a.cfg.RegisterHTTP(fs, "api")
+	a.cfg.RegisterLake(fs)
+	a.cfg.RegisterQuery(fs)
 	a.cfg.RegisterMemory(fs)
 	return cmd
 }

@@ -126,6 +126,7 @@ var HTTPDefaults = map[string]string{
 	"sink":     "127.0.0.1:8002",
 	"feed":     "127.0.0.1:8003",
 	"maintain": "127.0.0.1:8004",
+	"api":      "127.0.0.1:8005",
 }
 
 // Sink is how the sink consumes and commits.
