@@ -14,9 +14,15 @@ import (
 )
 
 func (s *Server) routes() {
-	s.mux.HandleFunc("GET /v1/trades", s.trades)
-	s.mux.HandleFunc("GET /v1/quotes", s.quotes)
-	s.mux.HandleFunc("GET /v1/funding_rates", s.funding)
+	s.mux.HandleFunc("GET /v1/trades", s.records(func(ctx context.Context, q query.RecordQuery) (any, int, error) {
+		return list(s.engine.Trades(ctx, q))
+	}))
+	s.mux.HandleFunc("GET /v1/quotes", s.records(func(ctx context.Context, q query.RecordQuery) (any, int, error) {
+		return list(s.engine.Quotes(ctx, q))
+	}))
+	s.mux.HandleFunc("GET /v1/funding_rates", s.records(func(ctx context.Context, q query.RecordQuery) (any, int, error) {
+		return list(s.engine.Funding(ctx, q))
+	}))
 	s.mux.HandleFunc("GET /v1/bars/{interval}", s.bars)
 	s.mux.HandleFunc("GET /v1/ohlcv/{interval}", s.bars) // the original's name
 	s.mux.HandleFunc("GET /v1/symbols", s.symbols)
@@ -25,32 +31,18 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/snapshots", s.snapshots)
 }
 
-func (s *Server) trades(w http.ResponseWriter, r *http.Request) {
-	p := params{q: r.URL.Query()}
-	q := p.records(s.o.MaxSpan)
-	s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) {
-		rows, err := s.engine.Trades(ctx, q)
-		return rows, len(rows), err
-	})
+// records answers a record route: the parameters every kind takes, then
+// the engine's read of that kind.
+func (s *Server) records(read func(context.Context, query.RecordQuery) (any, int, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p := params{q: r.URL.Query()}
+		q := p.records(s.o.MaxSpan)
+		s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) { return read(ctx, q) })
+	}
 }
 
-func (s *Server) quotes(w http.ResponseWriter, r *http.Request) {
-	p := params{q: r.URL.Query()}
-	q := p.records(s.o.MaxSpan)
-	s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) {
-		rows, err := s.engine.Quotes(ctx, q)
-		return rows, len(rows), err
-	})
-}
-
-func (s *Server) funding(w http.ResponseWriter, r *http.Request) {
-	p := params{q: r.URL.Query()}
-	q := p.records(s.o.MaxSpan)
-	s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) {
-		rows, err := s.engine.Funding(ctx, q)
-		return rows, len(rows), err
-	})
-}
+// list is a read's rows with their count.
+func list[T any](rows []T, err error) (any, int, error) { return rows, len(rows), err }
 
 // bars answers bars of a symbol at an interval (1m … 1d); the 1d bar is
 // the exchange-local trading date. Limit defaults to 1,000.
