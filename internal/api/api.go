@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/query"
 )
 
@@ -75,8 +76,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		took := time.Since(start)
 		s.m.requests.WithLabelValues(pattern, r.Method, statusClass(rec.status)).Inc()
 		s.m.duration.WithLabelValues(pattern).Observe(took.Seconds())
-		s.log.Info("request", "request_id", id, "method", r.Method, "route", pattern, "path", r.URL.Path,
-			"status", rec.status, "bytes", rec.bytes, "duration_ms", took.Milliseconds())
+		// Routine: in the log file and collected logs, not on a terminal.
+		s.log.Log(r.Context(), ops.LevelRoutine, "request", "request_id", id, "method", r.Method, "route", pattern,
+			"path", r.URL.Path, "status", rec.status, "bytes", rec.bytes, "duration_ms", took.Milliseconds())
 	}()
 	h.ServeHTTP(rec, r.WithContext(withRequestID(r.Context(), id)))
 }
