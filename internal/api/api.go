@@ -4,6 +4,7 @@
 package api
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -64,6 +65,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pattern == "" {
 		h, pattern = http.HandlerFunc(s.unrouted), "unrouted"
 	}
+	if age, ok := cacheFor[pattern]; ok && r.Method == http.MethodGet {
+		rec.cacheControl = fmt.Sprintf("private, max-age=%d", int(age.Seconds()))
+	}
 	s.m.inFlight.Inc()
 	defer func() {
 		s.m.inFlight.Dec()
@@ -104,23 +108,44 @@ func (s *Server) unrouted(w http.ResponseWriter, r *http.Request) {
 	writeError(w, r, http.StatusNotFound, codeNotFound, "no route "+r.URL.Path, nil)
 }
 
-// recorder keeps the status and size of a response.
+// cacheFor is how long a client may keep a route's answer (the
+// original's Cache-Control); other answers, and every error, are not kept.
+var cacheFor = map[string]time.Duration{
+	"GET /v1/trades":                  5 * time.Second,
+	"GET /v1/quotes":                  5 * time.Second,
+	"GET /v1/funding_rates":           5 * time.Second,
+	"GET /v1/summary/{symbol}/{date}": time.Minute,
+	"GET /v1/symbols":                 5 * time.Minute,
+	"GET /v1/stats":                   30 * time.Second,
+	"GET /v1/snapshots":               10 * time.Second,
+}
+
+// recorder keeps the status and size of a response, and sets its
+// Cache-Control once the status is known.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int
-	wrote  bool
+	status       int
+	bytes        int
+	wrote        bool
+	cacheControl string // for a 2xx answer; "" is no-store
 }
 
 func (r *recorder) WriteHeader(code int) {
 	if !r.wrote {
 		r.status, r.wrote = code, true
+		cc := "no-store"
+		if code < 300 && r.cacheControl != "" {
+			cc = r.cacheControl
+		}
+		r.Header().Set("Cache-Control", cc)
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
-	r.wrote = true
+	if !r.wrote {
+		r.WriteHeader(http.StatusOK)
+	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += n
 	return n, err

@@ -194,6 +194,13 @@ func TestRoutesAnswerBHP(t *testing.T) {
 	if got := ops.Sum(reg, "k2_http_requests_total", "route", "GET /v1/bars/{interval}", "status", "2xx"); got != 1 {
 		t.Errorf("requests counted under the route template: %v", got)
 	}
+	// Cache-Control as the original set it; errors are never kept.
+	for path, want := range map[string]string{"/v1/symbols": "private, max-age=300", "/v1/trades?symbol=BHP&limit=1": "private, max-age=5",
+		"/v1/bars/1m?symbol=BHP&limit=1": "no-store", "/v1/trades?limit=0": "no-store"} {
+		if _, _, h := get(t, srv, "GET", path); h.Get("Cache-Control") != want {
+			t.Errorf("%s: Cache-Control %q, want %q", path, h.Get("Cache-Control"), want)
+		}
+	}
 }
 
 // sameDecimal compares the API's decimal text with the file's ("40" and "40.0").
