@@ -38,8 +38,11 @@ func (p *params) fail(name, format string, args ...any) {
 
 // text is an optional text parameter: UTF-8, no control characters, at
 // most max bytes.
-func (p *params) text(name string, max int) string {
-	v := p.q.Get(name)
+func (p *params) text(name string, max int) string { return p.checkText(name, p.q.Get(name), max) }
+
+// checkText holds any text value (a query or path parameter) to the rules
+// of text.
+func (p *params) checkText(name, v string, max int) string {
 	switch {
 	case len(v) > max:
 		p.fail(name, "longer than %d bytes", max)

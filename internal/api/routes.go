@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/query"
@@ -87,25 +86,21 @@ func (s *Server) symbols(w http.ResponseWriter, r *http.Request) {
 // (YYYY-MM-DD), 404 when nothing traded.
 func (s *Server) summary(w http.ResponseWriter, r *http.Request) {
 	p := params{q: r.URL.Query()}
-	symbol := strings.ToUpper(r.PathValue("symbol"))
-	if len(symbol) > maxSymbolBytes || !utf8.ValidString(symbol) {
-		p.fail("symbol", "not UTF-8 of at most %d bytes", maxSymbolBytes)
-	}
+	symbol := strings.ToUpper(p.checkText("symbol", r.PathValue("symbol"), maxSymbolBytes))
 	date := r.PathValue("date")
 	if _, err := time.Parse(time.DateOnly, date); err != nil {
 		p.fail("date", "%q is not YYYY-MM-DD", date)
 	}
 	exchange, asOf := p.exchange(), p.asOf()
+	var bar *md.Bar
+	var err error
 	if p.err == nil {
-		bar, err := s.engine.Summary(r.Context(), symbol, exchange, date, asOf)
-		if err == nil && bar == nil {
+		if bar, err = s.engine.Summary(r.Context(), symbol, exchange, date, asOf); err == nil && bar == nil {
 			writeError(w, r, http.StatusNotFound, codeNotFound, symbol+" did not trade on "+date, nil)
 			return
 		}
-		s.answer(w, r, nil, func(context.Context) (any, int, error) { return bar, -1, err })
-		return
 	}
-	s.answer(w, r, p.err, nil)
+	s.answer(w, r, p.err, func(context.Context) (any, int, error) { return bar, -1, err })
 }
 
 // stats answers each table's rows, files, bytes and time range, and the
