@@ -6,6 +6,7 @@ package api
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/tail"
 )
 
 // Options configure a Server.
@@ -21,6 +23,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// MaxSpan bounds the time range one request may ask for (default 31 days).
 	MaxSpan time.Duration
+	// Tail, when set, holds the stream's records after the lake: recent
+	// reads combine both, and the event streams follow it.
+	Tail *tail.Tail
 }
 
 // Server answers the API's routes from a query engine.
@@ -30,6 +35,11 @@ type Server struct {
 	log    *slog.Logger
 	m      *metrics
 	mux    *http.ServeMux
+	tail   *tail.Tail
+	// cacheFor is how long a client may keep a route's answer (the
+	// original's Cache-Control); other answers, and every error, are not
+	// kept.
+	cacheFor map[string]time.Duration
 }
 
 // New returns a server over e.
@@ -40,7 +50,8 @@ func New(e *query.Engine, o Options) *Server {
 	if o.MaxSpan == 0 {
 		o.MaxSpan = 31 * 24 * time.Hour
 	}
-	s := &Server{engine: e, o: o, log: o.Logger, m: newMetrics(o.Registerer), mux: http.NewServeMux()}
+	s := &Server{engine: e, o: o, log: o.Logger, m: newMetrics(o.Registerer), mux: http.NewServeMux(), tail: o.Tail,
+		cacheFor: maps.Clone(cacheFor)}
 	s.routes()
 	return s
 }
@@ -65,7 +76,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pattern == "" {
 		h, pattern = http.HandlerFunc(s.unrouted), "unrouted"
 	}
-	if age, ok := cacheFor[pattern]; ok && r.Method == http.MethodGet {
+	if age, ok := s.cacheFor[pattern]; ok && r.Method == http.MethodGet {
 		rec.cacheControl = fmt.Sprintf("private, max-age=%d", int(age.Seconds()))
 	}
 	s.m.inFlight.Inc()
@@ -108,12 +119,9 @@ func (s *Server) unrouted(w http.ResponseWriter, r *http.Request) {
 	writeError(w, r, http.StatusNotFound, codeNotFound, "no route "+r.URL.Path, nil)
 }
 
-// cacheFor is how long a client may keep a route's answer (the
-// original's Cache-Control); other answers, and every error, are not kept.
+// cacheFor is how long a client may keep a route's answer; each record
+// kind's GET route adds its own (5 s).
 var cacheFor = map[string]time.Duration{
-	"GET /v1/trades":                  5 * time.Second,
-	"GET /v1/quotes":                  5 * time.Second,
-	"GET /v1/funding_rates":           5 * time.Second,
 	"GET /v1/summary/{symbol}/{date}": time.Minute,
 	"GET /v1/symbols":                 5 * time.Minute,
 	"GET /v1/stats":                   30 * time.Second,

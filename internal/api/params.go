@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -28,6 +27,9 @@ func (e *paramError) Error() string { return e.Param + ": " + e.Message }
 type params struct {
 	q   url.Values
 	err error
+	// whole: list values are items as they are (a JSON body's lists),
+	// not comma-separated text.
+	whole bool
 }
 
 func (p *params) fail(name, format string, args ...any) {
@@ -124,21 +126,4 @@ func (p *params) filter(maxSpan time.Duration) query.Filter {
 		}
 	}
 	return f
-}
-
-// records reads the parameters of a record route: the filter, limit
-// (default 100, at most 10,000), order (desc: newest first, the default)
-// and the snapshot to read.
-func (p *params) records(maxSpan time.Duration) query.RecordQuery {
-	return query.RecordQuery{
-		Filter: p.filter(maxSpan),
-		Limit:  int(p.integer("limit", 100, 1, 10_000)),
-		Desc:   p.oneOf("order", "desc", "desc", "asc") == "desc",
-		AsOf:   p.asOf(),
-	}
-}
-
-func isParamError(err error) bool {
-	var pe *paramError
-	return errors.As(err, &pe)
 }

@@ -25,6 +25,9 @@ type meta struct {
 	Timestamp  string `json:"timestamp"`
 	SnapshotID int64  `json:"snapshot_id,omitempty"`
 	Count      *int   `json:"count,omitempty"`
+	// Incomplete: the answer should hold records the API no longer has in
+	// memory and the lake does not have yet (the sink is stalled).
+	Incomplete bool `json:"incomplete,omitempty"`
 }
 
 type success struct {

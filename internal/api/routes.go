@@ -13,15 +13,9 @@ import (
 )
 
 func (s *Server) routes() {
-	s.mux.HandleFunc("GET /v1/trades", s.records(func(ctx context.Context, q query.RecordQuery) (any, int, error) {
-		return list(s.engine.Trades(ctx, q))
-	}))
-	s.mux.HandleFunc("GET /v1/quotes", s.records(func(ctx context.Context, q query.RecordQuery) (any, int, error) {
-		return list(s.engine.Quotes(ctx, q))
-	}))
-	s.mux.HandleFunc("GET /v1/funding_rates", s.records(func(ctx context.Context, q query.RecordQuery) (any, int, error) {
-		return list(s.engine.Funding(ctx, q))
-	}))
+	for _, k := range record.All {
+		s.kindRoutes(k)
+	}
 	s.mux.HandleFunc("GET /v1/bars/{interval}", s.bars)
 	s.mux.HandleFunc("GET /v1/ohlcv/{interval}", s.bars) // the original's name
 	s.mux.HandleFunc("GET /v1/symbols", s.symbols)
@@ -29,19 +23,6 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/stats", s.stats)
 	s.mux.HandleFunc("GET /v1/snapshots", s.snapshots)
 }
-
-// records answers a record route: the parameters every kind takes, then
-// the engine's read of that kind.
-func (s *Server) records(read func(context.Context, query.RecordQuery) (any, int, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p := params{q: r.URL.Query()}
-		q := p.records(s.o.MaxSpan)
-		s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) { return read(ctx, q) })
-	}
-}
-
-// list is a read's rows with their count.
-func list[T any](rows []T, err error) (any, int, error) { return rows, len(rows), err }
 
 // bars answers bars of a symbol at an interval (1m … 1d); the 1d bar is
 // the exchange-local trading date. Limit defaults to 1,000.
@@ -145,17 +126,27 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, paramErr error, 
 		return
 	}
 	data, n, err := read(r.Context())
-	switch {
-	case err == nil:
-		writeData(w, r, data, n)
-	case errors.Is(err, context.DeadlineExceeded):
-		writeError(w, r, http.StatusGatewayTimeout, codeQueryTimeout, "the query took too long", nil)
-	case isBadRequest(err):
-		writeError(w, r, http.StatusBadRequest, codeInvalidParameters, err.Error(), nil)
-	default:
-		s.log.Error("API query failed", "request_id", requestIDOf(r.Context()), "path", r.URL.Path, "error", err)
-		writeError(w, r, http.StatusInternalServerError, codeInternal, "the query failed", nil)
+	if err != nil {
+		status, code, msg := s.classify(r, err)
+		writeError(w, r, status, code, msg, nil)
+		return
 	}
+	writeData(w, r, data, n)
+}
+
+// classify maps a read's error to its status, code and message; K2's own
+// failures are logged with the request id and not described to the client.
+func (s *Server) classify(r *http.Request, err error) (int, string, string) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, query.ErrTimeout):
+		return http.StatusGatewayTimeout, codeQueryTimeout, "the query took too long"
+	case isBadRequest(err):
+		return http.StatusBadRequest, codeInvalidParameters, err.Error()
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		return 499, codeInternal, "the client went away" // never seen by it
+	}
+	s.log.Error("API query failed", "request_id", requestIDOf(r.Context()), "path", r.URL.Path, "error", err)
+	return http.StatusInternalServerError, codeInternal, "the query failed"
 }
 
 // isBadRequest tells the engine's refusals of a request (an unknown

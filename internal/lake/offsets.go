@@ -85,8 +85,15 @@ func offsetsOf(props map[string]string) Offsets {
 // table no stream has written, or whose offset-bearing snapshots expired;
 // the consumer group's committed offsets cover that case.
 func TableOffsets(tbl *table.Table) Offsets {
+	return SnapshotOffsets(tbl, tbl.Metadata().CurrentSnapshot())
+}
+
+// SnapshotOffsets returns the offsets recorded by snap or, when it records
+// none, by its nearest ancestor that does: the stream's position when the
+// table stood at snap.
+func SnapshotOffsets(tbl *table.Table, snap *table.Snapshot) Offsets {
 	md := tbl.Metadata()
-	for s := md.CurrentSnapshot(); s != nil; {
+	for s := snap; s != nil; {
 		if s.Summary != nil {
 			if o := offsetsOf(s.Summary.Properties); len(o) > 0 {
 				return o

@@ -271,9 +271,21 @@ func (e *Engine) snapshot(st *tableState, name string, asOf AsOf) (*table.Snapsh
 type Filter struct {
 	Symbol   string
 	Exchange string
-	From, To md.Timestamp // [From, To)
+	// Symbols and Exchanges match any of several (with Symbol and
+	// Exchange, all must hold).
+	Symbols, Exchanges []string
+	From, To           md.Timestamp // [From, To)
+	// Bounds limit decimal columns (price, quantity) to a range.
+	Bounds []Bound
 	// ExcludeConditions leaves out trades carrying any of these condition codes.
 	ExcludeConditions []string
+}
+
+// Bound keeps rows whose decimal Column is within [Min, Max]; a nil end
+// is open. The column must be one of the table's decimal columns.
+type Bound struct {
+	Column   string
+	Min, Max *md.Decimal
 }
 
 // paths returns the local paths DuckDB reads for files, fetching

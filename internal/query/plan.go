@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/apache/iceberg-go"
@@ -46,6 +47,11 @@ func (d *dataFile) mayHold(f Filter) bool {
 		}
 	}
 	if f.Symbol != "" && d.hasSym && (f.Symbol < d.symLo || f.Symbol > d.symHi) {
+		return false
+	}
+	if len(f.Symbols) > 0 && !slices.ContainsFunc(f.Symbols, func(s string) bool {
+		return (!d.hasPartSym || s == d.partSym) && (!d.hasSym || s >= d.symLo && s <= d.symHi)
+	}) {
 		return false
 	}
 	if f.Exchange != "" && d.hasEx && (f.Exchange < d.exLo || f.Exchange > d.exHi) {

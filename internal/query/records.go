@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
+	"github.com/apache/iceberg-go/table"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/google/uuid"
 
@@ -23,6 +25,17 @@ type RecordQuery struct {
 	AsOf  AsOf
 	Limit int  // 1 … MaxLimit; 0 means 100
 	Desc  bool // newest first
+	// After continues a read past the last row of an earlier page: rows
+	// after that position in the read's order (keyset pagination).
+	After *Position
+}
+
+// Position is a row's place in a table's order: time, exchange sequence
+// (null sorts last either way) and key.
+type Position struct {
+	Time md.Timestamp `json:"t"`
+	Seq  *int64       `json:"s,omitempty"`
+	Key  string       `json:"k"`
 }
 
 func (q *RecordQuery) validate() error {
@@ -31,6 +44,9 @@ func (q *RecordQuery) validate() error {
 	}
 	if q.Limit < 0 || q.Limit > MaxLimit {
 		return requestError("limit %d is outside 1 … %d", q.Limit, MaxLimit)
+	}
+	if q.After != nil && q.After.Key == "" {
+		return requestError("a position to continue from needs a key")
 	}
 	if q.From != 0 && q.To != 0 && q.To <= q.From {
 		return requestError("time range is empty: to (%s) is not after from (%s)", q.To, q.From)
@@ -49,11 +65,46 @@ func (w *where) add(clause string, args ...any) {
 	w.args = append(w.args, args...)
 }
 
+// in keeps rows whose col is one of values (no condition when none).
+func (w *where) in(col string, values []string) {
+	if len(values) == 0 {
+		return
+	}
+	marks := strings.Repeat("?, ", len(values))
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = v
+	}
+	w.add(col+" IN ("+marks[:len(marks)-2]+")", args...)
+}
+
 func (w *where) String() string {
 	if len(w.clauses) == 0 {
 		return ""
 	}
 	return " WHERE " + strings.Join(w.clauses, " AND ")
+}
+
+// after keeps rows past p in the order time, sequence (nulls last), key,
+// ascending or descending.
+func (w *where) after(p Position, timeCol, seqCol, keyCol string, desc bool) {
+	cmp, nullSeq := ">", int64(math.MaxInt64)
+	if desc {
+		cmp, nullSeq = "<", math.MinInt64
+	}
+	ts := "make_timestamp(?::BIGINT)::TIMESTAMPTZ"
+	if seqCol == "" {
+		w.add(fmt.Sprintf("(%[1]s %[2]s %[3]s OR %[1]s = %[3]s AND %[4]s %[2]s ?)", timeCol, cmp, ts, keyCol),
+			int64(p.Time), int64(p.Time), p.Key)
+		return
+	}
+	s := nullSeq
+	if p.Seq != nil {
+		s = *p.Seq
+	}
+	seq := fmt.Sprintf("coalesce(%s, %d)", seqCol, nullSeq)
+	w.add(fmt.Sprintf("(%[1]s %[2]s %[3]s OR %[1]s = %[3]s AND (%[4]s %[2]s ? OR %[4]s = ? AND %[5]s %[2]s ?))", timeCol, cmp, ts, seq, keyCol),
+		int64(p.Time), int64(p.Time), s, s, p.Key)
 }
 
 // filterWhere turns a Filter into SQL conditions on the time column.
@@ -64,6 +115,16 @@ func filterWhere(f Filter, timeCol string) *where {
 	}
 	if f.Exchange != "" {
 		w.add("exchange = ?", f.Exchange)
+	}
+	w.in("symbol", f.Symbols)
+	w.in("exchange", f.Exchanges)
+	for _, b := range f.Bounds {
+		if b.Min != nil {
+			w.add(quoteIdent(b.Column)+" >= ?::DECIMAL(18,8)", b.Min.String())
+		}
+		if b.Max != nil {
+			w.add(quoteIdent(b.Column)+" <= ?::DECIMAL(18,8)", b.Max.String())
+		}
 	}
 	if f.From != 0 {
 		w.add(timeCol+" >= make_timestamp(?::BIGINT)::TIMESTAMPTZ", int64(f.From))
@@ -88,7 +149,7 @@ const quoteColumns = `quote_id, symbol, exchange, asset_class, "timestamp", bid_
 // Trades returns trades matching q in time order (newest first when Desc).
 func (e *Engine) Trades(ctx context.Context, q RecordQuery) ([]md.Trade, error) {
 	var out []md.Trade
-	err := e.topN(ctx, "trades", record.Trade.Table.Name, "trade_id", tradeColumns, q, func(rows *sql.Rows) (md.Timestamp, error) {
+	_, err := e.topN(ctx, "trades", record.Trade.Table.Name, "trade_id", tradeColumns, q, func(rows *sql.Rows) (md.Timestamp, error) {
 		t, err := scanTrade(rows)
 		out = append(out, t)
 		return t.Timestamp, err
@@ -102,7 +163,7 @@ func (e *Engine) Quotes(ctx context.Context, q RecordQuery) ([]md.Quote, error) 
 		return nil, fmt.Errorf("condition filters apply to trades, not quotes")
 	}
 	var out []md.Quote
-	err := e.topN(ctx, "quotes", record.Quote.Table.Name, "quote_id", quoteColumns, q, func(rows *sql.Rows) (md.Timestamp, error) {
+	_, err := e.topN(ctx, "quotes", record.Quote.Table.Name, "quote_id", quoteColumns, q, func(rows *sql.Rows) (md.Timestamp, error) {
 		v, err := scanQuote(rows)
 		out = append(out, v)
 		return v.Timestamp, err
@@ -120,7 +181,7 @@ func (e *Engine) Funding(ctx context.Context, q RecordQuery) ([]md.FundingRate, 
 		return nil, fmt.Errorf("condition filters apply to trades, not funding rates")
 	}
 	var out []md.FundingRate
-	err := e.topN(ctx, "funding", record.Funding.Table.Name, "message_id", fundingColumns, q, func(rows *sql.Rows) (md.Timestamp, error) {
+	_, err := e.topN(ctx, "funding", record.Funding.Table.Name, "message_id", fundingColumns, q, func(rows *sql.Rows) (md.Timestamp, error) {
 		v, err := scanFunding(rows)
 		out = append(out, v)
 		return v.Timestamp, err
@@ -135,38 +196,48 @@ func (e *Engine) Funding(ctx context.Context, q RecordQuery) ([]md.FundingRate, 
 // answer, so DuckDB skips all but the newest row groups. It widens the
 // range, then the file set, until no unread data could hold a row that
 // belongs in the answer: "the latest 100 trades" reads a row group or two,
-// however long the history.
+// however long the history. It returns the snapshot it read (nil for an
+// empty table).
 func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns string, q RecordQuery,
-	scan func(*sql.Rows) (md.Timestamp, error), reset func()) (err error) {
+	scan func(*sql.Rows) (md.Timestamp, error), reset func()) (snap *table.Snapshot, err error) {
 	start := time.Now()
 	read, n := 0, 0
 	defer func() { e.observe(kind, start, read, n, err) }()
 	if err := q.validate(); err != nil {
-		return err
+		return nil, err
 	}
 	st, err := e.load(ctx, tableName)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	snap, err := e.snapshot(st, tableName, q.AsOf)
-	if err != nil {
-		return err
+	if snap, err = e.snapshot(st, tableName, q.AsOf); err != nil {
+		return nil, err
 	}
-	files, err := e.plan(ctx, st, snap, "timestamp", q.Filter)
-	if err != nil || len(files) == 0 {
-		return err
-	}
-	files = append([]dataFile(nil), files...)
-	desc, err := record.ByTable(tableName)
-	if err != nil {
-		return err
-	}
-	seq := desc.Describe().Table.Sequence // rows of one time, in exchange order
-	sortFiles(files, q.Desc)
 	dir := "ASC"
 	if q.Desc {
 		dir = "DESC"
 	}
+	if a := q.After; a != nil { // nothing before the position can follow it
+		if q.Desc && (q.To == 0 || a.Time+1 < q.To) {
+			q.To = a.Time + 1
+		} else if !q.Desc && a.Time > q.From {
+			q.From = a.Time
+		}
+		if q.From != 0 && q.To != 0 && q.To <= q.From {
+			return snap, nil
+		}
+	}
+	files, err := e.plan(ctx, st, snap, "timestamp", q.Filter)
+	if err != nil || len(files) == 0 {
+		return snap, err
+	}
+	files = append([]dataFile(nil), files...)
+	desc, err := record.ByTable(tableName)
+	if err != nil {
+		return snap, err
+	}
+	seq := desc.Describe().Table.Sequence // rows of one time, in exchange order
+	sortFiles(files, q.Desc)
 	k, have := 0, int64(0)
 	for k < len(files) && have < int64(q.Limit) {
 		have += files[k].rows
@@ -189,9 +260,12 @@ func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns stri
 		}
 		paths, err := e.paths(ctx, files[:k])
 		if err != nil {
-			return err
+			return snap, err
 		}
 		w := filterWhere(f, `"timestamp"`)
+		if q.After != nil {
+			w.after(*q.After, `"timestamp"`, seq, keyCol, q.Desc)
+		}
 		order := `"timestamp" ` + dir
 		if seq != "" {
 			order += ", " + seq + " " + dir + " NULLS LAST"
@@ -214,7 +288,7 @@ func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns stri
 		})
 		read = k
 		if err != nil {
-			return err
+			return snap, err
 		}
 		if n < q.Limit {
 			switch {
@@ -225,7 +299,7 @@ func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns stri
 			case k < len(files): // too few matching rows: read more files
 				k = min(len(files), 2*k)
 			default:
-				return nil
+				return snap, nil
 			}
 			continue
 		}
@@ -236,7 +310,7 @@ func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns stri
 			more++
 		}
 		if more == k {
-			return nil
+			return snap, nil
 		}
 		k = more
 	}

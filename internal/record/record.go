@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/k2-market-data/k2/internal/codec"
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
@@ -78,6 +80,8 @@ type Any interface {
 	Describe() *Spec
 	// NewBatch opens a batch that commits to the kind's table in l.
 	NewBatch(l *lake.Lake, opts ...lake.WriterOption) (Batch, error)
+	DecodeRow(d *codec.Decoder, ctx context.Context, msg []byte) (Row, error)
+	Arrow(rows []Row) arrow.RecordBatch
 	columns() int
 }
 

@@ -1,0 +1,400 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/record"
+)
+
+// formats are the answers a record read can take; ndjson is replay's.
+var formats = []string{"json", "csv", "parquet", "arrow"}
+
+// columns is a kind's rows as clients receive them: the table's columns,
+// led by what the kind derives rather than stores (message_id).
+type columns struct {
+	spec   *record.Spec
+	schema *arrow.Schema
+	derive bool
+	sym    int // the symbol and key columns in the table's rows
+	key    int
+	// pick, when set, are the columns of full answered (fields=).
+	pick []int
+	full *arrow.Schema
+}
+
+func columnsOf(k record.Any) *columns {
+	s := k.Describe()
+	sc := query.Schema(&s.Table)
+	c := &columns{spec: s, schema: sc, sym: sc.FieldIndices(s.Table.Symbol)[0], key: sc.FieldIndices(s.Table.Key)[0]}
+	for _, d := range s.Derived {
+		if d == "message_id" {
+			c.derive = true
+			c.schema = arrow.NewSchema(append([]arrow.Field{{Name: "message_id", Type: arrow.BinaryTypes.String}}, sc.Fields()...), nil)
+		}
+	}
+	return c
+}
+
+// project keeps only the named columns, in the order given.
+func (c *columns) project(names []string) *columns {
+	p := *c
+	fields := make([]arrow.Field, len(names))
+	p.pick = make([]int, len(names))
+	for i, n := range names {
+		j := c.schema.FieldIndices(n)[0]
+		fields[i], p.pick[i] = c.schema.Field(j), j
+	}
+	p.schema = arrow.NewSchema(fields, nil)
+	p.full = c.schema
+	return &p
+}
+
+// of returns rec in the client's columns (a new reference either way).
+func (c *columns) of(rec arrow.RecordBatch) arrow.RecordBatch {
+	all := c.all(rec)
+	if c.pick == nil {
+		return all
+	}
+	defer all.Release()
+	cols := make([]arrow.Array, len(c.pick))
+	for i, j := range c.pick {
+		cols[i] = all.Column(j)
+	}
+	return array.NewRecordBatch(c.schema, cols, all.NumRows())
+}
+
+// all is rec with the derived columns.
+func (c *columns) all(rec arrow.RecordBatch) arrow.RecordBatch {
+	if !c.derive {
+		rec.Retain()
+		return rec
+	}
+	b := array.NewStringBuilder(memory.DefaultAllocator)
+	defer b.Release()
+	sym, key := rec.Column(c.sym).(*array.String), rec.Column(c.key).(*array.String)
+	for i := range int(rec.NumRows()) {
+		b.Append(md.MessageID(c.spec.Name, sym.Value(i), key.Value(i)).String())
+	}
+	ids := b.NewArray()
+	defer ids.Release()
+	sc := c.schema
+	if c.full != nil {
+		sc = c.full
+	}
+	return array.NewRecordBatch(sc, append([]arrow.Array{ids}, rec.Columns()...), rec.NumRows())
+}
+
+// pagination says where a paged answer stands.
+type pagination struct {
+	Limit      int    `json:"limit"`
+	Count      int    `json:"count"`
+	HasMore    bool   `json:"has_more"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// encoder writes rows in one format, as they come.
+type encoder interface {
+	begin(w io.Writer, sc *arrow.Schema) error
+	rows(w io.Writer, rec arrow.RecordBatch) error
+	// end closes a complete answer; fail closes one cut short by e.
+	end(w io.Writer, m meta, p *pagination) error
+	fail(w io.Writer, e errorMessage, m meta)
+}
+
+// stream answers rows in the requested format without holding them:
+// each batch is written and flushed as it is read. Once the first byte is
+// out an error can no longer change the status, so it ends the answer
+// with an error record in the answer's format (and the K2-Error trailer).
+type stream struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	cols    *columns
+	enc     encoder
+	started bool
+	count   int
+}
+
+func newStream(w http.ResponseWriter, r *http.Request, cols *columns, format string) *stream {
+	s := &stream{w: w, r: r, cols: cols}
+	name := fmt.Sprintf("%s_%s", cols.spec.Table.Name, time.Now().UTC().Format("20060102_150405"))
+	h := w.Header()
+	switch format {
+	case "csv":
+		s.enc = &csvEncoder{}
+		h.Set("Content-Type", "text/csv; charset=utf-8")
+		h.Set("Content-Disposition", "attachment; filename="+name+".csv")
+	case "parquet":
+		s.enc = &parquetEncoder{}
+		h.Set("Content-Type", "application/vnd.apache.parquet")
+		h.Set("Content-Disposition", "attachment; filename="+name+".parquet")
+	case "arrow":
+		s.enc = &arrowEncoder{}
+		h.Set("Content-Type", "application/vnd.apache.arrow.stream")
+		h.Set("Content-Disposition", "attachment; filename="+name+".arrows")
+	case "ndjson":
+		s.enc = &ndjsonEncoder{}
+		h.Set("Content-Type", "application/x-ndjson")
+	default:
+		s.enc = &jsonEncoder{}
+		h.Set("Content-Type", "application/json")
+	}
+	h.Set("Trailer", "X-Record-Count, K2-Next-Cursor, K2-Error")
+	return s
+}
+
+func (s *stream) start() error {
+	if s.started {
+		return nil
+	}
+	s.started = true
+	s.w.WriteHeader(http.StatusOK)
+	return s.enc.begin(s.w, s.cols.schema)
+}
+
+// write sends rows (in the table's columns).
+func (s *stream) write(rec arrow.RecordBatch) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	if rec == nil || rec.NumRows() == 0 {
+		return nil
+	}
+	out := s.cols.of(rec)
+	defer out.Release()
+	s.count += int(out.NumRows())
+	if err := s.enc.rows(s.w, out); err != nil {
+		return err
+	}
+	http.NewResponseController(s.w).Flush()
+	return nil
+}
+
+// finish ends a complete answer.
+func (s *stream) finish(m meta, p *pagination) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	m.Count = &s.count
+	if err := s.enc.end(s.w, m, p); err != nil {
+		return err
+	}
+	h := s.w.Header()
+	h.Set("X-Record-Count", fmt.Sprint(s.count))
+	if p != nil && p.NextCursor != "" {
+		h.Set("K2-Next-Cursor", p.NextCursor)
+	}
+	return nil
+}
+
+// fail answers an error: in the error shape with its status when nothing
+// was sent yet, else as the answer's final record.
+func (s *stream) fail(status int, code, message string, details map[string]any) {
+	if !s.started {
+		for _, h := range []string{"Trailer", "Content-Disposition"} {
+			s.w.Header().Del(h)
+		}
+		writeError(s.w, s.r, status, code, message, details)
+		return
+	}
+	e := errorMessage{Code: code, Message: message, Details: details}
+	s.enc.fail(s.w, e, newMeta(s.r))
+	b, _ := json.Marshal(e)
+	s.w.Header().Set("K2-Error", string(b))
+}
+
+// jsonEncoder writes the success envelope with data streamed first and
+// meta, pagination and success last, once they are known; an error ends
+// it with "success":false and the error.
+type jsonEncoder struct {
+	buf   []byte
+	first bool
+}
+
+func (e *jsonEncoder) begin(w io.Writer, _ *arrow.Schema) error {
+	e.first = true
+	_, err := io.WriteString(w, `{"data":[`)
+	return err
+}
+
+func (e *jsonEncoder) rows(w io.Writer, rec arrow.RecordBatch) error {
+	e.buf = e.buf[:0]
+	for i := range int(rec.NumRows()) {
+		if !e.first {
+			e.buf = append(e.buf, ',')
+		}
+		e.first = false
+		e.buf = appendObject(e.buf, rec, i)
+	}
+	_, err := w.Write(e.buf)
+	return err
+}
+
+func (e *jsonEncoder) end(w io.Writer, m meta, p *pagination) error {
+	return closeEnvelope(w, map[string]any{"meta": m, "pagination": p, "success": true}, p == nil)
+}
+
+func (e *jsonEncoder) fail(w io.Writer, er errorMessage, m meta) {
+	closeEnvelope(w, map[string]any{"meta": m, "error": er, "success": false}, false)
+}
+
+func closeEnvelope(w io.Writer, fields map[string]any, dropPagination bool) error {
+	if dropPagination {
+		delete(fields, "pagination")
+	}
+	b, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	b[0] = ','
+	_, err = w.Write(append([]byte("]"), b...))
+	return err
+}
+
+// appendObject appends row i as a JSON object keyed by column name.
+func appendObject(b []byte, rec arrow.RecordBatch, i int) []byte {
+	b = append(b, '{')
+	for c, f := range rec.Schema().Fields() {
+		if c > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, f.Name)
+		b = append(b, ':')
+		b = appendJSON(b, rec.Column(c), i)
+	}
+	return append(b, '}')
+}
+
+// ndjsonEncoder writes one JSON object per line, then a last line with
+// meta and pagination (or the error).
+type ndjsonEncoder struct{ buf []byte }
+
+func (e *ndjsonEncoder) begin(io.Writer, *arrow.Schema) error { return nil }
+
+func (e *ndjsonEncoder) rows(w io.Writer, rec arrow.RecordBatch) error {
+	e.buf = e.buf[:0]
+	for i := range int(rec.NumRows()) {
+		e.buf = appendObject(e.buf, rec, i)
+		e.buf = append(e.buf, '\n')
+	}
+	_, err := w.Write(e.buf)
+	return err
+}
+
+func (e *ndjsonEncoder) end(w io.Writer, m meta, p *pagination) error {
+	return json.NewEncoder(w).Encode(map[string]any{"meta": m, "pagination": p, "success": true})
+}
+
+func (e *ndjsonEncoder) fail(w io.Writer, er errorMessage, m meta) {
+	json.NewEncoder(w).Encode(failure{Error: er, Meta: m})
+}
+
+// csvEncoder writes a header row, then rows in the table's column order;
+// an error ends it with a line "#error,CODE,message".
+type csvEncoder struct{ buf []byte }
+
+func (e *csvEncoder) begin(w io.Writer, sc *arrow.Schema) error {
+	e.buf = e.buf[:0]
+	for i, f := range sc.Fields() {
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		e.buf = appendCSVField(e.buf, []byte(f.Name))
+	}
+	e.buf = append(e.buf, '\r', '\n')
+	_, err := w.Write(e.buf)
+	return err
+}
+
+func (e *csvEncoder) rows(w io.Writer, rec arrow.RecordBatch) error {
+	e.buf = e.buf[:0]
+	var cell []byte
+	for i := range int(rec.NumRows()) {
+		for c := range int(rec.NumCols()) {
+			if c > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			cell = appendText(cell[:0], rec.Column(c), i)
+			e.buf = appendCSVField(e.buf, cell)
+		}
+		e.buf = append(e.buf, '\r', '\n')
+	}
+	_, err := w.Write(e.buf)
+	return err
+}
+
+func (e *csvEncoder) end(io.Writer, meta, *pagination) error { return nil }
+
+func (e *csvEncoder) fail(w io.Writer, er errorMessage, _ meta) {
+	b := appendCSVField([]byte("#error,"+er.Code+","), []byte(er.Message))
+	w.Write(append(b, '\r', '\n'))
+}
+
+// appendCSVField quotes a field when it holds a comma, quote or line
+// break (RFC 4180).
+func appendCSVField(b, field []byte) []byte {
+	quote := false
+	for _, c := range field {
+		if c == ',' || c == '"' || c == '\n' || c == '\r' {
+			quote = true
+			break
+		}
+	}
+	if !quote {
+		return append(b, field...)
+	}
+	b = append(b, '"')
+	for _, c := range field {
+		if c == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, c)
+	}
+	return append(b, '"')
+}
+
+// arrowEncoder writes an Arrow IPC stream; an error leaves it without
+// its end-of-stream marker, so a reader sees it cut short.
+type arrowEncoder struct{ w *ipc.Writer }
+
+func (e *arrowEncoder) begin(w io.Writer, sc *arrow.Schema) error {
+	e.w = ipc.NewWriter(w, ipc.WithSchema(sc))
+	return nil
+}
+
+func (e *arrowEncoder) rows(_ io.Writer, rec arrow.RecordBatch) error { return e.w.Write(rec) }
+
+func (e *arrowEncoder) end(io.Writer, meta, *pagination) error { return e.w.Close() }
+
+func (e *arrowEncoder) fail(io.Writer, errorMessage, meta) {}
+
+// parquetEncoder writes a Parquet file, a row group per batch; an error
+// leaves it without its footer, so no reader takes it for whole.
+type parquetEncoder struct{ w *pqarrow.FileWriter }
+
+func (e *parquetEncoder) begin(w io.Writer, sc *arrow.Schema) error {
+	var err error
+	e.w, err = pqarrow.NewFileWriter(sc, w,
+		parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd)),
+		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	return err
+}
+
+func (e *parquetEncoder) rows(_ io.Writer, rec arrow.RecordBatch) error { return e.w.Write(rec) }
+
+func (e *parquetEncoder) end(io.Writer, meta, *pagination) error { return e.w.Close() }
+
+func (e *parquetEncoder) fail(io.Writer, errorMessage, meta) {}

@@ -1,0 +1,103 @@
+package api
+
+import (
+	"slices"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/record"
+)
+
+// merger interleaves a read's two sources in the read's order: pages of
+// the lake up to its snapshot's Kafka offsets, and the stream's records
+// after exactly those offsets, held by the tail. Neither overlaps the
+// other, so nothing is dropped as a duplicate and nothing is missed.
+type merger struct {
+	def  *lake.TableDef
+	desc bool
+
+	lake    arrow.RecordBatch
+	li      int
+	lakeEnd bool // no page follows the current one
+
+	tail    arrow.RecordBatch
+	tailPos []query.Position
+	ti      int
+	// incomplete: the tail no longer holds every record after the
+	// snapshot (the sink is stalled past the tail's bounds).
+	incomplete bool
+}
+
+func (m *merger) setLake(p *query.Page) {
+	if m.lake != nil {
+		m.lake.Release()
+	}
+	m.lake, m.li = p.Rows, 0
+}
+
+// setTail takes the stream's records after the snapshot, in any order.
+func (m *merger) setTail(k record.Any, rows []record.Row, complete bool) {
+	m.incomplete = !complete
+	if len(rows) == 0 {
+		return
+	}
+	slices.SortFunc(rows, func(a, b record.Row) int {
+		c := comparePositions(positionOfRow(&a), positionOfRow(&b), m.desc)
+		if m.desc {
+			return -c
+		}
+		return c
+	})
+	m.tail = k.Arrow(rows)
+	m.tailPos = make([]query.Position, len(rows))
+	for i := range rows {
+		m.tailPos[i] = positionOfRow(&rows[i])
+	}
+}
+
+func (m *merger) lakeDone() bool { return m.lake == nil || m.li >= int(m.lake.NumRows()) }
+func (m *merger) tailDone() bool { return m.tail == nil || m.ti >= len(m.tailPos) }
+
+// first reports whether a lake row at position a goes before the tail's
+// next row.
+func (m *merger) lakeFirst(a query.Position) bool {
+	return m.tailDone() || !after(a, m.tailPos[m.ti], m.desc)
+}
+
+// next returns the next run of at most max rows from one source, and the
+// position of its last row. The caller refills the lake first whenever
+// its page is spent and another follows.
+func (m *merger) next(max int) (arrow.RecordBatch, query.Position, bool) {
+	switch {
+	case !m.lakeDone():
+		start := m.li
+		for m.li < int(m.lake.NumRows()) && m.li-start < max && m.lakeFirst(query.PositionOf(m.def, m.lake, m.li)) {
+			m.li++
+		}
+		if m.li > start {
+			return m.lake.NewSlice(int64(start), int64(m.li)), query.PositionOf(m.def, m.lake, m.li-1), true
+		}
+	case !m.lakeEnd:
+		return nil, query.Position{}, false // the caller reads the next page first
+	}
+	if m.tailDone() {
+		return nil, query.Position{}, false
+	}
+	start := m.ti
+	for m.ti < len(m.tailPos) && m.ti-start < max &&
+		(m.lakeDone() || after(query.PositionOf(m.def, m.lake, m.li), m.tailPos[m.ti], m.desc)) {
+		m.ti++
+	}
+	return m.tail.NewSlice(int64(start), int64(m.ti)), m.tailPos[m.ti-1], true
+}
+
+func (m *merger) release() {
+	if m.lake != nil {
+		m.lake.Release()
+	}
+	if m.tail != nil {
+		m.tail.Release()
+	}
+}

@@ -1,0 +1,319 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/k2-market-data/k2/internal/testutil"
+)
+
+// bhpFile is what the raw file says of BHP's trades: their count and
+// total quantity, and the count and quantity of those priced in [lo, hi].
+func bhpFile(t *testing.T, lo, hi string) (n int, qty *big.Rat, nIn int, qtyIn *big.Rat) {
+	t.Helper()
+	b, err := os.ReadFile(testutil.Data(t, "asx", "trades", "7078.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := new(big.Rat).SetString(lo)
+	h, _ := new(big.Rat).SetString(hi)
+	qty, qtyIn = new(big.Rat), new(big.Rat)
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Split(strings.TrimRight(line, "\r"), ",")
+		p, ok1 := new(big.Rat).SetString(f[2])
+		q, ok2 := new(big.Rat).SetString(f[3])
+		if len(f) < 4 || !ok1 || !ok2 {
+			continue
+		}
+		n++
+		qty.Add(qty, q)
+		if p.Cmp(l) >= 0 && p.Cmp(h) <= 0 {
+			nIn++
+			qtyIn.Add(qtyIn, q)
+		}
+	}
+	return n, qty, nIn, qtyIn
+}
+
+type page struct {
+	Success    bool             `json:"success"`
+	Data       []map[string]any `json:"data"`
+	Pagination struct {
+		Limit      int    `json:"limit"`
+		Count      int    `json:"count"`
+		HasMore    bool   `json:"has_more"`
+		NextCursor string `json:"next_cursor"`
+	} `json:"pagination"`
+	Meta struct {
+		SnapshotID int64 `json:"snapshot_id"`
+		Count      int   `json:"count"`
+	} `json:"meta"`
+	Error struct {
+		Code    string         `json:"code"`
+		Details map[string]any `json:"details"`
+	} `json:"error"`
+}
+
+func post(t *testing.T, srv *httptest.Server, path string, body any) (int, []byte, http.Header) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	if s, ok := body.(string); ok {
+		b = []byte(s)
+	}
+	resp, err := http.Post(srv.URL+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, out, resp.Trailer
+}
+
+func fetch(t *testing.T, srv *httptest.Server, path string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// Every BHP trade is read exactly once, in order, whether in one large
+// answer (read from the lake page by page) or by following cursors; the
+// quantities add up to the file's.
+func TestPagingReadsEveryTradeOnce(t *testing.T) {
+	srv, _ := bhp(t)
+	n, qty, _, _ := bhpFile(t, "0", "0")
+	check := func(name string, rows []map[string]any) {
+		t.Helper()
+		seen := map[string]bool{}
+		sum := new(big.Rat)
+		last := ""
+		for _, r := range rows {
+			id := r["trade_id"].(string)
+			if seen[id] {
+				t.Fatalf("%s: trade %s twice", name, id)
+			}
+			seen[id] = true
+			q, _ := new(big.Rat).SetString(r["quantity"].(string))
+			sum.Add(sum, q)
+			if ts := r["timestamp"].(string); ts < last {
+				t.Fatalf("%s: %s after %s", name, ts, last)
+			} else {
+				last = ts
+			}
+		}
+		if len(rows) != n || sum.Cmp(qty) != 0 {
+			t.Fatalf("%s: %d trades of total quantity %s; the file has %d of %s", name, len(rows), sum.FloatString(0), n, qty.FloatString(0))
+		}
+	}
+	status, b, tr := post(t, srv, "/v1/trades/query", map[string]any{"symbols": []string{"BHP"}, "order": "asc", "limit": 100_000})
+	var all page
+	if err := json.Unmarshal(b, &all); status != 200 || err != nil || !all.Success {
+		t.Fatalf("query: %d %v %.300s", status, err, b)
+	}
+	check("one answer", all.Data)
+	if all.Pagination.HasMore || all.Meta.Count != n || tr.Get("X-Record-Count") != fmt.Sprint(n) {
+		t.Errorf("one answer: pagination %+v, meta %+v", all.Pagination, all.Meta)
+	}
+
+	var rows []map[string]any
+	path := "/v1/trades?symbol=BHP&order=asc&limit=10000"
+	for pages := 0; ; pages++ {
+		status, b := fetch(t, srv, path)
+		var p page
+		if err := json.Unmarshal(b, &p); status != 200 || err != nil {
+			t.Fatalf("page %d: %d %v %.300s", pages, status, err, b)
+		}
+		rows = append(rows, p.Data...)
+		if !p.Pagination.HasMore {
+			break
+		}
+		if pages > 20 || p.Pagination.NextCursor == "" {
+			t.Fatalf("page %d: %+v", pages, p.Pagination)
+		}
+		path = "/v1/trades?symbol=BHP&order=asc&limit=10000&cursor=" + url.QueryEscape(p.Pagination.NextCursor)
+	}
+	check("cursor pages", rows)
+
+	// Newest first, the cursor continues backwards.
+	status, b = fetch(t, srv, "/v1/trades?symbol=BHP&limit=3")
+	var p1 page
+	json.Unmarshal(b, &p1)
+	status, b = fetch(t, srv, "/v1/trades?symbol=BHP&limit=3&cursor="+url.QueryEscape(p1.Pagination.NextCursor))
+	var p2 page
+	json.Unmarshal(b, &p2)
+	if status != 200 || len(p2.Data) != 3 || p2.Data[0]["timestamp"].(string) > p1.Data[2]["timestamp"].(string) ||
+		p1.Data[0]["trade_id"] != all.Data[n-1]["trade_id"] || p2.Data[2]["trade_id"] != all.Data[n-6]["trade_id"] {
+		t.Errorf("newest first: %v then %v", p1.Data, p2.Data)
+	}
+}
+
+// A query route's answer is the same rows in every format.
+func TestFormatsAgree(t *testing.T) {
+	srv, _ := bhp(t)
+	body := func(format string) map[string]any {
+		return map[string]any{"symbol": "BHP", "order": "asc", "limit": 500, "format": format,
+			"start_time": "2014-03-11T00:00:00Z", "end_time": "2014-03-12T00:00:00Z"}
+	}
+	status, b, _ := post(t, srv, "/v1/trades/query", body("json"))
+	var want page
+	json.Unmarshal(b, &want)
+	if status != 200 || len(want.Data) != 500 {
+		t.Fatalf("json: %d %.300s", status, b)
+	}
+	key := func(id, price, ts any) string { return id.(string) + " " + price.(string) + " " + ts.(string) }
+
+	status, b, _ = post(t, srv, "/v1/trades/query", body("csv"))
+	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if status != 200 || err != nil || len(recs) != 501 || recs[0][0] != "message_id" {
+		t.Fatalf("csv: %d %v %d rows %.200s", status, err, len(recs), b)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	for i, r := range recs[1:] {
+		w := want.Data[i]
+		if key(r[col["trade_id"]], r[col["price"]], r[col["timestamp"]]) != key(w["trade_id"], w["price"], w["timestamp"]) || r[0] != w["message_id"] {
+			t.Fatalf("csv row %d: %v, json %v", i, r, w)
+		}
+	}
+
+	readTable := func(name string, rec arrow.RecordBatch, at int) {
+		t.Helper()
+		sc := rec.Schema()
+		get := func(c string) arrow.Array { return rec.Column(sc.FieldIndices(c)[0]) }
+		for i := range int(rec.NumRows()) {
+			w := want.Data[at+i]
+			price := get("price").(*array.Decimal128)
+			p := price.Value(i).ToString(price.DataType().(*arrow.Decimal128Type).Scale)
+			pr, _ := new(big.Rat).SetString(p)
+			wp, _ := new(big.Rat).SetString(w["price"].(string))
+			if get("trade_id").(*array.String).Value(i) != w["trade_id"] || pr.Cmp(wp) != 0 || get("message_id").(*array.String).Value(i) != w["message_id"] {
+				t.Fatalf("%s row %d: %v %s, json %v", name, at+i, get("trade_id").ValueStr(i), p, w)
+			}
+		}
+	}
+	status, b, _ = post(t, srv, "/v1/trades/query", body("arrow"))
+	rd, err := ipc.NewReader(bytes.NewReader(b))
+	if status != 200 || err != nil {
+		t.Fatalf("arrow: %d %v", status, err)
+	}
+	at := 0
+	for rd.Next() {
+		readTable("arrow", rd.RecordBatch(), at)
+		at += int(rd.RecordBatch().NumRows())
+	}
+	if rd.Err() != nil || at != 500 {
+		t.Fatalf("arrow: %d rows, %v", at, rd.Err())
+	}
+
+	status, b, _ = post(t, srv, "/v1/trades/query", body("parquet"))
+	pf, err := file.NewParquetReader(bytes.NewReader(b))
+	if status != 200 || err != nil {
+		t.Fatalf("parquet: %d %v", status, err)
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil || tbl.NumRows() != 500 {
+		t.Fatalf("parquet: %v rows, %v", tbl.NumRows(), err)
+	}
+	tr := array.NewTableReader(tbl, 1000)
+	at = 0
+	for tr.Next() {
+		readTable("parquet", tr.RecordBatch(), at)
+		at += int(tr.RecordBatch().NumRows())
+	}
+}
+
+// Price bounds, column choice and offset work as the original's query
+// route documented them, against the file's own arithmetic.
+func TestQueryFilters(t *testing.T) {
+	srv, _ := bhp(t)
+	_, _, nIn, qtyIn := bhpFile(t, "36.5", "36.6")
+	status, b, _ := post(t, srv, "/v1/trades/query", map[string]any{"symbols": []string{"BHP"}, "min_price": "36.5", "max_price": 36.6,
+		"fields": []string{"trade_id", "quantity"}, "limit": 100_000})
+	var p page
+	json.Unmarshal(b, &p)
+	sum := new(big.Rat)
+	for _, r := range p.Data {
+		if len(r) != 2 {
+			t.Fatalf("fields: a row holds %v", r)
+		}
+		q, _ := new(big.Rat).SetString(r["quantity"].(string))
+		sum.Add(sum, q)
+	}
+	if status != 200 || len(p.Data) != nIn || sum.Cmp(qtyIn) != 0 {
+		t.Fatalf("priced 36.5–36.6: %d, %d trades of %s; the file has %d of %s", status, len(p.Data), sum.FloatString(0), nIn, qtyIn.FloatString(0))
+	}
+	_, b, _ = post(t, srv, "/v1/trades/query", map[string]any{"symbol": "BHP", "order": "asc", "limit": 5, "offset": 3})
+	var off page
+	json.Unmarshal(b, &off)
+	_, b, _ = post(t, srv, "/v1/trades/query", map[string]any{"symbol": "BHP", "order": "asc", "limit": 8})
+	var first page
+	json.Unmarshal(b, &first)
+	if len(off.Data) != 5 || off.Data[0]["trade_id"] != first.Data[3]["trade_id"] || off.Data[4]["trade_id"] != first.Data[7]["trade_id"] {
+		t.Errorf("offset 3: %v; the first 8: %v", off.Data, first.Data)
+	}
+
+	for _, c := range []struct {
+		body  any
+		param string
+	}{
+		{map[string]any{"symbol": "BHP", "limit": 100_001}, "limit"},
+		{map[string]any{"symbol": "BHP", "colour": "red"}, "colour"},
+		{map[string]any{"symbol": "BHP", "fields": []string{"price", "password"}}, "fields"},
+		{map[string]any{"symbol": "BHP", "min_price": "cheap"}, "min_price"},
+		{map[string]any{"symbols": []any{"BHP", 7}}, "symbols"},
+		{map[string]any{"symbol": "BHP", "format": "xlsx"}, "format"},
+		{map[string]any{"symbol": "BHP", "cursor": "bm90IGEgY3Vyc29y"}, "cursor"},
+		{`{"symbol": "BHP"`, ""},
+		{`{"symbol": "BHP"} {}`, ""},
+		{`[1, 2]`, ""},
+	} {
+		status, b, _ := post(t, srv, "/v1/trades/query", c.body)
+		var p page
+		json.Unmarshal(b, &p)
+		if status != 400 || p.Success || p.Error.Code != "INVALID_PARAMETERS" || c.param != "" && p.Error.Details["parameter"] != c.param {
+			t.Errorf("%v: %d %s", c.body, status, b)
+		}
+	}
+	// A cursor is for the request that issued it.
+	_, b, _ = post(t, srv, "/v1/trades/query", map[string]any{"symbol": "BHP", "limit": 2})
+	json.Unmarshal(b, &p)
+	status, b, _ = post(t, srv, "/v1/trades/query", map[string]any{"symbol": "RIO", "limit": 2, "cursor": p.Pagination.NextCursor})
+	if status != 400 || !strings.Contains(string(b), "other filters") {
+		t.Errorf("a cursor with other filters: %d %s", status, b)
+	}
+	status, b, _ = post(t, srv, "/v1/quotes/query", map[string]any{"symbol": "BHP", "limit": 2, "cursor": p.Pagination.NextCursor})
+	if status != 400 || !strings.Contains(string(b), "belongs to trades") {
+		t.Errorf("a trades cursor on quotes: %d %s", status, b)
+	}
+}
