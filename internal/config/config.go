@@ -33,6 +33,7 @@ type Config struct {
 	Memory     Memory
 	Lake       Lake
 	Query      Query
+	API        API
 	Kafka      Kafka
 	Embedded   Embedded
 	HTTP       HTTP
@@ -83,6 +84,15 @@ type Query struct {
 	Timeout        time.Duration // a query's deadline
 	MemoryLimit    string        // DuckDB's memory limit, e.g. 2GB
 	CacheBytes     int64         // local cache of S3 data files
+}
+
+// API is how the REST API serves.
+type API struct {
+	// TailAge and TailBytes bound the stream's records the API holds in
+	// memory for fresh reads and event streams; a TailAge of 0 turns the
+	// tail off (reads then see the lake only).
+	TailAge   time.Duration
+	TailBytes int64
 }
 
 // Kafka is the cluster a process connects to.
@@ -226,6 +236,7 @@ func Default() Config {
 			PoolSize: 4, AcquireTimeout: 30 * time.Second, Timeout: 30 * time.Second,
 			MemoryLimit: "2GB", CacheBytes: 10 << 30,
 		},
+		API:      API{TailAge: 10 * time.Minute, TailBytes: 256 << 20},
 		Kafka:    Kafka{Brokers: LocalBroker, Registry: "http://" + LocalRegistry, Partitions: 6},
 		Embedded: Embedded{BrokerListen: LocalBroker, RegistryListen: LocalRegistry, BrokerKeep: 10 * time.Minute},
 		Sink:     Sink{Group: "k2-sink", BatchRows: 200_000, BatchBytes: 256 << 20, BatchAge: 30 * time.Second},

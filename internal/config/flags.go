@@ -78,6 +78,14 @@ func (c *Config) RegisterQuery(fs *pflag.FlagSet) {
 	})
 }
 
+// RegisterAPI adds how the REST API serves.
+func (c *Config) RegisterAPI(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.DurationVar(&c.API.TailAge, "api-tail-age", c.API.TailAge, "hold the stream's records this long in memory, so recent reads and event streams do not wait for the lake (0: no tail; reads see the lake only)")
+		fs.Int64Var(&c.API.TailBytes, "api-tail-bytes", c.API.TailBytes, "at most this many bytes of recent records in memory; past it the oldest go, and reads the lake cannot complete say so")
+	})
+}
+
 // RegisterKafka adds the cluster a command connects to.
 func (c *Config) RegisterKafka(fs *pflag.FlagSet) {
 	settings(fs, func() {

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"github.com/k2-market-data/k2/internal/api"
+	"github.com/k2-market-data/k2/internal/tail"
 )
 
 // serveAPI answers the REST API on the process's listener, from a query
@@ -12,6 +13,10 @@ func (st *Stack) serveAPI() error {
 		return err
 	}
 	st.onClose(func() { e.Close() })
-	api.New(e, api.Options{Logger: st.log, Registerer: st.metrics}).Register(st.http.mux)
+	if st.cfg.API.TailAge > 0 {
+		st.tail = tail.New(tail.Options{Brokers: st.brokers, TopicPrefix: st.cfg.Kafka.TopicPrefix,
+			MaxAge: st.cfg.API.TailAge, MaxBytes: st.cfg.API.TailBytes, Logger: st.log, Registerer: st.metrics}, st.lake, st.reg)
+	}
+	api.New(e, api.Options{Logger: st.log, Registerer: st.metrics, Tail: st.tail}).Register(st.http.mux)
 	return nil
 }

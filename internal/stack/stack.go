@@ -27,6 +27,7 @@ import (
 	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/registry"
 	"github.com/k2-market-data/k2/internal/sink"
+	"github.com/k2-market-data/k2/internal/tail"
 )
 
 // StopTimeout bounds a stop: a process asked to stop is gone within it,
@@ -86,6 +87,8 @@ type Stack struct {
 	// trim deletes from the embedded broker what the lake holds.
 	trim *trimmer
 	feed *feedRunner
+	// tail holds the stream's recent records for the API (nil: none).
+	tail *tail.Tail
 
 	closeOnce sync.Once
 	closers   []func() // in the order things were opened
@@ -107,7 +110,8 @@ func Start(ctx context.Context, role string, cfg config.Config, parts Parts, log
 	if st.http, err = st.startHTTP(); err != nil {
 		return st, err
 	}
-	if parts.Embedded || parts.Kafka || parts.Sink || parts.Feed != "" {
+	// The API's tail reads the stream.
+	if parts.Embedded || parts.Kafka || parts.Sink || parts.Feed != "" || parts.API && cfg.API.TailAge > 0 {
 		if err = st.connectKafka(ctx); err != nil {
 			return st, err
 		}
@@ -207,6 +211,9 @@ func (st *Stack) Run(ctx context.Context) error {
 	}
 	if st.trim != nil {
 		wg.Go(func() { st.trim.run(ctx, st.log) })
+	}
+	if st.tail != nil {
+		wg.Go(func() { fail("API tail", st.tail.Run(ctx)) })
 	}
 	if st.maintainer != nil {
 		// A cycle interrupted by the stop leaves nothing half done: each
