@@ -4,6 +4,8 @@ import (
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/query"
@@ -100,4 +102,37 @@ func (m *merger) release() {
 	if m.tail != nil {
 		m.tail.Release()
 	}
+}
+
+// reversed is the rows of recs (in order) in reverse order, as one record.
+func reversed(recs []arrow.RecordBatch) arrow.RecordBatch {
+	var rows []arrow.RecordBatch
+	for i := len(recs) - 1; i >= 0; i-- {
+		for j := recs[i].NumRows() - 1; j >= 0; j-- {
+			rows = append(rows, recs[i].NewSlice(j, j+1))
+		}
+		defer recs[i].Release()
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	cols := make([]arrow.Array, rows[0].NumCols())
+	parts := make([]arrow.Array, len(rows))
+	for c := range cols {
+		for i, r := range rows {
+			parts[i] = r.Column(c)
+		}
+		var err error
+		if cols[c], err = array.Concatenate(parts, memory.DefaultAllocator); err != nil {
+			panic(err) // slices of one schema always concatenate
+		}
+	}
+	out := array.NewRecordBatch(rows[0].Schema(), cols, int64(len(rows)))
+	for _, r := range rows {
+		r.Release()
+	}
+	for _, c := range cols {
+		c.Release()
+	}
+	return out
 }

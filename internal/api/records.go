@@ -32,6 +32,12 @@ func (s *Server) kindRoutes(k record.Any) {
 		p := params{q: r.URL.Query()}
 		s.readRecords(w, r, k, cols, p.recordRequest(k, s.o.MaxSpan, getLimits))
 	})
+	if k.Describe().Table.Time != "" {
+		s.mux.HandleFunc("GET /v1/"+table+"/recent", func(w http.ResponseWriter, r *http.Request) {
+			p := params{q: r.URL.Query()}
+			s.readRecords(w, r, k, cols, p.recentRequest(k, time.Now()))
+		})
+	}
 	s.mux.HandleFunc("POST /v1/"+table+"/query", func(w http.ResponseWriter, r *http.Request) {
 		p, ok := s.bodyParams(w, r, recordParams(k))
 		if !ok {
@@ -60,8 +66,37 @@ type recordRequest struct {
 	// fresh reads combine the lake with the stream after it; a read as of
 	// a snapshot or time is the table as it stood, no more.
 	fresh bool
-	p     *params
-	key   string // the request's fingerprint
+	// reverse answers the rows read in the opposite order: the latest N
+	// (read newest first), oldest first.
+	reverse bool
+	// echo is the request as the answer's meta.query repeats it.
+	echo map[string]any
+	p    *params
+	key  string // the request's fingerprint
+}
+
+// recentRequest reads the parameters of a recent route (the original's
+// /v1/trades/recent): a symbol's latest records of the last
+// window_minutes (15; 1–60), at most limit (1,000; 1–10,000), oldest
+// first unless order=desc. They come from the lake and the stream after it.
+func (p *params) recentRequest(k record.Any, now time.Time) recordRequest {
+	symbol, exchange := p.symbol(), p.exchange()
+	if symbol == "" {
+		p.fail("symbol", "is required")
+	}
+	window := p.integer("window_minutes", 15, 1, 60)
+	from := md.TimestampOf(now.Add(-time.Duration(window) * time.Minute))
+	req := recordRequest{
+		q:       query.RecordQuery{Filter: query.Filter{Symbol: symbol, Exchange: exchange, From: from}, Desc: true},
+		limit:   int(p.integer("limit", 1000, 1, 10_000)),
+		format:  p.oneOf("format", "json", formats...),
+		reverse: p.oneOf("order", "asc", "asc", "desc") == "asc",
+		fresh:   true,
+		p:       p,
+		echo: map[string]any{"symbol": symbol, "exchange": exchange, "window_minutes": window,
+			"start_time": from, "end_time": md.TimestampOf(now)},
+	}
+	return req
 }
 
 // recordParams are the parameter names a kind's record routes take.
@@ -161,6 +196,7 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 	src := &merger{def: def, desc: q.Desc}
 	defer src.release()
 	first := true
+	var held []arrow.RecordBatch // a reversed answer's rows, newest first
 	var last *query.Position
 	want, skip := req.limit, req.offset
 	more := false
@@ -205,14 +241,27 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 			rec = rest
 		}
 		want -= int(rec.NumRows())
-		if err := st.write(rec); err != nil {
+		last = &pos
+		if req.reverse {
+			held = append(held, rec)
+			continue
+		}
+		err := st.write(rec)
+		rec.Release()
+		if err != nil {
 			return // the client went away
 		}
+	}
+	if req.reverse { // at most a route's limit of rows
+		rec := reversed(held)
+		err := st.write(rec)
 		rec.Release()
-		last = &pos
+		if err != nil {
+			return
+		}
 	}
 	more = want == 0 && !(src.lakeEnd && src.lakeDone() && src.tailDone())
-	m.Incomplete = src.incomplete
+	m.Incomplete, m.Query = src.incomplete, req.echo
 	pg := &pagination{Limit: req.limit, Count: st.count, HasMore: more}
 	if more && last != nil {
 		pg.NextCursor = cursor{Table: def.Name, Snapshot: q.AsOf.SnapshotID, Request: req.key, After: *last}.String()

@@ -28,6 +28,9 @@ type meta struct {
 	// Incomplete: the answer should hold records the API no longer has in
 	// memory and the lake does not have yet (the sink is stalled).
 	Incomplete bool `json:"incomplete,omitempty"`
+	// Query repeats what a route made of its parameters, where it derives
+	// some (the recent routes' time window).
+	Query map[string]any `json:"query,omitempty"`
 }
 
 type success struct {

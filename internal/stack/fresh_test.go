@@ -18,16 +18,20 @@ import (
 	"github.com/k2-market-data/k2/internal/testutil"
 )
 
+// freshBase is when the test's stream starts: ten minutes ago, so the
+// recent routes' window holds all of it.
+var freshBase = md.TimestampOf(time.Now().Add(-10 * time.Minute))
+
 // freshTrade is trade i of a stream over two symbols, a millisecond apart.
 func freshTrade(i int) md.Trade {
 	sym := []string{"BTCUSDT", "ETHUSDT"}[i%2]
 	tid := fmt.Sprintf("BINANCE-%d", i)
 	return md.Trade{
 		MessageID: md.MessageID("trade", sym, tid), TradeID: tid, Symbol: sym, Exchange: "BINANCE",
-		AssetClass: md.Crypto, Timestamp: md.Timestamp(1723161255342000 + int64(i)*1000),
+		AssetClass: md.Crypto, Timestamp: freshBase + md.Timestamp(i)*1000,
 		Price: md.DecimalFromUnits(6183763000000 + int64(i)), Quantity: md.MustDecimal("0.02"),
 		Currency: "USDT", Side: md.Buy, TradeConditions: []string{},
-		SourceSequence: md.SomeInt64(int64(i/2 + 1)), IngestionTimestamp: 1723161256000000,
+		SourceSequence: md.SomeInt64(int64(i/2 + 1)), IngestionTimestamp: freshBase,
 	}
 }
 
@@ -149,6 +153,17 @@ func TestFreshReadsCrossTheLakeAndTailOnce(t *testing.T) {
 	latest := api.query(t, map[string]any{"symbol": "ETHUSDT", "limit": 3})
 	if len(latest.Data) != 3 || latest.Data[0].TradeID != fmt.Sprintf("BINANCE-%d", n-1) || latest.Data[2].TradeID != fmt.Sprintf("BINANCE-%d", n-5) {
 		t.Errorf("latest ETHUSDT: %+v", latest.Data)
+	}
+	// The recent route: the symbol's latest, oldest first.
+	resp, err := http.Get("http://" + api.HTTPAddr() + "/v1/trades/recent?symbol=ETHUSDT&exchange=BINANCE&limit=4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recent apiPage
+	json.NewDecoder(resp.Body).Decode(&recent)
+	resp.Body.Close()
+	if ids := recent.Data; len(ids) != 4 || ids[0].TradeID != fmt.Sprintf("BINANCE-%d", n-7) || ids[3].TradeID != fmt.Sprintf("BINANCE-%d", n-1) {
+		t.Errorf("recent ETHUSDT: %+v", recent.Data)
 	}
 	// A tail too small to hold what the lake lacks says the answer is
 	// incomplete rather than pretending.
