@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,9 @@ type Server struct {
 	// original's Cache-Control); other answers, and every error, are not
 	// kept.
 	cacheFor map[string]time.Duration
+	// done closes when the server stops: event streams end.
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns a server over e.
@@ -51,7 +55,7 @@ func New(e *query.Engine, o Options) *Server {
 		o.MaxSpan = 31 * 24 * time.Hour
 	}
 	s := &Server{engine: e, o: o, log: o.Logger, m: newMetrics(o.Registerer), mux: http.NewServeMux(), tail: o.Tail,
-		cacheFor: maps.Clone(cacheFor)}
+		cacheFor: maps.Clone(cacheFor), done: make(chan struct{})}
 	s.routes()
 	return s
 }

@@ -33,6 +33,7 @@ func (s *Server) kindRoutes(k record.Any) {
 		s.readRecords(w, r, k, cols, p.recordRequest(k, s.o.MaxSpan, getLimits))
 	})
 	if k.Describe().Table.Time != "" {
+		s.mux.HandleFunc("GET /v1/stream/"+table, s.streamRoute(k, cols))
 		s.mux.HandleFunc("GET /v1/"+table+"/recent", func(w http.ResponseWriter, r *http.Request) {
 			p := params{q: r.URL.Query()}
 			s.readRecords(w, r, k, cols, p.recentRequest(k, time.Now()))

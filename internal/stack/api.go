@@ -12,11 +12,18 @@ func (st *Stack) serveAPI() error {
 	if err != nil {
 		return err
 	}
-	st.onClose(func() { e.Close() })
 	if st.cfg.API.TailAge > 0 {
 		st.tail = tail.New(tail.Options{Brokers: st.brokers, TopicPrefix: st.cfg.Kafka.TopicPrefix,
 			MaxAge: st.cfg.API.TailAge, MaxBytes: st.cfg.API.TailBytes, Logger: st.log, Registerer: st.metrics}, st.lake, st.reg)
 	}
-	api.New(e, api.Options{Logger: st.log, Registerer: st.metrics, Tail: st.tail}).Register(st.http.mux)
+	srv := api.New(e, api.Options{Logger: st.log, Registerer: st.metrics, Tail: st.tail})
+	srv.Register(st.http.mux)
+	// On stop: event streams end, requests in flight drain, then the
+	// engine closes.
+	st.onClose(func() {
+		srv.Shutdown()
+		st.http.shutdown()
+		e.Close()
+	})
 	return nil
 }

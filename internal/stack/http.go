@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/k2-market-data/k2/internal/config"
@@ -20,6 +21,7 @@ type httpServer struct {
 	srv  *http.Server
 	addr string
 	errc chan error
+	once sync.Once
 }
 
 // startHTTP listens on --http-listen and serves there until Close; a
@@ -55,13 +57,25 @@ func (st *Stack) startHTTP() (*httpServer, error) {
 			h.errc <- fmt.Errorf("http on %s: %w", h.addr, err)
 		}
 	}()
-	st.onClose(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	st.onClose(h.shutdown)
+	st.log.Info("serving health and metrics", "url", "http://"+h.addr+"/metrics")
+	return h, nil
+}
+
+// drainTimeout bounds how long a stopping process waits for requests in
+// flight to finish.
+const drainTimeout = 5 * time.Second
+
+// shutdown stops listening and waits for requests in flight (once).
+func (h *httpServer) shutdown() {
+	h.once.Do(func() {
+		if h.srv == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 		defer cancel()
 		h.srv.Shutdown(ctx)
 	})
-	st.log.Info("serving health and metrics", "url", "http://"+h.addr+"/metrics")
-	return h, nil
 }
 
 // HTTPAddr is where the process serves HTTP ("" when it does not).
