@@ -240,7 +240,7 @@ func TestErrorsHaveOneShape(t *testing.T) {
 		{"GET", "/v1/trades?order=sideways", 400, "INVALID_PARAMETERS", "order"},
 		{"GET", "/v1/bars/2m?symbol=BHP", 400, "INVALID_PARAMETERS", "interval"},
 		{"GET", "/v1/bars/1m", 400, "INVALID_PARAMETERS", "symbol"},
-		{"GET", "/v1/trades?as_of_snapshot=42", 400, "INVALID_PARAMETERS", ""},
+		{"GET", "/v1/trades?as_of_snapshot=42", 404, "NOT_FOUND", ""},
 		{"GET", "/v1/snapshots?table=bars", 400, "INVALID_PARAMETERS", "table"},
 		{"GET", "/v1/summary/BHP/11-03-2014", 400, "INVALID_PARAMETERS", "date"},
 	} {

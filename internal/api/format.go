@@ -183,6 +183,19 @@ func (s *stream) write(rec arrow.RecordBatch) error {
 	return nil
 }
 
+// checkpoint marks where the rows so far end (NDJSON only): a line
+// {"cursor":…,"count":…} that continues after them.
+func (s *stream) checkpoint(cur string) error {
+	if _, ok := s.enc.(*ndjsonEncoder); !ok {
+		return nil
+	}
+	b, _ := json.Marshal(map[string]any{"cursor": cur, "count": s.count})
+	if _, err := s.w.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	return http.NewResponseController(s.w).Flush()
+}
+
 // finish ends a complete answer.
 func (s *stream) finish(m meta, p *pagination) error {
 	if err := s.start(); err != nil {

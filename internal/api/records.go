@@ -70,6 +70,9 @@ type recordRequest struct {
 	// reverse answers the rows read in the opposite order: the latest N
 	// (read newest first), oldest first.
 	reverse bool
+	// batch, when set, pages the lake by this many rows and marks each
+	// page's end with a checkpoint (replay's resumable cursor).
+	batch int
 	// echo is the request as the answer's meta.query repeats it.
 	echo map[string]any
 	p    *params
@@ -204,6 +207,9 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 	for want > 0 {
 		if src.lakeDone() && !src.lakeEnd {
 			q.Limit = min(want+skip, pageRows)
+			if req.batch > 0 {
+				q.Limit = min(q.Limit, req.batch)
+			}
 			page, err := s.engine.Records(ctx, def.Name, q)
 			if err != nil {
 				s.fail(st, r, err)
@@ -249,6 +255,9 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 		}
 		err := st.write(rec)
 		rec.Release()
+		if err == nil && req.batch > 0 && src.lakeDone() {
+			err = st.checkpoint(cursor{Table: def.Name, Snapshot: q.AsOf.SnapshotID, Request: req.key, After: pos}.String())
+		}
 		if err != nil {
 			return // the client went away
 		}
@@ -376,6 +385,11 @@ func (s *Server) bodyParams(w http.ResponseWriter, r *http.Request, names []stri
 	if !s.decodeBody(w, r, &body) {
 		return nil, false
 	}
+	return bodyToParams(body, names), true
+}
+
+// bodyToParams turns a JSON object's members into parameters.
+func bodyToParams(body map[string]any, names []string) *params {
 	v := url.Values{}
 	p := &params{q: v, whole: true}
 	for name, val := range body {
@@ -404,7 +418,7 @@ func (s *Server) bodyParams(w http.ResponseWriter, r *http.Request, names []stri
 			p.fail(name, "must be a string, number or list of strings")
 		}
 	}
-	return p, true
+	return p
 }
 
 // decimal reads an optional exact decimal parameter.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -315,5 +316,112 @@ func TestQueryFilters(t *testing.T) {
 	status, b, _ = post(t, srv, "/v1/quotes/query", map[string]any{"symbol": "BHP", "limit": 2, "cursor": p.Pagination.NextCursor})
 	if status != 400 || !strings.Contains(string(b), "belongs to trades") {
 		t.Errorf("a trades cursor on quotes: %d %s", status, b)
+	}
+}
+
+// bhpBetween counts BHP's trades in the file between two UTC instants
+// (its times are Sydney's).
+func bhpBetween(t *testing.T, from, to time.Time) int {
+	t.Helper()
+	b, err := os.ReadFile(testutil.Data(t, "asx", "trades", "7078.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sydney, _ := time.LoadLocation("Australia/Sydney")
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Split(strings.TrimRight(line, "\r"), ",")
+		if len(f) < 2 {
+			continue
+		}
+		ts, err := time.ParseInLocation("01/02/2006 15:04:05.000", f[0]+" "+f[1], sydney)
+		if err == nil && !ts.Before(from) && ts.Before(to) {
+			n++
+		}
+	}
+	return n
+}
+
+// Replay streams a range oldest first as NDJSON with checkpoints; a
+// client cut off after a checkpoint continues from its cursor and gets
+// every remaining record once.
+func TestReplayResumes(t *testing.T) {
+	srv, _ := bhp(t)
+	from, to := time.Date(2014, 3, 10, 0, 0, 0, 0, time.UTC), time.Date(2014, 3, 12, 0, 0, 0, 0, time.UTC)
+	want := bhpBetween(t, from, to)
+	body := map[string]any{"data_type": "trades", "symbol": "BHP", "start_time": from.Format(time.RFC3339), "end_time": to.Format(time.RFC3339), "batch_size": 1000}
+	lines := func(b []byte) (ids []string, cursors []string, counts []int, last map[string]any) {
+		for _, l := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+			var m map[string]any
+			if err := json.Unmarshal(l, &m); err != nil {
+				t.Fatalf("not NDJSON: %.200s", l)
+			}
+			switch {
+			case m["trade_id"] != nil:
+				ids = append(ids, m["trade_id"].(string))
+			case m["cursor"] != nil:
+				cursors, counts = append(cursors, m["cursor"].(string)), append(counts, int(m["count"].(float64)))
+			default:
+				last = m
+			}
+		}
+		return
+	}
+	status, b, _ := post(t, srv, "/v1/replay", body)
+	ids, cursors, counts, last := lines(b)
+	if status != 200 || len(ids) != want || want < 3000 || last["success"] != true {
+		t.Fatalf("replay: %d, %d records (the file has %d), end %v", status, len(ids), want, last)
+	}
+	if len(cursors) < 3 || counts[2] != 3000 {
+		t.Fatalf("checkpoints: %d, counts %v", len(cursors), counts)
+	}
+	body["cursor"] = cursors[2]
+	status, b, _ = post(t, srv, "/v1/replay", body)
+	rest, _, _, _ := lines(b)
+	if status != 200 || len(rest) != want-3000 || rest[0] != ids[3000] || rest[len(rest)-1] != ids[want-1] {
+		t.Fatalf("resumed: %d, %d records, want %d from %s", status, len(rest), want-3000, ids[3000])
+	}
+	for _, c := range []struct {
+		body  map[string]any
+		param string
+	}{
+		{map[string]any{"symbol": "BHP", "start_time": from.Format(time.RFC3339)}, "end_time"},
+		{map[string]any{"data_type": "bars", "start_time": from.Format(time.RFC3339), "end_time": to.Format(time.RFC3339)}, "data_type"},
+		{map[string]any{"start_time": from.Format(time.RFC3339), "end_time": to.Format(time.RFC3339), "batch_size": 10}, "batch_size"},
+	} {
+		status, b, _ := post(t, srv, "/v1/replay", c.body)
+		var p page
+		json.Unmarshal(b, &p)
+		if status != 400 || p.Error.Details["parameter"] != c.param {
+			t.Errorf("%v: %d %s", c.body, status, b)
+		}
+	}
+}
+
+// A snapshot query reads the table as it stood at that snapshot.
+func TestSnapshotQuery(t *testing.T) {
+	srv, _ := bhp(t)
+	_, b := fetch(t, srv, "/v1/snapshots?table=trades&limit=1")
+	var snaps struct {
+		Data []struct {
+			SnapshotID int64 `json:"snapshot_id"`
+		} `json:"data"`
+	}
+	json.Unmarshal(b, &snaps)
+	if len(snaps.Data) != 1 {
+		t.Fatalf("snapshots: %s", b)
+	}
+	id := snaps.Data[0].SnapshotID
+	status, b, _ := post(t, srv, fmt.Sprintf("/v1/snapshots/%d/query", id), map[string]any{"data_type": "trades", "symbol": "BHP", "limit": 5})
+	var p page
+	json.Unmarshal(b, &p)
+	if status != 200 || len(p.Data) != 5 || p.Meta.SnapshotID != id {
+		t.Fatalf("snapshot %d: %d %s", id, status, b)
+	}
+	if status, b, _ := post(t, srv, "/v1/snapshots/42/query", map[string]any{"symbol": "BHP"}); status != 404 || !strings.Contains(string(b), "NOT_FOUND") {
+		t.Errorf("an unknown snapshot: %d %s", status, b)
+	}
+	if status, b, _ := post(t, srv, "/v1/snapshots/latest/query", map[string]any{}); status != 400 {
+		t.Errorf("a snapshot id that is not a number: %d %s", status, b)
 	}
 }

@@ -22,6 +22,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/summary/{symbol}/{date}", s.summary)
 	s.mux.HandleFunc("GET /v1/stats", s.stats)
 	s.mux.HandleFunc("GET /v1/snapshots", s.snapshots)
+	s.mux.HandleFunc("POST /v1/snapshots/{id}/query", s.snapshotQuery)
+	s.mux.HandleFunc("POST /v1/replay", s.replay)
 }
 
 // bars answers bars of a symbol at an interval (1m … 1d); the 1d bar is
@@ -141,6 +143,10 @@ func (s *Server) classify(r *http.Request, err error) (int, string, string) {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, query.ErrTimeout):
 		return http.StatusGatewayTimeout, codeQueryTimeout, "the query took too long"
 	case isBadRequest(err):
+		var re *query.RequestError
+		if errors.As(err, &re) && re.NotFound {
+			return http.StatusNotFound, codeNotFound, err.Error()
+		}
 		return http.StatusBadRequest, codeInvalidParameters, err.Error()
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		return 499, codeInternal, "the client went away" // never seen by it

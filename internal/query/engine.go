@@ -250,7 +250,7 @@ func (e *Engine) snapshot(st *tableState, name string, asOf AsOf) (*table.Snapsh
 	case asOf.SnapshotID != 0:
 		s := tbl.SnapshotByID(asOf.SnapshotID)
 		if s == nil {
-			return nil, requestError("%s.%s has no snapshot %d (list them with k2 query snapshots)", lake.Namespace, name, asOf.SnapshotID)
+			return nil, &RequestError{msg: fmt.Sprintf("%s.%s has no snapshot %d (list them with k2 query snapshots)", lake.Namespace, name, asOf.SnapshotID), NotFound: true}
 		}
 		return s, nil
 	case asOf.Time != 0:
@@ -389,10 +389,15 @@ func sortFiles(files []dataFile, desc bool) {
 // RequestError is a request the engine refuses as asked (an unknown
 // snapshot, an empty range, a limit out of bounds), as opposed to a
 // failure to answer it: the API answers it 400, not 500.
-type RequestError struct{ msg string }
+type RequestError struct {
+	msg string
+	// NotFound: the request names something the table does not have (a
+	// snapshot id).
+	NotFound bool
+}
 
 func (e *RequestError) Error() string { return e.msg }
 
 func requestError(format string, args ...any) error {
-	return &RequestError{fmt.Sprintf(format, args...)}
+	return &RequestError{msg: fmt.Sprintf(format, args...)}
 }
