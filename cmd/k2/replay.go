@@ -63,7 +63,7 @@ heartbeats and pong), so feeds are tested and demos run offline:
 			reg, health := replayMetrics(func() replay.Stats { return srv.Stats() })
 			srv = replay.New(c, replay.Options{Speed: sp, Loops: loops, DisconnectAt: disconnectAt, OutageFrames: outage,
 				PingInterval: pingInterval, Logger: a.log,
-				Mount: map[string]http.Handler{"GET /metrics": reg.Handler(), "GET /health": health.Handler()}})
+				Mount: map[string]http.Handler{"GET /metrics": reg.Handler(), "GET /health": health.Live(), "GET /ready": health.Handler()}})
 			defer srv.Close()
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()

@@ -9,9 +9,10 @@ import (
 )
 
 // Health is a process's health: named checks, each saying whether a part
-// it runs works. /health answers 200 when every check passes and 503 when
-// one fails, with what each said, so a load balancer, a supervisor or a
-// person sees the same answer.
+// it runs works. /ready answers 200 when every check passes and 503 when
+// one fails, with what each said and how long it took, so a load
+// balancer, a supervisor or a person sees the same answer; /health is
+// liveness: 200 while the process serves, whatever its dependencies do.
 type Health struct {
 	mu     sync.Mutex
 	names  []string
@@ -46,7 +47,7 @@ type Report struct {
 	Status string           `json:"status"` // ok or failing
 	Role   string           `json:"role"`
 	Build  Build            `json:"build"`
-	Checks map[string]Check `json:"checks"`
+	Checks map[string]Check `json:"checks,omitempty"`
 }
 
 // Run runs every check, each within timeout.
@@ -75,7 +76,19 @@ func (h *Health) Run(ctx context.Context, timeout time.Duration) Report {
 	return r
 }
 
-// Handler serves /health and /ready.
+// Live serves /health: the process answers, so it lives. Restarting it
+// would not mend a dependency, which /ready reports.
+func (h *Health) Live() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(Report{Status: "ok", Role: h.role, Build: BuildInfo()})
+	})
+}
+
+// Handler serves /ready.
 func (h *Health) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r := h.Run(req.Context(), 5*time.Second)

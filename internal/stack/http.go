@@ -30,9 +30,7 @@ type httpServer struct {
 func (st *Stack) startHTTP() (*httpServer, error) {
 	h := &httpServer{mux: http.NewServeMux(), errc: make(chan error, 1)}
 	h.mux.Handle("GET /metrics", st.metrics.Handler())
-	h.mux.Handle("GET /health", st.health.Handler())
-	// /ready is the same report, named as the API's clients expect: each
-	// dependency with its status and latency.
+	h.mux.Handle("GET /health", st.health.Live())
 	h.mux.Handle("GET /ready", st.health.Handler())
 	h.mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

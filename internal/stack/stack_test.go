@@ -94,18 +94,18 @@ func (r *running) families(t *testing.T) []string {
 	return out
 }
 
-// health reads /health.
+// health reads /ready, the report of every check.
 func (r *running) health(t *testing.T) (int, ops.Report) {
 	t.Helper()
-	code, body := r.get(t, "/health")
+	code, body := r.get(t, "/ready")
 	var rep ops.Report
 	if err := json.Unmarshal([]byte(body), &rep); err != nil {
-		t.Fatalf("/health is not JSON: %q", body)
+		t.Fatalf("/ready is not JSON: %q", body)
 	}
 	return code, rep
 }
 
-// Every long-running role serves /health and /metrics for what it runs,
+// Every long-running role serves /health, /ready and /metrics for what it runs,
 // each on its own listener, every family present (at zero) before the
 // first event, and each process's metrics its own: two processes' worth
 // of roles run here in one, against one broker.
@@ -162,7 +162,7 @@ func TestEveryRoleServesItsHealthAndMetrics(t *testing.T) {
 		}
 		code, rep := c.r.health(t)
 		if code != http.StatusOK || rep.Status != "ok" || rep.Role != role || rep.Build.GoVersion == "" {
-			t.Errorf("%s: /health %d %+v", role, code, rep)
+			t.Errorf("%s: /ready %d %+v", role, code, rep)
 		}
 		for _, name := range c.checks {
 			if rep.Checks[name].Status != "ok" {
@@ -187,6 +187,11 @@ func TestEveryRoleServesItsHealthAndMetrics(t *testing.T) {
 		code, rep := feed.health(t)
 		return code == http.StatusServiceUnavailable && rep.Checks["kafka"].Status == "failing"
 	})
+	// /health is liveness: the process still answers; restarting it would
+	// not bring the broker back.
+	if code, body := feed.get(t, "/health"); code != http.StatusOK || !strings.Contains(body, `"role": "feed"`) {
+		t.Errorf("/health with the broker gone: %d %s", code, body)
+	}
 }
 
 // k2 up on a terminal shows what it does every few seconds: the feed's

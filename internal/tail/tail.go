@@ -136,10 +136,16 @@ func (t *Tail) Run(ctx context.Context) error {
 	}()
 	discover := time.NewTicker(5 * time.Second)
 	defer discover.Stop()
+	failing := false
 	for {
 		added, err := t.discover(ctx, kadm.NewClient(admin))
-		if err != nil && ctx.Err() == nil {
-			t.log.Warn("tail: listing topics failed; retrying", "error", err)
+		switch { // said once when it starts failing, once when it recovers
+		case err != nil && ctx.Err() == nil && !failing:
+			t.log.Warn("API tail: cannot list the stream's topics; recent reads see the lake only until it can", "brokers", t.o.Brokers, "error", err)
+			failing = true
+		case err == nil && failing:
+			t.log.Info("API tail: reading the stream again")
+			failing = false
 		}
 		if len(added) > 0 {
 			if cl == nil {
