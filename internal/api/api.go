@@ -4,6 +4,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -35,6 +36,7 @@ type Server struct {
 	o      Options
 	log    *slog.Logger
 	m      *metrics
+	over   *overload
 	mux    *http.ServeMux
 	tail   *tail.Tail
 	// cacheFor is how long a client may keep a route's answer (the
@@ -54,7 +56,7 @@ func New(e *query.Engine, o Options) *Server {
 	if o.MaxSpan == 0 {
 		o.MaxSpan = 31 * 24 * time.Hour
 	}
-	s := &Server{engine: e, o: o, log: o.Logger, m: newMetrics(o.Registerer), mux: http.NewServeMux(), tail: o.Tail,
+	s := &Server{engine: e, o: o, log: o.Logger, m: newMetrics(o.Registerer), over: newOverload(o.Registerer), mux: http.NewServeMux(), tail: o.Tail,
 		cacheFor: maps.Clone(cacheFor), done: make(chan struct{})}
 	s.routes()
 	return s
@@ -99,7 +101,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Log(r.Context(), ops.LevelRoutine, "request", "request_id", id, "method", r.Method, "route", pattern,
 			"path", r.URL.Path, "status", rec.status, "bytes", rec.bytes, "duration_ms", took.Milliseconds())
 	}()
-	h.ServeHTTP(rec, r.WithContext(withRequestID(r.Context(), id)))
+	r = r.WithContext(withRequestID(r.Context(), id))
+	done, ok := s.admit(rec, r, pattern)
+	if !ok {
+		return
+	}
+	defer func() { done(rec.status) }()
+	h.ServeHTTP(rec, r)
 }
 
 // unrouted answers a path no route has (404), or a route asked with
@@ -172,4 +180,26 @@ func (r *recorder) Flush() {
 
 func statusClass(code int) string {
 	return [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}[min(max(code/100, 1), 5)-1]
+}
+
+// warmEvery is how often the server looks for a new trades snapshot to
+// warm the bars cache with.
+const warmEvery = 2 * time.Second
+
+// Run keeps the bars cache warm until ctx ends: whenever a trades
+// snapshot lands, its new files' minute aggregates are computed before a
+// bar query asks for them.
+func (s *Server) Run(ctx context.Context) {
+	t := time.NewTicker(warmEvery)
+	defer t.Stop()
+	for {
+		if err := s.engine.WarmBars(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("warming the bars cache failed; bar queries compute what they need", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -25,6 +25,13 @@ import (
 // bhp serves the API over a lake holding the shared ASX sample.
 func bhp(t *testing.T) (*httptest.Server, *ops.Registry) {
 	t.Helper()
+	srv, reg, _ := bhpWith(t, query.Options{})
+	return srv, reg
+}
+
+// bhpWith is bhp with the engine's options, returning the engine too.
+func bhpWith(t *testing.T, qo query.Options) (*httptest.Server, *ops.Registry, *query.Engine) {
+	t.Helper()
 	l := laketest.Open(t)
 	ctx := context.Background()
 	ld, err := loader.New(l, loader.Options{Source: "asx", DeadLetter: filepath.Join(t.TempDir(), "dl.jsonl")})
@@ -43,7 +50,8 @@ func bhp(t *testing.T) (*httptest.Server, *ops.Registry) {
 	if _, err := ld.Finish(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e, err := query.New(l, query.Options{WorkDir: t.TempDir()})
+	qo.WorkDir = t.TempDir()
+	e, err := query.New(l, qo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +61,7 @@ func bhp(t *testing.T) (*httptest.Server, *ops.Registry) {
 	api.New(e, api.Options{Registerer: reg}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return srv, reg
+	return srv, reg, e
 }
 
 type envelope struct {

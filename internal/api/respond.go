@@ -67,6 +67,9 @@ func writeData(w http.ResponseWriter, r *http.Request, data any, count int) {
 
 // writeError answers in the one error shape.
 func writeError(w http.ResponseWriter, r *http.Request, status int, code, message string, details map[string]any) {
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, status, failure{Error: errorMessage{Code: code, Message: message, Details: details}, Meta: newMeta(r)})
 }
 

@@ -142,6 +142,8 @@ func (s *Server) classify(r *http.Request, err error) (int, string, string) {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, query.ErrTimeout):
 		return http.StatusGatewayTimeout, codeQueryTimeout, "the query took too long"
+	case errors.Is(err, query.ErrPoolExhausted):
+		return http.StatusServiceUnavailable, codeUnavailable, err.Error()
 	case isBadRequest(err):
 		var re *query.RequestError
 		if errors.As(err, &re) && re.NotFound {

@@ -373,23 +373,37 @@ func (e *Engine) cachedMinutes(ctx context.Context, files []dataFile, f Filter) 
 	return out, nil
 }
 
-// WarmBars computes the minute aggregates of every data file of the
-// current trades snapshot not yet cached, so bar queries are answered from
-// memory. A long-running server calls it after new data lands.
+// WarmBars computes the minute aggregates of the current trades
+// snapshot's data files that are not cached yet, newest first, so bar
+// queries are answered from memory. A long-running server calls it often:
+// it returns at once while the snapshot is the one it last warmed.
 func (e *Engine) WarmBars(ctx context.Context) error {
 	st, err := e.load(ctx, record.Trade.Table.Name)
 	if err != nil {
 		return err
 	}
-	files, err := e.plan(ctx, st, st.tbl.CurrentSnapshot(), "timestamp", Filter{})
+	snap := st.tbl.CurrentSnapshot()
+	if snap == nil || e.warmed.Load() == snap.SnapshotID {
+		return nil
+	}
+	files, err := e.plan(ctx, st, snap, "timestamp", Filter{})
 	if err != nil {
 		return err
 	}
+	files = append([]dataFile(nil), files...)
+	sortFiles(files, true) // the cache keeps the newest when it cannot keep all
+	held := 0
 	for _, f := range files {
-		if _, err := e.fileMinutes(ctx, f); err != nil {
+		mins, err := e.fileMinutes(ctx, f)
+		if err != nil {
 			return err
 		}
+		// Warming more than half the cache would evict what it just warmed.
+		if held += len(mins); held > maxCachedMinutes/2 {
+			break
+		}
 	}
+	e.warmed.Store(snap.SnapshotID)
 	return nil
 }
 

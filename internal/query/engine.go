@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/iceberg-go/table"
@@ -93,6 +94,8 @@ type Engine struct {
 	cache *fileCache // nil when the warehouse is local
 	log   *slog.Logger
 	m     *metrics
+	// warmed is the trades snapshot WarmBars last warmed.
+	warmed atomic.Int64
 
 	mu     sync.Mutex
 	tables map[string]*tableState

@@ -162,3 +162,44 @@ func TestPlanPrunesByPartition(t *testing.T) {
 		}
 	}
 }
+
+// WarmBars fills the minute cache with a new snapshot's files, once: bar
+// queries after it are served from memory.
+func TestWarmBarsWarmsEachSnapshotOnce(t *testing.T) {
+	e := testEngine(t, Options{})
+	ctx := context.Background()
+	w, _ := record.Trade.Writer(e.lake)
+	base := md.Timestamp(1_735_689_600_000_000) // 2025-01-01
+	commit := func(from int64) {
+		var rows []md.Trade
+		for i := from; i < from+10; i++ {
+			id := fmt.Sprintf("BINANCE-%d", i)
+			rows = append(rows, md.Trade{
+				MessageID: md.MessageID("trade", "BTCUSDT", id), TradeID: id, Symbol: "BTCUSDT", Exchange: "BINANCE",
+				AssetClass: md.Crypto, Timestamp: base + md.Timestamp(i*1_000_000), Price: md.MustDecimal("1"),
+				Quantity: md.MustDecimal("1"), Currency: "USDT", Side: md.Buy, TradeConditions: []string{},
+				SourceSequence: md.SomeInt64(i), IngestionTimestamp: base,
+			})
+		}
+		if _, err := w.Commit(ctx, rows, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cached := func() int {
+		e.minuteCache.mu.Lock()
+		defer e.minuteCache.mu.Unlock()
+		return e.minuteCache.lru.Len()
+	}
+	commit(0)
+	if err := e.WarmBars(ctx); err != nil || cached() != 1 {
+		t.Fatalf("after the first snapshot: %d files cached, %v", cached(), err)
+	}
+	e.minuteCache = minuteCache{} // forget: a warm of the same snapshot must not redo it
+	if err := e.WarmBars(ctx); err != nil || cached() != 0 {
+		t.Fatalf("the same snapshot was warmed again: %d files, %v", cached(), err)
+	}
+	commit(100)
+	if err := e.WarmBars(ctx); err != nil || cached() != 2 {
+		t.Fatalf("after a new snapshot: %d files cached, %v", cached(), err)
+	}
+}

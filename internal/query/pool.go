@@ -53,6 +53,7 @@ type Pool struct {
 	created     int64
 	waitTotal   time.Duration
 	timeoutsCnt int64
+	waiting     int // queries waiting for a connection now
 }
 
 // PoolStats is a snapshot of the pool's state.
@@ -67,6 +68,9 @@ type PoolStats struct {
 	PeakUtilization        int     `json:"peak_utilization"`
 	UtilizationPercentage  float64 `json:"utilization_percentage"`
 	AcquireTimeoutSeconds  float64 `json:"acquire_timeout_seconds"`
+	// Waiting are the queries waiting for a connection now: past zero the
+	// pool is saturated.
+	Waiting int `json:"waiting"`
 }
 
 func newPool(db *sql.DB, size int, timeout time.Duration, m *poolMetrics) *Pool {
@@ -86,18 +90,12 @@ type Conn struct {
 // Acquire waits up to the pool's timeout (or ctx) for a connection.
 func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 	start := time.Now()
-	timer := time.NewTimer(p.timeout)
-	defer timer.Stop()
 	select {
-	case p.slots <- struct{}{}:
-	case <-timer.C:
-		p.mu.Lock()
-		p.timeoutsCnt++
-		p.mu.Unlock()
-		p.m.timeouts.Inc()
-		return nil, fmt.Errorf("%w: all %d connections busy for %s; retry later or raise --query-pool-size", ErrPoolExhausted, p.size, p.timeout)
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	case p.slots <- struct{}{}: // a free connection: no wait
+	default:
+		if err := p.wait(ctx); err != nil {
+			return nil, err
+		}
 	}
 	wait := time.Since(start)
 	p.m.wait.Observe(wait.Seconds())
@@ -131,6 +129,33 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 	return &Conn{Conn: c, pool: p}, nil
 }
 
+// wait waits up to the pool's timeout (or ctx) for a connection to free,
+// counted among the waiting meanwhile.
+func (p *Pool) wait(ctx context.Context) error {
+	p.mu.Lock()
+	p.waiting++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.waiting--
+		p.mu.Unlock()
+	}()
+	timer := time.NewTimer(p.timeout)
+	defer timer.Stop()
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-timer.C:
+		p.mu.Lock()
+		p.timeoutsCnt++
+		p.mu.Unlock()
+		p.m.timeouts.Inc()
+		return fmt.Errorf("%w: all %d connections busy for %s; retry later or raise --query-pool-size", ErrPoolExhausted, p.size, p.timeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Release returns the connection; a connection marked bad is closed.
 func (c *Conn) Release() {
 	p := c.pool
@@ -157,6 +182,7 @@ func (p *Pool) Stats() PoolStats {
 		TotalCreated: p.created, TotalAcquisitions: p.acquired, AcquisitionTimeouts: p.timeoutsCnt,
 		PeakUtilization: p.peak, AcquireTimeoutSeconds: p.timeout.Seconds(),
 		UtilizationPercentage: 100 * float64(p.active) / float64(p.size),
+		Waiting:               p.waiting,
 	}
 	if p.acquired > 0 {
 		s.AverageWaitTimeSeconds = p.waitTotal.Seconds() / float64(p.acquired)

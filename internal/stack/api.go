@@ -18,6 +18,7 @@ func (st *Stack) serveAPI() error {
 	}
 	srv := api.New(e, api.Options{Logger: st.log, Registerer: st.metrics, Tail: st.tail})
 	srv.Register(st.http.mux)
+	st.api = srv
 	// On stop: event streams end, requests in flight drain, then the
 	// engine closes.
 	st.onClose(func() {

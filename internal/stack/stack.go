@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/k2-market-data/k2/internal/api"
 	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/lake"
@@ -89,6 +90,7 @@ type Stack struct {
 	feed *feedRunner
 	// tail holds the stream's recent records for the API (nil: none).
 	tail *tail.Tail
+	api  *api.Server
 
 	closeOnce sync.Once
 	closers   []func() // in the order things were opened
@@ -214,6 +216,9 @@ func (st *Stack) Run(ctx context.Context) error {
 	}
 	if st.tail != nil {
 		wg.Go(func() { fail("API tail", st.tail.Run(ctx)) })
+	}
+	if st.api != nil {
+		wg.Go(func() { st.api.Run(ctx) })
 	}
 	if st.maintainer != nil {
 		// A cycle interrupted by the stop leaves nothing half done: each
