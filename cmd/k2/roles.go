@@ -64,6 +64,7 @@ to --log-file or to the log when it is JSON or not a terminal.`,
 	a.cfg.RegisterHTTP(fs, "up")
 	a.cfg.RegisterLake(fs)
 	a.cfg.RegisterQuery(fs) // the API's queries
+	a.cfg.RegisterAPI(fs)
 	a.cfg.RegisterSink(fs)
 	a.cfg.RegisterMaintain(fs)
 	a.cfg.RegisterFeed(fs, which)
@@ -163,6 +164,7 @@ number may run against one lake: they only read it.`,
 	a.cfg.RegisterHTTP(fs, "api")
 	a.cfg.RegisterLake(fs)
 	a.cfg.RegisterQuery(fs)
+	a.cfg.RegisterAPI(fs)
 	a.cfg.RegisterMemory(fs)
 	return cmd
 }

@@ -78,6 +78,17 @@ func (c *Config) RegisterQuery(fs *pflag.FlagSet) {
 	})
 }
 
+// RegisterAPI adds the REST API's own settings (beside the query
+// engine's, which RegisterQuery adds).
+func (c *Config) RegisterAPI(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.BoolVar(&c.API.SQL, "api-sql", c.API.SQL, "serve POST /v1/sql: read-only DuckDB SQL over views of the tables (off: the route answers 404)")
+		fs.IntVar(&c.API.SQLRows, "api-sql-rows", c.API.SQLRows, "rows one /v1/sql query returns at most (a request may ask fewer)")
+		fs.DurationVar(&c.API.SQLTimeout, "api-sql-timeout", c.API.SQLTimeout, "interrupt a /v1/sql query running longer than this (set-up included)")
+		fs.StringVar(&c.API.SQLMemory, "api-sql-memory", c.API.SQLMemory, "DuckDB memory limit of one /v1/sql query, e.g. 1GB (it never spills to disk)")
+	})
+}
+
 // RegisterKafka adds the cluster a command connects to.
 func (c *Config) RegisterKafka(fs *pflag.FlagSet) {
 	settings(fs, func() {
