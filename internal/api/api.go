@@ -21,6 +21,14 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// MaxSpan bounds the time range one request may ask for (default 31 days).
 	MaxSpan time.Duration
+	// SQL turns on POST /v1/sql (off: it answers 404 saying how to turn
+	// it on). SQLRows bounds its rows (default query.DefaultSQLRows),
+	// SQLTimeout its time (default the engine's query timeout), SQLMemory
+	// its DuckDB memory (default query.DefaultSQLMemory).
+	SQL        bool
+	SQLRows    int
+	SQLTimeout time.Duration
+	SQLMemory  string
 }
 
 // Server answers the API's routes from a query engine.
@@ -40,6 +48,10 @@ func New(e *query.Engine, o Options) *Server {
 	if o.MaxSpan == 0 {
 		o.MaxSpan = 31 * 24 * time.Hour
 	}
+	if o.SQLRows <= 0 {
+		o.SQLRows = query.DefaultSQLRows
+	}
+	o.SQLRows = min(o.SQLRows, query.MaxLimit)
 	s := &Server{engine: e, o: o, log: o.Logger, m: newMetrics(o.Registerer), mux: http.NewServeMux()}
 	s.routes()
 	return s

@@ -28,6 +28,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/summary/{symbol}/{date}", s.summary)
 	s.mux.HandleFunc("GET /v1/stats", s.stats)
 	s.mux.HandleFunc("GET /v1/snapshots", s.snapshots)
+	s.mux.HandleFunc("POST /v1/sql", s.sql)
 }
 
 // records answers a record route: the parameters every kind takes, then

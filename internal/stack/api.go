@@ -12,6 +12,8 @@ func (st *Stack) serveAPI() error {
 		return err
 	}
 	st.onClose(func() { e.Close() })
-	api.New(e, api.Options{Logger: st.log, Registerer: st.metrics}).Register(st.http.mux)
+	a := st.cfg.API
+	api.New(e, api.Options{Logger: st.log, Registerer: st.metrics,
+		SQL: a.SQL, SQLRows: a.SQLRows, SQLTimeout: a.SQLTimeout, SQLMemory: a.SQLMemory}).Register(st.http.mux)
 	return nil
 }
