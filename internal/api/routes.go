@@ -149,7 +149,7 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, paramErr error, 
 	switch {
 	case err == nil:
 		writeData(w, r, data, n)
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, query.ErrTimeout):
 		writeError(w, r, http.StatusGatewayTimeout, codeQueryTimeout, "the query took too long", nil)
 	case isBadRequest(err):
 		writeError(w, r, http.StatusBadRequest, codeInvalidParameters, err.Error(), nil)
