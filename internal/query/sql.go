@@ -122,12 +122,16 @@ func (e *Engine) SQL(ctx context.Context, q SQLQuery) (res *SQLResult, err error
 	if err != nil {
 		return nil, timedOut(err)
 	}
+	planned := time.Now()
 	sb, err := e.openSandbox(ctx, views, q.MemoryLimit)
 	if err != nil {
 		return nil, timedOut(err)
 	}
 	defer sb.close()
+	sealed := time.Now()
 	res, err = sb.query(ctx, q.Text, q.Limit, q.MemoryLimit)
+	e.log.Debug("SQL query", "plan_ms", planned.Sub(start).Milliseconds(), "sandbox_ms", sealed.Sub(planned).Milliseconds(),
+		"run_ms", time.Since(sealed).Milliseconds(), "error", err)
 	if err != nil {
 		return nil, timedOut(err)
 	}
