@@ -417,7 +417,12 @@ func (sb *sandbox) query(ctx context.Context, text string, limit int, memoryLimi
 	// Bound as written first, so that DuckDB's errors point into the
 	// caller's text. Prepare, unlike PrepareContext, refuses more than one
 	// statement rather than running all but the last; nothing runs here.
-	if err := sb.prepare(text, func(*duckdb.Stmt) error { return nil }); err != nil {
+	if err := sb.prepare(text, func(stmt *duckdb.Stmt) error {
+		if stmt.NumInput() > 0 {
+			return sqlError("the SQL has parameters (?, $1, $name), which this route has no values for: write the values in")
+		}
+		return nil
+	}); err != nil {
 		return nil, userError(err, memoryLimit)
 	}
 	// One query alone is one as a subquery; the newline ends a trailing

@@ -201,6 +201,8 @@ func TestSQL(t *testing.T) {
 			{"SELECT 1; DROP VIEW trades", "only a query"},
 			{"SELECT 1; -- a comment", "subquery"},
 			{"SELEC 1", "does not parse"},
+			{"SELECT ?", "parameters"},
+			{"SELECT $1", "parameters"},
 			{"SELECT 1) UNION ALL (SELECT 2", "does not parse"},
 			{"SELECT * FROM query('COPY trades TO ''" + in("z.csv") + "''')", "SELECT"},
 		} {
