@@ -139,15 +139,15 @@ func TestHelpListsTheCommandsOwnSettings(t *testing.T) {
 		want, not []string
 	}{
 		{[]string{"query", "trades"}, []string{"--symbol", "--catalog", "--query-timeout", "--data-dir"},
-			[]string{"--brokers", "--sink-batch-rows", "--shedding-policy", "--broker-listen", "--topic-prefix", "--memory-limit", "--http-listen"}},
+			[]string{"--brokers", "--sink-batch-rows", "--shedding-policy", "--broker-listen", "--topic-prefix", "--memory-limit", "--http-listen", "--api-sql"}},
 		{[]string{"sink"}, []string{"--brokers", "--sink-batch-rows", "--catalog", "--http-listen", "--shedding-policy"},
 			[]string{"--query-timeout", "--broker-listen", "--symbols", "--batch-rows"}},
 		{[]string{"feed", "binance"}, []string{"--symbols", "--url", "--rest-url", "--brokers", "--http-listen"},
 			[]string{"--catalog", "--sink-batch-rows", "--rate", "--query-pool-size"}},
 		{[]string{"feed", "synth"}, []string{"--rate", "--seed", "--max-trades"}, []string{"--url", "--rest-url", "--catalog"}},
-		{[]string{"up"}, []string{"--broker-listen", "--sink-batch-rows", "--symbols", "--rate", "--catalog", "--query-timeout", "(default \"127.0.0.1:8000\")"},
+		{[]string{"up"}, []string{"--broker-listen", "--sink-batch-rows", "--symbols", "--rate", "--catalog", "--query-timeout", "--api-sql-timeout", "(default \"127.0.0.1:8000\")"},
 			[]string{"--brokers ", "--batch-rows "}},
-		{[]string{"api"}, []string{"--catalog", "--query-timeout", "--query-pool-size", "(default \"127.0.0.1:8005\")"},
+		{[]string{"api"}, []string{"--catalog", "--query-timeout", "--query-pool-size", "--api-sql ", "--api-sql-rows", "--api-sql-memory", "(default \"127.0.0.1:8005\")"},
 			[]string{"--brokers", "--sink-batch-rows", "--symbols", "--broker-listen"}},
 		{[]string{"load", "asx"}, []string{"--batch-rows", "--via-kafka", "--brokers", "--catalog"}, []string{"--sink-batch-rows", "--query-timeout"}},
 	} {

@@ -28,6 +28,14 @@ type Options struct {
 	// Tail, when set, holds the stream's records after the lake: recent
 	// reads combine both, and the event streams follow it.
 	Tail *tail.Tail
+	// SQL turns on POST /v1/sql (off: it answers 404 saying how to turn
+	// it on). SQLRows bounds its rows (default query.DefaultSQLRows),
+	// SQLTimeout its time (default the engine's query timeout), SQLMemory
+	// its DuckDB memory (default query.DefaultSQLMemory).
+	SQL        bool
+	SQLRows    int
+	SQLTimeout time.Duration
+	SQLMemory  string
 }
 
 // Server answers the API's routes from a query engine.
@@ -56,6 +64,10 @@ func New(e *query.Engine, o Options) *Server {
 	if o.MaxSpan == 0 {
 		o.MaxSpan = 31 * 24 * time.Hour
 	}
+	if o.SQLRows <= 0 {
+		o.SQLRows = query.DefaultSQLRows
+	}
+	o.SQLRows = min(o.SQLRows, query.MaxLimit)
 	s := &Server{engine: e, o: o, log: o.Logger, m: newMetrics(o.Registerer), over: newOverload(o.Registerer), mux: http.NewServeMux(), tail: o.Tail,
 		cacheFor: maps.Clone(cacheFor), done: make(chan struct{})}
 	s.routes()

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -22,15 +23,16 @@ import (
 	"github.com/k2-market-data/k2/internal/testutil"
 )
 
-// bhp serves the API over a lake holding the shared ASX sample.
-func bhp(t *testing.T) (*httptest.Server, *ops.Registry) {
+// bhp serves the API over a lake holding the shared ASX sample, with the
+// options given (at most one; the defaults without).
+func bhp(t *testing.T, opts ...api.Options) (*httptest.Server, *ops.Registry) {
 	t.Helper()
-	srv, reg, _ := bhpWith(t, query.Options{})
+	srv, reg, _ := bhpWith(t, query.Options{}, opts...)
 	return srv, reg
 }
 
 // bhpWith is bhp with the engine's options, returning the engine too.
-func bhpWith(t *testing.T, qo query.Options) (*httptest.Server, *ops.Registry, *query.Engine) {
+func bhpWith(t *testing.T, qo query.Options, opts ...api.Options) (*httptest.Server, *ops.Registry, *query.Engine) {
 	t.Helper()
 	l := laketest.Open(t)
 	ctx := context.Background()
@@ -58,7 +60,12 @@ func bhpWith(t *testing.T, qo query.Options) (*httptest.Server, *ops.Registry, *
 	t.Cleanup(func() { e.Close() })
 	reg := ops.NewRegistry()
 	mux := http.NewServeMux()
-	api.New(e, api.Options{Registerer: reg}).Register(mux)
+	var o api.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.Registerer = reg
+	api.New(e, o).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv, reg, e
@@ -80,7 +87,17 @@ type envelope struct {
 
 func get(t *testing.T, srv *httptest.Server, method, path string, header ...string) (int, envelope, http.Header) {
 	t.Helper()
-	req, _ := http.NewRequest(method, srv.URL+path, nil)
+	return send(t, srv, method, path, "", header...)
+}
+
+// send asks with a body (none when "").
+func send(t *testing.T, srv *httptest.Server, method, path, body string, header ...string) (int, envelope, http.Header) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, srv.URL+path, r)
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -258,6 +275,11 @@ func TestErrorsHaveOneShape(t *testing.T) {
 			t.Errorf("%s %s: %d %+v; want %d %s (%s)", c.method, c.path, status, env, c.status, c.code, c.param)
 		}
 	}
+	// The SQL route is off unless turned on, and says how.
+	if status, env, _ := send(t, srv, "POST", "/v1/sql", `{"sql": "SELECT 1"}`); status != 404 || env.Error.Code != "NOT_FOUND" ||
+		!strings.Contains(env.Error.Message, "--api-sql") {
+		t.Errorf("POST /v1/sql, off: %d %+v", status, env)
+	}
 	// A symbol of quotes and semicolons is a value like any other: bound,
 	// never interpolated, it matches nothing.
 	status, env, _ := get(t, srv, "GET", "/v1/trades?symbol=BHP'%3B%20DROP%20TABLE%20trades%3B--")
@@ -269,9 +291,10 @@ func TestErrorsHaveOneShape(t *testing.T) {
 	}
 }
 
-// The curl examples of docs/api.md work as written, against the ASX sample.
+// The curl examples of docs/api.md work as written, against the ASX sample
+// (with the SQL route on, as its section says to start k2).
 func TestDocumentedExamples(t *testing.T) {
-	srv, _ := bhp(t)
+	srv, _ := bhp(t, api.Options{SQL: true})
 	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "docs", "api.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -282,9 +305,13 @@ func TestDocumentedExamples(t *testing.T) {
 		if !ok {
 			continue
 		}
-		path, _, _ := strings.Cut(rest, "'")
+		path, rest, _ := strings.Cut(rest, "'")
+		method, body := "GET", ""
+		if _, data, ok := strings.Cut(rest, " -d '"); ok {
+			method, body = "POST", strings.TrimSuffix(strings.TrimSpace(data), "'")
+		}
 		n++
-		if status, env, _ := get(t, srv, "GET", path); status != 200 || !env.Success || len(env.Data) < 3 || env.Meta.Count != nil && *env.Meta.Count == 0 {
+		if status, env, _ := send(t, srv, method, path, body); status != 200 || !env.Success || len(env.Data) < 3 || env.Meta.Count != nil && *env.Meta.Count == 0 {
 			t.Errorf("%s: %d %+v", path, status, env)
 		}
 	}

@@ -24,6 +24,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/snapshots", s.snapshots)
 	s.mux.HandleFunc("POST /v1/snapshots/{id}/query", s.snapshotQuery)
 	s.mux.HandleFunc("POST /v1/replay", s.replay)
+	s.mux.HandleFunc("POST /v1/sql", s.sql)
 }
 
 // bars answers bars of a symbol at an interval (1m … 1d); the 1d bar is

@@ -93,6 +93,14 @@ type API struct {
 	// tail off (reads then see the lake only).
 	TailAge   time.Duration
 	TailBytes int64
+	// SQL turns on POST /v1/sql: read-only DuckDB SQL over views of the
+	// tables, each query in a sandboxed DuckDB of its own.
+	SQL bool
+	// SQLRows bounds the rows one SQL query returns (a request may ask
+	// fewer); SQLTimeout bounds its time, SQLMemory its DuckDB memory.
+	SQLRows    int
+	SQLTimeout time.Duration
+	SQLMemory  string
 }
 
 // Kafka is the cluster a process connects to.
@@ -236,7 +244,8 @@ func Default() Config {
 			PoolSize: 4, AcquireTimeout: 30 * time.Second, Timeout: 30 * time.Second,
 			MemoryLimit: "2GB", CacheBytes: 10 << 30,
 		},
-		API:      API{TailAge: 10 * time.Minute, TailBytes: 256 << 20},
+		API: API{TailAge: 10 * time.Minute, TailBytes: 256 << 20,
+			SQL: false, SQLRows: 10_000, SQLTimeout: 30 * time.Second, SQLMemory: "1GB"},
 		Kafka:    Kafka{Brokers: LocalBroker, Registry: "http://" + LocalRegistry, Partitions: 6},
 		Embedded: Embedded{BrokerListen: LocalBroker, RegistryListen: LocalRegistry, BrokerKeep: 10 * time.Minute},
 		Sink:     Sink{Group: "k2-sink", BatchRows: 200_000, BatchBytes: 256 << 20, BatchAge: 30 * time.Second},
@@ -256,6 +265,9 @@ func Default() Config {
 		},
 	}
 }
+
+// MaxSQLRows bounds --api-sql-rows.
+const MaxSQLRows = 100_000
 
 // LocalBroker and LocalRegistry are where k2 up serves by default, and so
 // where the other roles connect by default.
@@ -282,6 +294,15 @@ func (c *Config) Resolve() error {
 	}
 	if c.Query.PoolSize < 1 || c.Query.PoolSize > 256 {
 		return fmt.Errorf("--query-pool-size %d is outside 1 … 256", c.Query.PoolSize)
+	}
+	if c.API.SQLRows < 1 || c.API.SQLRows > MaxSQLRows {
+		return fmt.Errorf("--api-sql-rows %d is outside 1 … %d", c.API.SQLRows, MaxSQLRows)
+	}
+	if c.API.SQLTimeout <= 0 {
+		return fmt.Errorf("--api-sql-timeout %s: give a positive duration", c.API.SQLTimeout)
+	}
+	if n, err := ParseBytes(c.API.SQLMemory); err != nil || n == 0 {
+		return fmt.Errorf("--api-sql-memory %q: want a size such as 1GB or 512MiB", c.API.SQLMemory)
 	}
 	if _, err := c.Kafka.PartitionsByExchange(); err != nil {
 		return err

@@ -37,7 +37,7 @@ import (
 )
 
 // queryTypes are the query_type values of the query metrics.
-var queryTypes = []string{"trades", "quotes", "bars", "symbols"}
+var queryTypes = []string{"trades", "quotes", "bars", "symbols", "sql"}
 
 // metrics are one engine's query and pool metrics (the seed report's names).
 type metrics struct {
@@ -102,6 +102,8 @@ type Engine struct {
 	index  fileIndex
 	// minuteCache holds per-minute trade aggregates of data files.
 	minuteCache minuteCache
+	// sqlSlots bounds the SQL queries running at once (sqlAtOnce).
+	sqlSlots chan struct{}
 }
 
 // tableState caches a table's metadata until its metadata file changes.
@@ -130,7 +132,7 @@ func New(l *lake.Lake, opts Options) (*Engine, error) {
 	if opts.WorkDir == "" {
 		return nil, errors.New("query: WorkDir not set")
 	}
-	e := &Engine{lake: l, opts: opts, log: opts.Logger, tables: map[string]*tableState{}}
+	e := &Engine{lake: l, opts: opts, log: opts.Logger, tables: map[string]*tableState{}, sqlSlots: make(chan struct{}, sqlAtOnce)}
 	tmp := filepath.Join(opts.WorkDir, "spill")
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("query work dir: %w", err)

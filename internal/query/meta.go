@@ -76,6 +76,44 @@ type TableStats struct {
 	Last       md.Timestamp `json:"last_timestamp,omitempty"`
 }
 
+// tablesAt resolves asOf for every table, in the order of record.All: a
+// snapshot id in the table that has it and, in the others, the snapshot
+// current when it was committed; a time in each table. A nil snapshot is
+// a table that was empty at that point.
+func (e *Engine) tablesAt(ctx context.Context, asOf AsOf) ([]string, []*tableState, []*table.Snapshot, error) {
+	names := record.TableNames()
+	states := make([]*tableState, len(names))
+	owner := -1
+	for i, name := range names {
+		st, err := e.load(ctx, name)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		states[i] = st
+		if asOf.SnapshotID != 0 && st.tbl.SnapshotByID(asOf.SnapshotID) != nil {
+			owner = i
+		}
+	}
+	if asOf.SnapshotID != 0 && owner < 0 {
+		return nil, nil, nil, requestError("no table has snapshot %d (list them with k2 query snapshots)", asOf.SnapshotID)
+	}
+	snaps := make([]*table.Snapshot, len(names))
+	for i, st := range states {
+		switch {
+		case asOf.SnapshotID != 0 && i == owner:
+			snaps[i] = st.tbl.SnapshotByID(asOf.SnapshotID)
+		case asOf.SnapshotID != 0:
+			ms := states[owner].tbl.SnapshotByID(asOf.SnapshotID).TimestampMs
+			snaps[i] = st.tbl.SnapshotAsOf(ms, true)
+		case asOf.Time != 0:
+			snaps[i] = st.tbl.SnapshotAsOf(asOf.Time.Time().UnixMilli(), true)
+		default:
+			snaps[i] = st.tbl.CurrentSnapshot()
+		}
+	}
+	return names, states, snaps, nil
+}
+
 // Stats returns row counts, file counts, sizes and time ranges of every
 // table. Counts come from the snapshot summaries Iceberg keeps, so they are
 // exact without reading data.
@@ -84,37 +122,13 @@ type TableStats struct {
 // stood when that snapshot was committed, so the answer is one consistent
 // picture of the lake.
 func (e *Engine) Stats(ctx context.Context, asOf AsOf) ([]TableStats, error) {
-	names := record.TableNames()
-	states := make([]*tableState, len(names))
-	owner := -1
-	for i, name := range names {
-		st, err := e.load(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		states[i] = st
-		if asOf.SnapshotID != 0 && st.tbl.SnapshotByID(asOf.SnapshotID) != nil {
-			owner = i
-		}
-	}
-	if asOf.SnapshotID != 0 && owner < 0 {
-		return nil, requestError("no table has snapshot %d (list them with k2 query snapshots)", asOf.SnapshotID)
+	names, states, snaps, err := e.tablesAt(ctx, asOf)
+	if err != nil {
+		return nil, err
 	}
 	var out []TableStats
 	for i, name := range names {
-		st := states[i]
-		var snap *table.Snapshot
-		switch {
-		case asOf.SnapshotID != 0 && i == owner:
-			snap = st.tbl.SnapshotByID(asOf.SnapshotID)
-		case asOf.SnapshotID != 0:
-			ms := states[owner].tbl.SnapshotByID(asOf.SnapshotID).TimestampMs
-			snap = st.tbl.SnapshotAsOf(ms, true)
-		case asOf.Time != 0:
-			snap = st.tbl.SnapshotAsOf(asOf.Time.Time().UnixMilli(), true) // nil: the table was empty then
-		default:
-			snap = st.tbl.CurrentSnapshot()
-		}
+		st, snap := states[i], snaps[i]
 		ts := TableStats{Table: lake.Namespace + "." + name, Snapshots: len(st.tbl.Metadata().Snapshots())}
 		if snap != nil {
 			ts.SnapshotID = snap.SnapshotID

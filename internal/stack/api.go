@@ -16,7 +16,9 @@ func (st *Stack) serveAPI() error {
 		st.tail = tail.New(tail.Options{Brokers: st.brokers, TopicPrefix: st.cfg.Kafka.TopicPrefix,
 			MaxAge: st.cfg.API.TailAge, MaxBytes: st.cfg.API.TailBytes, Logger: st.log, Registerer: st.metrics}, st.lake, st.reg)
 	}
-	srv := api.New(e, api.Options{Logger: st.log, Registerer: st.metrics, Tail: st.tail})
+	a := st.cfg.API
+	srv := api.New(e, api.Options{Logger: st.log, Registerer: st.metrics, Tail: st.tail,
+		SQL: a.SQL, SQLRows: a.SQLRows, SQLTimeout: a.SQLTimeout, SQLMemory: a.SQLMemory})
 	srv.Register(st.http.mux)
 	st.api = srv
 	// On stop: event streams end, requests in flight drain, then the
