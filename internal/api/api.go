@@ -1,17 +1,18 @@
 // Package api is K2's REST API: the read routes over the lake, in one
-// response shape, behind request ids, an access log and per-route metrics.
-// k2 up and k2 api mount it on their HTTP listener (docs/api.md).
+// response shape, behind a Guard (guard.go) that gives every request its
+// id, metrics and access-log line, and holds the listener to its API
+// keys, rate limits, body limit and CORS origins. k2 up and k2 api mount
+// it on their HTTP listener, the whole listener wrapped in the guard
+// (docs/api.md).
 package api
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/query"
 )
 
@@ -21,6 +22,11 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// MaxSpan bounds the time range one request may ask for (default 31 days).
 	MaxSpan time.Duration
+	// Guard is the listener's guard (NewGuard), which the server's routes
+	// are answered behind; it then owns the API's metrics. Without one the
+	// server makes its own, open to anyone and unlimited but for the body
+	// (tests, embedding): a process serves through NewGuard's.
+	Guard *Guard
 }
 
 // Server answers the API's routes from a query engine.
@@ -28,8 +34,11 @@ type Server struct {
 	engine *query.Engine
 	o      Options
 	log    *slog.Logger
-	m      *metrics
+	guard  *Guard
 	mux    *http.ServeMux
+	// guarded is the server behind its guard, for requests that did not
+	// come through it (a server mounted without Guard.Wrap).
+	guarded http.Handler
 }
 
 // New returns a server over e.
@@ -40,7 +49,12 @@ func New(e *query.Engine, o Options) *Server {
 	if o.MaxSpan == 0 {
 		o.MaxSpan = 31 * 24 * time.Hour
 	}
-	s := &Server{engine: e, o: o, log: o.Logger, m: newMetrics(o.Registerer), mux: http.NewServeMux()}
+	s := &Server{engine: e, o: o, log: o.Logger, guard: o.Guard, mux: http.NewServeMux()}
+	if s.guard == nil {
+		s.guard = openGuard(o.Logger, o.Registerer)
+	}
+	s.guard.api.Store(s)
+	s.guarded = s.guard.Wrap(http.HandlerFunc(s.route))
 	s.routes()
 	return s
 }
@@ -50,41 +64,33 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle("/v1/", s)
 }
 
-// ServeHTTP answers one request: request id, metrics and the access log
-// around the route, and the error shape for paths and methods no route
-// has.
+// ServeHTTP answers one request of the API. One that came through the
+// guard (the listener is wrapped in it) goes to its route; another goes
+// through the guard first, so the routes are never answered unguarded.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	id := requestID(r)
-	w.Header().Set("X-Request-ID", id)
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	// The mux itself serves a routed request (it sets the path values);
-	// one it has no route for gets the error shape.
-	var h http.Handler = s.mux
-	_, pattern := s.mux.Handler(r)
-	if pattern == "" {
-		h, pattern = http.HandlerFunc(s.unrouted), "unrouted"
+	if stateOf(r.Context()) == nil {
+		s.guarded.ServeHTTP(w, r)
+		return
 	}
-	if age, ok := cacheFor[pattern]; ok && r.Method == http.MethodGet {
-		rec.cacheControl = fmt.Sprintf("private, max-age=%d", int(age.Seconds()))
+	s.route(w, r)
+}
+
+// route answers a guarded request: the mux serves a routed request (it
+// sets the path values); one it has no route for gets the error shape.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if _, p := s.mux.Handler(r); p == "" {
+		s.unrouted(w, r)
+		return
 	}
-	s.m.inFlight.Inc()
-	defer func() {
-		s.m.inFlight.Dec()
-		if v := recover(); v != nil {
-			s.log.Error("API handler panicked", "request_id", id, "route", pattern, "panic", v)
-			if !rec.wrote {
-				writeError(rec, r, http.StatusInternalServerError, codeInternal, "internal error", nil)
-			}
-		}
-		took := time.Since(start)
-		s.m.requests.WithLabelValues(pattern, r.Method, statusClass(rec.status)).Inc()
-		s.m.duration.WithLabelValues(pattern).Observe(took.Seconds())
-		// Routine: in the log file and collected logs, not on a terminal.
-		s.log.Log(r.Context(), ops.LevelRoutine, "request", "request_id", id, "method", r.Method, "route", pattern,
-			"path", r.URL.Path, "status", rec.status, "bytes", rec.bytes, "duration_ms", took.Milliseconds())
-	}()
-	h.ServeHTTP(rec, r.WithContext(withRequestID(r.Context(), id)))
+	s.mux.ServeHTTP(w, r)
+}
+
+// pattern is the template of a request's route, "unrouted" if none.
+func (s *Server) pattern(r *http.Request) string {
+	if _, p := s.mux.Handler(r); p != "" {
+		return p
+	}
+	return "unrouted"
 }
 
 // unrouted answers a path no route has (404), or a route asked with
@@ -120,24 +126,29 @@ var cacheFor = map[string]time.Duration{
 	"GET /v1/snapshots":               10 * time.Second,
 }
 
-// recorder keeps the status and size of a response, and sets its
-// Cache-Control once the status is known.
+// recorder keeps the status and size of a response and, for the API's
+// routes and the guard's refusals, sets its Cache-Control once the status
+// is known.
 type recorder struct {
 	http.ResponseWriter
 	status       int
 	bytes        int
 	wrote        bool
+	manageCache  bool
 	cacheControl string // for a 2xx answer; "" is no-store
+	writeTimeout time.Duration
 }
 
 func (r *recorder) WriteHeader(code int) {
 	if !r.wrote {
 		r.status, r.wrote = code, true
-		cc := "no-store"
-		if code < 300 && r.cacheControl != "" {
-			cc = r.cacheControl
+		if r.manageCache {
+			cc := "no-store"
+			if code < 300 && r.cacheControl != "" {
+				cc = r.cacheControl
+			}
+			r.Header().Set("Cache-Control", cc)
 		}
-		r.Header().Set("Cache-Control", cc)
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
@@ -151,12 +162,24 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// Flush lets streamed responses reach the client as they are written.
+// Flush lets streamed responses reach the client as they are written,
+// and pushes the connection's write deadline a write timeout ahead: a
+// stream (server-sent events, an NDJSON replay) flushes as it goes, so
+// the listener's WriteTimeout cuts off a client that stopped reading, not
+// a stream that is long.
 func (r *recorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
+	if r.writeTimeout > 0 {
+		http.NewResponseController(r.ResponseWriter).SetWriteDeadline(time.Now().Add(r.writeTimeout))
 	}
+	if !r.wrote {
+		r.WriteHeader(http.StatusOK)
+	}
+	http.NewResponseController(r.ResponseWriter).Flush()
 }
+
+// Unwrap lets http.ResponseController reach the connection (deadlines,
+// flushing) through the recorder.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func statusClass(code int) string {
 	return [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}[min(max(code/100, 1), 5)-1]
