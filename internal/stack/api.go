@@ -12,6 +12,9 @@ func (st *Stack) serveAPI() error {
 		return err
 	}
 	st.onClose(func() { e.Close() })
-	api.New(e, api.Options{Logger: st.log, Registerer: st.metrics}).Register(st.http.mux)
+	// Behind the listener's guard, which owns the API's metrics; with no
+	// listener (--http-listen off) nothing is served, and the server keeps
+	// a guard of its own.
+	api.New(e, api.Options{Logger: st.log, Registerer: st.metrics, Guard: st.http.guard}).Register(st.http.mux)
 	return nil
 }
