@@ -8,11 +8,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/k2-market-data/k2/internal/api"
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/feed"
 	"github.com/k2-market-data/k2/internal/feed/exchanges"
 	"github.com/k2-market-data/k2/internal/lake/laketest"
@@ -24,6 +26,17 @@ import (
 
 // bhp serves the API over a lake holding the shared ASX sample.
 func bhp(t *testing.T) (*httptest.Server, *ops.Registry) {
+	t.Helper()
+	reg := ops.NewRegistry()
+	mux := http.NewServeMux()
+	api.New(bhpEngine(t), api.Options{Registerer: reg}).Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv, reg
+}
+
+// bhpEngine is a query engine over a lake holding the shared ASX sample.
+func bhpEngine(t *testing.T) *query.Engine {
 	t.Helper()
 	l := laketest.Open(t)
 	ctx := context.Background()
@@ -48,12 +61,7 @@ func bhp(t *testing.T) (*httptest.Server, *ops.Registry) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	reg := ops.NewRegistry()
-	mux := http.NewServeMux()
-	api.New(e, api.Options{Registerer: reg}).Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv, reg
+	return e
 }
 
 type envelope struct {
@@ -261,26 +269,55 @@ func TestErrorsHaveOneShape(t *testing.T) {
 	}
 }
 
-// The curl examples of docs/api.md work as written, against the ASX sample.
+// The curl examples of docs/api.md work as written, against the ASX
+// sample: those without a key against an open API (k2 up's default),
+// those with one ($K2_KEY) against an API that asks for it.
 func TestDocumentedExamples(t *testing.T) {
-	srv, _ := bhp(t)
+	e := bhpEngine(t)
+	const key = "docs-3e8c1a9f"
+	serve := func(a config.API) *httptest.Server {
+		g, err := api.NewGuard(api.GuardOptions{API: a, Listen: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		api.New(e, api.Options{Guard: g}).Register(mux)
+		srv := httptest.NewServer(g.Wrap(mux))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	open := serve(config.Default().API)
+	keyed := config.Default().API
+	keyed.Keys = []string{"dash:" + key}
+	withKey := serve(keyed)
 	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "docs", "api.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	header := regexp.MustCompile(`-H "([^:"]+): ([^"]*)"`)
 	n := 0
 	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "curl -s 'http://127.0.0.1:8000")
-		if !ok {
+		_, rest, ok := strings.Cut(line, "'http://127.0.0.1:8000")
+		if !strings.HasPrefix(line, "curl -s ") || !ok {
 			continue
 		}
 		path, _, _ := strings.Cut(rest, "'")
+		srv, h := open, []string{}
+		for _, m := range header.FindAllStringSubmatch(line, -1) {
+			h = append(h, m[1], strings.ReplaceAll(m[2], "$K2_KEY", key))
+			srv = withKey
+		}
 		n++
-		if status, env, _ := get(t, srv, "GET", path); status != 200 || !env.Success || len(env.Data) < 3 || env.Meta.Count != nil && *env.Meta.Count == 0 {
-			t.Errorf("%s: %d %+v", path, status, env)
+		if status, env, _ := get(t, srv, "GET", path, h...); status != 200 || !env.Success || len(env.Data) < 3 || env.Meta.Count != nil && *env.Meta.Count == 0 {
+			t.Errorf("%s: %d %+v", line, status, env)
+		}
+		if srv == withKey {
+			if status, _, _ := get(t, srv, "GET", path); status != 401 {
+				t.Errorf("%s without its key: %d", path, status)
+			}
 		}
 	}
-	if n == 0 {
-		t.Fatal("docs/api.md has no curl example")
+	if n < 7 {
+		t.Fatalf("docs/api.md has %d curl examples", n)
 	}
 }
