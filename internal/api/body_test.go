@@ -249,9 +249,9 @@ func TestContentLengthThatLies(t *testing.T) {
 func TestStreamsReachTheConnection(t *testing.T) {
 	g := openGuard(nil, nil)
 	g.writeTimeout = 300 * time.Millisecond
-	var deadlineErr error
+	deadlineErr := make(chan error, 1)
 	srv := httptest.NewUnstartedServer(g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		deadlineErr = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		deadlineErr <- http.NewResponseController(w).SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
 		for i := range 6 {
 			fmt.Fprintf(w, "event %d\n", i)
 			w.(http.Flusher).Flush()
@@ -270,8 +270,8 @@ func TestStreamsReachTheConnection(t *testing.T) {
 	if err != nil || strings.Count(string(b), "event") != 6 {
 		t.Fatalf("a 600 ms stream under a 300 ms write timeout: %q %v", b, err)
 	}
-	if deadlineErr != nil {
-		t.Fatalf("ResponseController through the guard: %v", deadlineErr)
+	if err := <-deadlineErr; err != nil {
+		t.Fatalf("ResponseController through the guard: %v", err)
 	}
 }
 
