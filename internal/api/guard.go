@@ -74,30 +74,29 @@ func NewGuard(o GuardOptions) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(keys) == 0 && !isLoopback(o.Listen) {
+		return nil, fmt.Errorf("no keys are configured (--api-keys, K2_API_KEYS, or api-keys in the --config file) and the listener %s (--http-listen) is not a loopback address: anyone who reaches it could read everything; configure keys, or listen on 127.0.0.1", o.Listen)
+	}
 	g, err := newGuard(o)
 	if err != nil {
 		return nil, err
 	}
 	if len(keys) == 0 {
-		if !isLoopback(o.Listen) {
-			return nil, fmt.Errorf("no keys are configured (--api-keys, K2_API_KEYS, or api-keys in the --config file) and the listener %s (--http-listen) is not a loopback address: anyone who reaches it could read everything; configure keys, or listen on 127.0.0.1", o.Listen)
-		}
 		g.log.Warn("the API has no keys (--api-keys, K2_API_KEYS): it is open to anyone on this machine", "listen", o.Listen)
 		return g, nil
 	}
-	for _, k := range keys {
+	names := make([]string, len(keys))
+	for i, k := range keys {
 		g.keys = append(g.keys, apiKey{name: k.Name, hash: sha256.Sum256([]byte(k.Key))})
-	}
-	names := make([]string, len(g.keys))
-	for i, k := range g.keys {
-		names[i] = k.name
+		names[i] = k.Name
 	}
 	g.log.Info("the API asks for a key", "keys", strings.Join(names, ","), "public", strings.Join(o.PublicPaths, ","))
 	return g, nil
 }
 
 // newGuard builds a guard without keys, whatever the address: NewGuard's
-// checks come on top.
+// checks come on top. Its metrics are registered once every setting is
+// known to be good.
 func newGuard(o GuardOptions) (*Guard, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -106,19 +105,22 @@ func newGuard(o GuardOptions) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Guard{log: o.Logger, m: newMetrics(o.Registerer), public: newPublicPaths(o.PublicPaths),
-		maxBody: o.MaxBodyBytes, cors: newCORS(o.CORSOrigins), writeTimeout: o.WriteTimeout}
-	if g.maxBody <= 0 {
-		if g.maxBody, err = config.ParseBytes(o.MaxBody); err != nil || g.maxBody <= 0 {
-			g.maxBody, _ = config.ParseBytes(config.Default().API.MaxBody)
+	proxies, err := o.Proxies()
+	if err != nil {
+		return nil, err
+	}
+	maxBody := o.MaxBodyBytes
+	if maxBody <= 0 { // not resolved: from MaxBody, else the default
+		if maxBody, err = config.ParseBytes(o.MaxBody); err != nil || maxBody <= 0 {
+			maxBody, _ = config.ParseBytes(config.Default().API.MaxBody)
 		}
 	}
+	g := &Guard{log: o.Logger, public: newPublicPaths(o.PublicPaths), proxies: proxies, maxBody: maxBody,
+		cors: newCORS(o.CORSOrigins), writeTimeout: o.WriteTimeout}
 	if !def.Off() {
 		g.lim = newLimiter(def, routes)
 	}
-	if g.proxies, err = o.Proxies(); err != nil {
-		return nil, err
-	}
+	g.m = newMetrics(o.Registerer)
 	return g, nil
 }
 
