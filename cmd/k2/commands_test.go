@@ -140,14 +140,16 @@ func TestHelpListsTheCommandsOwnSettings(t *testing.T) {
 	}{
 		{[]string{"query", "trades"}, []string{"--symbol", "--catalog", "--query-timeout", "--data-dir"},
 			[]string{"--brokers", "--sink-batch-rows", "--shedding-policy", "--broker-listen", "--topic-prefix", "--memory-limit", "--http-listen", "--api-sql"}},
-		{[]string{"sink"}, []string{"--brokers", "--sink-batch-rows", "--catalog", "--http-listen", "--shedding-policy"},
-			[]string{"--query-timeout", "--broker-listen", "--symbols", "--batch-rows"}},
+		{[]string{"sink"}, []string{"--brokers", "--sink-batch-rows", "--catalog", "--http-listen", "--http-read-header-timeout", "--shedding-policy"},
+			[]string{"--query-timeout", "--broker-listen", "--symbols", "--batch-rows", "--api-keys"}},
 		{[]string{"feed", "binance"}, []string{"--symbols", "--url", "--rest-url", "--brokers", "--http-listen"},
 			[]string{"--catalog", "--sink-batch-rows", "--rate", "--query-pool-size"}},
 		{[]string{"feed", "synth"}, []string{"--rate", "--seed", "--max-trades"}, []string{"--url", "--rest-url", "--catalog"}},
-		{[]string{"up"}, []string{"--broker-listen", "--sink-batch-rows", "--symbols", "--rate", "--catalog", "--query-timeout", "--api-sql-timeout", "(default \"127.0.0.1:8000\")"},
+		{[]string{"up"}, []string{"--broker-listen", "--sink-batch-rows", "--symbols", "--rate", "--catalog", "--query-timeout", "--api-sql-timeout", "(default \"127.0.0.1:8000\")",
+			"--api-keys", "--api-rate-limit", "--api-cors-origins", "--http-write-timeout"},
 			[]string{"--brokers ", "--batch-rows "}},
-		{[]string{"api"}, []string{"--catalog", "--query-timeout", "--query-pool-size", "--api-sql ", "--api-sql-rows", "--api-sql-memory", "(default \"127.0.0.1:8005\")"},
+		{[]string{"api"}, []string{"--catalog", "--query-timeout", "--query-pool-size", "(default \"127.0.0.1:8005\")", "--api-sql ", "--api-sql-rows", "--api-sql-memory", "--api-tail-age",
+			"--api-keys", "--api-public-paths", "--api-rate-limit", "--api-route-rate-limits", "--api-max-body", "--api-trusted-proxies"},
 			[]string{"--brokers", "--sink-batch-rows", "--symbols", "--broker-listen"}},
 		{[]string{"load", "asx"}, []string{"--batch-rows", "--via-kafka", "--brokers", "--catalog"}, []string{"--sink-batch-rows", "--query-timeout"}},
 	} {
@@ -236,5 +238,21 @@ func write(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// k2 api without keys serves only this machine: on another address it
+// does not start, and says which settings to give. K2_API_KEYS is read
+// (a bad one is named by position, its key never shown).
+func TestAPIRoleWithoutKeysStaysOnLoopback(t *testing.T) {
+	data := t.TempDir()
+	_, e, code := run(t, "--data-dir", data, "api", "--http-listen", "0.0.0.0:0")
+	if code == 0 || !strings.Contains(e, "--api-keys") || !strings.Contains(e, "K2_API_KEYS") || !strings.Contains(e, "0.0.0.0:0") {
+		t.Fatalf("k2 api on 0.0.0.0 without keys: exit %d %q", code, e)
+	}
+	t.Setenv("K2_API_KEYS", "ops:k-1a2b3c,dash:")
+	_, e, code = run(t, "--data-dir", data, "api", "--http-listen", "0.0.0.0:0")
+	if code == 0 || !strings.Contains(e, "--api-keys: entry 2") || strings.Contains(e, "k-1a2b3c") {
+		t.Fatalf("a bad K2_API_KEYS: exit %d %q", code, e)
 	}
 }

@@ -62,9 +62,9 @@ to --log-file or to the log when it is JSON or not a terminal.`,
 	fs.StringVar(&feedName, "feed", feedName, "market to capture while up: "+strings.Join(names, ", ")+" or none")
 	a.cfg.RegisterEmbedded(fs)
 	a.cfg.RegisterHTTP(fs, "up")
+	a.cfg.RegisterAPI(fs)
 	a.cfg.RegisterLake(fs)
 	a.cfg.RegisterQuery(fs) // the API's queries
-	a.cfg.RegisterAPI(fs)
 	a.cfg.RegisterSink(fs)
 	a.cfg.RegisterMaintain(fs)
 	a.cfg.RegisterFeed(fs, which)
@@ -151,8 +151,9 @@ func newAPICmd(a *app) *cobra.Command {
 		Short: "Serve the REST API over the lake, as a role of its own for a cluster",
 		Long: `k2 api answers the REST API k2 up serves (docs/api.md) over the lake of
 --catalog and --warehouse, with /health, /ready and /metrics beside it. Any
-number may run against one lake: they only read it.`,
-		Example: "  k2 api --catalog postgres://k2@db/k2 --warehouse s3://market-data/k2 --http-listen 0.0.0.0:8005",
+number may run against one lake: they only read it. Without --api-keys it
+only listens on a loopback address.`,
+		Example: "  K2_API_KEYS=dash:$DASH_KEY,ops:$OPS_KEY k2 api --catalog postgres://k2@db/k2 --warehouse s3://market-data/k2 --http-listen 0.0.0.0:8005",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.serve(cmd.Context(), cmd, "api", stack.Parts{API: true}, func(st *stack.Stack) string {
@@ -162,9 +163,9 @@ number may run against one lake: they only read it.`,
 	}
 	fs := cmd.Flags()
 	a.cfg.RegisterHTTP(fs, "api")
+	a.cfg.RegisterAPI(fs)
 	a.cfg.RegisterLake(fs)
 	a.cfg.RegisterQuery(fs)
-	a.cfg.RegisterAPI(fs)
 	a.cfg.RegisterKafka(fs) // the stream the tail reads
 	a.cfg.RegisterMemory(fs)
 	return cmd

@@ -1,11 +1,13 @@
 // Package api is K2's REST API: the read routes over the lake, in one
-// response shape, behind request ids, an access log and per-route metrics.
-// k2 up and k2 api mount it on their HTTP listener (docs/api.md).
+// response shape, behind a Guard (guard.go) that gives every request its
+// id, metrics and access-log line, and holds the listener to its API
+// keys, rate limits, body limit and CORS origins. k2 up and k2 api mount
+// it on their HTTP listener, the whole listener wrapped in the guard
+// (docs/api.md).
 package api
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -14,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/query"
 	"github.com/k2-market-data/k2/internal/tail"
 )
@@ -25,6 +26,11 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// MaxSpan bounds the time range one request may ask for (default 31 days).
 	MaxSpan time.Duration
+	// Guard is the listener's guard (NewGuard), which the server's routes
+	// are answered behind; it then owns the API's metrics. Without one the
+	// server makes its own, open to anyone and unlimited but for the body
+	// (tests, embedding): a process serves through NewGuard's.
+	Guard *Guard
 	// Tail, when set, holds the stream's records after the lake: recent
 	// reads combine both, and the event streams follow it.
 	Tail *tail.Tail
@@ -43,10 +49,14 @@ type Server struct {
 	engine *query.Engine
 	o      Options
 	log    *slog.Logger
-	m      *metrics
-	over   *overload
+	guard  *Guard
 	mux    *http.ServeMux
-	tail   *tail.Tail
+	// guarded is the server behind its guard, for requests that did not
+	// come through it (a server mounted without Guard.Wrap).
+	guarded http.Handler
+	over    *overload
+	tail    *tail.Tail
+	sm      *streamMetrics
 	// cacheFor is how long a client may keep a route's answer (the
 	// original's Cache-Control); other answers, and every error, are not
 	// kept.
@@ -68,8 +78,14 @@ func New(e *query.Engine, o Options) *Server {
 		o.SQLRows = query.DefaultSQLRows
 	}
 	o.SQLRows = min(o.SQLRows, query.MaxLimit)
-	s := &Server{engine: e, o: o, log: o.Logger, m: newMetrics(o.Registerer), over: newOverload(o.Registerer), mux: http.NewServeMux(), tail: o.Tail,
+	s := &Server{engine: e, o: o, log: o.Logger, guard: o.Guard, mux: http.NewServeMux(),
+		over: newOverload(o.Registerer), tail: o.Tail, sm: newStreamMetrics(o.Registerer),
 		cacheFor: maps.Clone(cacheFor), done: make(chan struct{})}
+	if s.guard == nil {
+		s.guard = openGuard(o.Logger, o.Registerer)
+	}
+	s.guard.api.Store(s)
+	s.guarded = s.guard.Wrap(http.HandlerFunc(s.route))
 	s.routes()
 	return s
 }
@@ -79,47 +95,63 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle("/v1/", s)
 }
 
-// ServeHTTP answers one request: request id, metrics and the access log
-// around the route, and the error shape for paths and methods no route
-// has.
+// ServeHTTP answers one request of the API. One that came through the
+// guard (the listener is wrapped in it) goes to its route; another goes
+// through the guard first, so the routes are never answered unguarded.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	id := requestID(r)
-	w.Header().Set("X-Request-ID", id)
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	// The mux itself serves a routed request (it sets the path values);
-	// one it has no route for gets the error shape.
-	var h http.Handler = s.mux
-	_, pattern := s.mux.Handler(r)
-	if pattern == "" {
-		h, pattern = http.HandlerFunc(s.unrouted), "unrouted"
+	if stateOf(r.Context()) == nil {
+		s.guarded.ServeHTTP(w, r)
+		return
 	}
-	if age, ok := s.cacheFor[pattern]; ok && r.Method == http.MethodGet {
-		rec.cacheControl = fmt.Sprintf("private, max-age=%d", int(age.Seconds()))
+	s.route(w, r)
+}
+
+// route answers a guarded request: the mux serves a routed request (it
+// sets the path values), once the engine's guards admit it; one it has
+// no route for gets the error shape.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	_, p := s.mux.Handler(r)
+	if p == "" {
+		s.unrouted(w, r)
+		return
 	}
-	s.m.inFlight.Inc()
-	defer func() {
-		s.m.inFlight.Dec()
-		if v := recover(); v != nil {
-			s.log.Error("API handler panicked", "request_id", id, "route", pattern, "panic", v)
-			if !rec.wrote {
-				writeError(rec, r, http.StatusInternalServerError, codeInternal, "internal error", nil)
-			}
-		}
-		took := time.Since(start)
-		s.m.requests.WithLabelValues(pattern, r.Method, statusClass(rec.status)).Inc()
-		s.m.duration.WithLabelValues(pattern).Observe(took.Seconds())
-		// Routine: in the log file and collected logs, not on a terminal.
-		s.log.Log(r.Context(), ops.LevelRoutine, "request", "request_id", id, "method", r.Method, "route", pattern,
-			"path", r.URL.Path, "status", rec.status, "bytes", rec.bytes, "duration_ms", took.Milliseconds())
-	}()
-	r = r.WithContext(withRequestID(r.Context(), id))
-	done, ok := s.admit(rec, r, pattern)
+	done, ok := s.admit(w, r, p)
 	if !ok {
 		return
 	}
-	defer func() { done(rec.status) }()
-	h.ServeHTTP(rec, r)
+	st := &statusOf{ResponseWriter: w, status: http.StatusOK}
+	defer func() { done(st.status) }()
+	s.mux.ServeHTTP(st, r)
+}
+
+// statusOf keeps a response's status, for the breaker.
+type statusOf struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusOf) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusOf) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (s *statusOf) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// pattern is the template of a request's route, "unrouted" if none.
+func (s *Server) pattern(r *http.Request) string {
+	if _, p := s.mux.Handler(r); p != "" {
+		return p
+	}
+	return "unrouted"
 }
 
 // unrouted answers a path no route has (404), or a route asked with
@@ -152,24 +184,29 @@ var cacheFor = map[string]time.Duration{
 	"GET /v1/snapshots":               10 * time.Second,
 }
 
-// recorder keeps the status and size of a response, and sets its
-// Cache-Control once the status is known.
+// recorder keeps the status and size of a response and, for the API's
+// routes and the guard's refusals, sets its Cache-Control once the status
+// is known.
 type recorder struct {
 	http.ResponseWriter
 	status       int
 	bytes        int
 	wrote        bool
+	manageCache  bool
 	cacheControl string // for a 2xx answer; "" is no-store
+	writeTimeout time.Duration
 }
 
 func (r *recorder) WriteHeader(code int) {
 	if !r.wrote {
 		r.status, r.wrote = code, true
-		cc := "no-store"
-		if code < 300 && r.cacheControl != "" {
-			cc = r.cacheControl
+		if r.manageCache {
+			cc := "no-store"
+			if code < 300 && r.cacheControl != "" {
+				cc = r.cacheControl
+			}
+			r.Header().Set("Cache-Control", cc)
 		}
-		r.Header().Set("Cache-Control", cc)
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
@@ -183,12 +220,24 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// Flush lets streamed responses reach the client as they are written.
+// Flush lets streamed responses reach the client as they are written,
+// and pushes the connection's write deadline a write timeout ahead: a
+// stream (server-sent events, an NDJSON replay) flushes as it goes, so
+// the listener's WriteTimeout cuts off a client that stopped reading, not
+// a stream that is long.
 func (r *recorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
+	if r.writeTimeout > 0 {
+		http.NewResponseController(r.ResponseWriter).SetWriteDeadline(time.Now().Add(r.writeTimeout))
 	}
+	if !r.wrote {
+		r.WriteHeader(http.StatusOK)
+	}
+	http.NewResponseController(r.ResponseWriter).Flush()
 }
+
+// Unwrap lets http.ResponseController reach the connection (deadlines,
+// flushing) through the recorder.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func statusClass(code int) string {
 	return [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}[min(max(code/100, 1), 5)-1]

@@ -9,11 +9,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/k2-market-data/k2/internal/api"
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/feed"
 	"github.com/k2-market-data/k2/internal/feed/exchanges"
 	"github.com/k2-market-data/k2/internal/lake/laketest"
@@ -33,6 +35,25 @@ func bhp(t *testing.T, opts ...api.Options) (*httptest.Server, *ops.Registry) {
 
 // bhpWith is bhp with the engine's options, returning the engine too.
 func bhpWith(t *testing.T, qo query.Options, opts ...api.Options) (*httptest.Server, *ops.Registry, *query.Engine) {
+	t.Helper()
+	e := bhpEngineWith(t, qo)
+	reg := ops.NewRegistry()
+	mux := http.NewServeMux()
+	var o api.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.Registerer = reg
+	api.New(e, o).Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv, reg, e
+}
+
+// bhpEngine is a query engine over a lake holding the shared ASX sample.
+func bhpEngine(t *testing.T) *query.Engine { return bhpEngineWith(t, query.Options{}) }
+
+func bhpEngineWith(t *testing.T, qo query.Options) *query.Engine {
 	t.Helper()
 	l := laketest.Open(t)
 	ctx := context.Background()
@@ -58,17 +79,7 @@ func bhpWith(t *testing.T, qo query.Options, opts ...api.Options) (*httptest.Ser
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	reg := ops.NewRegistry()
-	mux := http.NewServeMux()
-	var o api.Options
-	if len(opts) > 0 {
-		o = opts[0]
-	}
-	o.Registerer = reg
-	api.New(e, o).Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv, reg, e
+	return e
 }
 
 type envelope struct {
@@ -291,18 +302,37 @@ func TestErrorsHaveOneShape(t *testing.T) {
 	}
 }
 
-// The curl examples of docs/api.md work as written, against the ASX sample
-// (with the SQL route on, as its section says to start k2).
+// The curl examples of docs/api.md work as written, against the ASX
+// sample: those without a key against an open API (k2 up's default, with
+// the SQL route on as its section says to start k2), those with one
+// ($K2_KEY) against an API that asks for it.
 func TestDocumentedExamples(t *testing.T) {
-	srv, _ := bhp(t, api.Options{SQL: true})
+	e := bhpEngine(t)
+	const key = "docs-3e8c1a9f"
+	serve := func(a config.API) *httptest.Server {
+		g, err := api.NewGuard(api.GuardOptions{API: a, Listen: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		api.New(e, api.Options{Guard: g, SQL: true}).Register(mux)
+		srv := httptest.NewServer(g.Wrap(mux))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	open := serve(config.Default().API)
+	keyed := config.Default().API
+	keyed.Keys = []string{"dash:" + key}
+	withKey := serve(keyed)
 	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "docs", "api.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	header := regexp.MustCompile(`-H "([^:"]+): ([^"]*)"`)
 	n := 0
 	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "curl -s 'http://127.0.0.1:8000")
-		if !ok {
+		_, rest, ok := strings.Cut(line, "'http://127.0.0.1:8000")
+		if !strings.HasPrefix(line, "curl -s ") || !ok {
 			continue
 		}
 		path, rest, _ := strings.Cut(rest, "'")
@@ -310,12 +340,22 @@ func TestDocumentedExamples(t *testing.T) {
 		if _, data, ok := strings.Cut(rest, " -d '"); ok {
 			method, body = "POST", strings.TrimSuffix(strings.TrimSpace(data), "'")
 		}
+		srv, h := open, []string{}
+		for _, m := range header.FindAllStringSubmatch(line, -1) {
+			h = append(h, m[1], strings.ReplaceAll(m[2], "$K2_KEY", key))
+			srv = withKey
+		}
 		n++
-		if status, env, _ := send(t, srv, method, path, body); status != 200 || !env.Success || len(env.Data) < 3 || env.Meta.Count != nil && *env.Meta.Count == 0 {
-			t.Errorf("%s: %d %+v", path, status, env)
+		if status, env, _ := send(t, srv, method, path, body, h...); status != 200 || !env.Success || len(env.Data) < 3 || env.Meta.Count != nil && *env.Meta.Count == 0 {
+			t.Errorf("%s: %d %+v", line, status, env)
+		}
+		if srv == withKey {
+			if status, _, _ := send(t, srv, method, path, body); status != 401 {
+				t.Errorf("%s without its key: %d", path, status)
+			}
 		}
 	}
-	if n == 0 {
-		t.Fatal("docs/api.md has no curl example")
+	if n < 7 {
+		t.Fatalf("docs/api.md has %d curl examples", n)
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/tail"
 )
@@ -46,16 +49,17 @@ func (s *Server) streamRoute(k record.Any, cols *columns) http.HandlerFunc {
 			return
 		}
 		defer sub.Close()
+		// Each flush moves the write deadline on (the guard's recorder): a
+		// stream lives while it flushes, a client that stops reading does not.
 		rc := http.NewResponseController(w)
-		rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
 		h := w.Header()
 		h.Set("Content-Type", "text/event-stream")
 		h.Set("X-Accel-Buffering", "no")
 		w.WriteHeader(http.StatusOK)
 		fmt.Fprintf(w, "retry: 2000\n: %s of %v\n\n", table, symbols)
 		rc.Flush()
-		s.m.streams.WithLabelValues(table).Inc()
-		defer s.m.streams.WithLabelValues(table).Dec()
+		s.sm.clients.WithLabelValues(table).Inc()
+		defer s.sm.clients.WithLabelValues(table).Dec()
 		var buf []byte
 		for {
 			ctx, cancel := context.WithTimeout(r.Context(), heartbeat)
@@ -92,7 +96,7 @@ func (s *Server) streamRoute(k record.Any, cols *columns) http.HandlerFunc {
 					buf = append(buf, "\n\n"...)
 				}
 				rec.Release()
-				s.m.events.WithLabelValues(table).Add(float64(len(evs)))
+				s.sm.events.WithLabelValues(table).Add(float64(len(evs)))
 				if _, err := w.Write(buf); err != nil {
 					return
 				}
@@ -131,5 +135,19 @@ func (s *Server) closing() bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// streamMetrics count the event streams' clients and events.
+type streamMetrics struct {
+	clients *prometheus.GaugeVec
+	events  *prometheus.CounterVec
+}
+
+func newStreamMetrics(reg prometheus.Registerer) *streamMetrics {
+	f := ops.NewMetrics(reg)
+	return &streamMetrics{
+		clients: f.GaugeVec("k2_api_stream_clients", "Clients following an event stream, by table.", "table"),
+		events:  f.CounterVec("k2_api_stream_events_total", "Events sent to stream clients, by table.", "table"),
 	}
 }

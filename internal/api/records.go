@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -381,11 +382,30 @@ func upper(v []string) []string {
 // each member a parameter of the same name as the GET routes take (a
 // string, number, or list of strings). An unknown member is an error.
 func (s *Server) bodyParams(w http.ResponseWriter, r *http.Request, names []string) (*params, bool) {
-	var body map[string]any
-	if !s.decodeBody(w, r, &body) {
+	body, ok := decodeObject(w, r)
+	if !ok {
 		return nil, false
 	}
 	return bodyToParams(body, names), true
+}
+
+// decodeObject reads a JSON object body (decodeBody answers what it
+// cannot read), its numbers kept as written: a snapshot id has more digits
+// than a float64 holds.
+func decodeObject(w http.ResponseWriter, r *http.Request) (map[string]any, bool) {
+	var raw map[string]json.RawMessage
+	if decodeBody(w, r, &raw) != nil {
+		return nil, false
+	}
+	out := make(map[string]any, len(raw))
+	for k, v := range raw {
+		d := json.NewDecoder(bytes.NewReader(v))
+		d.UseNumber()
+		var x any
+		d.Decode(&x) // valid JSON: decodeBody read it
+		out[k] = x
+	}
+	return out, true
 }
 
 // bodyToParams turns a JSON object's members into parameters.

@@ -33,8 +33,8 @@ func kindOf(body map[string]any) (record.Any, *params) {
 // {"cursor":…,"count":…}; a client cut off sends that cursor with the same
 // body to continue after the checkpoint's last record.
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
-	var body map[string]any
-	if !s.decodeBody(w, r, &body) {
+	body, ok := decodeObject(w, r)
+	if !ok {
 		return
 	}
 	k, bad := kindOf(body)
@@ -81,8 +81,8 @@ func (s *Server) snapshotQuery(w http.ResponseWriter, r *http.Request) {
 		s.answer(w, r, p.err, nil)
 		return
 	}
-	var body map[string]any
-	if !s.decodeBody(w, r, &body) {
+	body, ok := decodeObject(w, r)
+	if !ok {
 		return
 	}
 	k, bad := kindOf(body)

@@ -17,6 +17,12 @@ const (
 	codeQueryTimeout      = "QUERY_TIMEOUT"
 	codeUnavailable       = "SERVICE_UNAVAILABLE"
 	codeInternal          = "INTERNAL_ERROR"
+	// The guard's refusals.
+	codeUnauthorized         = "UNAUTHORIZED"
+	codeForbidden            = "FORBIDDEN"
+	codeRateLimited          = "RATE_LIMIT_EXCEEDED"
+	codePayloadTooLarge      = "PAYLOAD_TOO_LARGE"
+	codeInvalidContentLength = "INVALID_CONTENT_LENGTH"
 )
 
 // meta is what every answer says about itself.
@@ -79,8 +85,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-type requestIDKey struct{}
-
 // requestID is the caller's X-Request-ID (or X-Correlation-ID) when it is
 // a sane token, else a new one.
 func requestID(r *http.Request) string {
@@ -103,11 +107,9 @@ func printableASCII(s string) bool {
 	return true
 }
 
-func withRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
-}
-
 func requestIDOf(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if st := stateOf(ctx); st != nil {
+		return st.id
+	}
+	return ""
 }

@@ -14,7 +14,10 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,10 +36,10 @@ type Config struct {
 	Memory     Memory
 	Lake       Lake
 	Query      Query
-	API        API
 	Kafka      Kafka
 	Embedded   Embedded
 	HTTP       HTTP
+	API        API
 	Sink       Sink
 	Load       Load
 	Feed       Feed
@@ -86,23 +89,6 @@ type Query struct {
 	CacheBytes     int64         // local cache of S3 data files
 }
 
-// API is how the REST API serves.
-type API struct {
-	// TailAge and TailBytes bound the stream's records the API holds in
-	// memory for fresh reads and event streams; a TailAge of 0 turns the
-	// tail off (reads then see the lake only).
-	TailAge   time.Duration
-	TailBytes int64
-	// SQL turns on POST /v1/sql: read-only DuckDB SQL over views of the
-	// tables, each query in a sandboxed DuckDB of its own.
-	SQL bool
-	// SQLRows bounds the rows one SQL query returns (a request may ask
-	// fewer); SQLTimeout bounds its time, SQLMemory its DuckDB memory.
-	SQLRows    int
-	SQLTimeout time.Duration
-	SQLMemory  string
-}
-
 // Kafka is the cluster a process connects to.
 type Kafka struct {
 	// Brokers is the bootstrap list (default the address k2 up serves).
@@ -132,6 +118,17 @@ type Embedded struct {
 // own default address, so roles run side by side on one host.
 type HTTP struct {
 	Listen string // host:port, or "off"
+	// Timeouts against slow clients. ReadHeaderTimeout bounds a request's
+	// headers (a client sending them byte by byte is cut off), ReadTimeout
+	// the headers and body together, IdleTimeout a kept-alive connection
+	// between requests. WriteTimeout bounds writing an answer; a streaming
+	// answer (server-sent events, NDJSON replays) pushes it forward each
+	// time it flushes, so it bounds a stalled client, not a stream's length.
+	// 0 is no limit.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
 }
 
 // HTTPOff turns the listener off.
@@ -146,6 +143,213 @@ var HTTPDefaults = map[string]string{
 	"maintain": "127.0.0.1:8004",
 	"api":      "127.0.0.1:8005",
 }
+
+// API is how the REST API serves: its security and limits (docs/api.md,
+// "Security and limits"): who may call it, how often, with how large a
+// body, from which web pages; its in-memory tail of the stream; its SQL
+// route.
+type API struct {
+	// Keys are the API keys, each "name:key" or a bare key (named key-1,
+	// key-2… by position); the name is what logs and rate limits know a
+	// caller by, the key itself is kept only as its SHA-256 hash. With no
+	// keys the API is open, and then only on a loopback listener.
+	Keys []string
+	// PublicPaths are answered without a key: a path ending in "/" is a
+	// prefix ("/assets/"), any other is exact ("/" is the dashboard's page
+	// only).
+	PublicPaths []string
+	// RateLimit is each caller's limit on each /v1 route, "N/s", "N/min"
+	// or "N/h" (a bucket of N requests refilled evenly over the period);
+	// "off" turns rate limiting off altogether. RouteRateLimits override it
+	// per route template: "POST /v1/ohlcv/batch=20/min", or "=off".
+	RateLimit       string
+	RouteRateLimits []string
+	// TrustedProxies are addresses or CIDR prefixes of reverse proxies
+	// whose X-Forwarded-For names the client (for rate limits and logs
+	// when the API is open); by default no one's is believed.
+	TrustedProxies []string
+	// MaxBody bounds a request's body, counted on the bytes read.
+	MaxBody      string
+	MaxBodyBytes int64 // parsed by Resolve
+	// CORSOrigins are the web origins whose pages may call the API
+	// ("https://dash.example.com", or "*" for any); none by default.
+	CORSOrigins []string
+	// TailAge and TailBytes bound the stream's records the API holds in
+	// memory for fresh reads and event streams; a TailAge of 0 turns the
+	// tail off (reads then see the lake only).
+	TailAge   time.Duration
+	TailBytes int64
+	// SQL turns on POST /v1/sql: read-only DuckDB SQL over views of the
+	// tables, each query in a sandboxed DuckDB of its own.
+	SQL bool
+	// SQLRows bounds the rows one SQL query returns (a request may ask
+	// fewer); SQLTimeout bounds its time, SQLMemory its DuckDB memory.
+	SQLRows    int
+	SQLTimeout time.Duration
+	SQLMemory  string
+}
+
+// RateOff turns a rate limit off.
+const RateOff = "off"
+
+// Rate is a parsed rate limit: N requests per period, in a bucket of N.
+type Rate struct {
+	N   int
+	Per time.Duration
+}
+
+// Off tells a limit that lets everything through.
+func (r Rate) Off() bool { return r.N <= 0 || r.Per <= 0 }
+
+func (r Rate) String() string {
+	if r.Off() {
+		return RateOff
+	}
+	unit := map[time.Duration]string{time.Second: "s", time.Minute: "min", time.Hour: "h"}[r.Per]
+	return strconv.Itoa(r.N) + "/" + unit
+}
+
+// ParseRate reads a rate limit: 100/min, 20/s, 1000/h; "off" or "0" is no
+// limit.
+func ParseRate(s string) (Rate, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	if t == RateOff || t == "0" {
+		return Rate{}, nil
+	}
+	n, unit, ok := strings.Cut(t, "/")
+	count, err := strconv.Atoi(strings.TrimSpace(n))
+	per, known := map[string]time.Duration{
+		"s": time.Second, "sec": time.Second, "second": time.Second,
+		"m": time.Minute, "min": time.Minute, "minute": time.Minute,
+		"h": time.Hour, "hour": time.Hour,
+	}[strings.TrimSpace(unit)]
+	if !ok || err != nil || count < 0 || !known {
+		return Rate{}, fmt.Errorf("%q is not a rate such as 100/min, 20/s or off", s)
+	}
+	if count == 0 {
+		return Rate{}, nil
+	}
+	return Rate{N: count, Per: per}, nil
+}
+
+// Rates parses RateLimit and RouteRateLimits: the default limit of a /v1
+// route and each route template's own.
+func (a *API) Rates() (Rate, map[string]Rate, error) {
+	def, err := ParseRate(a.RateLimit)
+	if err != nil {
+		return Rate{}, nil, fmt.Errorf("--api-rate-limit: %w", err)
+	}
+	routes := map[string]Rate{}
+	for _, kv := range a.RouteRateLimits {
+		if strings.TrimSpace(kv) == "" {
+			continue
+		}
+		i := strings.LastIndex(kv, "=")
+		if i < 0 || strings.TrimSpace(kv[:i]) == "" {
+			return Rate{}, nil, fmt.Errorf("--api-route-rate-limits %q: want ROUTE=RATE, e.g. \"POST /v1/ohlcv/batch=20/min\"", kv)
+		}
+		r, err := ParseRate(kv[i+1:])
+		if err != nil {
+			return Rate{}, nil, fmt.Errorf("--api-route-rate-limits %q: %w", kv, err)
+		}
+		route := strings.Join(strings.Fields(kv[:i]), " ")
+		if !strings.Contains(route, "/v1/") {
+			return Rate{}, nil, fmt.Errorf("--api-route-rate-limits %q: %q is not a route template such as \"GET /v1/trades\"", kv, route)
+		}
+		routes[route] = r
+	}
+	return def, routes, nil
+}
+
+// APIKey is one configured key: the name it is known by and the key.
+type APIKey struct{ Name, Key string }
+
+// ParsedKeys reads Keys. Its errors name the entry by position, never
+// the key.
+func (a *API) ParsedKeys() ([]APIKey, error) {
+	var out []APIKey
+	names, keys := map[string]bool{}, map[string]bool{}
+	for i, entry := range a.Keys {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		name, key, named := strings.Cut(entry, ":")
+		if !named {
+			name, key = fmt.Sprintf("key-%d", i+1), entry
+		}
+		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
+		switch {
+		case key == "":
+			return nil, fmt.Errorf("--api-keys: entry %d (%q) has no key after its name", i+1, name)
+		case name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+			return nil, fmt.Errorf("--api-keys: entry %d has an empty name or one with spaces or control characters", i+1)
+		case names[name]:
+			return nil, fmt.Errorf("--api-keys: the name %q is given twice", name)
+		case keys[key]:
+			return nil, fmt.Errorf("--api-keys: entry %d (%q) repeats an earlier key", i+1, name)
+		}
+		names[name], keys[key] = true, true
+		out = append(out, APIKey{Name: name, Key: key})
+	}
+	return out, nil
+}
+
+// Proxies parses TrustedProxies.
+func (a *API) Proxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range a.TrustedProxies {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if ip, err := netip.ParseAddr(p); err == nil {
+			out = append(out, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+			continue
+		}
+		pf, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("--api-trusted-proxies: %q is not an address or CIDR prefix such as 10.0.0.0/8", p)
+		}
+		out = append(out, pf.Masked())
+	}
+	return out, nil
+}
+
+func (a *API) resolve() error {
+	if _, err := a.ParsedKeys(); err != nil {
+		return err
+	}
+	if _, _, err := a.Rates(); err != nil {
+		return err
+	}
+	if _, err := a.Proxies(); err != nil {
+		return err
+	}
+	n, err := ParseBytes(a.MaxBody)
+	if err != nil || n < 1 {
+		return fmt.Errorf("--api-max-body %q: want a size such as 10MiB", a.MaxBody)
+	}
+	a.MaxBodyBytes = n
+	for _, o := range a.CORSOrigins {
+		if o = strings.TrimSpace(o); o == "" || o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("--api-cors-origins: %q is not an origin such as https://dash.example.com or http://localhost:3000", o)
+		}
+	}
+	for _, p := range a.PublicPaths {
+		if p = strings.TrimSpace(p); p != "" && !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("--api-public-paths: %q does not start with /", p)
+		}
+	}
+	return nil
+}
+
+// DefaultPublicPaths are answered without a key: health, readiness,
+// metrics, the build, the API's documentation and the dashboard.
+var DefaultPublicPaths = []string{"/health", "/ready", "/metrics", "/version", "/docs", "/openapi.json", "/", "/assets/"}
 
 // Sink is how the sink consumes and commits.
 type Sink struct {
@@ -244,12 +448,21 @@ func Default() Config {
 			PoolSize: 4, AcquireTimeout: 30 * time.Second, Timeout: 30 * time.Second,
 			MemoryLimit: "2GB", CacheBytes: 10 << 30,
 		},
-		API: API{TailAge: 10 * time.Minute, TailBytes: 256 << 20,
-			SQL: false, SQLRows: 10_000, SQLTimeout: 30 * time.Second, SQLMemory: "1GB"},
 		Kafka:    Kafka{Brokers: LocalBroker, Registry: "http://" + LocalRegistry, Partitions: 6},
 		Embedded: Embedded{BrokerListen: LocalBroker, RegistryListen: LocalRegistry, BrokerKeep: 10 * time.Minute},
-		Sink:     Sink{Group: "k2-sink", BatchRows: 200_000, BatchBytes: 256 << 20, BatchAge: 30 * time.Second},
-		Load:     Load{BatchRows: 500_000, BatchAge: 30 * time.Second},
+		// WriteTimeout is above --query-acquire-timeout plus --query-timeout,
+		// so a slow query's answer is never cut off.
+		HTTP: HTTP{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute},
+		// The original's declared limits, applied: 100/min per key on each
+		// /v1 route, 20/min on the batch of bars.
+		API: API{
+			PublicPaths: slices.Clone(DefaultPublicPaths), RateLimit: "100/min",
+			RouteRateLimits: []string{"POST /v1/ohlcv/batch=20/min"}, MaxBody: "10MiB",
+			TailAge: 10 * time.Minute, TailBytes: 256 << 20,
+			SQL: false, SQLRows: 10_000, SQLTimeout: 30 * time.Second, SQLMemory: "1GB",
+		},
+		Sink: Sink{Group: "k2-sink", BatchRows: 200_000, BatchBytes: 256 << 20, BatchAge: 30 * time.Second},
+		Load: Load{BatchRows: 500_000, BatchAge: 30 * time.Second},
 		Feed: Feed{
 			StaleAfter: 30 * time.Second, PingInterval: 3 * time.Minute,
 			Rate: 100, Seed: 1,
@@ -313,7 +526,13 @@ func (c *Config) Resolve() error {
 	if c.Assets.assets, err = parseAssets(c.Assets.QuoteAssets, c.Assets.Aliases); err != nil {
 		return err
 	}
-	return nil
+	for name, d := range map[string]time.Duration{"read-header": c.HTTP.ReadHeaderTimeout, "read": c.HTTP.ReadTimeout,
+		"write": c.HTTP.WriteTimeout, "idle": c.HTTP.IdleTimeout} {
+		if d < 0 {
+			return fmt.Errorf("--http-%s-timeout %s is negative (0 is no limit)", name, d)
+		}
+	}
+	return c.API.resolve()
 }
 
 // Brokers is the bootstrap list.

@@ -78,18 +78,6 @@ func (c *Config) RegisterQuery(fs *pflag.FlagSet) {
 	})
 }
 
-// RegisterAPI adds how the REST API serves.
-func (c *Config) RegisterAPI(fs *pflag.FlagSet) {
-	settings(fs, func() {
-		fs.DurationVar(&c.API.TailAge, "api-tail-age", c.API.TailAge, "hold the stream's records this long in memory, so recent reads and event streams do not wait for the lake (0: no tail; reads see the lake only)")
-		fs.Int64Var(&c.API.TailBytes, "api-tail-bytes", c.API.TailBytes, "at most this many bytes of recent records in memory; past it the oldest go, and reads the lake cannot complete say so")
-		fs.BoolVar(&c.API.SQL, "api-sql", c.API.SQL, "serve POST /v1/sql: read-only DuckDB SQL over views of the tables (off: the route answers 404)")
-		fs.IntVar(&c.API.SQLRows, "api-sql-rows", c.API.SQLRows, "rows one /v1/sql query returns at most (a request may ask fewer)")
-		fs.DurationVar(&c.API.SQLTimeout, "api-sql-timeout", c.API.SQLTimeout, "interrupt a /v1/sql query running longer than this (set-up included)")
-		fs.StringVar(&c.API.SQLMemory, "api-sql-memory", c.API.SQLMemory, "DuckDB memory limit of one /v1/sql query, e.g. 1GB (it never spills to disk)")
-	})
-}
-
 // RegisterKafka adds the cluster a command connects to.
 func (c *Config) RegisterKafka(fs *pflag.FlagSet) {
 	settings(fs, func() {
@@ -121,7 +109,68 @@ func (c *Config) RegisterHTTP(fs *pflag.FlagSet, role string) {
 	c.HTTP.Listen = HTTPDefaults[role]
 	settings(fs, func() {
 		fs.StringVar(&c.HTTP.Listen, "http-listen", c.HTTP.Listen, "serve /health and /metrics on this address (off: none); each role has its own default, so roles share a host")
+		fs.DurationVar(&c.HTTP.ReadHeaderTimeout, "http-read-header-timeout", c.HTTP.ReadHeaderTimeout, "drop a connection whose request headers take longer than this to arrive (0: no limit)")
+		fs.DurationVar(&c.HTTP.ReadTimeout, "http-read-timeout", c.HTTP.ReadTimeout, "drop a connection whose request, headers and body, takes longer than this to arrive (0: no limit)")
+		fs.DurationVar(&c.HTTP.WriteTimeout, "http-write-timeout", c.HTTP.WriteTimeout, "drop a connection whose answer takes longer than this to write; a stream renews it each time it sends (0: no limit)")
+		fs.DurationVar(&c.HTTP.IdleTimeout, "http-idle-timeout", c.HTTP.IdleTimeout, "close a kept-alive connection idle for this long (0: no limit)")
 	})
+}
+
+// RegisterAPI adds the REST API's keys, public paths, rate limits, body
+// limit and CORS origins, its in-memory tail and its SQL route.
+func (c *Config) RegisterAPI(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.DurationVar(&c.API.TailAge, "api-tail-age", c.API.TailAge, "hold the stream's records this long in memory, so recent reads and event streams do not wait for the lake (0: no tail; reads see the lake only)")
+		fs.Int64Var(&c.API.TailBytes, "api-tail-bytes", c.API.TailBytes, "at most this many bytes of recent records in memory; past it the oldest go, and reads the lake cannot complete say so")
+		fs.BoolVar(&c.API.SQL, "api-sql", c.API.SQL, "serve POST /v1/sql: read-only DuckDB SQL over views of the tables (off: the route answers 404)")
+		fs.IntVar(&c.API.SQLRows, "api-sql-rows", c.API.SQLRows, "rows one /v1/sql query returns at most (a request may ask fewer)")
+		fs.DurationVar(&c.API.SQLTimeout, "api-sql-timeout", c.API.SQLTimeout, "interrupt a /v1/sql query running longer than this (set-up included)")
+		fs.StringVar(&c.API.SQLMemory, "api-sql-memory", c.API.SQLMemory, "DuckDB memory limit of one /v1/sql query, e.g. 1GB (it never spills to disk)")
+		fs.Var((*secretList)(&c.API.Keys), "api-keys", "API keys, comma separated, each name:key or a bare key (better in K2_API_KEYS or the --config file than on the command line); none: the API is open, and may then only listen on a loopback address")
+		fs.StringSliceVar(&c.API.PublicPaths, "api-public-paths", c.API.PublicPaths, "paths answered without an API key; one ending in / is a prefix, / alone is the dashboard's page")
+		fs.StringVar(&c.API.RateLimit, "api-rate-limit", c.API.RateLimit, "requests each key (or, open, each client address) may make on each /v1 route: N/s, N/min or N/h; off: no rate limits at all")
+		fs.StringSliceVar(&c.API.RouteRateLimits, "api-route-rate-limits", c.API.RouteRateLimits, "per route template, ROUTE=RATE or ROUTE=off, overriding --api-rate-limit")
+		fs.StringSliceVar(&c.API.TrustedProxies, "api-trusted-proxies", c.API.TrustedProxies, "addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client (default: none is believed)")
+		fs.StringVar(&c.API.MaxBody, "api-max-body", c.API.MaxBody, "largest request body, counted on the bytes read (e.g. 10MiB)")
+		fs.StringSliceVar(&c.API.CORSOrigins, "api-cors-origins", c.API.CORSOrigins, "web origins whose pages may call the API, e.g. http://localhost:3000,http://127.0.0.1:8080 (* for any; default none)")
+	})
+}
+
+// secretList is a comma-separated list whose values never appear in
+// --help, an error or a log: Set cannot fail (a bad entry is found by
+// Resolve, named by position), and String shows only how many there are.
+type secretList []string
+
+func (s *secretList) Set(v string) error {
+	*s = nil
+	return s.Append(v)
+}
+
+func (s *secretList) Append(v string) error {
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			*s = append(*s, item)
+		}
+	}
+	return nil
+}
+
+func (s *secretList) Replace(items []string) error {
+	*s = nil
+	for _, item := range items {
+		s.Append(item)
+	}
+	return nil
+}
+
+func (s *secretList) GetSlice() []string { return append([]string(nil), *s...) }
+func (s *secretList) Type() string       { return "strings" }
+
+func (s *secretList) String() string {
+	if len(*s) == 0 {
+		return "" // no default shown in --help
+	}
+	return fmt.Sprintf("[%d hidden]", len(*s))
 }
 
 // RegisterSinkGroup adds --sink-group: the sinks' consumer group, which

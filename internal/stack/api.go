@@ -17,7 +17,10 @@ func (st *Stack) serveAPI() error {
 			MaxAge: st.cfg.API.TailAge, MaxBytes: st.cfg.API.TailBytes, Logger: st.log, Registerer: st.metrics}, st.lake, st.reg)
 	}
 	a := st.cfg.API
-	srv := api.New(e, api.Options{Logger: st.log, Registerer: st.metrics, Tail: st.tail,
+	// Behind the listener's guard, which owns the API's metrics; with no
+	// listener (--http-listen off) nothing is served, and the server keeps
+	// a guard of its own.
+	srv := api.New(e, api.Options{Logger: st.log, Registerer: st.metrics, Guard: st.http.guard, Tail: st.tail,
 		SQL: a.SQL, SQLRows: a.SQLRows, SQLTimeout: a.SQLTimeout, SQLMemory: a.SQLMemory})
 	srv.Register(st.http.mux)
 	st.api = srv
