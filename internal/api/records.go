@@ -263,8 +263,7 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 			return // the client went away
 		}
 	}
-	if req.reverse { // at most a route's limit of rows
-		rec := reversed(held)
+	if rec := reversed(held); rec != nil { // a reversed answer: at most a route's limit of rows
 		err := st.write(rec)
 		rec.Release()
 		if err != nil {

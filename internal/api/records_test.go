@@ -425,3 +425,17 @@ func TestSnapshotQuery(t *testing.T) {
 		t.Errorf("a snapshot id that is not a number: %d %s", status, b)
 	}
 }
+
+// A recent route with nothing in its window (the sample is from 2014)
+// answers an empty list, oldest first as by default, in whole.
+func TestRecentWithNothingRecent(t *testing.T) {
+	srv, _ := bhp(t)
+	status, env, _ := get(t, srv, "GET", "/v1/trades/recent?symbol=BHP")
+	if status != 200 || !env.Success || string(env.Data) != "[]" || env.Meta.Count == nil || *env.Meta.Count != 0 {
+		t.Errorf("JSON: %d %+v %s", status, env, env.Data)
+	}
+	status, b := fetch(t, srv, "/v1/quotes/recent?symbol=BHP&format=csv")
+	if status != 200 || !strings.HasPrefix(string(b), "message_id,quote_id,") || strings.Count(string(b), "\n") != 1 {
+		t.Errorf("CSV: %d %q", status, b)
+	}
+}
