@@ -50,7 +50,7 @@ type Server struct {
 	o      Options
 	log    *slog.Logger
 	guard  *Guard
-	mux    *http.ServeMux
+	mux    *routeMux
 	// guarded is the server behind its guard, for requests that did not
 	// come through it (a server mounted without Guard.Wrap).
 	guarded http.Handler
@@ -61,6 +61,12 @@ type Server struct {
 	// original's Cache-Control); other answers, and every error, are not
 	// kept.
 	cacheFor map[string]time.Duration
+	// routeTable declares every route (routes.go); the OpenAPI document
+	// is generated from it once, when first asked for.
+	routeTable []route
+	specOnce   sync.Once
+	specDoc    *document
+	specJSON   []byte
 	// done closes when the server stops: event streams end.
 	done      chan struct{}
 	closeOnce sync.Once
@@ -78,7 +84,7 @@ func New(e *query.Engine, o Options) *Server {
 		o.SQLRows = query.DefaultSQLRows
 	}
 	o.SQLRows = min(o.SQLRows, query.MaxLimit)
-	s := &Server{engine: e, o: o, log: o.Logger, guard: o.Guard, mux: http.NewServeMux(),
+	s := &Server{engine: e, o: o, log: o.Logger, guard: o.Guard, mux: &routeMux{ServeMux: http.NewServeMux()},
 		over: newOverload(o.Registerer), tail: o.Tail, sm: newStreamMetrics(o.Registerer),
 		cacheFor: maps.Clone(cacheFor), done: make(chan struct{})}
 	if s.guard == nil {
@@ -86,13 +92,18 @@ func New(e *query.Engine, o Options) *Server {
 	}
 	s.guard.api.Store(s)
 	s.guarded = s.guard.Wrap(http.HandlerFunc(s.route))
+	s.routeTable = s.table()
 	s.routes()
 	return s
 }
 
-// Register mounts the API's routes on mux, each under /v1/.
+// Register mounts the API's routes on mux: those under /v1/, and its
+// pages /openapi.json (the OpenAPI document) and /docs (public paths by
+// default).
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle("/v1/", s)
+	mux.Handle("/openapi.json", s)
+	mux.Handle("/docs", s)
 }
 
 // ServeHTTP answers one request of the API. One that came through the
@@ -122,6 +133,23 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	st := &statusOf{ResponseWriter: w, status: http.StatusOK}
 	defer func() { done(st.status) }()
 	s.mux.ServeHTTP(st, r)
+}
+
+// routeMux is the server's mux, keeping the patterns registered on it: a
+// test holds them to the OpenAPI document, so a route served but not
+// declared in the route table is noticed.
+type routeMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
 }
 
 // statusOf keeps a response's status, for the breaker.

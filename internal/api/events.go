@@ -25,15 +25,14 @@ const heartbeat = 15 * time.Second
 // Last-Event-ID (browsers do it by themselves) gets what followed,
 // exactly once, while the tail still holds it; past that it is told with
 // an event "gap".
-func (s *Server) streamRoute(k record.Any, cols *columns) http.HandlerFunc {
+func (s *Server) streamRoute(k record.Any, cols *columns) func(http.ResponseWriter, *http.Request, *params) {
 	name := k.Describe().Name
 	table := k.Describe().Table.Name
-	return func(w http.ResponseWriter, r *http.Request) {
-		p := params{q: r.URL.Query()}
-		symbols := upper(p.list("symbols", 100, maxSymbolBytes))
-		resume := r.Header.Get("Last-Event-ID")
+	return func(w http.ResponseWriter, r *http.Request, p *params) {
+		symbols := upper(p.list(symbolsParam))
+		resume := p.text(named(streamParams, "Last-Event-ID"))
 		if resume == "" {
-			resume = p.text("last_event_id", 64<<10)
+			resume = p.text(named(streamParams, "last_event_id"))
 		}
 		if p.err != nil {
 			s.answer(w, r, p.err, nil)

@@ -49,6 +49,15 @@ func columnsOf(k record.Any) *columns {
 	return c
 }
 
+// names are the columns' names, in order.
+func (c *columns) names() []string {
+	out := make([]string, c.schema.NumFields())
+	for i, f := range c.schema.Fields() {
+		out[i] = f.Name
+	}
+	return out
+}
+
 // project keeps only the named columns, in the order given.
 func (c *columns) project(names []string) *columns {
 	p := *c

@@ -236,10 +236,12 @@ func (g *Guard) cacheAge(route string) (time.Duration, bool) {
 // API's own, another by the listener's mux (when next is one); isAPI
 // says it is under /v1/, where rate limits and the API's caching apply.
 func (g *Guard) routeOf(r *http.Request, next http.Handler) (route string, isAPI bool) {
-	if strings.HasPrefix(r.URL.Path, "/v1/") {
-		if s := g.api.Load(); s != nil {
-			return s.pattern(r), true
+	isAPI = strings.HasPrefix(r.URL.Path, "/v1/")
+	if s := g.api.Load(); s != nil { // the API's routes, and its pages (/docs)
+		if p := s.pattern(r); p != "unrouted" || isAPI {
+			return p, isAPI
 		}
+	} else if isAPI {
 		return "unrouted", true
 	}
 	if m, ok := next.(interface {

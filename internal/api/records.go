@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -23,30 +24,37 @@ import (
 // read and written page by page, never held whole.
 const pageRows = 10_000
 
-// kindRoutes gives a record kind its read routes, from its descriptor:
-// GET /v1/{table} and POST /v1/{table}/query.
-func (s *Server) kindRoutes(k record.Any) {
+// kindTable is a record kind's read routes, from its descriptor: GET
+// /v1/{table} and POST /v1/{table}/query, and for a kind with a time
+// column GET /v1/{table}/recent and the event stream GET
+// /v1/stream/{table}.
+func (s *Server) kindTable(k record.Any) []route {
 	table := k.Describe().Table.Name
 	cols := columnsOf(k)
 	s.cacheFor["GET /v1/"+table] = 5 * time.Second
-	s.mux.HandleFunc("GET /v1/"+table, func(w http.ResponseWriter, r *http.Request) {
-		p := params{q: r.URL.Query()}
-		s.readRecords(w, r, k, cols, p.recordRequest(k, s.o.MaxSpan, getLimits))
-	})
+	t := []route{{method: "GET", path: "/v1/" + table, summary: "Records of " + table + ", newest first, filtered and paged",
+		params: recordParams(k, getLimits), ok: rowsReply([]record.Any{k}, formats...), errors: []int{404},
+		serve: func(w http.ResponseWriter, r *http.Request, p *params) {
+			s.readRecords(w, r, k, cols, p.recordRequest(k, s.o.MaxSpan, getLimits))
+		}}}
 	if k.Describe().Table.Time != "" {
-		s.mux.HandleFunc("GET /v1/stream/"+table, s.streamRoute(k, cols))
-		s.mux.HandleFunc("GET /v1/"+table+"/recent", func(w http.ResponseWriter, r *http.Request) {
-			p := params{q: r.URL.Query()}
-			s.readRecords(w, r, k, cols, p.recentRequest(k, time.Now()))
-		})
+		t = append(t, route{method: "GET", path: "/v1/" + table + "/recent",
+			summary: "A symbol's latest " + table + " of the last minutes, from the lake and the stream after it",
+			params:  recentParams, ok: rowsReply([]record.Any{k}, formats...),
+			serve: func(w http.ResponseWriter, r *http.Request, p *params) {
+				s.readRecords(w, r, k, cols, p.recentRequest(k, time.Now()))
+			}},
+			route{method: "GET", path: "/v1/stream/" + table, summary: "Server-sent events of " + table + " as the stream brings them",
+				doc: "Each event's id is the stream's position after it: reconnecting with Last-Event-ID gets what followed, " +
+					"exactly once, while the API's tail still holds it; past that an event gap says so. " +
+					"503 on an API without a tail (--api-tail-age 0).",
+				params: streamParams, ok: eventsReply(k), serve: s.streamRoute(k, cols)})
 	}
-	s.mux.HandleFunc("POST /v1/"+table+"/query", func(w http.ResponseWriter, r *http.Request) {
-		p, ok := s.bodyParams(w, r, recordParams(k))
-		if !ok {
-			return
-		}
-		s.readRecords(w, r, k, cols, p.recordRequest(k, s.o.MaxSpan, postLimits))
-	})
+	return append(t, route{method: "POST", path: "/v1/" + table + "/query", summary: "Records of " + table + ", the GET route's parameters in a JSON body",
+		body: recordParams(k, postLimits), ok: rowsReply([]record.Any{k}, formats...), errors: []int{404},
+		serve: func(w http.ResponseWriter, r *http.Request, p *params) {
+			s.readRecords(w, r, k, cols, p.recordRequest(k, s.o.MaxSpan, postLimits))
+		}})
 }
 
 // limits are a route's default and largest limit.
@@ -55,6 +63,61 @@ type limits struct{ def, max int64 }
 var (
 	getLimits  = limits{100, 10_000}    // the original's GET routes
 	postLimits = limits{1_000, 100_000} // and its POST query routes
+)
+
+// recordParams are the parameters a kind's record routes take.
+func recordParams(k record.Any, lim limits) []param {
+	out := []param{symbolParam, symbolsParam, exchangeParam, exchangesParam}
+	if k.Describe().Table.Time != "" {
+		out = append(out, startParam, endParam)
+	}
+	out = append(out, limitParam(lim.def, lim.max),
+		param{name: "offset", kind: intKind, max: lim.max, example: "1", doc: "Records to skip before the first answered"},
+		orderParam("desc"), formatParam, fieldsParam(k), cursorParam, asOfSnapshotParam, asOfTimeParam)
+	for _, c := range decimalColumns(k) {
+		out = append(out,
+			param{name: "min_" + c, kind: decimalKind, example: "1", doc: "Only records whose " + c + " is at least this"},
+			param{name: "max_" + c, kind: decimalKind, example: "1000000", doc: "Only records whose " + c + " is at most this"})
+	}
+	return out
+}
+
+// fieldsParam chooses a kind's columns to answer.
+func fieldsParam(k record.Any) param {
+	def := &k.Describe().Table
+	return param{name: "fields", kind: listKind, maxItems: 64, maxBytes: 64, values: columnsOf(k).names(),
+		example: def.Key + "," + def.Symbol, doc: "Answer only these columns, in this order (comma separated)"}
+}
+
+// named finds the parameter of decls called name.
+func named(decls []param, name string) param {
+	for _, d := range decls {
+		if d.name == name {
+			return d
+		}
+	}
+	panic("no parameter " + name) // a declaration of this package
+}
+
+func decimalColumns(k record.Any) []string {
+	var out []string
+	for _, f := range query.Schema(&k.Describe().Table).Fields() {
+		if f.Type.ID() == arrow.DECIMAL128 {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
+
+// The parameters of the recent routes, and of the event streams.
+var (
+	recentParams = []param{symbolParam.need(), exchangeParam,
+		{name: "window_minutes", kind: intKind, def: 15, min: 1, max: 60, example: "30", doc: "How many minutes back from now"},
+		limitParam(1000, 10_000), formatParam, orderParam("asc")}
+	streamParams = []param{symbolsParam,
+		{name: "Last-Event-ID", in: "header", maxBytes: 64 << 10, example: "0:1-42",
+			doc: "The id of the last event received: the stream continues after it (browsers send it by themselves)"},
+		{name: "last_event_id", maxBytes: 64 << 10, example: "0:1-42", doc: "Last-Event-ID, for a client that cannot set headers"}}
 )
 
 // recordRequest is a parsed read of a kind's records.
@@ -86,42 +149,19 @@ type recordRequest struct {
 // first unless order=desc. They come from the lake and the stream after it.
 func (p *params) recentRequest(k record.Any, now time.Time) recordRequest {
 	symbol, exchange := p.symbol(), p.exchange()
-	if symbol == "" {
-		p.fail("symbol", "is required")
-	}
-	window := p.integer("window_minutes", 15, 1, 60)
+	window := p.integer(named(recentParams, "window_minutes"))
 	from := md.TimestampOf(now.Add(-time.Duration(window) * time.Minute))
 	req := recordRequest{
 		q:       query.RecordQuery{Filter: query.Filter{Symbol: symbol, Exchange: exchange, From: from}, Desc: true},
-		limit:   int(p.integer("limit", 1000, 1, 10_000)),
-		format:  p.oneOf("format", "json", formats...),
-		reverse: p.oneOf("order", "asc", "asc", "desc") == "asc",
+		limit:   int(p.integer(named(recentParams, "limit"))),
+		format:  p.oneOf(formatParam),
+		reverse: p.oneOf(named(recentParams, "order")) == "asc",
 		fresh:   true,
 		p:       p,
 		echo: map[string]any{"symbol": symbol, "exchange": exchange, "window_minutes": window,
 			"start_time": from, "end_time": md.TimestampOf(now)},
 	}
 	return req
-}
-
-// recordParams are the parameter names a kind's record routes take.
-func recordParams(k record.Any) []string {
-	names := []string{"symbol", "symbols", "exchange", "exchanges", "start_time", "end_time", "limit", "offset",
-		"order", "format", "fields", "cursor", "as_of_snapshot", "as_of_time"}
-	for _, c := range decimalColumns(k) {
-		names = append(names, "min_"+c, "max_"+c)
-	}
-	return names
-}
-
-func decimalColumns(k record.Any) []string {
-	var out []string
-	for _, f := range query.Schema(&k.Describe().Table).Fields() {
-		if f.Type.ID() == arrow.DECIMAL128 {
-			out = append(out, f.Name)
-		}
-	}
-	return out
 }
 
 // recordRequest reads the parameters of a record route: the filter (one
@@ -131,28 +171,29 @@ func decimalColumns(k record.Any) []string {
 // cursor from an earlier page, and the snapshot to read.
 func (p *params) recordRequest(k record.Any, maxSpan time.Duration, lim limits) recordRequest {
 	def := &k.Describe().Table
+	decls := recordParams(k, lim)
 	q := query.RecordQuery{
 		Filter: p.filter(maxSpan),
-		Desc:   p.oneOf("order", "desc", "desc", "asc") == "desc",
+		Desc:   p.oneOf(orderParam("desc")) == "desc",
 		AsOf:   p.asOf(),
 	}
-	q.Symbols = upper(p.list("symbols", 100, maxSymbolBytes))
-	q.Exchanges = upper(p.list("exchanges", 20, 64))
+	q.Symbols = upper(p.list(symbolsParam))
+	q.Exchanges = upper(p.list(exchangesParam))
 	for _, c := range decimalColumns(k) {
-		lo, hi := p.decimal("min_"+c), p.decimal("max_"+c)
+		lo, hi := p.decimal(named(decls, "min_"+c)), p.decimal(named(decls, "max_"+c))
 		if lo != nil || hi != nil {
 			q.Bounds = append(q.Bounds, query.Bound{Column: c, Min: lo, Max: hi})
 		}
 	}
 	req := recordRequest{
-		limit:  int(p.integer("limit", lim.def, 1, lim.max)),
-		offset: int(p.integer("offset", 0, 0, lim.max)),
-		format: p.oneOf("format", "json", formats...),
-		cursor: p.text("cursor", 4096),
+		limit:  int(p.integer(named(decls, "limit"))),
+		offset: int(p.integer(named(decls, "offset"))),
+		format: p.oneOf(formatParam),
+		cursor: p.text(cursorParam),
 		fresh:  q.AsOf == (query.AsOf{}),
 		p:      p,
 	}
-	if req.fields = p.list("fields", 64, 64); len(req.fields) > 0 {
+	if req.fields = p.list(named(decls, "fields")); len(req.fields) > 0 {
 		known := columnsOf(k).schema
 		for _, f := range req.fields {
 			if len(known.FieldIndices(f)) == 0 {
@@ -377,17 +418,6 @@ func upper(v []string) []string {
 	return v
 }
 
-// bodyParams reads a POST route's JSON body as the route's parameters:
-// each member a parameter of the same name as the GET routes take (a
-// string, number, or list of strings). An unknown member is an error.
-func (s *Server) bodyParams(w http.ResponseWriter, r *http.Request, names []string) (*params, bool) {
-	body, ok := decodeObject(w, r)
-	if !ok {
-		return nil, false
-	}
-	return bodyToParams(body, names), true
-}
-
 // decodeObject reads a JSON object body (decodeBody answers what it
 // cannot read), its numbers kept as written: a snapshot id has more digits
 // than a float64 holds.
@@ -407,11 +437,19 @@ func decodeObject(w http.ResponseWriter, r *http.Request) (map[string]any, bool)
 	return out, true
 }
 
-// bodyToParams turns a JSON object's members into parameters.
-func bodyToParams(body map[string]any, names []string) *params {
+// bodyToParams turns a JSON object's members into the parameters decls
+// declare: each member a parameter of the same name as the GET routes
+// take (a string, number, or list of strings). An unknown member is an
+// error.
+func bodyToParams(body map[string]any, decls []param) *params {
 	v := url.Values{}
 	p := &params{q: v, whole: true}
-	for name, val := range body {
+	names := make([]string, len(decls))
+	for i, d := range decls {
+		names[i] = d.name
+	}
+	for _, name := range slices.Sorted(maps.Keys(body)) {
+		val := body[name]
 		if !slices.Contains(names, name) {
 			p.fail(name, "is not a parameter of this route (it takes %s)", strings.Join(names, ", "))
 			continue
@@ -438,39 +476,4 @@ func bodyToParams(body map[string]any, names []string) *params {
 		}
 	}
 	return p
-}
-
-// decimal reads an optional exact decimal parameter.
-func (p *params) decimal(name string) *md.Decimal {
-	v := p.q.Get(name)
-	if v == "" {
-		return nil
-	}
-	d, err := md.ParseDecimal(v)
-	if err != nil {
-		p.fail(name, "%q is not a decimal: %v", v, err)
-		return nil
-	}
-	return &d
-}
-
-// list reads a list parameter: repeated, or comma separated; at most max
-// items of at most maxBytes each.
-func (p *params) list(name string, max, maxBytes int) []string {
-	var out []string
-	for _, v := range p.q[name] {
-		if p.whole {
-			out = append(out, p.checkText(name, v, maxBytes))
-			continue
-		}
-		for item := range strings.SplitSeq(v, ",") {
-			if item = strings.TrimSpace(item); item != "" {
-				out = append(out, p.checkText(name, item, maxBytes))
-			}
-		}
-	}
-	if len(out) > max {
-		p.fail(name, "more than %d items", max)
-	}
-	return out
 }

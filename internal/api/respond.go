@@ -25,10 +25,14 @@ const (
 	codeInvalidContentLength = "INVALID_CONTENT_LENGTH"
 )
 
+// errorCodes are every code an error may have.
+var errorCodes = []string{codeInvalidParameters, codeNotFound, codeMethodNotAllowed, codeQueryTimeout, codeUnavailable, codeInternal,
+	codeUnauthorized, codeForbidden, codeRateLimited, codePayloadTooLarge, codeInvalidContentLength}
+
 // meta is what every answer says about itself.
 type meta struct {
 	RequestID  string `json:"request_id"`
-	Timestamp  string `json:"timestamp"`
+	Timestamp  string `json:"timestamp" format:"date-time"`
 	SnapshotID int64  `json:"snapshot_id,omitempty"`
 	Count      *int   `json:"count,omitempty"`
 	// Incomplete: the answer should hold records the API no longer has in

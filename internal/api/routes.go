@@ -5,42 +5,127 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/query"
 	"github.com/k2-market-data/k2/internal/record"
 )
 
-func (s *Server) routes() {
-	for _, k := range record.All {
-		s.kindRoutes(k)
+// route declares one of the server's routes: routes serves it on the mux
+// and the OpenAPI document (openapi.go) describes it, both from this one
+// declaration. Adding a route is adding it to table (or to kindTable, for
+// a route of every record kind).
+type route struct {
+	method, path string
+	summary      string
+	doc          string  // more, where one line is not enough
+	params       []param // path, query and header parameters
+	// body are a POST route's JSON body members, which it reads as its
+	// parameters; unless rawBody, when its handler reads the body itself.
+	body    []param
+	rawBody bool
+	// byKind, when set, are the body members of each of kinds, whose
+	// data_type chooses one (the first when absent); body is all of them.
+	byKind func(record.Any) []param
+	kinds  []record.Any
+	ok     reply // what a 200 holds
+	// errors are the statuses it answers besides those of every /v1 route
+	// (docErrors).
+	errors []int
+	public bool // answered without a key (a public path of the guard)
+	serve  func(w http.ResponseWriter, r *http.Request, p *params)
+}
+
+func (rt *route) pattern() string { return rt.method + " " + rt.path }
+
+// handler reads a request's parameters (query and path, or the JSON
+// body's members), refuses it without a required one, and runs the route.
+func (rt *route) handler() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p := requestParams(r)
+		if len(rt.body) > 0 && !rt.rawBody {
+			body, ok := decodeObject(w, r)
+			if !ok {
+				return
+			}
+			p = bodyToParams(body, rt.body)
+			p.pathValue, p.header = r.PathValue, r.Header
+			p.require(rt.body)
+		}
+		p.require(rt.params)
+		rt.serve(w, r, p)
 	}
-	s.mux.HandleFunc("GET /v1/bars/{interval}", s.bars)
-	s.mux.HandleFunc("GET /v1/ohlcv/{interval}", s.bars) // the original's name
-	s.mux.HandleFunc("GET /v1/symbols", s.symbols)
-	s.mux.HandleFunc("GET /v1/summary/{symbol}/{date}", s.summary)
-	s.mux.HandleFunc("GET /v1/stats", s.stats)
-	s.mux.HandleFunc("GET /v1/snapshots", s.snapshots)
-	s.mux.HandleFunc("POST /v1/snapshots/{id}/query", s.snapshotQuery)
-	s.mux.HandleFunc("POST /v1/replay", s.replay)
-	s.mux.HandleFunc("POST /v1/sql", s.sql)
+}
+
+// table is every route of the server.
+func (s *Server) table() []route {
+	var t []route
+	for _, k := range record.All {
+		t = append(t, s.kindTable(k)...)
+	}
+	bars := route{method: "GET", path: "/v1/bars/{interval}", summary: "Bars (OHLCV) of a symbol at an interval, with exact VWAP",
+		doc:    "A bar is partial when the range asked for cuts its window.",
+		params: append([]param{intervalParam, symbolParam.need(), exchangeParam, startParam, endParam, barLimit, orderParam("asc"), nonMarketParam}, asOfParams...),
+		ok:     jsonReply([]md.Bar{}), errors: []int{404}, serve: s.bars}
+	ohlcv := bars
+	ohlcv.path, ohlcv.summary = "/v1/ohlcv/{interval}", "Bars of a symbol at an interval (the original's name for /v1/bars/{interval})"
+	return append(t, bars, ohlcv,
+		route{method: "GET", path: "/v1/symbols", summary: "The instruments with trades: symbol, exchange, count, first and last trade",
+			params: append([]param{exchangeParam, symbolsFormatParam}, asOfParams...),
+			ok:     jsonReply([]query.SymbolInfo{}, []string{}), errors: []int{404}, serve: s.symbols},
+		route{method: "GET", path: "/v1/summary/{symbol}/{date}", summary: "The daily bar of a symbol on an exchange-local trading date",
+			doc:    "404 when the symbol did not trade that day.",
+			params: append([]param{symbolPathParam, dateParam, exchangeParam}, asOfParams...),
+			ok:     jsonReply(md.Bar{}), errors: []int{404}, serve: s.summary},
+		route{method: "GET", path: "/v1/stats", summary: "Each table's snapshot, rows, files, bytes and time range, and the query pool's statistics",
+			params: asOfParams, ok: jsonReply(statsAnswer{}), errors: []int{404}, serve: s.stats},
+		route{method: "GET", path: "/v1/snapshots", summary: "A table's snapshots, newest first, with their summaries",
+			params: []param{tableParam, snapshotsLimit}, ok: jsonReply([]query.SnapshotInfo{}), serve: s.snapshots},
+		s.snapshotQueryRoute(), s.replayRoute(), s.sqlRoute(),
+		route{method: "GET", path: "/openapi.json", summary: "This document: the API in OpenAPI 3.1", public: true,
+			ok: documentReply, serve: s.openAPI},
+		route{method: "GET", path: "/docs", summary: "The API's page for people: every route, its parameters and a curl example", public: true,
+			ok: pageReply, serve: s.docs},
+	)
+}
+
+// routes serves every route of the table on the server's mux.
+func (s *Server) routes() {
+	for _, rt := range s.routeTable {
+		s.mux.HandleFunc(rt.pattern(), rt.handler())
+	}
+}
+
+// The parameters of the routes here.
+var (
+	intervalParam = param{name: "interval", kind: choiceKind, values: intervals(), example: "1d",
+		doc: "The bars' size; a 1d bar is the exchange-local trading date"}.path()
+	barLimit       = limitParam(1000, 10_000)
+	nonMarketParam = param{name: "include_non_market", kind: choiceKind, values: []string{"false", "true"}, example: "true",
+		doc: "Count the trades whose conditions put them outside the market (auctions, off-market reports) too"}
+	symbolsFormatParam = param{name: "format", kind: choiceKind, values: []string{"objects", "list"}, example: "list",
+		doc: "objects, or list for the original's plain list of names"}
+	symbolPathParam = symbolParam.path()
+	dateParam       = param{name: "date", kind: dateKind, example: "2014-03-11",
+		doc: "The exchange-local trading date, YYYY-MM-DD"}.path()
+	tableParam     = param{name: "table", kind: choiceKind, values: record.TableNames(), example: "quotes", doc: "The table"}
+	snapshotsLimit = limitParam(10, 100)
+)
+
+func intervals() []string {
+	out := make([]string, len(md.Intervals))
+	for i, iv := range md.Intervals {
+		out[i] = string(iv)
+	}
+	return out
 }
 
 // bars answers bars of a symbol at an interval (1m … 1d); the 1d bar is
 // the exchange-local trading date. Limit defaults to 1,000.
-func (s *Server) bars(w http.ResponseWriter, r *http.Request) {
-	p := params{q: r.URL.Query()}
-	iv, err := md.ParseInterval(r.PathValue("interval"))
-	if err != nil {
-		p.fail("interval", "%q is not one of 1m, 5m, 15m, 30m, 1h, 1d", r.PathValue("interval"))
-	}
-	q := query.BarQuery{Filter: p.filter(s.o.MaxSpan), Interval: iv, AsOf: p.asOf(),
-		Limit: int(p.integer("limit", 1000, 1, 10_000)), Desc: p.oneOf("order", "asc", "asc", "desc") == "desc",
-		IncludeNonMarket: p.oneOf("include_non_market", "false", "true", "false") == "true"}
-	if q.Symbol == "" {
-		p.fail("symbol", "is required")
-	}
+func (s *Server) bars(w http.ResponseWriter, r *http.Request, p *params) {
+	q := query.BarQuery{Filter: p.filter(s.o.MaxSpan), Interval: md.Interval(p.oneOf(intervalParam)), AsOf: p.asOf(),
+		Limit: int(p.integer(barLimit)), Desc: p.oneOf(orderParam("asc")) == "desc",
+		IncludeNonMarket: p.oneOf(nonMarketParam) == "true"}
 	s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) {
 		rows, err := s.engine.Bars(ctx, q)
 		return rows, len(rows), err
@@ -49,10 +134,9 @@ func (s *Server) bars(w http.ResponseWriter, r *http.Request) {
 
 // symbols lists the instruments with trades as objects, or as the
 // original's plain list of names with format=list.
-func (s *Server) symbols(w http.ResponseWriter, r *http.Request) {
-	p := params{q: r.URL.Query()}
+func (s *Server) symbols(w http.ResponseWriter, r *http.Request, p *params) {
 	exchange, asOf := p.exchange(), p.asOf()
-	list := p.oneOf("format", "objects", "objects", "list") == "list"
+	list := p.oneOf(symbolsFormatParam) == "list"
 	s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) {
 		rows, err := s.engine.Symbols(ctx, exchange, asOf)
 		if err != nil || !list {
@@ -68,13 +152,9 @@ func (s *Server) symbols(w http.ResponseWriter, r *http.Request) {
 
 // summary answers the daily bar of a symbol on an exchange-local date
 // (YYYY-MM-DD), 404 when nothing traded.
-func (s *Server) summary(w http.ResponseWriter, r *http.Request) {
-	p := params{q: r.URL.Query()}
-	symbol := strings.ToUpper(p.checkText("symbol", r.PathValue("symbol"), maxSymbolBytes))
-	date := r.PathValue("date")
-	if _, err := time.Parse(time.DateOnly, date); err != nil {
-		p.fail("date", "%q is not YYYY-MM-DD", date)
-	}
+func (s *Server) summary(w http.ResponseWriter, r *http.Request, p *params) {
+	symbol := strings.ToUpper(p.text(symbolPathParam))
+	date := p.date(dateParam)
 	exchange, asOf := p.exchange(), p.asOf()
 	var bar *md.Bar
 	var err error
@@ -87,29 +167,27 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request) {
 	s.answer(w, r, p.err, func(context.Context) (any, int, error) { return bar, -1, err })
 }
 
+// statsAnswer is what GET /v1/stats answers.
+type statsAnswer struct {
+	Tables []query.TableStats `json:"tables"`
+	Pool   query.PoolStats    `json:"pool"`
+}
+
 // stats answers each table's rows, files, bytes and time range, and the
 // query pool's statistics.
-func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
-	p := params{q: r.URL.Query()}
+func (s *Server) stats(w http.ResponseWriter, r *http.Request, p *params) {
 	asOf := p.asOf()
 	s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) {
 		tables, err := s.engine.Stats(ctx, asOf)
-		return map[string]any{"tables": tables, "pool": s.engine.PoolStats()}, -1, err
+		return statsAnswer{Tables: tables, Pool: s.engine.PoolStats()}, -1, err
 	})
 }
 
 // snapshots answers a table's snapshots, newest first (table: trades by
 // default; limit 10, at most 100).
-func (s *Server) snapshots(w http.ResponseWriter, r *http.Request) {
-	p := params{q: r.URL.Query()}
-	table := p.text("table", 64)
-	if table == "" {
-		table = "trades"
-	}
-	if _, err := record.ByTable(table); err != nil {
-		p.fail("table", "%v", err)
-	}
-	limit := int(p.integer("limit", 10, 1, 100))
+func (s *Server) snapshots(w http.ResponseWriter, r *http.Request, p *params) {
+	table := p.oneOf(tableParam)
+	limit := int(p.integer(snapshotsLimit))
 	s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) {
 		snaps, err := s.engine.Snapshots(ctx, table)
 		if len(snaps) > limit {

@@ -49,7 +49,6 @@ func guarded(t *testing.T, a config.API) *listener {
 	mux.Handle("GET /metrics", l.reg.Handler())
 	mux.Handle("GET /{$}", text("<html>dashboard</html>"))
 	mux.Handle("GET /assets/", text("asset"))
-	mux.Handle("GET /docs", text("docs"))
 	mux.Handle("GET /debug/pprof/", text("profiles"))
 	api.New(e, api.Options{Guard: g, Logger: logger, Registerer: l.reg}).Register(mux)
 	l.Server = httptest.NewServer(g.Wrap(mux))

@@ -37,10 +37,46 @@ type sqlMeta struct {
 	Snapshots map[string]int64 `json:"snapshots"`
 }
 
+// sqlText is the body's query.
+var sqlText = param{name: "sql", kind: rawTextKind, maxBytes: query.MaxSQLBytes, required: true, sample: true,
+	example: "SELECT symbol, count(*) AS trades, sum(quantity) AS volume FROM trades GROUP BY symbol ORDER BY trades DESC",
+	doc:     "One read-only DuckDB query (a SELECT) over the views trades, quotes, reference_data and funding_rates"}
+
+// sqlRoute is POST /v1/sql, whose handler reads its body itself (at most
+// maxSQLBody, its members typed).
+func (s *Server) sqlRoute() route {
+	return route{method: "POST", path: "/v1/sql", summary: "One read-only DuckDB SQL query over views of the tables",
+		doc: "Off unless the API runs with --api-sql (then 404 saying so). DECIMAL and other exact numbers are strings " +
+			"of their exact value, timestamps RFC 3339 UTC, lists and structs JSON arrays and objects, BLOBs base64.",
+		rawBody: true, body: []param{sqlText, sqlSnapshot, asOfTimeParam, s.sqlLimit()},
+		ok: bodyReply(sqlAnswer{}), errors: []int{404}, serve: s.sql}
+}
+
+// sqlSnapshot is as_of_snapshot in a SQL body, where 0 is none.
+var sqlSnapshot = func() param {
+	d := asOfSnapshotParam
+	d.min, d.doc = 0, d.doc+"; 0 is none"
+	return d
+}()
+
+// sqlLimit is the rows a SQL answer holds at most (0, a JSON body's
+// zero, is as absent).
+func (s *Server) sqlLimit() param {
+	return param{name: "limit", kind: intKind, def: int64(s.o.SQLRows), min: 1, max: int64(s.o.SQLRows), example: "5", sample: true,
+		doc: "The most rows to answer (more: meta.truncated)"}
+}
+
+// sqlAnswer is what POST /v1/sql answers.
+type sqlAnswer struct {
+	Success bool             `json:"success"`
+	Data    *query.SQLResult `json:"data"`
+	Meta    sqlMeta          `json:"meta"`
+}
+
 // sql answers POST /v1/sql: one read-only DuckDB query over views of the
 // tables (docs/api.md, "SQL"). Off unless Options.SQL: then 404 saying
 // how to turn it on.
-func (s *Server) sql(w http.ResponseWriter, r *http.Request) {
+func (s *Server) sql(w http.ResponseWriter, r *http.Request, _ *params) {
 	if !s.o.SQL {
 		writeError(w, r, http.StatusNotFound, codeNotFound,
 			"POST /v1/sql is off: start k2 up or k2 api with --api-sql (or K2_API_SQL=true) to enable it", nil)
@@ -59,17 +95,16 @@ func (s *Server) sql(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case req.SQL == "":
 		p.fail("sql", "is required")
-	case len(req.SQL) > query.MaxSQLBytes:
-		p.fail("sql", "longer than %d bytes", query.MaxSQLBytes)
+	case len(req.SQL) > sqlText.maxBytes:
+		p.fail("sql", "longer than %d bytes", sqlText.maxBytes)
 	}
-	if req.Limit == 0 {
-		req.Limit = s.o.SQLRows
-	}
-	if req.Limit < 1 || req.Limit > s.o.SQLRows {
-		p.fail("limit", "%d is not an integer from 1 to %d", req.Limit, s.o.SQLRows)
+	if lim := s.sqlLimit(); req.Limit == 0 {
+		req.Limit = int(lim.def)
+	} else if req.Limit < int(lim.min) || req.Limit > int(lim.max) {
+		p.fail("limit", "%d is not an integer from %d to %d", req.Limit, lim.min, lim.max)
 	}
 	asOf := query.AsOf{SnapshotID: req.AsOfSnapshot}
-	if req.AsOfSnapshot < 0 {
+	if req.AsOfSnapshot < sqlSnapshot.min {
 		p.fail("as_of_snapshot", "%d is not a snapshot id", req.AsOfSnapshot)
 	}
 	if req.AsOfTime != "" {
@@ -97,11 +132,7 @@ func (s *Server) sql(w http.ResponseWriter, r *http.Request) {
 		n := len(res.Rows)
 		m := sqlMeta{meta: newMeta(r), Truncated: res.Truncated, Limit: req.Limit, Snapshots: res.Snapshots}
 		m.Count = &n
-		writeJSON(w, http.StatusOK, struct {
-			Success bool             `json:"success"`
-			Data    *query.SQLResult `json:"data"`
-			Meta    sqlMeta          `json:"meta"`
-		}{true, res, m})
+		writeJSON(w, http.StatusOK, sqlAnswer{true, res, m})
 	case errors.Is(err, query.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, r, http.StatusGatewayTimeout, codeQueryTimeout,
 			fmt.Sprintf("the query took longer than %s (--api-sql-timeout)", s.o.SQLTimeout), nil)
