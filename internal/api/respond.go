@@ -52,10 +52,9 @@ func newMeta(r *http.Request) meta {
 	return meta{RequestID: requestIDOf(r.Context()), Timestamp: time.Now().UTC().Format(time.RFC3339Nano)}
 }
 
-// writeData answers 200 with data in the success shape; count is the
-// number of records when data is a list.
-func writeData(w http.ResponseWriter, r *http.Request, data any, count int) {
-	m := newMeta(r)
+// writeData answers 200 with data in the success shape and meta m; count
+// is the number of records when data is a list.
+func writeData(w http.ResponseWriter, m meta, data any, count int) {
 	if count >= 0 {
 		m.Count = &count
 	}
