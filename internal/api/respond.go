@@ -28,6 +28,9 @@ type meta struct {
 	// Incomplete: the answer should hold records the API no longer has in
 	// memory and the lake does not have yet (the sink is stalled).
 	Incomplete bool `json:"incomplete,omitempty"`
+	// RequestSummary restates what an aggregation was asked (POST
+	// /v1/aggregations).
+	RequestSummary any `json:"request_summary,omitempty"`
 }
 
 type success struct {
