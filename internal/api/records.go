@@ -326,6 +326,12 @@ func (s *Server) bodyParams(w http.ResponseWriter, r *http.Request, names []stri
 	if !s.decodeBody(w, r, &body) {
 		return nil, false
 	}
+	return paramsOf(body, names), true
+}
+
+// paramsOf reads a JSON object's members as parameters of the given
+// names (bodyParams).
+func paramsOf(body map[string]any, names []string) *params {
 	v := url.Values{}
 	p := &params{q: v, whole: true}
 	for name, val := range body {
@@ -354,7 +360,7 @@ func (s *Server) bodyParams(w http.ResponseWriter, r *http.Request, names []stri
 			p.fail(name, "must be a string, number or list of strings")
 		}
 	}
-	return p, true
+	return p
 }
 
 // decimal reads an optional exact decimal parameter.

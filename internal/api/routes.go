@@ -21,6 +21,7 @@ func (s *Server) routes() {
 	}
 	s.mux.HandleFunc("GET /v1/bars/{interval}", s.bars)
 	s.mux.HandleFunc("GET /v1/ohlcv/{interval}", s.bars) // the original's name
+	s.mux.HandleFunc("POST /v1/ohlcv/batch", s.barsBatch)
 	s.mux.HandleFunc("POST /v1/aggregations", s.aggregations)
 	s.mux.HandleFunc("GET /v1/symbols", s.symbols)
 	s.mux.HandleFunc("GET /v1/summary/{symbol}/{date}", s.summary)
