@@ -60,6 +60,7 @@ type recordRequest struct {
 	// fresh reads combine the lake with the stream after it; a read as of
 	// a snapshot or time is the table as it stood, no more.
 	fresh bool
+	join  *join // with=, when the kind declares joins
 	p     *params
 	key   string // the request's fingerprint
 }
@@ -70,6 +71,9 @@ func recordParams(k record.Any) []string {
 		"order", "format", "fields", "cursor", "as_of_snapshot", "as_of_time"}
 	for _, c := range decimalColumns(k) {
 		names = append(names, "min_"+c, "max_"+c)
+	}
+	if joins[k.Describe().Table.Name] != nil {
+		names = append(names, "with")
 	}
 	return names
 }
@@ -121,6 +125,11 @@ func (p *params) recordRequest(k record.Any, maxSpan time.Duration, lim limits) 
 			}
 		}
 	}
+	if with := p.q.Get("with"); with != "" && joins[def.Name] == nil {
+		p.fail("with", "%s takes no join", def.Name)
+	} else if with != "" {
+		req.join = joins[def.Name][p.oneOf("with", "", joinNames(def.Name)...)]
+	}
 	if def.Time == "" && (q.From != 0 || q.To != 0) {
 		p.fail("start_time", "%s has no time column", def.Name)
 	}
@@ -151,9 +160,18 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 	}
 	def := &k.Describe().Table
 	out := cols
-	if len(req.fields) > 0 {
-		out = cols.project(req.fields)
+	fields := req.fields
+	if j := req.join; j != nil {
+		out = cols.with(j.fields)
+		for _, f := range j.fields {
+			fields = append(slices.Clip(fields), f.Name)
+		}
 	}
+	if len(req.fields) > 0 {
+		out = out.project(fields)
+	}
+	var joinRows joiner
+	joinIncomplete := false
 	st := newStream(w, r, out, req.format)
 	ctx := r.Context()
 	q := req.q
@@ -183,6 +201,9 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 					rows, complete := s.tail.Since(ctx, k, offsets, tailQuery(def, req.q, want+skip))
 					src.setTail(k, rows, complete)
 				}
+				if req.join != nil {
+					joinRows = req.join.open(s, req.fresh, page.Snapshot, req.q.AsOf)
+				}
 			}
 			src.setLake(page)
 			if n := page.Rows.NumRows(); n > 0 {
@@ -204,6 +225,21 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 			rec.Release()
 			rec = rest
 		}
+		if joinRows != nil {
+			cols, complete, err := joinRows(ctx, rec)
+			if err != nil {
+				rec.Release()
+				s.fail(st, r, err)
+				return
+			}
+			joined := withJoin(rec, req.join, cols)
+			for _, c := range cols {
+				c.Release()
+			}
+			rec.Release()
+			rec = joined
+			joinIncomplete = joinIncomplete || !complete
+		}
 		want -= int(rec.NumRows())
 		if err := st.write(rec); err != nil {
 			return // the client went away
@@ -212,7 +248,7 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 		last = &pos
 	}
 	more = want == 0 && !(src.lakeEnd && src.lakeDone() && src.tailDone())
-	m.Incomplete = src.incomplete
+	m.Incomplete = src.incomplete || joinIncomplete
 	pg := &pagination{Limit: req.limit, Count: st.count, HasMore: more}
 	if more && last != nil {
 		pg.NextCursor = cursor{Table: def.Name, Snapshot: q.AsOf.SnapshotID, Request: req.key, After: *last}.String()
