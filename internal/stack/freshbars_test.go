@@ -1,21 +1,13 @@
 package stack
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math/big"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/k2-market-data/k2/internal/bus"
-	"github.com/k2-market-data/k2/internal/config"
 	md "github.com/k2-market-data/k2/internal/marketdata"
-	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/testutil"
 )
 
@@ -80,23 +72,8 @@ type barsAnswer struct {
 
 func (r *running) barsOf(t *testing.T, method, path string, body any) barsAnswer {
 	t.Helper()
-	var resp *http.Response
-	var err error
-	if method == "POST" {
-		b, _ := json.Marshal(body)
-		resp, err = http.Post("http://"+r.HTTPAddr()+path, "application/json", bytes.NewReader(b))
-	} else {
-		resp, err = http.Get("http://" + r.HTTPAddr() + path)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
 	var a barsAnswer
-	if err := json.Unmarshal(out, &a); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("%s %s: %d %v %.300s", method, path, resp.StatusCode, err, out)
-	}
+	r.call(t, method, path, body, &a)
 	return a
 }
 
@@ -114,52 +91,14 @@ func countOf(a barsAnswer) int {
 // 1m bars through the API equal bars computed from every produced trade.
 func TestFreshBarsCrossTheLakeAndTail(t *testing.T) {
 	t.Parallel()
-	broker := start(t, "broker", testConfig(t), Parts{Embedded: true})
-	dataDir := t.TempDir()
-	remote := func() config.Config {
-		cfg := testConfig(t)
-		cfg.DataDir, cfg.Lake.Catalog, cfg.Lake.Warehouse = dataDir, "", ""
-		cfg.Kafka.Brokers, cfg.Kafka.Registry = strings.Join(broker.Brokers(), ","), broker.RegistryURL()
-		if err := cfg.Resolve(); err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
-	sink := start(t, "sink", remote(), Parts{Sink: true})
-	api := start(t, "api", remote(), Parts{API: true})
-
-	p, err := broker.Producer("fresh-bars-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close(context.Background())
-	ctx := context.Background()
+	b := newBoundary(t)
+	api := b.api
 	const n = 6000
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		testutil.WaitFor(t, "the sink's first commits", 60*time.Second, func() bool { return sink.Sink().Stats().Written >= 1000 })
-		sink.stop(t)
-	}()
 	var produced []md.Trade
-	for i := 0; i < n; i++ {
-		tr := barTrade(i)
-		produced = append(produced, tr)
-		if err := bus.Produce(ctx, p, record.Trade, &tr); err != nil {
-			t.Fatal(err)
-		}
-		if i%200 == 199 {
-			p.Flush(ctx)
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	p.Flush(ctx)
-	<-stopped
-	inLake := int(sink.Sink().Stats().Written)
-	if inLake == 0 || inLake >= n {
-		t.Fatalf("the sink wrote %d of %d trades before it stopped: the test needs a boundary", inLake, n)
-	}
-	t.Logf("the lake holds %d of %d trades when the sink stops", inLake, n)
+	inLake := b.produce(t, n, func(i int) md.Trade {
+		produced = append(produced, barTrade(i))
+		return produced[i]
+	})
 
 	const path = "/v1/bars/1m?symbol=BTCUSDT&exchange=BINANCE&limit=10000"
 	var got barsAnswer
