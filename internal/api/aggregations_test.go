@@ -306,7 +306,7 @@ func TestAggregationRoutesAnswerBHP(t *testing.T) {
 		b.Data = nil
 		json.Unmarshal(raw, &b)
 		bad, good, inj, none := b.Data["2m_BHP"], b.Data["1d_BHP"], b.Data["1d_BHP'; DROP TABLE TRADES;--"], b.Data["1h_"]
-		if status != 200 || bad.Success || bad.Error == nil || bad.Error.Code != "INVALID_PARAMETERS" || bad.Error.Details["parameter"] != "interval" ||
+		if status != 200 || bad.Success || bad.Error == nil || bad.Error.Code != "INVALID_PARAMETERS" || bad.Error.Details["parameter"] != "timeframe" ||
 			!good.Success || good.Count != 1 || !inj.Success || inj.Count != 0 || none.Success || none.Error.Details["parameter"] != "symbol" {
 			t.Errorf("a bad item: %d %s", status, raw)
 		}

@@ -68,16 +68,16 @@ func (s *Server) barsBatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p := paramsOf(obj, batchItemParams)
-		tf := p.text("timeframe", 16)
+		name, tf := "timeframe", p.text("timeframe", 16)
 		if iv := p.text("interval", 16); tf == "" || iv == tf {
-			tf = iv
+			name, tf = "interval", iv
 		} else if iv != "" {
 			p.fail("interval", "give timeframe or interval, not both")
 		}
 		if tf == "" {
 			p.fail("timeframe", "is required: 1m, 5m, 15m, 30m, 1h or 1d")
 		}
-		q := p.barQuery(tf, s.o.MaxSpan)
+		q := p.barQuery(name, tf, s.o.MaxSpan)
 		key := tf + "_" + strings.ToUpper(p.q.Get("symbol"))
 		if j, dup := index[key]; dup {
 			writeError(w, r, http.StatusBadRequest, codeInvalidParameters, fmt.Sprintf("items %d and %d both answer as %q: ask for each symbol and timeframe once", j, i, key),

@@ -33,17 +33,18 @@ func (s *Server) routes() {
 // the exchange-local trading date. Limit defaults to 1,000.
 func (s *Server) bars(w http.ResponseWriter, r *http.Request) {
 	p := params{q: r.URL.Query()}
-	q := p.barQuery(r.PathValue("interval"), s.o.MaxSpan)
+	q := p.barQuery("interval", r.PathValue("interval"), s.o.MaxSpan)
 	s.answer(w, r, p.err, func(ctx context.Context, m *meta) (any, int, error) {
 		rows, err := s.freshBars(ctx, q, m)
 		return query.BarsOf(rows), len(rows), err
 	})
 }
 
-// barQuery reads a bars read: its interval (a path value, or a batch
-// item's member) and the parameters of GET /v1/bars (barParams).
-func (p *params) barQuery(interval string, maxSpan time.Duration) query.BarQuery {
-	iv := p.interval("interval", interval)
+// barQuery reads a bars read: its interval (the path value, or a batch
+// item's member, named so errors say which) and the parameters of GET
+// /v1/bars (barParams).
+func (p *params) barQuery(name, interval string, maxSpan time.Duration) query.BarQuery {
+	iv := p.interval(name, interval)
 	q := query.BarQuery{Filter: p.filter(maxSpan), Interval: iv, AsOf: p.asOf(),
 		Limit: int(p.integer("limit", 1000, 1, 10_000)), Desc: p.oneOf("order", "asc", "asc", "desc") == "desc",
 		IncludeNonMarket: p.oneOf("include_non_market", "false", "true", "false") == "true"}
