@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -47,6 +48,13 @@ func columnsOf(k record.Any) *columns {
 		}
 	}
 	return c
+}
+
+// with adds columns after the kind's own (a join's).
+func (c *columns) with(fields []arrow.Field) *columns {
+	p := *c
+	p.schema = arrow.NewSchema(append(slices.Clone(c.schema.Fields()), fields...), nil)
+	return &p
 }
 
 // project keeps only the named columns, in the order given.

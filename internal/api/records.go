@@ -76,6 +76,7 @@ type recordRequest struct {
 	batch int
 	// echo is the request as the answer's meta.query repeats it.
 	echo map[string]any
+	join *join // with=, when the kind declares joins
 	p    *params
 	key  string // the request's fingerprint
 }
@@ -110,6 +111,9 @@ func recordParams(k record.Any) []string {
 		"order", "format", "fields", "cursor", "as_of_snapshot", "as_of_time"}
 	for _, c := range decimalColumns(k) {
 		names = append(names, "min_"+c, "max_"+c)
+	}
+	if joins[k.Describe().Table.Name] != nil {
+		names = append(names, "with")
 	}
 	return names
 }
@@ -161,6 +165,11 @@ func (p *params) recordRequest(k record.Any, maxSpan time.Duration, lim limits) 
 			}
 		}
 	}
+	if with := p.q.Get("with"); with != "" && joins[def.Name] == nil {
+		p.fail("with", "%s takes no join", def.Name)
+	} else if with != "" {
+		req.join = joins[def.Name][p.oneOf("with", "", joinNames(def.Name)...)]
+	}
 	if def.Time == "" && (q.From != 0 || q.To != 0) {
 		p.fail("start_time", "%s has no time column", def.Name)
 	}
@@ -191,9 +200,18 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 	}
 	def := &k.Describe().Table
 	out := cols
-	if len(req.fields) > 0 {
-		out = cols.project(req.fields)
+	fields := req.fields
+	if j := req.join; j != nil {
+		out = cols.with(j.fields)
+		for _, f := range j.fields {
+			fields = append(slices.Clip(fields), f.Name)
+		}
 	}
+	if len(req.fields) > 0 {
+		out = out.project(fields)
+	}
+	var joinRows joiner
+	joinIncomplete := false
 	st := newStream(w, r, out, req.format)
 	ctx := r.Context()
 	q := req.q
@@ -227,6 +245,9 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 					rows, complete := s.tail.Since(ctx, k, offsets, tailQuery(def, req.q, want+skip))
 					src.setTail(k, rows, complete)
 				}
+				if req.join != nil {
+					joinRows = req.join.open(s, req.fresh, page.Snapshot, req.q.AsOf)
+				}
 			}
 			src.setLake(page)
 			if n := page.Rows.NumRows(); n > 0 {
@@ -247,6 +268,21 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 			rest := rec.NewSlice(n, rec.NumRows())
 			rec.Release()
 			rec = rest
+		}
+		if joinRows != nil {
+			cols, complete, err := joinRows(ctx, rec)
+			if err != nil {
+				rec.Release()
+				s.fail(st, r, err)
+				return
+			}
+			joined := withJoin(rec, req.join, cols)
+			for _, c := range cols {
+				c.Release()
+			}
+			rec.Release()
+			rec = joined
+			joinIncomplete = joinIncomplete || !complete
 		}
 		want -= int(rec.NumRows())
 		last = &pos
@@ -272,7 +308,7 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 		}
 	}
 	more = want == 0 && !(src.lakeEnd && src.lakeDone() && src.tailDone())
-	m.Incomplete, m.Query = src.incomplete, req.echo
+	m.Incomplete, m.Query = src.incomplete || joinIncomplete, req.echo
 	pg := &pagination{Limit: req.limit, Count: st.count, HasMore: more}
 	if more && last != nil {
 		pg.NextCursor = cursor{Table: def.Name, Snapshot: q.AsOf.SnapshotID, Request: req.key, After: *last}.String()
@@ -399,13 +435,27 @@ func decodeObject(w http.ResponseWriter, r *http.Request) (map[string]any, bool)
 	}
 	out := make(map[string]any, len(raw))
 	for k, v := range raw {
-		d := json.NewDecoder(bytes.NewReader(v))
-		d.UseNumber()
-		var x any
-		d.Decode(&x) // valid JSON: decodeBody read it
-		out[k] = x
+		out[k] = exactJSON(v)
 	}
 	return out, true
+}
+
+// decodeAny reads a JSON body of any shape, numbers kept as written.
+func decodeAny(w http.ResponseWriter, r *http.Request) (any, bool) {
+	var raw json.RawMessage
+	if decodeBody(w, r, &raw) != nil {
+		return nil, false
+	}
+	return exactJSON(raw), true
+}
+
+// exactJSON decodes valid JSON with numbers as json.Number.
+func exactJSON(b []byte) any {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var x any
+	d.Decode(&x) // valid: decodeBody read it
+	return x
 }
 
 // bodyToParams turns a JSON object's members into parameters.

@@ -1,13 +1,17 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -120,7 +124,7 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 	}
 
 	// 1. Produce into the broker, then let the sink drain it.
-	st, err := newPipeline(ctx, filepath.Join(root, "drain"), o)
+	st, err := newPipeline(ctx, filepath.Join(root, "drain"), o, false)
 	if err != nil {
 		return rep, err
 	}
@@ -153,7 +157,7 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 		Value: float64(o.Trades) / drain.Seconds(), Unit: "trades/s", Detail: drain.Round(time.Millisecond).String()})
 
 	// 2. The whole pipeline at once, profiled.
-	st, err = newPipeline(ctx, filepath.Join(root, "pipeline"), o)
+	st, err = newPipeline(ctx, filepath.Join(root, "pipeline"), o, false)
 	if err != nil {
 		return rep, err
 	}
@@ -182,8 +186,9 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 		return rep, err
 	}
 
-	// 3. Freshness at a steady rate.
-	st, err = newPipeline(ctx, filepath.Join(root, "fresh"), o)
+	// 3. Freshness at a steady rate: in the lake, and through the API
+	// (its event stream of one symbol, served from the in-memory tail).
+	st, err = newPipeline(ctx, filepath.Join(root, "fresh"), o, true)
 	if err != nil {
 		return rep, err
 	}
@@ -191,6 +196,12 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 	n := int(float64(o.FreshRate) * o.FreshFor.Seconds())
 	fmt.Fprintf(o.Progress, "freshness: %d trades/s for %s\n", o.FreshRate, o.FreshFor)
 	w := &watcher{lake: st.st.Lake(), seen: map[string]bool{}}
+	apiCtx, stopAPI := context.WithCancel(ctx)
+	defer stopAPI()
+	symbol := synth.DefaultSymbols[0]
+	seenAPI := make(chan []time.Duration, 1)
+	go func() { seenAPI <- watchAPI(apiCtx, st.st.HTTPAddr(), symbol) }()
+	time.Sleep(500 * time.Millisecond) // the stream is open before the first trade
 	go func() { produced <- produce(ctx, st.prod, o, n, o.FreshRate) }()
 	if _, err := st.sinkUntil(ctx, o, n, w); err != nil {
 		return rep, err
@@ -212,7 +223,50 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 		Result{Name: fmt.Sprintf("freshness p99 at %d trades/s", o.FreshRate), Rows: n, Value: ms(pct(0.99)), Unit: "ms"},
 		Result{Name: fmt.Sprintf("freshness max at %d trades/s", o.FreshRate), Rows: n, Value: ms(w.fresh[len(w.fresh)-1]), Unit: "ms"},
 	)
+	time.Sleep(time.Second) // the stream's last events
+	stopAPI()
+	api := <-seenAPI
+	if len(api) == 0 {
+		return rep, fmt.Errorf("freshness through the API: the event stream of %s brought nothing", symbol)
+	}
+	slices.Sort(api)
+	apct := func(p float64) time.Duration { return api[min(len(api)-1, int(float64(len(api))*p))] }
+	detail = fmt.Sprintf("GET /v1/stream/trades?symbols=%s, %d events: produce → event received", symbol, len(api))
+	rep.Results = append(rep.Results,
+		Result{Name: fmt.Sprintf("API freshness p50 at %d trades/s (produce → visible through the API)", o.FreshRate), Rows: len(api), Value: ms(apct(0.50)), Unit: "ms", Detail: detail},
+		Result{Name: fmt.Sprintf("API freshness p99 at %d trades/s", o.FreshRate), Rows: len(api), Value: ms(apct(0.99)), Unit: "ms"},
+		Result{Name: fmt.Sprintf("API freshness max at %d trades/s", o.FreshRate), Rows: len(api), Value: ms(api[len(api)-1]), Unit: "ms"},
+	)
 	return rep, nil
+}
+
+// watchAPI follows the API's event stream of one symbol until ctx ends,
+// noting for each trade how long after it was produced (its timestamp) it
+// arrived.
+func watchAPI(ctx context.Context, addr, symbol string) []time.Duration {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/v1/stream/trades?symbols="+url.QueryEscape(symbol), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var out []time.Duration
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		at := time.Now()
+		var ev struct {
+			Timestamp time.Time `json:"timestamp"`
+		}
+		if json.Unmarshal([]byte(data), &ev) == nil && !ev.Timestamp.IsZero() {
+			out = append(out, at.Sub(ev.Timestamp))
+		}
+	}
+	return out
 }
 
 // pipeline is an embedded K2 in one directory (broker, registry, lake and
@@ -222,17 +276,22 @@ type pipeline struct {
 	prod *bus.Producer
 }
 
-func newPipeline(ctx context.Context, dir string, o IngestOptions) (*pipeline, error) {
+// newPipeline starts the pipeline; withAPI serves the API (and its tail)
+// on a listener of its own.
+func newPipeline(ctx context.Context, dir string, o IngestOptions, withAPI bool) (*pipeline, error) {
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.Embedded = config.Embedded{BrokerListen: "127.0.0.1:0", RegistryListen: "127.0.0.1:0"}
 	cfg.Kafka.Partitions = o.Partitions
 	cfg.Sink.Group, cfg.Sink.BatchRows, cfg.Sink.BatchAge = "k2-bench", o.BatchRows, o.BatchAge
 	cfg.HTTP.Listen = config.HTTPOff
+	if withAPI {
+		cfg.HTTP.Listen, cfg.API.RateLimit = "127.0.0.1:0", config.RateOff
+	}
 	if err := cfg.Resolve(); err != nil {
 		return nil, err
 	}
-	st, err := stack.Start(ctx, "bench", cfg, stack.Parts{Embedded: true, Sink: true, Unthrottled: true}, o.Logger)
+	st, err := stack.Start(ctx, "bench", cfg, stack.Parts{Embedded: true, Sink: true, Unthrottled: true, API: withAPI}, o.Logger)
 	if err != nil {
 		return nil, err
 	}
