@@ -334,7 +334,12 @@ func timeQuery(n int, fn func() (int, error)) (timings, error) {
 // percentiles sorts d and returns its median and 99th percentile.
 func percentiles(d []time.Duration) timings {
 	slices.Sort(d)
-	return timings{p50: d[len(d)/2], p99: d[min(len(d)-1, int(float64(len(d))*0.99))]}
+	return timings{p50: quantile(d, 0.5), p99: quantile(d, 0.99)}
+}
+
+// quantile is the q-quantile of sorted durations (not empty).
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*q))]
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -356,10 +361,19 @@ func (r Report) Print(w io.Writer) {
 	tw.Flush()
 	for _, prof := range r.Profiles {
 		fmt.Fprintf(w, "\nwhere the %s run spent its CPU time:\n", prof.Run)
+		if prof.Note != "" {
+			fmt.Fprintf(w, "  %s\n", prof.Note)
+		}
 		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		for _, p := range prof.Shares {
 			if p.Percent >= 0.5 {
 				fmt.Fprintf(tw, "  %s\t%5.1f%%\n", p.What, p.Percent)
+			}
+		}
+		if len(prof.Top) > 0 {
+			fmt.Fprintln(tw, "  top functions (own time):\t")
+			for _, p := range prof.Top {
+				fmt.Fprintf(tw, "    %s\t%5.1f%%\n", p.What, p.Percent)
 			}
 		}
 		tw.Flush()
