@@ -68,7 +68,7 @@ func newBenchCmd(a *app) *cobra.Command {
 	f.BoolVar(&o.Keep, "keep", false, "keep the benchmark tables")
 	f.Uint64Var(&o.Seed, "seed", 1, "synthetic market seed")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
-	cmd.AddCommand(lakeCmd, newBenchIngestCmd(a), newBenchFeedCmd(a), newBenchSoakCmd(a))
+	cmd.AddCommand(lakeCmd, newBenchIngestCmd(a), newBenchFeedCmd(a), newBenchSoakCmd(a), newBenchAPICmd(a))
 	return cmd
 }
 
@@ -200,6 +200,61 @@ into a PNG. The child runs on K2's defaults: K2_* variables are not passed on.`,
 	f.BoolVar(&strict, "strict", false, "exit with status 1 when a target fails")
 	f.StringVar(&o.Dir, "dir", "", "scratch directory (default <data-dir>)")
 	f.BoolVar(&o.Keep, "keep", false, "keep k2 up's scratch data directory and log")
+	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func newBenchAPICmd(a *app) *cobra.Command {
+	var (
+		o       bench.APIOptions
+		trades  string
+		jsonOut bool
+	)
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "Load the REST API over HTTP: k2 up over a lake of synthetic trades with a live feed, 64 connections; requests/s, latency, errors, CPU profile",
+		Long: `k2 bench api builds a lake of --trades synthetic trades (k2 bench lake's
+market, compacted as maintenance leaves a quiet lake), runs k2 up over it in a
+child process with the synthetic market live at --feed-rate, and loads its
+REST API on 127.0.0.1 with vegeta from this process: --connections requests
+in flight, as fast as they are answered (or --rate). Two scenarios, one after
+the other, each --warmup then --duration: the latest 100 trades of a random
+symbol (GET /v1/trades?symbol=S&limit=100&order=desc) and a random symbol's 1m
+bars over a random hour of the lake (GET /v1/bars/1m?symbol=S&start_time=…&
+end_time=…). It reports requests/s, p50/p90/p99/max latency, errors by
+status, the mean answer size and the answers checked (one in --check-every is
+decoded: success, count, symbol, order, window), judges the targets (latest
+≥ 5,000 req/s at p99 ≤ 20 ms, bars ≥ 2,000 req/s at p99 ≤ 50 ms, no errors),
+then profiles k2 up and itself for --profile-for under a further run of each
+scenario and prints where the CPU time went. The lake stays in --dir with
+--keep, and a later run with the same --trades and --symbols uses it again.
+The child runs on K2's defaults: K2_* variables are not passed on.`,
+		Example: `  k2 bench api --keep --dir /tmp/k2-bench-api     # 10M trades; later runs reuse the lake
+  k2 bench api --trades 1M --duration 10s --cpuprofile /tmp/api.prof`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := parseCount(trades)
+			if err != nil {
+				return fmt.Errorf("--trades: %w", err)
+			}
+			o.Trades = n
+			o.Progress, o.Logger = cmd.ErrOrStderr(), a.log
+			return a.runBench(cmd, &o.Dir, jsonOut, func(ctx context.Context) (bench.Report, error) { return bench.RunAPI(ctx, o) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&trades, "trades", "10M", "trades in the lake (k and M suffixes)")
+	f.IntVar(&o.Symbols, "symbols", 100, "instruments in the synthetic market")
+	f.Float64Var(&o.FeedRate, "feed-rate", 1000, "live synthetic trades per second into k2 up while the load runs")
+	f.IntVar(&o.Connections, "connections", 64, "requests in flight at most (HTTP connections)")
+	f.IntVar(&o.Rate, "rate", 0, "requests per second (0: as fast as the connections are answered)")
+	f.DurationVar(&o.Duration, "duration", 20*time.Second, "measured run of each scenario")
+	f.DurationVar(&o.Warmup, "warmup", 5*time.Second, "run of each scenario before it is measured (0: none)")
+	f.DurationVar(&o.ProfileFor, "profile-for", 10*time.Second, "CPU profile of k2 up and of the load generator under a further run of each scenario (0: none)")
+	f.StringVar(&o.CPUProfile, "cpuprofile", "", "also keep the profiles as FILE.<scenario>.server and FILE.<scenario>.loadgen (go tool pprof -top FILE…)")
+	f.IntVar(&o.CheckEvery, "check-every", 20, "decode and check one answer in this many")
+	f.StringVar(&o.Dir, "dir", "", "where the lake is built (default <data-dir>)")
+	f.BoolVar(&o.Keep, "keep", false, "keep the lake, for the next run to use again")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	return cmd
 }
