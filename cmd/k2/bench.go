@@ -74,25 +74,19 @@ func newBenchCmd(a *app) *cobra.Command {
 
 func newBenchIngestCmd(a *app) *cobra.Command {
 	var (
-		o       bench.IngestOptions
-		trades  string
+		o       = bench.IngestOptions{Trades: 2_000_000}
 		jsonOut bool
 	)
 	cmd := &cobra.Command{
 		Use:   "ingest",
 		Short: "Stream synthetic trades through the embedded broker and sink into the lake: throughput, freshness, CPU profile, peak memory",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			n, err := parseCount(trades)
-			if err != nil {
-				return fmt.Errorf("--trades: %w", err)
-			}
-			o.Trades = n
 			o.Progress, o.Logger = cmd.ErrOrStderr(), a.log
 			return a.runBench(cmd, &o.Dir, jsonOut, func(ctx context.Context) (bench.Report, error) { return bench.RunIngest(ctx, o) })
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&trades, "trades", "2M", "trades through the pipeline in the throughput runs (k and M suffixes)")
+	f.Var(countFlag{&o.Trades}, "trades", "trades through the pipeline in the throughput runs (k and M suffixes)")
 	f.IntVar(&o.Partitions, "partitions", config.Default().Kafka.Partitions, "partitions per topic")
 	f.IntVar(&o.BatchRows, "sink-batch-rows", config.Default().Sink.BatchRows, "the sink's batch rows")
 	f.DurationVar(&o.BatchAge, "sink-batch-age", bench.FreshnessBatchAge, "the sink's batch age (bounds freshness; k2 up's default is longer)")
@@ -206,8 +200,7 @@ into a PNG. The child runs on K2's defaults: K2_* variables are not passed on.`,
 
 func newBenchAPICmd(a *app) *cobra.Command {
 	var (
-		o       bench.APIOptions
-		trades  string
+		o       = bench.APIOptions{Trades: 10_000_000}
 		jsonOut bool
 	)
 	cmd := &cobra.Command{
@@ -218,10 +211,11 @@ market, compacted as maintenance leaves a quiet lake), runs k2 up over it in a
 child process with the synthetic market live at --feed-rate, and loads its
 REST API on 127.0.0.1 with vegeta from this process: --connections requests
 in flight, as fast as they are answered (or --rate). Two scenarios, one after
-the other, each --warmup then --duration: the latest 100 trades of a random
-symbol (GET /v1/trades?symbol=S&limit=100&order=desc) and a random symbol's 1m
-bars over a random hour of the lake (GET /v1/bars/1m?symbol=S&start_time=…&
-end_time=…). It reports requests/s, p50/p90/p99/max latency, errors by
+the other: the latest 100 trades of a random symbol (GET /v1/trades?symbol=S&
+limit=100&order=desc) and a random symbol's 1m bars over a random hour of the
+lake (GET /v1/bars/1m?symbol=S&start_time=…&end_time=…). Each first reads every
+symbol (or symbol-day) once, as a server that has run a while has, then runs
+--warmup, then is measured for --duration. It reports requests/s, p50/p90/p99/max latency, errors by
 status, the mean answer size and the answers checked (one in --check-every is
 decoded: success, count, symbol, order, window), judges the targets (latest
 ≥ 5,000 req/s at p99 ≤ 20 ms, bars ≥ 2,000 req/s at p99 ≤ 50 ms, no errors),
@@ -233,17 +227,12 @@ The child runs on K2's defaults: K2_* variables are not passed on.`,
   k2 bench api --trades 1M --duration 10s --cpuprofile /tmp/api.prof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			n, err := parseCount(trades)
-			if err != nil {
-				return fmt.Errorf("--trades: %w", err)
-			}
-			o.Trades = n
 			o.Progress, o.Logger = cmd.ErrOrStderr(), a.log
 			return a.runBench(cmd, &o.Dir, jsonOut, func(ctx context.Context) (bench.Report, error) { return bench.RunAPI(ctx, o) })
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&trades, "trades", "10M", "trades in the lake (k and M suffixes)")
+	f.Var(countFlag{&o.Trades}, "trades", "trades in the lake (k and M suffixes)")
 	f.IntVar(&o.Symbols, "symbols", 100, "instruments in the synthetic market")
 	f.Float64Var(&o.FeedRate, "feed-rate", 1000, "live synthetic trades per second into k2 up while the load runs")
 	f.IntVar(&o.Connections, "connections", 64, "requests in flight at most (HTTP connections)")
@@ -285,6 +274,31 @@ func printReport(cmd *cobra.Command, rep bench.Report, jsonOut bool) error {
 	rep.Print(cmd.OutOrStdout())
 	return nil
 }
+
+// countFlag is a flag holding a count, read as parseCount reads it.
+type countFlag struct{ n *int }
+
+func (c countFlag) String() string {
+	switch {
+	case c.n == nil:
+		return "0"
+	case *c.n%1_000_000 == 0 && *c.n > 0:
+		return strconv.Itoa(*c.n/1_000_000) + "M"
+	case *c.n%1_000 == 0 && *c.n > 0:
+		return strconv.Itoa(*c.n/1_000) + "k"
+	}
+	return strconv.Itoa(*c.n)
+}
+
+func (c countFlag) Set(s string) error {
+	n, err := parseCount(s)
+	if err == nil {
+		*c.n = n
+	}
+	return err
+}
+
+func (countFlag) Type() string { return "count" }
 
 // parseCount reads 500000, 500k or 10M.
 func parseCount(s string) (int, error) {

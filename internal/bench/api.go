@@ -106,31 +106,15 @@ const apiLakeFile = "k2-bench-api.json"
 // status and checked answers, judges the targets, and profiles the server
 // under load.
 func RunAPI(ctx context.Context, o APIOptions) (Report, error) {
-	if o.Trades <= 0 {
-		o.Trades = 10_000_000
-	}
-	if o.Symbols <= 0 {
-		o.Symbols = 100
-	}
-	if o.SimRate <= 0 {
-		o.SimRate = 20 // as k2 bench lake: 10M trades span 5.8 days
-	}
-	if o.Seed == 0 {
-		o.Seed = 1
-	}
+	config.Or(&o.Trades, 10_000_000)
+	config.Or(&o.Symbols, 100)
+	config.Or(&o.SimRate, 20) // as k2 bench lake: 10M trades span 5.8 days
+	config.Or(&o.Seed, 1)
 	config.Or(&o.BatchRows, config.Default().Load.BatchRows)
-	if o.FeedRate <= 0 {
-		o.FeedRate = 1000
-	}
-	if o.Connections <= 0 {
-		o.Connections = 64
-	}
-	if o.Duration <= 0 {
-		o.Duration = 20 * time.Second
-	}
-	if o.CheckEvery <= 0 {
-		o.CheckEvery = 20
-	}
+	config.Or(&o.FeedRate, 1000)
+	config.Or(&o.Connections, 64)
+	config.Or(&o.Duration, 20*time.Second)
+	config.Or(&o.CheckEvery, 20)
 	if o.Exe == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -158,13 +142,18 @@ func RunAPI(ctx context.Context, o APIOptions) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	rows, files, err := tradeFigures(ctx, dir, o.Logger)
+	rows, files, err := tradeFigures(ctx, dir)
 	if err != nil {
 		return rep, err
 	}
-	rep.Options = fmt.Sprintf("k2 up --feed synth --rate %g in its own process over %d trades of %d symbols (%s of market at %g trades/s, %d data files after compaction; %d rows, %d files now) · vegeta in this process: %d connections, %s · %s per scenario after a %s warm-up · one answer in %d checked",
-		o.FeedRate, lk.Trades, len(lk.Symbols), lk.Appended.To.Time().Sub(lk.Appended.From.Time()).Round(time.Minute), lk.SimRate, lk.Files, rows, files,
-		o.Connections, pace, o.Duration, o.Warmup, o.CheckEvery)
+	span := lk.Appended.To.Time().Sub(lk.Appended.From.Time())
+	spanText := fmt.Sprintf("%.1f days", span.Hours()/24)
+	if span < 48*time.Hour {
+		spanText = span.Round(time.Minute).String()
+	}
+	rep.Options = fmt.Sprintf("k2 up --feed synth --rate %g in its own process, log level info (a line per request) · over %d trades of %d symbols (%s of market at %g trades/s, %d data files after compaction; %d rows, %d files now) · vegeta in this process: %d connections, %s · each scenario: every symbol (latest) or symbol-day (bars) read once, a %s warm-up, %s measured · one answer in %d checked",
+		o.FeedRate, lk.Trades, len(lk.Symbols), spanText, lk.SimRate, lk.Files, rows, files,
+		o.Connections, pace, o.Warmup, o.Duration, o.CheckEvery)
 
 	up, err := startK2(ctx, childOptions{exe: o.Exe, role: "up", dataDir: dir, logPath: filepath.Join(dir, "k2-up.log"),
 		flags: []string{"--feed", "synth", "--rate", strconv.FormatFloat(o.FeedRate, 'f', -1, 64)}, env: apiChildEnv})
@@ -182,6 +171,9 @@ func RunAPI(ctx context.Context, o APIOptions) (Report, error) {
 			return rep, err
 		}
 	}
+	rep.Results = append(rep.Results,
+		Result{Name: "k2 up resident memory, highest seen", Rows: b.rows, Value: b.peakRSS / (1 << 20), Unit: "MiB", Detail: "at the start and end of each run"},
+		Result{Name: "k2 up sink degradation level, highest seen", Rows: b.rows, Value: b.peakLevel, Detail: "0 NORMAL, 1 SOFT, 2 GRACEFUL, 3 AGGRESSIVE, 4 CIRCUIT_BREAK (the sink slows down above 0)"})
 	if err := up.stop(); err != nil {
 		o.Logger.Warn("k2 up did not stop cleanly", "error", err, "log", up.logPath)
 	}
@@ -209,7 +201,7 @@ func apiLakeIn(ctx context.Context, dir string, o APIOptions) (apiLake, error) {
 	if err != nil {
 		return want, err
 	}
-	l, err := stack.OpenLake(ctx, cfg, nil, o.Logger)
+	l, err := stack.OpenLake(ctx, cfg, nil, nil) // a line per commit would drown the progress
 	if err != nil {
 		return want, err
 	}
@@ -248,12 +240,12 @@ func dataDirConfig(dir string) (config.Config, error) {
 }
 
 // tradeFigures reads the trades table's rows and data files in dir.
-func tradeFigures(ctx context.Context, dir string, log *slog.Logger) (rows, files int64, err error) {
+func tradeFigures(ctx context.Context, dir string) (rows, files int64, err error) {
 	cfg, err := dataDirConfig(dir)
 	if err != nil {
 		return 0, 0, err
 	}
-	l, err := stack.OpenLake(ctx, cfg, nil, log)
+	l, err := stack.OpenLake(ctx, cfg, nil, nil)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -270,6 +262,9 @@ type apiBench struct {
 	base string
 	http *http.Client
 	rows int
+	// The server's highest resident memory and sink degradation level
+	// (0 NORMAL … 4 CIRCUIT_BREAK) seen at the start and end of each run.
+	peakRSS, peakLevel float64
 }
 
 // waitForSymbols waits until the API lists every symbol of the lake.
@@ -321,9 +316,14 @@ type apiScenario struct {
 	key     string // "latest", in file names
 	minRate float64
 	maxP99  time.Duration
-	// path makes a request's path and query from the random source.
+	// path makes a request's path and query from the random source ("":
+	// no more requests).
 	path  func(rng *rand.Rand) string
 	check func(u *url.URL, body []byte) error
+	// first are requests that each read a part of the lake (a symbol's
+	// newest files, a symbol-day's file) the server has not read yet.
+	first     []string
+	firstName string
 }
 
 // scenarios are the two loads of issue 11: the latest 100 trades of a
@@ -335,21 +335,52 @@ func (b *apiBench) scenarios() []apiScenario {
 	span := b.lake.Appended.To.Time().Sub(from)
 	minutes := max(1, int((span-time.Hour)/time.Minute)+1) // window starts inside the range
 	dense := expectedInWindow(b.lake, len(syms)) >= minTradesDense
+	latest := func(sym string) string { return "/v1/trades?symbol=" + url.QueryEscape(sym) + "&limit=100&order=desc" }
+	bars := func(sym string, start time.Time) string {
+		return "/v1/bars/1m?symbol=" + url.QueryEscape(sym) +
+			"&start_time=" + start.Format(time.RFC3339) + "&end_time=" + start.Add(time.Hour).Format(time.RFC3339)
+	}
+	var firstLatest, firstBars []string
+	last := from.Add(time.Duration(minutes-1) * time.Minute) // the last window start
+	for _, sym := range syms {
+		firstLatest = append(firstLatest, latest(sym))
+		for day := from.Truncate(24 * time.Hour); !day.After(last); day = day.Add(24 * time.Hour) {
+			start := day
+			if start.Before(from) {
+				start = from
+			}
+			if start.After(last) {
+				start = last
+			}
+			firstBars = append(firstBars, bars(sym, start))
+		}
+	}
 	return []apiScenario{{
 		name: "latest 100 trades", key: "latest", minRate: latestTargetRate, maxP99: latestTargetP99,
-		path: func(rng *rand.Rand) string {
-			return "/v1/trades?symbol=" + url.QueryEscape(syms[rng.IntN(len(syms))]) + "&limit=100&order=desc"
-		},
+		path:  func(rng *rand.Rand) string { return latest(syms[rng.IntN(len(syms))]) },
 		check: checkLatest,
+		first: firstLatest, firstName: "first read of each symbol",
 	}, {
 		name: "1m bars of an hour", key: "bars", minRate: barsTargetRate, maxP99: barsTargetP99,
 		path: func(rng *rand.Rand) string {
-			start := from.Add(time.Duration(rng.IntN(minutes)) * time.Minute)
-			return "/v1/bars/1m?symbol=" + url.QueryEscape(syms[rng.IntN(len(syms))]) +
-				"&start_time=" + start.Format(time.RFC3339) + "&end_time=" + start.Add(time.Hour).Format(time.RFC3339)
+			return bars(syms[rng.IntN(len(syms))], from.Add(time.Duration(rng.IntN(minutes))*time.Minute))
 		},
 		check: func(u *url.URL, body []byte) error { return checkBars(u, body, dense) },
+		first: firstBars, firstName: "first read of each symbol-day",
 	}}
+}
+
+// inTurn is a scenario making sc.first's requests once each, in turn.
+func (sc apiScenario) inTurn() apiScenario {
+	next := 0
+	sc.path = func(*rand.Rand) string {
+		if next == len(sc.first) {
+			return ""
+		}
+		next++
+		return sc.first[next-1]
+	}
+	return sc
 }
 
 // minTradesDense is how many trades the least active symbol must be
@@ -530,6 +561,9 @@ func (b *apiBench) attack(ctx context.Context, sc apiScenario, d time.Duration, 
 		mu.Lock()
 		p := sc.path(rng)
 		mu.Unlock()
+		if p == "" {
+			return vegeta.ErrNoTargets
+		}
 		t.Method, t.URL = http.MethodGet, b.base+p
 		return nil
 	}
@@ -556,6 +590,9 @@ func (b *apiBench) attack(ctx context.Context, sc apiScenario, d time.Duration, 
 	run := &apiRun{codes: map[int]int{}}
 	var first, last time.Time
 	for res := range results {
+		if res.Method == "" {
+			continue // not a request: the targets ran out
+		}
 		run.requests++
 		if first.IsZero() || res.Timestamp.Before(first) {
 			first = res.Timestamp
@@ -640,6 +677,12 @@ func (b *apiBench) cpuMeter(ctx context.Context) func() cpuUse {
 		if err != nil {
 			return math.NaN()
 		}
+		if rss, ok := m.value("process_resident_memory_bytes"); ok {
+			b.peakRSS = max(b.peakRSS, rss)
+		}
+		if level, ok := m.value("k2_degradation_level"); ok {
+			b.peakLevel = max(b.peakLevel, level)
+		}
 		v, ok := m.value("process_cpu_seconds_total")
 		if !ok {
 			return math.NaN()
@@ -660,20 +703,31 @@ func (b *apiBench) cpuMeter(ctx context.Context) func() cpuUse {
 	}
 }
 
-// run warms a scenario up, measures it, judges its targets and profiles
-// the server under a further run of it, into rep.
+// run has the server read each part of the lake a scenario reads once,
+// warms it up, measures it, judges its targets and profiles the server
+// under a further run of it, into rep.
 func (b *apiBench) run(ctx context.Context, sc apiScenario, rep *Report) error {
 	o := b.o
-	if o.Warmup > 0 {
-		fmt.Fprintf(o.Progress, "%s: warming up for %s…\n", sc.name, o.Warmup)
-		w, err := b.measured(ctx, sc, o.Warmup, nil)
+	warm := func(what string, sc apiScenario, d time.Duration) error {
+		fmt.Fprintf(o.Progress, "%s: %s…\n", sc.name, what)
+		w, err := b.measured(ctx, sc, d, nil)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(o.Progress, "  %s\n", runLine(w))
-		rep.Results = append(rep.Results, Result{Name: sc.name + ", warm-up", Rows: b.rows, Value: w.rate(), Unit: "req/s",
-			Detail: fmt.Sprintf("%d requests in %.1f s, the server's caches filling; p50 %.1f ms, p99 %.1f ms; errors %d",
-				w.requests, w.took.Seconds(), ms(quantile(w.latencies, 0.5)), ms(quantile(w.latencies, 0.99)), w.errors())})
+		rep.Results = append(rep.Results, Result{Name: sc.name + ", " + what, Rows: b.rows, Value: w.rate(), Unit: "req/s",
+			Detail: fmt.Sprintf("%d requests in %.1f s; p50 %.1f ms, p99 %.1f ms; errors %d",
+				w.requests, w.took.Seconds(), ms(quantile(w.latencies, 0.5)), ms(quantile(w.latencies, 0.99)), w.errors()+w.wrong)})
+		return nil
+	}
+	// A server that has run a while has read each part of the lake once.
+	if err := warm(sc.firstName, sc.inTurn(), 0); err != nil {
+		return err
+	}
+	if o.Warmup > 0 {
+		if err := warm("warm-up", sc, o.Warmup); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(o.Progress, "%s: measuring for %s…\n", sc.name, o.Duration)
 	r, err := b.measured(ctx, sc, o.Duration, nil)
