@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -770,7 +771,17 @@ func runResults(sc apiScenario, r *apiRun, rows int, o APIOptions) []Result {
 		{Name: sc.name + ", max", Rows: rows, Value: ms(r.latencies[len(r.latencies)-1]), Unit: "ms"},
 		{Name: sc.name + ", errors", Rows: rows, Value: float64(r.errors() + r.wrong), Unit: "", Detail: r.errorText()},
 		{Name: sc.name + ", mean answer", Rows: rows, Value: float64(r.bytesIn) / float64(r.requests), Unit: "bytes"},
+		cpuPerRequest(sc, r, rows),
 	}
+}
+
+// cpuPerRequest is the server's CPU time per request, with the load
+// generator's: on a machine shared with others' work it varies less than
+// requests/s, and it bounds what the machine's cores could answer.
+func cpuPerRequest(sc apiScenario, r *apiRun, rows int) Result {
+	server, load := 1000*r.cpu.server/r.rate(), 1000*r.cpu.load/r.rate()
+	return Result{Name: sc.name + ", server CPU per request", Rows: rows, Value: server, Unit: "ms",
+		Detail: fmt.Sprintf("load generator %.2f ms; at these costs %d cores would answer at most %.0f req/s", load, runtime.NumCPU(), float64(runtime.NumCPU())*1000/(server+load))}
 }
 
 // judgeAPI judges a measured run against its scenario's targets.
