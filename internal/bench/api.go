@@ -781,7 +781,7 @@ func runResults(sc apiScenario, r *apiRun, rows int, o APIOptions) []Result {
 func cpuPerRequest(sc apiScenario, r *apiRun, rows int) Result {
 	server, load := 1000*r.cpu.server/r.rate(), 1000*r.cpu.load/r.rate()
 	return Result{Name: sc.name + ", server CPU per request", Rows: rows, Value: server, Unit: "ms",
-		Detail: fmt.Sprintf("load generator %.2f ms; at these costs %d cores would answer at most %.0f req/s", load, runtime.NumCPU(), float64(runtime.NumCPU())*1000/(server+load))}
+		Detail: fmt.Sprintf("the live feed and sink beside it included; load generator %.2f ms; at these costs %d cores would answer at most %.0f req/s", load, runtime.NumCPU(), float64(runtime.NumCPU())*1000/(server+load))}
 }
 
 // judgeAPI judges a measured run against its scenario's targets.
