@@ -66,6 +66,10 @@ type ProfileShare struct {
 type Profile struct {
 	Run    string         `json:"run"`
 	Shares []ProfileShare `json:"shares"`
+	// Top are the functions with the most CPU time of their own (API only).
+	Top []ProfileShare `json:"top_functions,omitempty"`
+	// Note says what the profile covers and where it was saved.
+	Note string `json:"note,omitempty"`
 }
 
 // addProfile summarizes a run's CPU profile into the report and, when
@@ -76,11 +80,11 @@ func (r *Report) addProfile(run string, data []byte, path, suffix string) error 
 			return err
 		}
 	}
-	shares, err := summarizeProfile(data)
+	sum, err := summarizeProfile(data, ingestParts, 0)
 	if err != nil {
 		return err
 	}
-	r.Profiles = append(r.Profiles, Profile{Run: run, Shares: shares})
+	r.Profiles = append(r.Profiles, Profile{Run: run, Shares: sum.shares})
 	return nil
 }
 
@@ -461,28 +465,67 @@ func readTimestamps(ctx context.Context, path string) ([]int64, error) {
 	return out, nil
 }
 
-// summarizeProfile turns a CPU profile into shares of time by part of the
-// pipeline. A sample belongs to the innermost frame on its stack that
-// names a part, so copying and allocation count for the code that asked
-// for them; background garbage collection is its own part.
-func summarizeProfile(data []byte) ([]ProfileShare, error) {
+// profileSummary is what a CPU profile says: the time by part, the
+// functions with the most time of their own, and how much CPU time it
+// sampled over how long.
+type profileSummary struct {
+	shares []ProfileShare
+	top    []ProfileShare
+	cpu    time.Duration
+	wall   time.Duration
+}
+
+// summarizeProfile turns a CPU profile into shares of time by part (parts)
+// and its top functions by time of their own. A sample belongs to the
+// innermost frame on its stack that names a part, so copying and
+// allocation count for the code that asked for them; background garbage
+// collection is its own part.
+func summarizeProfile(data []byte, parts []profilePart, top int) (profileSummary, error) {
 	p, err := profile.Parse(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("cpu profile: %w", err)
+		return profileSummary{}, fmt.Errorf("cpu profile: %w", err)
 	}
 	idx := len(p.SampleType) - 1 // cpu nanoseconds
-	byPart := map[string]int64{}
+	byPart, byFunc := map[string]int64{}, map[string]int64{}
 	var total int64
 	for _, s := range p.Sample {
 		v := s.Value[idx]
 		total += v
-		byPart[partOf(s)] += v
+		byPart[partOf(s, parts)] += v
+		byFunc[leafName(s)] += v
 	}
+	sum := profileSummary{cpu: time.Duration(total), wall: time.Duration(p.DurationNanos)}
 	if total == 0 {
-		return nil, nil
+		return sum, nil
 	}
-	out := make([]ProfileShare, 0, len(byPart))
-	for k, v := range byPart {
+	sum.shares = sharesOf(byPart, total)
+	if sum.top = sharesOf(byFunc, total); len(sum.top) > top {
+		sum.top = sum.top[:top]
+	}
+	return sum, nil
+}
+
+// leafName is the function a sample was taken in, or as pprof names code
+// without symbols (C and C++ built into the binary, shared libraries):
+// the file it is in, in brackets.
+func leafName(s *profile.Sample) string {
+	if len(s.Location) == 0 {
+		return "(unknown)"
+	}
+	loc := s.Location[0]
+	if len(loc.Line) > 0 && loc.Line[0].Function != nil && loc.Line[0].Function.Name != "" {
+		return loc.Line[0].Function.Name
+	}
+	if loc.Mapping != nil && loc.Mapping.File != "" {
+		return "[" + filepath.Base(loc.Mapping.File) + "]"
+	}
+	return "(unknown)"
+}
+
+// sharesOf turns times by name into percentages of total, largest first.
+func sharesOf(by map[string]int64, total int64) []ProfileShare {
+	out := make([]ProfileShare, 0, len(by))
+	for k, v := range by {
 		out = append(out, ProfileShare{What: k, Percent: 100 * float64(v) / float64(total)})
 	}
 	slices.SortFunc(out, func(a, b ProfileShare) int {
@@ -494,13 +537,17 @@ func summarizeProfile(data []byte) ([]ProfileShare, error) {
 		}
 		return strings.Compare(a.What, b.What)
 	})
-	return out, nil
+	return out
 }
 
-// parts maps function-name fragments to the part of the pipeline they
-// belong to; on a stack the innermost match wins. Library code called from
-// several parts (compression, hashing) is named for what it does.
-var parts = []struct{ match, part string }{
+// profilePart names the part of a program a function belongs to by a
+// fragment of its name.
+type profilePart struct{ match, part string }
+
+// ingestParts maps function-name fragments to the part of the pipeline
+// they belong to; on a stack the innermost match wins. Library code called
+// from several parts (compression, hashing) is named for what it does.
+var ingestParts = []profilePart{
 	{"klauspost/compress/zstd", "zstd (Parquet pages)"},
 	{"pierrec/lz4", "lz4 (Kafka batches)"},
 	{"crypto/sha1", "message ids (UUIDv5, SHA-1)"},
@@ -523,7 +570,7 @@ var parts = []struct{ match, part string }{
 	{"internal/runtime/syscall", "system calls (network, disk)"},
 }
 
-func partOf(s *profile.Sample) string {
+func partOf(s *profile.Sample, parts []profilePart) string {
 	for _, loc := range s.Location {
 		for _, line := range loc.Line {
 			if fn := line.Function.Name; strings.HasPrefix(fn, "runtime.gcBgMarkWorker") || strings.HasPrefix(fn, "runtime.bgsweep") || strings.HasPrefix(fn, "runtime.bgscavenge") {
