@@ -44,22 +44,22 @@ type Options struct {
 
 // Tail is the stream's recent records of every time-keyed kind.
 type Tail struct {
-	o      Options
-	lake   *lake.Lake
-	dec    *codec.Decoder
-	log    *slog.Logger
-	m      *metrics
-	kinds  []*kindTail // by record.Spec.Index; nil for kinds without time
-	match  *regexp.Regexp
+	o     Options
+	lake  *lake.Lake
+	dec   *codec.Decoder
+	log   *slog.Logger
+	m     *metrics
+	kinds []*kindTail // by record.Spec.Index; nil for kinds without time
+	match *regexp.Regexp
 	ready chan struct{}
 	// mu guards parts. Lock order: a kind's mu before it, never after.
 	mu    sync.Mutex
 	parts map[tp]*part
 	// The series of each held record, oldest first, and the bytes held:
 	// only Run's goroutine (add, evict) touches them.
-	fifo  []*series
-	fhead int
-	bytes int64
+	fifo   []*series
+	fhead  int
+	bytes  int64
 	notify chan struct{}
 	subsMu sync.Mutex
 	subs   map[*Sub]struct{}
