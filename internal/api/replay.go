@@ -8,9 +8,14 @@ import (
 	"github.com/k2-market-data/k2/internal/record"
 )
 
-// kindOf reads a body's data_type (the original's name for the table),
-// trades by default.
-func kindOf(body map[string]any) (record.Any, *params) {
+// kindBody reads a POST body naming a table in data_type (the original's
+// name; trades by default) and the record parameters that table takes
+// but for those leave drops, with more allowed; it answers any error itself.
+func (s *Server) kindBody(w http.ResponseWriter, r *http.Request, leave []string, more ...string) (record.Any, *params, bool) {
+	body, ok := decodeObject(w, r)
+	if !ok {
+		return nil, nil, false
+	}
 	name, _ := body["data_type"].(string)
 	if name == "" {
 		name = "trades"
@@ -19,9 +24,11 @@ func kindOf(body map[string]any) (record.Any, *params) {
 	if err != nil {
 		p := &params{}
 		p.fail("data_type", "%v", err)
-		return nil, p
+		s.answer(w, r, p.err, nil)
+		return nil, nil, false
 	}
-	return k, nil
+	names := slices.DeleteFunc(recordParams(k), func(n string) bool { return slices.Contains(leave, n) })
+	return k, bodyToParams(body, append(append(names, "data_type"), more...)), true
 }
 
 // replay answers POST /v1/replay: every record of a table in a time range
@@ -33,17 +40,10 @@ func kindOf(body map[string]any) (record.Any, *params) {
 // {"cursor":…,"count":…}; a client cut off sends that cursor with the same
 // body to continue after the checkpoint's last record.
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
-	body, ok := decodeObject(w, r)
+	k, p, ok := s.kindBody(w, r, []string{"order", "limit", "offset"}, "batch_size", "snapshot_id")
 	if !ok {
 		return
 	}
-	k, bad := kindOf(body)
-	if bad != nil {
-		s.answer(w, r, bad.err, nil)
-		return
-	}
-	names := slices.DeleteFunc(recordParams(k), func(n string) bool { return n == "order" || n == "limit" || n == "offset" })
-	p := bodyToParams(body, append(names, "data_type", "batch_size", "snapshot_id"))
 	if id := p.q.Get("snapshot_id"); id != "" { // the original's name
 		if p.q.Get("as_of_snapshot") != "" {
 			p.fail("snapshot_id", "give snapshot_id or as_of_snapshot, not both")
@@ -81,17 +81,10 @@ func (s *Server) snapshotQuery(w http.ResponseWriter, r *http.Request) {
 		s.answer(w, r, p.err, nil)
 		return
 	}
-	body, ok := decodeObject(w, r)
+	k, p, ok := s.kindBody(w, r, []string{"as_of_snapshot", "as_of_time"})
 	if !ok {
 		return
 	}
-	k, bad := kindOf(body)
-	if bad != nil {
-		s.answer(w, r, bad.err, nil)
-		return
-	}
-	names := slices.DeleteFunc(recordParams(k), func(n string) bool { return n == "as_of_snapshot" || n == "as_of_time" })
-	p := bodyToParams(body, append(names, "data_type"))
 	p.q.Set("as_of_snapshot", strconv.FormatInt(id, 10))
 	s.readRecords(w, r, k, columnsOf(k), p.recordRequest(k, s.o.MaxSpan, postLimits))
 }
