@@ -120,7 +120,7 @@ func recordParams(k record.Any) []string {
 
 func decimalColumns(k record.Any) []string {
 	var out []string
-	for _, f := range query.Schema(&k.Describe().Table).Fields() {
+	for _, f := range columnsOf(k).schema.Fields() {
 		if f.Type.ID() == arrow.DECIMAL128 {
 			out = append(out, f.Name)
 		}
