@@ -199,6 +199,26 @@ func TestRoutesAnswerBHP(t *testing.T) {
 	if status, env, _ := get(t, srv, "GET", "/v1/ohlcv/1h?symbol=BHP&limit=3"); status != 200 || *env.Meta.Count != 3 {
 		t.Errorf("ohlcv: %d %+v", status, env)
 	}
+	// The instruments as objects: market and counts, the trades as the file has them.
+	status, env, _ = get(t, srv, "GET", "/v1/symbols?exchange=ASX")
+	var objs []struct {
+		Symbol, Exchange, Market string
+		Trades, Quotes           int
+	}
+	json.Unmarshal(env.Data, &objs)
+	n, _, _, _ := bhpFile(t, "0", "0")
+	found := false
+	for _, o := range objs {
+		if o.Symbol == "BHP" {
+			found = true
+			if o.Exchange != "ASX" || o.Market != "equities" || o.Trades != n || o.Quotes == 0 {
+				t.Errorf("symbols: BHP is %+v; the file has %d trades", o, n)
+			}
+		}
+	}
+	if status != 200 || !found {
+		t.Errorf("symbols: %d %s", status, env.Data)
+	}
 	status, env, _ = get(t, srv, "GET", "/v1/symbols?format=list")
 	var names []string
 	json.Unmarshal(env.Data, &names)
