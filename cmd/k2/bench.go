@@ -68,31 +68,25 @@ func newBenchCmd(a *app) *cobra.Command {
 	f.BoolVar(&o.Keep, "keep", false, "keep the benchmark tables")
 	f.Uint64Var(&o.Seed, "seed", 1, "synthetic market seed")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
-	cmd.AddCommand(lakeCmd, newBenchIngestCmd(a), newBenchFeedCmd(a), newBenchSoakCmd(a))
+	cmd.AddCommand(lakeCmd, newBenchIngestCmd(a), newBenchFeedCmd(a), newBenchSoakCmd(a), newBenchAPICmd(a))
 	return cmd
 }
 
 func newBenchIngestCmd(a *app) *cobra.Command {
 	var (
-		o       bench.IngestOptions
-		trades  string
+		o       = bench.IngestOptions{Trades: 2_000_000}
 		jsonOut bool
 	)
 	cmd := &cobra.Command{
 		Use:   "ingest",
 		Short: "Stream synthetic trades through the embedded broker and sink into the lake: throughput, freshness, CPU profile, peak memory",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			n, err := parseCount(trades)
-			if err != nil {
-				return fmt.Errorf("--trades: %w", err)
-			}
-			o.Trades = n
 			o.Progress, o.Logger = cmd.ErrOrStderr(), a.log
 			return a.runBench(cmd, &o.Dir, jsonOut, func(ctx context.Context) (bench.Report, error) { return bench.RunIngest(ctx, o) })
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&trades, "trades", "2M", "trades through the pipeline in the throughput runs (k and M suffixes)")
+	f.Var(countFlag{&o.Trades}, "trades", "trades through the pipeline in the throughput runs (k and M suffixes)")
 	f.IntVar(&o.Partitions, "partitions", config.Default().Kafka.Partitions, "partitions per topic")
 	f.IntVar(&o.BatchRows, "sink-batch-rows", config.Default().Sink.BatchRows, "the sink's batch rows")
 	f.DurationVar(&o.BatchAge, "sink-batch-age", bench.FreshnessBatchAge, "the sink's batch age (bounds freshness; k2 up's default is longer)")
@@ -204,6 +198,56 @@ into a PNG. The child runs on K2's defaults: K2_* variables are not passed on.`,
 	return cmd
 }
 
+func newBenchAPICmd(a *app) *cobra.Command {
+	var (
+		o       = bench.APIOptions{Trades: 10_000_000}
+		jsonOut bool
+	)
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "Load the REST API over HTTP: k2 up over a lake of synthetic trades with a live feed, 64 connections; requests/s, latency, errors, CPU profile",
+		Long: `k2 bench api builds a lake of --trades synthetic trades (k2 bench lake's
+market, compacted as maintenance leaves a quiet lake), runs k2 up over it in a
+child process with the synthetic market live at --feed-rate, and loads its
+REST API on 127.0.0.1 with vegeta from this process: --connections requests
+in flight, as fast as they are answered (or --rate). Two scenarios, one after
+the other: the latest 100 trades of a random symbol (GET /v1/trades?symbol=S&
+limit=100&order=desc) and a random symbol's 1m bars over a random hour of the
+lake (GET /v1/bars/1m?symbol=S&start_time=…&end_time=…). Each first reads every
+symbol (or symbol-day) once, as a server that has run a while has, then runs
+--warmup, then is measured for --duration. It reports requests/s, p50/p90/p99/max latency, errors by
+status, the mean answer size and the answers checked (one in --check-every is
+decoded: success, count, symbol, order, window), judges the targets (latest
+≥ 5,000 req/s at p99 ≤ 20 ms, bars ≥ 2,000 req/s at p99 ≤ 50 ms, no errors),
+then profiles k2 up and itself for --profile-for under a further run of each
+scenario and prints where the CPU time went. The lake stays in --dir with
+--keep, and a later run with the same --trades and --symbols uses it again.
+The child runs on K2's defaults: K2_* variables are not passed on.`,
+		Example: `  k2 bench api --keep --dir /tmp/k2-bench-api     # 10M trades; later runs reuse the lake
+  k2 bench api --trades 1M --duration 10s --cpuprofile /tmp/api.prof`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Progress, o.Logger = cmd.ErrOrStderr(), a.log
+			return a.runBench(cmd, &o.Dir, jsonOut, func(ctx context.Context) (bench.Report, error) { return bench.RunAPI(ctx, o) })
+		},
+	}
+	f := cmd.Flags()
+	f.Var(countFlag{&o.Trades}, "trades", "trades in the lake (k and M suffixes)")
+	f.IntVar(&o.Symbols, "symbols", 100, "instruments in the synthetic market")
+	f.Float64Var(&o.FeedRate, "feed-rate", 1000, "live synthetic trades per second into k2 up while the load runs")
+	f.IntVar(&o.Connections, "connections", 64, "requests in flight at most (HTTP connections)")
+	f.IntVar(&o.Rate, "rate", 0, "requests per second (0: as fast as the connections are answered)")
+	f.DurationVar(&o.Duration, "duration", 20*time.Second, "measured run of each scenario")
+	f.DurationVar(&o.Warmup, "warmup", 5*time.Second, "run of each scenario before it is measured (0: none)")
+	f.DurationVar(&o.ProfileFor, "profile-for", 10*time.Second, "CPU profile of k2 up and of the load generator under a further run of each scenario (0: none)")
+	f.StringVar(&o.CPUProfile, "cpuprofile", "", "also keep the profiles as FILE.<scenario>.server and FILE.<scenario>.loadgen (go tool pprof -top FILE…)")
+	f.IntVar(&o.CheckEvery, "check-every", 20, "decode and check one answer in this many")
+	f.StringVar(&o.Dir, "dir", "", "where the lake is built (default <data-dir>)")
+	f.BoolVar(&o.Keep, "keep", false, "keep the lake, for the next run to use again")
+	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	return cmd
+}
+
 // runBench runs a benchmark in its scratch directory (default the data
 // dir) and prints its report.
 func (a *app) runBench(cmd *cobra.Command, dir *string, jsonOut bool, run func(context.Context) (bench.Report, error)) error {
@@ -230,6 +274,31 @@ func printReport(cmd *cobra.Command, rep bench.Report, jsonOut bool) error {
 	rep.Print(cmd.OutOrStdout())
 	return nil
 }
+
+// countFlag is a flag holding a count, read as parseCount reads it.
+type countFlag struct{ n *int }
+
+func (c countFlag) String() string {
+	switch {
+	case c.n == nil:
+		return "0"
+	case *c.n%1_000_000 == 0 && *c.n > 0:
+		return strconv.Itoa(*c.n/1_000_000) + "M"
+	case *c.n%1_000 == 0 && *c.n > 0:
+		return strconv.Itoa(*c.n/1_000) + "k"
+	}
+	return strconv.Itoa(*c.n)
+}
+
+func (c countFlag) Set(s string) error {
+	n, err := parseCount(s)
+	if err == nil {
+		*c.n = n
+	}
+	return err
+}
+
+func (countFlag) Type() string { return "count" }
 
 // parseCount reads 500000, 500k or 10M.
 func parseCount(s string) (int, error) {

@@ -149,8 +149,9 @@ func TestHelpListsTheCommandsOwnSettings(t *testing.T) {
 			"--api-keys", "--api-rate-limit", "--api-cors-origins", "--http-write-timeout"},
 			[]string{"--brokers ", "--batch-rows "}},
 		{[]string{"api"}, []string{"--catalog", "--query-timeout", "--query-pool-size", "(default \"127.0.0.1:8005\")", "--api-sql ", "--api-sql-rows", "--api-sql-memory", "--api-tail-age",
-			"--api-keys", "--api-public-paths", "--api-rate-limit", "--api-route-rate-limits", "--api-max-body", "--api-trusted-proxies"},
-			[]string{"--brokers", "--sink-batch-rows", "--symbols", "--broker-listen"}},
+			"--api-keys", "--api-public-paths", "--api-rate-limit", "--api-route-rate-limits", "--api-max-body", "--api-trusted-proxies",
+			"--brokers", "--registry"}, // the stream its tail reads
+			[]string{"--sink-batch-rows", "--symbols", "--broker-listen"}},
 		{[]string{"load", "asx"}, []string{"--batch-rows", "--via-kafka", "--brokers", "--catalog"}, []string{"--sink-batch-rows", "--query-timeout"}},
 	} {
 		out, _, code := run(t, append(c.args, "--help")...)

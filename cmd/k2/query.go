@@ -418,9 +418,11 @@ var barColumns = []column{
 var symbolColumns = []column{
 	col("symbol", func(s *query.SymbolInfo) string { return s.Symbol }),
 	col("exchange", func(s *query.SymbolInfo) string { return s.Exchange }),
+	col("market", func(s *query.SymbolInfo) string { return s.Market }),
 	col("trades", func(s *query.SymbolInfo) string { return strconv.FormatInt(s.Trades, 10) }),
-	col("first_trade", func(s *query.SymbolInfo) string { return s.First.String() }),
-	col("last_trade", func(s *query.SymbolInfo) string { return s.Last.String() }),
+	col("quotes", func(s *query.SymbolInfo) string { return strconv.FormatInt(s.Quotes, 10) }),
+	col("first_trade", func(s *query.SymbolInfo) string { return timeText(s.First) }),
+	col("last_trade", func(s *query.SymbolInfo) string { return timeText(s.Last) }),
 }
 
 var statsColumns = []column{
@@ -445,6 +447,14 @@ var snapshotColumns = []column{
 }
 
 func tsOrEmpty(t md.Timestamp) string {
+	if t == 0 {
+		return ""
+	}
+	return t.String()
+}
+
+// timeText is a time, or nothing for none.
+func timeText(t md.Timestamp) string {
 	if t == 0 {
 		return ""
 	}

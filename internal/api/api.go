@@ -281,9 +281,15 @@ const warmEvery = 2 * time.Second
 func (s *Server) Run(ctx context.Context) {
 	t := time.NewTicker(warmEvery)
 	defer t.Stop()
+	failing := false // said once when it starts failing, once when it recovers
 	for {
-		if err := s.engine.WarmBars(ctx); err != nil && ctx.Err() == nil {
+		switch err := s.engine.WarmBars(ctx); {
+		case err != nil && ctx.Err() == nil && !failing:
 			s.log.Warn("warming the bars cache failed; bar queries compute what they need", "error", err)
+			failing = true
+		case err == nil && failing:
+			s.log.Info("warming the bars cache again")
+			failing = false
 		}
 		select {
 		case <-ctx.Done():

@@ -43,7 +43,7 @@ func echoServer(t *testing.T, limit int64) (*httptest.Server, *ops.Registry, *at
 		if decodeBody(w, r, &req) != nil {
 			return
 		}
-		writeData(w, r, req, -1)
+		writeData(w, newMeta(r), req, -1)
 	})
 	mux := http.NewServeMux()
 	s.Register(mux)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -36,7 +38,19 @@ type columns struct {
 	full *arrow.Schema
 }
 
+// columnsOf is a kind's client columns, made once per kind.
 func columnsOf(k record.Any) *columns {
+	if c, ok := kindColumns.Load(k.Describe().Table.Name); ok {
+		return c.(*columns)
+	}
+	c := makeColumns(k)
+	kindColumns.Store(k.Describe().Table.Name, c)
+	return c
+}
+
+var kindColumns sync.Map // table name → *columns
+
+func makeColumns(k record.Any) *columns {
 	s := k.Describe()
 	sc := query.Schema(&s.Table)
 	c := &columns{spec: s, schema: sc, sym: sc.FieldIndices(s.Table.Symbol)[0], key: sc.FieldIndices(s.Table.Key)[0]}
@@ -56,6 +70,13 @@ func (c *columns) names() []string {
 		out[i] = f.Name
 	}
 	return out
+}
+
+// with adds columns after the kind's own (a join's).
+func (c *columns) with(fields []arrow.Field) *columns {
+	p := *c
+	p.schema = arrow.NewSchema(append(slices.Clone(c.schema.Fields()), fields...), nil)
+	return &p
 }
 
 // project keeps only the named columns, in the order given.

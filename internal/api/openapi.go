@@ -106,10 +106,15 @@ func jsonReply(values ...any) reply {
 		if len(data) > 1 {
 			d = schema{"anyOf": data}
 		}
-		return map[string]mediaType{"application/json": {Schema: schema{
-			"type": "object", "additionalProperties": false, "required": []string{"success", "data", "meta"},
-			"properties": schema{"success": schema{"const": true}, "data": d, "meta": c.goSchema(reflect.TypeFor[meta](), false)}}}}
+		return envelope(c, d)
 	}
+}
+
+// envelope is the success envelope holding data.
+func envelope(c *schemas, data schema) map[string]mediaType {
+	return map[string]mediaType{"application/json": {Schema: schema{
+		"type": "object", "additionalProperties": false, "required": []string{"success", "data", "meta"},
+		"properties": schema{"success": schema{"const": true}, "data": data, "meta": c.goSchema(reflect.TypeFor[meta](), false)}}}}
 }
 
 // bodyReply is a JSON body of v's type, written whole (not the envelope).
@@ -129,7 +134,7 @@ func rowsReply(kinds []record.Any, formats ...string) reply {
 	return func(c *schemas) map[string]mediaType {
 		var rows []schema
 		for _, k := range kinds {
-			rows = append(rows, c.rowSchema(k))
+			rows = append(rows, c.rowSchemas(k)...)
 		}
 		row, name := rows[0], camel(kinds[0].Describe().Table.Name)
 		if len(rows) > 1 {
@@ -385,6 +390,9 @@ func paramSchema(d param) schema {
 		}
 		return s
 	case choiceKind:
+		if d.none {
+			return schema{"type": "string", "enum": d.values}
+		}
 		return schema{"type": "string", "enum": d.values, "default": d.values[0]}
 	case timeKind:
 		return schema{"type": "string", "format": "date-time"}
@@ -435,6 +443,19 @@ func docParam(d param) *docParameter {
 // one kind's members when data_type chooses the kind; with an example of
 // the required members and those the route's example request shows.
 func bodyDoc(rt *route) *requestBody {
+	if rt.items > 0 {
+		item, example := bodySchema(rt.body)
+		var alternatives []schema
+		for _, name := range rt.oneRequired {
+			alternatives = append(alternatives, schema{"required": []string{name}})
+		}
+		if alternatives != nil {
+			item["anyOf"] = alternatives
+			example[rt.oneRequired[0]] = named(rt.body, rt.oneRequired[0]).exampleValue()
+		}
+		s := schema{"type": "array", "items": item, "minItems": 1, "maxItems": rt.items}
+		return &requestBody{Required: true, Content: map[string]mediaType{"application/json": {Schema: s, Example: []any{example}}}}
+	}
 	if rt.byKind == nil {
 		s, example := bodySchema(rt.body)
 		return &requestBody{Required: true, Content: map[string]mediaType{"application/json": {Schema: s, Example: example}}}

@@ -38,6 +38,8 @@ type param struct {
 	// values are a choice's, the first its default (a list's: what its
 	// items may be, checked by the handler).
 	values []string
+	// none: a choice without a default, absent when not given.
+	none bool
 	// example is a value that works against the ASX sample; sample puts
 	// it in the route's example request (the /docs page's curl).
 	example string
@@ -228,17 +230,22 @@ func (p *params) integer(d param) int64 {
 	return n
 }
 
-// oneOf is an optional choice among d.values, the first when absent.
+// oneOf is an optional choice among d.values, the first when absent (""
+// for a choice of none).
 func (p *params) oneOf(d param) string {
 	v := p.value(d)
+	def := d.values[0]
+	if d.none {
+		def = ""
+	}
 	if v == "" {
-		return d.values[0]
+		return def
 	}
 	if slices.Contains(d.values, v) {
 		return v
 	}
 	p.fail(d.name, "%q is not one of %s", v, strings.Join(d.values, ", "))
-	return d.values[0]
+	return def
 }
 
 // decimal reads an optional exact decimal parameter.

@@ -79,7 +79,17 @@ func recordParams(k record.Any, lim limits) []param {
 			param{name: "min_" + c, kind: decimalKind, example: "1", doc: "Only records whose " + c + " is at least this"},
 			param{name: "max_" + c, kind: decimalKind, example: "1000000", doc: "Only records whose " + c + " is at most this"})
 	}
+	if names := joinNames(k.Describe().Table.Name); len(names) > 0 {
+		out = append(out, withParam(names))
+	}
 	return out
+}
+
+// withParam asks for a join (join.go) of a kind that declares some.
+func withParam(names []string) param {
+	return param{name: "with", kind: choiceKind, values: names, none: true, example: names[0],
+		doc: "Add another table's values to each record, as columns after its own (and after fields): quote, the quote " +
+			"prevailing at each trade's time (quote_bid_price, quote_bid_quantity, quote_ask_price, quote_ask_quantity, quote_timestamp)"}
 }
 
 // fieldsParam chooses a kind's columns to answer.
@@ -101,7 +111,7 @@ func named(decls []param, name string) param {
 
 func decimalColumns(k record.Any) []string {
 	var out []string
-	for _, f := range query.Schema(&k.Describe().Table).Fields() {
+	for _, f := range columnsOf(k).schema.Fields() {
 		if f.Type.ID() == arrow.DECIMAL128 {
 			out = append(out, f.Name)
 		}
@@ -139,6 +149,7 @@ type recordRequest struct {
 	batch int
 	// echo is the request as the answer's meta.query repeats it.
 	echo map[string]any
+	join *join // with=, when the kind declares joins
 	p    *params
 	key  string // the request's fingerprint
 }
@@ -202,6 +213,11 @@ func (p *params) recordRequest(k record.Any, maxSpan time.Duration, lim limits) 
 			}
 		}
 	}
+	if names := joinNames(def.Name); len(names) == 0 && p.q.Get("with") != "" { // a GET route's undeclared with
+		p.fail("with", "%s takes no join", def.Name)
+	} else if len(names) > 0 {
+		req.join = joins[def.Name][p.oneOf(named(decls, "with"))]
+	}
 	if def.Time == "" && (q.From != 0 || q.To != 0) {
 		p.fail("start_time", "%s has no time column", def.Name)
 	}
@@ -232,9 +248,18 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 	}
 	def := &k.Describe().Table
 	out := cols
-	if len(req.fields) > 0 {
-		out = cols.project(req.fields)
+	fields := req.fields
+	if j := req.join; j != nil {
+		out = cols.with(j.fields)
+		for _, f := range j.fields {
+			fields = append(slices.Clip(fields), f.Name)
+		}
 	}
+	if len(req.fields) > 0 {
+		out = out.project(fields)
+	}
+	var joinRows joiner
+	joinIncomplete := false
 	st := newStream(w, r, out, req.format)
 	ctx := r.Context()
 	q := req.q
@@ -268,6 +293,9 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 					rows, complete := s.tail.Since(ctx, k, offsets, tailQuery(def, req.q, want+skip))
 					src.setTail(k, rows, complete)
 				}
+				if req.join != nil {
+					joinRows = req.join.open(s, req.fresh, page.Snapshot, req.q.AsOf)
+				}
 			}
 			src.setLake(page)
 			if n := page.Rows.NumRows(); n > 0 {
@@ -288,6 +316,21 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 			rest := rec.NewSlice(n, rec.NumRows())
 			rec.Release()
 			rec = rest
+		}
+		if joinRows != nil {
+			cols, complete, err := joinRows(ctx, rec)
+			if err != nil {
+				rec.Release()
+				s.fail(st, r, err)
+				return
+			}
+			joined := withJoin(rec, req.join, cols)
+			for _, c := range cols {
+				c.Release()
+			}
+			rec.Release()
+			rec = joined
+			joinIncomplete = joinIncomplete || !complete
 		}
 		want -= int(rec.NumRows())
 		last = &pos
@@ -312,7 +355,7 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 		}
 	}
 	more = want == 0 && !(src.lakeEnd && src.lakeDone() && src.tailDone())
-	m.Incomplete, m.Query = src.incomplete, req.echo
+	m.Incomplete, m.Query = src.incomplete || joinIncomplete, req.echo
 	pg := &pagination{Limit: req.limit, Count: st.count, HasMore: more}
 	if more && last != nil {
 		pg.NextCursor = cursor{Table: def.Name, Snapshot: q.AsOf.SnapshotID, Request: req.key, After: *last}.String()
@@ -428,13 +471,27 @@ func decodeObject(w http.ResponseWriter, r *http.Request) (map[string]any, bool)
 	}
 	out := make(map[string]any, len(raw))
 	for k, v := range raw {
-		d := json.NewDecoder(bytes.NewReader(v))
-		d.UseNumber()
-		var x any
-		d.Decode(&x) // valid JSON: decodeBody read it
-		out[k] = x
+		out[k] = exactJSON(v)
 	}
 	return out, true
+}
+
+// decodeAny reads a JSON body of any shape, numbers kept as written.
+func decodeAny(w http.ResponseWriter, r *http.Request) (any, bool) {
+	var raw json.RawMessage
+	if decodeBody(w, r, &raw) != nil {
+		return nil, false
+	}
+	return exactJSON(raw), true
+}
+
+// exactJSON decodes valid JSON with numbers as json.Number.
+func exactJSON(b []byte) any {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var x any
+	d.Decode(&x) // valid: decodeBody read it
+	return x
 }
 
 // bodyToParams turns a JSON object's members into the parameters decls

@@ -439,3 +439,28 @@ func TestRecentWithNothingRecent(t *testing.T) {
 		t.Errorf("CSV: %d %q", status, b)
 	}
 }
+
+// An injection string in any parameter of any read route is a value like
+// another: refused as a bad value, or matching nothing; the table is as
+// it was.
+func TestInjectionInEveryParameter(t *testing.T) {
+	srv, _ := bhp(t)
+	n, _, _, _ := bhpFile(t, "0", "0")
+	inj := url.QueryEscape(`BHP' OR '1'='1'; DROP TABLE trades; --`)
+	params := []string{"symbol", "symbols", "exchange", "exchanges", "start_time", "end_time", "limit", "offset", "order", "format",
+		"fields", "cursor", "as_of_snapshot", "as_of_time", "min_price", "max_price", "min_quantity", "max_quantity", "with"}
+	for _, route := range []string{"/v1/trades?", "/v1/quotes?", "/v1/bars/1m?symbol=BHP&", "/v1/symbols?", "/v1/stats?", "/v1/trades/recent?symbol=BHP&"} {
+		for _, p := range params {
+			status, b := fetch(t, srv, route+p+"="+inj)
+			if status != 200 && status != 400 && status != 404 {
+				t.Errorf("%s%s=…: %d %.200s", route, p, status, b)
+			}
+		}
+	}
+	status, b, _ := post(t, srv, "/v1/trades/query", map[string]any{"symbols": []string{"BHP"}, "limit": 100_000, "fields": []string{"trade_id"}})
+	var p page
+	json.Unmarshal(b, &p)
+	if status != 200 || len(p.Data) != n {
+		t.Fatalf("BHP after the injections: %d, %d trades; the file has %d", status, len(p.Data), n)
+	}
+}

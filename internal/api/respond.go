@@ -41,6 +41,9 @@ type meta struct {
 	// Query repeats what a route made of its parameters, where it derives
 	// some (the recent routes' time window).
 	Query map[string]any `json:"query,omitempty"`
+	// RequestSummary restates what an aggregation was asked (POST
+	// /v1/aggregations).
+	RequestSummary any `json:"request_summary,omitempty"`
 }
 
 type success struct {
@@ -65,10 +68,9 @@ func newMeta(r *http.Request) meta {
 	return meta{RequestID: requestIDOf(r.Context()), Timestamp: time.Now().UTC().Format(time.RFC3339Nano)}
 }
 
-// writeData answers 200 with data in the success shape; count is the
-// number of records when data is a list.
-func writeData(w http.ResponseWriter, r *http.Request, data any, count int) {
-	m := newMeta(r)
+// writeData answers 200 with data in the success shape and meta m; count
+// is the number of records when data is a list.
+func writeData(w http.ResponseWriter, m meta, data any, count int) {
 	if count >= 0 {
 		m.Count = &count
 	}

@@ -3,12 +3,17 @@ package api
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 
+	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/query"
 	"github.com/k2-market-data/k2/internal/record"
+	"github.com/k2-market-data/k2/internal/tail"
 )
 
 // route declares one of the server's routes: routes serves it on the mux
@@ -24,6 +29,11 @@ type route struct {
 	// parameters; unless rawBody, when its handler reads the body itself.
 	body    []param
 	rawBody bool
+	// items, when set: the body is a JSON array of 1 to items objects of
+	// body's members (which the handler reads: rawBody).
+	items int
+	// oneRequired: of these body members, at least one is required.
+	oneRequired []string
 	// byKind, when set, are the body members of each of kinds, whose
 	// data_type chooses one (the first when absent); body is all of them.
 	byKind func(record.Any) []param
@@ -65,12 +75,12 @@ func (s *Server) table() []route {
 	}
 	bars := route{method: "GET", path: "/v1/bars/{interval}", summary: "Bars (OHLCV) of a symbol at an interval, with exact VWAP",
 		doc:    "A bar is partial when the range asked for cuts its window.",
-		params: append([]param{intervalParam, symbolParam.need(), exchangeParam, startParam, endParam, barLimit, orderParam("asc"), nonMarketParam}, asOfParams...),
+		params: append([]param{intervalParam}, barParams...),
 		ok:     jsonReply([]md.Bar{}), errors: []int{404}, serve: s.bars}
 	ohlcv := bars
 	ohlcv.path, ohlcv.summary = "/v1/ohlcv/{interval}", "Bars of a symbol at an interval (the original's name for /v1/bars/{interval})"
-	return append(t, bars, ohlcv,
-		route{method: "GET", path: "/v1/symbols", summary: "The instruments with trades: symbol, exchange, count, first and last trade",
+	return append(t, bars, ohlcv, s.batchRoute(), s.aggregationsRoute(),
+		route{method: "GET", path: "/v1/symbols", summary: "The instruments: symbol, exchange, market, counts of trades and quotes, first and last trade",
 			params: append([]param{exchangeParam, symbolsFormatParam}, asOfParams...),
 			ok:     jsonReply([]query.SymbolInfo{}, []string{}), errors: []int{404}, serve: s.symbols},
 		route{method: "GET", path: "/v1/summary/{symbol}/{date}", summary: "The daily bar of a symbol on an exchange-local trading date",
@@ -98,8 +108,8 @@ func (s *Server) routes() {
 
 // The parameters of the routes here.
 var (
-	intervalParam = param{name: "interval", kind: choiceKind, values: intervals(), example: "1d",
-		doc: "The bars' size; a 1d bar is the exchange-local trading date"}.path()
+	intervalParam = param{name: "interval", kind: choiceKind, values: append(intervals(), slices.Sorted(maps.Keys(originalIntervals))...),
+		example: "1d", doc: "The bars' size (K2's name, or the original's: 1min … 1day); a 1d bar is the exchange-local trading date"}.path()
 	barLimit       = limitParam(1000, 10_000)
 	nonMarketParam = param{name: "include_non_market", kind: choiceKind, values: []string{"false", "true"}, example: "true",
 		doc: "Count the trades whose conditions put them outside the market (auctions, off-market reports) too"}
@@ -123,13 +133,86 @@ func intervals() []string {
 // bars answers bars of a symbol at an interval (1m … 1d); the 1d bar is
 // the exchange-local trading date. Limit defaults to 1,000.
 func (s *Server) bars(w http.ResponseWriter, r *http.Request, p *params) {
-	q := query.BarQuery{Filter: p.filter(s.o.MaxSpan), Interval: md.Interval(p.oneOf(intervalParam)), AsOf: p.asOf(),
+	q := p.barQuery(intervalParam.name, p.value(intervalParam), s.o.MaxSpan)
+	s.answer(w, r, p.err, func(ctx context.Context, m *meta) (any, int, error) {
+		rows, err := s.freshBars(ctx, q, m)
+		return query.BarsOf(rows), len(rows), err
+	})
+}
+
+// barParams are the parameters of a bars read besides its interval.
+var barParams = append([]param{symbolParam.need(), exchangeParam, startParam, endParam, barLimit, orderParam("asc"), nonMarketParam},
+	asOfParams...)
+
+// barQuery reads a bars read: its interval (the path value, or a batch
+// item's member, named so errors say which) and barParams.
+func (p *params) barQuery(name, interval string, maxSpan time.Duration) query.BarQuery {
+	iv := p.interval(name, interval)
+	q := query.BarQuery{Filter: p.filter(maxSpan), Interval: iv, AsOf: p.asOf(),
 		Limit: int(p.integer(barLimit)), Desc: p.oneOf(orderParam("asc")) == "desc",
 		IncludeNonMarket: p.oneOf(nonMarketParam) == "true"}
-	s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) {
-		rows, err := s.engine.Bars(ctx, q)
-		return rows, len(rows), err
-	})
+	if q.Symbol == "" {
+		p.fail("symbol", "is required")
+	}
+	return q
+}
+
+// originalIntervals are the original's names of the bar sizes (its
+// aggregation route's), accepted beside K2's.
+var originalIntervals = map[string]md.Interval{"1min": md.Interval1m, "5min": md.Interval5m, "15min": md.Interval15m,
+	"30min": md.Interval30m, "1hour": md.Interval1h, "1day": md.Interval1d}
+
+// interval reads a bar size: K2's name or the original's.
+func (p *params) interval(name, v string) md.Interval {
+	if iv, ok := originalIntervals[v]; ok {
+		return iv
+	}
+	iv, err := md.ParseInterval(v)
+	if err != nil {
+		p.fail(name, "%q is not one of 1m, 5m, 15m, 30m, 1h, 1d (or 1min, 5min, 15min, 30min, 1hour, 1day)", v)
+	}
+	return iv
+}
+
+// freshBars reads bars (with TWAPs when q asks): of the lake and, for a
+// read not as of a snapshot or time, of the stream's trades after the
+// lake's snapshot, pinned so that neither overlaps the other.
+func (s *Server) freshBars(ctx context.Context, q query.BarQuery, m *meta) ([]query.Aggregate, error) {
+	if q.AsOf != (query.AsOf{}) || s.tail == nil {
+		return s.engine.Aggregates(ctx, q)
+	}
+	tq := tail.Query{Symbols: q.Symbols, From: q.From, To: q.To}
+	if q.Symbol != "" {
+		tq.Symbols = append(slices.Clip(tq.Symbols), q.Symbol)
+	}
+	if q.Exchange != "" {
+		tq.Exchanges = []string{q.Exchange}
+	}
+	for {
+		ref, err := s.engine.Pin(ctx, record.Trade.Table.Name, query.AsOf{})
+		if err != nil {
+			return nil, err
+		}
+		pinned, offsets := q, lake.Offsets{}
+		if ref != nil {
+			pinned.AsOf, offsets, m.SnapshotID = query.AsOf{SnapshotID: ref.ID}, ref.Offsets, ref.ID
+		}
+		rows, complete := s.tail.Since(ctx, record.Trade, offsets, tq)
+		pinned.Extra = make([]md.Trade, len(rows))
+		for i := range rows {
+			pinned.Extra[i] = rows[i].Value.(md.Trade)
+		}
+		m.Incomplete = !complete
+		out, err := s.engine.Aggregates(ctx, pinned)
+		if err != nil || ref != nil {
+			return out, err
+		}
+		// The table was empty, so nothing pinned it: unless it still is,
+		// the lake may now hold some of the stream's trades too.
+		if again, err := s.engine.Pin(ctx, record.Trade.Table.Name, query.AsOf{}); err != nil || again == nil {
+			return out, err
+		}
+	}
 }
 
 // symbols lists the instruments with trades as objects, or as the
@@ -137,7 +220,7 @@ func (s *Server) bars(w http.ResponseWriter, r *http.Request, p *params) {
 func (s *Server) symbols(w http.ResponseWriter, r *http.Request, p *params) {
 	exchange, asOf := p.exchange(), p.asOf()
 	list := p.oneOf(symbolsFormatParam) == "list"
-	s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) {
+	s.answer(w, r, p.err, func(ctx context.Context, _ *meta) (any, int, error) {
 		rows, err := s.engine.Symbols(ctx, exchange, asOf)
 		if err != nil || !list {
 			return rows, len(rows), err
@@ -164,7 +247,7 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request, p *params) {
 			return
 		}
 	}
-	s.answer(w, r, p.err, func(context.Context) (any, int, error) { return bar, -1, err })
+	s.answer(w, r, p.err, func(context.Context, *meta) (any, int, error) { return bar, -1, err })
 }
 
 // statsAnswer is what GET /v1/stats answers.
@@ -177,7 +260,7 @@ type statsAnswer struct {
 // query pool's statistics.
 func (s *Server) stats(w http.ResponseWriter, r *http.Request, p *params) {
 	asOf := p.asOf()
-	s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) {
+	s.answer(w, r, p.err, func(ctx context.Context, _ *meta) (any, int, error) {
 		tables, err := s.engine.Stats(ctx, asOf)
 		return statsAnswer{Tables: tables, Pool: s.engine.PoolStats()}, -1, err
 	})
@@ -188,7 +271,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, p *params) {
 func (s *Server) snapshots(w http.ResponseWriter, r *http.Request, p *params) {
 	table := p.oneOf(tableParam)
 	limit := int(p.integer(snapshotsLimit))
-	s.answer(w, r, p.err, func(ctx context.Context) (any, int, error) {
+	s.answer(w, r, p.err, func(ctx context.Context, _ *meta) (any, int, error) {
 		snaps, err := s.engine.Snapshots(ctx, table)
 		if len(snaps) > limit {
 			snaps = snaps[:limit]
@@ -198,21 +281,27 @@ func (s *Server) snapshots(w http.ResponseWriter, r *http.Request, p *params) {
 }
 
 // answer runs a read once the parameters are good, and writes its data or
-// the error in the one shape.
-func (s *Server) answer(w http.ResponseWriter, r *http.Request, paramErr error, read func(context.Context) (any, int, error)) {
+// the error in the one shape; the read may add to the answer's meta.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, paramErr error, read func(context.Context, *meta) (any, int, error)) {
 	if paramErr != nil {
-		var pe *paramError
-		errors.As(paramErr, &pe)
-		writeError(w, r, http.StatusBadRequest, codeInvalidParameters, paramErr.Error(), map[string]any{"parameter": pe.Param})
+		writeError(w, r, http.StatusBadRequest, codeInvalidParameters, paramErr.Error(), paramDetails(paramErr))
 		return
 	}
-	data, n, err := read(r.Context())
+	m := newMeta(r)
+	data, n, err := read(r.Context(), &m)
 	if err != nil {
 		status, code, msg := s.classify(r, err)
 		writeError(w, r, status, code, msg, nil)
 		return
 	}
-	writeData(w, r, data, n)
+	writeData(w, m, data, n)
+}
+
+// paramDetails names the parameter of a parameter error.
+func paramDetails(err error) map[string]any {
+	var pe *paramError
+	errors.As(err, &pe)
+	return map[string]any{"parameter": pe.Param}
 }
 
 // classify maps a read's error to its status, code and message; K2's own

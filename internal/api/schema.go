@@ -156,21 +156,51 @@ func (c *schemas) decimal() schema {
 func (c *schemas) rowSchema(k record.Any) schema {
 	def := &k.Describe().Table
 	return c.ref(camel(def.Name)+"Row", func() schema {
-		props := schema{}
-		for _, f := range columnsOf(k).schema.Fields() {
-			s := c.arrowSchema(f.Type)
-			if f.Nullable {
-				s = nullable(s)
-			}
-			doc := "Derived, not stored: a name-based UUID (see the table)"
-			if field, ok := def.Schema.FindFieldByName(f.Name); ok {
-				doc = field.Doc
-			}
-			s["description"] = doc
-			props[f.Name] = s
-		}
-		return schema{"type": "object", "properties": props, "additionalProperties": false, "description": def.Doc}
+		return schema{"type": "object", "properties": c.columnProps(k, nil), "additionalProperties": false, "description": def.Doc}
 	})
+}
+
+// rowSchemas are the rows a kind's record routes may answer: its own, and
+// with each join it declares (with=NAME: the join's columns after its own).
+func (c *schemas) rowSchemas(k record.Any) []schema {
+	def := &k.Describe().Table
+	out := []schema{c.rowSchema(k)}
+	for _, name := range joinNames(def.Name) {
+		j := joins[def.Name][name]
+		out = append(out, c.ref(camel(def.Name)+"With"+camel(name)+"Row", func() schema {
+			return schema{"type": "object", "properties": c.columnProps(k, j), "additionalProperties": false,
+				"description": def.Doc + " With " + name + " (with=" + name + ")."}
+		}))
+	}
+	return out
+}
+
+// columnProps are the members of a kind's rows, and of a join's columns
+// after them when j is set.
+func (c *schemas) columnProps(k record.Any, j *join) schema {
+	def := &k.Describe().Table
+	props := schema{}
+	add := func(f arrow.Field, doc string) {
+		s := c.arrowSchema(f.Type)
+		if f.Nullable {
+			s = nullable(s)
+		}
+		s["description"] = doc
+		props[f.Name] = s
+	}
+	for _, f := range columnsOf(k).schema.Fields() {
+		doc := "Derived, not stored: a name-based UUID (see the table)"
+		if field, ok := def.Schema.FindFieldByName(f.Name); ok {
+			doc = field.Doc
+		}
+		add(f, doc)
+	}
+	if j != nil {
+		for _, f := range j.fields {
+			add(f, "The joined record's "+f.Name+"; null when none prevailed")
+		}
+	}
+	return props
 }
 
 // arrowSchema is the JSON a column of type t is written as (appendJSON).

@@ -1,13 +1,17 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -62,6 +66,10 @@ type ProfileShare struct {
 type Profile struct {
 	Run    string         `json:"run"`
 	Shares []ProfileShare `json:"shares"`
+	// Top are the functions with the most CPU time of their own (API only).
+	Top []ProfileShare `json:"top_functions,omitempty"`
+	// Note says what the profile covers and where it was saved.
+	Note string `json:"note,omitempty"`
 }
 
 // addProfile summarizes a run's CPU profile into the report and, when
@@ -72,11 +80,11 @@ func (r *Report) addProfile(run string, data []byte, path, suffix string) error 
 			return err
 		}
 	}
-	shares, err := summarizeProfile(data)
+	sum, err := summarizeProfile(data, ingestParts, 0)
 	if err != nil {
 		return err
 	}
-	r.Profiles = append(r.Profiles, Profile{Run: run, Shares: shares})
+	r.Profiles = append(r.Profiles, Profile{Run: run, Shares: sum.shares})
 	return nil
 }
 
@@ -120,7 +128,7 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 	}
 
 	// 1. Produce into the broker, then let the sink drain it.
-	st, err := newPipeline(ctx, filepath.Join(root, "drain"), o)
+	st, err := newPipeline(ctx, filepath.Join(root, "drain"), o, false)
 	if err != nil {
 		return rep, err
 	}
@@ -153,7 +161,7 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 		Value: float64(o.Trades) / drain.Seconds(), Unit: "trades/s", Detail: drain.Round(time.Millisecond).String()})
 
 	// 2. The whole pipeline at once, profiled.
-	st, err = newPipeline(ctx, filepath.Join(root, "pipeline"), o)
+	st, err = newPipeline(ctx, filepath.Join(root, "pipeline"), o, false)
 	if err != nil {
 		return rep, err
 	}
@@ -182,8 +190,9 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 		return rep, err
 	}
 
-	// 3. Freshness at a steady rate.
-	st, err = newPipeline(ctx, filepath.Join(root, "fresh"), o)
+	// 3. Freshness at a steady rate: in the lake, and through the API
+	// (its event stream of one symbol, served from the in-memory tail).
+	st, err = newPipeline(ctx, filepath.Join(root, "fresh"), o, true)
 	if err != nil {
 		return rep, err
 	}
@@ -191,6 +200,12 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 	n := int(float64(o.FreshRate) * o.FreshFor.Seconds())
 	fmt.Fprintf(o.Progress, "freshness: %d trades/s for %s\n", o.FreshRate, o.FreshFor)
 	w := &watcher{lake: st.st.Lake(), seen: map[string]bool{}}
+	apiCtx, stopAPI := context.WithCancel(ctx)
+	defer stopAPI()
+	symbol := synth.DefaultSymbols[0]
+	seenAPI := make(chan []time.Duration, 1)
+	go func() { seenAPI <- watchAPI(apiCtx, st.st.HTTPAddr(), symbol) }()
+	time.Sleep(500 * time.Millisecond) // the stream is open before the first trade
 	go func() { produced <- produce(ctx, st.prod, o, n, o.FreshRate) }()
 	if _, err := st.sinkUntil(ctx, o, n, w); err != nil {
 		return rep, err
@@ -212,7 +227,50 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 		Result{Name: fmt.Sprintf("freshness p99 at %d trades/s", o.FreshRate), Rows: n, Value: ms(pct(0.99)), Unit: "ms"},
 		Result{Name: fmt.Sprintf("freshness max at %d trades/s", o.FreshRate), Rows: n, Value: ms(w.fresh[len(w.fresh)-1]), Unit: "ms"},
 	)
+	time.Sleep(time.Second) // the stream's last events
+	stopAPI()
+	api := <-seenAPI
+	if len(api) == 0 {
+		return rep, fmt.Errorf("freshness through the API: the event stream of %s brought nothing", symbol)
+	}
+	slices.Sort(api)
+	apct := func(p float64) time.Duration { return api[min(len(api)-1, int(float64(len(api))*p))] }
+	detail = fmt.Sprintf("GET /v1/stream/trades?symbols=%s, %d events: produce → event received", symbol, len(api))
+	rep.Results = append(rep.Results,
+		Result{Name: fmt.Sprintf("API freshness p50 at %d trades/s (produce → visible through the API)", o.FreshRate), Rows: len(api), Value: ms(apct(0.50)), Unit: "ms", Detail: detail},
+		Result{Name: fmt.Sprintf("API freshness p99 at %d trades/s", o.FreshRate), Rows: len(api), Value: ms(apct(0.99)), Unit: "ms"},
+		Result{Name: fmt.Sprintf("API freshness max at %d trades/s", o.FreshRate), Rows: len(api), Value: ms(api[len(api)-1]), Unit: "ms"},
+	)
 	return rep, nil
+}
+
+// watchAPI follows the API's event stream of one symbol until ctx ends,
+// noting for each trade how long after it was produced (its timestamp) it
+// arrived.
+func watchAPI(ctx context.Context, addr, symbol string) []time.Duration {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/v1/stream/trades?symbols="+url.QueryEscape(symbol), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var out []time.Duration
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		at := time.Now()
+		var ev struct {
+			Timestamp time.Time `json:"timestamp"`
+		}
+		if json.Unmarshal([]byte(data), &ev) == nil && !ev.Timestamp.IsZero() {
+			out = append(out, at.Sub(ev.Timestamp))
+		}
+	}
+	return out
 }
 
 // pipeline is an embedded K2 in one directory (broker, registry, lake and
@@ -222,17 +280,22 @@ type pipeline struct {
 	prod *bus.Producer
 }
 
-func newPipeline(ctx context.Context, dir string, o IngestOptions) (*pipeline, error) {
+// newPipeline starts the pipeline; withAPI serves the API (and its tail)
+// on a listener of its own.
+func newPipeline(ctx context.Context, dir string, o IngestOptions, withAPI bool) (*pipeline, error) {
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.Embedded = config.Embedded{BrokerListen: "127.0.0.1:0", RegistryListen: "127.0.0.1:0"}
 	cfg.Kafka.Partitions = o.Partitions
 	cfg.Sink.Group, cfg.Sink.BatchRows, cfg.Sink.BatchAge = "k2-bench", o.BatchRows, o.BatchAge
 	cfg.HTTP.Listen = config.HTTPOff
+	if withAPI {
+		cfg.HTTP.Listen, cfg.API.RateLimit = "127.0.0.1:0", config.RateOff
+	}
 	if err := cfg.Resolve(); err != nil {
 		return nil, err
 	}
-	st, err := stack.Start(ctx, "bench", cfg, stack.Parts{Embedded: true, Sink: true, Unthrottled: true}, o.Logger)
+	st, err := stack.Start(ctx, "bench", cfg, stack.Parts{Embedded: true, Sink: true, Unthrottled: true, API: withAPI}, o.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -402,28 +465,67 @@ func readTimestamps(ctx context.Context, path string) ([]int64, error) {
 	return out, nil
 }
 
-// summarizeProfile turns a CPU profile into shares of time by part of the
-// pipeline. A sample belongs to the innermost frame on its stack that
-// names a part, so copying and allocation count for the code that asked
-// for them; background garbage collection is its own part.
-func summarizeProfile(data []byte) ([]ProfileShare, error) {
+// profileSummary is what a CPU profile says: the time by part, the
+// functions with the most time of their own, and how much CPU time it
+// sampled over how long.
+type profileSummary struct {
+	shares []ProfileShare
+	top    []ProfileShare
+	cpu    time.Duration
+	wall   time.Duration
+}
+
+// summarizeProfile turns a CPU profile into shares of time by part (parts)
+// and its top functions by time of their own. A sample belongs to the
+// innermost frame on its stack that names a part, so copying and
+// allocation count for the code that asked for them; background garbage
+// collection is its own part.
+func summarizeProfile(data []byte, parts []profilePart, top int) (profileSummary, error) {
 	p, err := profile.Parse(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("cpu profile: %w", err)
+		return profileSummary{}, fmt.Errorf("cpu profile: %w", err)
 	}
 	idx := len(p.SampleType) - 1 // cpu nanoseconds
-	byPart := map[string]int64{}
+	byPart, byFunc := map[string]int64{}, map[string]int64{}
 	var total int64
 	for _, s := range p.Sample {
 		v := s.Value[idx]
 		total += v
-		byPart[partOf(s)] += v
+		byPart[partOf(s, parts)] += v
+		byFunc[leafName(s)] += v
 	}
+	sum := profileSummary{cpu: time.Duration(total), wall: time.Duration(p.DurationNanos)}
 	if total == 0 {
-		return nil, nil
+		return sum, nil
 	}
-	out := make([]ProfileShare, 0, len(byPart))
-	for k, v := range byPart {
+	sum.shares = sharesOf(byPart, total)
+	if sum.top = sharesOf(byFunc, total); len(sum.top) > top {
+		sum.top = sum.top[:top]
+	}
+	return sum, nil
+}
+
+// leafName is the function a sample was taken in, or as pprof names code
+// without symbols (C and C++ built into the binary, shared libraries):
+// the file it is in, in brackets.
+func leafName(s *profile.Sample) string {
+	if len(s.Location) == 0 {
+		return "(unknown)"
+	}
+	loc := s.Location[0]
+	if len(loc.Line) > 0 && loc.Line[0].Function != nil && loc.Line[0].Function.Name != "" {
+		return loc.Line[0].Function.Name
+	}
+	if loc.Mapping != nil && loc.Mapping.File != "" {
+		return "[" + filepath.Base(loc.Mapping.File) + "]"
+	}
+	return "(unknown)"
+}
+
+// sharesOf turns times by name into percentages of total, largest first.
+func sharesOf(by map[string]int64, total int64) []ProfileShare {
+	out := make([]ProfileShare, 0, len(by))
+	for k, v := range by {
 		out = append(out, ProfileShare{What: k, Percent: 100 * float64(v) / float64(total)})
 	}
 	slices.SortFunc(out, func(a, b ProfileShare) int {
@@ -435,13 +537,17 @@ func summarizeProfile(data []byte) ([]ProfileShare, error) {
 		}
 		return strings.Compare(a.What, b.What)
 	})
-	return out, nil
+	return out
 }
 
-// parts maps function-name fragments to the part of the pipeline they
-// belong to; on a stack the innermost match wins. Library code called from
-// several parts (compression, hashing) is named for what it does.
-var parts = []struct{ match, part string }{
+// profilePart names the part of a program a function belongs to by a
+// fragment of its name.
+type profilePart struct{ match, part string }
+
+// ingestParts maps function-name fragments to the part of the pipeline
+// they belong to; on a stack the innermost match wins. Library code called
+// from several parts (compression, hashing) is named for what it does.
+var ingestParts = []profilePart{
 	{"klauspost/compress/zstd", "zstd (Parquet pages)"},
 	{"pierrec/lz4", "lz4 (Kafka batches)"},
 	{"crypto/sha1", "message ids (UUIDv5, SHA-1)"},
@@ -464,7 +570,7 @@ var parts = []struct{ match, part string }{
 	{"internal/runtime/syscall", "system calls (network, disk)"},
 }
 
-func partOf(s *profile.Sample) string {
+func partOf(s *profile.Sample, parts []profilePart) string {
 	for _, loc := range s.Location {
 		for _, line := range loc.Line {
 			if fn := line.Function.Name; strings.HasPrefix(fn, "runtime.gcBgMarkWorker") || strings.HasPrefix(fn, "runtime.bgsweep") || strings.HasPrefix(fn, "runtime.bgscavenge") {

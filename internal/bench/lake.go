@@ -147,41 +147,12 @@ func runSize(ctx context.Context, o LakeOptions, rows int) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	syms := synth.DefaultSymbols
-	if o.Symbols < len(syms) {
-		syms = syms[:o.Symbols]
-	} else {
-		for i := len(syms); i < o.Symbols; i++ {
-			syms = append(syms, fmt.Sprintf("SYM%03dUSD", i))
-		}
+	gen := synth.New(synth.Config{Seed: o.Seed, Symbols: marketSymbols(o.Symbols), Rate: o.Rate})
+	app, err := appendTrades(ctx, w, gen, rows, o.BatchRows, o.Progress)
+	if err != nil {
+		return nil, err
 	}
-	gen := synth.New(synth.Config{Seed: o.Seed, Symbols: syms, Rate: o.Rate})
-	buf := make([]md.Trade, 0, o.BatchRows)
-	var commitTime time.Duration
-	commits, files := 0, 0
-	var bytes int64
-	fmt.Fprintf(o.Progress, "appending %d trades in %d-row commits…\n", rows, o.BatchRows)
-	for done := 0; done < rows; {
-		n := min(o.BatchRows, rows-done)
-		buf = gen.Trades(buf[:0], n)
-		start := time.Now()
-		res, err := w.Commit(ctx, buf, map[string]string{"k2.source": "bench"})
-		if err != nil {
-			return nil, err
-		}
-		commitTime += time.Since(start)
-		commits++
-		files += res.FilesAdded
-		bytes += res.BytesAdded
-		done += n
-		if commits%5 == 0 {
-			fmt.Fprintf(o.Progress, "  %d / %d rows, %.0f rows/s\n", done, rows, float64(done)/commitTime.Seconds())
-		}
-	}
-	results := []Result{{
-		Name: "append", Rows: rows, Value: float64(rows) / commitTime.Seconds(), Unit: "rows/s",
-		Detail: fmt.Sprintf("%d commits, %d files, %.1f MiB, %.1f bytes/row", commits, files, float64(bytes)/(1<<20), float64(bytes)/float64(rows)),
-	}}
+	results := []Result{{Name: "append", Rows: rows, Value: app.rowsPerSecond(), Unit: "rows/s", Detail: app.String()}}
 
 	// The append phase leaves a large heap behind; collect it so the query
 	// phase is measured on its own, as in a query server.
@@ -265,6 +236,68 @@ func runSize(ctx context.Context, o LakeOptions, rows int) ([]Result, error) {
 	return results, nil
 }
 
+// marketSymbols names the n instruments of a benchmark's synthetic market:
+// the default market's, then SYM020USD, SYM021USD…
+func marketSymbols(n int) []string {
+	syms := synth.DefaultSymbols
+	if n <= len(syms) {
+		return slices.Clone(syms[:n])
+	}
+	syms = slices.Clone(syms)
+	for i := len(syms); i < n; i++ {
+		syms = append(syms, fmt.Sprintf("SYM%03dUSD", i))
+	}
+	return syms
+}
+
+// appended is what appendTrades wrote: commits, files, bytes, the time
+// spent committing and the range of trade times.
+type appended struct {
+	Rows    int           `json:"rows"`
+	Commits int           `json:"commits"`
+	Files   int           `json:"files"`
+	Bytes   int64         `json:"bytes"`
+	Took    time.Duration `json:"commit_ns"`
+	From    md.Timestamp  `json:"first_trade"`
+	To      md.Timestamp  `json:"last_trade"`
+}
+
+func (a appended) rowsPerSecond() float64 { return float64(a.Rows) / a.Took.Seconds() }
+
+func (a appended) String() string {
+	return fmt.Sprintf("%d commits, %d files, %.1f MiB, %.1f bytes/row", a.Commits, a.Files, float64(a.Bytes)/(1<<20), float64(a.Bytes)/float64(a.Rows))
+}
+
+// appendTrades appends rows trades of gen through w in commits of
+// batchRows, as a load makes them, timing the commits.
+func appendTrades(ctx context.Context, w *lake.Writer[md.Trade], gen *synth.Generator, rows, batchRows int, progress io.Writer) (appended, error) {
+	a := appended{Rows: rows}
+	buf := make([]md.Trade, 0, batchRows)
+	fmt.Fprintf(progress, "appending %d trades in %d-row commits…\n", rows, batchRows)
+	for done := 0; done < rows; {
+		n := min(batchRows, rows-done)
+		buf = gen.Trades(buf[:0], n)
+		if done == 0 {
+			a.From = buf[0].Timestamp
+		}
+		a.To = buf[len(buf)-1].Timestamp
+		start := time.Now()
+		res, err := w.Commit(ctx, buf, map[string]string{"k2.source": "bench"})
+		if err != nil {
+			return a, err
+		}
+		a.Took += time.Since(start)
+		a.Commits++
+		a.Files += res.FilesAdded
+		a.Bytes += res.BytesAdded
+		done += n
+		if a.Commits%5 == 0 {
+			fmt.Fprintf(progress, "  %d / %d rows, %.0f rows/s\n", done, rows, float64(done)/a.Took.Seconds())
+		}
+	}
+	return a, nil
+}
+
 // largestDay estimates the busiest symbol-day: the busiest symbol's
 // trades per day of its trading span.
 func largestDay(syms []query.SymbolInfo) int {
@@ -301,7 +334,12 @@ func timeQuery(n int, fn func() (int, error)) (timings, error) {
 // percentiles sorts d and returns its median and 99th percentile.
 func percentiles(d []time.Duration) timings {
 	slices.Sort(d)
-	return timings{p50: d[len(d)/2], p99: d[min(len(d)-1, int(float64(len(d))*0.99))]}
+	return timings{p50: quantile(d, 0.5), p99: quantile(d, 0.99)}
+}
+
+// quantile is the q-quantile of sorted durations (not empty).
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*q))]
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -323,10 +361,19 @@ func (r Report) Print(w io.Writer) {
 	tw.Flush()
 	for _, prof := range r.Profiles {
 		fmt.Fprintf(w, "\nwhere the %s run spent its CPU time:\n", prof.Run)
+		if prof.Note != "" {
+			fmt.Fprintf(w, "  %s\n", prof.Note)
+		}
 		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		for _, p := range prof.Shares {
 			if p.Percent >= 0.5 {
 				fmt.Fprintf(tw, "  %s\t%5.1f%%\n", p.What, p.Percent)
+			}
+		}
+		if len(prof.Top) > 0 {
+			fmt.Fprintln(tw, "  top functions (own time):\t")
+			for _, p := range prof.Top {
+				fmt.Fprintf(tw, "    %s\t%5.1f%%\n", p.What, p.Percent)
 			}
 		}
 		tw.Flush()

@@ -17,37 +17,62 @@ import (
 	"github.com/k2-market-data/k2/internal/stack"
 )
 
-// upProcess is `k2 up` running as a child process.
+// upProcess is `k2 up` (or another role of k2) running as a child
+// process.
 type upProcess struct {
+	name       string // "k2 up", for messages
 	cmd        *exec.Cmd
 	dataDir    string
 	logPath    string
+	baseURL    string // http://ADDR, where it serves HTTP
 	metricsURL string
 	done       chan struct{} // closed when the process has exited
 	waitErr    error
 	stopped    bool
 }
 
-// bannerHTTP reads where k2 up serves HTTP from the line it prints:
+// bannerHTTP reads where k2 up (or k2 api) serves HTTP from the line it
+// prints:
 // "K2 up · kafka … · schema registry http://… · http://ADDR · data …".
 var bannerHTTP = regexp.MustCompile(` · http://(\S+)`)
 
 // startUp runs k2 up with the synthetic market under root and waits until
-// it serves. Every address is chosen by the kernel (port 0) and read back
-// from k2 up's banner. The process is killed if ctx ends, and on Linux if
-// this process dies.
+// it serves.
 func startUp(ctx context.Context, o SoakOptions, root string) (*upProcess, error) {
-	p := &upProcess{dataDir: filepath.Join(root, "data"), logPath: filepath.Join(root, "k2-up.log"), done: make(chan struct{})}
-	args := []string{"--data-dir", p.dataDir, "--log-level", "warn", "up", "--feed", "synth",
-		"--rate", strconv.FormatFloat(o.Rate, 'f', -1, 64),
-		"--http-listen", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0"}
+	flags := []string{"--log-level", "warn", "--feed", "synth", "--rate", strconv.FormatFloat(o.Rate, 'f', -1, 64)}
 	if o.MemoryLimit != "" {
-		args = append(args, "--memory-limit", o.MemoryLimit)
+		flags = append(flags, "--memory-limit", o.MemoryLimit)
 	}
-	p.cmd = exec.CommandContext(ctx, o.Exe, args...)
+	return startK2(ctx, childOptions{exe: o.Exe, role: "up", dataDir: filepath.Join(root, "data"), logPath: filepath.Join(root, "k2-up.log"), flags: flags})
+}
+
+// childOptions say which k2 to run as a child, on which data directory,
+// logging where.
+type childOptions struct {
+	exe, dataDir, logPath string
+	role                  string // up or api
+	// flags are the role's flags; the listeners are added.
+	flags []string
+	// env are K2_* settings for the child, which otherwise runs on K2's
+	// defaults.
+	env []string
+}
+
+// startK2 runs a k2 role that serves HTTP (k2 up, k2 api) on c.dataDir and
+// waits until it serves. Every address is chosen by the kernel (port 0)
+// and read back from the role's banner. The process is killed if ctx
+// ends, and on Linux if this process dies.
+func startK2(ctx context.Context, c childOptions) (*upProcess, error) {
+	p := &upProcess{name: "k2 " + c.role, dataDir: c.dataDir, logPath: c.logPath, done: make(chan struct{})}
+	args := append([]string{"--data-dir", p.dataDir, c.role}, c.flags...)
+	args = append(args, "--http-listen", "127.0.0.1:0")
+	if c.role == "up" {
+		args = append(args, "--broker-listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0")
+	}
+	p.cmd = exec.CommandContext(ctx, c.exe, args...)
 	// The child runs on K2's defaults in the scratch directory: settings
 	// of this shell (K2_CATALOG, K2_CONFIG…) could point it elsewhere.
-	p.cmd.Env = withoutK2Settings(os.Environ())
+	p.cmd.Env = append(withoutK2Settings(os.Environ()), c.env...)
 	log, err := os.Create(p.logPath)
 	if err != nil {
 		return nil, err
@@ -85,17 +110,18 @@ func startUp(ctx context.Context, o SoakOptions, root string) (*upProcess, error
 		close(p.done)
 	}()
 	if err := <-started; err != nil {
-		return nil, fmt.Errorf("k2 up: %w", err)
+		return nil, fmt.Errorf("%s: %w", p.name, err)
 	}
 	select {
 	case addr := <-banner:
-		p.metricsURL = "http://" + addr + "/metrics"
+		p.baseURL = "http://" + addr
+		p.metricsURL = p.baseURL + "/metrics"
 		return p, nil
 	case <-p.done:
 		return nil, p.failure()
 	case <-time.After(2 * time.Minute):
 		p.stop()
-		return nil, fmt.Errorf("k2 up did not start within 2 minutes: %s", p.logTail())
+		return nil, fmt.Errorf("%s did not start within 2 minutes: %s", p.name, p.logTail())
 	case <-ctx.Done():
 		p.stop()
 		return nil, ctx.Err()
@@ -113,7 +139,7 @@ func withoutK2Settings(env []string) []string {
 	return out
 }
 
-// exited says whether k2 up has exited.
+// exited says whether the child has exited.
 func (p *upProcess) exited() bool {
 	select {
 	case <-p.done:
@@ -123,19 +149,19 @@ func (p *upProcess) exited() bool {
 	}
 }
 
-// failure says why k2 up exited, with the end of its log.
+// failure says why the child exited, with the end of its log.
 func (p *upProcess) failure() error {
-	return fmt.Errorf("k2 up exited (%v): %s", p.waitErr, p.logTail())
+	return fmt.Errorf("%s exited (%v): %s", p.name, p.waitErr, p.logTail())
 }
 
-// logTail is the end of k2 up's log (its stdout and stderr), on one line.
+// logTail is the end of the child's log (its stdout and stderr), on one line.
 func (p *upProcess) logTail() string {
 	b, _ := os.ReadFile(p.logPath)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return strings.Join(lines[max(0, len(lines)-5):], " | ")
 }
 
-// stop asks k2 up to stop (SIGTERM), as a service manager would, and
+// stop asks the child to stop (SIGTERM), as a service manager would, and
 // kills it if it has not stopped well after its own stop timeout.
 func (p *upProcess) stop() error {
 	if p.stopped {
@@ -152,6 +178,6 @@ func (p *upProcess) stop() error {
 	case <-time.After(stack.StopTimeout + 5*time.Second):
 		p.cmd.Process.Kill()
 		<-p.done
-		return fmt.Errorf("k2 up did not stop within %s of SIGTERM; killed", stack.StopTimeout+5*time.Second)
+		return fmt.Errorf("%s did not stop within %s of SIGTERM; killed", p.name, stack.StopTimeout+5*time.Second)
 	}
 }

@@ -18,9 +18,9 @@ import (
 	"github.com/k2-market-data/k2/internal/record"
 )
 
-// BarQuery asks for OHLCV bars of one symbol.
+// BarQuery asks for OHLCV bars of one symbol, or of several.
 type BarQuery struct {
-	Filter   // Symbol is required
+	Filter   // Symbol or Symbols is required
 	Interval md.Interval
 	AsOf     AsOf
 	Limit    int  // 0: every bar in range (at most MaxLimit)
@@ -28,6 +28,13 @@ type BarQuery struct {
 	// IncludeNonMarket counts the prints that are not order-book trades
 	// (md.NonMarketConditions), which bars leave out by default.
 	IncludeNonMarket bool
+	// TWAP asks Aggregates for each bar's time-weighted average price.
+	TWAP bool
+	// Extra are trades the lake does not hold yet: the stream's records
+	// after the snapshot AsOf pins (Pin gives its offsets). They are
+	// filtered as the lake's trades are and merged into the same minutes,
+	// exactly.
+	Extra []md.Trade
 }
 
 const microsPerMinute = 60_000_000
@@ -46,6 +53,9 @@ type minute struct {
 	count             int64
 	volume            *big.Int // units of 10⁻⁸
 	notional          *big.Int // Σ price·quantity in units of 10⁻¹⁶
+	// area is Σ price·held in units of 10⁻⁸·µs, where a trade's price is
+	// held until the minute's next trade or the minute's end (TWAP only).
+	area *big.Int
 }
 
 // tradeKey orders trades by time, then sequence (absent sequences first).
@@ -56,28 +66,47 @@ func (a tradeKey) less(b tradeKey) bool { return a.ts < b.ts || a.ts == b.ts && 
 // minuteSQL aggregates trades per (exchange, symbol, minute). The order key
 // packs the microsecond time and the sequence into one HUGEINT so DuckDB's
 // arg_min/arg_max find the first and last trade in one pass. Sums are exact
-// DECIMALs, returned as text and read without float.
+// DECIMALs, returned as text and read without float. The last column is
+// the minute's time-weighted price area, or NULL (minuteArea).
 const minuteSQL = `SELECT exchange, symbol, m,
 	min(k), arg_min(price, k)::VARCHAR, max(k), arg_max(price, k)::VARCHAR,
 	max(price)::VARCHAR, min(price)::VARCHAR, count(*), sum(quantity)::VARCHAR,
-	sum(price::DECIMAL(38, 8) * quantity::DECIMAL(38, 8))::VARCHAR
-FROM (SELECT exchange, symbol, price, quantity, epoch_us("timestamp") // 60000000 AS m,
-	epoch_us("timestamp")::HUGEINT * 10000000000000000000 + coalesce(source_sequence + 1, 0) AS k
-	FROM %s%s)
+	sum(price::DECIMAL(38, 8) * quantity::DECIMAL(38, 8))::VARCHAR, %s
+FROM (%s)
 GROUP BY exchange, symbol, m`
+
+// minuteTrades is each trade with its time t, minute m and order key k.
+const minuteTrades = `SELECT exchange, symbol, price, quantity, epoch_us("timestamp") AS t, epoch_us("timestamp") // 60000000 AS m,
+	epoch_us("timestamp")::HUGEINT * 10000000000000000000 + coalesce(source_sequence + 1, 0) AS k
+	FROM %s%s`
+
+// minuteHeld adds how long each trade's price held within its minute:
+// until the next trade by (time, sequence), or the minute's end.
+const minuteHeld = `SELECT *, coalesce(lead(t) OVER (PARTITION BY exchange, symbol, m ORDER BY k), (m + 1) * 60000000) - t AS held
+	FROM (%s)`
+
+// minuteArea is minuteSQL's last column with and without the TWAP area.
+var minuteArea = map[bool]string{false: "NULL::VARCHAR", true: "sum(price::DECIMAL(38, 8) * held)::VARCHAR"}
 
 var keyBase = new(big.Int).Exp(big.NewInt(10), big.NewInt(19), nil)
 
-func (e *Engine) minutes(ctx context.Context, paths []string, w *where) ([]minute, error) {
+// minutes aggregates the trades of the files that w keeps per minute,
+// with each minute's TWAP area when twap is set.
+func (e *Engine) minutes(ctx context.Context, paths []string, w *where, twap bool) ([]minute, error) {
+	from := fmt.Sprintf(minuteTrades, readParquet(paths), w)
+	if twap {
+		from = fmt.Sprintf(minuteHeld, from)
+	}
 	var out []minute
-	err := e.run(ctx, fmt.Sprintf(minuteSQL, readParquet(paths), w), w.args, func(rows *sql.Rows) error {
+	err := e.run(ctx, fmt.Sprintf(minuteSQL, minuteArea[twap], from), w.args, func(rows *sql.Rows) error {
 		for rows.Next() {
 			var (
 				mn                                 minute
 				okey, ckey                         *big.Int
 				open, close, high, low, vol, notnl string
+				area                               sql.NullString
 			)
-			if err := rows.Scan(&mn.exchange, &mn.symbol, &mn.m, &okey, &open, &ckey, &close, &high, &low, &mn.count, &vol, &notnl); err != nil {
+			if err := rows.Scan(&mn.exchange, &mn.symbol, &mn.m, &okey, &open, &ckey, &close, &high, &low, &mn.count, &vol, &notnl, &area); err != nil {
 				return err
 			}
 			mn.openKey, mn.closeKey = splitKey(okey), splitKey(ckey)
@@ -95,6 +124,11 @@ func (e *Engine) minutes(ctx context.Context, paths []string, w *where) ([]minut
 			}
 			if mn.notional, err = scaledInt(notnl, 2*md.DecimalScale); err != nil {
 				return err
+			}
+			if area.Valid {
+				if mn.area, err = scaledInt(area.String, md.DecimalScale); err != nil {
+					return err
+				}
 			}
 			out = append(out, mn)
 		}
@@ -133,11 +167,45 @@ func scaledInt(text string, scale int) (*big.Int, error) {
 // Bars are merged from per-minute aggregates. For whole-minute ranges
 // without condition filters those come from the minute cache, computed
 // once per immutable data file; otherwise from one query over the files.
-func (e *Engine) Bars(ctx context.Context, q BarQuery) (bars []md.Bar, err error) {
+// The trades of q.Extra are merged into the same minutes.
+func (e *Engine) Bars(ctx context.Context, q BarQuery) ([]md.Bar, error) {
+	q.TWAP = false
+	aggs, err := e.Aggregates(ctx, q)
+	return BarsOf(aggs), err
+}
+
+// BarsOf are the aggregates' bars (nil for none).
+func BarsOf(aggs []Aggregate) []md.Bar {
+	if len(aggs) == 0 {
+		return nil
+	}
+	bars := make([]md.Bar, len(aggs))
+	for i := range aggs {
+		bars[i] = aggs[i].Bar
+	}
+	return bars
+}
+
+// Aggregate is a bar with its time-weighted average price.
+type Aggregate struct {
+	md.Bar
+	// TWAP (with BarQuery.TWAP) is the time-weighted average price: each
+	// trade's price holds from its time until the bar's next trade (by
+	// time, then sequence), the last one's until the bar's end or the
+	// query's end, whichever comes first; Σ price·held / Σ held, rounded
+	// half-up to 8 decimals. The time before the bar's first trade does
+	// not count.
+	TWAP md.Decimal
+}
+
+// Aggregates are Bars with, when q.TWAP asks, each bar's TWAP. A TWAP
+// needs each minute's trades in order, so it is computed by one query
+// over the files rather than from the minute cache.
+func (e *Engine) Aggregates(ctx context.Context, q BarQuery) (out []Aggregate, err error) {
 	start := time.Now()
 	read := 0
-	defer func() { e.observe("bars", start, read, len(bars), err) }()
-	if q.Symbol == "" {
+	defer func() { e.observe("bars", start, read, len(out), err) }()
+	if q.Symbol == "" && len(q.Symbols) == 0 {
 		return nil, errors.New("bars need a symbol")
 	}
 	width := q.Interval.Duration()
@@ -159,22 +227,27 @@ func (e *Engine) Bars(ctx context.Context, q BarQuery) (bars []md.Bar, err error
 		return nil, err
 	}
 	files, err := e.plan(ctx, st, snap, "timestamp", q.Filter)
-	if err != nil || len(files) == 0 {
+	if err != nil {
 		return nil, err
 	}
 	read = len(files)
+	f := q.Filter
+	if !q.IncludeNonMarket {
+		f.ExcludeConditions = append(slices.Clone(f.ExcludeConditions), md.NonMarketConditions...)
+	}
 	var mins []minute
-	if q.From%microsPerMinute == 0 && q.To%microsPerMinute == 0 && len(q.ExcludeConditions) == 0 && !q.IncludeNonMarket {
+	switch {
+	case len(files) == 0:
+	case !q.TWAP && q.From%microsPerMinute == 0 && q.To%microsPerMinute == 0 && len(q.ExcludeConditions) == 0 && !q.IncludeNonMarket:
 		mins, err = e.cachedMinutes(ctx, files, q.Filter)
-	} else {
-		f := q.Filter
-		if !q.IncludeNonMarket {
-			f.ExcludeConditions = append(slices.Clone(f.ExcludeConditions), md.NonMarketConditions...)
-		}
+	default:
 		var paths []string
 		if paths, err = e.paths(ctx, files); err == nil {
-			mins, err = e.minutes(ctx, paths, filterWhere(f, `"timestamp"`))
+			mins, err = e.minutes(ctx, paths, filterWhere(f, `"timestamp"`), q.TWAP)
 		}
+	}
+	if err == nil && len(q.Extra) > 0 {
+		mins, err = e.withExtra(ctx, mins, q, f)
 	}
 	if err != nil {
 		return nil, err
@@ -183,10 +256,11 @@ func (e *Engine) Bars(ctx context.Context, q BarQuery) (bars []md.Bar, err error
 }
 
 // mergeBars folds minutes into the requested windows.
-func mergeBars(mins []minute, q BarQuery) ([]md.Bar, error) {
+func mergeBars(mins []minute, q BarQuery) ([]Aggregate, error) {
 	type acc struct {
 		minute
 		start, end md.Timestamp
+		parts      []*minute // for the TWAP
 	}
 	per := int64(q.Interval.Duration() / time.Minute)
 	windows := map[[2]string]map[int64]*acc{}
@@ -212,29 +286,32 @@ func mergeBars(mins []minute, q BarQuery) ([]md.Bar, error) {
 			a = &acc{minute: *mn, start: start, end: end}
 			a.volume, a.notional = new(big.Int).Set(mn.volume), new(big.Int).Set(mn.notional)
 			byKey[key] = a
-			continue
+		} else {
+			if mn.openKey.less(a.openKey) {
+				a.openKey, a.open = mn.openKey, mn.open
+			}
+			if a.closeKey.less(mn.closeKey) {
+				a.closeKey, a.close = mn.closeKey, mn.close
+			}
+			a.high, a.low = max(a.high, mn.high), min(a.low, mn.low)
+			a.count += mn.count
+			a.volume.Add(a.volume, mn.volume)
+			a.notional.Add(a.notional, mn.notional)
 		}
-		if mn.openKey.less(a.openKey) {
-			a.openKey, a.open = mn.openKey, mn.open
+		if q.TWAP {
+			a.parts = append(a.parts, mn)
 		}
-		if a.closeKey.less(mn.closeKey) {
-			a.closeKey, a.close = mn.closeKey, mn.close
-		}
-		a.high, a.low = max(a.high, mn.high), min(a.low, mn.low)
-		a.count += mn.count
-		a.volume.Add(a.volume, mn.volume)
-		a.notional.Add(a.notional, mn.notional)
 	}
-	var bars []md.Bar
+	var bars []Aggregate
 	for _, byKey := range windows {
 		for _, a := range byKey {
-			bar := md.Bar{
+			bar := Aggregate{Bar: md.Bar{
 				Symbol: a.symbol, Exchange: a.exchange, Interval: q.Interval,
 				WindowStart: a.start, WindowEnd: a.end,
 				Open: a.open, High: a.high, Low: a.low, Close: a.close,
 				Volume: md.WideDecimal{Units: a.volume}, TradeCount: a.count,
 				Partial: q.From != 0 && a.start < q.From || q.To != 0 && a.end > q.To,
-			}
+			}}
 			if a.volume.Sign() > 0 {
 				// notional is in 10⁻¹⁶, volume in 10⁻⁸: the ratio is in whole units.
 				r := new(big.Rat).SetFrac(a.notional, new(big.Int).Mul(a.volume, big.NewInt(100_000_000)))
@@ -243,6 +320,17 @@ func mergeBars(mins []minute, q BarQuery) ([]md.Bar, error) {
 					return nil, err
 				}
 				bar.VWAP = v
+			}
+			if q.TWAP {
+				end := a.end
+				if q.To != 0 && q.To < end {
+					end = q.To
+				}
+				v, err := twapOf(a.parts, end)
+				if err != nil {
+					return nil, err
+				}
+				bar.TWAP = v
 			}
 			bars = append(bars, bar)
 		}
@@ -254,8 +342,8 @@ func mergeBars(mins []minute, q BarQuery) ([]md.Bar, error) {
 	return bars, nil
 }
 
-func sortBars(bars []md.Bar, desc bool) {
-	less := func(a, b md.Bar) int {
+func sortBars(bars []Aggregate, desc bool) {
+	less := func(a, b Aggregate) int {
 		switch {
 		case a.WindowStart != b.WindowStart:
 			if (a.WindowStart < b.WindowStart) != desc {
@@ -265,7 +353,7 @@ func sortBars(bars []md.Bar, desc bool) {
 		case a.Exchange != b.Exchange:
 			return strings.Compare(a.Exchange, b.Exchange)
 		}
-		return 0
+		return strings.Compare(a.Symbol, b.Symbol)
 	}
 	slices.SortFunc(bars, less)
 }
@@ -341,7 +429,7 @@ func (e *Engine) fileMinutes(ctx context.Context, f dataFile) ([]minute, error) 
 			return nil, err
 		}
 		// The cache holds the default bars: without non-market prints.
-		m, err := e.minutes(ctx, paths, filterWhere(Filter{ExcludeConditions: md.NonMarketConditions}, `"timestamp"`))
+		m, err := e.minutes(ctx, paths, filterWhere(Filter{ExcludeConditions: md.NonMarketConditions}, `"timestamp"`), false)
 		if err == nil {
 			e.minuteCache.put(f.location, m)
 		}
@@ -363,8 +451,7 @@ func (e *Engine) cachedMinutes(ctx context.Context, files []dataFile, f Filter) 
 		}
 		for _, mn := range mins {
 			t := mn.m * microsPerMinute
-			if mn.symbol != f.Symbol || f.Exchange != "" && mn.exchange != f.Exchange ||
-				f.From != 0 && t < int64(f.From) || f.To != 0 && t >= int64(f.To) {
+			if !f.holds(mn.symbol, mn.exchange, md.Timestamp(t)) {
 				continue
 			}
 			out = append(out, mn)

@@ -1,11 +1,14 @@
 package query
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/iceberg-go/table"
@@ -17,51 +20,89 @@ import (
 
 // SymbolInfo describes one instrument's stored trades.
 type SymbolInfo struct {
-	Symbol   string       `json:"symbol"`
-	Exchange string       `json:"exchange"`
-	Trades   int64        `json:"trades"`
-	First    md.Timestamp `json:"first_trade"`
-	Last     md.Timestamp `json:"last_trade"`
+	Symbol   string `json:"symbol"`
+	Exchange string `json:"exchange"`
+	// Market is the instrument's asset class (equities, crypto, futures).
+	Market string       `json:"market"`
+	Trades int64        `json:"trades"`
+	Quotes int64        `json:"quotes"`
+	First  md.Timestamp `json:"first_trade,omitzero"`
+	Last   md.Timestamp `json:"last_trade,omitzero"`
 }
 
-// Symbols lists the instruments with trades, optionally on one exchange.
+// Symbols lists the instruments with trades or quotes, optionally on one
+// exchange, with their counts and the time of their first and last trade.
 func (e *Engine) Symbols(ctx context.Context, exchange string, asOf AsOf) (out []SymbolInfo, err error) {
 	start := time.Now()
 	read := 0
 	defer func() { e.observe("symbols", start, read, len(out), err) }()
-	st, err := e.load(ctx, record.Trade.Table.Name)
-	if err != nil {
-		return nil, err
-	}
-	snap, err := e.snapshot(st, record.Trade.Table.Name, asOf)
-	if err != nil {
-		return nil, err
-	}
-	files, err := e.plan(ctx, st, snap, "timestamp", Filter{Exchange: exchange})
-	if err != nil || len(files) == 0 {
-		return nil, err
-	}
-	read = len(files)
-	paths, err := e.paths(ctx, files)
-	if err != nil {
-		return nil, err
-	}
-	w := filterWhere(Filter{Exchange: exchange}, `"timestamp"`)
-	sqlText := fmt.Sprintf(`SELECT symbol, exchange, count(*), epoch_us(min("timestamp")), epoch_us(max("timestamp"))
-		FROM %s%s GROUP BY symbol, exchange ORDER BY exchange, symbol`, readParquet(paths), w)
-	err = e.run(ctx, sqlText, w.args, func(rows *sql.Rows) error {
-		for rows.Next() {
-			var s SymbolInfo
-			var first, last int64
-			if err := rows.Scan(&s.Symbol, &s.Exchange, &s.Trades, &first, &last); err != nil {
-				return err
-			}
-			s.First, s.Last = md.Timestamp(first), md.Timestamp(last)
-			out = append(out, s)
+	type key struct{ symbol, exchange string }
+	byKey := map[key]*SymbolInfo{}
+	tableAsOf := asOf
+	for _, table := range []string{record.Trade.Table.Name, record.Quote.Table.Name} {
+		st, err := e.load(ctx, table)
+		if err != nil {
+			return nil, err
 		}
-		return nil
+		if table == record.Quote.Table.Name && tableAsOf.Time != 0 && st.tbl.SnapshotAsOf(tableAsOf.Time.Time().UnixMilli(), true) == nil {
+			continue // no quotes yet then: the trades' instruments only
+		}
+		snap, err := e.snapshot(st, table, tableAsOf)
+		if err != nil {
+			return nil, err
+		}
+		if asOf.SnapshotID != 0 && snap != nil {
+			// A snapshot id is the trades table's: the quotes are read as
+			// they stood when it was committed.
+			tableAsOf = AsOf{Time: md.Timestamp(snap.TimestampMs * 1000)}
+		}
+		files, err := e.plan(ctx, st, snap, "timestamp", Filter{Exchange: exchange})
+		if err != nil {
+			return nil, err
+		}
+		if len(files) == 0 {
+			continue
+		}
+		read += len(files)
+		paths, err := e.paths(ctx, files)
+		if err != nil {
+			return nil, err
+		}
+		w := filterWhere(Filter{Exchange: exchange}, `"timestamp"`)
+		sqlText := fmt.Sprintf(`SELECT symbol, exchange, any_value(asset_class), count(*), epoch_us(min("timestamp")), epoch_us(max("timestamp"))
+			FROM %s%s GROUP BY symbol, exchange`, readParquet(paths), w)
+		err = e.run(ctx, sqlText, w.args, func(rows *sql.Rows) error {
+			for rows.Next() {
+				var k key
+				var market string
+				var n, first, last int64
+				if err := rows.Scan(&k.symbol, &k.exchange, &market, &n, &first, &last); err != nil {
+					return err
+				}
+				s := byKey[k]
+				if s == nil {
+					s = &SymbolInfo{Symbol: k.symbol, Exchange: k.exchange, Market: market}
+					byKey[k] = s
+				}
+				if table == record.Trade.Table.Name {
+					s.Trades, s.First, s.Last = n, md.Timestamp(first), md.Timestamp(last)
+				} else {
+					s.Quotes = n
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range byKey {
+		out = append(out, *s)
+	}
+	slices.SortFunc(out, func(a, b SymbolInfo) int {
+		return cmp.Or(strings.Compare(a.Exchange, b.Exchange), strings.Compare(a.Symbol, b.Symbol))
 	})
-	return out, err
+	return out, nil
 }
 
 // TableStats summarises a table at a snapshot from its metadata alone.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,6 +106,15 @@ func (w *where) after(p Position, timeCol, seqCol, keyCol string, desc bool) {
 	seq := fmt.Sprintf("coalesce(%s, %d)", seqCol, nullSeq)
 	w.add(fmt.Sprintf("(%[1]s %[2]s %[3]s OR %[1]s = %[3]s AND (%[4]s %[2]s ? OR %[4]s = ? AND %[5]s %[2]s ?))", timeCol, cmp, ts, seq, keyCol),
 		int64(p.Time), int64(p.Time), s, s, p.Key)
+}
+
+// holds is filterWhere's test of a row's symbol, exchange and time, for
+// rows that are not in the lake (bounds and conditions aside).
+func (f *Filter) holds(symbol, exchange string, t md.Timestamp) bool {
+	return (f.Symbol == "" || symbol == f.Symbol) && (f.Exchange == "" || exchange == f.Exchange) &&
+		(len(f.Symbols) == 0 || slices.Contains(f.Symbols, symbol)) &&
+		(len(f.Exchanges) == 0 || slices.Contains(f.Exchanges, exchange)) &&
+		(f.From == 0 || t >= f.From) && (f.To == 0 || t < f.To)
 }
 
 // filterWhere turns a Filter into SQL conditions on the time column.

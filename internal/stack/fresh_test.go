@@ -48,18 +48,30 @@ type apiPage struct {
 
 func (r *running) query(t *testing.T, body map[string]any) apiPage {
 	t.Helper()
-	b, _ := json.Marshal(body)
-	resp, err := http.Post("http://"+r.HTTPAddr()+"/v1/trades/query", "application/json", bytes.NewReader(b))
+	var p apiPage
+	r.call(t, "POST", "/v1/trades/query", body, &p)
+	return p
+}
+
+// call asks the API (a GET when body is nil) and reads its 200 answer
+// into out.
+func (r *running) call(t *testing.T, method, path string, body, out any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+r.HTTPAddr()+path, rd)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	var p apiPage
-	if err := json.Unmarshal(out, &p); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("query %v: %d %v %.300s", body, resp.StatusCode, err, out)
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%s %s %v: %d %v %.300s", method, path, body, resp.StatusCode, err, raw)
 	}
-	return p
 }
 
 // exactlyOnce checks p holds trades 0 … n-1 of symbol's, each once.
@@ -79,17 +91,21 @@ func exactlyOnce(t *testing.T, what string, p apiPage, n int) {
 	}
 }
 
-// Reads combine the lake up to its snapshot's offsets with the stream
-// after exactly them: the sink stopped mid-stream, every produced trade is
-// answered once, and once the sink catches up, the same again.
-func TestFreshReadsCrossTheLakeAndTailOnce(t *testing.T) {
-	t.Parallel()
-	broker := start(t, "broker", testConfig(t), Parts{Embedded: true})
+// boundary is a broker, a sink and an API over one lake, for tests of
+// reads across the lake's boundary: produce stops the sink mid-stream.
+type boundary struct {
+	broker, sink, api *running
+	// remote is a configuration of a process of the cluster, changed by mod.
+	remote func(mod func(*config.Config)) config.Config
+}
+
+func newBoundary(t *testing.T) *boundary {
+	b := &boundary{broker: start(t, "broker", testConfig(t), Parts{Embedded: true})}
 	dataDir := t.TempDir()
-	remote := func(mod func(*config.Config)) config.Config {
+	b.remote = func(mod func(*config.Config)) config.Config {
 		cfg := testConfig(t)
 		cfg.DataDir, cfg.Lake.Catalog, cfg.Lake.Warehouse = dataDir, "", ""
-		cfg.Kafka.Brokers, cfg.Kafka.Registry = strings.Join(broker.Brokers(), ","), broker.RegistryURL()
+		cfg.Kafka.Brokers, cfg.Kafka.Registry = strings.Join(b.broker.Brokers(), ","), b.broker.RegistryURL()
 		if mod != nil {
 			mod(&cfg)
 		}
@@ -98,26 +114,29 @@ func TestFreshReadsCrossTheLakeAndTailOnce(t *testing.T) {
 		}
 		return cfg
 	}
-	sink := start(t, "sink", remote(nil), Parts{Sink: true})
-	api := start(t, "api", remote(nil), Parts{API: true})
-	// A second API whose tail holds almost nothing: it must say so.
-	small := start(t, "api", remote(func(c *config.Config) { c.API.TailBytes = 4 << 10 }), Parts{API: true})
+	b.sink = start(t, "sink", b.remote(nil), Parts{Sink: true})
+	b.api = start(t, "api", b.remote(nil), Parts{API: true})
+	return b
+}
 
-	p, err := broker.Producer("fresh-test")
+// produce sends trades 0 … n-1 and stops the sink once it has written a
+// thousand of them; it returns how many the lake holds.
+func (b *boundary) produce(t *testing.T, n int, trade func(int) md.Trade) int {
+	t.Helper()
+	p, err := b.broker.Producer("fresh-test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close(context.Background())
 	ctx := context.Background()
-	const n = 6000
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		testutil.WaitFor(t, "the sink's first commits", 60*time.Second, func() bool { return sink.Sink().Stats().Written >= 1000 })
-		sink.stop(t) // mid-stream: the producer goes on
+		testutil.WaitFor(t, "the sink's first commits", 60*time.Second, func() bool { return b.sink.Sink().Stats().Written >= 1000 })
+		b.sink.stop(t) // mid-stream: the producer goes on
 	}()
 	for i := 0; i < n; i++ {
-		tr := freshTrade(i)
+		tr := trade(i)
 		if err := bus.Produce(ctx, p, record.Trade, &tr); err != nil {
 			t.Fatal(err)
 		}
@@ -128,12 +147,26 @@ func TestFreshReadsCrossTheLakeAndTailOnce(t *testing.T) {
 	}
 	p.Flush(ctx)
 	<-stopped
-	inLake := int(sink.Sink().Stats().Written)
+	inLake := int(b.sink.Sink().Stats().Written)
 	if inLake == 0 || inLake >= n {
 		t.Fatalf("the sink wrote %d of %d trades before it stopped: the test needs a boundary", inLake, n)
 	}
-
 	t.Logf("the lake holds %d of %d trades when the sink stops", inLake, n)
+	return inLake
+}
+
+// Reads combine the lake up to its snapshot's offsets with the stream
+// after exactly them: the sink stopped mid-stream, every produced trade is
+// answered once, and once the sink catches up, the same again.
+func TestFreshReadsCrossTheLakeAndTailOnce(t *testing.T) {
+	t.Parallel()
+	b := newBoundary(t)
+	api, remote := b.api, b.remote
+	// A second API whose tail holds almost nothing: it must say so.
+	small := start(t, "api", remote(func(c *config.Config) { c.API.TailBytes = 4 << 10 }), Parts{API: true})
+	const n = 6000
+	inLake := b.produce(t, n, freshTrade)
+
 	all := map[string]any{"symbols": []string{"BTCUSDT", "ETHUSDT"}, "order": "asc", "limit": 100_000}
 	var got apiPage
 	testutil.WaitFor(t, "every trade through the API", 30*time.Second, func() bool {

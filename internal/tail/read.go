@@ -44,16 +44,7 @@ func (t *Tail) Since(ctx context.Context, k record.Any, from lake.Offsets, q Que
 	}
 	kt.mu.RLock()
 	defer kt.mu.RUnlock()
-	var groups [][]*series
-	if len(q.Symbols) > 0 {
-		for _, sym := range q.Symbols {
-			groups = append(groups, kt.series[sym])
-		}
-	} else {
-		for _, g := range kt.series {
-			groups = append(groups, g)
-		}
-	}
+	groups := kt.of(q.Symbols)
 	complete := true
 	t.mu.Lock()
 	for _, pt := range t.parts {
@@ -116,6 +107,21 @@ func (t *Tail) Since(ctx context.Context, k record.Any, from lake.Offsets, q Que
 		}
 	}
 	return out, complete
+}
+
+// of is the series of symbols (none: all). The caller holds kt.mu.
+func (kt *kindTail) of(symbols []string) [][]*series {
+	var groups [][]*series
+	if len(symbols) > 0 {
+		for _, sym := range symbols {
+			groups = append(groups, kt.series[sym])
+		}
+	} else {
+		for _, g := range kt.series {
+			groups = append(groups, g)
+		}
+	}
+	return groups
 }
 
 func (q *Query) keep(r *record.Row) bool { return q.Keep == nil || q.Keep(r) }

@@ -127,17 +127,7 @@ func (s *Sub) collect(ctx context.Context) ([]Event, bool) {
 		next int64
 	}
 	byPart := map[tp]*pending{}
-	var groups [][]*series
-	if len(s.symbols) > 0 {
-		for _, sym := range s.symbols {
-			groups = append(groups, kt.series[sym])
-		}
-	} else {
-		for _, g := range kt.series {
-			groups = append(groups, g)
-		}
-	}
-	for _, g := range groups {
+	for _, g := range kt.of(s.symbols) {
 		for _, sr := range g {
 			key := sr.part.tp
 			p := byPart[key]

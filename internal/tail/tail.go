@@ -44,17 +44,20 @@ type Options struct {
 
 // Tail is the stream's recent records of every time-keyed kind.
 type Tail struct {
-	o      Options
-	lake   *lake.Lake
-	dec    *codec.Decoder
-	log    *slog.Logger
-	m      *metrics
-	kinds  []*kindTail // by record.Spec.Index; nil for kinds without time
-	match  *regexp.Regexp
-	ready  chan struct{}
-	mu     sync.Mutex // guards parts and fifo
-	parts  map[tp]*part
-	fifo   []*series // the series of each held record, oldest first
+	o     Options
+	lake  *lake.Lake
+	dec   *codec.Decoder
+	log   *slog.Logger
+	m     *metrics
+	kinds []*kindTail // by record.Spec.Index; nil for kinds without time
+	match *regexp.Regexp
+	ready chan struct{}
+	// mu guards parts. Lock order: a kind's mu before it, never after.
+	mu    sync.Mutex
+	parts map[tp]*part
+	// The series of each held record, oldest first, and the bytes held:
+	// only Run's goroutine (add, evict) touches them.
+	fifo   []*series
 	fhead  int
 	bytes  int64
 	notify chan struct{}
@@ -280,10 +283,8 @@ func (t *Tail) add(ctx context.Context, p kgo.FetchTopicPartition) {
 		t.m.delay.Observe(now.Sub(row.Time.Time()).Seconds())
 	}
 	kt.mu.Unlock()
-	t.mu.Lock()
 	t.fifo = append(t.fifo, held...)
 	t.bytes += added
-	t.mu.Unlock()
 	t.m.records.Add(float64(len(held)))
 	t.wake()
 }
@@ -302,8 +303,6 @@ func (kt *kindTail) seriesOf(symbol string, pt *part) *series {
 // evict drops the oldest records past the tail's age or bytes.
 func (t *Tail) evict(now time.Time) {
 	cutoff := now.Add(-t.o.MaxAge).UnixNano()
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	evicted := 0
 	for t.fhead < len(t.fifo) {
 		s := t.fifo[t.fhead]
