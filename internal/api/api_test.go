@@ -219,6 +219,13 @@ func TestRoutesAnswerBHP(t *testing.T) {
 	if status != 200 || !found {
 		t.Errorf("symbols: %d %s", status, env.Data)
 	}
+	// Nothing is an empty list, not null.
+	if status, env, _ := get(t, srv, "GET", "/v1/symbols?exchange=NOWHERE"); status != 200 || string(env.Data) != "[]" {
+		t.Errorf("symbols of no exchange: %d %s", status, env.Data)
+	}
+	if status, env, _ := get(t, srv, "GET", "/v1/bars/1m?symbol=NOTHING"); status != 200 || string(env.Data) != "[]" {
+		t.Errorf("bars of no trades: %d %s", status, env.Data)
+	}
 	status, env, _ = get(t, srv, "GET", "/v1/symbols?format=list")
 	var names []string
 	json.Unmarshal(env.Data, &names)
@@ -253,7 +260,7 @@ func TestRoutesAnswerBHP(t *testing.T) {
 	if status, env, _ := get(t, srv, "GET", "/v1/snapshots?table=quotes&limit=1"); status != 200 || *env.Meta.Count != 1 {
 		t.Errorf("snapshots: %d %+v", status, env)
 	}
-	if got := ops.Sum(reg, "k2_http_requests_total", "route", "GET /v1/bars/{interval}", "status", "2xx"); got != 1 {
+	if got := ops.Sum(reg, "k2_http_requests_total", "route", "GET /v1/bars/{interval}", "status", "2xx"); got != 2 { // the BHP bars and the empty ones
 		t.Errorf("requests counted under the route template: %v", got)
 	}
 	// Cache-Control as the original set it; errors are never kept.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"time"
 )
 
@@ -73,6 +74,9 @@ func newMeta(r *http.Request) meta {
 func writeData(w http.ResponseWriter, m meta, data any, count int) {
 	if count >= 0 {
 		m.Count = &count
+	}
+	if v := reflect.ValueOf(data); v.Kind() == reflect.Slice && v.IsNil() {
+		data = []any{} // an empty list is [], never null
 	}
 	writeJSON(w, http.StatusOK, success{Success: true, Data: data, Meta: m})
 }
