@@ -1,13 +1,14 @@
 package tail
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/k2-market-data/k2/internal/record"
@@ -40,8 +41,14 @@ func (t *Tail) Subscribe(k record.Any, symbols []string, resume string) (*Sub, e
 	s := &Sub{t: t, kt: kt, symbols: symbols, pos: map[tp]int64{}, wake: make(chan struct{}, 1)}
 	var from map[tp]int64
 	if resume != "" {
+		t.mu.Lock()
+		topics := map[uint32]string{}
+		for key := range t.parts {
+			topics[topicHash(key.topic)] = key.topic
+		}
+		t.mu.Unlock()
 		var err error
-		if from, err = parseID(resume); err != nil {
+		if from, err = parseID(resume, topics); err != nil {
 			return nil, err
 		}
 	}
@@ -189,36 +196,62 @@ func (s *Sub) collect(ctx context.Context) ([]Event, bool) {
 	return out, gap
 }
 
-// id encodes the subscription's position: every partition's next offset.
+// id encodes the subscription's position, every partition's next offset,
+// compactly (it travels with every event): per partition, sorted, a
+// 32-bit hash of the topic's name, the partition and the offset as
+// varints, all in URL-safe base64.
 func (s *Sub) id() string {
-	keys := make([]string, 0, len(s.pos))
-	for k, off := range s.pos {
-		keys = append(keys, k.topic+"/"+strconv.Itoa(int(k.partition))+"="+strconv.FormatInt(off, 10))
+	keys := make([]tp, 0, len(s.pos))
+	for k := range s.pos {
+		keys = append(keys, k)
 	}
-	slices.Sort(keys)
-	b, _ := json.Marshal(keys)
+	slices.SortFunc(keys, func(a, b tp) int {
+		return cmp.Or(strings.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
+	})
+	b := make([]byte, 0, 16*len(keys))
+	for _, k := range keys {
+		b = binary.BigEndian.AppendUint32(b, topicHash(k.topic))
+		b = binary.AppendUvarint(b, uint64(k.partition))
+		b = binary.AppendUvarint(b, uint64(s.pos[k]))
+	}
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func parseID(id string) (map[tp]int64, error) {
+func topicHash(topic string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(topic))
+	return h.Sum32()
+}
+
+// parseID reads an event id against the topics the tail knows (by their
+// hashes); a topic it does not know is left out, so its partitions start
+// with their first held record.
+func parseID(id string, topics map[uint32]string) (map[tp]int64, error) {
 	bad := fmt.Errorf("Last-Event-ID %.40q is not an event id K2 issued", id)
 	b, err := base64.RawURLEncoding.DecodeString(id)
-	var keys []string
-	if err != nil || len(id) > 64<<10 || json.Unmarshal(b, &keys) != nil {
+	if err != nil || len(id) > 64<<10 {
 		return nil, bad
 	}
 	out := map[tp]int64{}
-	for _, k := range keys {
-		i, j := strings.LastIndexByte(k, '/'), strings.LastIndexByte(k, '=')
-		if i < 0 || j < i {
+	for len(b) > 0 {
+		if len(b) < 4 {
 			return nil, bad
 		}
-		p, err1 := strconv.ParseInt(k[i+1:j], 10, 32)
-		off, err2 := strconv.ParseInt(k[j+1:], 10, 64)
-		if err1 != nil || err2 != nil || off < 0 {
+		h := binary.BigEndian.Uint32(b)
+		b = b[4:]
+		p, n := binary.Uvarint(b)
+		if n <= 0 || p > 1<<31-1 {
 			return nil, bad
 		}
-		out[tp{k[:i], int32(p)}] = off
+		b = b[n:]
+		off, n := binary.Uvarint(b)
+		if n <= 0 || off > 1<<63-1 {
+			return nil, bad
+		}
+		b = b[n:]
+		if topic, ok := topics[h]; ok {
+			out[tp{topic, int32(p)}] = int64(off)
+		}
 	}
 	return out, nil
 }
