@@ -151,10 +151,11 @@ func (p *params) value(d param) string {
 	return p.q.Get(d.name)
 }
 
-// require fails on the first of decls that is required and absent.
+// require fails on the first of decls that is required and absent or
+// empty (symbol= is no symbol).
 func (p *params) require(decls []param) {
 	for _, d := range decls {
-		if d.required && p.value(d) == "" && len(p.q[d.name]) == 0 {
+		if d.required && p.value(d) == "" && !slices.ContainsFunc(p.q[d.name], func(v string) bool { return v != "" }) {
 			p.fail(d.name, "is required")
 		}
 	}
