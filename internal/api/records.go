@@ -223,6 +223,9 @@ func (p *params) recordRequest(k record.Any, maxSpan time.Duration, lim limits) 
 	}
 	req.key = fingerprint(def.Name, q.Symbol, q.Exchange, strings.Join(q.Symbols, ","), strings.Join(q.Exchanges, ","),
 		q.From.String(), q.To.String(), fmt.Sprint(q.Desc), fmt.Sprint(q.Bounds), q.AsOf.String())
+	if req.cursor != "" && req.offset > 0 {
+		p.fail("offset", "give offset or cursor, not both: a cursor already continues after the rows skipped")
+	}
 	if req.cursor != "" && p.err == nil {
 		c, msg := parseCursor(req.cursor, def.Name, req.key)
 		if c == nil {

@@ -295,6 +295,7 @@ func TestQueryFilters(t *testing.T) {
 		{map[string]any{"symbols": []any{"BHP", 7}}, "symbols"},
 		{map[string]any{"symbol": "BHP", "format": "xlsx"}, "format"},
 		{map[string]any{"symbol": "BHP", "cursor": "bm90IGEgY3Vyc29y"}, "cursor"},
+		{map[string]any{"symbol": "BHP", "cursor": "bm90IGEgY3Vyc29y", "offset": 1}, "offset"},
 		{`{"symbol": "BHP"`, ""},
 		{`{"symbol": "BHP"} {}`, ""},
 		{`[1, 2]`, ""},
