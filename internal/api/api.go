@@ -130,9 +130,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	st := &statusOf{ResponseWriter: w, status: http.StatusOK}
-	defer func() { done(st.status) }()
-	s.mux.ServeHTTP(st, r)
+	// The guard's recorder (every request routed here came through the
+	// guard) knows the answer's status.
+	rec := stateOf(r.Context()).rec
+	defer func() { done(rec.status) }()
+	s.mux.ServeHTTP(w, r)
 }
 
 // routeMux is the server's mux, keeping the patterns registered on it: a
@@ -151,28 +153,6 @@ func (m *routeMux) Handle(pattern string, h http.Handler) {
 func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
 	m.Handle(pattern, http.HandlerFunc(h))
 }
-
-// statusOf keeps a response's status, for the breaker.
-type statusOf struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (s *statusOf) WriteHeader(code int) {
-	if !s.wrote {
-		s.status, s.wrote = code, true
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusOf) Write(b []byte) (int, error) {
-	s.wrote = true
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (s *statusOf) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // pattern is the template of a request's route, "unrouted" if none.
 func (s *Server) pattern(r *http.Request) string {

@@ -159,6 +159,8 @@ type reqState struct {
 	client string // the key's name ("" when open or public)
 	// bodyExceeded: the handler read past the body limit.
 	bodyExceeded atomic.Bool
+	// rec records the answer (its status, for the engine's breaker).
+	rec *recorder
 }
 
 type stateKey struct{}
@@ -175,6 +177,7 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	var isAPI bool
 	st.route, isAPI = g.routeOf(r, next)
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK, manageCache: isAPI, writeTimeout: g.writeTimeout}
+	st.rec = rec
 	if age, ok := g.cacheAge(st.route); ok && isAPI && r.Method == http.MethodGet {
 		rec.cacheControl = fmt.Sprintf("private, max-age=%d", int(age.Seconds()))
 	}
