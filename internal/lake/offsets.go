@@ -106,3 +106,32 @@ func SnapshotOffsets(tbl *table.Table, snap *table.Snapshot) Offsets {
 	}
 	return Offsets{}
 }
+
+// Streamed reports whether snap changed its parent's rows only by adding
+// records of the stream from the parent's offsets to its own (a stream
+// commit) or not at all (a compaction, which carries the offsets
+// forward): the table at snap is the table at its parent plus the
+// stream's records between the two snapshots' offsets. A load, which
+// records no offsets, and a commit whose offsets went back (a topic
+// recreated) are not.
+func Streamed(tbl *table.Table, snap *table.Snapshot) bool {
+	if snap == nil || snap.Summary == nil || snap.ParentSnapshotID == nil {
+		return false
+	}
+	own := offsetsOf(snap.Summary.Properties)
+	if len(own) == 0 {
+		return false
+	}
+	parent := tbl.Metadata().SnapshotByID(*snap.ParentSnapshotID)
+	if parent == nil {
+		return false
+	}
+	for t, ps := range SnapshotOffsets(tbl, parent) {
+		for p, off := range ps {
+			if now, ok := own.Get(t, p); !ok || now < off {
+				return false
+			}
+		}
+	}
+	return true
+}

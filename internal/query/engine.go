@@ -113,6 +113,12 @@ type tableState struct {
 
 	mu    sync.Mutex
 	files map[int64][]dataFile // by snapshot id
+
+	headOnce sync.Once
+	head     *Head
+	// checked is when the catalog last named this metadata file (unix
+	// nanoseconds).
+	checked atomic.Int64
 }
 
 // New opens an in-process DuckDB database confined to the lake.
@@ -230,10 +236,12 @@ func (e *Engine) load(ctx context.Context, name string) (*tableState, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := time.Now().UnixNano()
 	e.mu.Lock()
 	st := e.tables[name]
 	e.mu.Unlock()
 	if st != nil && st.location == loc {
+		st.checked.Store(now)
 		return st, nil
 	}
 	tbl, err := e.lake.Load(ctx, name)
@@ -241,6 +249,7 @@ func (e *Engine) load(ctx context.Context, name string) (*tableState, error) {
 		return nil, err
 	}
 	st = &tableState{location: tbl.MetadataLocation(), tbl: tbl, files: map[int64][]dataFile{}}
+	st.checked.Store(now)
 	e.mu.Lock()
 	e.tables[name] = st
 	e.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 )
 
@@ -205,4 +206,53 @@ func twapOf(parts []*minute, end md.Timestamp) (md.Decimal, error) {
 	}
 	held := int64(end) - parts[0].openKey.ts
 	return md.RoundRat(new(big.Rat).SetFrac(area, new(big.Int).Mul(big.NewInt(held), big.NewInt(100_000_000))))
+}
+
+// Head is a table's current snapshot and the earlier snapshots it extends
+// with the stream's records alone: a reader holding rows of one of those
+// brings them up to date from the stream, without the lake.
+type Head struct {
+	*SnapshotRef // nil while the table is empty
+	// streamed are the current snapshot and its ancestors back to the
+	// newest one a load (or anything but the stream) changed after.
+	streamed map[int64]bool
+}
+
+// Extends reports whether the table now is the table at snapshot id plus
+// the stream's records from id's offsets to the head's: every commit
+// since was the stream's, or a compaction.
+func (h *Head) Extends(id int64) bool { return h.streamed[id] }
+
+// headRecheck is how long Head trusts the catalog's last answer. Readers
+// of the head (the latest records kept in memory) take what the stream
+// brought after it from the stream, so a head a moment old loses them
+// nothing; only a load by another writer is seen up to this much later.
+const headRecheck = 100 * time.Millisecond
+
+// Head returns table's current snapshot as the catalog named it at most
+// headRecheck ago, worked out once per metadata version.
+func (e *Engine) Head(ctx context.Context, table string) (*Head, error) {
+	e.mu.Lock()
+	st := e.tables[table]
+	e.mu.Unlock()
+	if st == nil || time.Since(time.Unix(0, st.checked.Load())) >= headRecheck {
+		var err error
+		if st, err = e.load(ctx, table); err != nil {
+			return nil, err
+		}
+	}
+	st.headOnce.Do(func() {
+		snap := st.tbl.CurrentSnapshot()
+		h := &Head{SnapshotRef: refOf(st, snap), streamed: map[int64]bool{}}
+		md := st.tbl.Metadata()
+		for s := snap; s != nil; {
+			h.streamed[s.SnapshotID] = true
+			if !lake.Streamed(st.tbl, s) {
+				break
+			}
+			s = md.SnapshotByID(*s.ParentSnapshotID)
+		}
+		st.head = h
+	})
+	return st.head, nil
 }

@@ -38,9 +38,17 @@ type candidate struct {
 // that q selects, and whether the tail still holds every record from
 // those offsets: false when it evicted some the lake does not have yet.
 func (t *Tail) Since(ctx context.Context, k record.Any, from lake.Offsets, q Query) ([]record.Row, bool) {
+	rows, complete, _ := t.SinceTo(ctx, k, from, q)
+	return rows, complete
+}
+
+// SinceTo is Since, and also where the records read end: reading again
+// from these offsets returns only what arrived after.
+func (t *Tail) SinceTo(ctx context.Context, k record.Any, from lake.Offsets, q Query) ([]record.Row, bool, lake.Offsets) {
 	kt := t.kinds[k.Describe().Index()]
+	to := lake.Offsets{}
 	if kt == nil {
-		return nil, true
+		return nil, true, to
 	}
 	kt.mu.RLock()
 	defer kt.mu.RUnlock()
@@ -48,7 +56,11 @@ func (t *Tail) Since(ctx context.Context, k record.Any, from lake.Offsets, q Que
 	complete := true
 	t.mu.Lock()
 	for _, pt := range t.parts {
-		if pt.kind != kt || len(q.Exchanges) > 0 && !slices.Contains(q.Exchanges, pt.exchange) {
+		if pt.kind != kt {
+			continue
+		}
+		to.Set(pt.topic, pt.partition, pt.next) // next changes under kt.mu only
+		if len(q.Exchanges) > 0 && !slices.Contains(q.Exchanges, pt.exchange) {
 			continue
 		}
 		if off, _ := from.Get(pt.topic, pt.partition); pt.low > off {
@@ -106,7 +118,7 @@ func (t *Tail) Since(ctx context.Context, k record.Any, from lake.Offsets, q Que
 			out = append(out, row)
 		}
 	}
-	return out, complete
+	return out, complete, to
 }
 
 // of is the series of symbols (none: all). The caller holds kt.mu.
