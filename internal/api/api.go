@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/query"
 	"github.com/k2-market-data/k2/internal/tail"
 )
@@ -34,6 +35,9 @@ type Options struct {
 	// Tail, when set, holds the stream's records after the lake: recent
 	// reads combine both, and the event streams follow it.
 	Tail *tail.Tail
+	// LatestBytes bounds the memory of the series whose latest records
+	// are kept (with a tail; default config's).
+	LatestBytes int64
 	// SQL turns on POST /v1/sql (off: it answers 404 saying how to turn
 	// it on). SQLRows bounds its rows (default query.DefaultSQLRows),
 	// SQLTimeout its time (default the engine's query timeout), SQLMemory
@@ -56,6 +60,7 @@ type Server struct {
 	guarded http.Handler
 	over    *overload
 	tail    *tail.Tail
+	latest  *latest // nil without a tail
 	sm      *streamMetrics
 	// cacheFor is how long a client may keep a route's answer (the
 	// original's Cache-Control); other answers, and every error, are not
@@ -87,6 +92,10 @@ func New(e *query.Engine, o Options) *Server {
 	s := &Server{engine: e, o: o, log: o.Logger, guard: o.Guard, mux: &routeMux{ServeMux: http.NewServeMux()},
 		over: newOverload(o.Registerer), tail: o.Tail, sm: newStreamMetrics(o.Registerer),
 		cacheFor: maps.Clone(cacheFor), done: make(chan struct{})}
+	if o.Tail != nil {
+		config.Or(&o.LatestBytes, config.Default().API.LatestBytes)
+		s.latest = newLatest(e, o.Tail, o.LatestBytes, o.Registerer)
+	}
 	if s.guard == nil {
 		s.guard = openGuard(o.Logger, o.Registerer)
 	}

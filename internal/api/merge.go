@@ -75,6 +75,9 @@ func (m *merger) next(max int) (arrow.RecordBatch, query.Position, bool) {
 	switch {
 	case !m.lakeDone():
 		start := m.li
+		if m.tailDone() { // no position to compare with
+			m.li = min(int(m.lake.NumRows()), start+max)
+		}
 		for m.li < int(m.lake.NumRows()) && m.li-start < max && m.lakeFirst(query.PositionOf(m.def, m.lake, m.li)) {
 			m.li++
 		}
@@ -116,19 +119,32 @@ func reversed(recs []arrow.RecordBatch) arrow.RecordBatch {
 	if len(rows) == 0 {
 		return nil
 	}
-	cols := make([]arrow.Array, rows[0].NumCols())
-	parts := make([]arrow.Array, len(rows))
+	return concat(rows[0].Schema(), rows)
+}
+
+// concat is recs (of schema sc) as one record; it releases them.
+func concat(sc *arrow.Schema, recs []arrow.RecordBatch) arrow.RecordBatch {
+	cols := make([]arrow.Array, sc.NumFields())
+	parts := make([]arrow.Array, len(recs))
+	n := int64(0)
+	for _, r := range recs {
+		n += r.NumRows()
+	}
 	for c := range cols {
-		for i, r := range rows {
+		for i, r := range recs {
 			parts[i] = r.Column(c)
+		}
+		if len(recs) == 0 {
+			cols[c] = array.MakeArrayOfNull(memory.DefaultAllocator, sc.Field(c).Type, 0)
+			continue
 		}
 		var err error
 		if cols[c], err = array.Concatenate(parts, memory.DefaultAllocator); err != nil {
 			panic(err) // slices of one schema always concatenate
 		}
 	}
-	out := array.NewRecordBatch(rows[0].Schema(), cols, int64(len(rows)))
-	for _, r := range rows {
+	out := array.NewRecordBatch(sc, cols, n)
+	for _, r := range recs {
 		r.Release()
 	}
 	for _, c := range cols {

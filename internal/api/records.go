@@ -280,7 +280,17 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 			if req.batch > 0 {
 				q.Limit = min(q.Limit, req.batch)
 			}
-			page, err := s.engine.Records(ctx, def.Name, q)
+			var page *query.Page
+			var err error
+			var mem *latestPage // the lake and the stream, from memory
+			if first && s.latest.serves(def, &req, want+skip) {
+				if mem, err = s.latest.page(ctx, k, q, want+skip); mem != nil {
+					page = mem.Page
+				}
+			}
+			if page == nil && err == nil {
+				page, err = s.engine.Records(ctx, def.Name, q)
+			}
 			if err != nil {
 				s.fail(st, r, err)
 				return
@@ -292,7 +302,10 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 					q.AsOf = query.AsOf{SnapshotID: ref.ID}
 					m.SnapshotID, offsets = ref.ID, ref.Offsets
 				}
-				if req.fresh && s.tail != nil {
+				switch {
+				case mem != nil:
+					src.incomplete = mem.incomplete
+				case req.fresh && s.tail != nil:
 					rows, complete := s.tail.Since(ctx, k, offsets, tailQuery(def, req.q, want+skip))
 					src.setTail(k, rows, complete)
 				}

@@ -179,6 +179,9 @@ type API struct {
 	// tail off (reads then see the lake only).
 	TailAge   time.Duration
 	TailBytes int64
+	// LatestBytes bounds the memory of the symbols' latest records kept
+	// for the latest-N reads (with a tail); the least read go first.
+	LatestBytes int64
 	// SQL turns on POST /v1/sql: read-only DuckDB SQL over views of the
 	// tables, each query in a sandboxed DuckDB of its own.
 	SQL bool
@@ -458,7 +461,7 @@ func Default() Config {
 		API: API{
 			PublicPaths: slices.Clone(DefaultPublicPaths), RateLimit: "100/min",
 			RouteRateLimits: []string{"POST /v1/ohlcv/batch=20/min"}, MaxBody: "10MiB",
-			TailAge: 10 * time.Minute, TailBytes: 256 << 20,
+			TailAge: 10 * time.Minute, TailBytes: 256 << 20, LatestBytes: 64 << 20,
 			SQL: false, SQLRows: 10_000, SQLTimeout: 30 * time.Second, SQLMemory: "1GB",
 		},
 		Sink: Sink{Group: "k2-sink", BatchRows: 200_000, BatchBytes: 256 << 20, BatchAge: 30 * time.Second},

@@ -121,6 +121,7 @@ func (c *Config) RegisterHTTP(fs *pflag.FlagSet, role string) {
 func (c *Config) RegisterAPI(fs *pflag.FlagSet) {
 	settings(fs, func() {
 		fs.DurationVar(&c.API.TailAge, "api-tail-age", c.API.TailAge, "hold the stream's records this long in memory, so recent reads and event streams do not wait for the lake (0: no tail; reads see the lake only)")
+		fs.Int64Var(&c.API.LatestBytes, "api-latest-bytes", c.API.LatestBytes, "keep each symbol's latest records in memory up to this many bytes in all, so latest-N reads never wait for the lake (with a tail)")
 		fs.Int64Var(&c.API.TailBytes, "api-tail-bytes", c.API.TailBytes, "at most this many bytes of recent records in memory; past it the oldest go, and reads the lake cannot complete say so")
 		fs.BoolVar(&c.API.SQL, "api-sql", c.API.SQL, "serve POST /v1/sql: read-only DuckDB SQL over views of the tables (off: the route answers 404)")
 		fs.IntVar(&c.API.SQLRows, "api-sql-rows", c.API.SQLRows, "rows one /v1/sql query returns at most (a request may ask fewer)")

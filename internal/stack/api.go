@@ -20,7 +20,7 @@ func (st *Stack) serveAPI() error {
 	// Behind the listener's guard, which owns the API's metrics; with no
 	// listener (--http-listen off) nothing is served, and the server keeps
 	// a guard of its own.
-	srv := api.New(e, api.Options{Logger: st.log, Registerer: st.metrics, Guard: st.http.guard, Tail: st.tail,
+	srv := api.New(e, api.Options{Logger: st.log, Registerer: st.metrics, Guard: st.http.guard, Tail: st.tail, LatestBytes: a.LatestBytes,
 		SQL: a.SQL, SQLRows: a.SQLRows, SQLTimeout: a.SQLTimeout, SQLMemory: a.SQLMemory})
 	srv.Register(st.http.mux)
 	st.api = srv

@@ -1,0 +1,276 @@
+package api
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/k2-market-data/k2/internal/lake"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/ops"
+	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/record"
+	"github.com/k2-market-data/k2/internal/tail"
+)
+
+// latestRows is how many of a series' newest records the latest cache
+// keeps: the recent route's default limit.
+const latestRows = 1000
+
+// latest keeps each series' (a symbol's, or a symbol's on one exchange)
+// newest records, as the lake's head snapshot and the stream after it
+// hold them, so the most asked question, a symbol's latest trades, is
+// answered from memory as kdb+'s real-time database answers it, never
+// waiting for DuckDB nor decoding the stream again. A series is read from
+// the lake once; after that each read takes from the tail only what
+// arrived since the previous one. That stays exact while every commit to
+// the table is the stream's (Head.Extends): the lake then only gains what
+// the series already took from the tail. Anything else, a load or a tail
+// that lost records the series has not taken, reads the lake again.
+type latest struct {
+	engine   *query.Engine
+	tail     *tail.Tail
+	maxBytes int64
+
+	mu     sync.Mutex
+	series map[latestKey]*latestSeries
+	bytes  int64
+	// reads count how each read found its series: read from the lake,
+	// or kept up from the stream.
+	reads *prometheus.CounterVec
+}
+
+type latestKey struct{ table, symbol, exchange string }
+
+type latestSeries struct {
+	mu sync.Mutex // one reader at a time brings it up to date
+	// ref is the lake snapshot the series was read at or has since been
+	// carried to; pos is where in the stream its records end.
+	ref *query.SnapshotRef
+	pos lake.Offsets
+	// rows are the newest records, newest first, at most latestRows; all
+	// says they are every record of the series.
+	rows arrow.RecordBatch
+	all  bool
+	size int64
+	used atomic.Int64 // unix nanoseconds of the last read, for eviction
+}
+
+func newLatest(e *query.Engine, t *tail.Tail, maxBytes int64, reg prometheus.Registerer) *latest {
+	reads := ops.NewMetrics(reg).CounterVec("k2_api_latest_reads_total",
+		"Reads of a symbol's latest records from memory, by where the records came from: lake (the series was read "+
+			"from the lake), stream (kept up from the stream since).", "source")
+	return &latest{engine: e, tail: t, maxBytes: maxBytes, series: map[latestKey]*latestSeries{}, reads: reads}
+}
+
+// serves reports whether a read is the latest n records of one series,
+// as the lake stands now and the stream after it: the reads the cache
+// answers.
+func (l *latest) serves(def *lake.TableDef, req *recordRequest, n int) bool {
+	q := &req.q
+	return l != nil && def.Time != "" && req.fresh && q.Desc && n <= latestRows && req.batch == 0 &&
+		q.Symbol != "" && len(q.Symbols) == 0 && len(q.Exchanges) == 0 && q.To == 0 &&
+		len(q.Bounds) == 0 && len(q.ExcludeConditions) == 0 && q.After == nil && q.AsOf == (query.AsOf{})
+}
+
+// latestPage is a read answered from memory: the lake's records at
+// Snapshot and the stream's after it, merged.
+type latestPage struct {
+	*query.Page
+	incomplete bool // the tail lost records the lake does not have yet
+}
+
+// page answers the first n rows of such a read (newest first, from q.From
+// on); nil when the cache cannot say (the table is empty, or more than
+// the cache holds would be needed).
+func (l *latest) page(ctx context.Context, k record.Any, q query.RecordQuery, n int) (*latestPage, error) {
+	def := &k.Describe().Table
+	head, err := l.engine.Head(ctx, def.Name)
+	if err != nil || head.SnapshotRef == nil {
+		return nil, err
+	}
+	key := latestKey{def.Name, q.Symbol, q.Exchange}
+	ser := l.get(key)
+	ser.mu.Lock()
+	incomplete, err := l.update(ctx, k, key, ser, head)
+	if err != nil {
+		ser.mu.Unlock()
+		return nil, err
+	}
+	rows, all := ser.rows, ser.all
+	rows.Retain()
+	ser.mu.Unlock()
+	defer rows.Release()
+	ser.used.Store(time.Now().UnixNano())
+
+	// The rows from q.From on lead (newest first); past them the cache
+	// answers only when it shows where they end.
+	m, ended := int(rows.NumRows()), false
+	if q.From != 0 {
+		times := rows.Column(rows.Schema().FieldIndices(def.Time)[0]).(*array.Timestamp)
+		for i := range m {
+			if md.Timestamp(times.Value(i)) < q.From {
+				m, ended = i, true
+				break
+			}
+		}
+	}
+	if m < n && !ended && !all {
+		return nil, nil
+	}
+	m = min(m, n)
+	return &latestPage{Page: &query.Page{Rows: rows.NewSlice(0, int64(m)), Snapshot: head.SnapshotRef, Full: m == n},
+		incomplete: incomplete}, nil
+}
+
+// get returns a series' entry, made empty when new.
+func (l *latest) get(key latestKey) *latestSeries {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ser := l.series[key]
+	if ser == nil {
+		ser = &latestSeries{}
+		l.series[key] = ser
+	}
+	return ser
+}
+
+// update brings ser up to the stream's newest records: from where it
+// ended when head extends the snapshot it was read at and the tail holds
+// everything since, else from the lake at head and the stream after it.
+// It reports whether the tail lost records the lake does not have. The
+// caller holds ser.mu.
+func (l *latest) update(ctx context.Context, k record.Any, key latestKey, ser *latestSeries, head *query.Head) (bool, error) {
+	def := &k.Describe().Table
+	tq := tail.Query{Symbols: []string{key.symbol}, Desc: true, Limit: latestRows,
+		Keep: keep(def, query.RecordQuery{Filter: query.Filter{Symbol: key.symbol, Exchange: key.exchange}, Desc: true})}
+	if key.exchange != "" {
+		tq.Exchanges = []string{key.exchange}
+	}
+	if ser.ref != nil && head.Extends(ser.ref.ID) {
+		rows, complete, to := l.tail.SinceTo(ctx, k, ser.pos, tq)
+		if complete {
+			l.reads.WithLabelValues("stream").Inc()
+			ser.ref, ser.pos = head.SnapshotRef, to
+			if len(rows) > 0 {
+				l.add(key, ser, k, rows)
+			}
+			return false, nil
+		}
+	}
+	page, err := l.engine.Records(ctx, def.Name, query.RecordQuery{
+		Filter: query.Filter{Symbol: key.symbol, Exchange: key.exchange}, Desc: true, Limit: latestRows,
+		AsOf: query.AsOf{SnapshotID: head.ID}})
+	if err != nil {
+		return false, err
+	}
+	l.reads.WithLabelValues("lake").Inc()
+	rows, complete, to := l.tail.SinceTo(ctx, k, head.Offsets, tq)
+	held := columnsOf(k).all(page.Rows) // message ids derived once
+	page.Release()
+	if ser.rows != nil {
+		ser.rows.Release()
+	}
+	ser.ref, ser.pos, ser.rows, ser.all = head.SnapshotRef, to, held, !page.Full
+	l.add(key, ser, k, rows)
+	return !complete, nil
+}
+
+// add puts the stream's rows into ser, keeping the newest latestRows: in
+// front when they all follow the newest held, as a stream mostly
+// arrives, else merged in their places. The caller holds ser.mu.
+func (l *latest) add(key latestKey, ser *latestSeries, k record.Any, rows []record.Row) {
+	if len(rows) == 0 {
+		l.account(key, ser)
+		return
+	}
+	def := &k.Describe().Table
+	cols := columnsOf(k)
+	m := &merger{def: def, desc: true, lakeEnd: true}
+	defer m.release()
+	m.setTail(k, rows, true)
+	fresh := cols.all(m.tail) // message ids derived once
+	m.tail.Release()
+	m.tail = fresh
+	held := ser.rows
+	var parts []arrow.RecordBatch
+	if held.NumRows() == 0 || after(query.PositionOf(def, held, 0), m.tailPos[len(m.tailPos)-1], true) {
+		fresh.Retain()
+		parts = append(parts, fresh)
+		if keep := min(held.NumRows(), int64(latestRows-len(rows))); keep > 0 {
+			parts = append(parts, held.NewSlice(0, keep))
+		}
+	} else {
+		held.Retain() // the merger releases it
+		m.setLake(&query.Page{Rows: held})
+		for total := 0; total < latestRows; {
+			rec, _, ok := m.next(latestRows - total)
+			if !ok {
+				break
+			}
+			parts = append(parts, rec)
+			total += int(rec.NumRows())
+		}
+	}
+	n := 0
+	for _, p := range parts {
+		n += int(p.NumRows())
+	}
+	// Nothing was cut: every row held and every new one (the tail's
+	// limit not reached) kept.
+	ser.all = ser.all && int(held.NumRows())+len(rows) == n && len(rows) < latestRows
+	ser.rows = concat(cols.schema, parts)
+	held.Release()
+	l.account(key, ser)
+}
+
+// account keeps the cache within its bytes: the series read longest ago
+// go first.
+func (l *latest) account(key latestKey, ser *latestSeries) {
+	size := recordBytes(ser.rows)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.series[key] != ser {
+		return // evicted while it was read: dropped with its last reader
+	}
+	l.bytes += size - ser.size
+	ser.size = size
+	for l.bytes > l.maxBytes && len(l.series) > 1 {
+		var oldKey latestKey
+		var old *latestSeries
+		for key, s := range l.series {
+			if s != ser && (old == nil || s.used.Load() < old.used.Load()) {
+				oldKey, old = key, s
+			}
+		}
+		// A reader of the evicted entry holds its own references to the
+		// rows; the entry itself is dropped whole.
+		delete(l.series, oldKey)
+		l.bytes -= old.size
+	}
+}
+
+// recordBytes is the memory rec's buffers take.
+func recordBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	var add func(d arrow.ArrayData)
+	add = func(d arrow.ArrayData) {
+		for _, b := range d.Buffers() {
+			if b != nil {
+				n += int64(b.Len())
+			}
+		}
+		for _, c := range d.Children() {
+			add(c)
+		}
+	}
+	for _, c := range rec.Columns() {
+		add(c.Data())
+	}
+	return n
+}
