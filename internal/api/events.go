@@ -60,6 +60,7 @@ func (s *Server) streamRoute(k record.Any, cols *columns) func(http.ResponseWrit
 		s.sm.clients.WithLabelValues(table).Inc()
 		defer s.sm.clients.WithLabelValues(table).Dec()
 		var buf []byte
+		obj := objects{keys: objectKeys(cols.schema)}
 		for {
 			ctx, cancel := context.WithTimeout(r.Context(), heartbeat)
 			evs, err := s.nextEvents(ctx, sub)
@@ -91,7 +92,7 @@ func (s *Server) streamRoute(k record.Any, cols *columns) func(http.ResponseWrit
 					buf = append(buf, "\nevent: "...)
 					buf = append(buf, name...)
 					buf = append(buf, "\ndata: "...)
-					buf = appendObject(buf, rec, i)
+					buf = obj.appendObject(buf, rec, i)
 					buf = append(buf, "\n\n"...)
 				}
 				rec.Release()

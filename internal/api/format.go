@@ -107,9 +107,14 @@ func (c *columns) of(rec arrow.RecordBatch) arrow.RecordBatch {
 	return array.NewRecordBatch(c.schema, cols, all.NumRows())
 }
 
-// all is rec with the derived columns.
+// all is rec with the derived columns (rec itself when it has them: the
+// latest records kept in memory are derived once).
 func (c *columns) all(rec arrow.RecordBatch) arrow.RecordBatch {
-	if !c.derive {
+	full := c.schema
+	if c.full != nil {
+		full = c.full
+	}
+	if !c.derive || rec.NumCols() == int64(full.NumFields()) {
 		rec.Retain()
 		return rec
 	}
@@ -263,27 +268,27 @@ func (s *stream) fail(status int, code, message string, details map[string]any) 
 // meta, pagination and success last, once they are known; an error ends
 // it with "success":false and the error.
 type jsonEncoder struct {
-	buf   []byte
+	objects
 	first bool
 }
 
-func (e *jsonEncoder) begin(w io.Writer, _ *arrow.Schema) error {
+func (e *jsonEncoder) begin(w io.Writer, sc *arrow.Schema) error {
 	e.first = true
+	e.keys = objectKeys(sc)
 	_, err := io.WriteString(w, `{"data":[`)
 	return err
 }
 
 func (e *jsonEncoder) rows(w io.Writer, rec arrow.RecordBatch) error {
-	e.buf = e.buf[:0]
+	b := e.take()
 	for i := range int(rec.NumRows()) {
 		if !e.first {
-			e.buf = append(e.buf, ',')
+			b = append(b, ',')
 		}
 		e.first = false
-		e.buf = appendObject(e.buf, rec, i)
+		b = e.appendObject(b, rec, i)
 	}
-	_, err := w.Write(e.buf)
-	return err
+	return e.write(w, b)
 }
 
 func (e *jsonEncoder) end(w io.Writer, m meta, p *pagination) error {
@@ -307,34 +312,64 @@ func closeEnvelope(w io.Writer, fields map[string]any, dropPagination bool) erro
 	return err
 }
 
-// appendObject appends row i as a JSON object keyed by column name.
-func appendObject(b []byte, rec arrow.RecordBatch, i int) []byte {
+// objects writes rows as JSON objects keyed by column name, the keys
+// quoted once per answer, through buffers shared between answers (a
+// latest-100 answer is 40 KB).
+type objects struct{ keys [][]byte }
+
+// objectKeys are sc's column names as JSON object keys, each with its
+// colon.
+func objectKeys(sc *arrow.Schema) [][]byte {
+	keys := make([][]byte, sc.NumFields())
+	for i := range keys {
+		keys[i] = append(appendJSONString(nil, sc.Field(i).Name), ':')
+	}
+	return keys
+}
+
+// appendObject appends row i as a JSON object.
+func (o *objects) appendObject(b []byte, rec arrow.RecordBatch, i int) []byte {
 	b = append(b, '{')
-	for c, f := range rec.Schema().Fields() {
+	for c, key := range o.keys {
 		if c > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, f.Name)
-		b = append(b, ':')
+		b = append(b, key...)
 		b = appendJSON(b, rec.Column(c), i)
 	}
 	return append(b, '}')
 }
 
+var objectBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// take is an empty buffer from the pool.
+func (o *objects) take() []byte { return (*objectBuffers.Get().(*[]byte))[:0] }
+
+// write sends b and returns it to the pool.
+func (o *objects) write(w io.Writer, b []byte) error {
+	_, err := w.Write(b)
+	if cap(b) <= 4<<20 { // a huge one is not kept
+		objectBuffers.Put(&b)
+	}
+	return err
+}
+
 // ndjsonEncoder writes one JSON object per line, then a last line with
 // meta and pagination (or the error).
-type ndjsonEncoder struct{ buf []byte }
+type ndjsonEncoder struct{ objects }
 
-func (e *ndjsonEncoder) begin(io.Writer, *arrow.Schema) error { return nil }
+func (e *ndjsonEncoder) begin(_ io.Writer, sc *arrow.Schema) error {
+	e.keys = objectKeys(sc)
+	return nil
+}
 
 func (e *ndjsonEncoder) rows(w io.Writer, rec arrow.RecordBatch) error {
-	e.buf = e.buf[:0]
+	b := e.take()
 	for i := range int(rec.NumRows()) {
-		e.buf = appendObject(e.buf, rec, i)
-		e.buf = append(e.buf, '\n')
+		b = e.appendObject(b, rec, i)
+		b = append(b, '\n')
 	}
-	_, err := w.Write(e.buf)
-	return err
+	return e.write(w, b)
 }
 
 func (e *ndjsonEncoder) end(w io.Writer, m meta, p *pagination) error {

@@ -73,7 +73,7 @@ func appendText(b []byte, col arrow.Array, i int) []byte {
 	case *array.String:
 		return append(b, c.Value(i)...)
 	case *array.Timestamp:
-		return md.Timestamp(c.Value(i)).Time().AppendFormat(b, md.TimestampLayout)
+		return md.Timestamp(c.Value(i)).AppendText(b)
 	case *array.Decimal128:
 		return appendDecimal(b, c.Value(i), c.DataType().(*arrow.Decimal128Type).Scale)
 	case *array.List, *array.Map:

@@ -167,3 +167,31 @@ func TestMessageIDIsStable(t *testing.T) {
 		t.Fatalf("ids not stable per kind: %s %s", a, b)
 	}
 }
+
+// The direct formatter writes what time.Format writes, every day from 1970
+// to 9999 and at the edges of the range it handles.
+func TestTimestampTextIsTimeFormats(t *testing.T) {
+	check := func(ts Timestamp) {
+		t.Helper()
+		if got, want := string(ts.AppendText(nil)), ts.Time().Format(TimestampLayout); got != want {
+			t.Fatalf("%d: %s, time.Format says %s", int64(ts), got, want)
+		}
+	}
+	const day = 86_400_000_000
+	for d := int64(0); d < 2_932_897; d += 1 { // 1970-01-01 … 9999-12-31
+		check(Timestamp(d*day + (d*7919)%day))
+	}
+	for _, ts := range []Timestamp{0, 1, day - 1, -1, -day, 253402300800_000000 - 1, 253402300800_000000, 1 << 62, -1 << 62} {
+		check(ts)
+	}
+}
+
+func FuzzTimestampText(f *testing.F) {
+	f.Add(int64(1723161255342123))
+	f.Fuzz(func(t *testing.T, us int64) {
+		ts := Timestamp(us)
+		if got, want := string(ts.AppendText(nil)), ts.Time().Format(TimestampLayout); got != want {
+			t.Fatalf("%d: %s, time.Format says %s", us, got, want)
+		}
+	})
+}

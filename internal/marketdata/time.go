@@ -27,13 +27,66 @@ func Now() Timestamp { return TimestampOf(time.Now()) }
 func (t Timestamp) Time() time.Time { return time.UnixMicro(int64(t)).UTC() }
 
 // String formats the instant as RFC 3339 UTC with microseconds.
-func (t Timestamp) String() string { return t.Time().Format(TimestampLayout) }
+func (t Timestamp) String() string { return string(t.AppendText(make([]byte, 0, 27))) }
+
+// AppendText appends the RFC 3339 form (TimestampLayout). Answers print a
+// timestamp per column per row, so the years 1970–9999 are written
+// directly rather than through time.Format's layout interpreter.
+func (t Timestamp) AppendText(b []byte) []byte {
+	const maxUs = 253402300800_000000 // 10000-01-01
+	if t < 0 || t >= maxUs {
+		return t.Time().AppendFormat(b, TimestampLayout)
+	}
+	us := int64(t)
+	days, rest := us/86_400_000_000, us%86_400_000_000
+	// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+	z := days + 719468
+	era := z / 146097
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	day := doy - (153*mp+2)/5 + 1
+	month := mp + 3
+	if month > 12 {
+		month -= 12
+	}
+	year := yoe + era*400
+	if month <= 2 {
+		year++
+	}
+	sec := rest / 1_000_000
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, month, 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, sec/3600, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec/60%60, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec%60, 2)
+	b = append(b, '.')
+	b = appendDigits(b, rest%1_000_000, 6)
+	return append(b, 'Z')
+}
+
+// appendDigits appends v (≥ 0) as exactly n decimal digits.
+func appendDigits(b []byte, v int64, n int) []byte {
+	b = append(b, "000000"[:n]...)
+	for i := len(b) - 1; n > 0; i, n = i-1, n-1 {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
+}
 
 // MarshalJSON writes the RFC 3339 form.
 func (t Timestamp) MarshalJSON() ([]byte, error) {
 	b := make([]byte, 0, len(TimestampLayout)+2)
 	b = append(b, '"')
-	b = t.Time().AppendFormat(b, TimestampLayout)
+	b = t.AppendText(b)
 	return append(b, '"'), nil
 }
 
