@@ -102,7 +102,7 @@ func TestAPIBenchCountsFailuresAndWrongAnswers(t *testing.T) {
 				if (run.wrong > 0) != (wantBad != "") || !strings.Contains(run.firstBad, wantBad) {
 					t.Errorf("%s: %d of %d wrong, first %q; want %q", sc.name, run.wrong, run.checked, run.firstBad, wantBad)
 				}
-				checks := judgeAPI(sc, run)
+				checks := judgeAPI(sc, run, nil)
 				if errCheck := checks[len(checks)-1]; (errCheck.Status == checkPass) != (!tc.errors && wantBad == "") {
 					t.Errorf("%s: %s %s (%s)", sc.name, errCheck.Name, errCheck.Status, errCheck.Detail)
 				}
@@ -159,5 +159,37 @@ func TestExpectedTradesInABarWindow(t *testing.T) {
 	}
 	if n := expectedInWindow(lk, 10_000); n >= minTradesDense {
 		t.Errorf("10,000 symbols at 20 trades/s: %.1f trades an hour expected of the least active", n)
+	}
+}
+
+// Latency is judged on the run paced at the target rate, and passes only
+// when that run reached the rate; without one, the fastest run's counts.
+func TestJudgeAPILatencyAtTheTargetRate(t *testing.T) {
+	sc := apiScenario{name: "latest", minRate: 1000, maxP99: 20 * time.Millisecond}
+	run := func(n int, lat time.Duration) *apiRun {
+		r := &apiRun{requests: n, took: time.Second, codes: map[int]int{200: n}, checked: 1}
+		for range n {
+			r.latencies = append(r.latencies, lat)
+		}
+		return r
+	}
+	fastest := run(2000, 60*time.Millisecond) // 2,000 req/s, queued behind each other
+	for _, tc := range []struct {
+		name string
+		at   *apiRun
+		pass bool
+	}{
+		{"no paced run", nil, false},
+		{"paced, quick", run(1000, 5*time.Millisecond), true},
+		{"paced, short of the rate", run(900, 5*time.Millisecond), false},
+		{"paced, slow", run(1000, 30*time.Millisecond), false},
+	} {
+		checks := judgeAPI(sc, fastest, tc.at)
+		if rate := checks[0]; rate.Status != checkPass {
+			t.Errorf("%s: %s %s", tc.name, rate.Name, rate.Status)
+		}
+		if p99 := checks[1]; (p99.Status == checkPass) != tc.pass {
+			t.Errorf("%s: %s %s (%s)", tc.name, p99.Name, p99.Status, p99.Detail)
+		}
 	}
 }

@@ -162,7 +162,7 @@ var apiParts = []profilePart{
 	{"k2/internal/sink", "live feed, broker and sink"},
 	{"k2/internal/lake", "live feed, broker and sink"},
 	{"k2/internal/maintain", "live feed, broker and sink"},
-	{"arrow-go", "live feed, broker and sink"},
+	{"arrow-go", "Arrow columns (answers, the sink's files)"},
 	{"klauspost/compress", "live feed, broker and sink"},
 	{"modernc.org/sqlite", "catalog (SQLite)"},
 	{"net/http", "HTTP (net/http)"},

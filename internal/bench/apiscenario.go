@@ -76,6 +76,8 @@ type apiScenario struct {
 	key     string // "latest", in file names
 	minRate float64
 	maxP99  time.Duration
+	// rate, when set, paces the requests (else APIOptions.Rate does).
+	rate int
 	// path makes a request's path and query from the random source ("":
 	// no more requests).
 	path  func(rng *rand.Rand) string
