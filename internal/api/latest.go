@@ -232,7 +232,9 @@ func (l *latest) add(key latestKey, ser *latestSeries, k record.Any, rows []reco
 // account keeps the cache within its bytes: the series read longest ago
 // go first.
 func (l *latest) account(key latestKey, ser *latestSeries) {
-	size := recordBytes(ser.rows)
+	// An entry costs something even empty: symbols nobody trades, asked
+	// for one after another, are bounded too.
+	size := recordBytes(ser.rows) + int64(len(key.table)+len(key.symbol)+len(key.exchange)) + 512
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.series[key] != ser {
