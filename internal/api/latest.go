@@ -178,6 +178,12 @@ func (l *latest) update(ctx context.Context, k record.Any, key latestKey, ser *l
 	}
 	ser.ref, ser.pos, ser.rows, ser.all = head.SnapshotRef, to, held, !page.Full
 	l.add(key, ser, k, rows)
+	if !complete {
+		// The rows lack records the tail lost and the lake does not have
+		// yet: the next read goes to the lake again rather than carry
+		// the gap forward.
+		ser.ref = nil
+	}
 	return !complete, nil
 }
 

@@ -201,6 +201,11 @@ func TestFreshReadsCrossTheLakeAndTailOnce(t *testing.T) {
 	// A tail too small to hold what the lake lacks says the answer is
 	// incomplete rather than pretending.
 	testutil.WaitFor(t, "the small tail to admit it", 30*time.Second, func() bool { return small.query(t, all).Meta.Incomplete })
+	// The latest records kept in memory admit it too, and do not keep the
+	// gap once the lake has what the tail lost (checked below).
+	if !small.query(t, map[string]any{"symbol": "ETHUSDT", "limit": 1000}).Meta.Incomplete {
+		t.Error("the latest ETHUSDT from a tail that lost records does not say it is incomplete")
+	}
 
 	// The sink catches up; the boundary moves; still each trade once.
 	sink2 := start(t, "sink", remote(nil), Parts{Sink: true})
@@ -212,5 +217,11 @@ func TestFreshReadsCrossTheLakeAndTailOnce(t *testing.T) {
 	}
 	if small.query(t, all).Meta.Incomplete {
 		t.Error("the small tail still says incomplete once the lake holds everything")
+	}
+	fast := small.query(t, map[string]any{"symbol": "ETHUSDT", "limit": 1000})
+	long := small.query(t, map[string]any{"symbols": []string{"ETHUSDT"}, "limit": 1000})
+	if fast.Meta.Incomplete || len(fast.Data) != 1000 || fmt.Sprint(fast.Data) != fmt.Sprint(long.Data) {
+		t.Errorf("the latest ETHUSDT from memory after the sink caught up: %d trades (incomplete %v), the long way %d",
+			len(fast.Data), fast.Meta.Incomplete, len(long.Data))
 	}
 }
