@@ -102,7 +102,10 @@ func (l *latest) page(ctx context.Context, k record.Any, q query.RecordQuery, n 
 		ser.mu.Unlock()
 		return nil, err
 	}
-	rows, all := ser.rows, ser.all
+	rows, all, ref := ser.rows, ser.all, ser.ref
+	if ref == nil { // read from the lake at head, the tail short of it
+		ref = head.SnapshotRef
+	}
 	rows.Retain()
 	ser.mu.Unlock()
 	defer rows.Release()
@@ -124,7 +127,7 @@ func (l *latest) page(ctx context.Context, k record.Any, q query.RecordQuery, n 
 		return nil, nil
 	}
 	m = min(m, n)
-	return &latestPage{Page: &query.Page{Rows: rows.NewSlice(0, int64(m)), Snapshot: head.SnapshotRef, Full: m == n},
+	return &latestPage{Page: &query.Page{Rows: rows.NewSlice(0, int64(m)), Snapshot: ref, Full: m == n},
 		incomplete: incomplete}, nil
 }
 
@@ -156,7 +159,12 @@ func (l *latest) update(ctx context.Context, k record.Any, key latestKey, ser *l
 		rows, complete, to := l.tail.SinceTo(ctx, k, ser.pos, tq)
 		if complete {
 			l.reads.WithLabelValues("stream").Inc()
-			ser.ref, ser.pos = head.SnapshotRef, to
+			ser.pos = to
+			if reached(to, head.Offsets) {
+				// Else the tail is behind the sink: the rows stay those of
+				// the older snapshot and the stream after it.
+				ser.ref = head.SnapshotRef
+			}
 			if len(rows) > 0 {
 				l.add(key, ser, k, rows)
 			}
@@ -185,6 +193,19 @@ func (l *latest) update(ctx context.Context, k record.Any, key latestKey, ser *l
 		ser.ref = nil
 	}
 	return !complete, nil
+}
+
+// reached reports whether the stream positions to are at or past every
+// offset of off.
+func reached(to, off lake.Offsets) bool {
+	for t, ps := range off {
+		for p, o := range ps {
+			if got, ok := to.Get(t, p); !ok || got < o {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // add puts the stream's rows into ser, keeping the newest latestRows: in

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/record"
 )
 
@@ -29,6 +30,33 @@ func TestLatestStaysWithinItsBytes(t *testing.T) {
 	for key := range l.series {
 		if key.symbol < "NOSUCH090" {
 			t.Errorf("%s kept while newer ones went", key.symbol)
+		}
+	}
+}
+
+// Memory is carried to a newer snapshot only when the tail has read up to
+// every offset that snapshot records: a tail behind the sink leaves it at
+// the older one.
+func TestReached(t *testing.T) {
+	offsets := func(pairs ...int64) lake.Offsets {
+		o := lake.Offsets{}
+		for i := 0; i < len(pairs); i += 2 {
+			o.Set("market.crypto.trades.binance", int32(pairs[i]), pairs[i+1])
+		}
+		return o
+	}
+	for _, tc := range []struct {
+		to, off lake.Offsets
+		want    bool
+	}{
+		{offsets(0, 10, 1, 5), offsets(0, 10, 1, 5), true},
+		{offsets(0, 11, 1, 9), offsets(0, 10, 1, 5), true},
+		{offsets(0, 9, 1, 9), offsets(0, 10, 1, 5), false},
+		{offsets(0, 10), offsets(0, 10, 1, 5), false}, // a partition the tail has not read
+		{offsets(0, 10), lake.Offsets{}, true},
+	} {
+		if got := reached(tc.to, tc.off); got != tc.want {
+			t.Errorf("reached(%v, %v) = %v", tc.to, tc.off, got)
 		}
 	}
 }
