@@ -29,6 +29,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/lake"
@@ -96,6 +97,10 @@ type Engine struct {
 	m     *metrics
 	// warmed is the trades snapshot WarmBars last warmed.
 	warmed atomic.Int64
+	// background are Head's metadata refreshes in flight; loads, the
+	// metadata reads under way.
+	background sync.WaitGroup
+	loads      singleflight.Group
 
 	mu     sync.Mutex
 	tables map[string]*tableState
@@ -117,8 +122,9 @@ type tableState struct {
 	headOnce sync.Once
 	head     *Head
 	// checked is when the catalog last named this metadata file (unix
-	// nanoseconds).
-	checked atomic.Int64
+	// nanoseconds); refreshing, that Head is asking it again.
+	checked    atomic.Int64
+	refreshing atomic.Bool
 }
 
 // New opens an in-process DuckDB database confined to the lake.
@@ -204,6 +210,7 @@ func New(l *lake.Lake, opts Options) (*Engine, error) {
 
 // Close releases DuckDB.
 func (e *Engine) Close() error {
+	e.background.Wait()
 	e.pool.close()
 	e.db.Close()
 	return e.conn.Close()
@@ -244,16 +251,38 @@ func (e *Engine) load(ctx context.Context, name string) (*tableState, error) {
 		st.checked.Store(now)
 		return st, nil
 	}
-	tbl, err := e.lake.Load(ctx, name)
+	// Reads arriving together after a commit read its metadata once.
+	v, err, _ := e.loads.Do(name+"\x00"+loc, func() (any, error) {
+		tbl, err := e.lake.Load(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		st := &tableState{location: tbl.MetadataLocation(), tbl: tbl, files: map[int64][]dataFile{}}
+		st.checked.Store(now)
+		e.mu.Lock()
+		e.tables[name] = st
+		e.mu.Unlock()
+		return st, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	st = &tableState{location: tbl.MetadataLocation(), tbl: tbl, files: map[int64][]dataFile{}}
-	st.checked.Store(now)
-	e.mu.Lock()
-	e.tables[name] = st
-	e.mu.Unlock()
-	return st, nil
+	return v.(*tableState), nil
+}
+
+// loadFor returns the table as a read as of asOf needs it: a read of a
+// snapshot the engine already holds needs no catalog lookup, since a
+// snapshot never changes.
+func (e *Engine) loadFor(ctx context.Context, name string, asOf AsOf) (*tableState, error) {
+	if asOf.SnapshotID != 0 {
+		e.mu.Lock()
+		st := e.tables[name]
+		e.mu.Unlock()
+		if st != nil && st.tbl.SnapshotByID(asOf.SnapshotID) != nil {
+			return st, nil
+		}
+	}
+	return e.load(ctx, name)
 }
 
 // snapshot resolves asOf against the table. A nil snapshot means the table

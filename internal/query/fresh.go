@@ -223,24 +223,47 @@ type Head struct {
 // since was the stream's, or a compaction.
 func (h *Head) Extends(id int64) bool { return h.streamed[id] }
 
-// headRecheck is how long Head trusts the catalog's last answer. Readers
-// of the head (the latest records kept in memory) take what the stream
-// brought after it from the stream, so a head a moment old loses them
-// nothing; only a load by another writer is seen up to this much later.
+// headRecheck is how often Head asks the catalog again. Readers of the
+// head (the latest records kept in memory) take what the stream brought
+// after it from the stream, so a head a moment old loses them nothing;
+// only a load by another writer is seen later, by this and the time to
+// read the new metadata.
 const headRecheck = 100 * time.Millisecond
 
-// Head returns table's current snapshot as the catalog named it at most
-// headRecheck ago, worked out once per metadata version.
+// Head returns table's current snapshot as the catalog last named it,
+// worked out once per metadata version. It never waits for the catalog
+// but the first time: past headRecheck it answers what it has while one
+// refresh reads the new metadata in the background (a table with many
+// snapshots takes tens of milliseconds to read, which every read arriving
+// meanwhile would otherwise wait for).
 func (e *Engine) Head(ctx context.Context, table string) (*Head, error) {
 	e.mu.Lock()
 	st := e.tables[table]
 	e.mu.Unlock()
-	if st == nil || time.Since(time.Unix(0, st.checked.Load())) >= headRecheck {
+	switch {
+	case st == nil:
 		var err error
 		if st, err = e.load(ctx, table); err != nil {
 			return nil, err
 		}
+	case time.Since(time.Unix(0, st.checked.Load())) >= headRecheck && st.refreshing.CompareAndSwap(false, true):
+		e.background.Go(func() {
+			defer st.refreshing.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), e.opts.Timeout)
+			defer cancel()
+			fresh, err := e.load(ctx, table)
+			if err != nil {
+				e.log.Warn("reading the table's metadata failed", "table", table, "error", err)
+				return
+			}
+			fresh.headOf() // worked out here too, not by the next reader
+		})
 	}
+	return st.headOf(), nil
+}
+
+// headOf works out the table's head once.
+func (st *tableState) headOf() *Head {
 	st.headOnce.Do(func() {
 		snap := st.tbl.CurrentSnapshot()
 		h := &Head{SnapshotRef: refOf(st, snap), streamed: map[int64]bool{}}
@@ -254,5 +277,5 @@ func (e *Engine) Head(ctx context.Context, table string) (*Head, error) {
 		}
 		st.head = h
 	})
-	return st.head, nil
+	return st.head
 }
