@@ -44,7 +44,7 @@ func (e *Engine) PrevailingQuotes(ctx context.Context, q QuoteJoin) ([]*md.Quote
 		return out, nil
 	}
 	table := record.Quote.Table.Name
-	st, err := e.load(ctx, table)
+	st, err := e.loadFor(ctx, table, q.AsOf)
 	if err != nil {
 		return nil, err
 	}

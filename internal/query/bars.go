@@ -1,6 +1,7 @@
 package query
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"database/sql"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -218,7 +220,7 @@ func (e *Engine) Aggregates(ctx context.Context, q BarQuery) (out []Aggregate, e
 	if q.From != 0 && q.To != 0 && q.To <= q.From {
 		return nil, fmt.Errorf("time range is empty: to (%s) is not after from (%s)", q.To, q.From)
 	}
-	st, err := e.load(ctx, record.Trade.Table.Name)
+	st, err := e.loadFor(ctx, record.Trade.Table.Name, q.AsOf)
 	if err != nil {
 		return nil, err
 	}
@@ -431,6 +433,9 @@ func (e *Engine) fileMinutes(ctx context.Context, f dataFile) ([]minute, error) 
 		// The cache holds the default bars: without non-market prints.
 		m, err := e.minutes(ctx, paths, filterWhere(Filter{ExcludeConditions: md.NonMarketConditions}, `"timestamp"`), false)
 		if err == nil {
+			slices.SortFunc(m, func(a, b minute) int { // for cachedMinutes' search
+				return cmp.Or(strings.Compare(a.symbol, b.symbol), strings.Compare(a.exchange, b.exchange), cmp.Compare(a.m, b.m))
+			})
 			e.minuteCache.put(f.location, m)
 		}
 		return m, err
@@ -449,15 +454,44 @@ func (e *Engine) cachedMinutes(ctx context.Context, files []dataFile, f Filter) 
 		if err != nil {
 			return nil, err
 		}
-		for _, mn := range mins {
-			t := mn.m * microsPerMinute
-			if !f.holds(mn.symbol, mn.exchange, md.Timestamp(t)) {
-				continue
+		if f.Symbol == "" {
+			for _, mn := range mins {
+				if f.holds(mn.symbol, mn.exchange, md.Timestamp(mn.m*microsPerMinute)) {
+					out = append(out, mn)
+				}
 			}
-			out = append(out, mn)
+			continue
 		}
+		out = appendSymbolMinutes(out, mins, f)
 	}
 	return out, nil
+}
+
+// appendSymbolMinutes appends the minutes of f's symbol that f holds,
+// found by binary search in mins (sorted by symbol, exchange, minute):
+// a symbol-day's file holds 1,440 minutes, an hour's bars want 60.
+func appendSymbolMinutes(out, mins []minute, f Filter) []minute {
+	n := len(mins)
+	i := sort.Search(n, func(i int) bool { return mins[i].symbol >= f.Symbol })
+	for i < n && mins[i].symbol == f.Symbol {
+		ex := mins[i].exchange
+		end := i + sort.Search(n-i, func(k int) bool { return mins[i+k].symbol != f.Symbol || mins[i+k].exchange != ex })
+		k := i
+		if f.From != 0 {
+			k += sort.Search(end-i, func(k int) bool { return md.Timestamp(mins[i+k].m*microsPerMinute) >= f.From })
+		}
+		for ; k < end; k++ {
+			t := md.Timestamp(mins[k].m * microsPerMinute)
+			if f.To != 0 && t >= f.To {
+				break
+			}
+			if f.holds(mins[k].symbol, mins[k].exchange, t) {
+				out = append(out, mins[k])
+			}
+		}
+		i = end
+	}
+	return out
 }
 
 // WarmBars computes the minute aggregates of the current trades

@@ -108,6 +108,20 @@ func (e *Engine) snapshotFiles(ctx context.Context, st *tableState, snap *table.
 	if ok {
 		return cached, nil
 	}
+	// Reads arriving together after a commit list its files once: a
+	// compaction's new manifests take tens of milliseconds to decode.
+	v, err, _ := e.loads.Do(fmt.Sprintf("files\x00%s\x00%d\x00%s", st.location, snap.SnapshotID, timeCol), func() (any, error) {
+		return e.listFiles(ctx, st, snap, timeCol)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]dataFile), nil
+}
+
+// listFiles reads a snapshot's data files from its manifests (each
+// manifest's once, while the index holds it) and keeps them with st.
+func (e *Engine) listFiles(ctx context.Context, st *tableState, snap *table.Snapshot, timeCol string) ([]dataFile, error) {
 	tbl := st.tbl
 	fs, err := tbl.FS(ctx)
 	if err != nil {

@@ -80,7 +80,11 @@ func (e *Engine) Records(ctx context.Context, tableName string, q RecordQuery) (
 	if err != nil {
 		return nil, err
 	}
-	st, err := e.load(ctx, tableName)
+	var at AsOf
+	if snap != nil {
+		at.SnapshotID = snap.SnapshotID
+	}
+	st, err := e.loadFor(ctx, tableName, at) // the snapshot just read: held
 	if err != nil {
 		return nil, err
 	}

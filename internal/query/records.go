@@ -216,7 +216,7 @@ func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns stri
 	if err := q.validate(); err != nil {
 		return nil, err
 	}
-	st, err := e.load(ctx, tableName)
+	st, err := e.loadFor(ctx, tableName, q.AsOf)
 	if err != nil {
 		return nil, err
 	}
