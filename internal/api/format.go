@@ -33,6 +33,8 @@ type columns struct {
 	derive bool
 	sym    int // the symbol and key columns in the table's rows
 	key    int
+	// decimals are the decimal columns (the min_/max_ parameters).
+	decimals []string
 	// pick, when set, are the columns of full answered (fields=).
 	pick []int
 	full *arrow.Schema
@@ -54,6 +56,11 @@ func makeColumns(k record.Any) *columns {
 	s := k.Describe()
 	sc := query.Schema(&s.Table)
 	c := &columns{spec: s, schema: sc, sym: sc.FieldIndices(s.Table.Symbol)[0], key: sc.FieldIndices(s.Table.Key)[0]}
+	for _, f := range sc.Fields() {
+		if f.Type.ID() == arrow.DECIMAL128 {
+			c.decimals = append(c.decimals, f.Name)
+		}
+	}
 	for _, d := range s.Derived {
 		if d == "message_id" {
 			c.derive = true

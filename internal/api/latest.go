@@ -53,12 +53,14 @@ type latestSeries struct {
 	// carried to; pos is where in the stream its records end.
 	ref *query.SnapshotRef
 	pos lake.Offsets
-	// rows are the newest records, newest first, at most latestRows; all
-	// says they are every record of the series.
-	rows arrow.RecordBatch
-	all  bool
-	size int64
-	used atomic.Int64 // unix nanoseconds of the last read, for eviction
+	// recent and rows are the newest records, newest first: the ones that
+	// arrived lately (at most foldRows, nil when none) before the rest;
+	// all says they are every record of the series.
+	recent arrow.RecordBatch
+	rows   arrow.RecordBatch
+	all    bool
+	size   int64
+	used   atomic.Int64 // unix nanoseconds of the last read, for eviction
 }
 
 func newLatest(e *query.Engine, t *tail.Tail, maxBytes int64, reg prometheus.Registerer) *latest {
@@ -82,7 +84,8 @@ func (l *latest) serves(def *lake.TableDef, req *recordRequest, n int) bool {
 // Snapshot and the stream's after it, merged.
 type latestPage struct {
 	*query.Page
-	incomplete bool // the tail lost records the lake does not have yet
+	rest       []arrow.RecordBatch // the page's further rows, after Rows
+	incomplete bool                // the tail lost records the lake does not have yet
 }
 
 // page answers the first n rows of such a read (newest first, from q.From
@@ -102,32 +105,60 @@ func (l *latest) page(ctx context.Context, k record.Any, q query.RecordQuery, n 
 		ser.mu.Unlock()
 		return nil, err
 	}
-	rows, all, ref := ser.rows, ser.all, ser.ref
+	all, ref := ser.all, ser.ref
 	if ref == nil { // read from the lake at head, the tail short of it
 		ref = head.SnapshotRef
 	}
-	rows.Retain()
+	var held []arrow.RecordBatch
+	for _, r := range []arrow.RecordBatch{ser.recent, ser.rows} {
+		if r != nil && r.NumRows() > 0 {
+			r.Retain()
+			held = append(held, r)
+		}
+	}
 	ser.mu.Unlock()
-	defer rows.Release()
 	ser.used.Store(time.Now().UnixNano())
 
 	// The rows from q.From on lead (newest first); past them the cache
 	// answers only when it shows where they end.
-	m, ended := int(rows.NumRows()), false
-	if q.From != 0 {
-		times := rows.Column(rows.Schema().FieldIndices(def.Time)[0]).(*array.Timestamp)
-		for i := range m {
-			if md.Timestamp(times.Value(i)) < q.From {
-				m, ended = i, true
-				break
+	var parts []arrow.RecordBatch
+	got, ended := 0, false
+	for _, r := range held {
+		m := 0
+		if got < n && !ended {
+			m = int(r.NumRows())
+			if q.From != 0 {
+				times := r.Column(r.Schema().FieldIndices(def.Time)[0]).(*array.Timestamp)
+				for i := range m {
+					if md.Timestamp(times.Value(i)) < q.From {
+						m, ended = i, true
+						break
+					}
+				}
 			}
+			m = min(m, n-got)
 		}
+		switch {
+		case m == 0:
+			r.Release()
+		case m == int(r.NumRows()):
+			parts = append(parts, r) // whole: no slice to make
+		default:
+			parts = append(parts, r.NewSlice(0, int64(m)))
+			r.Release()
+		}
+		got += m
 	}
-	if m < n && !ended && !all {
+	if got < n && !ended && !all {
+		for _, p := range parts {
+			p.Release()
+		}
 		return nil, nil
 	}
-	m = min(m, n)
-	return &latestPage{Page: &query.Page{Rows: rows.NewSlice(0, int64(m)), Snapshot: ref, Full: m == n},
+	if len(parts) == 0 {
+		parts = append(parts, concat(columnsOf(k).schema, nil))
+	}
+	return &latestPage{Page: &query.Page{Rows: parts[0], Snapshot: ref, Full: got == n}, rest: parts[1:],
 		incomplete: incomplete}, nil
 }
 
@@ -181,10 +212,12 @@ func (l *latest) update(ctx context.Context, k record.Any, key latestKey, ser *l
 	rows, complete, to := l.tail.SinceTo(ctx, k, head.Offsets, tq)
 	held := columnsOf(k).all(page.Rows) // message ids derived once
 	page.Release()
-	if ser.rows != nil {
-		ser.rows.Release()
+	for _, r := range []arrow.RecordBatch{ser.recent, ser.rows} {
+		if r != nil {
+			r.Release()
+		}
 	}
-	ser.ref, ser.pos, ser.rows, ser.all = head.SnapshotRef, to, held, !page.Full
+	ser.ref, ser.pos, ser.recent, ser.rows, ser.all = head.SnapshotRef, to, nil, held, !page.Full
 	l.add(key, ser, k, rows)
 	if !complete {
 		// The rows lack records the tail lost and the lake does not have
@@ -208,9 +241,15 @@ func reached(to, off lake.Offsets) bool {
 	return true
 }
 
-// add puts the stream's rows into ser, keeping the newest latestRows: in
-// front when they all follow the newest held, as a stream mostly
-// arrives, else merged in their places. The caller holds ser.mu.
+// foldRows bounds a series' recent records: new records go in front of
+// the rest in a small record of their own, folded into the rest when it
+// outgrows this, so keeping up costs a copy of the series per this many
+// records, not per read.
+const foldRows = 128
+
+// add puts the stream's rows into ser, keeping at least the newest
+// latestRows: in front when they all follow the newest held, as a stream
+// mostly arrives, else merged in their places. The caller holds ser.mu.
 func (l *latest) add(key latestKey, ser *latestSeries, k record.Any, rows []record.Row) {
 	if len(rows) == 0 {
 		l.account(key, ser)
@@ -224,17 +263,25 @@ func (l *latest) add(key latestKey, ser *latestSeries, k record.Any, rows []reco
 	fresh := cols.all(m.tail) // message ids derived once
 	m.tail.Release()
 	m.tail = fresh
-	held := ser.rows
-	var parts []arrow.RecordBatch
-	if held.NumRows() == 0 || after(query.PositionOf(def, held, 0), m.tailPos[len(m.tailPos)-1], true) {
+	before := ser.count()
+	newest := ser.recent
+	if newest == nil || newest.NumRows() == 0 {
+		newest = ser.rows
+	}
+	if newest.NumRows() == 0 || after(query.PositionOf(def, newest, 0), m.tailPos[len(m.tailPos)-1], true) {
 		fresh.Retain()
-		parts = append(parts, fresh)
-		if keep := min(held.NumRows(), int64(latestRows-len(rows))); keep > 0 {
-			parts = append(parts, held.NewSlice(0, keep))
+		parts := []arrow.RecordBatch{fresh}
+		if ser.recent != nil {
+			parts = append(parts, ser.recent)
+		}
+		ser.recent = concat(cols.schema, parts)
+		if ser.recent.NumRows() > foldRows {
+			ser.fold(cols.schema)
 		}
 	} else {
-		held.Retain() // the merger releases it
-		m.setLake(&query.Page{Rows: held})
+		ser.fold(cols.schema)
+		m.setLake(&query.Page{Rows: ser.rows})
+		var parts []arrow.RecordBatch
 		for total := 0; total < latestRows; {
 			rec, _, ok := m.next(latestRows - total)
 			if !ok {
@@ -243,17 +290,35 @@ func (l *latest) add(key latestKey, ser *latestSeries, k record.Any, rows []reco
 			parts = append(parts, rec)
 			total += int(rec.NumRows())
 		}
-	}
-	n := 0
-	for _, p := range parts {
-		n += int(p.NumRows())
+		ser.rows = concat(cols.schema, parts)
 	}
 	// Nothing was cut: every row held and every new one (the tail's
 	// limit not reached) kept.
-	ser.all = ser.all && int(held.NumRows())+len(rows) == n && len(rows) < latestRows
-	ser.rows = concat(cols.schema, parts)
-	held.Release()
+	ser.all = ser.all && before+len(rows) == ser.count() && len(rows) < latestRows
 	l.account(key, ser)
+}
+
+// count is how many records ser holds.
+func (ser *latestSeries) count() int {
+	n := int(ser.rows.NumRows())
+	if ser.recent != nil {
+		n += int(ser.recent.NumRows())
+	}
+	return n
+}
+
+// fold puts the recent records in front of the rest, keeping the newest
+// latestRows.
+func (ser *latestSeries) fold(sc *arrow.Schema) {
+	if ser.recent == nil {
+		return
+	}
+	parts := []arrow.RecordBatch{ser.recent}
+	if keep := min(ser.rows.NumRows(), int64(latestRows)-ser.recent.NumRows()); keep > 0 {
+		parts = append(parts, ser.rows.NewSlice(0, keep))
+	}
+	ser.rows.Release()
+	ser.rows, ser.recent = concat(sc, parts), nil
 }
 
 // account keeps the cache within its bytes: the series read longest ago
@@ -262,6 +327,9 @@ func (l *latest) account(key latestKey, ser *latestSeries) {
 	// An entry costs something even empty: symbols nobody trades, asked
 	// for one after another, are bounded too.
 	size := recordBytes(ser.rows) + int64(len(key.table)+len(key.symbol)+len(key.exchange)) + 512
+	if ser.recent != nil {
+		size += recordBytes(ser.recent)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.series[key] != ser {

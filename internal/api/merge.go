@@ -22,7 +22,8 @@ type merger struct {
 
 	lake    arrow.RecordBatch
 	li      int
-	lakeEnd bool // no page follows the current one
+	queued  []arrow.RecordBatch // the page's further records, after lake
+	lakeEnd bool                // no page follows the current one
 
 	tail    arrow.RecordBatch
 	tailPos []query.Position
@@ -32,11 +33,22 @@ type merger struct {
 	incomplete bool
 }
 
-func (m *merger) setLake(p *query.Page) {
+func (m *merger) setLake(p *query.Page, more ...arrow.RecordBatch) {
 	if m.lake != nil {
 		m.lake.Release()
 	}
-	m.lake, m.li = p.Rows, 0
+	m.lake, m.li, m.queued = p.Rows, 0, more
+	m.advance()
+}
+
+// advance moves to the page's next record once the current one is spent.
+func (m *merger) advance() {
+	for len(m.queued) > 0 && (m.lake == nil || m.li >= int(m.lake.NumRows())) {
+		if m.lake != nil {
+			m.lake.Release()
+		}
+		m.lake, m.li, m.queued = m.queued[0], 0, m.queued[1:]
+	}
 }
 
 // setTail takes the stream's records after the snapshot, in any order.
@@ -74,14 +86,19 @@ func (m *merger) lakeFirst(a query.Position) bool {
 func (m *merger) next(max int) (arrow.RecordBatch, query.Position, bool) {
 	switch {
 	case !m.lakeDone():
-		start := m.li
+		defer m.advance()
+		start, n := m.li, int(m.lake.NumRows())
 		if m.tailDone() { // no position to compare with
-			m.li = min(int(m.lake.NumRows()), start+max)
+			m.li = min(n, start+max)
 		}
-		for m.li < int(m.lake.NumRows()) && m.li-start < max && m.lakeFirst(query.PositionOf(m.def, m.lake, m.li)) {
+		for m.li < n && m.li-start < max && m.lakeFirst(query.PositionOf(m.def, m.lake, m.li)) {
 			m.li++
 		}
-		if m.li > start {
+		switch {
+		case start == 0 && m.li == n: // whole: no slice to make
+			m.lake.Retain()
+			return m.lake, query.PositionOf(m.def, m.lake, n-1), true
+		case m.li > start:
 			return m.lake.NewSlice(int64(start), int64(m.li)), query.PositionOf(m.def, m.lake, m.li-1), true
 		}
 	case !m.lakeEnd:
@@ -101,6 +118,9 @@ func (m *merger) next(max int) (arrow.RecordBatch, query.Position, bool) {
 func (m *merger) release() {
 	if m.lake != nil {
 		m.lake.Release()
+	}
+	for _, r := range m.queued {
+		r.Release()
 	}
 	if m.tail != nil {
 		m.tail.Release()

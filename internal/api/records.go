@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -65,8 +66,26 @@ var (
 	postLimits = limits{1_000, 100_000} // and its POST query routes
 )
 
-// recordParams are the parameters a kind's record routes take.
+// recordParams are the parameters a kind's record routes take, declared
+// once per kind and limits (each request reads its own by them).
 func recordParams(k record.Any, lim limits) []param {
+	key := paramsKey{k.Describe().Table.Name, lim}
+	if ps, ok := kindParams.Load(key); ok {
+		return ps.([]param)
+	}
+	ps := makeRecordParams(k, lim)
+	kindParams.Store(key, ps)
+	return ps
+}
+
+type paramsKey struct {
+	table string
+	lim   limits
+}
+
+var kindParams sync.Map // paramsKey → []param
+
+func makeRecordParams(k record.Any, lim limits) []param {
 	out := []param{symbolParam, symbolsParam, exchangeParam, exchangesParam}
 	if k.Describe().Table.Time != "" {
 		out = append(out, startParam, endParam)
@@ -109,15 +128,7 @@ func named(decls []param, name string) param {
 	panic("no parameter " + name) // a declaration of this package
 }
 
-func decimalColumns(k record.Any) []string {
-	var out []string
-	for _, f := range columnsOf(k).schema.Fields() {
-		if f.Type.ID() == arrow.DECIMAL128 {
-			out = append(out, f.Name)
-		}
-	}
-	return out
-}
+func decimalColumns(k record.Any) []string { return columnsOf(k).decimals }
 
 // The parameters of the recent routes, and of the event streams.
 var (
@@ -313,9 +324,17 @@ func (s *Server) readRecords(w http.ResponseWriter, r *http.Request, k record.An
 					joinRows = req.join.open(s, req.fresh, page.Snapshot, req.q.AsOf)
 				}
 			}
-			src.setLake(page)
-			if n := page.Rows.NumRows(); n > 0 {
-				p := query.PositionOf(def, page.Rows, int(n-1))
+			end := page.Rows // the page's last record, where the next begins
+			if mem != nil {
+				src.setLake(page, mem.rest...)
+				if len(mem.rest) > 0 {
+					end = mem.rest[len(mem.rest)-1]
+				}
+			} else {
+				src.setLake(page)
+			}
+			if n := end.NumRows(); n > 0 {
+				p := query.PositionOf(def, end, int(n-1))
 				q.After = &p
 			}
 			if !page.Full {

@@ -75,6 +75,10 @@ func writeData(w http.ResponseWriter, m meta, data any, count int) {
 	if count >= 0 {
 		m.Count = &count
 	}
+	if a, ok := data.(jsonAppender); ok {
+		writeAppended(w, m, a)
+		return
+	}
 	if v := reflect.ValueOf(data); v.Kind() == reflect.Slice && v.IsNil() {
 		data = []any{} // an empty list is [], never null
 	}
@@ -87,6 +91,26 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, messag
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, status, failure{Error: errorMessage{Code: code, Message: message, Details: details}, Meta: newMeta(r)})
+}
+
+// jsonAppender is data that writes its own JSON (barList), exactly as
+// encoding/json would.
+type jsonAppender interface{ appendJSON(b []byte) []byte }
+
+// writeAppended writes the success shape as writeJSON does, the data
+// appended by itself.
+func writeAppended(w http.ResponseWriter, m meta, data jsonAppender) {
+	var o objects
+	b := append(o.take(), `{"success":true,"data":`...)
+	b = data.appendJSON(b)
+	mb, err := json.Marshal(m)
+	if err != nil {
+		panic(err) // meta is plain data
+	}
+	b = append(append(append(b, `,"meta":`...), mb...), '}', '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	o.write(w, b)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

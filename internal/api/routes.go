@@ -136,7 +136,7 @@ func (s *Server) bars(w http.ResponseWriter, r *http.Request, p *params) {
 	q := p.barQuery(intervalParam.name, p.value(intervalParam), s.o.MaxSpan)
 	s.answer(w, r, p.err, func(ctx context.Context, m *meta) (any, int, error) {
 		rows, err := s.freshBars(ctx, q, m)
-		return query.BarsOf(rows), len(rows), err
+		return barList(query.BarsOf(rows)), len(rows), err
 	})
 }
 
