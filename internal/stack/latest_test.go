@@ -26,7 +26,10 @@ import (
 func TestLatestFromMemoryIsTheLongWaysAnswer(t *testing.T) {
 	t.Parallel()
 	b := newBoundary(t)
-	small := start(t, "api", b.remote(func(c *config.Config) { c.API.TailBytes = 4 << 10 }), Parts{API: true})
+	// APIs of their own, unlimited: the test reads more than 100 times a
+	// minute.
+	api := start(t, "api", b.remote(func(c *config.Config) { c.API.RateLimit = "off" }), Parts{API: true})
+	small := start(t, "api", b.remote(func(c *config.Config) { c.API.TailBytes, c.API.RateLimit = 4<<10, "off" }), Parts{API: true})
 	p, err := b.broker.Producer("latest-test")
 	if err != nil {
 		t.Fatal(err)
@@ -41,9 +44,13 @@ func TestLatestFromMemoryIsTheLongWaysAnswer(t *testing.T) {
 				t.Fatal(err)
 			}
 			sent++
-			if produced++; produced%500 == 0 {
-				p.Flush(ctx) // several sink commits per round
-				time.Sleep(30 * time.Millisecond)
+			if produced++; produced%100 == 0 {
+				// Several sink commits per round, and reads between
+				// them: memory takes the stream in small steps.
+				p.Flush(ctx)
+				time.Sleep(10 * time.Millisecond)
+				api.query(t, map[string]any{"symbol": "ETHUSDT", "limit": 100})
+				small.query(t, map[string]any{"symbol": "ETHUSDT", "limit": 100})
 			}
 		}
 		p.Flush(ctx)
@@ -93,12 +100,12 @@ func TestLatestFromMemoryIsTheLongWaysAnswer(t *testing.T) {
 	}
 
 	produce(3000)
-	same("first read", b.api, lastETH())
+	same("first read", api, lastETH())
 	same("first read, small tail", small, lastETH())
 	produce(3000)
-	same("after stream commits", b.api, lastETH())
+	same("after stream commits", api, lastETH())
 	same("after stream commits, small tail", small, lastETH())
-	if n := latestReads(t, b.api, "stream"); n == 0 {
+	if n := latestReads(t, api, "stream"); n == 0 {
 		t.Error("no series was brought forward from the stream")
 	}
 
@@ -115,7 +122,7 @@ func TestLatestFromMemoryIsTheLongWaysAnswer(t *testing.T) {
 		sent++
 	}
 	p.Flush(ctx)
-	same("after late trades", b.api, "BINANCE-LATE299")
+	same("after late trades", api, "BINANCE-LATE299")
 	same("after late trades, small tail", small, "BINANCE-LATE299")
 
 	// A load commits without offsets: the memory is read again.
@@ -133,9 +140,9 @@ func TestLatestFromMemoryIsTheLongWaysAnswer(t *testing.T) {
 	if _, err := w.Commit(ctx, loaded, nil); err != nil {
 		t.Fatal(err)
 	}
-	before := latestReads(t, b.api, "lake")
-	same("after a load", b.api, "BINANCE-L49")
-	if latestReads(t, b.api, "lake") == before {
+	before := latestReads(t, api, "lake")
+	same("after a load", api, "BINANCE-L49")
+	if latestReads(t, api, "lake") == before {
 		t.Error("the load did not make the API read the lake again")
 	}
 
@@ -144,7 +151,7 @@ func TestLatestFromMemoryIsTheLongWaysAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	produce(1000)
-	same("after a compaction", b.api, lastETH())
+	same("after a compaction", api, lastETH())
 	same("after a compaction, small tail", small, lastETH())
 }
 
