@@ -98,11 +98,11 @@ func openQuoteJoin(s *Server, fresh bool, read *query.SnapshotRef, asOf query.As
 			// Pin the quotes the lake holds; the stream holds the rest. While
 			// the table is empty nothing pins it, and a quote in both the
 			// lake and the stream prevails all the same.
-			ref, err := s.engine.Pin(ctx, record.Quote.Table.Name, query.AsOf{})
+			head, err := s.engine.Head(ctx, record.Quote.Table.Name)
 			if err != nil {
 				return nil, false, err
 			}
-			if ref != nil {
+			if ref := head.SnapshotRef; ref != nil {
 				pinned, offsets = query.AsOf{SnapshotID: ref.ID}, ref.Offsets
 			}
 			started = true

@@ -189,10 +189,13 @@ func (s *Server) freshBars(ctx context.Context, q query.BarQuery, m *meta) ([]qu
 		tq.Exchanges = []string{q.Exchange}
 	}
 	for {
-		ref, err := s.engine.Pin(ctx, record.Trade.Table.Name, query.AsOf{})
+		// The head as last seen: a moment old loses nothing, since the
+		// stream's trades after it come from the tail.
+		head, err := s.engine.Head(ctx, record.Trade.Table.Name)
 		if err != nil {
 			return nil, err
 		}
+		ref := head.SnapshotRef
 		pinned, offsets := q, lake.Offsets{}
 		if ref != nil {
 			pinned.AsOf, offsets, m.SnapshotID = query.AsOf{SnapshotID: ref.ID}, ref.Offsets, ref.ID

@@ -87,6 +87,9 @@ type Query struct {
 	Timeout        time.Duration // a query's deadline
 	MemoryLimit    string        // DuckDB's memory limit, e.g. 2GB
 	CacheBytes     int64         // local cache of S3 data files
+	// WarmShare bounds the share of one core (DuckDB's threads counted)
+	// that warming the bars cache after a commit takes; 1: no rest.
+	WarmShare float64
 }
 
 // Kafka is the cluster a process connects to.
@@ -417,6 +420,10 @@ type Maintain struct {
 	// merged into one of the next.
 	CompactQuietAfter time.Duration
 	CompactFanIn      int
+	// CompactShare bounds the share of one core compaction running beside
+	// a live system takes: it rests after each group in proportion, so
+	// queries do not queue behind it (0 or 1: no rest).
+	CompactShare float64
 	// Snapshot retention: all of the last RetainDenseFor, then one per
 	// RetainSparseEvery until ExpireOlderThan; the newest RetainLast always.
 	ExpireOlderThan   time.Duration
@@ -449,7 +456,7 @@ func Default() Config {
 		Lake:    Lake{SymbolPartition: "identity"},
 		Query: Query{
 			PoolSize: 4, AcquireTimeout: 30 * time.Second, Timeout: 30 * time.Second,
-			MemoryLimit: "2GB", CacheBytes: 10 << 30,
+			MemoryLimit: "2GB", CacheBytes: 10 << 30, WarmShare: 0.25,
 		},
 		Kafka:    Kafka{Brokers: LocalBroker, Registry: "http://" + LocalRegistry, Partitions: 6},
 		Embedded: Embedded{BrokerListen: LocalBroker, RegistryListen: LocalRegistry, BrokerKeep: 10 * time.Minute},
@@ -473,7 +480,7 @@ func Default() Config {
 		Assets: Assets{Aliases: "XBT=BTC,XDG=DOGE"},
 		Maintain: Maintain{
 			CompactMaxRows: 1_000_000, CompactSmallFileBytes: 64 << 20,
-			CompactQuietAfter: 10 * time.Minute, CompactFanIn: 4,
+			CompactQuietAfter: 10 * time.Minute, CompactFanIn: 4, CompactShare: 0.25,
 			ExpireOlderThan: 7 * 24 * time.Hour, RetainLast: 10,
 			RetainDenseFor: 10 * time.Minute, RetainSparseEvery: time.Hour,
 			OrphanMinAge: 24 * time.Hour, MetadataMinAge: 5 * time.Minute,

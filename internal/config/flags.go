@@ -74,6 +74,7 @@ func (c *Config) RegisterQuery(fs *pflag.FlagSet) {
 		fs.DurationVar(&c.Query.AcquireTimeout, "query-acquire-timeout", c.Query.AcquireTimeout, "how long a query waits for a free connection")
 		fs.DurationVar(&c.Query.Timeout, "query-timeout", c.Query.Timeout, "interrupt a query running longer than this")
 		fs.StringVar(&c.Query.MemoryLimit, "query-memory-limit", c.Query.MemoryLimit, "DuckDB memory limit, e.g. 2GB")
+		fs.Float64Var(&c.Query.WarmShare, "query-warm-share", c.Query.WarmShare, "warming the bars cache after a commit uses at most this share of one core (DuckDB's threads counted), so queries do not queue behind it; 1: no rest")
 		fs.Int64Var(&c.Query.CacheBytes, "query-cache-bytes", c.Query.CacheBytes, "local cache of S3 data files read by queries, in bytes")
 	})
 }
@@ -268,6 +269,7 @@ func (c *Config) RegisterMaintain(fs *pflag.FlagSet) {
 		fs.DurationVar(&c.Maintain.OrphanEvery, "remove-orphans-every", c.Maintain.OrphanEvery, "look for orphaned files this often")
 		fs.DurationVar(&c.Maintain.MetadataMinAge, "metadata-min-age", c.Maintain.MetadataMinAge, "each cycle, remove unreferenced metadata files older than this")
 		fs.DurationVar(&c.Maintain.CompactQuietAfter, "compact-quiet-after", c.Maintain.CompactQuietAfter, "a partition without a new file for this long has all its small files merged")
+		fs.Float64Var(&c.Maintain.CompactShare, "compact-share", c.Maintain.CompactShare, "while maintenance compacts beside a live system, use at most this share of one core (it rests between groups), so queries do not queue behind it; 0 or 1: no rest")
 		fs.IntVar(&c.Maintain.CompactFanIn, "compact-fan-in", c.Maintain.CompactFanIn, "in a partition still being written, merge this many files of one size into one")
 		fs.IntVar(&c.Maintain.MaxManifests, "max-manifests", c.Maintain.MaxManifests, "rewrite a table's manifests into few when it has more than this many")
 	})

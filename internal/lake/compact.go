@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/k2-market-data/k2/internal/config"
+	"github.com/k2-market-data/k2/internal/ops"
 )
 
 // CompactOptions tune compaction (zero values take config.Default's).
@@ -41,6 +42,16 @@ type CompactOptions struct {
 	FanIn      int
 	// Now is the time QuietAfter counts from (default time.Now).
 	Now time.Time
+	// Share, between 0 and 1, bounds the share of one core compaction
+	// takes: after each group it rests in proportion to the time the
+	// group took. 0 (k2 lake compact) rests never.
+	Share float64
+}
+
+// rest waits after a group that took busy, so that compaction keeps to
+// its share of a core.
+func (o *CompactOptions) rest(ctx context.Context, busy time.Duration) error {
+	return ops.Rest(ctx, busy, o.Share)
 }
 
 // CompactResult reports what compaction did (or would do, in a dry run).
@@ -121,9 +132,16 @@ func (l *Lake) Compact(ctx context.Context, name string, opts CompactOptions) (C
 	}
 	prefix := "compact-" + uuid.NewString()
 	for i, g := range groups {
+		begun := time.Now()
 		written, err := l.rewriteGroup(ctx, def, tbl, g, prefix, i+1)
 		if err != nil {
 			return fail(err)
+		}
+		if i < len(groups)-1 { // after the last, commit at once
+			if err := opts.rest(ctx, time.Since(begun)); err != nil {
+				newFiles = append(newFiles, written)
+				return fail(err)
+			}
 		}
 		newFiles = append(newFiles, written)
 		res.BytesAfter += written.FileSizeBytes()

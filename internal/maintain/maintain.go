@@ -143,7 +143,7 @@ func (m *Maintainer) Cycle(ctx context.Context, name string) (Report, error) {
 	o := m.o.Maintain
 	step(taskCompact, func() (err error) {
 		rep.Compact, err = m.lake.Compact(ctx, name, lake.CompactOptions{Due: true, MaxRows: o.CompactMaxRows,
-			SmallFileBytes: o.CompactSmallFileBytes, QuietAfter: o.CompactQuietAfter, FanIn: o.CompactFanIn})
+			SmallFileBytes: o.CompactSmallFileBytes, QuietAfter: o.CompactQuietAfter, FanIn: o.CompactFanIn, Share: o.CompactShare})
 		if err == nil && rep.Compact.SnapshotAfter != 0 {
 			m.m.compacted.WithLabelValues(name).Add(float64(rep.Compact.FilesBefore))
 			m.m.rewritten.WithLabelValues(name).Add(float64(rep.Compact.Rows))

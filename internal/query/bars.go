@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/record"
 )
 
@@ -515,9 +516,17 @@ func (e *Engine) WarmBars(ctx context.Context) error {
 	sortFiles(files, true) // the cache keeps the newest when it cannot keep all
 	held := 0
 	for _, f := range files {
+		_, cached := e.minuteCache.get(f.location)
+		begun := time.Now()
 		mins, err := e.fileMinutes(ctx, f)
 		if err != nil {
 			return err
+		}
+		if !cached { // DuckDB's threads were all busy meanwhile
+			busy := time.Since(begun) * time.Duration(e.opts.Threads)
+			if err := ops.Rest(ctx, busy, e.opts.WarmShare); err != nil {
+				return err
+			}
 		}
 		// Warming more than half the cache would evict what it just warmed.
 		if held += len(mins); held > maxCachedMinutes/2 {

@@ -138,6 +138,7 @@ func New(l *lake.Lake, opts Options) (*Engine, error) {
 		opts.Threads = runtime.GOMAXPROCS(0)
 	}
 	config.Or(&opts.CacheBytes, d.CacheBytes)
+	config.Or(&opts.WarmShare, d.WarmShare)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

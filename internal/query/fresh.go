@@ -10,6 +10,7 @@ import (
 
 	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
 )
 
 // Pin returns the snapshot a read of table as of asOf sees, nil while
@@ -256,7 +257,15 @@ func (e *Engine) Head(ctx context.Context, table string) (*Head, error) {
 				e.log.Warn("reading the table's metadata failed", "table", table, "error", err)
 				return
 			}
-			fresh.headOf() // worked out here too, not by the next reader
+			// Worked out here too, not by the next reader: the head, and
+			// the files of its snapshot (a compaction's new manifests
+			// take tens of milliseconds to decode).
+			h := fresh.headOf()
+			if k, err := record.ByTable(table); err == nil && h.SnapshotRef != nil {
+				if snap := fresh.tbl.SnapshotByID(h.ID); snap != nil {
+					e.snapshotFiles(ctx, fresh, snap, k.Describe().Table.Time)
+				}
+			}
 		})
 	}
 	return st.headOf(), nil
