@@ -38,6 +38,16 @@ type columns struct {
 	// pick, when set, are the columns of full answered (fields=).
 	pick []int
 	full *arrow.Schema
+	// keys are the columns' names as JSON object keys, made once.
+	keysOnce sync.Once
+	keys     [][]byte
+}
+
+// jsonKeys are the columns' names as JSON object keys, each with its
+// colon.
+func (c *columns) jsonKeys() [][]byte {
+	c.keysOnce.Do(func() { c.keys = objectKeys(c.schema) })
+	return c.keys
 }
 
 // columnsOf is a kind's client columns, made once per kind.
@@ -81,14 +91,20 @@ func (c *columns) names() []string {
 
 // with adds columns after the kind's own (a join's).
 func (c *columns) with(fields []arrow.Field) *columns {
-	p := *c
+	p := c.clone()
 	p.schema = arrow.NewSchema(append(slices.Clone(c.schema.Fields()), fields...), nil)
-	return &p
+	return p
+}
+
+// clone is a copy of c to change, its JSON keys made anew.
+func (c *columns) clone() *columns {
+	return &columns{spec: c.spec, schema: c.schema, derive: c.derive, sym: c.sym, key: c.key,
+		decimals: c.decimals, pick: c.pick, full: c.full}
 }
 
 // project keeps only the named columns, in the order given.
 func (c *columns) project(names []string) *columns {
-	p := *c
+	p := c.clone()
 	fields := make([]arrow.Field, len(names))
 	p.pick = make([]int, len(names))
 	for i, n := range names {
@@ -97,7 +113,7 @@ func (c *columns) project(names []string) *columns {
 	}
 	p.schema = arrow.NewSchema(fields, nil)
 	p.full = c.schema
-	return &p
+	return p
 }
 
 // of returns rec in the client's columns (a new reference either way).
@@ -191,7 +207,7 @@ func newStream(w http.ResponseWriter, r *http.Request, cols *columns, format str
 		s.enc = &ndjsonEncoder{}
 		h.Set("Content-Type", "application/x-ndjson")
 	default:
-		s.enc = &jsonEncoder{}
+		s.enc = &jsonEncoder{objects: objects{keys: cols.jsonKeys()}}
 		h.Set("Content-Type", "application/json")
 	}
 	h.Set("Trailer", "X-Record-Count, K2-Next-Cursor, K2-Error")
@@ -281,7 +297,9 @@ type jsonEncoder struct {
 
 func (e *jsonEncoder) begin(w io.Writer, sc *arrow.Schema) error {
 	e.first = true
-	e.keys = objectKeys(sc)
+	if e.keys == nil {
+		e.keys = objectKeys(sc)
+	}
 	_, err := io.WriteString(w, `{"data":[`)
 	return err
 }
@@ -299,18 +317,28 @@ func (e *jsonEncoder) rows(w io.Writer, rec arrow.RecordBatch) error {
 }
 
 func (e *jsonEncoder) end(w io.Writer, m meta, p *pagination) error {
-	return closeEnvelope(w, map[string]any{"meta": m, "pagination": p, "success": true}, p == nil)
+	return closeEnvelope(w, envelopeEnd{Meta: m, Pagination: p, Success: true})
 }
 
 func (e *jsonEncoder) fail(w io.Writer, er errorMessage, m meta) {
-	closeEnvelope(w, map[string]any{"meta": m, "error": er, "success": false}, false)
+	closeEnvelope(w, envelopeFailed{Error: er, Meta: m})
 }
 
-func closeEnvelope(w io.Writer, fields map[string]any, dropPagination bool) error {
-	if dropPagination {
-		delete(fields, "pagination")
-	}
-	b, err := json.Marshal(fields)
+// envelopeEnd and envelopeFailed are what follows an answer's data.
+type envelopeEnd struct {
+	Meta       meta        `json:"meta"`
+	Pagination *pagination `json:"pagination,omitempty"`
+	Success    bool        `json:"success"`
+}
+
+type envelopeFailed struct {
+	Error   errorMessage `json:"error"`
+	Meta    meta         `json:"meta"`
+	Success bool         `json:"success"`
+}
+
+func closeEnvelope(w io.Writer, end any) error {
+	b, err := json.Marshal(end)
 	if err != nil {
 		return err
 	}

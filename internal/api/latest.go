@@ -187,11 +187,9 @@ func (l *latest) update(ctx context.Context, k record.Any, key latestKey, ser *l
 		tq.Exchanges = []string{key.exchange}
 	}
 	if ser.ref != nil && head.Extends(ser.ref.ID) {
-		rows, complete, to := l.tail.SinceTo(ctx, k, ser.pos, tq)
-		if complete {
+		if rows, complete := l.tail.SinceTo(ctx, k, ser.pos, tq, ser.pos); complete {
 			l.reads.WithLabelValues("stream").Inc()
-			ser.pos = to
-			if reached(to, head.Offsets) {
+			if reached(ser.pos, head.Offsets) {
 				// Else the tail is behind the sink: the rows stay those of
 				// the older snapshot and the stream after it.
 				ser.ref = head.SnapshotRef
@@ -209,7 +207,8 @@ func (l *latest) update(ctx context.Context, k record.Any, key latestKey, ser *l
 		return false, err
 	}
 	l.reads.WithLabelValues("lake").Inc()
-	rows, complete, to := l.tail.SinceTo(ctx, k, head.Offsets, tq)
+	to := lake.Offsets{}
+	rows, complete := l.tail.SinceTo(ctx, k, head.Offsets, tq, to)
 	held := columnsOf(k).all(page.Rows) // message ids derived once
 	page.Release()
 	for _, r := range []arrow.RecordBatch{ser.recent, ser.rows} {

@@ -38,17 +38,16 @@ type candidate struct {
 // that q selects, and whether the tail still holds every record from
 // those offsets: false when it evicted some the lake does not have yet.
 func (t *Tail) Since(ctx context.Context, k record.Any, from lake.Offsets, q Query) ([]record.Row, bool) {
-	rows, complete, _ := t.SinceTo(ctx, k, from, q)
-	return rows, complete
+	return t.SinceTo(ctx, k, from, q, nil)
 }
 
-// SinceTo is Since, and also where the records read end: reading again
-// from these offsets returns only what arrived after.
-func (t *Tail) SinceTo(ctx context.Context, k record.Any, from lake.Offsets, q Query) ([]record.Row, bool, lake.Offsets) {
+// SinceTo is Since, and moves to (when not nil; it may be from itself)
+// to where the records read end: reading again from there returns only
+// what arrived after.
+func (t *Tail) SinceTo(ctx context.Context, k record.Any, from lake.Offsets, q Query, to lake.Offsets) ([]record.Row, bool) {
 	kt := t.kinds[k.Describe().Index()]
-	to := lake.Offsets{}
 	if kt == nil {
-		return nil, true, to
+		return nil, true
 	}
 	kt.mu.RLock()
 	defer kt.mu.RUnlock()
@@ -56,11 +55,7 @@ func (t *Tail) SinceTo(ctx context.Context, k record.Any, from lake.Offsets, q Q
 	complete := true
 	t.mu.Lock()
 	for _, pt := range t.parts {
-		if pt.kind != kt {
-			continue
-		}
-		to.Set(pt.topic, pt.partition, pt.next) // next changes under kt.mu only
-		if len(q.Exchanges) > 0 && !slices.Contains(q.Exchanges, pt.exchange) {
+		if pt.kind != kt || len(q.Exchanges) > 0 && !slices.Contains(q.Exchanges, pt.exchange) {
 			continue
 		}
 		if off, _ := from.Get(pt.topic, pt.partition); pt.low > off {
@@ -68,6 +63,18 @@ func (t *Tail) SinceTo(ctx context.Context, k record.Any, from lake.Offsets, q Q
 		}
 	}
 	t.mu.Unlock()
+	if to != nil {
+		// After every read of from; next changes under kt.mu only.
+		defer func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			for _, pt := range t.parts {
+				if pt.kind == kt {
+					to.Set(pt.topic, pt.partition, pt.next)
+				}
+			}
+		}()
+	}
 	var cands []candidate
 	var ties []record.Row
 	for _, g := range groups {
@@ -118,7 +125,7 @@ func (t *Tail) SinceTo(ctx context.Context, k record.Any, from lake.Offsets, q Q
 			out = append(out, row)
 		}
 	}
-	return out, complete, to
+	return out, complete
 }
 
 // of is the series of symbols (none: all). The caller holds kt.mu.
