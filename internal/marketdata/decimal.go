@@ -259,8 +259,13 @@ func DecimalFromScaled(unscaled *big.Int, scale int) (Decimal, error) {
 // rounding of SQL's ROUND and of Python's Decimal ROUND_HALF_UP), so derived
 // values such as a VWAP are reproducible by any exact computation.
 func RoundRat(r *big.Rat) (Decimal, error) {
-	scaled := new(big.Int).Mul(r.Num(), big.NewInt(unitsPerOne))
-	den := r.Denom()
+	return RoundQuo(new(big.Int).Mul(r.Num(), big.NewInt(unitsPerOne)), r.Denom())
+}
+
+// RoundQuo is num/den units (den > 0) rounded as RoundRat rounds: a
+// quotient of sums, such as a VWAP, without reducing the fraction first.
+func RoundQuo(num, den *big.Int) (Decimal, error) {
+	scaled := num
 	q, rem := new(big.Int).QuoRem(scaled, den, new(big.Int))
 	// Compare 2·|rem| with den to round half away from zero.
 	rem.Abs(rem).Lsh(rem, 1)
@@ -272,6 +277,7 @@ func RoundRat(r *big.Rat) (Decimal, error) {
 		}
 	}
 	if !q.IsInt64() || q.Int64() > MaxDecimalUnits || q.Int64() < -MaxDecimalUnits {
+		r := new(big.Rat).SetFrac(num, new(big.Int).Mul(den, big.NewInt(unitsPerOne)))
 		return 0, fmt.Errorf("%w: %s does not fit decimal(18,8)", ErrDecimal, r.FloatString(8))
 	}
 	return Decimal(q.Int64()), nil

@@ -3,7 +3,9 @@ package marketdata
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -139,5 +141,33 @@ func TestWideDecimal(t *testing.T) {
 	}
 	if b, _ := json.Marshal(WideDecimal{big20}); string(b) != `"1234567890123456.78901234"` {
 		t.Errorf("JSON %s", b)
+	}
+}
+
+// A quotient of sums is rounded to the nearest unit, halves away from
+// zero, the same as the reduced fraction, and what decimal(18,8) cannot
+// hold is refused.
+func TestRoundQuoIsRoundRat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20_000 {
+		den := big.NewInt(rng.Int64N(1_000_000_000) + 1)
+		num := new(big.Int).Mul(den, big.NewInt(rng.Int64N(1_000_000_000_000)))
+		num.Add(num, big.NewInt(rng.Int64N(den.Int64())))
+		if rng.IntN(3) == 0 { // exactly half
+			num.Mul(big.NewInt(rng.Int64N(1_000_000)*2+1), big.NewInt(1))
+			den = big.NewInt(2)
+		}
+		got, err := RoundQuo(num, den)
+		// big.Rat's formatting rounds halves away from zero too.
+		want := new(big.Rat).SetFrac(num, den).FloatString(0)
+		if err != nil || fmt.Sprint(got.Units()) != want {
+			t.Fatalf("%s/%s: %d units (%v), want %s", num, den, got.Units(), err, want)
+		}
+		if r, _ := RoundRat(new(big.Rat).SetFrac(num, new(big.Int).Mul(den, big.NewInt(unitsPerOne)))); r != got {
+			t.Fatalf("%s/%s: RoundRat %d units, RoundQuo %d", num, den, r.Units(), got.Units())
+		}
+	}
+	if _, err := RoundQuo(new(big.Int).Lsh(big.NewInt(1), 80), big.NewInt(1)); err == nil {
+		t.Error("2⁸⁰ units fit decimal(18,8)")
 	}
 }

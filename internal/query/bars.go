@@ -264,6 +264,9 @@ func mergeBars(mins []minute, q BarQuery) ([]Aggregate, error) {
 		minute
 		start, end md.Timestamp
 		parts      []*minute // for the TWAP
+		// owned: volume and notional are the window's own, not still its
+		// first minute's (the cache's), which are never changed.
+		owned bool
 	}
 	per := int64(q.Interval.Duration() / time.Minute)
 	windows := map[[2]string]map[int64]*acc{}
@@ -287,9 +290,11 @@ func mergeBars(mins []minute, q BarQuery) ([]Aggregate, error) {
 		a := byKey[key]
 		if a == nil {
 			a = &acc{minute: *mn, start: start, end: end}
-			a.volume, a.notional = new(big.Int).Set(mn.volume), new(big.Int).Set(mn.notional)
 			byKey[key] = a
 		} else {
+			if !a.owned {
+				a.volume, a.notional, a.owned = new(big.Int).Set(a.volume), new(big.Int).Set(a.notional), true
+			}
 			if mn.openKey.less(a.openKey) {
 				a.openKey, a.open = mn.openKey, mn.open
 			}
@@ -316,9 +321,8 @@ func mergeBars(mins []minute, q BarQuery) ([]Aggregate, error) {
 				Partial: q.From != 0 && a.start < q.From || q.To != 0 && a.end > q.To,
 			}}
 			if a.volume.Sign() > 0 {
-				// notional is in 10⁻¹⁶, volume in 10⁻⁸: the ratio is in whole units.
-				r := new(big.Rat).SetFrac(a.notional, new(big.Int).Mul(a.volume, big.NewInt(100_000_000)))
-				v, err := md.RoundRat(r)
+				// notional is in 10⁻¹⁶, volume in 10⁻⁸: the ratio is in units.
+				v, err := md.RoundQuo(a.notional, a.volume)
 				if err != nil {
 					return nil, err
 				}
