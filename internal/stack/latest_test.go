@@ -3,9 +3,11 @@ package stack
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,6 +103,16 @@ func TestLatestFromMemoryIsTheLongWaysAnswer(t *testing.T) {
 
 	produce(3000)
 	same("first read", api, lastETH())
+	// Every answer shape reads memory the same as the long way: CSV (no
+	// meta, so the same bytes), chosen fields, and the prevailing quote.
+	for _, q := range []string{"limit=50&format=csv", "limit=20&format=csv&fields=trade_id,price,timestamp",
+		"limit=10&format=csv&with=quote", "limit=5&format=csv&exchange=BINANCE&start_time=" + url.QueryEscape(freshBase.String())} {
+		_, fast := api.get(t, "/v1/trades?symbol=ETHUSDT&"+q)
+		_, long := api.get(t, "/v1/trades?symbols=ETHUSDT&"+q)
+		if fast != long || strings.Count(fast, "\n") < 5 {
+			t.Errorf("%s: from memory\n%.300s\nthe long way\n%.300s", q, fast, long)
+		}
+	}
 	same("first read, small tail", small, lastETH())
 	produce(3000)
 	same("after stream commits", api, lastETH())
