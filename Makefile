@@ -9,7 +9,7 @@ TESTFLAGS ?=
 # Service settings that test-unit hides so that integration tests skip.
 SERVICE_ENV := K2_TEST_POSTGRES_URL K2_TEST_S3_ENDPOINT K2_TEST_S3_BUCKET \
 	K2_TEST_S3_ACCESS_KEY K2_TEST_S3_SECRET_KEY K2_TEST_S3_REGION K2_TEST_PYTHON \
-	K2_TEST_KAFKA_BROKERS K2_TEST_REQUIRE_SERVICES
+	K2_TEST_KAFKA_BROKERS K2_TEST_PROMTOOL K2_TEST_REQUIRE_SERVICES
 
 .PHONY: build up demo bench test test-unit services-start services-stop services-status services-reset
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test-services.sh — real services for K2's integration tests.
 #
-#   scripts/test-services.sh start    start PostgreSQL, an S3 server (versitygw) and a Kafka broker, set up PyIceberg
+#   scripts/test-services.sh start    start PostgreSQL, an S3 server (versitygw) and a Kafka broker, set up PyIceberg and promtool
 #   scripts/test-services.sh stop     stop the servers, keeping their data
 #   scripts/test-services.sh env      print the `export` lines the Go tests read
 #   scripts/test-services.sh status   say what is running
@@ -35,6 +35,9 @@
 # Kafka is one combined broker + controller JVM (KRaft, node id 1, plaintext,
 # loopback only; main class kafka.Kafka, storage formatted once with
 # kafka.tools.StorageTool), needing Java 17+ and, the first time, Maven.
+#
+# promtool, which checks and unit-tests deploy/prometheus/rules, comes from
+# Debian's prometheus package (its server is never started).
 #
 # Settings (environment): K2_TEST_HOME, K2_TEST_CACHE, K2_TEST_PG_PORT (55432),
 # K2_TEST_S3_PORT (59000), K2_TEST_KAFKA_PORT (59092, clients),
@@ -93,6 +96,7 @@ KAFKA_POM="$REPO_ROOT/scripts/kafka/pom.xml"
 KAFKA_LOG4J="$REPO_ROOT/scripts/kafka/log4j2.properties"
 VENV_LINK="$K2_TEST_HOME/venv"
 PYTHON="$VENV_LINK/bin/python"
+PROMTOOL="$(command -v promtool 2>/dev/null || echo /usr/bin/promtool)"
 
 # ---------------------------------------------------------------- helpers --
 
@@ -844,6 +848,14 @@ kafka_stop() {
   if [[ $sig == KILL ]]; then rm -f "$KAFKA_CDS_DUMP"; else kafka_cds_collect; fi
 }
 
+# ---------------------------------------------------------------- promtool --
+
+promtool_ensure() {
+  ensure_cmd promtool prometheus
+  PROMTOOL="$(command -v promtool)"
+  log "promtool ready: $("$PROMTOOL" --version 2>&1 | head -n 1) ($PROMTOOL)"
+}
+
 # -------------------------------------------------------------------- env --
 
 env_lines() {
@@ -856,6 +868,7 @@ export K2_TEST_S3_ACCESS_KEY='$S3_ACCESS_KEY'
 export K2_TEST_S3_SECRET_KEY='$S3_SECRET_KEY'
 export K2_TEST_S3_REGION='$S3_REGION'
 export K2_TEST_PYTHON='$PYTHON'
+export K2_TEST_PROMTOOL='$PROMTOOL'
 export K2_TEST_KAFKA_BROKERS='$KAFKA_HOST:$KAFKA_PORT'
 EOF
 }
@@ -894,6 +907,7 @@ cmd_start() {
     kafka_fetch_pid=$!
   fi
 
+  promtool_ensure
   pg_start
   s3_start
 

@@ -1,8 +1,8 @@
 // Package testsvc gives Go tests the real services that scripts/test-services.sh
 // runs: a PostgreSQL server (Iceberg SQL catalog), an S3 server (versitygw,
 // the warehouse), an Apache Kafka broker (KRaft, one combined broker +
-// controller) and a Python venv with PyIceberg (to prove that another engine
-// reads the tables K2 writes).
+// controller), a Python venv with PyIceberg (to prove that another engine
+// reads the tables K2 writes) and promtool (to check the alert rules).
 //
 // The services are found through environment variables, which
 // `scripts/test-services.sh env` prints and `make test` (scripts/test.sh) sets:
@@ -14,6 +14,7 @@
 //	K2_TEST_S3_SECRET_KEY  its secret
 //	K2_TEST_S3_REGION      us-east-1
 //	K2_TEST_PYTHON         the venv's python (PyIceberg, pyarrow, SQLAlchemy, psycopg2)
+//	K2_TEST_PROMTOOL       Prometheus's promtool
 //	K2_TEST_KAFKA_BROKERS  127.0.0.1:59092 (plaintext; no topic auto-creation, 3 partitions by default)
 //
 // When a variable is missing the test is skipped with a message saying how to
@@ -54,6 +55,7 @@ const (
 	EnvS3SecretKey     = "K2_TEST_S3_SECRET_KEY"
 	EnvS3Region        = "K2_TEST_S3_REGION"
 	EnvPython          = "K2_TEST_PYTHON"
+	EnvPromtool        = "K2_TEST_PROMTOOL"
 	EnvKafkaBrokers    = "K2_TEST_KAFKA_BROKERS"
 	EnvRequireServices = testutil.EnvRequireServices
 )
@@ -275,9 +277,21 @@ func (c S3Config) PyIcebergArgs() []string {
 // skips the test.
 func Python(t testing.TB) string {
 	t.Helper()
-	p := need(t, "PyIceberg venv", EnvPython)
+	return needFile(t, "PyIceberg venv", EnvPython)
+}
+
+// Promtool returns the path of promtool, or skips the test.
+func Promtool(t testing.TB) string {
+	t.Helper()
+	return needFile(t, "promtool", EnvPromtool)
+}
+
+// needFile is need for a tool: the variable names a file that must exist.
+func needFile(t testing.TB, tool, name string) string {
+	t.Helper()
+	p := need(t, tool, name)
 	if _, err := os.Stat(p); err != nil {
-		msg := fmt.Sprintf("PyIceberg venv not set up: %s=%s: %v; %s", EnvPython, p, err, startHint)
+		msg := fmt.Sprintf("%s not set up: %s=%s: %v; %s", tool, name, p, err, startHint)
 		if os.Getenv(EnvRequireServices) == "1" {
 			t.Fatal(msg)
 		}

@@ -1,0 +1,306 @@
+package stack
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/k2-market-data/k2/internal/testsvc"
+	"github.com/k2-market-data/k2/internal/testutil"
+)
+
+// The alert rules and their promtool unit tests. They are tested here,
+// beside the process whose /metrics they read.
+var (
+	rulesDir      = filepath.Join("deploy", "prometheus", "rules")
+	rulesFile     = "k2-alerts.yml"
+	ruleTestsFile = "k2-alerts_test.yml"
+)
+
+// external are the series the rules read that no K2 process exports, with
+// their labels: Prometheus's own up, postgres_exporter's pg_up and
+// node_exporter's file system and memory gauges.
+var external = map[string][]string{
+	"up":                             nil,
+	"pg_up":                          nil,
+	"node_filesystem_avail_bytes":    {"device", "fstype", "mountpoint"},
+	"node_filesystem_size_bytes":     {"device", "fstype", "mountpoint"},
+	"node_memory_MemAvailable_bytes": nil,
+	"node_memory_MemTotal_bytes":     nil,
+}
+
+// scrapeLabels are the labels Prometheus adds to every series it scrapes.
+var scrapeLabels = []string{"job", "instance"}
+
+// laterValues are label values K2 gives that no series has when the test
+// gathers: no request has failed yet (statusClass in internal/api).
+var laterValues = map[string][]string{"k2_http_requests_total status": {"5xx"}}
+
+type alertRule struct {
+	Alert       string
+	Expr        string
+	Labels      map[string]string
+	Annotations map[string]string
+}
+
+func readAlerts(t *testing.T) []alertRule {
+	t.Helper()
+	var f struct{ Groups []struct{ Rules []alertRule } }
+	readYAML(t, rulesFile, &f)
+	var out []alertRule
+	for _, g := range f.Groups {
+		out = append(out, g.Rules...)
+	}
+	return out
+}
+
+func readYAML(t *testing.T, name string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), rulesDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
+// promtool validates the rules and runs their unit tests.
+func TestAlertRulesPassPromtool(t *testing.T) {
+	t.Parallel()
+	promtool := testsvc.Promtool(t)
+	for _, args := range [][]string{{"check", "rules", rulesFile}, {"test", "rules", ruleTestsFile}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = filepath.Join(testutil.RepoRoot(t), rulesDir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// Each of the seed's 21 alerts has its severity, component and team, says
+// what happened and where to look (its runbook a path in this repository),
+// and has a unit test where it fires and one where it stays silent.
+func TestAlertsAreLabelledAndTested(t *testing.T) {
+	t.Parallel()
+	var tests struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string
+				ExpAlerts []any `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		}
+	}
+	readYAML(t, ruleTestsFile, &tests)
+	fires, silent := map[string]bool{}, map[string]bool{}
+	for _, g := range tests.Tests {
+		for _, a := range g.AlertRuleTest {
+			fires[a.Alertname] = fires[a.Alertname] || len(a.ExpAlerts) > 0
+			silent[a.Alertname] = silent[a.Alertname] || len(a.ExpAlerts) == 0
+		}
+	}
+	alerts := readAlerts(t)
+	if len(alerts) != 21 {
+		t.Errorf("%d alerts; the seed report has 21", len(alerts))
+	}
+	seen := map[string]bool{}
+	for _, a := range alerts {
+		if seen[a.Alert] {
+			t.Errorf("%s: twice", a.Alert)
+		}
+		seen[a.Alert] = true
+		if !slices.Contains([]string{"critical", "high", "medium"}, a.Labels["severity"]) {
+			t.Errorf("%s: severity %q", a.Alert, a.Labels["severity"])
+		}
+		for _, l := range []string{"component", "team"} {
+			if a.Labels[l] == "" {
+				t.Errorf("%s: no %s label", a.Alert, l)
+			}
+		}
+		for _, n := range []string{"summary", "description", "dashboard_url"} {
+			if a.Annotations[n] == "" {
+				t.Errorf("%s: no %s annotation", a.Alert, n)
+			}
+		}
+		if want := "docs/operations/runbooks/" + a.Alert + ".md"; a.Annotations["runbook_url"] != want {
+			t.Errorf("%s: runbook_url %q, want %q", a.Alert, a.Annotations["runbook_url"], want)
+		}
+		if !fires[a.Alert] || !silent[a.Alert] {
+			t.Errorf("%s: %s lacks a test where it fires and one where it is silent", a.Alert, ruleTestsFile)
+		}
+	}
+}
+
+// Every metric an alert reads is one a K2 process exports (asked of k2 up's
+// registry, which holds every part's) or one of the exporters' listed
+// above, and so is every label it selects or groups by: an alert on a name
+// nobody exports is silent forever.
+func TestAlertRulesReadWhatK2Exports(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.Feed.Rate = 200
+	up := start(t, "up", cfg, Parts{Embedded: true, Sink: true, Maintain: true, API: true, Feed: "synth", FeedMayFail: true})
+	// Some series exist once there is something to count: the sink's
+	// partitions and sequences, a request answered.
+	testutil.WaitFor(t, "the first commit", 30*time.Second, func() bool { return up.Sink().Stats().Written > 0 })
+	up.get(t, "/health")
+	exported := gather(t, up.Metrics())
+
+	for _, a := range readAlerts(t) {
+		for _, p := range unexported(a.Expr, exported) {
+			t.Errorf("%s: %s", a.Alert, p)
+		}
+	}
+	// The original's defects are caught.
+	for _, expr := range []string{
+		`kafka_consumer_lag_messages > 1000000`,
+		`k2_circuit_breaker_state{state="open"} == 1`,
+		`sum(rate(k2_http_requests_total{status_code=~"5.."}[5m]))`,
+		`sum by (endpoint) (rate(k2_http_requests_total[5m]))`,
+		`rate(kafka_consumer_rebalances_total[15m]) > 0.1`,
+		`k2_consumer_errors_total{error_type="rebalance"}`,
+	} {
+		if len(unexported(expr, exported)) == 0 {
+			t.Errorf("%s passes the check", expr)
+		}
+	}
+}
+
+// series are the names Prometheus would store, with each label's values
+// (none recorded for le and quantile).
+type series map[string]map[string][]string
+
+// gather reads the registry as Prometheus would store it: a histogram as
+// its _bucket (with le), _sum and _count series.
+func gather(t *testing.T, g prometheus.Gatherer) series {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := series{}
+	add := func(name string, lps []*dto.LabelPair, extra ...string) {
+		if out[name] == nil {
+			out[name] = map[string][]string{}
+		}
+		for _, lp := range lps {
+			out[name][lp.GetName()] = append(out[name][lp.GetName()], lp.GetValue())
+		}
+		for _, l := range extra {
+			if _, ok := out[name][l]; !ok {
+				out[name][l] = nil
+			}
+		}
+	}
+	for _, mf := range mfs {
+		name := mf.GetName()
+		for _, m := range mf.GetMetric() {
+			switch mf.GetType() {
+			case dto.MetricType_HISTOGRAM:
+				add(name+"_bucket", m.GetLabel(), "le")
+				add(name+"_sum", m.GetLabel())
+				add(name+"_count", m.GetLabel())
+			case dto.MetricType_SUMMARY:
+				add(name, m.GetLabel(), "quantile")
+				add(name+"_sum", m.GetLabel())
+				add(name+"_count", m.GetLabel())
+			default:
+				add(name, m.GetLabel())
+			}
+		}
+	}
+	return out
+}
+
+// unexported says what an expression reads that is not exported: metric
+// names, label names, and label values K2 never gives.
+func unexported(expr string, exported series) []string {
+	e, err := parser.ParseExpr(expr)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var problems []string
+	// labelsOf is what a selector's series can be told apart by.
+	labelsOf := func(vs *parser.VectorSelector) ([]string, bool) {
+		if l, ok := external[vs.Name]; ok {
+			return slices.Concat(l, scrapeLabels), true
+		}
+		fam, ok := exported[vs.Name]
+		if !ok {
+			return nil, false
+		}
+		out := slices.Clone(scrapeLabels)
+		for l := range fam {
+			out = append(out, l)
+		}
+		return out, true
+	}
+	// under is every label the selectors below n have.
+	under := func(n parser.Node) []string {
+		var out []string
+		parser.Inspect(n, func(n parser.Node, _ []parser.Node) error {
+			if vs, ok := n.(*parser.VectorSelector); ok {
+				l, _ := labelsOf(vs)
+				out = append(out, l...)
+			}
+			return nil
+		})
+		return out
+	}
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		switch n := n.(type) {
+		case *parser.VectorSelector:
+			known, ok := labelsOf(n)
+			if !ok {
+				problems = append(problems, fmt.Sprintf("%s: no K2 process or listed exporter exports it", n.Name))
+				return nil
+			}
+			for _, m := range n.LabelMatchers {
+				switch {
+				case m.Name == labels.MetricName:
+				case !slices.Contains(known, m.Name):
+					problems = append(problems, fmt.Sprintf("%s has no label %s (it has %v)", n.Name, m.Name, known))
+				case (m.Type == labels.MatchEqual || m.Type == labels.MatchNotEqual) && !gives(exported, n.Name, m.Name, m.Value):
+					problems = append(problems, fmt.Sprintf("no series of %s has %s=%q", n.Name, m.Name, m.Value))
+				}
+			}
+		case *parser.AggregateExpr:
+			known := under(n.Expr)
+			for _, l := range n.Grouping {
+				if !slices.Contains(known, l) {
+					problems = append(problems, fmt.Sprintf("%s by %s: none of its series has that label", n.Op, l))
+				}
+			}
+		case *parser.BinaryExpr:
+			if n.VectorMatching != nil {
+				known := append(under(n.LHS), under(n.RHS)...)
+				for _, l := range n.VectorMatching.MatchingLabels {
+					if !slices.Contains(known, l) {
+						problems = append(problems, fmt.Sprintf("matching on %s: neither side has that label", l))
+					}
+				}
+			}
+		}
+		return nil
+	})
+	return problems
+}
+
+// gives says whether K2 gives series of name the label value; true where
+// the test cannot tell: an exporter's label, one Prometheus adds, a bucket
+// bound.
+func gives(exported series, name, label, value string) bool {
+	values := exported[name][label]
+	return values == nil || slices.Contains(values, value) || slices.Contains(laterValues[name+" "+label], value)
+}
