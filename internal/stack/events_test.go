@@ -129,6 +129,11 @@ found:
 	var lastID string
 	for i := 101; i < 141; i += 2 {
 		ev, id := nextTrade(t, evs)
+		// The probes, produced again on each try, may still be arriving
+		// after this client subscribed: a live stream rightly brings them.
+		for id == "BINANCE-1" || id == "BINANCE-3" {
+			ev, id = nextTrade(t, evs)
+		}
 		if ev.event != "trade" || id != fmt.Sprintf("BINANCE-%d", i) || ev.id == "" {
 			t.Fatalf("event for trade %d: %+v %s", i, ev, id)
 		}
