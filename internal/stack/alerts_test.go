@@ -154,7 +154,11 @@ func TestAlertRulesReadWhatK2Exports(t *testing.T) {
 	// Some series exist once there is something to count: the sink's
 	// partitions and sequences, a request answered.
 	testutil.WaitFor(t, "the first commit", 30*time.Second, func() bool { return up.Sink().Stats().Written > 0 })
-	up.get(t, "/health")
+	for _, path := range []string{"/health", "/v1/symbols", "/v1/trades?limit=5", "/v1/trades?symbol=BTCUSDT&limit=5"} {
+		if code, body := up.get(t, path); code != 200 {
+			t.Fatalf("%s: %d %.200s", path, code, body)
+		}
+	}
 	exported := gather(t, up.Metrics())
 
 	for _, a := range readAlerts(t) {
