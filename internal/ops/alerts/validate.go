@@ -1,0 +1,187 @@
+// Package alerts checks K2's Prometheus alert rules before they are
+// deployed (Validate) and reads the alerts a Prometheus server holds
+// (Fetch, Watch): the work behind k2 ops alerts.
+package alerts
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/prometheus/model/rulefmt"
+)
+
+// DefaultRules is the rules file k2 ops alerts validate reads when given
+// none, relative to the repository root.
+var DefaultRules = filepath.Join("deploy", "prometheus", "rules", "k2-alerts.yml")
+
+// Severities are the levels an alert may have: the seed's three.
+var Severities = []string{"critical", "high", "medium"}
+
+// Every alert carries these, so whoever is paged knows how bad it is,
+// whose it is, what happened and where to look.
+var (
+	requiredLabels      = []string{"severity", "component", "team"}
+	requiredAnnotations = []string{"summary", "description", "runbook_url", "dashboard_url"}
+)
+
+// Problem is one thing wrong with a rules file; Alert is empty when the
+// problem is the file's.
+type Problem struct {
+	File  string `json:"file"`
+	Alert string `json:"alert,omitempty"`
+	What  string `json:"problem"`
+}
+
+func (p Problem) String() string {
+	if p.Alert == "" {
+		return p.File + ": " + p.What
+	}
+	return p.File + ": " + p.Alert + ": " + p.What
+}
+
+// Options say what Validate reads.
+type Options struct {
+	Files []string
+	// Repo is the directory runbook paths are relative to.
+	Repo string
+	// Promtool is the promtool to run `check rules` with; empty skips it.
+	Promtool string
+}
+
+// Report is what Validate found.
+type Report struct {
+	Files    int       `json:"files"`
+	Alerts   int       `json:"alerts"`
+	Promtool string    `json:"promtool,omitempty"`
+	Problems []Problem `json:"problems"`
+}
+
+// OK says whether nothing is wrong.
+func (r Report) OK() bool { return len(r.Problems) == 0 }
+
+// Validate checks each file's syntax (Prometheus's rulefmt, which parses
+// every expression with the PromQL parser and every template), runs promtool on the files that parse, and
+// checks every alert is complete: labels, annotations, and a runbook that
+// exists in the repository.
+func Validate(ctx context.Context, opts Options) Report {
+	r := Report{Files: len(opts.Files), Promtool: opts.Promtool, Problems: []Problem{}}
+	seen := map[string]string{}
+	for _, file := range opts.Files {
+		groups, errs := rulefmt.ParseFile(file)
+		for i, err := range errs {
+			// rulefmt decodes twice, so a YAML error comes twice.
+			if p := syntaxProblem(file, err); i == 0 || p != syntaxProblem(file, errs[i-1]) {
+				r.Problems = append(r.Problems, p)
+			}
+		}
+		if groups == nil {
+			continue
+		}
+		for _, g := range groups.Groups {
+			for _, rule := range g.Rules {
+				name := rule.Alert.Value
+				if name == "" {
+					continue // a recording rule: no one is paged by it
+				}
+				r.Alerts++
+				add := func(format string, args ...any) {
+					r.Problems = append(r.Problems, Problem{File: file, Alert: name, What: fmt.Sprintf(format, args...)})
+				}
+				if other, ok := seen[name]; ok {
+					add("also defined in %s", other)
+				}
+				seen[name] = file
+				checkAlert(opts.Repo, rule, add)
+			}
+		}
+		// promtool reads only files that parsed: on the others it would
+		// repeat the parser's complaint.
+		if opts.Promtool != "" && len(errs) == 0 {
+			for _, line := range runPromtool(ctx, opts.Promtool, file) {
+				r.Problems = append(r.Problems, Problem{File: file, What: "promtool: " + line})
+			}
+		}
+	}
+	return r
+}
+
+// syntaxProblem names the alert a parser error is about when it can.
+func syntaxProblem(file string, err error) Problem {
+	var re *rulefmt.Error
+	if errors.As(err, &re) {
+		return Problem{File: file, Alert: re.RuleName, What: fmt.Sprintf("group %q, rule %d: %v", re.Group, re.Rule, re.Err.Error())}
+	}
+	return Problem{File: file, What: strings.TrimPrefix(err.Error(), file+": ")}
+}
+
+func checkAlert(repo string, rule rulefmt.RuleNode, add func(string, ...any)) {
+	for _, l := range requiredLabels {
+		if rule.Labels[l] == "" {
+			add("no %s label", l)
+		}
+	}
+	if s := rule.Labels["severity"]; s != "" && !slices.Contains(Severities, s) {
+		add("severity %q is not one of %s", s, strings.Join(Severities, ", "))
+	}
+	for _, a := range requiredAnnotations {
+		if rule.Annotations[a] == "" {
+			add("no %s annotation", a)
+		}
+	}
+	if rb := rule.Annotations["runbook_url"]; rb != "" {
+		if what := runbookProblem(repo, rb); what != "" {
+			add("%s", what)
+		}
+	}
+}
+
+// runbookProblem says why a runbook_url does not lead to a runbook: it must
+// be a path in the repository, so the runbook is reviewed with the rule.
+func runbookProblem(repo, rb string) string {
+	if u, err := url.Parse(rb); err == nil && u.Scheme != "" {
+		return fmt.Sprintf("runbook_url %s is a URL, not a path in the repository", rb)
+	}
+	if filepath.IsAbs(rb) || !filepath.IsLocal(filepath.FromSlash(rb)) {
+		return fmt.Sprintf("runbook_url %s is outside the repository", rb)
+	}
+	fi, err := os.Stat(filepath.Join(repo, filepath.FromSlash(rb)))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Sprintf("runbook %s does not exist", rb)
+	case err != nil:
+		return fmt.Sprintf("runbook %s: %v", rb, err)
+	case fi.IsDir():
+		return fmt.Sprintf("runbook %s is a directory", rb)
+	}
+	return ""
+}
+
+// runPromtool returns promtool's complaints about file, none when it
+// passes.
+func runPromtool(ctx context.Context, promtool, file string) []string {
+	out, err := exec.CommandContext(ctx, promtool, "check", "rules", file).CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	var lines []string
+	for _, l := range strings.Split(string(bytes.TrimSpace(out)), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "Checking ") || l == "FAILED:" {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || len(lines) == 0 {
+		lines = append(lines, fmt.Sprintf("%s check rules %s: %v", promtool, file, err))
+	}
+	return lines
+}
