@@ -286,6 +286,21 @@ func Promtool(t testing.TB) string {
 	return needFile(t, "promtool", EnvPromtool)
 }
 
+// Prometheus is the Prometheus server of the package promtool came with
+// (Debian's prometheus: both in /usr/bin), for tests that scrape K2.
+func Prometheus(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(filepath.Dir(Promtool(t)), "prometheus")
+	if _, err := os.Stat(p); err != nil {
+		msg := fmt.Sprintf("the Prometheus server is not beside promtool: %v; %s", err, startHint)
+		if os.Getenv(EnvRequireServices) == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return p
+}
+
 // needFile is need for a tool: the variable names a file that must exist.
 func needFile(t testing.TB, tool, name string) string {
 	t.Helper()
