@@ -10,12 +10,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/testsvc"
 	"github.com/k2-market-data/k2/internal/testutil"
 )
@@ -25,61 +28,12 @@ import (
 // k2 up and loads every alert rule, none of them failing to evaluate.
 func TestPrometheusScrapesK2AndLoadsTheRules(t *testing.T) {
 	t.Parallel()
-	bin := testsvc.Prometheus(t)
 	cfg := testConfig(t)
 	cfg.Feed.Rate = 200
 	up := start(t, "up", cfg, Parts{Embedded: true, Sink: true, Maintain: true, API: true, Feed: "synth", FeedMayFail: true})
 
-	root := testutil.RepoRoot(t)
-	var conf map[string]any
-	b, err := os.ReadFile(filepath.Join(root, "deploy", "prometheus", "prometheus.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, &conf); err != nil {
-		t.Fatal(err)
-	}
-	conf["global"] = map[string]any{"scrape_interval": "1s", "evaluation_interval": "1s"}
-	conf["rule_files"] = []string{filepath.Join(root, rulesDir, rulesFile)}
-	moved := false
-	for _, sc := range conf["scrape_configs"].([]any) {
-		sc := sc.(map[string]any)
-		for _, st := range sc["static_configs"].([]any) {
-			targets := st.(map[string]any)["targets"].([]any)
-			for i, tg := range targets {
-				if tg == "127.0.0.1:8000" { // k2 up's default
-					targets[i], moved = up.HTTPAddr(), true
-				}
-			}
-		}
-	}
-	if !moved {
-		t.Fatal("prometheus.yml has no target at k2 up's default address 127.0.0.1:8000")
-	}
-	dir := t.TempDir()
-	confFile := filepath.Join(dir, "prometheus.yml")
-	out, _ := yaml.Marshal(conf)
-	if err := os.WriteFile(confFile, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--config.file="+confFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr)
-	log, _ := os.Create(filepath.Join(dir, "prometheus.log"))
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
-			t.Logf("prometheus.log:\n%s", b)
-		}
-	})
-	base := "http://" + addr
+	base := startPrometheus(t, map[string]string{"127.0.0.1:8000": up.HTTPAddr()},
+		filepath.Join(testutil.RepoRoot(t), rulesDir, rulesFile))
 
 	// k2 up is scraped: its up is 1 and its own series are stored.
 	for _, q := range []string{`up{job="k2-api",instance="` + up.HTTPAddr() + `"}`, `sum(k2_kafka_messages_consumed_total)`} {
@@ -136,6 +90,64 @@ func TestPrometheusScrapesK2AndLoadsTheRules(t *testing.T) {
 	}
 }
 
+// startPrometheus runs Debian's Prometheus with deploy/prometheus/
+// prometheus.yml, scraping and evaluating every second, its default
+// targets moved as moves says (each must be in the file), with rules; it
+// returns the server's URL. It stops with the test.
+func startPrometheus(t *testing.T, moves map[string]string, rules string) string {
+	t.Helper()
+	bin := testsvc.Prometheus(t)
+	var conf map[string]any
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "deploy", "prometheus", "prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &conf); err != nil {
+		t.Fatal(err)
+	}
+	conf["global"] = map[string]any{"scrape_interval": "1s", "evaluation_interval": "1s"}
+	conf["rule_files"] = []string{rules}
+	moved := 0
+	for _, sc := range conf["scrape_configs"].([]any) {
+		for _, st := range sc.(map[string]any)["static_configs"].([]any) {
+			targets := st.(map[string]any)["targets"].([]any)
+			for i, tg := range targets {
+				if to, ok := moves[tg.(string)]; ok {
+					targets[i] = to
+					moved++
+				}
+			}
+		}
+	}
+	if moved != len(moves) {
+		t.Fatalf("prometheus.yml has %d of the %d default targets %v", moved, len(moves), moves)
+	}
+	dir := t.TempDir()
+	confFile := filepath.Join(dir, "prometheus.yml")
+	out, _ := yaml.Marshal(conf)
+	if err := os.WriteFile(confFile, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "--config.file="+confFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr)
+	log, _ := os.Create(filepath.Join(dir, "prometheus.log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
+			t.Logf("prometheus.log:\n%s", b)
+		}
+	})
+	return "http://" + addr
+}
+
 // promGet reads a Prometheus API answer into v.
 func promGet(u string, v any) error {
 	resp, err := http.Get(u)
@@ -158,4 +170,104 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// drillFactor scales the rules down for the drills: a `for` of 15m
+// becomes 15 s and a range of [10m] 10 s, so an alert goes through
+// pending, firing and resolved within a test.
+const drillFactor = 60
+
+// scaledRules writes the alert rules with every `for` and range selector
+// divided by factor and every group evaluated each second, and returns
+// the file.
+func scaledRules(t *testing.T, factor int) string {
+	t.Helper()
+	var f struct {
+		Groups []map[string]any `yaml:"groups"`
+	}
+	readYAML(t, rulesFile, &f)
+	scale := func(d string) string {
+		v, err := model.ParseDuration(d)
+		if err != nil {
+			t.Fatalf("duration %q: %v", d, err)
+		}
+		return model.Duration(max(time.Duration(v)/time.Duration(factor), time.Second)).String()
+	}
+	ranges := regexp.MustCompile(`\[([0-9]+[smhdwy])(:[0-9]+[smhdwy])?\]`)
+	for _, g := range f.Groups {
+		g["interval"] = "1s"
+		for _, r := range g["rules"].([]any) {
+			r := r.(map[string]any)
+			if d, ok := r["for"].(string); ok {
+				r["for"] = scale(d)
+			}
+			r["expr"] = ranges.ReplaceAllStringFunc(r["expr"].(string), func(m string) string {
+				p := ranges.FindStringSubmatch(m)
+				out := "[" + scale(p[1])
+				if p[2] != "" {
+					out += ":" + scale(p[2][1:])
+				}
+				return out + "]"
+			})
+		}
+	}
+	out, _ := yaml.Marshal(f)
+	path := filepath.Join(t.TempDir(), "k2-alerts-scaled.yml")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// alertState is an alert's state in a Prometheus server: inactive,
+// pending or firing.
+func alertState(t *testing.T, base, name string) string {
+	t.Helper()
+	var r struct {
+		Data struct {
+			Alerts []struct {
+				Labels map[string]string `json:"labels"`
+				State  string            `json:"state"`
+			} `json:"alerts"`
+		} `json:"data"`
+	}
+	if err := promGet(base+"/api/v1/alerts", &r); err != nil {
+		return "unknown: " + err.Error()
+	}
+	for _, a := range r.Data.Alerts {
+		if a.Labels["alertname"] == name {
+			return a.State
+		}
+	}
+	return "inactive"
+}
+
+// A drill on live processes (broker, sink, feed) with the rules scaled
+// down drillFactor times: while the feed runs NoDataIngested is silent;
+// with the feed stopped it goes pending, then firing, from the sink's
+// metrics as Prometheus scrapes them; a feed again resolves it.
+func TestPrometheusDrillNoDataIngested(t *testing.T) {
+	t.Parallel()
+	b := newBoundary(t)
+	feed := start(t, "feed", b.remote(func(c *config.Config) { c.Feed.Rate = 200 }), Parts{Feed: "synth"})
+	base := startPrometheus(t, map[string]string{"127.0.0.1:8002": b.sink.HTTPAddr()}, scaledRules(t, drillFactor))
+
+	flowing := `sum(rate(k2_kafka_messages_consumed_total[10s])) > 0`
+	testutil.WaitFor(t, "Prometheus to see the sink consume", 60*time.Second, func() bool {
+		var r struct {
+			Data struct{ Result []any } `json:"data"`
+		}
+		return promGet(base+"/api/v1/query?query="+url.QueryEscape(flowing), &r) == nil && len(r.Data.Result) > 0
+	})
+	if s := alertState(t, base, "NoDataIngested"); s != "inactive" {
+		t.Fatalf("NoDataIngested is %s while data flows", s)
+	}
+	feed.stop(t)
+	for _, want := range []string{"pending", "firing"} {
+		testutil.WaitFor(t, "NoDataIngested "+want, 60*time.Second, func() bool { return alertState(t, base, "NoDataIngested") == want })
+	}
+	start(t, "feed", b.remote(func(c *config.Config) { c.Feed.Rate = 200 }), Parts{Feed: "synth"})
+	testutil.WaitFor(t, "NoDataIngested to resolve", 60*time.Second, func() bool {
+		return alertState(t, base, "NoDataIngested") == "inactive"
+	})
 }
