@@ -60,7 +60,7 @@ func (s *Server) streamRoute(k record.Any, cols *columns) func(http.ResponseWrit
 		s.sm.clients.WithLabelValues(table).Inc()
 		defer s.sm.clients.WithLabelValues(table).Dec()
 		var buf []byte
-		obj := objects{keys: objectKeys(cols.schema)}
+		obj := objects{keys: cols.keys}
 		for {
 			ctx, cancel := context.WithTimeout(r.Context(), heartbeat)
 			evs, err := s.nextEvents(ctx, sub)

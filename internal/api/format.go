@@ -38,16 +38,9 @@ type columns struct {
 	// pick, when set, are the columns of full answered (fields=).
 	pick []int
 	full *arrow.Schema
-	// keys are the columns' names as JSON object keys, made once.
-	keysOnce sync.Once
-	keys     [][]byte
-}
-
-// jsonKeys are the columns' names as JSON object keys, each with its
-// colon.
-func (c *columns) jsonKeys() [][]byte {
-	c.keysOnce.Do(func() { c.keys = objectKeys(c.schema) })
-	return c.keys
+	// keys are the columns' names as JSON object keys, each with its
+	// colon, made with the schema.
+	keys [][]byte
 }
 
 // columnsOf is a kind's client columns, made once per kind.
@@ -77,6 +70,7 @@ func makeColumns(k record.Any) *columns {
 			c.schema = arrow.NewSchema(append([]arrow.Field{{Name: "message_id", Type: arrow.BinaryTypes.String}}, sc.Fields()...), nil)
 		}
 	}
+	c.keys = objectKeys(c.schema)
 	return c
 }
 
@@ -91,20 +85,15 @@ func (c *columns) names() []string {
 
 // with adds columns after the kind's own (a join's).
 func (c *columns) with(fields []arrow.Field) *columns {
-	p := c.clone()
+	p := *c
 	p.schema = arrow.NewSchema(append(slices.Clone(c.schema.Fields()), fields...), nil)
-	return p
-}
-
-// clone is a copy of c to change, its JSON keys made anew.
-func (c *columns) clone() *columns {
-	return &columns{spec: c.spec, schema: c.schema, derive: c.derive, sym: c.sym, key: c.key,
-		decimals: c.decimals, pick: c.pick, full: c.full}
+	p.keys = objectKeys(p.schema)
+	return &p
 }
 
 // project keeps only the named columns, in the order given.
 func (c *columns) project(names []string) *columns {
-	p := c.clone()
+	p := *c
 	fields := make([]arrow.Field, len(names))
 	p.pick = make([]int, len(names))
 	for i, n := range names {
@@ -113,7 +102,8 @@ func (c *columns) project(names []string) *columns {
 	}
 	p.schema = arrow.NewSchema(fields, nil)
 	p.full = c.schema
-	return p
+	p.keys = objectKeys(p.schema)
+	return &p
 }
 
 // of returns rec in the client's columns (a new reference either way).
@@ -204,10 +194,10 @@ func newStream(w http.ResponseWriter, r *http.Request, cols *columns, format str
 		h.Set("Content-Type", "application/vnd.apache.arrow.stream")
 		h.Set("Content-Disposition", "attachment; filename="+name+".arrows")
 	case "ndjson":
-		s.enc = &ndjsonEncoder{}
+		s.enc = &ndjsonEncoder{objects{keys: cols.keys}}
 		h.Set("Content-Type", "application/x-ndjson")
 	default:
-		s.enc = &jsonEncoder{objects: objects{keys: cols.jsonKeys()}}
+		s.enc = &jsonEncoder{objects: objects{keys: cols.keys}}
 		h.Set("Content-Type", "application/json")
 	}
 	h.Set("Trailer", "X-Record-Count, K2-Next-Cursor, K2-Error")
@@ -295,11 +285,8 @@ type jsonEncoder struct {
 	first bool
 }
 
-func (e *jsonEncoder) begin(w io.Writer, sc *arrow.Schema) error {
+func (e *jsonEncoder) begin(w io.Writer, _ *arrow.Schema) error {
 	e.first = true
-	if e.keys == nil {
-		e.keys = objectKeys(sc)
-	}
 	_, err := io.WriteString(w, `{"data":[`)
 	return err
 }
@@ -348,8 +335,8 @@ func closeEnvelope(w io.Writer, end any) error {
 }
 
 // objects writes rows as JSON objects keyed by column name, the keys
-// quoted once per answer, through buffers shared between answers (a
-// latest-100 answer is 40 KB).
+// quoted once with the columns (columns.keys), through buffers shared
+// between answers (a latest-100 answer is 40 KB).
 type objects struct{ keys [][]byte }
 
 // objectKeys are sc's column names as JSON object keys, each with its
@@ -393,10 +380,7 @@ func (o *objects) write(w io.Writer, b []byte) error {
 // meta and pagination (or the error).
 type ndjsonEncoder struct{ objects }
 
-func (e *ndjsonEncoder) begin(_ io.Writer, sc *arrow.Schema) error {
-	e.keys = objectKeys(sc)
-	return nil
-}
+func (e *ndjsonEncoder) begin(io.Writer, *arrow.Schema) error { return nil }
 
 func (e *ndjsonEncoder) rows(w io.Writer, rec arrow.RecordBatch) error {
 	b := e.take()
