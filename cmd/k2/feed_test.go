@@ -82,7 +82,7 @@ func binanceIDs(t *testing.T, c *replay.Capture, from, to int) (trades, quotes [
 // WebSocket address.
 func replayServer(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	cmd := exec.Command(k2Binary(t), append([]string{"--log-level", "info", "replay-server", "--listen", addr}, args...)...)
 	cmd.Stderr = logFile(t, dir, "replay-server")
 	out, err := cmd.StdoutPipe()
@@ -207,7 +207,7 @@ func (s *cluster) exactlyOnce(t *testing.T, table, column string, want []string)
 func upWithFeed(t *testing.T, feedArgs ...string) (*cluster, *feedProc) {
 	t.Helper()
 	dir := t.TempDir()
-	kafkaAddr, regAddr := freeAddr(t), freeAddr(t)
+	kafkaAddr, regAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	s := &cluster{brokers: kafkaAddr, registry: "http://" + regAddr, dataDir: dir}
 	s.open(t)
 	args := append([]string{"--log-level", "info", "--data-dir", dir, "up", "--broker-listen", kafkaAddr, "--registry-listen", regAddr,
@@ -263,7 +263,7 @@ func forcedDisconnect(t *testing.T, s *cluster) {
 	url := replayServer(t, s.dataDir, "--file", files[0], "--file", files[1], "--speed", "max",
 		"--disconnect-at", strconv.Itoa(at), "--outage-frames", strconv.Itoa(outage))
 	sink := s.sink(t, 1)
-	metrics := freeAddr(t)
+	metrics := testutil.FreeAddr(t)
 	feed := startFeedProc(t, s.dataDir, "feed", "--log-level", "info", "feed", "binance", "--brokers", s.brokers, "--registry", s.registry,
 		"--topic-prefix", s.prefix, "--symbols", "BTCUSDT", "--url", url, "--http-listen", metrics)
 	s.waitRows(t, "trades", btcTrades)

@@ -256,7 +256,7 @@ func TestAPIRoleServesTheLake(t *testing.T) {
 	if _, e, code := run(t, "--data-dir", data, "load", "asx", testutil.Data(t, "asx"), "--no-progress"); code != 0 {
 		t.Fatal(e)
 	}
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	p := startFeedProc(t, data, "api", "--log-level", "info", "--data-dir", data, "api", "--http-listen", addr)
 	var body map[string]any
 	deadline := time.Now().Add(30 * time.Second)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -199,7 +198,7 @@ func embeddedStack(t *testing.T) *cluster {
 	t.Helper()
 	bin := k2Binary(t)
 	dir := t.TempDir()
-	kafkaAddr, regAddr := freeAddr(t), freeAddr(t)
+	kafkaAddr, regAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	var cmd *exec.Cmd
 	start := func() {
 		cmd = exec.Command(bin, "--log-level", "warn", "--data-dir", dir,
@@ -608,17 +607,6 @@ func TestBrokerCrashMidStreamKafka(t *testing.T) {
 	brokerCrashMidStream(t, kafkaStack(t))
 }
 
-// freeAddr returns a 127.0.0.1 address with a port free right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // logFile opens a process's log under dir, appending across restarts.
 func logFile(t *testing.T, dir, name string) *os.File {
 	t.Helper()
@@ -660,7 +648,7 @@ func TestUpRecoversAfterKill9(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	kafkaAddr, regAddr := freeAddr(t), freeAddr(t)
+	kafkaAddr, regAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	s := &cluster{brokers: kafkaAddr, registry: "http://" + regAddr, dataDir: dir}
 	s.open(t)
 	var up *exec.Cmd

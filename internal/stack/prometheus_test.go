@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -128,7 +127,7 @@ func startPrometheus(t *testing.T, moves map[string]string, rules string) string
 	if err := os.WriteFile(confFile, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "--config.file="+confFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr)
@@ -159,17 +158,6 @@ func promGet(u string, v any) error {
 		return fmt.Errorf("%s: %s", u, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// freeAddr is a loopback address nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // drillFactor scales the rules down for the drills: a `for` of 15m
@@ -281,7 +269,7 @@ func TestPrometheusDrillNoDataIngested(t *testing.T) {
 func TestPrometheusDrillKafkaBrokerDown(t *testing.T) {
 	t.Parallel()
 	bcfg := testConfig(t)
-	bcfg.Embedded.BrokerListen, bcfg.Embedded.RegistryListen, bcfg.HTTP.Listen = freeAddr(t), freeAddr(t), freeAddr(t)
+	bcfg.Embedded.BrokerListen, bcfg.Embedded.RegistryListen, bcfg.HTTP.Listen = testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	if err := bcfg.Resolve(); err != nil {
 		t.Fatal(err)
 	}
