@@ -429,10 +429,10 @@ func (c *minuteCache) put(location string, mins []minute) {
 // computing them once, and counts the cache lookup.
 func (e *Engine) fileMinutes(ctx context.Context, f dataFile) ([]minute, error) {
 	if m, ok := e.minuteCache.get(f.location); ok {
-		e.m.cacheHits.WithLabelValues("bar_minutes").Inc()
+		e.m.barHits.Inc()
 		return m, nil
 	}
-	e.m.cacheMisses.WithLabelValues("bar_minutes").Inc()
+	e.m.barMisses.Inc()
 	return e.computeMinutes(ctx, f)
 }
 

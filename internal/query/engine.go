@@ -50,6 +50,7 @@ type metrics struct {
 	// The caches' lookups by tier: data_files (local copies of
 	// object-store files) and bar_minutes (per-file minute aggregates).
 	cacheHits, cacheMisses *prometheus.CounterVec
+	barHits, barMisses     prometheus.Counter // resolved once: a bar query looks up every file
 }
 
 // cacheTiers are the cache_tier values of the cache metrics.
@@ -72,6 +73,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.cacheHits.WithLabelValues(c)
 		m.cacheMisses.WithLabelValues(c)
 	}
+	m.barHits, m.barMisses = m.cacheHits.WithLabelValues("bar_minutes"), m.cacheMisses.WithLabelValues("bar_minutes")
 	for _, q := range queryTypes {
 		for _, st := range []string{"success", "error", "timeout"} {
 			m.queries.WithLabelValues(q, st)
