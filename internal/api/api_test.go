@@ -270,6 +270,18 @@ func TestRoutesAnswerBHP(t *testing.T) {
 			t.Errorf("%s: Cache-Control %q, want %q", path, h.Get("Cache-Control"), want)
 		}
 	}
+	// Failed answers are counted by route and error code: the Saturday's
+	// summary, the limit of 0.
+	for _, c := range []struct {
+		route, typ string
+	}{{"GET /v1/summary/{symbol}/{date}", "not_found"}, {"GET /v1/trades", "invalid_parameters"}} {
+		if got := ops.Sum(reg, "k2_http_request_errors_total", "route", c.route, "error_type", c.typ); got != 1 {
+			t.Errorf("k2_http_request_errors_total{route=%q,error_type=%q} %v, want 1", c.route, c.typ, got)
+		}
+	}
+	if got := ops.Sum(reg, "k2_http_request_errors_total"); got != 2 {
+		t.Errorf("%v failed answers counted, want 2", got)
+	}
 }
 
 // sameDecimal compares the API's decimal text with the file's ("40" and "40.0").

@@ -28,6 +28,8 @@ const heartbeat = 15 * time.Second
 func (s *Server) streamRoute(k record.Any, cols *columns) func(http.ResponseWriter, *http.Request, *params) {
 	name := k.Describe().Name
 	table := k.Describe().Table.Name
+	s.sm.clients.WithLabelValues(table) // at zero before the first client
+	s.sm.events.WithLabelValues(table)
 	return func(w http.ResponseWriter, r *http.Request, p *params) {
 		symbols := upper(p.list(symbolsParam))
 		resume := p.text(named(streamParams, "Last-Event-ID"))

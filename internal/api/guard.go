@@ -161,6 +161,8 @@ type reqState struct {
 	bodyExceeded atomic.Bool
 	// rec records the answer (its status, for the engine's breaker).
 	rec *recorder
+	// code is the error code of the answer, when it is the API's error.
+	code atomic.Pointer[string]
 }
 
 type stateKey struct{}
@@ -201,6 +203,13 @@ func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		}
 		took := time.Since(start)
 		g.m.requests.WithLabelValues(st.route, method, statusClass(rec.status)).Inc()
+		if rec.status >= 400 {
+			code := ""
+			if c := st.code.Load(); c != nil {
+				code = *c
+			}
+			g.m.errors.WithLabelValues(st.route, errorType(code, rec.status)).Inc()
+		}
 		g.m.duration.WithLabelValues(st.route).Observe(took.Seconds())
 		// Routine: in the log file and collected logs, not on a terminal.
 		// The client is the key's name, or the address; never the key.

@@ -67,6 +67,8 @@ func newLatest(e *query.Engine, t *tail.Tail, maxBytes int64, reg prometheus.Reg
 	reads := ops.NewMetrics(reg).CounterVec("k2_api_latest_reads_total",
 		"Reads of a symbol's latest records from memory, by where the records came from: lake (the series was read "+
 			"from the lake), stream (kept up from the stream since).", "source")
+	reads.WithLabelValues("lake")
+	reads.WithLabelValues("stream")
 	return &latest{engine: e, tail: t, maxBytes: maxBytes, series: map[latestKey]*latestSeries{}, reads: reads}
 }
 

@@ -38,6 +38,10 @@ type overload struct {
 	failures prometheus.Counter
 	rejected *prometheus.CounterVec
 	shed     *prometheus.CounterVec
+	opened   prometheus.Counter
+	// consecutive is the failures in a row the breaker has counted: five
+	// open it.
+	consecutive prometheus.Gauge
 }
 
 func newOverload(reg prometheus.Registerer) *overload {
@@ -48,6 +52,10 @@ func newOverload(reg prometheus.Registerer) *overload {
 			WithLabelValues("query_engine"),
 		rejected: f.CounterVec("k2_circuit_breaker_rejections_total", "Requests a circuit breaker turned away.", "breaker_name"),
 		shed:     f.CounterVec("k2_api_requests_shed_total", "Requests answered 503 because the query pool was saturated, by route.", "route"),
+		opened: f.CounterVec("k2_circuit_breaker_opened_total", "Times a circuit breaker opened.", "breaker_name").
+			WithLabelValues("query_engine"),
+		consecutive: f.GaugeVec("k2_circuit_breaker_consecutive_failures", "Failures in a row a circuit breaker has counted (it opens at 5).", "breaker_name").
+			WithLabelValues("query_engine"),
 	}
 	o.state.WithLabelValues("query_engine").Set(0)
 	o.rejected.WithLabelValues("query_engine")
@@ -58,6 +66,7 @@ func newOverload(reg prometheus.Registerer) *overload {
 			o.mu.Lock()
 			if to == gobreaker.StateOpen {
 				o.openedAt = time.Now()
+				o.opened.Inc()
 			}
 			o.mu.Unlock()
 			o.state.WithLabelValues("query_engine").Set(map[gobreaker.State]float64{
@@ -120,8 +129,9 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, pattern string) (
 		if status == http.StatusInternalServerError || status == http.StatusGatewayTimeout {
 			o.failures.Inc()
 			report(errFailed)
-			return
+		} else {
+			report(nil)
 		}
-		report(nil)
+		o.consecutive.Set(float64(o.breaker.Counts().ConsecutiveFailures))
 	}, true
 }

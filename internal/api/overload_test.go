@@ -21,6 +21,17 @@ func TestBreakerOpensOnAFailingEngine(t *testing.T) {
 		if status, env, _ := get(t, srv, "GET", "/v1/trades?symbol=BHP&limit=1"); status != 500 || env.Error.Code != "INTERNAL_ERROR" {
 			t.Fatalf("failure %d: %d %+v", i, status, env)
 		}
+		if i == 3 { // the fifth opens it, and a new count begins
+			if v := ops.Sum(reg, "k2_circuit_breaker_consecutive_failures", "breaker_name", "query_engine"); v != 4 {
+				t.Errorf("after four failures k2_circuit_breaker_consecutive_failures is %v", v)
+			}
+			if v := ops.Sum(reg, "k2_circuit_breaker_opened_total"); v != 0 {
+				t.Errorf("opened %v times before the fifth failure", v)
+			}
+		}
+	}
+	if v := ops.Sum(reg, "k2_circuit_breaker_opened_total", "breaker_name", "query_engine"); v != 1 {
+		t.Errorf("k2_circuit_breaker_opened_total %v, want 1", v)
 	}
 	status, env, h := get(t, srv, "GET", "/v1/bars/1m?symbol=BHP")
 	if status != 503 || env.Error.Code != "SERVICE_UNAVAILABLE" || h.Get("Retry-After") == "" || h.Get("Retry-After") == "0" {
@@ -31,6 +42,12 @@ func TestBreakerOpensOnAFailingEngine(t *testing.T) {
 	}
 	if v := ops.Sum(reg, "k2_circuit_breaker_rejections_total"); v != 1 {
 		t.Errorf("rejections %v", v)
+	}
+	// The answers counted by what went wrong.
+	for typ, want := range map[string]float64{"internal_error": 5, "service_unavailable": 1} {
+		if v := ops.Sum(reg, "k2_http_request_errors_total", "error_type", typ); v != want {
+			t.Errorf("k2_http_request_errors_total{error_type=%q} %v, want %v", typ, v, want)
+		}
 	}
 }
 

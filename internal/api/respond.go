@@ -87,6 +87,9 @@ func writeData(w http.ResponseWriter, m meta, data any, count int) {
 
 // writeError answers in the one error shape.
 func writeError(w http.ResponseWriter, r *http.Request, status int, code, message string, details map[string]any) {
+	if st := stateOf(r.Context()); st != nil {
+		st.code.Store(&code)
+	}
 	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/k2-market-data/k2/internal/codec"
 	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/registry"
 )
@@ -195,6 +197,43 @@ func TestProduceRefusesInvalidRecords(t *testing.T) {
 	}
 	if err := p.Flush(ctx); err != nil || p.Stats().Produced != 0 {
 		t.Fatalf("something was produced: %+v %v", p.Stats(), err)
+	}
+}
+
+// Records refused before Kafka are counted by why: failed validation, or
+// a schema registry that cannot be reached.
+func TestRefusedRecordsAreCounted(t *testing.T) {
+	b, reg := embedded(t, t.TempDir())
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	unreachable, err := registry.NewClient(gone.URL, registry.WithRegisterRetry(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := ops.NewRegistry()
+	ctx := context.Background()
+	for _, c := range []struct {
+		reg *registry.Client
+		typ string
+	}{{reg, "invalid"}, {unreachable, "registry"}} {
+		p, err := NewProducer(ProducerConfig{Brokers: []string{b.Addr()}, ClientID: "test-" + c.typ, Registerer: metrics}, c.reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close(ctx)
+		tr := testTrade(1)
+		if c.typ == "invalid" {
+			tr.Price = -tr.Price
+		}
+		if err := Produce(ctx, p, record.Trade, &tr); err == nil {
+			t.Fatalf("%s: produced", c.typ)
+		}
+		if n := ops.Sum(metrics, "k2_serializer_errors_total", "client", "test-"+c.typ, "data_type", "trades", "error_type", c.typ); n != 1 {
+			t.Errorf("k2_serializer_errors_total{error_type=%q} %v, want 1", c.typ, n)
+		}
+		if n := ops.Sum(metrics, "k2_serializer_errors_total", "client", "test-"+c.typ); n != 1 {
+			t.Errorf("%s: %v refusals counted in all, want 1", c.typ, n)
+		}
 	}
 }
 

@@ -29,7 +29,8 @@ type producerMetrics struct {
 	retries    prometheus.Counter
 	exhausted  *prometheus.CounterVec // topic
 	latency    prometheus.Histogram
-	byTopic    sync.Map // topic → prometheus.Counter of produced, resolved once
+	serialize  *prometheus.CounterVec // data_type, error_type: refused before Kafka
+	byTopic    sync.Map               // topic → prometheus.Counter of produced, resolved once
 	errorTypes []string
 }
 
@@ -45,6 +46,12 @@ func newProducerMetrics(cfg ProducerConfig) *producerMetrics {
 		retries:   f.Counter("k2_kafka_produce_retries_total", "Produce requests that failed and were retried."),
 		exhausted: f.CounterVec("k2_kafka_produce_max_retries_exceeded_total", "Records given up on after the retry limit or delivery timeout.", "topic"),
 		latency:   f.Histogram("k2_kafka_produce_duration_seconds", "Time from producing a record to its acknowledgement.", ops.LatencyBuckets),
+		serialize: f.CounterVec("k2_serializer_errors_total", "Records refused before reaching Kafka, by data type and error type (invalid: failed validation; registry: its schema could not be registered; encode).", "data_type", "error_type"),
+	}
+	for _, dt := range record.DataTypes() {
+		for _, e := range serializeErrorTypes {
+			m.serialize.WithLabelValues(dt, e)
+		}
 	}
 	// The topics this producer writes to, at zero from the start.
 	for _, spec := range (Topology{Prefix: cfg.TopicPrefix}).Specs() {
@@ -236,15 +243,18 @@ func Produce[T any](ctx context.Context, p *Producer, k *record.Kind[T], r *T) e
 		return ErrClosed
 	}
 	if err := k.Validate(r); err != nil {
+		p.m.serialize.WithLabelValues(string(k.DataType), "invalid").Inc()
 		return fmt.Errorf("%s %s: %w", k.Name, k.Key(r), err)
 	}
 	asset, exchange := k.Asset(r), k.Exchange(r)
 	id, err := p.schemaID(ctx, codec.Subject(asset, string(k.DataType)), k.Avro.Text)
 	if err != nil {
+		p.m.serialize.WithLabelValues(string(k.DataType), "registry").Inc()
 		return err
 	}
 	msg, err := k.Encode(make([]byte, 0, 256), id, r)
 	if err != nil {
+		p.m.serialize.WithLabelValues(string(k.DataType), "encode").Inc()
 		return fmt.Errorf("%s %s: %w", k.Name, k.Key(r), err)
 	}
 	p.cl.Produce(ctx, &kgo.Record{Topic: p.prefix + Topic(asset, k.DataType, exchange), Key: []byte(k.Key(r)), Value: msg}, p.promise)
@@ -310,6 +320,9 @@ func (p *Producer) promise(r *kgo.Record, err error) {
 	c.(prometheus.Counter).Inc()
 	p.m.latency.Observe(time.Since(r.Timestamp).Seconds())
 }
+
+// serializeErrorTypes are the error_type values of k2_serializer_errors_total.
+var serializeErrorTypes = []string{"invalid", "registry", "encode"}
 
 // produceErrorTypes are errorType's answers.
 var produceErrorTypes = []string{"timeout", "retries_exhausted", "canceled", "closed", "broker"}

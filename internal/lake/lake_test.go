@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/lake/laketest"
@@ -542,4 +543,81 @@ func TestOffsetsRecordOffsetZero(t *testing.T) {
 	if got, _ := o.Get("t", 0); got != 5 {
 		t.Fatalf("offsets move forward only: %d", got)
 	}
+}
+
+// A commit that loses a race to another writer counts one commit failure
+// (a conflict) and is retried; only the batch handed to it, not the
+// duplicates dropped, is its batch size.
+func TestCommitConflictAndBatchSizeAreCounted(t *testing.T) {
+	dir := t.TempDir()
+	reg := ops.NewRegistry()
+	l, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(),
+		Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse"), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	metric := func(family string, labels ...string) float64 { return ops.Sum(reg, family, labels...) }
+	a, _ := record.Trade.Writer(l)
+	b, _ := record.Trade.Writer(l)
+	if _, err := a.Commit(ctx, testTrades("BTCUSDT", 0, 10), nil); err != nil {
+		t.Fatal(err)
+	}
+	// a's next commit is pinned to the head it loaded; b commits on that
+	// head first, from a's summary callback, so a's first attempt conflicts.
+	raced := false
+	race := lake.WithSummary(func(*table.Table) (map[string]string, error) {
+		if !raced {
+			raced = true
+			if _, err := b.Commit(ctx, testTrades("BTCUSDT", 1000, 30), nil); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	})
+	if _, err := a.Commit(ctx, testTrades("BTCUSDT", 100, 20), nil, race); err != nil {
+		t.Fatal(err)
+	}
+	if got := metric("k2_iceberg_commit_failures_total", "table", "trades", "reason", "conflict"); got != 1 {
+		t.Errorf("commit conflicts counted %v, want 1", got)
+	}
+	if got := metric("k2_iceberg_write_errors_total", "table", "trades"); got != 0 {
+		t.Errorf("a retried conflict counted as %v write errors", got)
+	}
+	if got := scanTrades(t, l); len(got) != 60 {
+		t.Errorf("%d rows stored, want 60", len(got))
+	}
+	// 15 rows handed over, 5 of them already stored: the batch is 15, the
+	// transaction 10.
+	if _, err := a.Commit(ctx, testTrades("BTCUSDT", 5, 15), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, sum := metric("k2_iceberg_batch_size", "table", "trades"), batchSum(t, reg); n != 4 || sum != 10+20+30+15 {
+		t.Errorf("batch sizes: %v batches of %v rows, want 4 of 75", n, sum)
+	}
+}
+
+// batchSum is the sum of the trades table's k2_iceberg_batch_size.
+func batchSum(t *testing.T, g interface {
+	Gather() ([]*dto.MetricFamily, error)
+}) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "k2_iceberg_batch_size" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "table" && lp.GetValue() == "trades" {
+					return m.GetHistogram().GetSampleSum()
+				}
+			}
+		}
+	}
+	return -1
 }

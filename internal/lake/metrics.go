@@ -16,7 +16,9 @@ type metrics struct {
 	transactionRows *prometheus.HistogramVec
 	rowsWritten     *prometheus.CounterVec
 	writeDuration   *prometheus.HistogramVec
-	writeErrors     *prometheus.CounterVec // table, error_type
+	writeErrors     *prometheus.CounterVec   // table, error_type
+	commitFailures  *prometheus.CounterVec   // table, reason: each refusal, retried conflicts included
+	batchSize       *prometheus.HistogramVec // rows handed to a commit, before dedup
 	filesWritten    *prometheus.CounterVec
 	bytesWritten    *prometheus.CounterVec
 	duplicates      *prometheus.CounterVec
@@ -29,6 +31,9 @@ type metrics struct {
 	lastCommit *prometheus.GaugeVec
 }
 
+// commitFailureReasons are the reason values of k2_iceberg_commit_failures_total.
+var commitFailureReasons = []string{"conflict", "catalog"}
+
 // writeErrorTypes are the error_type values of k2_iceberg_write_errors_total.
 var writeErrorTypes = []string{"commit_conflict", "catalog", "storage", "schema", "canceled", "other"}
 
@@ -40,6 +45,8 @@ func newMetrics(reg prometheus.Registerer, tables []TableDef) *metrics {
 		rowsWritten:     f.CounterVec("k2_iceberg_rows_written_total", "Rows committed to Iceberg tables.", "table"),
 		writeDuration:   f.HistogramVec("k2_iceberg_write_duration_seconds", "Time to write data files and commit one batch.", ops.StorageBuckets, "table"),
 		writeErrors:     f.CounterVec("k2_iceberg_write_errors_total", "Failed Iceberg writes by error type (commit_conflict, catalog, storage, schema, canceled, other).", "table", "error_type"),
+		commitFailures:  f.CounterVec("k2_iceberg_commit_failures_total", "Iceberg commits the catalog refused, retried conflicts included, by reason (conflict, catalog).", "table", "reason"),
+		batchSize:       f.HistogramVec("k2_iceberg_batch_size", "Rows handed to one commit, before duplicates are dropped.", ops.RowBuckets, "table"),
 		filesWritten:    f.CounterVec("k2_iceberg_files_written_total", "Data files added by committed transactions.", "table"),
 		bytesWritten:    f.CounterVec("k2_iceberg_bytes_written_total", "Bytes of data files added by committed transactions.", "table"),
 		duplicates:      f.CounterVec("k2_iceberg_duplicates_dropped_total", "Rows not written because their key was already stored or repeated in the batch.", "table"),
@@ -61,7 +68,11 @@ func newMetrics(reg prometheus.Registerer, tables []TableDef) *metrics {
 		for _, v := range []*prometheus.CounterVec{m.rowsWritten, m.filesWritten, m.bytesWritten, m.duplicates, m.orphansRemoved} {
 			v.WithLabelValues(t)
 		}
+		for _, r := range commitFailureReasons {
+			m.commitFailures.WithLabelValues(t, r)
+		}
 		m.transactionRows.WithLabelValues(t)
+		m.batchSize.WithLabelValues(t)
 		m.writeDuration.WithLabelValues(t)
 		for _, v := range []*prometheus.GaugeVec{m.tableRows, m.tableFiles, m.tableBytes, m.lastCommit} {
 			v.WithLabelValues(t)

@@ -138,6 +138,9 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 	for _, o := range opts {
 		o(&cc)
 	}
+	if len(rows) > 0 {
+		w.lake.m.batchSize.WithLabelValues(w.def.Name).Observe(float64(len(rows)))
+	}
 	tbl, err := w.lake.Load(ctx, w.def.Name)
 	if err != nil {
 		return res, w.fail(res, start, "catalog", len(rows), err)
@@ -339,6 +342,11 @@ func (w *Writer[T]) commitFiles(ctx context.Context, tbl *table.Table, files []i
 		if landed := w.lake.findCommit(context.WithoutCancel(ctx), w.def.Name, commitID); landed != nil {
 			return landed, nil
 		}
+		reason := "catalog"
+		if isConflict(err) {
+			reason = "conflict"
+		}
+		w.lake.m.commitFailures.WithLabelValues(w.def.Name, reason).Inc()
 		if !isConflict(err) || attempt == maxCommitAttempts || ctx.Err() != nil {
 			return nil, err
 		}

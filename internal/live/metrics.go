@@ -28,6 +28,7 @@ type metrics struct {
 	gaps           *prometheus.CounterVec // symbol
 	backfilled     *prometheus.CounterVec // symbol
 	breakerState   prometheus.Gauge
+	breakerOpened  prometheus.Counter
 }
 
 // Label values known before the first event, so their series start at 0.
@@ -58,6 +59,7 @@ func newMetrics(reg prometheus.Registerer, p feed.Protocol) *metrics {
 		gaps:           f.CounterVec(prefix+"trade_gaps_total", "Holes in the exchange's contiguous trade ids, by symbol.", "symbol"),
 		backfilled:     f.CounterVec(prefix+"backfilled_trades_total", "Missed trades recovered from the REST API, by symbol.", "symbol"),
 		breakerState:   f.Gauge(prefix+"circuit_breaker_state", "Reconnect circuit breaker: 0 closed, 1 open, 2 half-open."),
+		breakerOpened:  f.Counter(prefix+"circuit_breaker_opened_total", "Times the reconnect circuit breaker opened (dialling paused)."),
 	}
 	for _, s := range p.Symbols() {
 		m.received.WithLabelValues(s)

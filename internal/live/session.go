@@ -146,6 +146,7 @@ func NewSession(p feed.Protocol, cfg SessionConfig) (*Session, error) {
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			s.m.breakerState.Set(map[gobreaker.State]float64{gobreaker.StateClosed: 0, gobreaker.StateOpen: 1, gobreaker.StateHalfOpen: 2}[to])
 			if to == gobreaker.StateOpen {
+				s.m.breakerOpened.Inc()
 				s.stats.Lock()
 				s.stats.BreakerOpens++
 				s.stats.Unlock()

@@ -160,8 +160,8 @@ func TestBreakerGatesReconnects(t *testing.T) {
 	if d := x.dials.Load(); d != 3 {
 		t.Fatalf("%d dials while the breaker was open; want the 3 that opened it", d)
 	}
-	if v := metricValues(t, s.metrics, []string{"k2_binance_circuit_breaker_state"})[0]; v != 1 {
-		t.Fatalf("k2_binance_circuit_breaker_state %v while open", v)
+	if v := metricValues(t, s.metrics, []string{"k2_binance_circuit_breaker_state", "k2_binance_circuit_breaker_opened_total"}); v[0] != 1 || v[1] != 1 {
+		t.Fatalf("k2_binance_circuit_breaker_state %v, opened_total %v while open", v[0], v[1])
 	}
 	x.refuse.Store(false)
 	// Half-open after 1.5 s lets one attempt through, which now succeeds.

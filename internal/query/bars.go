@@ -425,8 +425,20 @@ func (c *minuteCache) put(location string, mins []minute) {
 	}
 }
 
-// fileMinutes returns a data file's minute aggregates, computing them once.
+// fileMinutes returns a data file's minute aggregates for a query,
+// computing them once, and counts the cache lookup.
 func (e *Engine) fileMinutes(ctx context.Context, f dataFile) ([]minute, error) {
+	if m, ok := e.minuteCache.get(f.location); ok {
+		e.m.barHits.Inc()
+		return m, nil
+	}
+	e.m.barMisses.Inc()
+	return e.computeMinutes(ctx, f)
+}
+
+// computeMinutes computes a data file's minute aggregates once, however
+// many ask at the same time, and caches them.
+func (e *Engine) computeMinutes(ctx context.Context, f dataFile) ([]minute, error) {
 	if m, ok := e.minuteCache.get(f.location); ok {
 		return m, nil
 	}
@@ -522,7 +534,7 @@ func (e *Engine) WarmBars(ctx context.Context) error {
 	for _, f := range files {
 		_, cached := e.minuteCache.get(f.location)
 		begun := time.Now()
-		mins, err := e.fileMinutes(ctx, f)
+		mins, err := e.computeMinutes(ctx, f)
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	iceio "github.com/apache/iceberg-go/io"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -25,9 +26,10 @@ type fileCache struct {
 	maxBytes int64
 	open     func(ctx context.Context) (iceio.IO, error)
 
-	flight singleflight.Group
-	mu     sync.Mutex
-	used   int64
+	flight       singleflight.Group
+	mu           sync.Mutex
+	used         int64
+	hits, misses prometheus.Counter // set by the engine
 }
 
 func newFileCache(dir string, maxBytes int64, open func(ctx context.Context) (iceio.IO, error)) (*fileCache, error) {
@@ -52,8 +54,10 @@ func (c *fileCache) local(ctx context.Context, location string) (string, error) 
 	if _, err := os.Stat(path); err == nil {
 		now := time.Now()
 		os.Chtimes(path, now, now) // LRU order for eviction
+		c.hits.Inc()
 		return path, nil
 	}
+	c.misses.Inc()
 	_, err, _ := c.flight.Do(path, func() (any, error) {
 		if _, err := os.Stat(path); err == nil {
 			return nil, nil

@@ -47,7 +47,14 @@ type metrics struct {
 	files    *prometheus.HistogramVec
 	rows     *prometheus.HistogramVec
 	pool     *poolMetrics
+	// The caches' lookups by tier: data_files (local copies of
+	// object-store files) and bar_minutes (per-file minute aggregates).
+	cacheHits, cacheMisses *prometheus.CounterVec
+	barHits, barMisses     prometheus.Counter // resolved once: a bar query looks up every file
 }
+
+// cacheTiers are the cache_tier values of the cache metrics.
+var cacheTiers = []string{"data_files", "bar_minutes"}
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := ops.NewMetrics(reg)
@@ -57,7 +64,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		files:    f.HistogramVec("k2_query_files_scanned", "Data files a query read after pruning.", prometheus.ExponentialBuckets(1, 4, 8), "query_type"),
 		rows:     f.HistogramVec("k2_query_rows_returned", "Rows a query returned.", ops.RowBuckets, "query_type"),
 		pool:     newPoolMetrics(f),
+		cacheHits: f.CounterVec("k2_query_cache_hits_total",
+			"Query cache lookups answered from the cache, by tier (data_files: object-store files copied locally; bar_minutes: minute aggregates of a data file).", "cache_tier"),
+		cacheMisses: f.CounterVec("k2_query_cache_misses_total",
+			"Query cache lookups that had to read the data file, by tier; bar_minutes filled ahead by warming is not counted.", "cache_tier"),
 	}
+	for _, c := range cacheTiers {
+		m.cacheHits.WithLabelValues(c)
+		m.cacheMisses.WithLabelValues(c)
+	}
+	m.barHits, m.barMisses = m.cacheHits.WithLabelValues("bar_minutes"), m.cacheMisses.WithLabelValues("bar_minutes")
 	for _, q := range queryTypes {
 		for _, st := range []string{"success", "error", "timeout"} {
 			m.queries.WithLabelValues(q, st)
@@ -198,6 +214,9 @@ func New(l *lake.Lake, opts Options) (*Engine, error) {
 	e.db = sql.OpenDB(conn)
 	e.db.SetMaxIdleConns(opts.PoolSize)
 	e.m = newMetrics(opts.Registerer)
+	if e.cache != nil {
+		e.cache.hits, e.cache.misses = e.m.cacheHits.WithLabelValues("data_files"), e.m.cacheMisses.WithLabelValues("data_files")
+	}
 	e.pool = newPool(e.db, opts.PoolSize, opts.AcquireTimeout, e.m.pool)
 	// Open one connection now so a bad setting fails here, not in a query.
 	c, err := e.pool.Acquire(context.Background())

@@ -142,24 +142,34 @@ func TestAlertsAreLabelledAndTested(t *testing.T) {
 	}
 }
 
-// Every metric an alert reads is one a K2 process exports (asked of k2 up's
-// registry, which holds every part's) or one of the exporters' listed
+// Every metric an alert or a dashboard panel reads is one a K2 process
+// exports (asked of k2 up's registry, which holds every part's, and of a
+// feed role connected to an exchange) or one of the exporters' listed
 // above, and so is every label it selects or groups by: an alert on a name
-// nobody exports is silent forever.
+// nobody exports is silent forever, a panel on one is empty.
 func TestAlertRulesReadWhatK2Exports(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Feed.Rate = 200
+	cfg.API.RouteRateLimits = append(cfg.API.RouteRateLimits, "GET /v1/stats=1/min")
 	up := start(t, "up", cfg, Parts{Embedded: true, Sink: true, Maintain: true, API: true, Feed: "synth", FeedMayFail: true})
+	feed := replayFeed(t, up)
 	// Some series exist once there is something to count: the sink's
-	// partitions and sequences, a request answered.
+	// partitions and sequences, a request answered, refused or failed.
 	testutil.WaitFor(t, "the first commit", 30*time.Second, func() bool { return up.Sink().Stats().Written > 0 })
-	for _, path := range []string{"/health", "/v1/symbols", "/v1/trades?limit=5", "/v1/trades?symbol=BTCUSDT&limit=5"} {
-		if code, body := up.get(t, path); code != 200 {
-			t.Fatalf("%s: %d %.200s", path, code, body)
+	for _, c := range []struct {
+		path string
+		code int
+	}{
+		{"/health", 200}, {"/v1/symbols", 200}, {"/v1/trades?limit=5", 200}, {"/v1/trades?symbol=BTCUSDT&limit=5", 200},
+		{"/v1/bars/1m?symbol=BTCUSDT&limit=5", 200}, {"/v1/trades?limit=abc", 400}, {"/v1/stats", 200}, {"/v1/stats", 429},
+	} {
+		if code, body := up.get(t, c.path); code != c.code {
+			t.Fatalf("%s: %d %.200s; want %d", c.path, code, body, c.code)
 		}
 	}
-	exported := gather(t, up.Metrics())
+	exported := gatherAll(t, up.Metrics(), feed.Metrics())
+	dashboardsReadWhatIsExported(t, exported)
 
 	for _, a := range readAlerts(t) {
 		for _, p := range unexported(a.Expr, exported) {
