@@ -331,7 +331,7 @@ func TestRunbookCommandsRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer local.Close()
+	t.Cleanup(local.Close) // after k2 api stops (cleanups run last first)
 	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"status":"success","data":{"alerts":[]}}`))
 	}))
