@@ -44,7 +44,8 @@ func newAlertsValidateCmd() *cobra.Command {
   completeness   every alert has severity (critical, high or medium),
                  component and team labels, and summary, description,
                  runbook_url and dashboard_url annotations; runbook_url is a
-                 path to a file that exists under --repo.
+                 path to a file under --repo headed "# <alert>", with the
+                 sections Symptoms, Impact, Diagnose, Recover and Verify.
 
 Prints one line per problem (file: alert: problem) and a summary; the exit
 status is 1 when anything is wrong.`,

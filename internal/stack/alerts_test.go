@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,6 +175,14 @@ func TestAlertRulesReadWhatK2Exports(t *testing.T) {
 	for _, a := range readAlerts(t) {
 		for _, p := range unexported(a.Expr, exported) {
 			t.Errorf("%s: %s", a.Alert, p)
+		}
+	}
+	// So does every query a runbook gives an operator to paste.
+	maps.Copy(exported, feedSeries(t))
+	maps.Copy(exported, laterSeries)
+	for _, q := range runbookQueries(t) {
+		for _, p := range unexported(q.expr, exported) {
+			t.Errorf("%s: %s: %s", q.where, q.expr, p)
 		}
 	}
 	// The original's defects are caught.

@@ -22,6 +22,12 @@ import (
 // none, relative to the repository root.
 var DefaultRules = filepath.Join("deploy", "prometheus", "rules", "k2-alerts.yml")
 
+// RunbookSections are the headings every alert's runbook has, in this
+// order (docs/operations/runbooks/README.md): what the page looks like,
+// what it costs, how to find the cause, how to fix it, how to know it is
+// fixed.
+var RunbookSections = []string{"Symptoms", "Impact", "Diagnose", "Recover", "Verify"}
+
 // Severities are the levels an alert may have: the seed's three.
 var Severities = []string{"critical", "high", "medium"}
 
@@ -137,15 +143,16 @@ func checkAlert(repo string, rule rulefmt.RuleNode, add func(string, ...any)) {
 		}
 	}
 	if rb := rule.Annotations["runbook_url"]; rb != "" {
-		if what := runbookProblem(repo, rb); what != "" {
+		if what := runbookProblem(repo, rb, rule.Alert.Value); what != "" {
 			add("%s", what)
 		}
 	}
 }
 
-// runbookProblem says why a runbook_url does not lead to a runbook: it must
-// be a path in the repository, so the runbook is reviewed with the rule.
-func runbookProblem(repo, rb string) string {
+// runbookProblem says why a runbook_url does not lead to alert's runbook:
+// it must be a path in the repository, so the runbook is reviewed with the
+// rule, to a page titled with the alert's name that has every section.
+func runbookProblem(repo, rb, alert string) string {
 	if u, err := url.Parse(rb); err == nil && u.Scheme != "" {
 		return fmt.Sprintf("runbook_url %s is a URL, not a path in the repository", rb)
 	}
@@ -160,6 +167,33 @@ func runbookProblem(repo, rb string) string {
 		return fmt.Sprintf("runbook %s: %v", rb, err)
 	case fi.IsDir():
 		return fmt.Sprintf("runbook %s is a directory", rb)
+	}
+	text, err := os.ReadFile(filepath.Join(repo, filepath.FromSlash(rb)))
+	if err != nil {
+		return fmt.Sprintf("runbook %s: %v", rb, err)
+	}
+	return runbookContentProblem(rb, alert, string(text))
+}
+
+// runbookContentProblem says what a runbook's text lacks: a first line
+// "# <alert>" (or "# <alert> — what it means") and a "## " heading of each
+// of RunbookSections, in order.
+func runbookContentProblem(rb, alert, text string) string {
+	first, rest, _ := strings.Cut(text, "\n")
+	if title := strings.TrimSpace(strings.TrimPrefix(first, "# ")); !strings.HasPrefix(first, "# ") ||
+		(title != alert && !strings.HasPrefix(title, alert+" ")) {
+		return fmt.Sprintf("runbook %s does not start with the heading # %s", rb, alert)
+	}
+	next := 0 // the index in RunbookSections of the next heading expected
+	for _, line := range strings.Split(rest, "\n") {
+		h, ok := strings.CutPrefix(strings.TrimRight(line, " \r"), "## ")
+		if ok && next < len(RunbookSections) && strings.TrimSpace(h) == RunbookSections[next] {
+			next++
+		}
+	}
+	if missing := RunbookSections[next:]; len(missing) > 0 {
+		return fmt.Sprintf("runbook %s lacks the sections %s (in this order: %s)", rb,
+			strings.Join(missing, ", "), strings.Join(RunbookSections, ", "))
 	}
 	return ""
 }
