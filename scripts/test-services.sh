@@ -37,7 +37,8 @@
 # kafka.tools.StorageTool), needing Java 17+ and, the first time, Maven.
 #
 # promtool, which checks and unit-tests deploy/prometheus/rules, comes from
-# Debian's prometheus package (its server is never started).
+# Debian's prometheus package (its server is never started); systemd-analyze,
+# which verifies deploy/systemd's units, from Debian's systemd package.
 #
 # Settings (environment): K2_TEST_HOME, K2_TEST_CACHE, K2_TEST_PG_PORT (55432),
 # K2_TEST_S3_PORT (59000), K2_TEST_KAFKA_PORT (59092, clients),
@@ -854,6 +855,7 @@ promtool_ensure() {
   ensure_cmd promtool prometheus
   PROMTOOL="$(command -v promtool)"
   log "promtool ready: $("$PROMTOOL" --version 2>&1 | head -n 1) ($PROMTOOL)"
+  ensure_cmd systemd-analyze systemd
 }
 
 # -------------------------------------------------------------------- env --
