@@ -106,10 +106,15 @@ func (c *Cluster) handleCreateTopics(creq *clientReq) (kmsg.Response, error) {
 		}
 		st.NumPartitions = int32(nparts)
 		st.ReplicationFactor = int16(nreplicas)
+		// Nullable, but Kafka's admin client reads the list without a
+		// null check once NumPartitions is known, and it rejects a
+		// negative ConfigSource.
+		st.Configs = []kmsg.CreateTopicsResponseTopicConfig{}
 		for k, v := range configs {
 			c := kmsg.NewCreateTopicsResponseTopicConfig()
 			c.Name = k
 			c.Value = v
+			c.Source = int8(kmsg.ConfigSourceDynamicTopicConfig)
 			st.Configs = append(st.Configs, c)
 		}
 	}
