@@ -468,7 +468,7 @@ venv_resolve() {
 
 venv_ok() {
   [[ -f $VENV_DIR/.k2-ready ]] &&
-    "$VENV_DIR/bin/python" -c 'import pyiceberg, pyarrow, pyarrow.fs, sqlalchemy, psycopg2' >/dev/null 2>&1
+    "$VENV_DIR/bin/python" -c 'import pyiceberg, pyarrow, pyarrow.fs, sqlalchemy, psycopg2, confluent_kafka.schema_registry.avro' >/dev/null 2>&1
 }
 
 # Creates the venv if missing. Output goes to the caller (a log file).
@@ -479,7 +479,7 @@ venv_build() {
   mkdir -p "$(dirname "$VENV_DIR")"
   "$BASE_PYTHON" -m venv "$VENV_DIR"
   "$VENV_DIR/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$PY_REQUIREMENTS"
-  "$VENV_DIR/bin/python" -c 'import pyiceberg, pyarrow, pyarrow.fs, sqlalchemy, psycopg2; print("pyiceberg", pyiceberg.__version__, "pyarrow", pyarrow.__version__)'
+  "$VENV_DIR/bin/python" -c 'import pyiceberg, pyarrow, pyarrow.fs, sqlalchemy, psycopg2, confluent_kafka.schema_registry.avro; print("pyiceberg", pyiceberg.__version__, "pyarrow", pyarrow.__version__)'
   touch "$VENV_DIR/.k2-ready"
 }
 

@@ -2,10 +2,13 @@ package bus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -331,5 +334,51 @@ func TestLatestByKey(t *testing.T) {
 	none, err := LatestByKey(ctx, []string{b.Addr()}, "market.crypto.trades.kraken", 2000)
 	if err != nil || len(none) != 0 {
 		t.Fatalf("empty topic: %v %v", none, err)
+	}
+}
+
+// K2's schemas are registered under each topic's own subject too
+// (Confluent's default naming), with the ids of the asset-class subjects.
+func TestSchemasUnderTopicSubjects(t *testing.T) {
+	ctx := context.Background()
+	topo := DefaultTopology()
+	topo.Prefix = "staging."
+	l, err := StartLocal(ctx, LocalConfig{Dir: t.TempDir(), BrokerListen: "127.0.0.1:0", RegistryListen: "127.0.0.1:0", Topology: topo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	latest := func(subject string) (id int) {
+		t.Helper()
+		resp, err := http.Get(l.RegistryURL() + "/subjects/" + subject + "/versions/latest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v struct{ ID int }
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: HTTP %d %v", subject, resp.StatusCode, err)
+		}
+		return v.ID
+	}
+	subjects, err := l.Registry().Subjects(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range topo.Specs() {
+		subject := codec.TopicSubject(s.Name)
+		if s.DLQ {
+			if slices.Contains(subjects, subject) {
+				t.Errorf("dead-letter topic %s has a subject: its records are kept as they came", s.Name)
+			}
+			continue
+		}
+		asset, _, _, err := ParseTopic(strings.TrimPrefix(s.Name, topo.Prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := latest(subject), latest(codec.Subject(asset, string(s.DataType))); got != want {
+			t.Errorf("%s: schema id %d, the asset class's subject has %d", subject, got, want)
+		}
 	}
 }

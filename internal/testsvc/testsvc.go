@@ -13,7 +13,7 @@
 //	K2_TEST_S3_ACCESS_KEY  root access key of the local gateway
 //	K2_TEST_S3_SECRET_KEY  its secret
 //	K2_TEST_S3_REGION      us-east-1
-//	K2_TEST_PYTHON         the venv's python (PyIceberg, pyarrow, SQLAlchemy, psycopg2)
+//	K2_TEST_PYTHON         the venv's python (PyIceberg, pyarrow, SQLAlchemy, psycopg2, confluent-kafka with Avro)
 //	K2_TEST_PROMTOOL       Prometheus's promtool
 //	K2_TEST_KAFKA_BROKERS  127.0.0.1:59092 (plaintext; no topic auto-creation, 3 partitions by default)
 //	K2_TEST_KAFKA_TOOLS    the jars of that Kafka version's command-line tools (kafka-tools and its dependencies)
