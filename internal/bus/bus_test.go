@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/k2-market-data/k2/internal/codec"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/registry"
+	"github.com/k2-market-data/k2/internal/testsvc"
 )
 
 // embedded starts a broker and a registry for a test.
@@ -380,5 +382,47 @@ func TestSchemasUnderTopicSubjects(t *testing.T) {
 		if got, want := latest(subject), latest(codec.Subject(asset, string(s.DataType))); got != want {
 			t.Errorf("%s: schema id %d, the asset class's subject has %d", subject, got, want)
 		}
+	}
+}
+
+// K2's producer never asks a broker to create a topic with the broker's
+// defaults: producing to a missing one fails at once, saying so, on the
+// embedded broker (which creates topics for clients that ask) and on
+// Apache Kafka without auto-creation alike.
+func TestProduceToMissingTopicFailsAtOnce(t *testing.T) {
+	for _, broker := range []string{"embedded", "kafka"} {
+		t.Run(broker, func(t *testing.T) {
+			var brokers []string
+			var reg *registry.Client
+			prefix := "missing."
+			if broker == "embedded" {
+				b, r := embedded(t, t.TempDir())
+				brokers, reg = []string{b.Addr()}, r
+			} else {
+				brokers, prefix = testsvc.KafkaSeeds(t), testsvc.KafkaTopicPrefix(t)
+				_, reg = embedded(t, t.TempDir())
+			}
+			p, err := NewProducer(ProducerConfig{Brokers: brokers, TopicPrefix: prefix}, reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close(context.Background())
+			// Far longer than failing takes, far shorter than the
+			// delivery timeout (2 min) a wait for the topic would run to.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			tr := testTrade(1)
+			if err := Produce(ctx, p, record.Trade, &tr); err != nil {
+				t.Fatal(err)
+			}
+			err = p.Flush(ctx)
+			topic := prefix + "market.crypto.trades.binance"
+			if !errors.Is(err, kerr.UnknownTopicOrPartition) || !strings.Contains(err.Error(), "produce to "+topic+": the topic does not exist") {
+				t.Fatalf("flush: %v; want the missing topic named", err)
+			}
+			if infos, err := DescribeTopics(context.Background(), admin(t, brokers[0]), prefix); err != nil || len(infos) != 0 {
+				t.Fatalf("topics under %s after the attempt: %v %v", prefix, infos, err)
+			}
+		})
 	}
 }

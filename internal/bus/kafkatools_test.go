@@ -101,6 +101,27 @@ func TestKafkaToolsAgainstEmbeddedBroker(t *testing.T) {
 		}
 	})
 
+	// As with Kafka's default auto.create.topics.enable, the console
+	// producer's first record creates a missing topic instead of waiting
+	// for it (60 s) and failing.
+	t.Run("console-producer-creates-a-missing-topic", func(t *testing.T) {
+		cmd := tools.Command(ctx, testsvc.ConsoleProducer, append(bootstrap, "--topic", "ops.new")...)
+		cmd.Stdin = strings.NewReader("one\ntwo\nthree\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("console producer: %v\n%s", err, out)
+		}
+		if desc := run(testsvc.TopicCommand, "--describe", "--topic", "ops.new"); !strings.Contains(desc, "PartitionCount: 6") {
+			t.Errorf("the created topic:\n%s", desc)
+		}
+		total := int64(0)
+		for _, n := range offsetLines(t, run(testsvc.GetOffsetShell, "--topic", "ops.new")) {
+			total += n
+		}
+		if total != 3 {
+			t.Errorf("ops.new holds %d records, want the 3 produced", total)
+		}
+	})
+
 	// A group that consumed everything, committed and left, and then 30
 	// more records: its lag.
 	const group = "ops-group"

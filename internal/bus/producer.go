@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/k2-market-data/k2/internal/codec"
@@ -309,7 +310,14 @@ func (p *Producer) promise(r *kgo.Record, err error) {
 		}
 		p.errMu.Lock()
 		if p.firstErr == nil {
-			p.firstErr = fmt.Errorf("produce to %s: %w", r.Topic, err)
+			why := ""
+			if errors.Is(err, kerr.UnknownTopicOrPartition) {
+				// The client gives up after a few metadata loads rather
+				// than waiting for the topic, and K2 does not ask the
+				// broker to create it with the broker's defaults.
+				why = "the topic does not exist (k2 topics create makes K2's topics): "
+			}
+			p.firstErr = fmt.Errorf("produce to %s: %s%w", r.Topic, why, err)
 		}
 		p.errMu.Unlock()
 		return
