@@ -185,3 +185,7 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 )
+
+// The embedded broker, patched so Apache Kafka's own tools work against it:
+// third_party/kfake/PATCHES.md says what changed, k2.patch is the diff.
+replace github.com/twmb/franz-go/pkg/kfake => ./third_party/kfake

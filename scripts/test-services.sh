@@ -8,6 +8,7 @@
 #   scripts/test-services.sh reset    stop, then delete all service data (not the tool cache)
 #   scripts/test-services.sh kafka-restart [--kill]   restart the Kafka broker on the same data
 #   scripts/test-services.sh kafka-stop [--kill] | kafka-start   stop / start only the Kafka broker
+#   scripts/test-services.sh kafka-fetch    only fetch Kafka's jars (broker and tools) into the tool cache
 #
 # Everything runs on 127.0.0.1 as ordinary processes (no system services, no
 # Docker). State lives under $K2_TEST_HOME (default <repo>/.k2-test, git-ignored):
@@ -27,8 +28,9 @@
 # ${XDG_CACHE_HOME:-~/.cache}/k2-test) so a fresh clone on the same machine
 # starts in seconds: versitygw-<version>/versitygw, venv-<hash>/ (the hash
 # covers scripts/pyiceberg-requirements.txt and the base Python's version) and
-# kafka-<version>-<hash>/jars/ (the broker's jars from Maven Central, resolved
-# by Maven through scripts/kafka/pom.xml; the hash covers that file) with,
+# kafka-<version>-<hash>/jars/ (the broker's and the command-line tools' jars
+# from Maven Central, resolved by Maven through scripts/kafka/pom.xml; the hash
+# covers that file) with,
 # beside it, cds-<java-build>.jsa (a class-data sharing archive that halves
 # the broker's start-up CPU; written by the first broker JVM when it stops).
 #
@@ -467,7 +469,7 @@ venv_resolve() {
 
 venv_ok() {
   [[ -f $VENV_DIR/.k2-ready ]] &&
-    "$VENV_DIR/bin/python" -c 'import pyiceberg, pyarrow, pyarrow.fs, sqlalchemy, psycopg2' >/dev/null 2>&1
+    "$VENV_DIR/bin/python" -c 'import pyiceberg, pyarrow, pyarrow.fs, sqlalchemy, psycopg2, confluent_kafka.schema_registry.avro' >/dev/null 2>&1
 }
 
 # Creates the venv if missing. Output goes to the caller (a log file).
@@ -478,7 +480,7 @@ venv_build() {
   mkdir -p "$(dirname "$VENV_DIR")"
   "$BASE_PYTHON" -m venv "$VENV_DIR"
   "$VENV_DIR/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$PY_REQUIREMENTS"
-  "$VENV_DIR/bin/python" -c 'import pyiceberg, pyarrow, pyarrow.fs, sqlalchemy, psycopg2; print("pyiceberg", pyiceberg.__version__, "pyarrow", pyarrow.__version__)'
+  "$VENV_DIR/bin/python" -c 'import pyiceberg, pyarrow, pyarrow.fs, sqlalchemy, psycopg2, confluent_kafka.schema_registry.avro; print("pyiceberg", pyiceberg.__version__, "pyarrow", pyarrow.__version__)'
   touch "$VENV_DIR/.k2-ready"
 }
 
@@ -558,7 +560,9 @@ kafka_cds_collect() {
   rm -f "$KAFKA_CDS_DUMP" "$archive.tmp.$$"
 }
 
-kafka_jars_ok() { [[ -f $KAFKA_CACHED/.k2-ready && -f $KAFKA_JARS/kafka_2.13-$KAFKA_VERSION.jar ]]; }
+kafka_jars_ok() {
+  [[ -f $KAFKA_CACHED/.k2-ready && -f $KAFKA_JARS/kafka_2.13-$KAFKA_VERSION.jar && -f $KAFKA_JARS/kafka-tools-$KAFKA_VERSION.jar ]]
+}
 
 # Resolves the broker's jars with Maven into the tool cache (a copy of the pom
 # in a scratch folder, so nothing is written into the work tree). Output goes
@@ -580,11 +584,14 @@ kafka_fetch() {
     echo "mvn dependency:copy-dependencies failed"
     return 1
   fi
-  if [[ ! -f $tmp/jars/kafka_2.13-$KAFKA_VERSION.jar ]]; then
-    rm -rf "$tmp"
-    echo "Maven did not produce kafka_2.13-$KAFKA_VERSION.jar"
-    return 1
-  fi
+  local jar
+  for jar in kafka_2.13 kafka-tools; do
+    if [[ ! -f $tmp/jars/$jar-$KAFKA_VERSION.jar ]]; then
+      rm -rf "$tmp"
+      echo "Maven did not produce $jar-$KAFKA_VERSION.jar"
+      return 1
+    fi
+  done
   rm -f "$tmp/pom.xml"
   touch "$tmp/.k2-ready"
   # Another checkout sharing the cache may have won the race: keep its copy.
@@ -861,6 +868,8 @@ promtool_ensure() {
 # -------------------------------------------------------------------- env --
 
 env_lines() {
+  # The tools run on the broker's Java (found, never installed, here).
+  [[ -n $JAVA ]] || find_java || true
   cat <<EOF
 export K2_TEST_HOME='$K2_TEST_HOME'
 export K2_TEST_POSTGRES_URL='postgres://$PG_ROLE:$PG_PASSWORD@$PG_HOST:$PG_PORT/$PG_DB?sslmode=disable'
@@ -872,6 +881,8 @@ export K2_TEST_S3_REGION='$S3_REGION'
 export K2_TEST_PYTHON='$PYTHON'
 export K2_TEST_PROMTOOL='$PROMTOOL'
 export K2_TEST_KAFKA_BROKERS='$KAFKA_HOST:$KAFKA_PORT'
+export K2_TEST_KAFKA_TOOLS='$KAFKA_JARS'
+export K2_TEST_JAVA='$JAVA'
 EOF
 }
 
@@ -994,6 +1005,18 @@ kill_arg() {
 }
 
 cmd_kafka_stop() { local k; k="$(kill_arg "${1:-}")"; kafka_lock; kafka_stop "$k"; }
+# kafka-fetch: the jars a changed scripts/kafka/pom.xml names, fetched while
+# the services keep running (a running broker keeps the jars it started with).
+cmd_kafka_fetch() {
+  mkdir -p "$K2_TEST_CACHE" "$LOG_DIR"
+  command -v mvn >/dev/null 2>&1 || apt_install maven
+  if ! kafka_fetch >"$LOG_DIR/kafka-fetch.log" 2>&1; then
+    tail -n 40 "$LOG_DIR/kafka-fetch.log" >&2
+    die "fetching Kafka's jars failed (log: $LOG_DIR/kafka-fetch.log)"
+  fi
+  log "Kafka jars ready in $KAFKA_JARS"
+}
+
 cmd_kafka_start() { kafka_lock; kafka_launch keep_ports; kafka_wait; }
 cmd_kafka_restart() {
   local k t0=$SECONDS; k="$(kill_arg "${1:-}")"
@@ -1013,8 +1036,9 @@ case "${1:-}" in
   kafka-stop) cmd_kafka_stop "${2:-}" ;;
   kafka-start) cmd_kafka_start ;;
   kafka-restart) cmd_kafka_restart "${2:-}" ;;
+  kafka-fetch) cmd_kafka_fetch ;;
   *)
-    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -48,6 +48,13 @@ func StartBroker(dir, listen string, log *slog.Logger) (*Broker, error) {
 		kfake.DataDir(dir),
 		kfake.ClusterID("k2"),
 		kfake.DefaultNumPartitions(6),
+		// As Kafka's auto.create.topics.enable defaults to true: a client
+		// that asks (the console producer, a Java or librdkafka producer)
+		// gets a missing topic created with six partitions instead of
+		// waiting for it until it times out. K2's own clients never ask:
+		// they create their topics with their configs, and its producer
+		// fails at once on a missing one.
+		kfake.AllowAutoTopicCreation(),
 		kfake.WithLogger(slogAdapter{log}),
 	)
 	if err != nil {

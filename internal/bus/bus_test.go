@@ -2,16 +2,19 @@ package bus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/k2-market-data/k2/internal/codec"
@@ -19,6 +22,7 @@ import (
 	"github.com/k2-market-data/k2/internal/ops"
 	"github.com/k2-market-data/k2/internal/record"
 	"github.com/k2-market-data/k2/internal/registry"
+	"github.com/k2-market-data/k2/internal/testsvc"
 )
 
 // embedded starts a broker and a registry for a test.
@@ -370,5 +374,93 @@ func TestLatestByKey(t *testing.T) {
 	none, err := LatestByKey(ctx, []string{b.Addr()}, "market.crypto.trades.kraken", 2000)
 	if err != nil || len(none) != 0 {
 		t.Fatalf("empty topic: %v %v", none, err)
+	}
+}
+
+// K2's schemas are registered under each topic's own subject too
+// (Confluent's default naming), with the ids of the asset-class subjects.
+func TestSchemasUnderTopicSubjects(t *testing.T) {
+	ctx := context.Background()
+	topo := DefaultTopology()
+	topo.Prefix = "staging."
+	l, err := StartLocal(ctx, LocalConfig{Dir: t.TempDir(), BrokerListen: "127.0.0.1:0", RegistryListen: "127.0.0.1:0", Topology: topo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	latest := func(subject string) (id int) {
+		t.Helper()
+		resp, err := http.Get(l.RegistryURL() + "/subjects/" + subject + "/versions/latest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v struct{ ID int }
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: HTTP %d %v", subject, resp.StatusCode, err)
+		}
+		return v.ID
+	}
+	subjects, err := l.Registry().Subjects(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range topo.Specs() {
+		subject := codec.TopicSubject(s.Name)
+		if s.DLQ {
+			if slices.Contains(subjects, subject) {
+				t.Errorf("dead-letter topic %s has a subject: its records are kept as they came", s.Name)
+			}
+			continue
+		}
+		asset, _, _, err := ParseTopic(strings.TrimPrefix(s.Name, topo.Prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := latest(subject), latest(codec.Subject(asset, string(s.DataType))); got != want {
+			t.Errorf("%s: schema id %d, the asset class's subject has %d", subject, got, want)
+		}
+	}
+}
+
+// K2's producer never asks a broker to create a topic with the broker's
+// defaults: producing to a missing one fails at once, saying so, on the
+// embedded broker (which creates topics for clients that ask) and on
+// Apache Kafka without auto-creation alike.
+func TestProduceToMissingTopicFailsAtOnce(t *testing.T) {
+	for _, broker := range []string{"embedded", "kafka"} {
+		t.Run(broker, func(t *testing.T) {
+			var brokers []string
+			var reg *registry.Client
+			prefix := "missing."
+			if broker == "embedded" {
+				b, r := embedded(t, t.TempDir())
+				brokers, reg = []string{b.Addr()}, r
+			} else {
+				brokers, prefix = testsvc.KafkaSeeds(t), testsvc.KafkaTopicPrefix(t)
+				_, reg = embedded(t, t.TempDir())
+			}
+			p, err := NewProducer(ProducerConfig{Brokers: brokers, TopicPrefix: prefix}, reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close(context.Background())
+			// Far longer than failing takes, far shorter than the
+			// delivery timeout (2 min) a wait for the topic would run to.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			tr := testTrade(1)
+			if err := Produce(ctx, p, record.Trade, &tr); err != nil {
+				t.Fatal(err)
+			}
+			err = p.Flush(ctx)
+			topic := prefix + "market.crypto.trades.binance"
+			if !errors.Is(err, kerr.UnknownTopicOrPartition) || !strings.Contains(err.Error(), "produce to "+topic+": the topic does not exist") {
+				t.Fatalf("flush: %v; want the missing topic named", err)
+			}
+			if infos, err := DescribeTopics(context.Background(), admin(t, brokers[0]), prefix); err != nil || len(infos) != 0 {
+				t.Fatalf("topics under %s after the attempt: %v %v", prefix, infos, err)
+			}
+		})
 	}
 }

@@ -116,7 +116,7 @@ func Prepare(ctx context.Context, brokers []string, topo Topology, reg *registry
 	if err := EnsureTopics(ctx, brokers, topo); err != nil {
 		return err
 	}
-	for _, sc := range Schemas() {
+	for _, sc := range Schemas(topo) {
 		if _, err := reg.Register(ctx, sc.Subject, sc.Text); err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/k2-market-data/k2/internal/codec"
@@ -111,7 +112,7 @@ type Producer struct {
 	prefix string
 
 	mu  sync.RWMutex
-	ids map[string]uint32 // subject → schema id
+	ids map[string]uint32 // topic → schema id
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -198,8 +199,9 @@ type SubjectSchema struct {
 }
 
 // Schemas lists the subjects of every asset class K2 has exchanges for,
-// with the schema each kind writes under them.
-func Schemas() []SubjectSchema {
+// and of each of the topology's record topics (codec.TopicSubject), with
+// the schema each kind writes under them.
+func Schemas(t Topology) []SubjectSchema {
 	seen := map[string]bool{}
 	var out []SubjectSchema
 	for _, code := range md.ExchangeCodes() {
@@ -213,13 +215,20 @@ func Schemas() []SubjectSchema {
 			}
 		}
 	}
+	for _, s := range t.Specs() {
+		if !s.DLQ {
+			kind, _ := record.ByDataType(s.DataType)
+			out = append(out, SubjectSchema{codec.TopicSubject(s.Name), kind.Describe().Avro.Text})
+		}
+	}
 	return out
 }
 
-// schemaID registers K2's schema for the subject once and remembers its id.
-func (p *Producer) schemaID(ctx context.Context, subject, schema string) (uint32, error) {
+// schemaID registers K2's schema for a topic once, under the asset class's
+// subject and the topic's own, and remembers its id.
+func (p *Producer) schemaID(ctx context.Context, topic, subject, schema string) (uint32, error) {
 	p.mu.RLock()
-	id, ok := p.ids[subject]
+	id, ok := p.ids[topic]
 	p.mu.RUnlock()
 	if ok {
 		return id, nil
@@ -228,8 +237,11 @@ func (p *Producer) schemaID(ctx context.Context, subject, schema string) (uint32
 	if err != nil {
 		return 0, err
 	}
+	if _, err := p.reg.Register(ctx, codec.TopicSubject(topic), schema); err != nil {
+		return 0, err
+	}
 	p.mu.Lock()
-	p.ids[subject] = id
+	p.ids[topic] = id
 	p.mu.Unlock()
 	return id, nil
 }
@@ -247,7 +259,8 @@ func Produce[T any](ctx context.Context, p *Producer, k *record.Kind[T], r *T) e
 		return fmt.Errorf("%s %s: %w", k.Name, k.Key(r), err)
 	}
 	asset, exchange := k.Asset(r), k.Exchange(r)
-	id, err := p.schemaID(ctx, codec.Subject(asset, string(k.DataType)), k.Avro.Text)
+	topic := p.prefix + Topic(asset, k.DataType, exchange)
+	id, err := p.schemaID(ctx, topic, codec.Subject(asset, string(k.DataType)), k.Avro.Text)
 	if err != nil {
 		p.m.serialize.WithLabelValues(string(k.DataType), "registry").Inc()
 		return err
@@ -257,7 +270,7 @@ func Produce[T any](ctx context.Context, p *Producer, k *record.Kind[T], r *T) e
 		p.m.serialize.WithLabelValues(string(k.DataType), "encode").Inc()
 		return fmt.Errorf("%s %s: %w", k.Name, k.Key(r), err)
 	}
-	p.cl.Produce(ctx, &kgo.Record{Topic: p.prefix + Topic(asset, k.DataType, exchange), Key: []byte(k.Key(r)), Value: msg}, p.promise)
+	p.cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(k.Key(r)), Value: msg}, p.promise)
 	return nil
 }
 
@@ -307,7 +320,14 @@ func (p *Producer) promise(r *kgo.Record, err error) {
 		}
 		p.errMu.Lock()
 		if p.firstErr == nil {
-			p.firstErr = fmt.Errorf("produce to %s: %w", r.Topic, err)
+			why := ""
+			if errors.Is(err, kerr.UnknownTopicOrPartition) {
+				// The client gives up after a few metadata loads rather
+				// than waiting for the topic, and K2 does not ask the
+				// broker to create it with the broker's defaults.
+				why = "the topic does not exist (k2 topics create makes K2's topics): "
+			}
+			p.firstErr = fmt.Errorf("produce to %s: %s%w", r.Topic, why, err)
 		}
 		p.errMu.Unlock()
 		return

@@ -55,6 +55,13 @@ func Subject(assetClass marketdata.AssetClass, dataType string) string {
 	return "market." + string(assetClass) + "." + dataType + "-value"
 }
 
+// TopicSubject is the subject of a topic's values under Confluent's
+// default naming (TopicNameStrategy), "<topic>-value". K2 registers its
+// schemas under it as well as under Subject, so stock serialisers with
+// default settings find the schema of the topic they write to, and the
+// registry checks what they register there against K2's.
+func TopicSubject(topic string) string { return topic + "-value" }
+
 func mustLoad(path, name string) Schema {
 	text, err := schemaFiles.ReadFile(path)
 	if err != nil {

@@ -43,6 +43,8 @@ func (r *Registry) newHandler() http.Handler {
 	mux.HandleFunc("GET /subjects/{subject}/versions/{version}/schema", r.getVersionSchema)
 	mux.HandleFunc("GET /subjects/{subject}/versions/{version}/referencedby", r.getReferencedBy)
 	mux.HandleFunc("POST /subjects/{subject}", r.postLookup)
+	mux.HandleFunc("DELETE /subjects/{subject}", r.deleteSubject)
+	mux.HandleFunc("DELETE /subjects/{subject}/versions/{version}", r.deleteVersion)
 
 	mux.HandleFunc("GET /schemas/ids/{id}", r.getSchemaByID)
 	mux.HandleFunc("GET /schemas/ids/{id}/schema", r.getSchemaTextByID)
@@ -202,8 +204,14 @@ func idOf(req *http.Request) (int, *apiError) {
 	return n, nil
 }
 
+// flag reads a boolean query parameter (deleted=true, permanent=true...).
+func flag(req *http.Request, name string) bool {
+	b, _ := strconv.ParseBool(req.URL.Query().Get(name))
+	return b
+}
+
 func (r *Registry) getSubjects(w http.ResponseWriter, req *http.Request) {
-	names := r.subjectNames()
+	names := r.subjectNames(flag(req, "deleted"))
 	if prefix := req.URL.Query().Get("subjectPrefix"); prefix != "" {
 		kept := names[:0]
 		for _, n := range names {
@@ -217,7 +225,7 @@ func (r *Registry) getSubjects(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Registry) getVersions(w http.ResponseWriter, req *http.Request) {
-	vs, e := r.versionNumbers(req.PathValue("subject"))
+	vs, e := r.versionNumbers(req.PathValue("subject"), flag(req, "deleted"))
 	if e != nil {
 		writeError(w, req, e)
 		return
@@ -239,7 +247,7 @@ func (r *Registry) entry(w http.ResponseWriter, req *http.Request) (*schemaEntry
 	n, e := versionOf(req)
 	if e == nil {
 		var v *schemaEntry
-		if v, e = r.version(req.PathValue("subject"), n); e == nil {
+		if v, e = r.version(req.PathValue("subject"), n, flag(req, "deleted")); e == nil {
 			return v, true
 		}
 	}
@@ -313,6 +321,41 @@ func (r *Registry) postLookup(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, req, http.StatusOK, versionResponse{Subject: subject, Version: v.version, ID: v.id, Schema: v.text})
 }
 
+// deleteSubject soft-deletes every version of a subject, or with
+// permanent=true drops a soft-deleted subject, and answers the version
+// numbers deleted, as Confluent does.
+func (r *Registry) deleteSubject(w http.ResponseWriter, req *http.Request) {
+	subject, e := subjectOf(req)
+	var deleted []int
+	if e == nil {
+		deleted, e = r.deleteVersions(subject, 0, flag(req, "permanent"))
+	}
+	if e != nil {
+		writeError(w, req, e)
+		return
+	}
+	writeJSON(w, req, http.StatusOK, deleted)
+}
+
+// deleteVersion soft-deletes one version (or "latest"), or with
+// permanent=true drops a soft-deleted one, and answers its number.
+func (r *Registry) deleteVersion(w http.ResponseWriter, req *http.Request) {
+	subject, e := subjectOf(req)
+	n := 0
+	if e == nil {
+		n, e = versionOf(req)
+	}
+	var deleted []int
+	if e == nil {
+		deleted, e = r.deleteVersions(subject, n, flag(req, "permanent"))
+	}
+	if e != nil {
+		writeError(w, req, e)
+		return
+	}
+	writeJSON(w, req, http.StatusOK, deleted[0])
+}
+
 func (r *Registry) schemaEntryByID(w http.ResponseWriter, req *http.Request) (*schemaEntry, bool) {
 	id, e := idOf(req)
 	if e == nil {
@@ -381,7 +424,7 @@ func (r *Registry) getConfig(w http.ResponseWriter, req *http.Request) {
 	if subject != "" {
 		level = own
 		if level == "" {
-			if d, _ := strconv.ParseBool(req.URL.Query().Get("defaultToGlobal")); !d {
+			if !flag(req, "defaultToGlobal") {
 				writeError(w, req, &apiError{status: 404, Code: 40408, Message: fmt.Sprintf("Subject '%s' does not have subject-level compatibility configured", subject)})
 				return
 			}
@@ -447,7 +490,7 @@ func (r *Registry) postCompatibility(w http.ResponseWriter, req *http.Request) {
 		IsCompatible bool     `json:"is_compatible"`
 		Messages     []string `json:"messages,omitempty"`
 	}{IsCompatible: len(msgs) == 0}
-	if verbose, _ := strconv.ParseBool(req.URL.Query().Get("verbose")); verbose {
+	if flag(req, "verbose") {
 		resp.Messages = msgs
 	}
 	writeJSON(w, req, http.StatusOK, resp)

@@ -7,8 +7,10 @@
 // and tools use (subjects, versions, ids, lookup, config, compatibility
 // checks), with Confluent's JSON shapes and error codes, so franz-go's sr
 // client and other ordinary Confluent clients work against it unchanged.
-// Only AVRO schemas are accepted; references, deletes, modes other than
-// READWRITE, contexts and explicit ids (IMPORT mode) are not supported.
+// Subjects and versions are deleted as Confluent deletes them: softly
+// first (hidden, their ids still resolve), then, if asked, permanently.
+// Only AVRO schemas are accepted; references, modes other than READWRITE,
+// contexts and explicit ids (IMPORT mode) are not supported.
 package registry
 
 import (
@@ -69,20 +71,60 @@ type Registry struct {
 	global   string // the global compatibility level in force
 }
 
-// schemaEntry is one version of one subject. Entries of different subjects
-// may share an id (and then text) when the same schema is registered under
-// both.
+// schemaEntry is one version of one subject (or, in byID, the schema of an
+// id). Entries of different subjects may share an id (and then text) when
+// the same schema is registered under both.
 type schemaEntry struct {
 	id      int
 	version int
 	text    string // as first registered under this id
 	key     string // identity: see parseSchema
 	schema  avro.Schema
+	deleted bool // soft-deleted: hidden unless asked for, its id still resolves
 }
 
 type subjectState struct {
-	versions []*schemaEntry // versions[v-1]
-	level    string         // "" when the subject follows the global level
+	// versions in ascending order, soft-deleted ones included; numbers
+	// have gaps where versions were deleted permanently.
+	versions []*schemaEntry
+	level    string // "" when the subject follows the global level
+}
+
+// live returns the versions that are not soft-deleted.
+func (s *subjectState) live() []*schemaEntry {
+	if s == nil {
+		return nil
+	}
+	out := make([]*schemaEntry, 0, len(s.versions))
+	for _, v := range s.versions {
+		if !v.deleted {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// find returns version n (-1: the latest), soft-deleted ones only if
+// deleted is set.
+func (s *subjectState) find(n int, deleted bool) *schemaEntry {
+	if s == nil {
+		return nil
+	}
+	for i := len(s.versions) - 1; i >= 0; i-- {
+		if v := s.versions[i]; (v.version == n || n == -1) && (deleted || !v.deleted) {
+			return v
+		}
+	}
+	return nil
+}
+
+// nextVersion is the number a new version gets: one more than any kept,
+// soft-deleted or not, as in Confluent.
+func (s *subjectState) nextVersion() int {
+	if s == nil || len(s.versions) == 0 {
+		return 1
+	}
+	return s.versions[len(s.versions)-1].version + 1
 }
 
 // Open opens the registry persisted in dir, creating dir and an empty
@@ -152,11 +194,11 @@ func (r *Registry) replay(rec record) error {
 		if err != nil {
 			return fmt.Errorf("schema id %d: %w", rec.ID, err)
 		}
-		versions := r.versionsOf(rec.Subject)
-		if want := len(versions) + 1; rec.Version != want {
+		s := r.subjects[rec.Subject]
+		if want := s.nextVersion(); rec.Version != want {
 			return fmt.Errorf("subject %q version %d, expected %d", rec.Subject, rec.Version, want)
 		}
-		for _, v := range versions {
+		for _, v := range s.live() {
 			if v.key == key {
 				return fmt.Errorf("subject %q version %d repeats version %d", rec.Subject, rec.Version, v.version)
 			}
@@ -180,6 +222,11 @@ func (r *Registry) replay(rec record) error {
 			return fmt.Errorf("unknown compatibility level %q", rec.Compatibility)
 		}
 		r.applyConfig(rec.Subject, level)
+	case opDelete:
+		if _, e := r.checkDelete(rec.Subject, rec.Version, rec.Permanent); e != nil {
+			return e
+		}
+		r.applyDelete(rec.Subject, rec.Version, rec.Permanent)
 	default:
 		return fmt.Errorf("unknown record op %q", rec.Op)
 	}
@@ -197,8 +244,10 @@ func (r *Registry) applySchema(rec record, parsed avro.Schema, key string) {
 	}
 	e := &schemaEntry{id: rec.ID, version: rec.Version, text: text, key: key, schema: parsed}
 	if rec.ID > len(r.byID) {
-		r.byID = append(r.byID, e)
-		r.byKey[key] = e
+		// A copy: the subject's entry may be soft-deleted, the id's not.
+		byID := *e
+		r.byID = append(r.byID, &byID)
+		r.byKey[key] = &byID
 	}
 	s := r.subjects[rec.Subject]
 	if s == nil {
@@ -225,14 +274,6 @@ func (r *Registry) applyConfig(subject, level string) {
 	s.level = level
 }
 
-// versionsOf returns a subject's versions; the caller holds mu or writeMu.
-func (r *Registry) versionsOf(subject string) []*schemaEntry {
-	if s := r.subjects[subject]; s != nil {
-		return s.versions
-	}
-	return nil
-}
-
 // levelOf returns the level in force for a subject; the caller holds mu or
 // writeMu.
 func (r *Registry) levelOf(subject string) string {
@@ -252,7 +293,8 @@ func (r *Registry) register(subject, text string) (int, *apiError) {
 	}
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
-	versions := r.versionsOf(subject)
+	s := r.subjects[subject]
+	versions := s.live()
 	for _, v := range versions {
 		if v.key == key {
 			return v.id, nil
@@ -265,7 +307,7 @@ func (r *Registry) register(subject, text string) (int, *apiError) {
 	if e, ok := r.byKey[key]; ok {
 		id = e.id
 	}
-	rec := record{Op: opSchema, Subject: subject, Version: len(versions) + 1, ID: id, Schema: text, At: now()}
+	rec := record{Op: opSchema, Subject: subject, Version: s.nextVersion(), ID: id, Schema: text, At: now()}
 	if err := r.appendLocked(rec); err != nil {
 		return 0, errStore("registering schema", err)
 	}
@@ -310,11 +352,11 @@ func (r *Registry) lookup(subject, text string) (*schemaEntry, *apiError) {
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	s := r.subjects[subject]
-	if s == nil || len(s.versions) == 0 {
+	live := r.subjects[subject].live()
+	if len(live) == 0 {
 		return nil, errSubjectNotFound(subject)
 	}
-	for _, v := range s.versions {
+	for _, v := range live {
 		if v.key == key {
 			return v, nil
 		}
@@ -322,45 +364,50 @@ func (r *Registry) lookup(subject, text string) (*schemaEntry, *apiError) {
 	return nil, &apiError{status: 404, Code: 40403, Message: "Schema not found"}
 }
 
-// version returns a subject's version n, or its latest for n == -1.
-func (r *Registry) version(subject string, n int) (*schemaEntry, *apiError) {
+// version returns a subject's version n, or its latest for n == -1;
+// soft-deleted versions only if deleted is set.
+func (r *Registry) version(subject string, n int, deleted bool) (*schemaEntry, *apiError) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	s := r.subjects[subject]
-	if s == nil || len(s.versions) == 0 {
+	if s.find(-1, deleted) == nil {
 		return nil, errSubjectNotFound(subject)
 	}
-	if n == -1 {
-		return s.versions[len(s.versions)-1], nil
+	v := s.find(n, deleted)
+	if v == nil {
+		return nil, errVersionNotFound(n)
 	}
-	if n < 1 || n > len(s.versions) {
-		return nil, &apiError{status: 404, Code: 40402, Message: fmt.Sprintf("Version %d not found.", n)}
-	}
-	return s.versions[n-1], nil
+	return v, nil
 }
 
-func (r *Registry) versionNumbers(subject string) ([]int, *apiError) {
+// versionNumbers lists a subject's versions, soft-deleted ones too if
+// deleted is set.
+func (r *Registry) versionNumbers(subject string, deleted bool) ([]int, *apiError) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	s := r.subjects[subject]
-	if s == nil || len(s.versions) == 0 {
-		return nil, errSubjectNotFound(subject)
+	var out []int
+	if s := r.subjects[subject]; s != nil {
+		for _, v := range s.versions {
+			if deleted || !v.deleted {
+				out = append(out, v.version)
+			}
+		}
 	}
-	out := make([]int, len(s.versions))
-	for i := range s.versions {
-		out[i] = i + 1
+	if len(out) == 0 {
+		return nil, errSubjectNotFound(subject)
 	}
 	return out, nil
 }
 
-// subjectNames lists subjects that have at least one version (a subject
-// with only a config is not listed, as in Confluent), sorted.
-func (r *Registry) subjectNames() []string {
+// subjectNames lists subjects that have at least one version, soft-deleted
+// or, if deleted is set, not (a subject with only a config is not listed,
+// as in Confluent), sorted.
+func (r *Registry) subjectNames(deleted bool) []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	out := make([]string, 0, len(r.subjects))
 	for name, s := range r.subjects {
-		if len(s.versions) > 0 {
+		if s.find(-1, deleted) != nil {
 			out = append(out, name)
 		}
 	}
@@ -368,13 +415,28 @@ func (r *Registry) subjectNames() []string {
 	return out
 }
 
+// schemaByID returns the schema of an id while some subject version, even
+// a soft-deleted one, uses it: consumers still decode records written with
+// a soft-deleted schema, as with Confluent's registry.
 func (r *Registry) schemaByID(id int) (*schemaEntry, *apiError) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if id < 1 || id > len(r.byID) {
+	if id < 1 || id > len(r.byID) || !r.usedLocked(id) {
 		return nil, errSchemaIDNotFound(id)
 	}
 	return r.byID[id-1], nil
+}
+
+// usedLocked says whether a subject version uses id; the caller holds mu.
+func (r *Registry) usedLocked(id int) bool {
+	for _, s := range r.subjects {
+		for _, v := range s.versions {
+			if v.id == id {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // subjectVersion is one place a schema id is used.
@@ -387,12 +449,12 @@ type subjectVersion struct {
 func (r *Registry) usages(id int) ([]subjectVersion, *apiError) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if id < 1 || id > len(r.byID) {
+	if id < 1 || id > len(r.byID) || !r.usedLocked(id) {
 		return nil, errSchemaIDNotFound(id)
 	}
-	var out []subjectVersion
+	out := []subjectVersion{}
 	for name, s := range r.subjects {
-		for _, v := range s.versions {
+		for _, v := range s.live() {
 			if v.id == id {
 				out = append(out, subjectVersion{Subject: name, Version: v.version})
 			}
@@ -420,20 +482,14 @@ func (r *Registry) compatibility(subject string, n int, all bool, text string) (
 	level := r.levelOf(subject)
 	s := r.subjects[subject]
 	if all {
-		if s == nil {
-			return nil, nil // nothing to be incompatible with
-		}
-		return checkLevel(level, parsed, s.versions), nil
+		return checkLevel(level, parsed, s.live()), nil // none: nothing to be incompatible with
 	}
-	if s == nil || len(s.versions) == 0 {
+	if s.find(-1, false) == nil {
 		return nil, errSubjectNotFound(subject)
 	}
-	v := s.versions[len(s.versions)-1]
-	if n != -1 {
-		if n < 1 || n > len(s.versions) {
-			return nil, &apiError{status: 404, Code: 40402, Message: fmt.Sprintf("Version %d not found.", n)}
-		}
-		v = s.versions[n-1]
+	v := s.find(n, false)
+	if v == nil {
+		return nil, errVersionNotFound(n)
 	}
 	return checkPair(level, parsed, v), nil
 }

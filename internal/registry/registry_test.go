@@ -304,9 +304,9 @@ func TestVersionsLatestAndShapes(t *testing.T) {
 		t.Fatalf("unknown route: %d %v", status, v)
 	}
 	wantJSON(t, v, `{"error_code":404,"message":"HTTP 404 Not Found"}`)
-	status, _, v = e.call(t, "DELETE", "/subjects/trades-value/versions/1", "")
+	status, _, v = e.call(t, "PUT", "/subjects/trades-value/versions/1", "")
 	if status != 405 {
-		t.Fatalf("DELETE: %d %v", status, v)
+		t.Fatalf("PUT: %d %v", status, v)
 	}
 	wantJSON(t, v, `{"error_code":405,"message":"HTTP 405 Method Not Allowed"}`)
 	_, _, v = e.call(t, "GET", "/", "")

@@ -37,6 +37,7 @@ const LogFile = "registry.log"
 const (
 	opSchema = "schema" // a schema registered under a subject as a new version
 	opConfig = "config" // a compatibility level set, globally (no subject) or for a subject
+	opDelete = "delete" // a subject's version (all of them: version 0) soft-deleted, or deleted permanently
 )
 
 // record is one logged change. Schema records carry the schema text even
@@ -48,6 +49,7 @@ type record struct {
 	ID            int    `json:"id,omitempty"`
 	Schema        string `json:"schema,omitempty"`
 	Compatibility string `json:"compatibility,omitempty"`
+	Permanent     bool   `json:"permanent,omitempty"`
 	At            string `json:"at,omitempty"` // RFC 3339, for people reading the log
 }
 

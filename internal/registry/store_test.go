@@ -160,7 +160,9 @@ func TestCorruptionFailsOpen(t *testing.T) {
 		{"version gap", [][]byte{lines[0], mustLine(record{Op: opSchema, Subject: "trades-value", Version: 3, ID: 2, Schema: tradeV2})}, "version 3, expected 2"},
 		{"id gap", [][]byte{lines[0], mustLine(record{Op: opSchema, Subject: "q", Version: 1, ID: 5, Schema: quoteV1})}, "out of sequence"},
 		{"id reused for another schema", [][]byte{lines[0], mustLine(record{Op: opSchema, Subject: "q", Version: 1, ID: 1, Schema: quoteV1})}, "two different schemas"},
-		{"unknown op", [][]byte{lines[0], mustLine(record{Op: "delete", Subject: "q"})}, `unknown record op "delete"`},
+		{"unknown op", [][]byte{lines[0], mustLine(record{Op: "rename", Subject: "q"})}, `unknown record op "rename"`},
+		{"permanent delete before soft", [][]byte{lines[0], mustLine(record{Op: opDelete, Subject: "trades-value", Permanent: true})}, "was not deleted first"},
+		{"delete of an unknown subject", [][]byte{lines[0], mustLine(record{Op: opDelete, Subject: "q"})}, "Subject 'q' not found"},
 		{"bad level", [][]byte{lines[0], mustLine(record{Op: opConfig, Compatibility: "SIDEWAYS"})}, "SIDEWAYS"},
 	}
 	for _, c := range cases {

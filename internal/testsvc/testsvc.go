@@ -13,9 +13,11 @@
 //	K2_TEST_S3_ACCESS_KEY  root access key of the local gateway
 //	K2_TEST_S3_SECRET_KEY  its secret
 //	K2_TEST_S3_REGION      us-east-1
-//	K2_TEST_PYTHON         the venv's python (PyIceberg, pyarrow, SQLAlchemy, psycopg2)
+//	K2_TEST_PYTHON         the venv's python (PyIceberg, pyarrow, SQLAlchemy, psycopg2, confluent-kafka with Avro)
 //	K2_TEST_PROMTOOL       Prometheus's promtool
 //	K2_TEST_KAFKA_BROKERS  127.0.0.1:59092 (plaintext; no topic auto-creation, 3 partitions by default)
+//	K2_TEST_KAFKA_TOOLS    the jars of that Kafka version's command-line tools (kafka-tools and its dependencies)
+//	K2_TEST_JAVA           the java that runs them (the broker's)
 //
 // When a variable is missing the test is skipped with a message saying how to
 // start the services, so `go test ./...` alone still passes on a bare machine.
@@ -57,6 +59,8 @@ const (
 	EnvPython          = "K2_TEST_PYTHON"
 	EnvPromtool        = "K2_TEST_PROMTOOL"
 	EnvKafkaBrokers    = "K2_TEST_KAFKA_BROKERS"
+	EnvKafkaTools      = "K2_TEST_KAFKA_TOOLS"
+	EnvJava            = "K2_TEST_JAVA"
 	EnvRequireServices = testutil.EnvRequireServices
 )
 
