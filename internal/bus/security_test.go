@@ -1,0 +1,172 @@
+package bus_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/k2-market-data/k2/internal/bus"
+	"github.com/k2-market-data/k2/internal/bus/bustest"
+	"github.com/k2-market-data/k2/internal/config"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
+	"github.com/k2-market-data/k2/internal/registry"
+	"github.com/k2-market-data/k2/internal/testsvc"
+)
+
+// saslSecurity is the configuration a process resolves for the test
+// broker's SASL_SSL listener.
+func saslSecurity(k testsvc.KafkaSASL, mechanism, password string) config.KafkaSecurity {
+	return config.KafkaSecurity{Protocol: config.SASLSSL, Mechanism: mechanism, TLS: config.TLSFiles{CAFile: k.CAFile},
+		SASL: config.Credentials{User: k.User, Password: config.Secret(password)}}
+}
+
+// A producer, an admin and a consumer built from the configuration reach
+// the broker's SASL_SSL listener with each mechanism and the registry over
+// HTTPS with basic auth: every record produced is read back once.
+func TestClientsThroughSASLSSL(t *testing.T) {
+	k := testsvc.KafkaSecured(t)
+	regURL, regCA := bustest.HTTPSRegistry(t, "k2-registry", "registry-secret")
+	for _, mechanism := range []string{config.SASLPlain, config.SASLScramSHA512} {
+		t.Run(mechanism, func(t *testing.T) {
+			ctx := context.Background()
+			sec, err := bus.NewSecurity(saslSecurity(k, mechanism, k.Password))
+			if err != nil {
+				t.Fatal(err)
+			}
+			brokers := strings.Split(k.Brokers, ",")
+			if err := bus.Check(ctx, brokers, sec); err != nil {
+				t.Fatal(err)
+			}
+			topo := bus.DefaultTopology()
+			topo.Prefix = testsvc.KafkaTopicPrefix(t)
+			if err := bus.EnsureTopics(ctx, brokers, sec, topo); err != nil {
+				t.Fatal(err)
+			}
+			reg, err := bus.RegistryClient(config.Kafka{Registry: regURL, RegistryTLS: config.TLSFiles{CAFile: regCA},
+				RegistryAuth: config.Credentials{User: "k2-registry", Password: "registry-secret"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := bus.NewProducer(bus.ProducerConfig{Brokers: brokers, Security: sec, TopicPrefix: topo.Prefix}, reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 500
+			for i := range n {
+				tr := md.Trade{
+					MessageID: md.MessageID("trade", "BTCUSDT", fmt.Sprint("BINANCE-", i)), TradeID: fmt.Sprint("BINANCE-", i), Symbol: "BTCUSDT", Exchange: "BINANCE",
+					AssetClass: md.Crypto, Timestamp: md.Timestamp(1723161255342000 + int64(i)), Price: md.MustDecimal("61837.63"),
+					Quantity: md.MustDecimal("0.02"), Currency: "USDT", Side: md.Sell, TradeConditions: []string{}, IngestionTimestamp: 1723161256000000,
+				}
+				if err := bus.Produce(ctx, p, record.Trade, &tr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if queued, err := p.Close(ctx); err != nil || queued != 0 {
+				t.Fatalf("close: %d queued, %v", queued, err)
+			}
+			cl, err := bus.NewClient(brokers, sec, kgo.ConsumeTopics(topo.Prefix+"market.crypto.trades.binance"),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			got := 0
+			readCtx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			for got < n && readCtx.Err() == nil {
+				fs := cl.PollFetches(readCtx)
+				for _, e := range fs.Errors() {
+					if readCtx.Err() == nil {
+						t.Fatalf("fetch: %v", e.Err)
+					}
+				}
+				got += fs.NumRecords()
+			}
+			if got != n {
+				t.Fatalf("read %d records through SASL_SSL, produced %d", got, n)
+			}
+		})
+	}
+}
+
+// What the listener refuses is said at once in one line naming the broker
+// and what was refused; a password never appears in it.
+func TestCheckSaysWhatTheBrokerRefused(t *testing.T) {
+	k := testsvc.KafkaSecured(t)
+	otherCA := bustest.OtherCA(t)
+	wrongCA := saslSecurity(k, config.SASLScramSHA512, k.Password)
+	wrongCA.TLS.CAFile = otherCA
+	wrongName := saslSecurity(k, config.SASLScramSHA512, k.Password)
+	wrongName.TLS.ServerName = "kafka.example.com"
+	for _, c := range []struct {
+		name    string
+		brokers string
+		sec     config.KafkaSecurity
+		want    string
+	}{
+		{"PLAIN password", k.Brokers, saslSecurity(k, config.SASLPlain, "not-the-password"),
+			"kafka " + k.Brokers + ": SASL authentication failed (PLAIN, user " + k.User + "): "},
+		{"SCRAM password", k.Brokers, saslSecurity(k, config.SASLScramSHA512, "not-the-password"),
+			"kafka " + k.Brokers + ": SASL authentication failed (SCRAM-SHA-512, user " + k.User + "): "},
+		{"mechanism", k.Brokers, saslSecurity(k, config.SASLScramSHA256, k.Password),
+			"kafka " + k.Brokers + ": the broker does not take SASL mechanism SCRAM-SHA-256 (user " + k.User + ")"},
+		{"CA", k.Brokers, wrongCA, "kafka " + k.Brokers + ": TLS: the broker's certificate does not verify against " + otherCA},
+		{"server name", k.Brokers, wrongName, "kafka " + k.Brokers + ": TLS: the broker's certificate does not verify against " + k.CAFile},
+		{"plaintext listener", k.Plaintext, saslSecurity(k, config.SASLPlain, k.Password),
+			"kafka " + k.Plaintext + ": the broker closed the connection at once: is SASL_SSL its listener's security protocol"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sec, err := bus.NewSecurity(c.sec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = bus.Check(context.Background(), strings.Split(c.brokers, ","), sec)
+			if err == nil || !strings.HasPrefix(err.Error(), c.want) || strings.Contains(err.Error(), "\n") ||
+				strings.Contains(err.Error(), "not-the-password") || strings.Contains(err.Error(), k.Password) {
+				t.Fatalf("got %v\nwant %q…", err, c.want)
+			}
+			t.Log(err)
+		})
+	}
+	// A cluster that is down is no refusal: the clients wait for it.
+	sec, _ := bus.NewSecurity(saslSecurity(k, config.SASLPlain, k.Password))
+	if err := bus.Check(context.Background(), []string{"127.0.0.1:1"}, sec); err != nil {
+		t.Fatalf("a broker that is down: %v", err)
+	}
+}
+
+// The registry client refuses a server its CA did not sign and a wrong
+// password, each in a line naming the registry.
+func TestRegistryOverHTTPSRefusals(t *testing.T) {
+	regURL, regCA := bustest.HTTPSRegistry(t, "k2-registry", "registry-secret")
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		k    config.Kafka
+		want string
+	}{
+		{"system roots", config.Kafka{Registry: regURL, RegistryAuth: config.Credentials{User: "k2-registry", Password: "registry-secret"}},
+			"certificate signed by unknown authority"},
+		{"password", config.Kafka{Registry: regURL, RegistryTLS: config.TLSFiles{CAFile: regCA},
+			RegistryAuth: config.Credentials{User: "k2-registry", Password: "wrong"}}, "Unauthorized"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			reg, err := bus.RegistryClient(c.k, registry.WithRegisterRetry(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = reg.Subjects(ctx)
+			if err == nil || !strings.Contains(err.Error(), "schema registry "+regURL) || !strings.Contains(err.Error(), c.want) ||
+				strings.Contains(err.Error(), "\n") {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+			t.Log(err)
+		})
+	}
+}
