@@ -5,7 +5,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +24,7 @@ import (
 	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/lake/laketest"
 	"github.com/k2-market-data/k2/internal/testsvc"
+	"github.com/k2-market-data/k2/internal/testutil"
 )
 
 // securedCluster is the stream tests' cluster on the test broker, with a
@@ -66,8 +70,8 @@ var synthSummary = regexp.MustCompile(`synth: (\d+) trades, (\d+) quotes produce
 
 // A synthetic feed and a sink, each its own process, move every trade and
 // quote through the SASL_SSL listener (PLAIN, then SCRAM-SHA-512) and a
-// registry over HTTPS into the lake exactly once; neither password
-// appears in their logs.
+// registry over HTTPS into the lake exactly once, and k2 api's tail reads
+// them all; no password appears in their logs.
 func TestFeedAndSinkThroughSASLSSL(t *testing.T) {
 	for _, mechanism := range []string{config.SASLPlain, config.SASLScramSHA512} {
 		t.Run(mechanism, func(t *testing.T) {
@@ -87,6 +91,38 @@ func TestFeedAndSinkThroughSASLSSL(t *testing.T) {
 			}
 			quotes, _ := strconv.ParseInt(m[2], 10, 64)
 
+			// The API's tail reads the stream through the listener: all of it,
+			// as the lake holds none yet.
+			apiLog := logFile(t, s.dataDir, "api")
+			addr := testutil.FreeAddr(t)
+			api := s.command(t, "--log-level", "warn", "--data-dir", s.dataDir, "api", "--http-listen", addr)
+			api.Stderr = apiLog
+			if err := api.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { api.Process.Signal(syscall.SIGTERM); api.Wait() }()
+			want := fmt.Sprintf("k2_api_tail_records %d\n", trades+quotes)
+			tailMetric := regexp.MustCompile(`(?m)^k2_api_tail_records .*$`)
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+				var metrics []byte
+				if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+					metrics, _ = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				if strings.Contains(string(metrics), want) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the API's tail never held %d records: %q; log in %s", trades+quotes, tailMetric.Find(metrics), s.dataDir)
+				}
+			}
+			var ready struct {
+				Checks map[string]struct{ Status string }
+			}
+			if body := httpGet(t, "http://"+addr+"/ready"); json.Unmarshal([]byte(body), &ready) != nil ||
+				ready.Checks["kafka"].Status != "ok" || ready.Checks["schema_registry"].Status != "ok" {
+				t.Errorf("/ready: %s", body)
+			}
 			sinkLog := logFile(t, s.dataDir, "sink")
 			sink := s.command(t, "--log-level", "info", "--data-dir", s.dataDir, "sink", "--http-listen", "off",
 				"--sink-group", s.group(), "--sink-batch-age", "200ms")
@@ -114,7 +150,8 @@ func TestFeedAndSinkThroughSASLSSL(t *testing.T) {
 				}
 			}
 			t.Logf("%d trades and %d quotes stored through SASL_SSL (%s)", trades, quotes, mechanism)
-			for _, name := range []string{feedLog.Name(), sinkLog.Name()} {
+
+			for _, name := range []string{feedLog.Name(), sinkLog.Name(), apiLog.Name()} {
 				b, _ := os.ReadFile(name)
 				if strings.Contains(string(b), s.sasl.Password) || strings.Contains(string(b), "registry-secret") {
 					t.Errorf("%s holds a password", name)
@@ -124,13 +161,14 @@ func TestFeedAndSinkThroughSASLSSL(t *testing.T) {
 	}
 }
 
-// A sink and a feed given a wrong password stop at once, with a line
+// A sink, a feed and an API given a wrong password stop at once, with a line
 // naming the broker, the mechanism and the user; the same settings with a
 // password file instead of the environment work for k2 topics.
 func TestWrongKafkaPasswordStopsAtOnce(t *testing.T) {
 	s := securedStack(t, config.SASLScramSHA512)
 	want := fmt.Sprintf("k2: kafka %s: SASL authentication failed (SCRAM-SHA-512, user %s): ", s.sasl.Brokers, s.sasl.User)
-	for _, role := range [][]string{{"sink", "--http-listen", "off", "--sink-group", s.group()}, {"feed", "synth", "--http-listen", "off"}} {
+	for _, role := range [][]string{{"sink", "--http-listen", "off", "--sink-group", s.group()}, {"feed", "synth", "--http-listen", "off"},
+		{"api", "--http-listen", testutil.FreeAddr(t)}} {
 		cmd := s.command(t, append([]string{"--data-dir", s.dataDir}, role...)...)
 		cmd.Env = append(cmd.Env, config.EnvKafkaSASLPassword+"=not-the-password") // the later one wins
 		var stderr strings.Builder
