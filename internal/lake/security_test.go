@@ -83,6 +83,7 @@ func TestS3CredentialsFromTheAWSChain(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "warehouse "+warehouse) || strings.Contains(err.Error(), "\n") {
 			t.Fatalf("a wrong secret from the environment: %v", err)
 		}
+		t.Log(err)
 	})
 }
 
