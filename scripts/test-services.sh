@@ -20,9 +20,10 @@
 #                  log4j2.properties, server.log (its log), stdout.log (JVM output), kafka.pid,
 #                  format.log, version (the Kafka version that formatted data/),
 #                  scram-users (data/ was formatted with the SCRAM user)
-#   tls/           a test CA (ca.pem, ca.key) and one server certificate for 127.0.0.1 and
-#                  localhost (server.pem, server.key; server.p12 for Kafka), made with openssl;
-#                  the Kafka SASL_SSL listener and PostgreSQL (ssl=on) serve it
+#   tls/           a test CA (ca.pem, ca.key), one server certificate for 127.0.0.1 and
+#                  localhost (server.pem, server.key; server.p12 for Kafka) and a client
+#                  certificate (client.pem, client.key), made with openssl; the Kafka SASL_SSL
+#                  and SSL listeners and PostgreSQL (ssl=on) serve the server's
 #   logs/          postgres.log, versitygw.log, venv-setup.log, versitygw-build.log,
 #                  kafka-fetch.log, kafka.log (symlink to kafka/server.log)
 #   env.sh         the same export lines as `env`; written by start, removed by stop
@@ -39,10 +40,11 @@
 # Kafka is one combined broker + controller JVM (KRaft, node id 1, loopback
 # only; main class kafka.Kafka, storage formatted once with
 # kafka.tools.StorageTool), needing Java 17+ and, the first time, Maven. It has
-# two client listeners: PLAINTEXT (what most tests use; also the inter-broker
-# and controller protocol) and SASL_SSL (TLS with the test CA's certificate;
+# three client listeners: PLAINTEXT (what most tests use; also the inter-broker
+# and controller protocol), SASL_SSL (TLS with the test CA's certificate;
 # SASL PLAIN and SCRAM-SHA-512, one user k2 with a fixed test-only password;
-# the SCRAM credential is written when the storage is formatted).
+# the SCRAM credential is written when the storage is formatted) and SSL
+# requiring a client certificate signed by the test CA.
 #
 # promtool, which checks and unit-tests deploy/prometheus/rules, comes from
 # Debian's prometheus package (its server is never started).
@@ -50,7 +52,7 @@
 # Settings (environment): K2_TEST_HOME, K2_TEST_CACHE, K2_TEST_PG_PORT (55432),
 # K2_TEST_S3_PORT (59000), K2_TEST_KAFKA_PORT (59092, clients),
 # K2_TEST_KAFKA_CONTROLLER_PORT (59093), K2_TEST_KAFKA_SASL_PORT (59094, SASL_SSL
-# clients), K2_TEST_PG_BINDIR (PostgreSQL server
+# clients), K2_TEST_KAFKA_SSL_PORT (59095, SSL clients with a certificate), K2_TEST_PG_BINDIR (PostgreSQL server
 # binaries), K2_TEST_BASE_PYTHON (python3 used to create the venv),
 # K2_TEST_S3_VERBOSE=1 (log every S3 request to logs/versitygw.log),
 # K2_TEST_JAVA (java for the broker; default: the first Java 17+ of $JAVA_HOME,
@@ -88,6 +90,7 @@ S3_ENDPOINT="http://$S3_HOST:$S3_PORT"
 KAFKA_PORT="${K2_TEST_KAFKA_PORT:-59092}"
 KAFKA_CONTROLLER_PORT="${K2_TEST_KAFKA_CONTROLLER_PORT:-59093}"
 KAFKA_SASL_PORT="${K2_TEST_KAFKA_SASL_PORT:-59094}"
+KAFKA_SSL_PORT="${K2_TEST_KAFKA_SSL_PORT:-59095}"
 KAFKA_HOST=127.0.0.1
 # Fixed, test-only SASL credentials (PLAIN and SCRAM-SHA-512) of the SASL_SSL
 # listener, loopback only like the rest.
@@ -155,10 +158,11 @@ ensure_cmd() { # ensure_cmd COMMAND DEBIAN_PACKAGE
 
 # --------------------------------------------------------------------- TLS --
 
-# tls_make — the test CA and one server certificate for 127.0.0.1 and
-# localhost, made once with openssl; a PKCS12 keystore of it for Kafka.
+# tls_make — the test CA, one server certificate for 127.0.0.1 and
+# localhost (and a PKCS12 keystore of it for Kafka) and a client
+# certificate, made once with openssl.
 tls_make() {
-  [[ -f $TLS_DIR/server.p12 && -f $TLS_DIR/ca.pem ]] && return 0
+  [[ -f $TLS_DIR/server.p12 && -f $TLS_DIR/ca.pem && -f $TLS_DIR/client.pem ]] && return 0
   ensure_cmd openssl openssl
   log "making the test CA and the services' certificate in $TLS_DIR"
   local d="$TLS_DIR.tmp"
@@ -171,7 +175,11 @@ tls_make() {
     openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 3650 \
       -extfile "$d/server.ext" -out "$d/server.pem" &&
     openssl pkcs12 -export -in "$d/server.pem" -inkey "$d/server.key" -name server \
-      -passout "pass:$KAFKA_KEYSTORE_PASSWORD" -out "$d/server.p12"
+      -passout "pass:$KAFKA_KEYSTORE_PASSWORD" -out "$d/server.p12" &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=k2-test-client" -keyout "$d/client.key" -out "$d/client.csr" &&
+    printf 'extendedKeyUsage=clientAuth\n' >"$d/client.ext" &&
+    openssl x509 -req -in "$d/client.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 3650 \
+      -extfile "$d/client.ext" -out "$d/client.pem"
   } >"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; die "making the test certificates failed (log: $d/openssl.log)"; }
   chmod 644 "$d"/*
   rm -rf "$TLS_DIR" && mv "$d" "$TLS_DIR"
@@ -705,13 +713,13 @@ kafka_write_config() {
   cat >"$KAFKA_PROPS.tmp" <<CONF
 # K2 test broker, written by scripts/test-services.sh on every start (kafka-start/-restart keep the ports).
 # One combined broker + controller (KRaft) on loopback, single replica: plaintext,
-# and SASL_SSL for the tests of secured clients (inter-broker stays plaintext).
+# and SASL_SSL and SSL for the tests of secured clients (inter-broker stays plaintext).
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_SSL://$KAFKA_HOST:$KAFKA_SASL_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_SSL://$KAFKA_HOST:$KAFKA_SASL_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_SSL://$KAFKA_HOST:$KAFKA_SASL_PORT,SSL://$KAFKA_HOST:$KAFKA_SSL_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_SSL://$KAFKA_HOST:$KAFKA_SASL_PORT,SSL://$KAFKA_HOST:$KAFKA_SSL_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$KAFKA_DATA
@@ -724,6 +732,14 @@ listener.name.sasl_ssl.ssl.keystore.password=$KAFKA_KEYSTORE_PASSWORD
 listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+
+# SSL: the same certificate; clients must present one the test CA signed.
+listener.name.ssl.ssl.keystore.type=PKCS12
+listener.name.ssl.ssl.keystore.location=$TLS_DIR/server.p12
+listener.name.ssl.ssl.keystore.password=$KAFKA_KEYSTORE_PASSWORD
+listener.name.ssl.ssl.truststore.type=PEM
+listener.name.ssl.ssl.truststore.location=$TLS_DIR/ca.pem
+listener.name.ssl.ssl.client.auth=required
 
 # Topics are created explicitly by the code under test.
 auto.create.topics.enable=false
@@ -797,20 +813,22 @@ kafka_launch() {
   fi
   if [[ ${1:-} == keep_ports && -f $KAFKA_PROPS ]]; then
     # The ports of the last start, whatever this shell's K2_TEST_KAFKA_*PORT.
-    local kport cport sport
+    local kport cport sport tport
     kport="$(sed -n 's/^listeners=PLAINTEXT:\/\/[^:]*:\([0-9]*\),.*/\1/p' "$KAFKA_PROPS")"
     cport="$(sed -n 's/^listeners=.*,CONTROLLER:\/\/[^:]*:\([0-9]*\)$/\1/p' "$KAFKA_PROPS")"
     sport="$(sed -n 's/^listeners=.*,SASL_SSL:\/\/[^:]*:\([0-9]*\),.*/\1/p' "$KAFKA_PROPS")"
     if [[ -n $kport && -n $cport ]]; then KAFKA_PORT=$kport KAFKA_CONTROLLER_PORT=$cport; fi
+    tport="$(sed -n 's/^listeners=.*,SSL:\/\/[^:]*:\([0-9]*\),.*/\1/p' "$KAFKA_PROPS")"
     if [[ -n $sport ]]; then KAFKA_SASL_PORT=$sport; fi
+    if [[ -n $tport ]]; then KAFKA_SSL_PORT=$tport; fi
   fi
   tls_make
   kafka_write_config
   rm -f "$KAFKA_PIDFILE"
   local p
-  for p in "$KAFKA_PORT" "$KAFKA_SASL_PORT" "$KAFKA_CONTROLLER_PORT"; do
+  for p in "$KAFKA_PORT" "$KAFKA_SASL_PORT" "$KAFKA_SSL_PORT" "$KAFKA_CONTROLLER_PORT"; do
     if tcp_open "$KAFKA_HOST" "$p"; then
-      die "something else already listens on $KAFKA_HOST:$p (another checkout's broker?): stop it or set K2_TEST_KAFKA_PORT / K2_TEST_KAFKA_SASL_PORT / K2_TEST_KAFKA_CONTROLLER_PORT"
+      die "something else already listens on $KAFKA_HOST:$p (another checkout's broker?): stop it or set K2_TEST_KAFKA_PORT / K2_TEST_KAFKA_SASL_PORT / K2_TEST_KAFKA_SSL_PORT / K2_TEST_KAFKA_CONTROLLER_PORT"
     fi
   done
   kafka_format
@@ -830,7 +848,7 @@ kafka_launch() {
     rm -f "$KAFKA_CDS_DUMP"
     cds=(-XX:ArchiveClassesAtExit="$KAFKA_CDS_DUMP" '-Xlog:cds*=error')
   fi
-  log "starting Kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (SASL_SSL :$KAFKA_SASL_PORT, controller :$KAFKA_CONTROLLER_PORT, Java $JAVA_MAJOR, data in $KAFKA_DATA)"
+  log "starting Kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (SASL_SSL :$KAFKA_SASL_PORT, SSL :$KAFKA_SSL_PORT, controller :$KAFKA_CONTROLLER_PORT, Java $JAVA_MAJOR, data in $KAFKA_DATA)"
   echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) start" >>"$KAFKA_DIR/stdout.log"
   KAFKA_STDOUT_AT=$(stat -c %s "$KAFKA_DIR/stdout.log")
   # Detached like versitygw: own session, no stdin, not holding our lock (fd 9).
@@ -938,7 +956,10 @@ export K2_TEST_PYTHON='$PYTHON'
 export K2_TEST_PROMTOOL='$PROMTOOL'
 export K2_TEST_KAFKA_BROKERS='$KAFKA_HOST:$KAFKA_PORT'
 export K2_TEST_KAFKA_SASL_BROKERS='$KAFKA_HOST:$KAFKA_SASL_PORT'
+export K2_TEST_KAFKA_SSL_BROKERS='$KAFKA_HOST:$KAFKA_SSL_PORT'
 export K2_TEST_CA_FILE='$TLS_DIR/ca.pem'
+export K2_TEST_CLIENT_CERT_FILE='$TLS_DIR/client.pem'
+export K2_TEST_CLIENT_KEY_FILE='$TLS_DIR/client.key'
 export K2_TEST_KAFKA_SASL_USER='$KAFKA_SASL_USER'
 export K2_TEST_KAFKA_SASL_PASSWORD='$KAFKA_SASL_PASSWORD'
 EOF
@@ -1028,7 +1049,7 @@ cmd_status() {
     echo "versitygw: stopped"; rc=1
   fi
   if kafka_running; then
-    echo "kafka:     running on $KAFKA_HOST:$KAFKA_PORT, SASL_SSL :$KAFKA_SASL_PORT (pid $(kafka_pid), Kafka $KAFKA_VERSION, RSS $(kafka_rss))"
+    echo "kafka:     running on $KAFKA_HOST:$KAFKA_PORT, SASL_SSL :$KAFKA_SASL_PORT, SSL :$KAFKA_SSL_PORT (pid $(kafka_pid), Kafka $KAFKA_VERSION, RSS $(kafka_rss))"
   else
     echo "kafka:     stopped"; rc=1
   fi

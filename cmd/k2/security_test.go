@@ -36,7 +36,7 @@ type securedCluster struct {
 	*cluster
 	settings []string // k2 flags
 	env      []string // K2_* variables
-	sasl     testsvc.KafkaSASL
+	sasl     testsvc.SecuredKafka
 }
 
 func securedStack(t *testing.T, mechanism string) *securedCluster {
@@ -52,7 +52,7 @@ func securedStack(t *testing.T, mechanism string) *securedCluster {
 		RegistryAuth: config.Credentials{User: "k2-registry", Password: "registry-secret"}}); err != nil {
 		t.Fatal(err)
 	}
-	s.settings = []string{"--brokers", k.Brokers, "--registry", regURL, "--topic-prefix", s.prefix,
+	s.settings = []string{"--brokers", k.SASLBrokers, "--registry", regURL, "--topic-prefix", s.prefix,
 		"--kafka-security-protocol", "SASL_SSL", "--kafka-sasl-mechanism", mechanism, "--kafka-sasl-user", k.User,
 		"--kafka-tls-ca-file", k.CAFile, "--registry-tls-ca-file", regCA, "--registry-user", "k2-registry"}
 	s.env = []string{config.EnvKafkaSASLPassword + "=" + k.Password, config.EnvRegistryPassword + "=registry-secret"}
@@ -166,7 +166,7 @@ func TestFeedAndSinkThroughSASLSSL(t *testing.T) {
 // password file instead of the environment work for k2 topics.
 func TestWrongKafkaPasswordStopsAtOnce(t *testing.T) {
 	s := securedStack(t, config.SASLScramSHA512)
-	want := fmt.Sprintf("k2: kafka %s: SASL authentication failed (SCRAM-SHA-512, user %s): ", s.sasl.Brokers, s.sasl.User)
+	want := fmt.Sprintf("k2: kafka %s: SASL authentication failed (SCRAM-SHA-512, user %s): ", s.sasl.SASLBrokers, s.sasl.User)
 	for _, role := range [][]string{{"sink", "--http-listen", "off", "--sink-group", s.group()}, {"feed", "synth", "--http-listen", "off"},
 		{"api", "--http-listen", testutil.FreeAddr(t)}} {
 		cmd := s.command(t, append([]string{"--data-dir", s.dataDir}, role...)...)

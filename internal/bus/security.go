@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -118,7 +119,7 @@ func (s Security) refusal(err error) string {
 		invalid   x509.CertificateInvalidError
 		verify    *tls.CertificateVerificationError
 		header    tls.RecordHeaderError
-		alert     tls.AlertError
+		remote    *net.OpError
 		closed    *kgo.ErrFirstReadEOF
 	)
 	caFile := s.tls.CAFile
@@ -134,7 +135,7 @@ func (s Security) refusal(err error) string {
 		return fmt.Sprintf("TLS: the broker's certificate does not verify against %s", caFile)
 	case errors.As(err, &header):
 		return "TLS: the broker did not answer in TLS (a plaintext listener?)"
-	case errors.As(err, &alert):
+	case errors.As(err, &remote) && remote.Op == "remote error": // a TLS alert from the broker
 		return "TLS: the broker refused the handshake (does it require a client certificate, --kafka-tls-cert-file?)"
 	case errors.As(err, &closed):
 		return fmt.Sprintf("the broker closed the connection at once: is %s its listener's security protocol (--kafka-security-protocol)?", s.protocolName())

@@ -3,10 +3,13 @@ package bus_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/k2-market-data/k2/internal/bus"
@@ -20,7 +23,7 @@ import (
 
 // saslSecurity is the configuration a process resolves for the test
 // broker's SASL_SSL listener.
-func saslSecurity(k testsvc.KafkaSASL, mechanism, password string) config.KafkaSecurity {
+func saslSecurity(k testsvc.SecuredKafka, mechanism, password string) config.KafkaSecurity {
 	return config.KafkaSecurity{Protocol: config.SASLSSL, Mechanism: mechanism, TLS: config.TLSFiles{CAFile: k.CAFile},
 		SASL: config.Credentials{User: k.User, Password: config.Secret(password)}}
 }
@@ -38,7 +41,7 @@ func TestClientsThroughSASLSSL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			brokers := strings.Split(k.Brokers, ",")
+			brokers := strings.Split(k.SASLBrokers, ",")
 			if err := bus.Check(ctx, brokers, sec); err != nil {
 				t.Fatal(err)
 			}
@@ -110,14 +113,14 @@ func TestCheckSaysWhatTheBrokerRefused(t *testing.T) {
 		sec     config.KafkaSecurity
 		want    string
 	}{
-		{"PLAIN password", k.Brokers, saslSecurity(k, config.SASLPlain, "not-the-password"),
-			"kafka " + k.Brokers + ": SASL authentication failed (PLAIN, user " + k.User + "): "},
-		{"SCRAM password", k.Brokers, saslSecurity(k, config.SASLScramSHA512, "not-the-password"),
-			"kafka " + k.Brokers + ": SASL authentication failed (SCRAM-SHA-512, user " + k.User + "): "},
-		{"mechanism", k.Brokers, saslSecurity(k, config.SASLScramSHA256, k.Password),
-			"kafka " + k.Brokers + ": the broker does not take SASL mechanism SCRAM-SHA-256 (user " + k.User + ")"},
-		{"CA", k.Brokers, wrongCA, "kafka " + k.Brokers + ": TLS: the broker's certificate does not verify against " + otherCA},
-		{"server name", k.Brokers, wrongName, "kafka " + k.Brokers + ": TLS: the broker's certificate does not verify against " + k.CAFile},
+		{"PLAIN password", k.SASLBrokers, saslSecurity(k, config.SASLPlain, "not-the-password"),
+			"kafka " + k.SASLBrokers + ": SASL authentication failed (PLAIN, user " + k.User + "): "},
+		{"SCRAM password", k.SASLBrokers, saslSecurity(k, config.SASLScramSHA512, "not-the-password"),
+			"kafka " + k.SASLBrokers + ": SASL authentication failed (SCRAM-SHA-512, user " + k.User + "): "},
+		{"mechanism", k.SASLBrokers, saslSecurity(k, config.SASLScramSHA256, k.Password),
+			"kafka " + k.SASLBrokers + ": the broker does not take SASL mechanism SCRAM-SHA-256 (user " + k.User + ")"},
+		{"CA", k.SASLBrokers, wrongCA, "kafka " + k.SASLBrokers + ": TLS: the broker's certificate does not verify against " + otherCA},
+		{"server name", k.SASLBrokers, wrongName, "kafka " + k.SASLBrokers + ": TLS: the broker's certificate does not verify against " + k.CAFile},
 		{"plaintext listener", k.Plaintext, saslSecurity(k, config.SASLPlain, k.Password),
 			"kafka " + k.Plaintext + ": the broker closed the connection at once: is SASL_SSL its listener's security protocol"},
 	} {
@@ -168,5 +171,51 @@ func TestRegistryOverHTTPSRefusals(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// The SSL listener takes a client certificate the CA signed, given as
+// files; without one the broker's refusal is said in one line.
+func TestClientCertificate(t *testing.T) {
+	k := testsvc.KafkaSecured(t)
+	ctx := context.Background()
+	brokers := strings.Split(k.SSLBrokers, ",")
+	withCert := config.KafkaSecurity{Protocol: config.SSL, TLS: config.TLSFiles{CAFile: k.CAFile, CertFile: k.CertFile, KeyFile: k.KeyFile}}
+	sec, err := bus.NewSecurity(withCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Check(ctx, brokers, sec); err != nil {
+		t.Fatal(err)
+	}
+	topo := bus.DefaultTopology()
+	topo.Prefix = testsvc.KafkaTopicPrefix(t)
+	if err := bus.EnsureTopics(ctx, brokers, sec, topo); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := bus.NewClient(brokers, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	topics, err := kadm.NewClient(cl).ListTopics(ctx, topo.Prefix+"market.crypto.trades.binance")
+	if err != nil || topics.Error() != nil || len(topics) != 1 {
+		t.Fatalf("the topics made through the SSL listener: %v %v", topics, err)
+	}
+
+	without, _ := bus.NewSecurity(config.KafkaSecurity{Protocol: config.SSL, TLS: config.TLSFiles{CAFile: k.CAFile}})
+	err = bus.Check(ctx, brokers, without)
+	want := "kafka " + k.SSLBrokers + ": TLS: the broker refused the handshake"
+	if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("no client certificate: %v\nwant %q…", err, want)
+	}
+	t.Log(err)
+
+	// A key that is not the certificate's is refused before any dial.
+	mismatched := withCert
+	mismatched.TLS.KeyFile = filepath.Join(t.TempDir(), "other.key")
+	os.WriteFile(mismatched.TLS.KeyFile, []byte("-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"), 0o600)
+	if _, err := bus.NewSecurity(mismatched); err == nil || !strings.Contains(err.Error(), "--kafka-tls-cert-file "+k.CertFile+", --kafka-tls-key-file ") {
+		t.Fatalf("a key that is not the certificate's: %v", err)
 	}
 }

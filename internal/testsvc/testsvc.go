@@ -19,7 +19,10 @@
 //	K2_TEST_KAFKA_SASL_BROKERS   127.0.0.1:59094, the same broker's SASL_SSL listener
 //	K2_TEST_KAFKA_SASL_USER      its user (SASL PLAIN and SCRAM-SHA-512)
 //	K2_TEST_KAFKA_SASL_PASSWORD  the user's password
+//	K2_TEST_KAFKA_SSL_BROKERS    127.0.0.1:59095, its SSL listener, which requires a client certificate
 //	K2_TEST_CA_FILE              the test CA (PEM) that signed the certificate of Kafka and PostgreSQL
+//	K2_TEST_CLIENT_CERT_FILE     a client certificate the test CA signed (PEM), and
+//	K2_TEST_CLIENT_KEY_FILE      its key
 //	K2_TEST_POSTGRES_TLS_URL     the PostgreSQL database over TLS: sslmode=verify-full against the test CA
 //
 // When a variable is missing the test is skipped with a message saying how to
@@ -65,7 +68,10 @@ const (
 	EnvKafkaSASLBrokers  = "K2_TEST_KAFKA_SASL_BROKERS"
 	EnvKafkaSASLUser     = "K2_TEST_KAFKA_SASL_USER"
 	EnvKafkaSASLPassword = "K2_TEST_KAFKA_SASL_PASSWORD"
+	EnvKafkaSSLBrokers   = "K2_TEST_KAFKA_SSL_BROKERS"
 	EnvCAFile            = "K2_TEST_CA_FILE"
+	EnvClientCertFile    = "K2_TEST_CLIENT_CERT_FILE"
+	EnvClientKeyFile     = "K2_TEST_CLIENT_KEY_FILE"
 	EnvPostgresTLSURL    = "K2_TEST_POSTGRES_TLS_URL"
 	EnvRequireServices   = testutil.EnvRequireServices
 )
@@ -143,24 +149,27 @@ func holdKafka(t testing.TB, brokers string) {
 	})
 }
 
-// KafkaSASL is the test broker's SASL_SSL listener: TLS with a
-// certificate for 127.0.0.1 and localhost signed by CAFile, and SASL PLAIN
-// and SCRAM-SHA-512 for User. Plaintext is the same broker's plaintext
-// listener, for a test's own admin client and checks.
-type KafkaSASL struct {
-	Brokers, Plaintext string
-	CAFile             string
-	User, Password     string
+// SecuredKafka is the test broker's secured listeners, both with a
+// certificate for 127.0.0.1 and localhost signed by CAFile: SASLBrokers
+// (SASL_SSL, with SASL PLAIN and SCRAM-SHA-512 for User) and SSLBrokers
+// (SSL, requiring a client certificate the CA signed: CertFile and
+// KeyFile). Plaintext is the same broker's plaintext listener, for a
+// test's own admin client and checks.
+type SecuredKafka struct {
+	SASLBrokers, SSLBrokers, Plaintext string
+	CAFile, CertFile, KeyFile          string
+	User, Password                     string
 }
 
-// KafkaSecured returns the SASL_SSL listener of the test broker, or skips
+// KafkaSecured returns the secured listeners of the test broker, or skips
 // the test. Like Kafka, it holds the broker's shared lock for the test.
-func KafkaSecured(t testing.TB) KafkaSASL {
+func KafkaSecured(t testing.TB) SecuredKafka {
 	t.Helper()
-	return KafkaSASL{
-		Brokers: need(t, "Kafka SASL_SSL listener", EnvKafkaSASLBrokers), Plaintext: Kafka(t),
-		CAFile: needFile(t, "test CA", EnvCAFile), User: need(t, "Kafka SASL user", EnvKafkaSASLUser),
-		Password: need(t, "Kafka SASL password", EnvKafkaSASLPassword),
+	return SecuredKafka{
+		SASLBrokers: need(t, "Kafka SASL_SSL listener", EnvKafkaSASLBrokers), SSLBrokers: need(t, "Kafka SSL listener", EnvKafkaSSLBrokers),
+		Plaintext: Kafka(t), CAFile: needFile(t, "test CA", EnvCAFile),
+		CertFile: needFile(t, "test client certificate", EnvClientCertFile), KeyFile: needFile(t, "test client key", EnvClientKeyFile),
+		User: need(t, "Kafka SASL user", EnvKafkaSASLUser), Password: need(t, "Kafka SASL password", EnvKafkaSASLPassword),
 	}
 }
 
