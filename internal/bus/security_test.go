@@ -28,6 +28,21 @@ func saslSecurity(k testsvc.SecuredKafka, mechanism, password string) config.Kaf
 		SASL: config.Credentials{User: k.User, Password: config.Secret(password)}}
 }
 
+// checkedTopics checks a listener with sec and makes K2's topics through
+// it, under a prefix of the test's own.
+func checkedTopics(t *testing.T, brokers []string, sec bus.Security) bus.Topology {
+	t.Helper()
+	if err := bus.Check(context.Background(), brokers, sec); err != nil {
+		t.Fatal(err)
+	}
+	topo := bus.DefaultTopology()
+	topo.Prefix = testsvc.KafkaTopicPrefix(t)
+	if err := bus.EnsureTopics(context.Background(), brokers, sec, topo); err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
 // A producer, an admin and a consumer built from the configuration reach
 // the broker's SASL_SSL listener with each mechanism and the registry over
 // HTTPS with basic auth: every record produced is read back once.
@@ -42,14 +57,7 @@ func TestClientsThroughSASLSSL(t *testing.T) {
 				t.Fatal(err)
 			}
 			brokers := strings.Split(k.SASLBrokers, ",")
-			if err := bus.Check(ctx, brokers, sec); err != nil {
-				t.Fatal(err)
-			}
-			topo := bus.DefaultTopology()
-			topo.Prefix = testsvc.KafkaTopicPrefix(t)
-			if err := bus.EnsureTopics(ctx, brokers, sec, topo); err != nil {
-				t.Fatal(err)
-			}
+			topo := checkedTopics(t, brokers, sec)
 			reg, err := bus.RegistryClient(config.Kafka{Registry: regURL, RegistryTLS: config.TLSFiles{CAFile: regCA},
 				RegistryAuth: config.Credentials{User: "k2-registry", Password: "registry-secret"}})
 			if err != nil {
@@ -185,14 +193,7 @@ func TestClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.Check(ctx, brokers, sec); err != nil {
-		t.Fatal(err)
-	}
-	topo := bus.DefaultTopology()
-	topo.Prefix = testsvc.KafkaTopicPrefix(t)
-	if err := bus.EnsureTopics(ctx, brokers, sec, topo); err != nil {
-		t.Fatal(err)
-	}
+	topo := checkedTopics(t, brokers, sec)
 	cl, err := bus.NewClient(brokers, sec)
 	if err != nil {
 		t.Fatal(err)
