@@ -73,6 +73,7 @@ var synthSummary = regexp.MustCompile(`synth: (\d+) trades, (\d+) quotes produce
 // registry over HTTPS into the lake exactly once, and k2 api's tail reads
 // them all; no password appears in their logs.
 func TestFeedAndSinkThroughSASLSSL(t *testing.T) {
+	testsvc.KafkaSecured(t) // skips the whole test without the listener
 	for _, mechanism := range []string{config.SASLPlain, config.SASLScramSHA512} {
 		t.Run(mechanism, func(t *testing.T) {
 			s := securedStack(t, mechanism)
