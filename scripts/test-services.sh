@@ -19,7 +19,12 @@
 #   venv           symlink to a Python venv with PyIceberg, in the tool cache
 #   kafka/         the Kafka broker: data/ (log.dirs, KRaft metadata), server.properties,
 #                  log4j2.properties, server.log (its log), stdout.log (JVM output), kafka.pid,
-#                  format.log, version (the Kafka version that formatted data/)
+#                  format.log, version (the Kafka version that formatted data/),
+#                  scram-users (data/ was formatted with the SCRAM user)
+#   tls/           a test CA (ca.pem, ca.key), one server certificate for 127.0.0.1 and
+#                  localhost (server.pem, server.key; server.p12 for Kafka) and a client
+#                  certificate (client.pem, client.key), made with openssl; the Kafka SASL_SSL
+#                  and SSL listeners and PostgreSQL (ssl=on) serve the server's
 #   logs/          postgres.log, versitygw.log, venv-setup.log, versitygw-build.log,
 #                  kafka-fetch.log, kafka.log (symlink to kafka/server.log)
 #   env.sh         the same export lines as `env`; written by start, removed by stop
@@ -34,9 +39,14 @@
 # beside it, cds-<java-build>.jsa (a class-data sharing archive that halves
 # the broker's start-up CPU; written by the first broker JVM when it stops).
 #
-# Kafka is one combined broker + controller JVM (KRaft, node id 1, plaintext,
-# loopback only; main class kafka.Kafka, storage formatted once with
-# kafka.tools.StorageTool), needing Java 17+ and, the first time, Maven.
+# Kafka is one combined broker + controller JVM (KRaft, node id 1, loopback
+# only; main class kafka.Kafka, storage formatted once with
+# kafka.tools.StorageTool), needing Java 17+ and, the first time, Maven. It has
+# three client listeners: PLAINTEXT (what most tests use; also the inter-broker
+# and controller protocol), SASL_SSL (TLS with the test CA's certificate;
+# SASL PLAIN and SCRAM-SHA-512, one user k2 with a fixed test-only password;
+# the SCRAM credential is written when the storage is formatted) and SSL
+# requiring a client certificate signed by the test CA.
 #
 # promtool, which checks and unit-tests deploy/prometheus/rules, comes from
 # Debian's prometheus package (its server is never started); systemd-analyze,
@@ -44,7 +54,8 @@
 #
 # Settings (environment): K2_TEST_HOME, K2_TEST_CACHE, K2_TEST_PG_PORT (55432),
 # K2_TEST_S3_PORT (59000), K2_TEST_KAFKA_PORT (59092, clients),
-# K2_TEST_KAFKA_CONTROLLER_PORT (59093), K2_TEST_PG_BINDIR (PostgreSQL server
+# K2_TEST_KAFKA_CONTROLLER_PORT (59093), K2_TEST_KAFKA_SASL_PORT (59094, SASL_SSL
+# clients), K2_TEST_KAFKA_SSL_PORT (59095, SSL clients with a certificate), K2_TEST_PG_BINDIR (PostgreSQL server
 # binaries), K2_TEST_BASE_PYTHON (python3 used to create the venv),
 # K2_TEST_S3_VERBOSE=1 (log every S3 request to logs/versitygw.log),
 # K2_TEST_JAVA (java for the broker; default: the first Java 17+ of $JAVA_HOME,
@@ -81,7 +92,13 @@ S3_ENDPOINT="http://$S3_HOST:$S3_PORT"
 
 KAFKA_PORT="${K2_TEST_KAFKA_PORT:-59092}"
 KAFKA_CONTROLLER_PORT="${K2_TEST_KAFKA_CONTROLLER_PORT:-59093}"
+KAFKA_SASL_PORT="${K2_TEST_KAFKA_SASL_PORT:-59094}"
+KAFKA_SSL_PORT="${K2_TEST_KAFKA_SSL_PORT:-59095}"
 KAFKA_HOST=127.0.0.1
+# Fixed, test-only SASL credentials (PLAIN and SCRAM-SHA-512) of the SASL_SSL
+# listener, loopback only like the rest.
+KAFKA_SASL_USER=k2
+KAFKA_SASL_PASSWORD=k2-test-sasl-password
 
 VERSITYGW_VERSION=v1.8.0
 PY_REQUIREMENTS="$REPO_ROOT/scripts/pyiceberg-requirements.txt"
@@ -95,6 +112,8 @@ KAFKA_DIR="$K2_TEST_HOME/kafka"
 KAFKA_DATA="$KAFKA_DIR/data"
 KAFKA_PROPS="$KAFKA_DIR/server.properties"
 KAFKA_PIDFILE="$KAFKA_DIR/kafka.pid"
+TLS_DIR="$K2_TEST_HOME/tls"
+KAFKA_KEYSTORE_PASSWORD=k2-test-keystore
 KAFKA_POM="$REPO_ROOT/scripts/kafka/pom.xml"
 KAFKA_LOG4J="$REPO_ROOT/scripts/kafka/log4j2.properties"
 VENV_LINK="$K2_TEST_HOME/venv"
@@ -138,6 +157,35 @@ apt_install() {
 
 ensure_cmd() { # ensure_cmd COMMAND DEBIAN_PACKAGE
   command -v "$1" >/dev/null 2>&1 || apt_install "$2"
+}
+
+# --------------------------------------------------------------------- TLS --
+
+# tls_make — the test CA, one server certificate for 127.0.0.1 and
+# localhost (and a PKCS12 keystore of it for Kafka) and a client
+# certificate, made once with openssl.
+tls_make() {
+  [[ -f $TLS_DIR/server.p12 && -f $TLS_DIR/ca.pem && -f $TLS_DIR/client.pem ]] && return 0
+  ensure_cmd openssl openssl
+  log "making the test CA and the services' certificate in $TLS_DIR"
+  local d="$TLS_DIR.tmp"
+  rm -rf "$d" && mkdir -p "$d"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=K2 test CA" \
+      -keyout "$d/ca.key" -out "$d/ca.pem" &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$d/server.key" -out "$d/server.csr" &&
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$d/server.ext" &&
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 3650 \
+      -extfile "$d/server.ext" -out "$d/server.pem" &&
+    openssl pkcs12 -export -in "$d/server.pem" -inkey "$d/server.key" -name server \
+      -passout "pass:$KAFKA_KEYSTORE_PASSWORD" -out "$d/server.p12" &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=k2-test-client" -keyout "$d/client.key" -out "$d/client.csr" &&
+    printf 'extendedKeyUsage=clientAuth\n' >"$d/client.ext" &&
+    openssl x509 -req -in "$d/client.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 3650 \
+      -extfile "$d/client.ext" -out "$d/client.pem"
+  } >"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; die "making the test certificates failed (log: $d/openssl.log)"; }
+  chmod 644 "$d"/*
+  rm -rf "$TLS_DIR" && mv "$d" "$TLS_DIR"
 }
 
 # -------------------------------------------------------------- PostgreSQL --
@@ -281,9 +329,15 @@ EOF
     fi
     touch "$pglog"
     if is_root; then chown "$PG_OS_USER:" "$pglog"; fi
-    log "starting PostgreSQL on $PG_HOST:$PG_PORT"
+    # TLS with the test CA's certificate, copied where the server reads it
+    # (its data directory, its own and private); plain connections still work.
+    tls_make
+    install -m 600 "$TLS_DIR/server.pem" "$real/server.crt"
+    install -m 600 "$TLS_DIR/server.key" "$real/server.key"
+    if is_root; then chown "$PG_OS_USER:" "$real/server.crt" "$real/server.key"; fi
+    log "starting PostgreSQL on $PG_HOST:$PG_PORT (TLS too)"
     as_pg "$PG_BIN/pg_ctl" -D "$real" -l "$pglog" -w -t 60 \
-      -o "-p $PG_PORT -c listen_addresses=$PG_HOST" start >/dev/null 9>&- \
+      -o "-p $PG_PORT -c listen_addresses=$PG_HOST -c ssl=on" start >/dev/null 9>&- \
       || { tail -n 30 "$LOG_DIR/postgres.log" >&2; die "PostgreSQL did not start (log: $LOG_DIR/postgres.log)"; }
   fi
 
@@ -666,16 +720,34 @@ kafka_write_config() {
   cp -f "$KAFKA_LOG4J" "$KAFKA_DIR/log4j2.properties"
   cat >"$KAFKA_PROPS.tmp" <<CONF
 # K2 test broker, written by scripts/test-services.sh on every start (kafka-start/-restart keep the ports).
-# One combined broker + controller (KRaft), plaintext on loopback, single replica.
+# One combined broker + controller (KRaft) on loopback, single replica: plaintext,
+# and SASL_SSL and SSL for the tests of secured clients (inter-broker stays plaintext).
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_SSL://$KAFKA_HOST:$KAFKA_SASL_PORT,SSL://$KAFKA_HOST:$KAFKA_SSL_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_SSL://$KAFKA_HOST:$KAFKA_SASL_PORT,SSL://$KAFKA_HOST:$KAFKA_SSL_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$KAFKA_DATA
+
+# SASL_SSL: the test CA's broker certificate; PLAIN users are listed here,
+# SCRAM credentials live in the cluster metadata (written at format).
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$TLS_DIR/server.p12
+listener.name.sasl_ssl.ssl.keystore.password=$KAFKA_KEYSTORE_PASSWORD
+listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+
+# SSL: the same certificate; clients must present one the test CA signed.
+listener.name.ssl.ssl.keystore.type=PKCS12
+listener.name.ssl.ssl.keystore.location=$TLS_DIR/server.p12
+listener.name.ssl.ssl.keystore.password=$KAFKA_KEYSTORE_PASSWORD
+listener.name.ssl.ssl.truststore.type=PEM
+listener.name.ssl.ssl.truststore.location=$TLS_DIR/ca.pem
+listener.name.ssl.ssl.client.auth=required
 
 # Topics are created explicitly by the code under test.
 auto.create.topics.enable=false
@@ -709,11 +781,16 @@ CONF
   mv -f "$KAFKA_PROPS.tmp" "$KAFKA_PROPS"
 }
 
-# Formats the storage once (new cluster id), or again after a Kafka version
-# change (test data only, like the PostgreSQL cluster).
+# Formats the storage once (new cluster id, the SCRAM user), or again after a
+# Kafka version change or on data formatted before the SCRAM user existed
+# (test data only, like the PostgreSQL cluster).
 kafka_format() {
   if [[ -f $KAFKA_DATA/meta.properties && "$(cat "$KAFKA_DIR/version" 2>/dev/null)" != "$KAFKA_VERSION" ]]; then
     log "Kafka data in $KAFKA_DATA is from Kafka $(cat "$KAFKA_DIR/version" 2>/dev/null || echo '?'), broker is $KAFKA_VERSION: re-creating it (test data only)"
+    rm -rf "$KAFKA_DATA"
+  fi
+  if [[ -f $KAFKA_DATA/meta.properties && ! -f $KAFKA_DIR/scram-users ]]; then
+    log "Kafka data in $KAFKA_DATA has no SCRAM user (formatted before the SASL_SSL listener): re-creating it (test data only)"
     rm -rf "$KAFKA_DATA"
   fi
   [[ -f $KAFKA_DATA/meta.properties ]] && return 0
@@ -724,11 +801,13 @@ kafka_format() {
   log "formatting Kafka storage in $KAFKA_DATA (cluster id $id)"
   if ! "$JAVA" -Xmx256m -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -Dkafka.logs.dir="$KAFKA_DIR" \
       -cp "$KAFKA_JARS/*" kafka.tools.StorageTool format -t "$id" -c "$KAFKA_PROPS" \
+      --add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
       >"$KAFKA_DIR/format.log" 2>&1 9>&-; then
     cat "$KAFKA_DIR/format.log" >&2
     die "formatting Kafka storage failed (log: $KAFKA_DIR/format.log)"
   fi
   echo "$KAFKA_VERSION" >"$KAFKA_DIR/version"
+  echo "SCRAM-SHA-512 $KAFKA_SASL_USER" >"$KAFKA_DIR/scram-users"
 }
 
 # Starts the broker JVM in the background (no waiting: see kafka_wait).
@@ -742,17 +821,22 @@ kafka_launch() {
   fi
   if [[ ${1:-} == keep_ports && -f $KAFKA_PROPS ]]; then
     # The ports of the last start, whatever this shell's K2_TEST_KAFKA_*PORT.
-    local kport cport
+    local kport cport sport tport
     kport="$(sed -n 's/^listeners=PLAINTEXT:\/\/[^:]*:\([0-9]*\),.*/\1/p' "$KAFKA_PROPS")"
     cport="$(sed -n 's/^listeners=.*,CONTROLLER:\/\/[^:]*:\([0-9]*\)$/\1/p' "$KAFKA_PROPS")"
+    sport="$(sed -n 's/^listeners=.*,SASL_SSL:\/\/[^:]*:\([0-9]*\),.*/\1/p' "$KAFKA_PROPS")"
     if [[ -n $kport && -n $cport ]]; then KAFKA_PORT=$kport KAFKA_CONTROLLER_PORT=$cport; fi
+    tport="$(sed -n 's/^listeners=.*,SSL:\/\/[^:]*:\([0-9]*\),.*/\1/p' "$KAFKA_PROPS")"
+    if [[ -n $sport ]]; then KAFKA_SASL_PORT=$sport; fi
+    if [[ -n $tport ]]; then KAFKA_SSL_PORT=$tport; fi
   fi
+  tls_make
   kafka_write_config
   rm -f "$KAFKA_PIDFILE"
   local p
-  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+  for p in "$KAFKA_PORT" "$KAFKA_SASL_PORT" "$KAFKA_SSL_PORT" "$KAFKA_CONTROLLER_PORT"; do
     if tcp_open "$KAFKA_HOST" "$p"; then
-      die "something else already listens on $KAFKA_HOST:$p (another checkout's broker?): stop it or set K2_TEST_KAFKA_PORT / K2_TEST_KAFKA_CONTROLLER_PORT"
+      die "something else already listens on $KAFKA_HOST:$p (another checkout's broker?): stop it or set K2_TEST_KAFKA_PORT / K2_TEST_KAFKA_SASL_PORT / K2_TEST_KAFKA_SSL_PORT / K2_TEST_KAFKA_CONTROLLER_PORT"
     fi
   done
   kafka_format
@@ -772,7 +856,7 @@ kafka_launch() {
     rm -f "$KAFKA_CDS_DUMP"
     cds=(-XX:ArchiveClassesAtExit="$KAFKA_CDS_DUMP" '-Xlog:cds*=error')
   fi
-  log "starting Kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT, Java $JAVA_MAJOR, data in $KAFKA_DATA)"
+  log "starting Kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (SASL_SSL :$KAFKA_SASL_PORT, SSL :$KAFKA_SSL_PORT, controller :$KAFKA_CONTROLLER_PORT, Java $JAVA_MAJOR, data in $KAFKA_DATA)"
   echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) start" >>"$KAFKA_DIR/stdout.log"
   KAFKA_STDOUT_AT=$(stat -c %s "$KAFKA_DIR/stdout.log")
   # Detached like versitygw: own session, no stdin, not holding our lock (fd 9).
@@ -873,6 +957,7 @@ env_lines() {
   cat <<EOF
 export K2_TEST_HOME='$K2_TEST_HOME'
 export K2_TEST_POSTGRES_URL='postgres://$PG_ROLE:$PG_PASSWORD@$PG_HOST:$PG_PORT/$PG_DB?sslmode=disable'
+export K2_TEST_POSTGRES_TLS_URL='postgres://$PG_ROLE:$PG_PASSWORD@$PG_HOST:$PG_PORT/$PG_DB?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem'
 export K2_TEST_S3_ENDPOINT='$S3_ENDPOINT'
 export K2_TEST_S3_BUCKET='$S3_BUCKET'
 export K2_TEST_S3_ACCESS_KEY='$S3_ACCESS_KEY'
@@ -883,6 +968,13 @@ export K2_TEST_PROMTOOL='$PROMTOOL'
 export K2_TEST_KAFKA_BROKERS='$KAFKA_HOST:$KAFKA_PORT'
 export K2_TEST_KAFKA_TOOLS='$KAFKA_JARS'
 export K2_TEST_JAVA='$JAVA'
+export K2_TEST_KAFKA_SASL_BROKERS='$KAFKA_HOST:$KAFKA_SASL_PORT'
+export K2_TEST_KAFKA_SSL_BROKERS='$KAFKA_HOST:$KAFKA_SSL_PORT'
+export K2_TEST_CA_FILE='$TLS_DIR/ca.pem'
+export K2_TEST_CLIENT_CERT_FILE='$TLS_DIR/client.pem'
+export K2_TEST_CLIENT_KEY_FILE='$TLS_DIR/client.key'
+export K2_TEST_KAFKA_SASL_USER='$KAFKA_SASL_USER'
+export K2_TEST_KAFKA_SASL_PASSWORD='$KAFKA_SASL_PASSWORD'
 EOF
 }
 
@@ -970,7 +1062,7 @@ cmd_status() {
     echo "versitygw: stopped"; rc=1
   fi
   if kafka_running; then
-    echo "kafka:     running on $KAFKA_HOST:$KAFKA_PORT (pid $(kafka_pid), Kafka $KAFKA_VERSION, RSS $(kafka_rss))"
+    echo "kafka:     running on $KAFKA_HOST:$KAFKA_PORT, SASL_SSL :$KAFKA_SASL_PORT, SSL :$KAFKA_SSL_PORT (pid $(kafka_pid), Kafka $KAFKA_VERSION, RSS $(kafka_rss))"
   else
     echo "kafka:     stopped"; rc=1
   fi
@@ -981,7 +1073,7 @@ cmd_status() {
 cmd_reset() {
   cmd_stop
   if [[ -L $PG_DATA ]]; then rm -rf "$(readlink -f "$PG_DATA")" "$(readlink -f "$PG_DATA").log"; fi
-  rm -rf "$PG_DATA" "$S3_ROOT" "$KAFKA_DIR" "$LOG_DIR" "$S3_PIDFILE" "$ENV_FILE" "$K2_TEST_HOME/bin" "$VENV_LINK"
+  rm -rf "$PG_DATA" "$S3_ROOT" "$KAFKA_DIR" "$TLS_DIR" "$LOG_DIR" "$S3_PIDFILE" "$ENV_FILE" "$K2_TEST_HOME/bin" "$VENV_LINK"
   log "service data deleted from $K2_TEST_HOME (tool cache kept in $K2_TEST_CACHE)"
 }
 

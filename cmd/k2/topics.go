@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -15,11 +15,18 @@ import (
 )
 
 // admin opens a Kafka admin client on the configured brokers.
-func (a *app) admin() (*kadm.Client, *kgo.Client, error) {
+func (a *app) admin(ctx context.Context) (*kadm.Client, *kgo.Client, error) {
 	brokers := a.cfg.Kafka.BrokerList()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("k2-admin"))
+	sec, err := bus.NewSecurity(a.cfg.Kafka.Security)
 	if err != nil {
-		return nil, nil, fmt.Errorf("kafka %s: %w", strings.Join(brokers, ","), err)
+		return nil, nil, err
+	}
+	if err := bus.Check(ctx, brokers, sec); err != nil {
+		return nil, nil, err
+	}
+	cl, err := bus.NewClient(brokers, sec, kgo.ClientID("k2-admin"))
+	if err != nil {
+		return nil, nil, err
 	}
 	return kadm.NewClient(cl), cl, nil
 }
@@ -34,7 +41,7 @@ func newTopicsCmd(a *app) *cobra.Command {
 		Short: "Create every market.{asset_class}.{data_type}.{exchange} topic and its .dlq topic that is missing",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			adm, cl, err := a.admin()
+			adm, cl, err := a.admin(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -68,7 +75,7 @@ func newTopicsCmd(a *app) *cobra.Command {
 }
 
 func (a *app) describeTopics(cmd *cobra.Command, jsonOut, detail bool, names []string) error {
-	adm, cl, err := a.admin()
+	adm, cl, err := a.admin(cmd.Context())
 	if err != nil {
 		return err
 	}

@@ -355,7 +355,7 @@ func TestLatestByKey(t *testing.T) {
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got, err := LatestByKey(ctx, []string{b.Addr()}, "market.crypto.trades.binance", 2000)
+	got, err := LatestByKey(ctx, []string{b.Addr()}, Security{}, "market.crypto.trades.binance", 2000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +371,7 @@ func TestLatestByKey(t *testing.T) {
 	if fmt.Sprint(seqs) != "map[BTCUSDT:2999 ETHUSDT:2999 SOLUSDT:2999]" {
 		t.Fatalf("latest by key: %v (OLDUSDT is outside the window unless it shares a partition's last 2000 records)", seqs)
 	}
-	none, err := LatestByKey(ctx, []string{b.Addr()}, "market.crypto.trades.kraken", 2000)
+	none, err := LatestByKey(ctx, []string{b.Addr()}, Security{}, "market.crypto.trades.kraken", 2000)
 	if err != nil || len(none) != 0 {
 		t.Fatalf("empty topic: %v %v", none, err)
 	}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -79,7 +78,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (l *Local, err error) {
 	if l.client, err = registry.NewClient(l.url); err != nil {
 		return l, err
 	}
-	return l, Prepare(ctx, l.Brokers(), cfg.Topology, l.client)
+	return l, Prepare(ctx, l.Brokers(), Security{}, cfg.Topology, l.client)
 }
 
 // Brokers is the broker's address.
@@ -112,8 +111,8 @@ func (l *Local) Close() {
 // Prepare makes a cluster ready for K2: it creates the topics that are
 // missing and registers K2's schemas, so an incompatible change is refused
 // before any data moves.
-func Prepare(ctx context.Context, brokers []string, topo Topology, reg *registry.Client) error {
-	if err := EnsureTopics(ctx, brokers, topo); err != nil {
+func Prepare(ctx context.Context, brokers []string, sec Security, topo Topology, reg *registry.Client) error {
+	if err := EnsureTopics(ctx, brokers, sec, topo); err != nil {
 		return err
 	}
 	for _, sc := range Schemas(topo) {
@@ -125,10 +124,10 @@ func Prepare(ctx context.Context, brokers []string, topo Topology, reg *registry
 }
 
 // EnsureTopics creates K2's topics that are missing on the cluster.
-func EnsureTopics(ctx context.Context, brokers []string, topo Topology) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("k2-admin"))
+func EnsureTopics(ctx context.Context, brokers []string, sec Security, topo Topology) error {
+	cl, err := NewClient(brokers, sec, kgo.ClientID("k2-admin"))
 	if err != nil {
-		return fmt.Errorf("kafka %s: %w", strings.Join(brokers, ","), err)
+		return err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)

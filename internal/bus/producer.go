@@ -74,6 +74,7 @@ var ErrClosed = errors.New("producer is closed")
 // ProducerConfig tunes the producer. Zero values take the defaults.
 type ProducerConfig struct {
 	Brokers     []string
+	Security    Security // TLS and SASL (zero: PLAINTEXT)
 	ClientID    string
 	TopicPrefix string        // see Topology.Prefix
 	Linger      time.Duration // wait to fill batches (default 5 ms)
@@ -158,8 +159,7 @@ func NewProducer(cfg ProducerConfig, reg *registry.Client) (*Producer, error) {
 		return nil, err
 	}
 	p := &Producer{reg: reg, log: cfg.Logger, prefix: cfg.TopicPrefix, ids: map[string]uint32{}, m: newProducerMetrics(cfg)}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.Brokers...),
+	cl, err := NewClient(cfg.Brokers, cfg.Security,
 		kgo.ClientID(cfg.ClientID),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent writes need acks=all
 		kgo.ProducerLinger(cfg.Linger),

@@ -12,10 +12,10 @@ import (
 // records of every partition of topic. A feed restarting after a crash
 // reads where it stopped from it: records are keyed by symbol, so one
 // symbol's records are in one partition in the order produced.
-func LatestByKey(ctx context.Context, brokers []string, topic string, depth int64) (map[string]*kgo.Record, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("k2-tail"))
+func LatestByKey(ctx context.Context, brokers []string, sec Security, topic string, depth int64) (map[string]*kgo.Record, error) {
+	cl, err := NewClient(brokers, sec, kgo.ClientID("k2-tail"))
 	if err != nil {
-		return nil, fmt.Errorf("kafka %v: %w", brokers, err)
+		return nil, err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)

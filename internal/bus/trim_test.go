@@ -87,7 +87,7 @@ func TestEnsureTopicsSetsTheSegmentSizeOfExistingTopics(t *testing.T) {
 	}
 	topo := DefaultTopology()
 	topo.SegmentBytes = 8 << 20
-	if err := EnsureTopics(ctx, []string{b.Addr()}, topo); err != nil {
+	if err := EnsureTopics(ctx, []string{b.Addr()}, Security{}, topo); err != nil {
 		t.Fatal(err)
 	}
 	rc, err := adm.DescribeTopicConfigs(ctx, "market.crypto.trades.binance", "market.crypto.trades.binance.dlq")

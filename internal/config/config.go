@@ -105,7 +105,70 @@ type Kafka struct {
 	// ExchangePartitions overrides it per exchange ("BINANCE=12,ASX=3").
 	Partitions         int
 	ExchangePartitions string
+	// Security protects the connections to the brokers: TLS and SASL.
+	Security KafkaSecurity
+	// RegistryTLS and RegistryAuth protect the schema registry's: an
+	// https:// URL is verified against RegistryTLS.CAFile (the system's
+	// roots when empty), and a user sends HTTP basic auth.
+	RegistryTLS  TLSFiles
+	RegistryAuth Credentials
 }
+
+// Kafka security protocols, as Kafka's own clients name them.
+const (
+	Plaintext     = "PLAINTEXT"
+	SSL           = "SSL"
+	SASLPlaintext = "SASL_PLAINTEXT"
+	SASLSSL       = "SASL_SSL"
+)
+
+// SASL mechanisms K2 speaks.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// KafkaSecurity is how a process reaches a secured cluster
+// (docs/operations/security.md).
+type KafkaSecurity struct {
+	// Protocol is PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+	Protocol string
+	TLS      TLSFiles // with SSL and SASL_SSL
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*).
+	Mechanism string
+	SASL      Credentials
+}
+
+// TLSFiles are a client's TLS settings: the CA that signs the server's
+// certificate (empty: the system's roots), a client certificate and key
+// for servers that ask for one, and the name the certificate must carry
+// (default: the host dialled).
+type TLSFiles struct {
+	CAFile, CertFile, KeyFile, ServerName string
+}
+
+// Credentials are a user and a password. The password never comes from
+// the command line, where any user of the machine could read it: it is
+// read from PasswordFile or from the environment variable PasswordEnv
+// (Resolve), and never printed.
+type Credentials struct {
+	User         string
+	PasswordFile string
+	Password     Secret // filled by Resolve
+}
+
+// Secret is a value that prints as "[hidden]" (logs, %v, errors).
+type Secret string
+
+func (s Secret) String() string   { return "[hidden]" }
+func (s Secret) GoString() string { return `"[hidden]"` }
+
+// Environment variables of the passwords (they have no flag).
+const (
+	EnvKafkaSASLPassword = EnvPrefix + "KAFKA_SASL_PASSWORD"
+	EnvRegistryPassword  = EnvPrefix + "REGISTRY_PASSWORD"
+)
 
 // Embedded is where k2 up and k2 broker serve Kafka and the registry.
 type Embedded struct {
@@ -458,7 +521,8 @@ func Default() Config {
 			PoolSize: 4, AcquireTimeout: 30 * time.Second, Timeout: 30 * time.Second,
 			MemoryLimit: "2GB", CacheBytes: 10 << 30, WarmShare: 0.25,
 		},
-		Kafka:    Kafka{Brokers: LocalBroker, Registry: "http://" + LocalRegistry, Partitions: 6},
+		Kafka: Kafka{Brokers: LocalBroker, Registry: "http://" + LocalRegistry, Partitions: 6,
+			Security: KafkaSecurity{Protocol: Plaintext}},
 		Embedded: Embedded{BrokerListen: LocalBroker, RegistryListen: LocalRegistry, BrokerKeep: 10 * time.Minute},
 		// WriteTimeout is above --query-acquire-timeout plus --query-timeout,
 		// so a slow query's answer is never cut off.
@@ -528,6 +592,9 @@ func (c *Config) Resolve() error {
 		return fmt.Errorf("--api-sql-memory %q: want a size such as 1GB or 512MiB", c.API.SQLMemory)
 	}
 	if _, err := c.Kafka.PartitionsByExchange(); err != nil {
+		return err
+	}
+	if err := c.Kafka.resolveSecurity(); err != nil {
 		return err
 	}
 	if c.Memory.LimitBytes, err = ParseBytes(c.Memory.Limit); err != nil {

@@ -83,8 +83,9 @@ func (c *Config) RegisterQuery(fs *pflag.FlagSet) {
 func (c *Config) RegisterKafka(fs *pflag.FlagSet) {
 	settings(fs, func() {
 		fs.StringVar(&c.Kafka.Brokers, "brokers", c.Kafka.Brokers, "Kafka bootstrap brokers, comma separated (the default is where k2 up serves)")
-		fs.StringVar(&c.Kafka.Registry, "registry", c.Kafka.Registry, "schema registry URL (the default is where k2 up serves)")
+		fs.StringVar(&c.Kafka.Registry, "registry", c.Kafka.Registry, "schema registry URL, http:// or https:// (the default is where k2 up serves)")
 		c.registerTopics(fs)
+		c.registerKafkaSecurity(fs)
 	})
 }
 
@@ -97,6 +98,28 @@ func (c *Config) RegisterEmbedded(fs *pflag.FlagSet) {
 		fs.DurationVar(&c.Embedded.BrokerKeep, "broker-keep", c.Embedded.BrokerKeep, "delete trades and quotes from the broker this long after the sink group (--sink-group) has committed them to the lake (0: keep them for the topics' retention, a week)")
 		c.registerTopics(fs)
 	})
+}
+
+// registerKafkaSecurity adds TLS and SASL for the brokers and the
+// registry. Passwords have no flag: a file, or K2_KAFKA_SASL_PASSWORD and
+// K2_REGISTRY_PASSWORD.
+func (c *Config) registerKafkaSecurity(fs *pflag.FlagSet) {
+	s := &c.Kafka.Security
+	fs.StringVar(&s.Protocol, "kafka-security-protocol", s.Protocol, "PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (TLS and SASL)")
+	fs.StringVar(&s.TLS.CAFile, "kafka-tls-ca-file", s.TLS.CAFile, "PEM file of the CA certificates the brokers' certificates are checked against (default: the system's)")
+	fs.StringVar(&s.TLS.CertFile, "kafka-tls-cert-file", s.TLS.CertFile, "PEM client certificate, for brokers that require one (with --kafka-tls-key-file)")
+	fs.StringVar(&s.TLS.KeyFile, "kafka-tls-key-file", s.TLS.KeyFile, "PEM private key of --kafka-tls-cert-file")
+	fs.StringVar(&s.TLS.ServerName, "kafka-tls-server-name", s.TLS.ServerName, "name the brokers' certificates must carry (default: the host dialled)")
+	fs.StringVar(&s.Mechanism, "kafka-sasl-mechanism", s.Mechanism, "SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	fs.StringVar(&s.SASL.User, "kafka-sasl-user", s.SASL.User, "SASL user name")
+	fs.StringVar(&s.SASL.PasswordFile, "kafka-sasl-password-file", s.SASL.PasswordFile, "file holding the SASL password (or set "+EnvKafkaSASLPassword+"; never on the command line)")
+	r := &c.Kafka
+	fs.StringVar(&r.RegistryTLS.CAFile, "registry-tls-ca-file", r.RegistryTLS.CAFile, "PEM file of the CA certificates an https:// registry's certificate is checked against (default: the system's)")
+	fs.StringVar(&r.RegistryTLS.CertFile, "registry-tls-cert-file", r.RegistryTLS.CertFile, "PEM client certificate, for a registry that requires one (with --registry-tls-key-file)")
+	fs.StringVar(&r.RegistryTLS.KeyFile, "registry-tls-key-file", r.RegistryTLS.KeyFile, "PEM private key of --registry-tls-cert-file")
+	fs.StringVar(&r.RegistryTLS.ServerName, "registry-tls-server-name", r.RegistryTLS.ServerName, "name the registry's certificate must carry (default: the URL's host)")
+	fs.StringVar(&r.RegistryAuth.User, "registry-user", r.RegistryAuth.User, "user for the registry's HTTP basic auth")
+	fs.StringVar(&r.RegistryAuth.PasswordFile, "registry-password-file", r.RegistryAuth.PasswordFile, "file holding the registry password (or set "+EnvRegistryPassword+"; never on the command line)")
 }
 
 func (c *Config) registerTopics(fs *pflag.FlagSet) {

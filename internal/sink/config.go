@@ -18,7 +18,8 @@ import (
 // topics; zero values take config.Default's) and what it is wired to.
 type Config struct {
 	config.Sink
-	Brokers []string
+	Brokers  []string
+	Security bus.Security // TLS and SASL (zero: PLAINTEXT)
 	// TopicPrefix is the installation's topic prefix (bus.Topology.Prefix).
 	TopicPrefix string
 	// MaxPoll bounds records handled per poll (default 100,000).

@@ -107,7 +107,6 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 		s.streams = append(s.streams, &stream{kind: k.Describe(), cur: buffer{rows: b}})
 	}
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID("k2-sink"),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics),
@@ -126,7 +125,7 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
-	s.cl, err = kgo.NewClient(opts...)
+	s.cl, err = bus.NewClient(cfg.Brokers, cfg.Security, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("sink: %w", err)
 	}

@@ -46,13 +46,13 @@ func (st *Stack) newFeed(ctx context.Context, name string) (*feedRunner, error) 
 		// Topics missing on a fresh cluster would be auto-created with the
 		// broker's defaults; where the cluster forbids creating them, the
 		// producer reports what is missing.
-		if err := bus.EnsureTopics(ctx, st.brokers, Topology(st.cfg.Kafka)); err != nil {
+		if err := bus.EnsureTopics(ctx, st.brokers, st.sec, Topology(st.cfg.Kafka)); err != nil {
 			first, _, _ := strings.Cut(err.Error(), "\n") // one line per topic
 			st.log.Warn("could not create K2's topics; producing to those that exist", "error", first)
 		}
 	}
 	prod, err := bus.NewProducer(bus.ProducerConfig{
-		Brokers: st.brokers, ClientID: "k2-feed-" + ex.Name, TopicPrefix: st.cfg.Kafka.TopicPrefix, Logger: st.log,
+		Brokers: st.brokers, Security: st.sec, ClientID: "k2-feed-" + ex.Name, TopicPrefix: st.cfg.Kafka.TopicPrefix, Logger: st.log,
 		Registerer: st.metrics, Exchanges: []string{ex.Code},
 	}, st.reg)
 	if err != nil {
@@ -153,7 +153,7 @@ func (st *Stack) lastTradeIDs(topic string) func(context.Context) (map[string]in
 		defer cancel()
 		// Every symbol that traded in the last 100,000 records of its
 		// partition: minutes of a busy market, and a bounded read.
-		recs, err := bus.LatestByKey(ctx, st.brokers, topic, 100_000)
+		recs, err := bus.LatestByKey(ctx, st.brokers, st.sec, topic, 100_000)
 		if err != nil {
 			return nil, err
 		}

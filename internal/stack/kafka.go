@@ -11,7 +11,6 @@ import (
 
 	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/config"
-	"github.com/k2-market-data/k2/internal/registry"
 )
 
 // Topology is the topics the configuration asks for.
@@ -38,7 +37,7 @@ func (st *Stack) connectKafka(ctx context.Context) error {
 		}
 		st.onClose(l.Close)
 		st.local, st.brokers, st.regURL, st.reg = l, l.Brokers(), l.RegistryURL(), l.Registry()
-		tc, err := newTopicCollector(st.brokers, st.cfg.Kafka.TopicPrefix)
+		tc, err := newTopicCollector(st.brokers, st.sec, st.cfg.Kafka.TopicPrefix)
 		if err != nil {
 			return err
 		}
@@ -56,7 +55,15 @@ func (st *Stack) connectKafka(ctx context.Context) error {
 		}
 		st.regURL = st.cfg.Kafka.Registry
 		var err error
-		if st.reg, err = registry.NewClient(st.regURL); err != nil {
+		if st.sec, err = bus.NewSecurity(st.cfg.Kafka.Security); err != nil {
+			return err
+		}
+		// A refused password or certificate stops the process here, in a
+		// line, rather than in the clients' retries.
+		if err := bus.Check(ctx, st.brokers, st.sec); err != nil {
+			return err
+		}
+		if st.reg, err = bus.RegistryClient(st.cfg.Kafka); err != nil {
 			return err
 		}
 	}
@@ -77,7 +84,7 @@ func (st *Stack) localErr() <-chan error {
 
 // checkKafka asks the cluster for its brokers.
 func (st *Stack) checkKafka(ctx context.Context) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(st.brokers...), kgo.ClientID("k2-health"))
+	cl, err := bus.NewClient(st.brokers, st.sec, kgo.ClientID("k2-health"))
 	if err != nil {
 		return err
 	}
@@ -94,7 +101,7 @@ func (st *Stack) checkKafka(ctx context.Context) error {
 // for what is queued.
 func (st *Stack) Producer(clientID string, exchanges ...string) (*bus.Producer, error) {
 	p, err := bus.NewProducer(bus.ProducerConfig{
-		Brokers: st.brokers, ClientID: clientID, TopicPrefix: st.cfg.Kafka.TopicPrefix, Logger: st.log,
+		Brokers: st.brokers, Security: st.sec, ClientID: clientID, TopicPrefix: st.cfg.Kafka.TopicPrefix, Logger: st.log,
 		Registerer: st.metrics, Exchanges: exchanges,
 	}, st.reg)
 	if err != nil {

@@ -26,7 +26,7 @@ func (st *Stack) newSink() error {
 		deg = nil
 	}
 	s, err := sink.New(sink.Config{
-		Sink: st.cfg.Sink, Brokers: st.brokers, TopicPrefix: st.cfg.Kafka.TopicPrefix,
+		Sink: st.cfg.Sink, Brokers: st.brokers, Security: st.sec, TopicPrefix: st.cfg.Kafka.TopicPrefix,
 		Degradation: deg, Shedder: shed, Logger: st.log, Registerer: st.metrics,
 	}, st.lake, st.reg, dlq)
 	if err != nil {

@@ -78,6 +78,7 @@ type Stack struct {
 
 	local   *bus.Local // the embedded installation, if any
 	brokers []string
+	sec     bus.Security // the cluster's TLS and SASL (zero when embedded)
 	reg     *registry.Client
 	regURL  string
 

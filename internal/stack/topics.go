@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/k2-market-data/k2/internal/bus"
 )
 
 // topicCollector exports the end offset of every partition of K2's topics
@@ -20,8 +22,8 @@ type topicCollector struct {
 	prefix string
 }
 
-func newTopicCollector(brokers []string, prefix string) (*topicCollector, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("k2-metrics"))
+func newTopicCollector(brokers []string, sec bus.Security, prefix string) (*topicCollector, error) {
+	cl, err := bus.NewClient(brokers, sec, kgo.ClientID("k2-metrics"))
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ type trimmer struct {
 }
 
 func (st *Stack) newTrimmer() (*trimmer, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(st.brokers...), kgo.ClientID("k2-trim"))
+	cl, err := bus.NewClient(st.brokers, st.sec, kgo.ClientID("k2-trim"))
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ import (
 // Options configure a Tail.
 type Options struct {
 	Brokers     []string
+	Security    bus.Security // TLS and SASL (zero: PLAINTEXT)
 	TopicPrefix string
 	// MaxAge and MaxBytes bound what is held; the oldest goes first.
 	MaxAge   time.Duration
@@ -126,7 +127,7 @@ func New(o Options, l *lake.Lake, reg *registry.Client) *Tail {
 
 // Run reads the stream until ctx ends.
 func (t *Tail) Run(ctx context.Context) error {
-	admin, err := kgo.NewClient(kgo.SeedBrokers(t.o.Brokers...), kgo.ClientID("k2-api-tail-admin"))
+	admin, err := bus.NewClient(t.o.Brokers, t.o.Security, kgo.ClientID("k2-api-tail-admin"))
 	if err != nil {
 		return err
 	}
@@ -152,7 +153,7 @@ func (t *Tail) Run(ctx context.Context) error {
 		}
 		if len(added) > 0 {
 			if cl == nil {
-				if cl, err = kgo.NewClient(kgo.SeedBrokers(t.o.Brokers...), kgo.ClientID("k2-api-tail"),
+				if cl, err = bus.NewClient(t.o.Brokers, t.o.Security, kgo.ClientID("k2-api-tail"),
 					kgo.ConsumePartitions(added), kgo.FetchMaxWait(100*time.Millisecond)); err != nil {
 					return err
 				}

@@ -18,6 +18,14 @@
 //	K2_TEST_KAFKA_BROKERS  127.0.0.1:59092 (plaintext; no topic auto-creation, 3 partitions by default)
 //	K2_TEST_KAFKA_TOOLS    the jars of that Kafka version's command-line tools (kafka-tools and its dependencies)
 //	K2_TEST_JAVA           the java that runs them (the broker's)
+//	K2_TEST_KAFKA_SASL_BROKERS   127.0.0.1:59094, the same broker's SASL_SSL listener
+//	K2_TEST_KAFKA_SASL_USER      its user (SASL PLAIN and SCRAM-SHA-512)
+//	K2_TEST_KAFKA_SASL_PASSWORD  the user's password
+//	K2_TEST_KAFKA_SSL_BROKERS    127.0.0.1:59095, its SSL listener, which requires a client certificate
+//	K2_TEST_CA_FILE              the test CA (PEM) that signed the certificate of Kafka and PostgreSQL
+//	K2_TEST_CLIENT_CERT_FILE     a client certificate the test CA signed (PEM), and
+//	K2_TEST_CLIENT_KEY_FILE      its key
+//	K2_TEST_POSTGRES_TLS_URL     the PostgreSQL database over TLS: sslmode=verify-full against the test CA
 //
 // When a variable is missing the test is skipped with a message saying how to
 // start the services, so `go test ./...` alone still passes on a bare machine.
@@ -50,18 +58,26 @@ import (
 
 // Environment variable names (the contract with scripts/test-services.sh).
 const (
-	EnvPostgresURL     = "K2_TEST_POSTGRES_URL"
-	EnvS3Endpoint      = "K2_TEST_S3_ENDPOINT"
-	EnvS3Bucket        = "K2_TEST_S3_BUCKET"
-	EnvS3AccessKey     = "K2_TEST_S3_ACCESS_KEY"
-	EnvS3SecretKey     = "K2_TEST_S3_SECRET_KEY"
-	EnvS3Region        = "K2_TEST_S3_REGION"
-	EnvPython          = "K2_TEST_PYTHON"
-	EnvPromtool        = "K2_TEST_PROMTOOL"
-	EnvKafkaBrokers    = "K2_TEST_KAFKA_BROKERS"
-	EnvKafkaTools      = "K2_TEST_KAFKA_TOOLS"
-	EnvJava            = "K2_TEST_JAVA"
-	EnvRequireServices = testutil.EnvRequireServices
+	EnvPostgresURL       = "K2_TEST_POSTGRES_URL"
+	EnvS3Endpoint        = "K2_TEST_S3_ENDPOINT"
+	EnvS3Bucket          = "K2_TEST_S3_BUCKET"
+	EnvS3AccessKey       = "K2_TEST_S3_ACCESS_KEY"
+	EnvS3SecretKey       = "K2_TEST_S3_SECRET_KEY"
+	EnvS3Region          = "K2_TEST_S3_REGION"
+	EnvPython            = "K2_TEST_PYTHON"
+	EnvPromtool          = "K2_TEST_PROMTOOL"
+	EnvKafkaBrokers      = "K2_TEST_KAFKA_BROKERS"
+	EnvKafkaTools        = "K2_TEST_KAFKA_TOOLS"
+	EnvJava              = "K2_TEST_JAVA"
+	EnvKafkaSASLBrokers  = "K2_TEST_KAFKA_SASL_BROKERS"
+	EnvKafkaSASLUser     = "K2_TEST_KAFKA_SASL_USER"
+	EnvKafkaSASLPassword = "K2_TEST_KAFKA_SASL_PASSWORD"
+	EnvKafkaSSLBrokers   = "K2_TEST_KAFKA_SSL_BROKERS"
+	EnvCAFile            = "K2_TEST_CA_FILE"
+	EnvClientCertFile    = "K2_TEST_CLIENT_CERT_FILE"
+	EnvClientKeyFile     = "K2_TEST_CLIENT_KEY_FILE"
+	EnvPostgresTLSURL    = "K2_TEST_POSTGRES_TLS_URL"
+	EnvRequireServices   = testutil.EnvRequireServices
 )
 
 const startHint = "run `make test` (scripts/test.sh), or `scripts/test-services.sh start` and " +
@@ -135,6 +151,30 @@ func holdKafka(t testing.TB, brokers string) {
 		f.Close()
 		kafkaLocks.Delete(t)
 	})
+}
+
+// SecuredKafka is the test broker's secured listeners, both with a
+// certificate for 127.0.0.1 and localhost signed by CAFile: SASLBrokers
+// (SASL_SSL, with SASL PLAIN and SCRAM-SHA-512 for User) and SSLBrokers
+// (SSL, requiring a client certificate the CA signed: CertFile and
+// KeyFile). Plaintext is the same broker's plaintext listener, for a
+// test's own admin client and checks.
+type SecuredKafka struct {
+	SASLBrokers, SSLBrokers, Plaintext string
+	CAFile, CertFile, KeyFile          string
+	User, Password                     string
+}
+
+// KafkaSecured returns the secured listeners of the test broker, or skips
+// the test. Like Kafka, it holds the broker's shared lock for the test.
+func KafkaSecured(t testing.TB) SecuredKafka {
+	t.Helper()
+	return SecuredKafka{
+		SASLBrokers: need(t, "Kafka SASL_SSL listener", EnvKafkaSASLBrokers), SSLBrokers: need(t, "Kafka SSL listener", EnvKafkaSSLBrokers),
+		Plaintext: Kafka(t), CAFile: needFile(t, "test CA", EnvCAFile),
+		CertFile: needFile(t, "test client certificate", EnvClientCertFile), KeyFile: needFile(t, "test client key", EnvClientKeyFile),
+		User: need(t, "Kafka SASL user", EnvKafkaSASLUser), Password: need(t, "Kafka SASL password", EnvKafkaSASLPassword),
+	}
 }
 
 // KafkaSeeds returns Kafka's seed list split for kgo.SeedBrokers, or skips
@@ -397,6 +437,24 @@ func FreshPostgresDB(t testing.TB) string {
 		}
 	})
 	u.Path = "/" + name
+	return u.String()
+}
+
+// FreshPostgresTLSDB is FreshPostgresDB reached over TLS: sslmode=verify-full
+// against the test CA, which signed the server's certificate for
+// 127.0.0.1 and localhost.
+func FreshPostgresTLSDB(t testing.TB) string {
+	t.Helper()
+	tlsURL := need(t, "PostgreSQL over TLS", EnvPostgresTLSURL)
+	fresh, err := url.Parse(FreshPostgresDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(tlsURL)
+	if err != nil {
+		t.Fatalf("%s: %v", EnvPostgresTLSURL, err)
+	}
+	u.Path = fresh.Path
 	return u.String()
 }
 
