@@ -35,6 +35,7 @@ package drill
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -64,12 +65,26 @@ var ErrSkip = errors.New("skipped")
 
 var drills []Drill
 
-// register adds drills to the set `k2 ops drill` runs, in the order
-// registered (families register from their files' init functions).
+// register adds drills to the set `k2 ops drill` runs (families register
+// from their files' init functions).
 func register(d ...Drill) { drills = append(drills, d...) }
 
+// familyOrder is the order drills run and are listed in: processes
+// first, then files, then families not named here, as registered.
+var familyOrder = []string{"process", "broker-data", "disk", "data-file"}
+
 // All returns every drill.
-func All() []Drill { return append([]Drill(nil), drills...) }
+func All() []Drill {
+	out := append([]Drill(nil), drills...)
+	rank := func(d Drill) int {
+		if i := slices.Index(familyOrder, d.Family); i >= 0 {
+			return i
+		}
+		return len(familyOrder)
+	}
+	slices.SortStableFunc(out, func(a, b Drill) int { return rank(a) - rank(b) })
+	return out
+}
 
 // Row is the outcome of one fault of a drill.
 type Row struct {
