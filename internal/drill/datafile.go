@@ -11,6 +11,8 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/k2-market-data/k2/internal/record"
+
+	"github.com/k2-market-data/k2/internal/config"
 )
 
 // The data-file drill tears a Parquet file of the trades table while the
@@ -111,7 +113,7 @@ func (in *Install) largestDataFile(ctx context.Context) (string, int64, error) {
 func (e *Env) k2(ctx context.Context, in *Install, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, e.Exe, args...)
 	cmd.Dir = e.Dir
-	cmd.Env = append(withoutK2Settings(os.Environ()), in.Settings...)
+	cmd.Env = append(config.WithoutSettings(os.Environ()), in.Settings...)
 	b, err := cmd.CombinedOutput()
 	return string(b), err
 }

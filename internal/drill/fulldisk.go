@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,16 +143,7 @@ func sinkLakeErrors(ctx context.Context, in *Install) (float64, error) {
 
 // scrape reads one series of a process's /metrics.
 func scrape(ctx context.Context, p *Proc, series string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.HTTP+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := probe.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := get(ctx, "http://"+p.HTTP+"/metrics")
 	if err != nil {
 		return 0, err
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/k2-market-data/k2/internal/config"
 )
 
 // Proc is a k2 role running as a child process, restartable on the same
@@ -59,7 +61,7 @@ func (p *Proc) start(ctx context.Context, exe string) error {
 	fmt.Fprintf(log, "--- %s k2 %s\n", time.Now().UTC().Format(time.RFC3339Nano), strings.Join(p.args, " "))
 	p.cmd = exec.Command(exe, p.args...)
 	p.cmd.Dir = p.dir
-	p.cmd.Env = append(withoutK2Settings(os.Environ()), p.env...)
+	p.cmd.Env = append(config.WithoutSettings(os.Environ()), p.env...)
 	p.cmd.Stderr = log
 	setParentDeath(p.cmd)
 	out, err := p.cmd.StdoutPipe()
@@ -180,7 +182,8 @@ func (p *Proc) Exited(d time.Duration) bool {
 
 // Ready asks the process's /ready: nil when every check passes.
 func (p *Proc) Ready(ctx context.Context) error {
-	return getOK(ctx, "http://"+p.HTTP+"/ready")
+	_, err := get(ctx, "http://"+p.HTTP+"/ready")
+	return err
 }
 
 // LogTail is the last n lines of the process's log, on one line.
@@ -198,22 +201,26 @@ func (p *Proc) LogContains(s string) bool {
 
 var probe = &http.Client{Timeout: 2 * time.Second}
 
-// getOK GETs url and wants 200.
-func getOK(ctx context.Context, url string) error {
+// get GETs url and returns the body of a 200 answer; any other answer
+// is an error saying what it was.
+func get(ctx context.Context, url string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := probe.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
-		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.Join(strings.Fields(string(b)), " "))
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
-	return nil
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s: %.300s", url, resp.Status, strings.Join(strings.Fields(string(b)), " "))
+	}
+	return b, nil
 }
 
 // freeAddr is a loopback address free now: roles restart on fixed
@@ -225,16 +232,4 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
-}
-
-// withoutK2Settings drops K2_* variables from an environment: a child
-// runs on the installation's settings only.
-func withoutK2Settings(env []string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "K2_") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"time"
 )
 
@@ -19,47 +18,41 @@ const processRunbook = "docs/operations/runbooks/process-restart.md"
 const trafficRate = 400
 
 func init() {
+	distributed := func(api bool) func(*Env, context.Context) (*Install, error) {
+		return func(e *Env, ctx context.Context) (*Install, error) { return e.Distributed(ctx, api, nil) }
+	}
 	register(
-		Drill{Name: "broker-kill", Family: "process", Runbook: processRunbook,
-			Summary: "kill -9 `k2 broker` (the embedded Kafka broker) while trades flow; restart it on its data directory",
-			Run: func(ctx context.Context, e *Env) ([]Row, error) {
-				in, err := e.Distributed(ctx, false, nil)
-				if err != nil {
-					return nil, err
-				}
-				return processDrill(ctx, e, in, "kill -9 k2 broker", in.Broker)
-			}},
+		killDrill("broker-kill", "kill -9 `k2 broker` (the embedded Kafka broker) while trades flow; restart it on its data directory",
+			distributed(false), func(in *Install) *Proc { return in.Broker }),
 		Drill{Name: "registry-kill", Family: "process", Runbook: processRunbook,
 			Summary: "kill -9 the schema registry (served by `k2 broker`) and the sink, start the sink while the registry is down, then the registry",
 			Run:     registryDrill},
-		Drill{Name: "sink-kill", Family: "process", Runbook: processRunbook,
-			Summary: "kill -9 `k2 sink` while trades flow; restart it",
-			Run: func(ctx context.Context, e *Env) ([]Row, error) {
-				in, err := e.Distributed(ctx, false, nil)
-				if err != nil {
-					return nil, err
-				}
-				return processDrill(ctx, e, in, "kill -9 k2 sink", in.Sink)
-			}},
-		Drill{Name: "api-kill", Family: "process", Runbook: processRunbook,
-			Summary: "kill -9 `k2 api` while trades flow and it answers queries; restart it",
-			Run: func(ctx context.Context, e *Env) ([]Row, error) {
-				in, err := e.Distributed(ctx, true, nil)
-				if err != nil {
-					return nil, err
-				}
-				return processDrill(ctx, e, in, "kill -9 k2 api", in.API, in.apiAnswers)
-			}},
-		Drill{Name: "up-kill", Family: "process", Runbook: processRunbook,
-			Summary: "kill -9 `k2 up` (broker, registry, sink, API in one process) while trades flow; restart it",
-			Run: func(ctx context.Context, e *Env) ([]Row, error) {
-				in, err := e.Up(ctx)
-				if err != nil {
-					return nil, err
-				}
-				return processDrill(ctx, e, in, "kill -9 k2 up", in.Up, in.apiAnswers)
-			}},
+		killDrill("sink-kill", "kill -9 `k2 sink` while trades flow; restart it",
+			distributed(false), func(in *Install) *Proc { return in.Sink }),
+		killDrill("api-kill", "kill -9 `k2 api` while trades flow and it answers queries; restart it",
+			distributed(true), func(in *Install) *Proc { return in.API }),
+		killDrill("up-kill", "kill -9 `k2 up` (broker, registry, sink, API in one process) while trades flow; restart it",
+			(*Env).Up, func(in *Install) *Proc { return in.Up }),
 	)
+}
+
+// killDrill is a process drill: start the installation, kill -9 the
+// process victim picks mid-stream, restart it. Where the installation
+// serves the API, it must answer again too.
+func killDrill(name, summary string, start func(*Env, context.Context) (*Install, error), victim func(*Install) *Proc) Drill {
+	return Drill{Name: name, Family: "process", Runbook: processRunbook, Summary: summary,
+		Run: func(ctx context.Context, e *Env) ([]Row, error) {
+			in, err := start(e, ctx)
+			if err != nil {
+				return nil, err
+			}
+			var extra []func(context.Context) error
+			if in.API != nil || in.Up != nil {
+				extra = append(extra, in.apiAnswers)
+			}
+			p := victim(in)
+			return processDrill(ctx, e, in, "kill -9 k2 "+p.Name, p, extra...)
+		}}
 }
 
 // recoverTimeout is how long a drill waits for recovery before it calls
@@ -138,17 +131,9 @@ func (in *Install) apiAnswers(ctx context.Context) error {
 	if p == nil {
 		p = in.Up
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.HTTP+"/v1/symbols", nil)
+	b, err := get(ctx, "http://"+p.HTTP+"/v1/symbols")
 	if err != nil {
 		return err
-	}
-	resp, err := probe.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /v1/symbols: %s", resp.Status)
 	}
 	var body struct {
 		Data []struct {
@@ -156,7 +141,7 @@ func (in *Install) apiAnswers(ctx context.Context) error {
 			Trades int64  `json:"trades"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+	if err := json.Unmarshal(b, &body); err != nil {
 		return fmt.Errorf("GET /v1/symbols: %w", err)
 	}
 	for _, s := range body.Data {

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/k2-market-data/k2/internal/config"
 )
 
 // Runbook steps a drill runs: the runbook's blocks fenced ```sh recover
@@ -76,7 +78,7 @@ func (e *Env) RunRunbook(ctx context.Context, runbook, step string, in *Install,
 			return "", err
 		}
 	}
-	env := append(withoutK2Settings(os.Environ()), in.Settings...)
+	env := append(config.WithoutSettings(os.Environ()), in.Settings...)
 	env = append(env, extra...)
 	env = append(env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	var out strings.Builder
