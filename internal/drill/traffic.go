@@ -50,7 +50,13 @@ func (e *Env) StartTraffic(ctx context.Context, in *Install, run string, rate in
 		return nil, err
 	}
 	t := &Traffic{Run: run, p: p, stop: make(chan struct{}), done: make(chan struct{})}
-	e.Cleanup(func() { t.Stop(context.Background()) })
+	e.Cleanup(func() {
+		// A drill that failed with the broker down must not wait out the
+		// flush.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		t.Stop(ctx)
+	})
 	gen := synth.New(synth.Config{Seed: 12, Symbols: trafficSymbols, Run: run, Rate: float64(rate), Start: md.Now()})
 	go func() {
 		defer close(t.done)
