@@ -13,6 +13,12 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# K2 fault drills\n\n")
 	fmt.Fprintf(&b, "Run %s, %s in all: %s.\n\n", r.Started.UTC().Format(time.RFC3339), r.Took.Round(time.Second), verdict(r))
+	fmt.Fprintf(&b, "Each drill runs an installation of its own, each K2 role a process, with %d trades a second of %d symbols "+
+		"flowing through it while the faults are injected. *Detected* is how long after the injection the fault showed "+
+		"(a failed /ready, a refused start, a failed write, a failed query); *RTO* runs from the restart, or from the start "+
+		"of the runbook's repair, to every process ready and the trades table storing rows again (and the API answering, "+
+		"where it runs); *produced* counts the trades the broker acknowledged, *in lake* the distinct ids of them stored, "+
+		"*duplicated* the copies stored more than once.\n\n", trafficRate, len(trafficSymbols))
 	b.WriteString("## Summary\n\n")
 	b.WriteString("| drill | result | faults | worst RTO (target) | produced | in lake | lost | duplicated | took | runbook |\n")
 	b.WriteString("|---|---|---:|---|---:|---:|---:|---:|---:|---|\n")
