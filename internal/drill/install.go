@@ -49,6 +49,9 @@ type Install struct {
 	Settings          []string
 	DataDir           string
 	Brokers, Registry string
+	// TopicPrefix is the installation's --topic-prefix (K2_TOPIC_PREFIX),
+	// for one sharing a Kafka cluster; the traffic produces under it.
+	TopicPrefix string
 	// Lake is where the tables are, for the counts.
 	Lake lake.Options
 	// Sink's group and the processes, those the installation runs.

@@ -45,7 +45,7 @@ func (e *Env) StartTraffic(ctx context.Context, in *Install, run string, rate in
 	if err != nil {
 		return nil, err
 	}
-	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: strings.Split(in.Brokers, ","), ClientID: "drill-" + run}, reg)
+	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: strings.Split(in.Brokers, ","), TopicPrefix: in.TopicPrefix, ClientID: "drill-" + run}, reg)
 	if err != nil {
 		return nil, err
 	}
