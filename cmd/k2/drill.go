@@ -49,6 +49,9 @@ The runbooks are read under --repo (docs/operations/runbooks/…).`,
 				}
 				return nil
 			}
+			if _, err := drill.Select(only); err != nil {
+				return err
+			}
 			exe, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("the k2 binary: %w", err)
@@ -68,6 +71,9 @@ The runbooks are read under --repo (docs/operations/runbooks/…).`,
 			}
 			rep, err := drill.Run(cmd.Context(), o)
 			if err != nil {
+				if !keep {
+					os.RemoveAll(work)
+				}
 				return err
 			}
 			if report != "" {
