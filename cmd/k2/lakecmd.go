@@ -22,7 +22,7 @@ func newLakeCmd(a *app) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "lake",
-		Short: "Maintain the tables by hand: status, compaction, manifests, snapshot expiry, orphaned files",
+		Short: "Maintain the tables by hand: status, compaction, manifests, snapshot expiry, orphaned files, damaged files",
 		Long: `Maintain the tables by hand. k2 up and k2 maintain do all of this on a schedule
 (--maintain-every); these commands are for a look (status), for a lake no
 maintainer runs on, and for an operator who wants it done now.`,
@@ -100,7 +100,7 @@ maintainer runs on, and for an operator who wants it done now.`,
 			return l.Status(cmd.Context(), t, m.CompactSmallFileBytes)
 		}),
 	}
-	cmd.AddCommand(status, compact, manifests, expire, orphans)
+	cmd.AddCommand(status, compact, manifests, expire, orphans, newRepairFileCmd(a, &tables, &dryRun, &jsonOut))
 	return cmd
 }
 

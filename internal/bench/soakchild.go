@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/stack"
 )
 
@@ -72,7 +73,7 @@ func startK2(ctx context.Context, c childOptions) (*upProcess, error) {
 	p.cmd = exec.CommandContext(ctx, c.exe, args...)
 	// The child runs on K2's defaults in the scratch directory: settings
 	// of this shell (K2_CATALOG, K2_CONFIG…) could point it elsewhere.
-	p.cmd.Env = append(withoutK2Settings(os.Environ()), c.env...)
+	p.cmd.Env = append(config.WithoutSettings(os.Environ()), c.env...)
 	log, err := os.Create(p.logPath)
 	if err != nil {
 		return nil, err
@@ -126,17 +127,6 @@ func startK2(ctx context.Context, c childOptions) (*upProcess, error) {
 		p.stop()
 		return nil, ctx.Err()
 	}
-}
-
-// withoutK2Settings drops K2_* variables from an environment.
-func withoutK2Settings(env []string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "K2_") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // exited says whether the child has exited.

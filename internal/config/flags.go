@@ -309,6 +309,18 @@ func EnvName(flag string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
+// WithoutSettings drops the K2_* variables from an environment, for a
+// child k2 that must run on the settings it is given, not its parent's.
+func WithoutSettings(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, EnvPrefix) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 // Apply fills every setting of fs not given on the command line from its
 // K2_* environment variable, then from the YAML file at path (if any).
 // The file may hold settings of other commands (one file serves them all);

@@ -149,7 +149,7 @@ func (l *Lake) Compact(ctx context.Context, name string, opts CompactOptions) (C
 			oldFiles = append(oldFiles, f.DataFile)
 		}
 	}
-	newTbl, err := l.commitRewrite(ctx, name, tbl, oldFiles, newFiles)
+	newTbl, err := l.commitRewrite(ctx, name, "compact", nil, tbl, oldFiles, newFiles)
 	if err != nil {
 		return fail(err)
 	}
@@ -284,15 +284,17 @@ func (l *Lake) rewriteGroup(ctx context.Context, def TableDef, tbl *table.Table,
 // the one least likely to see its next commit.
 const maxRewriteAttempts = 20
 
-// commitRewrite replaces oldFiles by newFiles in one rewrite snapshot. It
+// commitRewrite replaces oldFiles by newFiles in one rewrite snapshot
+// (k2.operation op and extra in its summary). It
 // is pinned to the table it is based on: on a concurrent commit it reloads
 // the table, carries the new table's offsets forward and tries again
 // (iceberg-go's own replay would keep the offsets of the older table, and
 // a sink resuming from them would store records twice).
-func (l *Lake) commitRewrite(ctx context.Context, name string, tbl *table.Table, oldFiles, newFiles []iceberg.DataFile) (*table.Table, error) {
-	commitID := "compact-" + uuid.NewString()
+func (l *Lake) commitRewrite(ctx context.Context, name, op string, extra iceberg.Properties, tbl *table.Table, oldFiles, newFiles []iceberg.DataFile) (*table.Table, error) {
+	commitID := op + "-" + uuid.NewString()
 	for attempt := 1; ; attempt++ {
-		props := iceberg.Properties{"k2.operation": "compact", CommitIDProperty: commitID}
+		props := iceberg.Properties{"k2.operation": op, CommitIDProperty: commitID}
+		maps.Copy(props, extra)
 		maps.Copy(props, TableOffsets(tbl).Props())
 		tx := tbl.NewTransaction()
 		if err := tx.AssertRefSnapshotID(table.MainBranch); err != nil {

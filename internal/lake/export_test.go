@@ -43,7 +43,7 @@ func (l *Lake) CompactRacing(ctx context.Context, name string, between func()) e
 		}
 	}
 	between()
-	_, err = l.commitRewrite(ctx, name, tbl, old, files)
+	_, err = l.commitRewrite(ctx, name, "compact", nil, tbl, old, files)
 	return err
 }
 
