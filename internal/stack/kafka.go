@@ -37,12 +37,9 @@ func (st *Stack) connectKafka(ctx context.Context) error {
 		}
 		st.onClose(l.Close)
 		st.local, st.brokers, st.regURL, st.reg = l, l.Brokers(), l.RegistryURL(), l.Registry()
-		tc, err := newTopicCollector(st.brokers, st.sec, st.cfg.Kafka.TopicPrefix)
-		if err != nil {
+		if err := st.watchTopics(); err != nil {
 			return err
 		}
-		st.onClose(tc.close)
-		st.metrics.MustRegister(tc)
 		if st.cfg.Embedded.BrokerKeep > 0 {
 			if st.trim, err = st.newTrimmer(); err != nil {
 				return err
@@ -66,12 +63,31 @@ func (st *Stack) connectKafka(ctx context.Context) error {
 		if st.reg, err = bus.RegistryClient(st.cfg.Kafka); err != nil {
 			return err
 		}
+		// The sink watches the cluster it reads, so KafkaBrokerDown
+		// (no end offset reported by anyone) also covers a cluster of
+		// one's own.
+		if st.parts.Sink {
+			if err := st.watchTopics(); err != nil {
+				return err
+			}
+		}
 	}
 	st.health.Add("kafka", st.checkKafka)
 	st.health.Add("schema_registry", func(ctx context.Context) error {
 		_, err := st.reg.Subjects(ctx)
 		return err
 	})
+	return nil
+}
+
+// watchTopics exports the end offsets of K2's topics at each scrape.
+func (st *Stack) watchTopics() error {
+	tc, err := newTopicCollector(st.brokers, st.sec, st.cfg.Kafka.TopicPrefix)
+	if err != nil {
+		return err
+	}
+	st.onClose(tc.close)
+	st.metrics.MustRegister(tc)
 	return nil
 }
 

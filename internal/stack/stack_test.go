@@ -138,11 +138,12 @@ func TestEveryRoleServesItsHealthAndMetrics(t *testing.T) {
 		{sink, []string{"kafka", "schema_registry", "lake", "sink"},
 			[]string{"k2_build_info", "k2_sink_paused", "k2_kafka_consumer_lag_messages", "k2_sink_dead_letters_total",
 				"k2_iceberg_transactions_total", "k2_iceberg_table_rows", "k2_degradation_level", "k2_sequence_resets_detected_total",
-				"k2_kafka_messages_produced_total"}, // its dead-letter producer
-			[]string{"k2_kafka_topic_end_offset"}}, // the broker's, not the sink's
+				"k2_kafka_messages_produced_total", // its dead-letter producer
+				"k2_kafka_topic_end_offset"}, // the cluster it reads, for KafkaBrokerDown
+			[]string{"k2_kafka_records_trimmed_total"}}, // the broker's, not the sink's
 		{feed, []string{"kafka", "schema_registry"},
 			[]string{"k2_build_info", "k2_kafka_messages_produced_total", "k2_kafka_produce_errors_total"},
-			[]string{"k2_sink_paused", "k2_iceberg_transactions_total"}},
+			[]string{"k2_sink_paused", "k2_iceberg_transactions_total", "k2_kafka_topic_end_offset"}},
 	} {
 		role := c.r.Role()
 		missing, err := c.r.Metrics().Missing()
@@ -187,6 +188,10 @@ func TestEveryRoleServesItsHealthAndMetrics(t *testing.T) {
 	testutil.WaitFor(t, "the feed's health to fail", 30*time.Second, func() bool {
 		code, rep := feed.health(t)
 		return code == http.StatusServiceUnavailable && rep.Checks["kafka"].Status == "failing"
+	})
+	// ... and the sink reports no end offset: KafkaBrokerDown's absent().
+	testutil.WaitFor(t, "the sink to report no end offsets", 30*time.Second, func() bool {
+		return !slices.Contains(sink.families(t), "k2_kafka_topic_end_offset")
 	})
 	// /health is liveness: the process still answers; restarting it would
 	// not bring the broker back.
