@@ -20,10 +20,10 @@ import (
 )
 
 func newOpsCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "ops", Short: "Operate K2: its alert rules and the alerts a Prometheus server holds"}
+	cmd := &cobra.Command{Use: "ops", Short: "Operate K2: its alert rules, the alerts a Prometheus server holds, fault drills"}
 	al := &cobra.Command{Use: "alerts", Short: "Validate K2's alert rules and read the alerts a Prometheus server holds"}
 	al.AddCommand(newAlertsValidateCmd(), newAlertsCheckCmd())
-	cmd.AddCommand(al)
+	cmd.AddCommand(al, newDrillCmd())
 	return cmd
 }
 

@@ -69,25 +69,14 @@ func Column(t testing.TB, rec arrow.RecordBatch, name string) arrow.Array {
 // given string columns, joined by "/" (e.g. "symbol", "trade_id").
 func Keys(t testing.TB, l *lake.Lake, name string, columns ...string) map[string]int {
 	t.Helper()
-	out := map[string]int{}
-	Scan(t, l, name, columns, func(rec arrow.RecordBatch) {
-		cols := make([]*array.String, len(columns))
-		for i, c := range columns {
-			col := Column(t, rec, c)
-			s, ok := col.(*array.String)
-			if !ok {
-				t.Fatalf("%s.%s is %s, not a string", name, c, col.DataType())
-			}
-			cols[i] = s
-		}
-		for r := 0; r < int(rec.NumRows()); r++ {
-			k := cols[0].Value(r)
-			for _, c := range cols[1:] {
-				k += "/" + c.Value(r)
-			}
-			out[k]++
-		}
-	})
+	tbl, err := l.Load(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := lake.CountKeys(context.Background(), tbl, columns...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return out
 }
 
