@@ -8,6 +8,8 @@
 #   scripts/test-services.sh reset    stop, then delete all service data (not the tool cache)
 #   scripts/test-services.sh kafka-restart [--kill]   restart the Kafka broker on the same data
 #   scripts/test-services.sh kafka-stop [--kill] | kafka-start   stop / start only the Kafka broker
+#   scripts/test-services.sh kafka-kill|kafka-start|postgres-kill|postgres-start|s3-kill|s3-start
+#                            kill -9 / start one service (k2 ops drill --service-control)
 #
 # Everything runs on 127.0.0.1 as ordinary processes (no system services, no
 # Docker). State lives under $K2_TEST_HOME (default <repo>/.k2-test, git-ignored):
@@ -1002,6 +1004,57 @@ cmd_kafka_restart() {
   log "Kafka restarted in $((SECONDS - t0))s"
 }
 
+# The verbs of k2 ops drill --service-control: SIGKILL a service (a crash;
+# its data stays) or start it again on its data and ports. They hold the
+# same lock as start and return once the service answers.
+service_lock() {
+  exec 9>"$K2_TEST_HOME/.lock"
+  flock -w 900 9 || die "another test-services.sh holds $K2_TEST_HOME/.lock"
+}
+
+cmd_postgres_kill() {
+  [[ -f $PG_DATA/PG_VERSION ]] || die "PostgreSQL was never started in $K2_TEST_HOME"
+  pg_init_bin noinstall || die "PostgreSQL server binaries not found"
+  pg_init_user
+  service_lock
+  local pid i
+  pid="$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)"
+  if [[ -n $pid ]] && pid_alive "$pid"; then
+    log "killing PostgreSQL (postmaster pid $pid, SIGKILL)"
+    kill -KILL "$pid"
+  fi
+  # Gone once pg_ctl sees no server: the postmaster reaped (init may be
+  # slow to) and its backends, which exit when it dies, gone too.
+  for ((i = 0; i < 300; i++)); do
+    pg_running || return 0
+    sleep 0.1
+  done
+  die "PostgreSQL still running 30 s after SIGKILL"
+}
+
+cmd_postgres_start() {
+  mkdir -p "$LOG_DIR"
+  service_lock
+  pg_start
+}
+
+cmd_s3_kill() {
+  service_lock
+  if s3_running; then
+    local pid; pid="$(s3_pid)"
+    log "killing versitygw (pid $pid, SIGKILL)"
+    kill -KILL "$pid"
+    wait_pids_gone 20 "$pid" || die "versitygw (pid $pid) survives SIGKILL"
+  fi
+  rm -f "$S3_PIDFILE"
+}
+
+cmd_s3_start() {
+  mkdir -p "$LOG_DIR"
+  service_lock
+  s3_start
+}
+
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
@@ -1011,8 +1064,13 @@ case "${1:-}" in
   kafka-stop) cmd_kafka_stop "${2:-}" ;;
   kafka-start) cmd_kafka_start ;;
   kafka-restart) cmd_kafka_restart "${2:-}" ;;
+  kafka-kill) cmd_kafka_stop --kill ;;
+  postgres-kill) cmd_postgres_kill ;;
+  postgres-start) cmd_postgres_start ;;
+  s3-kill) cmd_s3_kill ;;
+  s3-start) cmd_s3_start ;;
   *)
-    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
