@@ -19,7 +19,10 @@ type Env struct {
 	Dir  string // this drill's own directory: data, logs
 	Repo string // the repository root (runbooks)
 	// Logf reports a drill's progress, a line at a time.
-	Logf     func(format string, args ...any)
+	Logf func(format string, args ...any)
+	// Ext are the external services the installation under drill uses
+	// (external.go).
+	Ext      External
 	procs    []*Proc
 	cleanups []func()
 }
@@ -49,6 +52,13 @@ type Install struct {
 	Settings          []string
 	DataDir           string
 	Brokers, Registry string
+	// TopicPrefix is the installation's topic prefix ("" by default).
+	TopicPrefix string
+	// RunID, when set, goes into the traffic's ids after the drill's
+	// run name: an external catalog keeps the ids of earlier drills.
+	RunID string
+	// SinkGroup is the sink's consumer group when the drill names one.
+	SinkGroup string
 	// Lake is where the tables are, for the counts.
 	Lake lake.Options
 	// Sink's group and the processes, those the installation runs.
