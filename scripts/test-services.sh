@@ -43,7 +43,8 @@
 #
 # Settings (environment): K2_TEST_HOME, K2_TEST_CACHE, K2_TEST_PG_PORT (55432),
 # K2_TEST_S3_PORT (59000), K2_TEST_KAFKA_PORT (59092, clients),
-# K2_TEST_KAFKA_CONTROLLER_PORT (59093), K2_TEST_PG_BINDIR (PostgreSQL server
+# K2_TEST_KAFKA_CONTROLLER_PORT (59093), K2_TEST_PG_DURABLE=1 (a new cluster keeps
+# fsync and synchronous commits on), K2_TEST_PG_BINDIR (PostgreSQL server
 # binaries), K2_TEST_BASE_PYTHON (python3 used to create the venv),
 # K2_TEST_S3_VERBOSE=1 (log every S3 request to logs/versitygw.log),
 # K2_TEST_JAVA (java for the broker; default: the first Java 17+ of $JAVA_HOME,
@@ -250,16 +251,20 @@ pg_start() {
     log "initdb PostgreSQL $major cluster in $PG_DATA (as OS user $PG_OS_USER)"
     as_pg "$PG_BIN/initdb" -D "$real" -U postgres --auth=trust --no-locale -E UTF8 --no-sync \
       >"$LOG_DIR/initdb.log" 2>&1 || { cat "$LOG_DIR/initdb.log" >&2; die "initdb failed"; }
-    # Test-only tuning: durability off, loopback only, TCP only.
-    as_pg sh -c "cat >> '$real/postgresql.conf'" <<'EOF'
+    # Test-only tuning: durability off (unless K2_TEST_PG_DURABLE=1: a
+    # crash then loses no committed transaction, as in production), loopback
+    # only, TCP only.
+    local durability="fsync = off
+synchronous_commit = off
+full_page_writes = off"
+    [[ ${K2_TEST_PG_DURABLE:-0} == 1 ]] && durability="# durable: K2_TEST_PG_DURABLE=1"
+    as_pg sh -c "cat >> '$real/postgresql.conf'" <<EOF
 
 # --- K2 test cluster (scripts/test-services.sh) ---
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 max_connections = 200
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$durability
 log_min_messages = warning
 log_min_error_statement = error
 EOF
