@@ -142,6 +142,12 @@ func (e *Env) External(ctx context.Context) (*Install, error) {
 		if err := bus.EnsureTopics(ctx, strings.Split(x.Brokers, ","), topo); err != nil {
 			return nil, fmt.Errorf("create the drill's topics on %s: %w", x.Brokers, err)
 		}
+		// The sink subscribes to the topics its first metadata lists (it
+		// looks again only every few minutes): all of them, led.
+		want := len(topo.Specs())
+		if _, err := WaitRecovered(ctx, 30*time.Second, func(ctx context.Context) error { return in.topicsLed(ctx, want) }); err != nil {
+			return nil, fmt.Errorf("the drill's topics on %s: %w", x.Brokers, err)
+		}
 	}
 	if x.Registry != "" {
 		in.Registry = x.Registry
@@ -154,6 +160,38 @@ func (e *Env) External(ctx context.Context) (*Install, error) {
 		return nil, err
 	}
 	return in, nil
+}
+
+// topicsLed checks that the cluster lists want topics of the
+// installation, each partition with a leader.
+func (in *Install) topicsLed(ctx context.Context, want int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(in.Brokers, ",")...), kgo.ClientID("k2-drill"))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	topics, err := kadm.NewClient(cl).ListTopics(cctx)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, t := range topics {
+		if !strings.HasPrefix(t.Topic, in.TopicPrefix) {
+			continue
+		}
+		for _, p := range t.Partitions {
+			if p.Err != nil || p.Leader < 0 {
+				return fmt.Errorf("%s-%d has no leader", t.Topic, p.Partition)
+			}
+		}
+		n++
+	}
+	if n < want {
+		return fmt.Errorf("%d of %d topics listed", n, want)
+	}
+	return nil
 }
 
 // kafkaServes checks that the cluster serves the installation: every
