@@ -9,6 +9,8 @@
 #   scripts/test-services.sh kafka-restart [--kill]   restart the Kafka broker on the same data
 #   scripts/test-services.sh kafka-stop [--kill] | kafka-start   stop / start only the Kafka broker
 #   scripts/test-services.sh kafka-fetch    only fetch Kafka's jars (broker and tools) into the tool cache
+#   scripts/test-services.sh kafka-kill|kafka-start|postgres-kill|postgres-start|s3-kill|s3-start
+#                            kill -9 / start one service (k2 ops drill --service-control)
 #
 # Everything runs on 127.0.0.1 as ordinary processes (no system services, no
 # Docker). State lives under $K2_TEST_HOME (default <repo>/.k2-test, git-ignored):
@@ -55,7 +57,8 @@
 # Settings (environment): K2_TEST_HOME, K2_TEST_CACHE, K2_TEST_PG_PORT (55432),
 # K2_TEST_S3_PORT (59000), K2_TEST_KAFKA_PORT (59092, clients),
 # K2_TEST_KAFKA_CONTROLLER_PORT (59093), K2_TEST_KAFKA_SASL_PORT (59094, SASL_SSL
-# clients), K2_TEST_KAFKA_SSL_PORT (59095, SSL clients with a certificate), K2_TEST_PG_BINDIR (PostgreSQL server
+# clients), K2_TEST_KAFKA_SSL_PORT (59095, SSL clients with a certificate), K2_TEST_PG_DURABLE=1 (a new cluster keeps
+# fsync and synchronous commits on), K2_TEST_PG_BINDIR (PostgreSQL server
 # binaries), K2_TEST_BASE_PYTHON (python3 used to create the venv),
 # K2_TEST_S3_VERBOSE=1 (log every S3 request to logs/versitygw.log),
 # K2_TEST_JAVA (java for the broker; default: the first Java 17+ of $JAVA_HOME,
@@ -299,16 +302,20 @@ pg_start() {
     log "initdb PostgreSQL $major cluster in $PG_DATA (as OS user $PG_OS_USER)"
     as_pg "$PG_BIN/initdb" -D "$real" -U postgres --auth=trust --no-locale -E UTF8 --no-sync \
       >"$LOG_DIR/initdb.log" 2>&1 || { cat "$LOG_DIR/initdb.log" >&2; die "initdb failed"; }
-    # Test-only tuning: durability off, loopback only, TCP only.
-    as_pg sh -c "cat >> '$real/postgresql.conf'" <<'EOF'
+    # Test-only tuning: durability off (unless K2_TEST_PG_DURABLE=1: a
+    # crash then loses no committed transaction, as in production), loopback
+    # only, TCP only.
+    local durability="fsync = off
+synchronous_commit = off
+full_page_writes = off"
+    [[ ${K2_TEST_PG_DURABLE:-0} == 1 ]] && durability="# durable: K2_TEST_PG_DURABLE=1"
+    as_pg sh -c "cat >> '$real/postgresql.conf'" <<EOF
 
 # --- K2 test cluster (scripts/test-services.sh) ---
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 max_connections = 200
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$durability
 log_min_messages = warning
 log_min_error_statement = error
 EOF
@@ -1119,6 +1126,57 @@ cmd_kafka_restart() {
   log "Kafka restarted in $((SECONDS - t0))s"
 }
 
+# The verbs of k2 ops drill --service-control: SIGKILL a service (a crash;
+# its data stays) or start it again on its data and ports. They hold the
+# same lock as start and return once the service answers.
+service_lock() {
+  exec 9>"$K2_TEST_HOME/.lock"
+  flock -w 900 9 || die "another test-services.sh holds $K2_TEST_HOME/.lock"
+}
+
+cmd_postgres_kill() {
+  [[ -f $PG_DATA/PG_VERSION ]] || die "PostgreSQL was never started in $K2_TEST_HOME"
+  pg_init_bin noinstall || die "PostgreSQL server binaries not found"
+  pg_init_user
+  service_lock
+  local pid i
+  pid="$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)"
+  if [[ -n $pid ]] && pid_alive "$pid"; then
+    log "killing PostgreSQL (postmaster pid $pid, SIGKILL)"
+    kill -KILL "$pid"
+  fi
+  # Gone once pg_ctl sees no server: the postmaster reaped (init may be
+  # slow to) and its backends, which exit when it dies, gone too.
+  for ((i = 0; i < 300; i++)); do
+    pg_running || return 0
+    sleep 0.1
+  done
+  die "PostgreSQL still running 30 s after SIGKILL"
+}
+
+cmd_postgres_start() {
+  mkdir -p "$LOG_DIR"
+  service_lock
+  pg_start
+}
+
+cmd_s3_kill() {
+  service_lock
+  if s3_running; then
+    local pid; pid="$(s3_pid)"
+    log "killing versitygw (pid $pid, SIGKILL)"
+    kill -KILL "$pid"
+    wait_pids_gone 20 "$pid" || die "versitygw (pid $pid) survives SIGKILL"
+  fi
+  rm -f "$S3_PIDFILE"
+}
+
+cmd_s3_start() {
+  mkdir -p "$LOG_DIR"
+  service_lock
+  s3_start
+}
+
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
@@ -1129,8 +1187,13 @@ case "${1:-}" in
   kafka-start) cmd_kafka_start ;;
   kafka-restart) cmd_kafka_restart "${2:-}" ;;
   kafka-fetch) cmd_kafka_fetch ;;
+  kafka-kill) cmd_kafka_stop --kill ;;
+  postgres-kill) cmd_postgres_kill ;;
+  postgres-start) cmd_postgres_start ;;
+  s3-kill) cmd_s3_kill ;;
+  s3-start) cmd_s3_start ;;
   *)
-    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/drill"
 )
 
@@ -20,6 +21,8 @@ func newDrillCmd() *cobra.Command {
 		repo          string
 		list, verbose bool
 		timeout       time.Duration
+		cfg           = config.Default()
+		ext           drill.External
 	)
 	cmd := &cobra.Command{
 		Use:   "drill [--only NAME[,NAME]] [--report FILE] [--list] [--work DIR]",
@@ -34,7 +37,16 @@ and the recovery time against its target (10 s for a process restart).
 Prints a line per drill and writes, with --report, a Markdown report with a
 table per drill. The exit status is 1 when any drill fails.
 
-The runbooks are read under --repo (docs/operations/runbooks/…).`,
+The runbooks are read under --repo (docs/operations/runbooks/…).
+
+The drills on external services run when the installation names them and
+--service-control can kill and start them: Apache Kafka (--brokers, and
+--kafka-log-dir for its checkpoint files), a PostgreSQL catalog (--catalog
+postgres://…) and an S3 warehouse (--warehouse s3://…, --s3-endpoint).
+The command is called as CMD VERB, VERB one of kafka-kill, kafka-start,
+postgres-kill, postgres-start, s3-kill, s3-start (a kill is SIGKILL; a start
+returns once the service answers); scripts/test-services.sh is one. Those
+drills use topics and a sink group of their own.`,
 		Example: "  k2 ops drill --list\n  k2 ops drill --report drills.md\n  k2 ops drill --only sink-kill,broker-kill",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -65,7 +77,17 @@ The runbooks are read under --repo (docs/operations/runbooks/…).`,
 					return err
 				}
 			}
-			o := drill.Options{Exe: exe, Repo: repo, Work: work, Only: only, Timeout: timeout}
+			ext.Catalog, ext.Warehouse = cfg.Lake.Catalog, cfg.Lake.Warehouse
+			ext.S3Endpoint, ext.S3Region = cfg.Lake.S3Endpoint, cfg.Lake.S3Region
+			// The defaults are k2 up's own broker and registry: not services
+			// of their own.
+			if cfg.Kafka.Brokers != config.Default().Kafka.Brokers {
+				ext.Brokers, ext.Security = cfg.Kafka.Brokers, cfg.Kafka.Security
+			}
+			if cfg.Kafka.Registry != config.Default().Kafka.Registry {
+				ext.Registry = cfg.Kafka.Registry
+			}
+			o := drill.Options{Exe: exe, Repo: repo, Work: work, Only: only, Timeout: timeout, External: ext}
 			if verbose {
 				o.Progress = cmd.ErrOrStderr()
 			}
@@ -105,6 +127,10 @@ The runbooks are read under --repo (docs/operations/runbooks/…).`,
 	fs.StringVar(&repo, "repo", ".", "repository root the runbooks are read under")
 	fs.DurationVar(&timeout, "timeout", drill.DefaultTimeout, "time limit of each drill")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "print each drill's steps on stderr")
+	cfg.RegisterKafka(fs)
+	cfg.RegisterLake(fs)
+	fs.StringVar(&ext.ServiceControl, "service-control", "", "command run as CMD kafka-kill|kafka-start|postgres-kill|postgres-start|s3-kill|s3-start to crash and start the external services")
+	fs.StringVar(&ext.KafkaLogDir, "kafka-log-dir", "", "Apache Kafka's log.dirs on this host (one broker), for the checkpoint drills")
 	return cmd
 }
 

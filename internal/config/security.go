@@ -103,3 +103,26 @@ func (c *Credentials) readPassword(flag, env string) error {
 	}
 	return nil
 }
+
+// Env is the security as K2_* variables, password included, for a child
+// k2 started on the same cluster (the drills' installations): the
+// environment, not its command line, so the password stays unseen.
+func (s KafkaSecurity) Env() []string {
+	var env []string
+	add := func(flag, v string) {
+		if v != "" {
+			env = append(env, EnvName(flag)+"="+v)
+		}
+	}
+	add("kafka-security-protocol", s.Protocol)
+	add("kafka-tls-ca-file", s.TLS.CAFile)
+	add("kafka-tls-cert-file", s.TLS.CertFile)
+	add("kafka-tls-key-file", s.TLS.KeyFile)
+	add("kafka-tls-server-name", s.TLS.ServerName)
+	add("kafka-sasl-mechanism", s.Mechanism)
+	add("kafka-sasl-user", s.SASL.User)
+	if s.SASL.Password != "" {
+		env = append(env, EnvKafkaSASLPassword+"="+string(s.SASL.Password))
+	}
+	return env
+}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/record"
 )
@@ -19,7 +20,10 @@ type Env struct {
 	Dir  string // this drill's own directory: data, logs
 	Repo string // the repository root (runbooks)
 	// Logf reports a drill's progress, a line at a time.
-	Logf     func(format string, args ...any)
+	Logf func(format string, args ...any)
+	// Ext are the external services the installation under drill uses
+	// (external.go).
+	Ext      External
 	procs    []*Proc
 	cleanups []func()
 }
@@ -52,6 +56,13 @@ type Install struct {
 	// TopicPrefix is the installation's --topic-prefix (K2_TOPIC_PREFIX),
 	// for one sharing a Kafka cluster; the traffic produces under it.
 	TopicPrefix string
+	// RunID, when set, goes into the traffic's ids after the drill's
+	// run name: an external catalog keeps the ids of earlier drills.
+	RunID string
+	// SinkGroup is the sink's consumer group when the drill names one.
+	SinkGroup string
+	// Security is the TLS and SASL of an external cluster (zero: plaintext).
+	Security bus.Security
 	// Lake is where the tables are, for the counts.
 	Lake lake.Options
 	// Sink's group and the processes, those the installation runs.

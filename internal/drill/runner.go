@@ -24,6 +24,9 @@ type Options struct {
 	Only []string // drill names; empty for all
 	// Timeout bounds each drill (DefaultTimeout when zero).
 	Timeout time.Duration
+	// External are the services of their own the installation uses: the
+	// drills on them run only when named.
+	External External
 	// Progress takes a line per step (nil: none).
 	Progress io.Writer
 }
@@ -131,7 +134,7 @@ func runOne(ctx context.Context, o Options, d Drill) (res Result) {
 		res.Err = err
 		return res
 	}
-	e := &Env{Exe: o.Exe, Dir: dir, Repo: o.Repo, Logf: logf}
+	e := &Env{Exe: o.Exe, Dir: dir, Repo: o.Repo, Logf: logf, Ext: o.External}
 	dctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	logf("start: %s", d.Summary)

@@ -41,11 +41,12 @@ type Traffic struct {
 // The stream's ids carry run, which must be new to the installation. It
 // stops, if the drill has not stopped it, when the drill ends.
 func (e *Env) StartTraffic(ctx context.Context, in *Install, run string, rate int) (*Traffic, error) {
+	run += in.RunID
 	reg, err := registry.NewClient(in.Registry)
 	if err != nil {
 		return nil, err
 	}
-	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: strings.Split(in.Brokers, ","), TopicPrefix: in.TopicPrefix, ClientID: "drill-" + run}, reg)
+	p, err := bus.NewProducer(bus.ProducerConfig{Brokers: strings.Split(in.Brokers, ","), TopicPrefix: in.TopicPrefix, Security: in.Security, ClientID: "drill-" + run}, reg)
 	if err != nil {
 		return nil, err
 	}

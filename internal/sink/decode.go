@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -96,20 +95,6 @@ func (s *Sink) handle(ctx context.Context, p kgo.FetchTopicPartition) (rest []*k
 	})
 	s.m.consumed.WithLabelValues(p.Topic).Add(float64(consumed))
 	return rest
-}
-
-// observe records how far a partition has been read and how far behind it is.
-func (s *Sink) observe(p kgo.FetchTopicPartition, last *kgo.Record) {
-	lag := max(0, p.HighWatermark-(last.Offset+1))
-	s.lag[tp{p.Topic, p.Partition}] = lag
-	part := strconv.Itoa(int(p.Partition))
-	s.m.lagMessages.WithLabelValues(p.Topic, part).Set(float64(lag))
-	s.m.offset.WithLabelValues(p.Topic, part).Set(float64(last.Offset + 1))
-	lagSeconds := 0.0
-	if lag > 0 {
-		lagSeconds = time.Since(last.Timestamp).Seconds()
-	}
-	s.m.lagSeconds.WithLabelValues(p.Topic, part).Set(lagSeconds)
 }
 
 // accept decodes and checks one record and adds it to its stream's batch,

@@ -12,6 +12,7 @@ func (s *Sink) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string]
 		n += len(ps)
 		s.m.initTopic(t, s.topic(t), ps)
 	}
+	s.track(assigned)
 	s.log.Info("partitions assigned", "partitions", n)
 	s.count(func(st *Stats) { st.Partitions += n })
 }
@@ -34,7 +35,7 @@ func (s *Sink) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string]
 	for t, ps := range revoked {
 		n += len(ps)
 		for _, p := range ps {
-			delete(s.lag, tp{t, p})
+			s.forget(tp{t, p})
 		}
 	}
 	// Their symbols' sequences continue elsewhere; if they come back,
@@ -53,6 +54,7 @@ func (s *Sink) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int3
 	s.release(lost)
 	s.discard(ctx)
 	clear(s.lag)
+	clear(s.read)
 	s.seq.Reset()
 	s.count(func(st *Stats) { st.Partitions = 0 })
 }

@@ -62,6 +62,7 @@ type Sink struct {
 	topicsMu sync.Mutex // topics is also read by the group's goroutine (resumeFromLake)
 	topics   map[string]topicInfo
 	lag      map[tp]int64
+	read     map[tp]readPos // lag.go
 	held     map[tp]*held
 
 	deadLog      rate.Sometimes // paces dead-letter log lines
@@ -95,7 +96,7 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 	s := &Sink{
 		cfg: cfg, lake: l, dlq: dlq, log: cfg.Logger.With("group", cfg.Group),
 		dec:    codec.NewDecoder(reg.SchemaByID),
-		topics: map[string]topicInfo{}, lag: map[tp]int64{}, held: map[tp]*held{},
+		topics: map[string]topicInfo{}, lag: map[tp]int64{}, read: map[tp]readPos{}, held: map[tp]*held{},
 		deadLog: rate.Sometimes{Interval: time.Second}, m: newMetrics(cfg.Registerer),
 	}
 	s.seq = newTracker(s.m.seq)
@@ -135,6 +136,10 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 // Run consumes until ctx ends, then commits what it holds and leaves the group.
 func (s *Sink) Run(ctx context.Context) error {
 	defer s.cl.Close()
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() { defer close(lagDone); s.watchLag(lagCtx) }()
+	defer func() { stopLag(); <-lagDone }() // before the client closes
 	s.log.Info("sink started", "topics", s.cfg.Topics, "batch_rows", s.cfg.BatchRows, "batch_age", s.cfg.BatchAge)
 	for {
 		s.mu.Lock()

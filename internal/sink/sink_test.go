@@ -361,6 +361,25 @@ func TestBatchRowsBoundsEveryCommit(t *testing.T) {
 	}
 }
 
+// A sink slower than its feed (a commit per record) drains a fetch long
+// after it was made: its lag is the broker's end against what it has
+// read, not the fetch's stale high watermark, so the lag alerts see it
+// fall behind.
+func TestLagOfASlowSinkIsMeasuredAgainstTheBrokersEnd(t *testing.T) {
+	e := newEnv(t)
+	e.produceTrades(t, 0, 1_000)
+	s := e.startSink(t, Config{Sink: config.Sink{BatchRows: 1}})
+	waitFor(t, "the first records", func() bool { return s.Stats().Written > 0 })
+	e.produceTrades(t, 1_000, 5_000)
+	testutil.WaitFor(t, "the lag to count the new records", 10*time.Second, func() bool {
+		read := s.Stats().Consumed
+		if read >= 1_000 {
+			t.Fatalf("the sink read %d records: too fast to show a fetch drained late", read)
+		}
+		return s.metric("k2_kafka_consumer_lag_messages") >= float64(6_000-read-1) && s.Stats().Lag >= 6_000-read-1
+	})
+}
+
 // A sink killed after its lake commit but before its group commit must
 // resume from the table's offsets, not the group's.
 func TestSinkResumesFromTheTableNotTheGroup(t *testing.T) {

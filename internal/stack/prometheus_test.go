@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/k2-market-data/k2/internal/config"
+	"github.com/k2-market-data/k2/internal/lake/laketest"
 	"github.com/k2-market-data/k2/internal/testsvc"
 	"github.com/k2-market-data/k2/internal/testutil"
 )
@@ -306,4 +307,62 @@ func TestPrometheusDrillKafkaBrokerDown(t *testing.T) {
 		return alertState(t, base, "KafkaBrokerDown") == "inactive"
 	})
 	testutil.WaitFor(t, "the sink to consume again", 60*time.Second, func() bool { return sink.Sink().Stats().Consumed > consumed })
+}
+
+// A drill on live processes with the rules scaled down drillFactor times:
+// a sink committing every record on its own (batches of one row: a
+// snapshot per record, as slow as a lake taking a commit per record)
+// cannot keep up with a feed of 2,000 trades a second; its lag, as
+// Prometheus scrapes it, passes ConsumerLagCritical's 10,000 records and
+// the alert goes pending, then firing. The runbook's remedy, the sink
+// restarted on the same address with its default batches, catches up and
+// resolves it while the feed runs, and the table then holds every trade
+// the feed produced, once.
+func TestPrometheusDrillConsumerLag(t *testing.T) {
+	t.Parallel()
+	const trades = 60_000
+	b := newBoundary(t)
+	sinkAddr := testutil.FreeAddr(t)
+	sinkCfg := func(batchRows int) config.Config {
+		return b.remote(func(c *config.Config) {
+			c.HTTP.Listen, c.Sink.Group = sinkAddr, "lag-drill"
+			c.Sink.BatchRows = batchRows
+		})
+	}
+	slow := start(t, "sink", sinkCfg(1), Parts{Sink: true})
+	start(t, "feed", b.remote(func(c *config.Config) { c.Feed.Rate, c.Feed.MaxTrades = 2000, trades }), Parts{Feed: "synth"})
+	base := startPrometheus(t, map[string]string{"127.0.0.1:8002": sinkAddr}, scaledRules(t, drillFactor))
+	for _, want := range []string{"pending", "firing"} {
+		testutil.WaitFor(t, "ConsumerLagCritical "+want, 90*time.Second, func() bool {
+			return alertState(t, base, "ConsumerLagCritical") == want
+		})
+	}
+	written := slow.Sink().Stats().Written
+	slow.stop(t)
+	slow.Close()
+	fast := start(t, "sink", sinkCfg(0), Parts{Sink: true})
+	// Resolved by the new sink's own scraped lag, not by its series being
+	// gone: the sink has read past the backlog and Prometheus holds its
+	// lag under the threshold.
+	under := `sum by (instance, topic) (k2_kafka_consumer_lag_messages{instance="` + sinkAddr + `"}) < 10000`
+	testutil.WaitFor(t, "ConsumerLagCritical to resolve on the caught-up sink's lag", 90*time.Second, func() bool {
+		var r struct {
+			Data struct{ Result []any } `json:"data"`
+		}
+		return fast.Sink().Stats().Consumed > 10_000 &&
+			promGet(base+"/api/v1/query?query="+url.QueryEscape(under), &r) == nil && len(r.Data.Result) > 0 &&
+			alertState(t, base, "ConsumerLagCritical") == "inactive"
+	})
+	testutil.WaitFor(t, "every trade in the table", 90*time.Second, func() bool {
+		if laketest.Rows(t, fast.Lake(), "trades") >= trades {
+			return true
+		}
+		time.Sleep(time.Second) // a scan of the table each time
+		return false
+	})
+	keys := laketest.Keys(t, fast.Lake(), "trades", "symbol", "trade_id")
+	if len(keys) != trades || len(laketest.Repeated(keys)) > 0 {
+		t.Fatalf("trades table: %d distinct ids, %d repeated; want %d once each", len(keys), len(laketest.Repeated(keys)), trades)
+	}
+	t.Logf("the slow sink wrote %d rows before it was replaced", written)
 }

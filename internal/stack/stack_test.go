@@ -139,7 +139,7 @@ func TestEveryRoleServesItsHealthAndMetrics(t *testing.T) {
 			[]string{"k2_build_info", "k2_sink_paused", "k2_kafka_consumer_lag_messages", "k2_sink_dead_letters_total",
 				"k2_iceberg_transactions_total", "k2_iceberg_table_rows", "k2_degradation_level", "k2_sequence_resets_detected_total",
 				"k2_kafka_messages_produced_total", // its dead-letter producer
-				"k2_kafka_topic_end_offset"}, // the cluster it reads, for KafkaBrokerDown
+				"k2_kafka_topic_end_offset"},       // the cluster it reads, for KafkaBrokerDown
 			[]string{"k2_kafka_records_trimmed_total"}}, // the broker's, not the sink's
 		{feed, []string{"kafka", "schema_registry"},
 			[]string{"k2_build_info", "k2_kafka_messages_produced_total", "k2_kafka_produce_errors_total"},
