@@ -100,7 +100,7 @@ maintainer runs on, and for an operator who wants it done now.`,
 			return l.Status(cmd.Context(), t, m.CompactSmallFileBytes)
 		}),
 	}
-	cmd.AddCommand(status, compact, manifests, expire, orphans, newRepairFileCmd(a, &tables, &dryRun, &jsonOut))
+	cmd.AddCommand(status, compact, manifests, expire, orphans, newRepairFileCmd(a, &tables, &dryRun, &jsonOut), newOffsetsCmd(a, &tables, &dryRun, &jsonOut))
 	return cmd
 }
 
