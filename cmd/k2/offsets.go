@@ -130,7 +130,7 @@ the table's offsets either way).`,
 			if err != nil {
 				return err
 			}
-			if len(changes) == 0 {
+			if len(changes) == 0 && !*dryRun {
 				return fmt.Errorf("no partitions to set for %s: the table records none and Kafka lists none (name them with --topic and --partition)", name)
 			}
 			if k.Admin != nil && !*dryRun {

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -116,17 +118,39 @@ func topicRecreated(t *testing.T, s *cluster) {
 	if off := recordedSum(t, s, trades); off != int64(half) {
 		t.Fatalf("a dry run moved the offsets to %d", off)
 	}
+	// Each way of naming offsets; none commits, so each replaces the last.
+	var part int32 = -1
+	for _, p := range positions(t, s) {
+		if p.Topic == trades {
+			part = p.Partition
+		}
+	}
+	recordedAt := func() sink.Position {
+		for _, p := range positions(t, s) {
+			if p.Topic == trades && p.Partition == part {
+				return p
+			}
+		}
+		t.Fatalf("no position of %s[%d]", trades, part)
+		return sink.Position{}
+	}
+	if _, errOut, code := s.offsetsCmd(t, "set", "--table", "trades", "--topic", trades, "--partition", fmt.Sprint(part), "--offset", "5"); code != 0 || *recordedAt().Recorded != 5 {
+		t.Fatalf("set --offset 5: %d %q %+v", code, errOut, recordedAt())
+	}
+	if _, errOut, code := s.offsetsCmd(t, "set", "--table", "trades", "--to-end"); code != 0 || *recordedAt().Recorded != int64(len(second.trades)) {
+		t.Fatalf("set --to-end: %d %q %+v", code, errOut, recordedAt())
+	}
+	file := filepath.Join(t.TempDir(), "offsets.json")
+	os.WriteFile(file, []byte(fmt.Sprintf(`{%q: {"%d": 7}}`, trades, part)), 0o644)
+	if _, errOut, code := s.offsetsCmd(t, "set", "--table", "trades", "--from-file", file); code != 0 || *recordedAt().Recorded != 7 {
+		t.Fatalf("set --from-file: %d %q %+v", code, errOut, recordedAt())
+	}
 	out, errOut, code = s.offsetsCmd(t, "set", "--table", "trades", "--topic", trades, "--to-start")
 	if code != 0 || !strings.Contains(out, "→ 0") {
 		t.Fatalf("set: %d %q %q", code, out, errOut)
 	}
 	t.Logf("k2 lake offsets set:\n%s%s", out, errOut)
-	out, _, _ = s.offsetsCmd(t, "show", "--table", "trades", "--json")
-	var pos []sink.Position
-	if err := json.Unmarshal([]byte(out), &pos); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range pos {
+	for _, p := range positions(t, s) {
 		if p.Topic == trades && (p.Recorded == nil || *p.Recorded != 0 || !p.Overridden || p.Problem != "") {
 			t.Errorf("after set: %+v", p)
 		}
@@ -137,6 +161,17 @@ func topicRecreated(t *testing.T, s *cluster) {
 	if off := recordedSum(t, s, trades); off != int64(len(second.trades)) {
 		t.Errorf("the table records offsets summing to %d on the new topic, want %d", off, len(second.trades))
 	}
+}
+
+// positions is what `k2 lake offsets show --json` says of the trades table.
+func positions(t *testing.T, s *cluster) []sink.Position {
+	t.Helper()
+	out, errOut, code := s.offsetsCmd(t, "show", "--table", "trades", "--json")
+	var pos []sink.Position
+	if err := json.Unmarshal([]byte(out), &pos); code != 0 || err != nil {
+		t.Fatalf("show: %d %v %q", code, err, errOut)
+	}
+	return pos
 }
 
 // recordedSum adds up the offsets the trades table records for a topic's
