@@ -134,7 +134,8 @@ func Backup(ctx context.Context, l *lake.Lake, tables []string, opts Options) (R
 	return res, nil
 }
 
-// backupTable copies every file the table's current metadata reaches,
+// backupTable copies every file the table's current metadata reaches (and
+// the metadata files before it that are still there),
 // with copy(rel, location) on up to workers files at once.
 func backupTable(ctx context.Context, l *lake.Lake, name string, src iceio.IO, copy func(rel, loc string) error, workers int) (Table, error) {
 	tbl, err := l.Load(ctx, name)
@@ -152,20 +153,35 @@ func backupTable(ctx context.Context, l *lake.Lake, name string, src iceio.IO, c
 	if err != nil {
 		return t, err
 	}
-	type item struct{ rel, loc string }
+	type item struct {
+		rel, loc string
+		optional bool
+	}
 	items := make([]item, 0, len(locs))
 	for _, loc := range locs {
 		rel, ok := strings.CutPrefix(loc, l.Warehouse()+"/")
 		if !ok {
 			return t, fmt.Errorf("%s lies outside the warehouse %s", loc, l.Warehouse())
 		}
-		items = append(items, item{rel, loc})
+		items = append(items, item{rel, loc, false})
+	}
+	// The metadata files before the current one: not needed to read the
+	// table, but the next commit after a restore deletes the oldest of
+	// them, and they let k2 lake register go back. One may have been
+	// deleted meanwhile by a commit.
+	for e := range tbl.Metadata().PreviousFiles() {
+		if rel, ok := strings.CutPrefix(e.MetadataFile, l.Warehouse()+"/"); ok {
+			items = append(items, item{rel, e.MetadataFile, true})
+		}
 	}
 	errs := parallel(items, workers, func(it item) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return copy(it.rel, it.loc)
+		if err := copy(it.rel, it.loc); err != nil && !(it.optional && errors.Is(err, fs.ErrNotExist)) {
+			return err
+		}
+		return nil
 	})
 	return t, errors.Join(errs...)
 }
