@@ -145,8 +145,11 @@ func topicRecreated(t *testing.T, s *cluster) {
 	if _, errOut, code := s.offsetsCmd(t, "set", "--table", "trades", "--from-file", file); code != 0 || *recordedAt().Recorded != 7 {
 		t.Fatalf("set --from-file: %d %q %+v", code, errOut, recordedAt())
 	}
+	if _, errOut, code := s.offsetsCmd(t, "set", "--table", "trades", "--to-start"); code != 0 || *recordedAt().Recorded != 0 {
+		t.Fatalf("set --to-start on every topic: %d %q %+v", code, errOut, recordedAt())
+	}
 	out, errOut, code = s.offsetsCmd(t, "set", "--table", "trades", "--topic", trades, "--to-start")
-	if code != 0 || !strings.Contains(out, "→ 0") {
+	if code != 0 || !strings.Contains(out, "0 → 0") {
 		t.Fatalf("set: %d %q %q", code, out, errOut)
 	}
 	t.Logf("k2 lake offsets set:\n%s%s", out, errOut)
