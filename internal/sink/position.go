@@ -2,12 +2,14 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/k2-market-data/k2/internal/bus"
 	"github.com/k2-market-data/k2/internal/lake"
@@ -80,7 +82,8 @@ func Positions(ctx context.Context, l *lake.Lake, k Kafka, tables []string) ([]P
 		if ends, err = k.Admin.ListEndOffsets(ctx, onBroker.Names()...); err != nil {
 			return nil, fmt.Errorf("kafka: list end offsets: %w", err)
 		}
-		if group, err = k.Admin.FetchOffsets(ctx, k.Group); err != nil {
+		// A group that never committed (no sink has run) has no offsets.
+		if group, err = k.Admin.FetchOffsets(ctx, k.Group); err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
 			return nil, fmt.Errorf("kafka: offsets of group %s: %w", k.Group, err)
 		}
 	}
