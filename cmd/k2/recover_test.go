@@ -200,7 +200,7 @@ func TestBackupRestorePostgresS3(t *testing.T) {
 		t.Errorf("verify of a damaged S3 backup: %d %q", code, errOut)
 	}
 	lakeArgs = append([]string{"--catalog", testsvc.FreshPostgresDB(t)}, s3Args...)
-	if _, errOut, code := run(t, append([]string{"restore", "--from", to}, lakeArgs...)...); code == 0 || !strings.Contains(errOut, "is corrupt") {
+	if _, errOut, code := run(t, append([]string{"restore", "--from", to}, lakeArgs...)...); code == 0 || !strings.Contains(errOut, "corrupt") {
 		t.Errorf("restore of a damaged S3 backup: %d %q", code, errOut)
 	}
 	if st := tradesAt(t, lakeArgs, 0); st.Rows != 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	iceio "github.com/apache/iceberg-go/io"
@@ -40,18 +39,11 @@ func Restore(ctx context.Context, l *lake.Lake, force bool, opts Options) (Resto
 	opts.defaults()
 	start := time.Now()
 	res := RestoreResult{Location: opts.Location}
-	st, err := openStore(ctx, opts.Location, opts.S3)
+	st, m, err := openBackup(ctx, opts)
 	if err != nil {
 		return res, err
 	}
 	res.Location = st.root
-	m, err := st.manifest()
-	if errors.Is(err, fs.ErrNotExist) {
-		return res, fmt.Errorf("%s: no backup there (no %s)", st.root, ManifestName)
-	}
-	if err != nil {
-		return res, err
-	}
 	res.Created = m.Created
 	if m.Warehouse != l.Warehouse() {
 		return res, fmt.Errorf("the backup %s is of the warehouse %s, not %s: restore it into that warehouse (--warehouse), as its metadata names files by their full location", st.root, m.Warehouse, l.Warehouse())
@@ -75,24 +67,15 @@ func Restore(ctx context.Context, l *lake.Lake, force bool, opts Options) (Resto
 	}
 	// Every file is checked before any is written: a damaged backup
 	// changes nothing, not even a warehouse file of the same name.
-	errs := parallel(m.Files, opts.Workers, func(f File) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		n, sum, err := checksum(st.fs, st.file(f.Path))
-		if err != nil {
-			return err
-		}
-		if n != f.Size || sum != f.SHA256 {
-			return &CorruptError{File: st.file(f.Path), Want: f.SHA256, Got: sum}
-		}
-		return nil
-	})
-	if len(errs) > 0 {
-		return res, fmt.Errorf("restore from %s: nothing written or registered, run k2 backup verify --from %s: %w", st.root, st.root, errs[0])
+	missing, corrupt, err := check(ctx, st, m, opts.Workers)
+	if err == nil && len(missing)+len(corrupt) > 0 {
+		err = damaged(st, len(m.Files), missing, corrupt)
+	}
+	if err != nil {
+		return res, fmt.Errorf("restore: nothing written or registered: %w", err)
 	}
 	rename, _ := dst.(iceio.RenameIO)
-	errs = parallel(m.Files, opts.Workers, func(f File) error {
+	errs := parallel(m.Files, opts.Workers, func(f File) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

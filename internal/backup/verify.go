@@ -29,21 +29,45 @@ func Verify(ctx context.Context, opts Options) (VerifyResult, error) {
 	opts.defaults()
 	start := time.Now()
 	res := VerifyResult{Location: opts.Location}
-	st, err := openStore(ctx, opts.Location, opts.S3)
+	st, m, err := openBackup(ctx, opts)
 	if err != nil {
 		return res, err
 	}
 	res.Location = st.root
-	m, err := st.manifest()
-	if errors.Is(err, fs.ErrNotExist) {
-		return res, fmt.Errorf("%s: no backup there (no %s)", st.root, ManifestName)
-	}
+	res.Created, res.Tables, res.Files, res.Bytes = m.Created, m.Tables, len(m.Files), m.Bytes()
+	res.Missing, res.Corrupt, err = check(ctx, st, m, opts.Workers)
+	res.Duration = time.Since(start)
 	if err != nil {
 		return res, err
 	}
-	res.Created, res.Tables, res.Files, res.Bytes = m.Created, m.Tables, len(m.Files), m.Bytes()
+	if len(res.Missing)+len(res.Corrupt) > 0 {
+		return res, damaged(st, res.Files, res.Missing, res.Corrupt)
+	}
+	opts.Logger.Info("backup verified", "location", st.root, "files", res.Files, "bytes", res.Bytes, "duration_ms", res.Duration.Milliseconds())
+	return res, nil
+}
+
+// openBackup opens a backup and reads its manifest.
+func openBackup(ctx context.Context, opts Options) (*store, *Manifest, error) {
+	st, err := openStore(ctx, opts.Location, opts.S3)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := st.manifest()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("%s: no backup there (no %s)", st.root, ManifestName)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, m, nil
+}
+
+// check reads every file of the backup and lists those missing and those
+// whose size or SHA-256 differs from the manifest's.
+func check(ctx context.Context, st *store, m *Manifest, workers int) (missing, corrupt []string, err error) {
 	var mu sync.Mutex
-	errs := parallel(m.Files, opts.Workers, func(f File) error {
+	errs := parallel(m.Files, workers, func(f File) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -52,24 +76,21 @@ func Verify(ctx context.Context, opts Options) (VerifyResult, error) {
 		defer mu.Unlock()
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			res.Missing = append(res.Missing, f.Path)
+			missing = append(missing, f.Path)
 		case err != nil:
 			return err
 		case n != f.Size || sum != f.SHA256:
-			res.Corrupt = append(res.Corrupt, f.Path)
+			corrupt = append(corrupt, f.Path)
 		}
 		return nil
 	})
-	slices.Sort(res.Missing)
-	slices.Sort(res.Corrupt)
-	res.Duration = time.Since(start)
-	if err := errors.Join(errs...); err != nil {
-		return res, err
-	}
-	if len(res.Missing)+len(res.Corrupt) > 0 {
-		first := append(res.Corrupt, res.Missing...)[0]
-		return res, fmt.Errorf("backup %s is damaged: %d of %d files corrupt, %d missing (first: %s)", st.root, len(res.Corrupt), res.Files, len(res.Missing), st.file(first))
-	}
-	opts.Logger.Info("backup verified", "location", st.root, "files", res.Files, "bytes", res.Bytes, "duration_ms", res.Duration.Milliseconds())
-	return res, nil
+	slices.Sort(missing)
+	slices.Sort(corrupt)
+	return missing, corrupt, errors.Join(errs...)
+}
+
+// damaged says how many files are bad, naming the first.
+func damaged(st *store, files int, missing, corrupt []string) error {
+	first := append(slices.Clone(corrupt), missing...)[0]
+	return fmt.Errorf("backup %s is damaged: %d of %d files corrupt, %d missing (first: %s)", st.root, len(corrupt), files, len(missing), st.file(first))
 }
