@@ -63,10 +63,7 @@ func (s *Sink) resumeFromLake(ctx context.Context, assigned map[string]map[int32
 				}
 				if end, ok := ends.Lookup(topic, p); ok && end.Err == nil && off > end.Offset {
 					delete(parts, p)
-					s.m.consumerErrors.WithLabelValues("offsets_beyond_end").Inc()
-					s.log.Error("partition not consumed: the table records an offset past the partition's end; was the topic deleted and created again, or truncated? "+
-						"Stop the sinks, run k2 lake offsets set --table "+name+" --topic "+topic+" --to-start (see docs/operations/runbooks/topic-recreated.md) and start them again",
-						"table", name, "topic", topic, "partition", p, "table_offset", off, "partition_end", end.Offset)
+					s.refuse(name, topic, p, off, end.Offset)
 					continue
 				}
 			}
@@ -77,6 +74,15 @@ func (s *Sink) resumeFromLake(ctx context.Context, assigned map[string]map[int32
 		}
 	}
 	return assigned, nil
+}
+
+// refuse reports a partition that is not consumed because its table
+// records an offset past its end.
+func (s *Sink) refuse(table, topic string, partition int32, recorded, end int64) {
+	s.m.consumerErrors.WithLabelValues("offsets_beyond_end").Inc()
+	s.log.Error("partition not consumed: the table records an offset past the partition's end; was the topic deleted and created again, or truncated? "+
+		"Stop the sinks, run k2 lake offsets set --table "+table+" --topic "+topic+" --to-start (see docs/operations/runbooks/topic-recreated.md) and start them again",
+		"table", table, "topic", topic, "partition", partition, "table_offset", recorded, "partition_end", end)
 }
 
 // endOffsets lists the assigned partitions' end offsets; a failure lists
