@@ -95,13 +95,22 @@ func TableOffsets(tbl *table.Table) Offsets {
 // CurrentOffsets is TableOffsets, also saying whether they are an
 // operator's override: those are to be followed even where they go back
 // (a topic recreated), and even below the consumer group's offsets.
+//
+// A compaction after offsets were set by hand records them in its summary
+// with SetByHandProperty, so they keep that standing until a stream
+// commit: a sink started after a restore and a compaction still resumes
+// from the restored offsets rather than the consumer group's later ones.
 func CurrentOffsets(tbl *table.Table) (Offsets, bool) {
 	if ov, ok := ActiveOverride(tbl); ok {
 		return ov.Offsets.Clone(), true
 	}
-	o, _ := RecordedOffsets(tbl, tbl.Metadata().CurrentSnapshot())
-	return o, false
+	o, snap := RecordedOffsets(tbl, tbl.Metadata().CurrentSnapshot())
+	return o, snap != nil && snap.Summary.Properties[SetByHandProperty] == "true"
 }
+
+// SetByHandProperty marks a snapshot summary whose offsets were carried
+// from offsets set by hand (a compaction's).
+const SetByHandProperty = "k2.kafka-offsets.set-by-hand"
 
 // SnapshotOffsets returns the offsets recorded by snap or, when it records
 // none, by its nearest ancestor that does: the stream's position when the
