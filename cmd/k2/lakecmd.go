@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -100,7 +101,21 @@ maintainer runs on, and for an operator who wants it done now.`,
 			return l.Status(cmd.Context(), t, m.CompactSmallFileBytes)
 		}),
 	}
-	cmd.AddCommand(status, compact, manifests, expire, orphans, newRepairFileCmd(a, &tables, &dryRun, &jsonOut))
+	var metadataLocation string
+	register := &cobra.Command{
+		Use:   "register",
+		Short: "Point the catalog at a table's metadata file: the newest in the table's metadata folder, or --metadata-location (a lost catalog, re-made from the warehouse)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if metadataLocation != "" && len(tables) != 1 {
+				return errors.New("--metadata-location: name the one table it belongs to with --table")
+			}
+			return each(func(cmd *cobra.Command, l *lake.Lake, t string) (any, error) {
+				return l.Register(cmd.Context(), t, metadataLocation, dryRun)
+			})(cmd, args)
+		},
+	}
+	register.Flags().StringVar(&metadataLocation, "metadata-location", "", "the metadata file (default: the newest in the table's metadata folder)")
+	cmd.AddCommand(status, compact, manifests, expire, orphans, newRepairFileCmd(a, &tables, &dryRun, &jsonOut), register, newOffsetsCmd(a, &tables, &dryRun, &jsonOut))
 	return cmd
 }
 
@@ -132,6 +147,12 @@ func printResult(w io.Writer, r any) {
 		}
 	case lake.TableStatus:
 		printStatus(w, r)
+	case lake.RegisterResult:
+		verb := "registered at"
+		if r.DryRun {
+			verb = "would register at"
+		}
+		fmt.Fprintf(w, "%s: %s %s (%d rows, %d snapshots; was %s)\n", r.Table, verb, r.MetadataLocation, r.Rows, r.Snapshots, r.Previous)
 	case lake.OrphanResult:
 		verb := "removed"
 		if r.DryRun {

@@ -66,7 +66,8 @@ environment, then the file. One file may hold the settings of every command.`,
 	}
 	a.cfg.RegisterCommon(root.PersistentFlags())
 	root.AddCommand(newUpCmd(a), newBrokerCmd(a), newSinkCmd(a), newFeedCmd(a), newMaintainCmd(a), newAPICmd(a), newTopicsCmd(a),
-		newReplayServerCmd(a), newLoadCmd(a), newQueryCmd(a), newLakeCmd(a), newDemoCmd(a), newBenchCmd(a), newOpsCmd(), newVersionCmd())
+		newReplayServerCmd(a), newLoadCmd(a), newQueryCmd(a), newLakeCmd(a), newDemoCmd(a), newBenchCmd(a), newOpsCmd(), newVersionCmd(),
+		newBackupCmd(a), newRestoreCmd(a))
 	setUsage(root)
 	return root, a
 }

@@ -45,6 +45,7 @@ type Config struct {
 	Feed       Feed
 	Assets     Assets
 	Maintain   Maintain
+	Backup     Backup
 }
 
 // Log is where and how a process logs.
@@ -509,6 +510,13 @@ type Maintain struct {
 	MaxManifests int
 }
 
+// Backup is how k2 backup and k2 restore copy files.
+type Backup struct {
+	// Workers is how many files are copied at once: S3 answers each in
+	// tens of milliseconds, so a few in flight keep it busy.
+	Workers int
+}
+
 // Default is the embedded single-machine configuration: every default K2
 // has, in one place.
 func Default() Config {
@@ -550,6 +558,7 @@ func Default() Config {
 			OrphanMinAge: 24 * time.Hour, MetadataMinAge: 5 * time.Minute,
 			Every: time.Minute, OrphanEvery: time.Hour, MaxManifests: 16,
 		},
+		Backup: Backup{Workers: 4},
 	}
 }
 

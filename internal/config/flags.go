@@ -219,6 +219,13 @@ func (c *Config) RegisterSink(fs *pflag.FlagSet) {
 	})
 }
 
+// RegisterBackup adds how k2 backup and k2 restore copy files.
+func (c *Config) RegisterBackup(fs *pflag.FlagSet) {
+	settings(fs, func() {
+		fs.IntVar(&c.Backup.Workers, "backup-workers", c.Backup.Workers, "files copied at once by k2 backup and k2 restore")
+	})
+}
+
 // RegisterLoad adds how loads batch their commits.
 func (c *Config) RegisterLoad(fs *pflag.FlagSet) {
 	settings(fs, func() {

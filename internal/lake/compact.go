@@ -295,7 +295,11 @@ func (l *Lake) commitRewrite(ctx context.Context, name, op string, extra iceberg
 	for attempt := 1; ; attempt++ {
 		props := iceberg.Properties{"k2.operation": op, CommitIDProperty: commitID}
 		maps.Copy(props, extra)
-		maps.Copy(props, TableOffsets(tbl).Props())
+		offsets, byHand := CurrentOffsets(tbl)
+		maps.Copy(props, offsets.Props())
+		if byHand {
+			props[SetByHandProperty] = "true"
+		}
 		tx := tbl.NewTransaction()
 		if err := tx.AssertRefSnapshotID(table.MainBranch); err != nil {
 			return nil, err

@@ -16,6 +16,12 @@ func (w *Writer[T]) WriteFiles(ctx context.Context, tbl *table.Table, rows []T) 
 
 func (l *Lake) RemoveFiles(name string, files []iceberg.DataFile) { l.removeFiles(name, files) }
 
+// SetOffsetsOn sets offsets on the table as tbl saw it, as a SetOffsets
+// that a commit overtook does.
+func (l *Lake) SetOffsetsOn(ctx context.Context, name string, tbl *table.Table, changes Offsets) (SetOffsetsResult, error) {
+	return l.setOffsets(ctx, l.defs[name], tbl, changes, false)
+}
+
 // CloseCatalog cuts the catalog connection under a live lake.
 func (l *Lake) CloseCatalog() { l.db.Close() }
 

@@ -113,22 +113,7 @@ func (l *Lake) openWarehouse(ctx context.Context) error {
 		}
 		l.warehouse = "s3://" + u.Host + "/" + strings.Trim(u.Path, "/")
 		l.warehouse = strings.TrimSuffix(l.warehouse, "/")
-		s3 := l.opts.S3
-		if s3.Endpoint != "" {
-			l.props[iceio.S3EndpointURL] = s3.Endpoint
-		}
-		if s3.Region != "" {
-			l.props[iceio.S3Region] = s3.Region
-		} else if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
-			l.props[iceio.S3Region] = "us-east-1"
-		}
-		if s3.Endpoint == "" && s3.PathStyle {
-			l.props[iceio.S3ForceVirtualAddressing] = "false"
-		}
-		if s3.AccessKey != "" {
-			l.props[iceio.S3AccessKeyID] = s3.AccessKey
-			l.props[iceio.S3SecretAccessKey] = s3.SecretKey
-		}
+		l.props = s3Props(l.opts.S3)
 		// Prove the bucket answers and we may write, now, with a clear
 		// message, rather than on the first commit.
 		if err := l.probeWarehouse(ctx); err != nil {
@@ -155,6 +140,40 @@ func (l *Lake) openWarehouse(ctx context.Context) error {
 	}
 	l.props["warehouse"] = l.warehouse
 	return nil
+}
+
+// s3Props are the storage properties of an S3 location.
+func s3Props(s3 S3Options) iceberg.Properties {
+	props := iceberg.Properties{}
+	if s3.Endpoint != "" {
+		props[iceio.S3EndpointURL] = s3.Endpoint
+	}
+	if s3.Region != "" {
+		props[iceio.S3Region] = s3.Region
+	} else if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
+		props[iceio.S3Region] = "us-east-1"
+	}
+	if s3.Endpoint == "" && s3.PathStyle {
+		props[iceio.S3ForceVirtualAddressing] = "false"
+	}
+	if s3.AccessKey != "" {
+		props[iceio.S3AccessKeyID] = s3.AccessKey
+		props[iceio.S3SecretAccessKey] = s3.SecretKey
+	}
+	return props
+}
+
+// OpenStorage opens a location outside the lake (a backup): a directory,
+// or s3://bucket/prefix reached with s3's settings.
+func OpenStorage(ctx context.Context, location string, s3 S3Options) (iceio.IO, error) {
+	if strings.HasPrefix(location, "s3://") || strings.HasPrefix(location, "s3a://") {
+		fs, err := iceio.LoadFS(ctx, s3Props(s3), location)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s", location, storageError(err))
+		}
+		return fs, nil
+	}
+	return iceio.LocalFS{}, nil
 }
 
 // probeWarehouse writes and deletes a small object under the warehouse.

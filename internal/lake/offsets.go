@@ -1,6 +1,7 @@
 package lake
 
 import (
+	"maps"
 	"strconv"
 	"strings"
 
@@ -79,24 +80,54 @@ func offsetsOf(props map[string]string) Offsets {
 	return out
 }
 
-// TableOffsets returns the offsets recorded by the latest snapshot that
-// records any, walking back from the current one past snapshots written by
-// others (a load, a compaction that did not carry them). It is empty for a
-// table no stream has written, or whose offset-bearing snapshots expired;
-// the consumer group's committed offsets cover that case.
+// TableOffsets returns where a stream resumes on the table as it stands:
+// the offsets an operator set (SetOffsets) while no commit has followed
+// them, else those recorded by the latest snapshot that records any,
+// walking back from the current one past snapshots written by others (a
+// load, a compaction that did not carry them). It is empty for a table no
+// stream has written, or whose offset-bearing snapshots expired; the
+// consumer group's committed offsets cover that case.
 func TableOffsets(tbl *table.Table) Offsets {
-	return SnapshotOffsets(tbl, tbl.Metadata().CurrentSnapshot())
+	o, _ := CurrentOffsets(tbl)
+	return o
 }
+
+// CurrentOffsets is TableOffsets, also saying whether they are an
+// operator's override: those are to be followed even where they go back
+// (a topic recreated), and even below the consumer group's offsets.
+//
+// A compaction after offsets were set by hand records them in its summary
+// with SetByHandProperty, so they keep that standing until a stream
+// commit: a sink started after a restore and a compaction still resumes
+// from the restored offsets rather than the consumer group's later ones.
+func CurrentOffsets(tbl *table.Table) (Offsets, bool) {
+	if ov, ok := ActiveOverride(tbl); ok {
+		return ov.Offsets.Clone(), true
+	}
+	o, snap := RecordedOffsets(tbl, tbl.Metadata().CurrentSnapshot())
+	return o, snap != nil && snap.Summary.Properties[SetByHandProperty] == "true"
+}
+
+// SetByHandProperty marks a snapshot summary whose offsets were carried
+// from offsets set by hand (a compaction's).
+const SetByHandProperty = "k2.kafka-offsets.set-by-hand"
 
 // SnapshotOffsets returns the offsets recorded by snap or, when it records
 // none, by its nearest ancestor that does: the stream's position when the
 // table stood at snap.
 func SnapshotOffsets(tbl *table.Table, snap *table.Snapshot) Offsets {
+	o, _ := RecordedOffsets(tbl, snap)
+	return o
+}
+
+// RecordedOffsets is SnapshotOffsets and the snapshot that recorded them
+// (nil when none did).
+func RecordedOffsets(tbl *table.Table, snap *table.Snapshot) (Offsets, *table.Snapshot) {
 	md := tbl.Metadata()
 	for s := snap; s != nil; {
 		if s.Summary != nil {
 			if o := offsetsOf(s.Summary.Properties); len(o) > 0 {
-				return o
+				return o, s
 			}
 		}
 		if s.ParentSnapshotID == nil {
@@ -104,7 +135,16 @@ func SnapshotOffsets(tbl *table.Table, snap *table.Snapshot) Offsets {
 		}
 		s = md.SnapshotByID(*s.ParentSnapshotID)
 	}
-	return Offsets{}
+	return Offsets{}, nil
+}
+
+// Clone returns a copy of o.
+func (o Offsets) Clone() Offsets {
+	out := make(Offsets, len(o))
+	for t, ps := range o {
+		out[t] = maps.Clone(ps)
+	}
+	return out
 }
 
 // Streamed reports whether snap changed its parent's rows only by adding

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -15,9 +16,24 @@ import (
 // and only save a restart the lookup.
 
 // resumeFromLake moves each assigned partition to the offset the tables
-// recorded when that is further than the group's committed offset.
+// recorded when that is further than the group's committed offset (the
+// group may be further: a batch of only dead letters commits to the group
+// and not to the lake). Offsets set by hand on a table (k2 lake offsets
+// set) are followed either way.
+//
+// A partition whose table records an offset past the partition's end
+// (its topic was deleted and created again, or truncated) is refused: it
+// is not consumed, and the error names the command that sets the table's
+// offsets. Reading it from the start would store nothing (every batch
+// would start below the table's offset) and reading it from the table's
+// offset would wait for records that may never come.
 func (s *Sink) resumeFromLake(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-	byTable := map[string]lake.Offsets{}
+	type tableOffsets struct {
+		o          lake.Offsets
+		overridden bool
+	}
+	byTable := map[string]tableOffsets{}
+	var ends kadm.ListedOffsets
 	for topic, parts := range assigned {
 		info := s.topic(topic)
 		if info.err != nil {
@@ -30,21 +46,58 @@ func (s *Sink) resumeFromLake(ctx context.Context, assigned map[string]map[int32
 			if err != nil {
 				return nil, fmt.Errorf("read offsets from %s: %w", name, err)
 			}
-			lo = lake.TableOffsets(tbl)
+			lo.o, lo.overridden = lake.CurrentOffsets(tbl)
 			byTable[name] = lo
+			if lo.overridden {
+				s.log.Warn("the table's offsets were set by hand; resuming from them", "table", name, "offsets", lo.o)
+			}
 		}
 		for p, o := range parts {
-			off, ok := lo[topic][p]
+			off, ok := lo.o[topic][p]
 			if !ok {
 				continue
 			}
-			if cur := o.EpochOffset().Offset; cur < 0 || off > cur {
+			if !lo.overridden {
+				if ends == nil {
+					ends = s.endOffsets(ctx, assigned)
+				}
+				if end, ok := ends.Lookup(topic, p); ok && end.Err == nil && off > end.Offset {
+					delete(parts, p)
+					s.refuse(name, topic, p, off, end.Offset)
+					continue
+				}
+			}
+			if cur := o.EpochOffset().Offset; lo.overridden || cur < 0 || off > cur {
 				parts[p] = kgo.NewOffset().At(off).WithEpoch(-1)
 				s.log.Info("resuming from the lake's offset", "topic", topic, "partition", p, "offset", off, "group_offset", cur)
 			}
 		}
 	}
 	return assigned, nil
+}
+
+// refuse reports a partition that is not consumed because its table
+// records an offset past its end.
+func (s *Sink) refuse(table, topic string, partition int32, recorded, end int64) {
+	s.m.consumerErrors.WithLabelValues("offsets_beyond_end").Inc()
+	s.log.Error("partition not consumed: the table records an offset past the partition's end; was the topic deleted and created again, or truncated? "+
+		"Stop the sinks, run k2 lake offsets set --table "+table+" --topic "+topic+" --to-start (see docs/operations/runbooks/topic-recreated.md) and start them again",
+		"table", table, "topic", topic, "partition", partition, "table_offset", recorded, "partition_end", end)
+}
+
+// endOffsets lists the assigned partitions' end offsets; a failure lists
+// none (and no partition is refused).
+func (s *Sink) endOffsets(ctx context.Context, assigned map[string]map[int32]kgo.Offset) kadm.ListedOffsets {
+	topics := make([]string, 0, len(assigned))
+	for t := range assigned {
+		topics = append(topics, t)
+	}
+	ends, err := kadm.NewClient(s.cl).ListEndOffsets(ctx, topics...)
+	if err != nil {
+		s.log.Warn("cannot list the partitions' end offsets; not checking the tables' offsets against them", "error", err)
+		return kadm.ListedOffsets{}
+	}
+	return ends
 }
 
 // commitGroup commits offsets to the consumer group. The lake holds the

@@ -21,18 +21,20 @@ func OpenLake(ctx context.Context, cfg config.Config, reg prometheus.Registerer,
 		return nil, err
 	}
 	return lake.Open(ctx, lake.Options{
-		Tables:    record.Tables(),
-		Catalog:   cfg.Lake.Catalog,
-		Warehouse: cfg.Lake.Warehouse,
-		S3: lake.S3Options{
-			Endpoint:  cfg.Lake.S3Endpoint,
-			Region:    cfg.Lake.S3Region,
-			PathStyle: cfg.Lake.S3PathStyle,
-		},
+		Tables:          record.Tables(),
+		Catalog:         cfg.Lake.Catalog,
+		Warehouse:       cfg.Lake.Warehouse,
+		S3:              S3Options(cfg),
 		SymbolPartition: part,
 		Logger:          log,
 		Registerer:      reg,
 	})
+}
+
+// S3Options are the configured object store's settings, for the warehouse
+// and for backups.
+func S3Options(cfg config.Config) lake.S3Options {
+	return lake.S3Options{Endpoint: cfg.Lake.S3Endpoint, Region: cfg.Lake.S3Region, PathStyle: cfg.Lake.S3PathStyle}
 }
 
 // OpenQuery opens a query engine over l, its scratch space under the data
