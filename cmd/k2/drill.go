@@ -64,6 +64,11 @@ drills use topics and a sink group of their own.`,
 			if _, err := drill.Select(only); err != nil {
 				return err
 			}
+			// The settings are this command's own (the root resolves the
+			// app's): passwords read, protocols checked.
+			if err := cfg.Resolve(); err != nil {
+				return err
+			}
 			exe, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("the k2 binary: %w", err)
