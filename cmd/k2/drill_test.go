@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,8 +21,8 @@ var embeddedDrills = []string{"broker-kill", "registry-kill", "sink-kill", "api-
 func TestFaultDrills(t *testing.T) {
 	bin := k2Binary(t)
 	drills := embeddedDrills
-	if os.Geteuid() != 0 {
-		t.Log("not root: the full-disk drill, which mounts a tmpfs, is left out")
+	if why := cannotMountTmpfs(t); why != "" {
+		t.Logf("the full-disk drill, which mounts a tmpfs, is left out: %s", why)
 		drills = slices.DeleteFunc(slices.Clone(drills), func(d string) bool { return d == "full-disk" })
 	}
 	report := filepath.Join(t.TempDir(), "drills.md")
@@ -76,4 +77,20 @@ func TestDrillCommandErrors(t *testing.T) {
 	if _, errText, code := run(t, "ops", "drill", "--repo", t.TempDir()); code == 0 || !strings.Contains(errText, "no docs/operations/runbooks") {
 		t.Errorf("no runbooks: %d %q", code, errText)
 	}
+}
+
+// cannotMountTmpfs says why this process cannot mount a tmpfs (not root,
+// or a container without the right to mount), or "" when it can.
+func cannotMountTmpfs(t *testing.T) string {
+	if os.Geteuid() != 0 {
+		return "not root"
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
+		return fmt.Sprintf("mount: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	if err := exec.Command("umount", dir).Run(); err != nil {
+		exec.Command("umount", "-l", dir).Run()
+	}
+	return ""
 }
