@@ -147,6 +147,9 @@ const (
 // take handles a fetched partition, holding what cannot be decoded yet.
 func (s *Sink) take(ctx context.Context, p kgo.FetchTopicPartition) {
 	k := tp{p.Topic, p.Partition}
+	if s.isRefused(k) {
+		return // fetched before the pause took effect
+	}
 	if h := s.held[k]; h != nil {
 		// Fetched before the pause took effect: keep the order.
 		h.p.Records = append(h.p.Records, p.Records...)

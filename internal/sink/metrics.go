@@ -25,7 +25,7 @@ type metrics struct {
 }
 
 // consumerErrorTypes are the error_type values of k2_consumer_errors_total.
-var consumerErrorTypes = []string{"fetch", "commit", "lake", "overlap", "offsets_beyond_end"}
+var consumerErrorTypes = []string{"fetch", "commit", "lake", "overlap", "offsets_beyond_end", "log_truncated"}
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := ops.NewMetrics(reg)
@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		offset:         f.GaugeVec("k2_kafka_consumer_offset", "Next offset the sink reads.", "topic", "partition"),
 		deadLetters:    f.CounterVec("k2_sink_dead_letters_total", "Records sent to a dead-letter topic, by reason.", "topic", "reason"),
 		duplicates:     f.CounterVec("k2_duplicate_messages_detected_total", "Records dropped because their id was already stored or repeated.", "table"),
-		consumerErrors: f.CounterVec("k2_consumer_errors_total", "Sink errors by type (fetch, commit, lake, overlap, offsets_beyond_end: a partition refused because its table records an offset past its end).", "error_type"),
+		consumerErrors: f.CounterVec("k2_consumer_errors_total", "Sink errors by type (fetch, commit, lake, overlap, offsets_beyond_end: a partition refused because its table records an offset past its end; log_truncated: a partition refused because the broker cut its log behind what the sink read).", "error_type"),
 		paused:         f.Gauge("k2_sink_paused", "1 while the sink has paused fetching (back-pressure or a failing lake)."),
 		seq:            newSeqMetrics(f),
 	}

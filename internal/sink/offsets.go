@@ -3,6 +3,9 @@ package sink
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -80,6 +83,7 @@ func (s *Sink) resumeFromLake(ctx context.Context, assigned map[string]map[int32
 // records an offset past its end.
 func (s *Sink) refuse(table, topic string, partition int32, recorded, end int64) {
 	s.m.consumerErrors.WithLabelValues("offsets_beyond_end").Inc()
+	s.setRefused(tp{topic, partition}, fmt.Sprintf("%s[%d]: the table %s records offset %d, past the partition's end %d (docs/operations/runbooks/topic-recreated.md)", topic, partition, table, recorded, end))
 	s.log.Error("partition not consumed: the table records an offset past the partition's end; was the topic deleted and created again, or truncated? "+
 		"Stop the sinks, run k2 lake offsets set --table "+table+" --topic "+topic+" --to-start (see docs/operations/runbooks/topic-recreated.md) and start them again",
 		"table", table, "topic", topic, "partition", partition, "table_offset", recorded, "partition_end", end)
@@ -160,4 +164,65 @@ func (s *Sink) rewind(ctx context.Context, table string, froms ...lake.Offsets) 
 	}
 	s.seq.Reset()
 	s.cl.SetOffsets(seek)
+}
+
+// truncated refuses a partition whose log the broker cut short behind
+// what this sink read: a segment torn by a crash or damaged is cut at the
+// damage when the broker starts, and the partition's next records reuse
+// the lost offsets. kgo learns of it from the broker's new leader epoch
+// (KIP-320) and would go on reading from the cut; every record there up
+// to what the table records would be dropped as already stored, a silent
+// loss. The partition is paused instead, until an operator sets the
+// table's offset to the cut: what the sink read before the cut is stored
+// (or is in the batch being stored), the records at the reused offsets
+// are then read, and what the broker held past loss.ConsumedTo that the
+// sink had not read is gone from Kafka.
+func (s *Sink) truncated(loss *kgo.ErrDataLoss) {
+	k := tp{loss.Topic, loss.Partition}
+	s.cl.PauseFetchPartitions(map[string][]int32{k.topic: {k.partition}})
+	if s.isRefused(k) {
+		return
+	}
+	table := "<table>"
+	if info := s.topic(k.topic); info.err == nil {
+		table = info.stream.kind.Table.Name
+	}
+	s.m.consumerErrors.WithLabelValues("log_truncated").Inc()
+	s.setRefused(k, fmt.Sprintf("%s[%d]: the broker's log was cut at offset %d behind offset %d the sink had read (docs/operations/runbooks/broker-data-corrupt.md)",
+		k.topic, k.partition, loss.ResetTo, loss.ConsumedTo))
+	s.log.Error("partition not consumed: the broker's log was cut short behind what the sink read (a torn or damaged segment?); "+
+		"the records it had read there are stored, and the partition's next records reuse their offsets, which the table records as stored. "+
+		"Stop the sinks, run k2 lake offsets set --table "+table+" --topic "+k.topic+" --partition "+strconv.Itoa(int(k.partition))+" --offset "+strconv.FormatInt(loss.ResetTo, 10)+
+		" (see docs/operations/runbooks/broker-data-corrupt.md) and start them again",
+		"table", table, "topic", k.topic, "partition", k.partition, "consumed_to", loss.ConsumedTo, "cut_at", loss.ResetTo,
+		"reused_offsets", loss.ConsumedTo-loss.ResetTo)
+}
+
+func (s *Sink) setRefused(k tp, why string) {
+	s.refusedMu.Lock()
+	defer s.refusedMu.Unlock()
+	s.refused[k] = why
+}
+
+func (s *Sink) isRefused(k tp) bool {
+	s.refusedMu.Lock()
+	defer s.refusedMu.Unlock()
+	_, ok := s.refused[k]
+	return ok
+}
+
+// Refused says which partitions this sink refuses to consume and why, or
+// nil when it consumes every partition it was given.
+func (s *Sink) Refused() error {
+	s.refusedMu.Lock()
+	defer s.refusedMu.Unlock()
+	if len(s.refused) == 0 {
+		return nil
+	}
+	whys := make([]string, 0, len(s.refused))
+	for _, why := range s.refused {
+		whys = append(whys, why)
+	}
+	slices.Sort(whys)
+	return fmt.Errorf("%d partitions not consumed: %s", len(whys), strings.Join(whys, "; "))
 }

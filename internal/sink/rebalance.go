@@ -66,7 +66,9 @@ func (s *Sink) release(parts map[string][]int32) {
 		for _, p := range ps {
 			if _, ok := s.held[tp{t, p}]; ok {
 				delete(s.held, tp{t, p})
-				s.cl.ResumeFetchPartitions(map[string][]int32{t: {p}})
+				if !s.isRefused(tp{t, p}) {
+					s.cl.ResumeFetchPartitions(map[string][]int32{t: {p}})
+				}
 			}
 		}
 	}

@@ -65,6 +65,9 @@ type Sink struct {
 	read     map[tp]readPos // lag.go
 	held     map[tp]*held
 
+	refusedMu sync.Mutex // set by the poll loop and the group's goroutine, read by health checks
+	refused   map[tp]string
+
 	deadLog      rate.Sometimes // paces dead-letter log lines
 	deadSinceLog int
 	paused       bool
@@ -96,7 +99,7 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 	s := &Sink{
 		cfg: cfg, lake: l, dlq: dlq, log: cfg.Logger.With("group", cfg.Group),
 		dec:    codec.NewDecoder(reg.SchemaByID),
-		topics: map[string]topicInfo{}, lag: map[tp]int64{}, read: map[tp]readPos{}, held: map[tp]*held{},
+		topics: map[string]topicInfo{}, lag: map[tp]int64{}, read: map[tp]readPos{}, held: map[tp]*held{}, refused: map[tp]string{},
 		deadLog: rate.Sometimes{Interval: time.Second}, m: newMetrics(cfg.Registerer),
 	}
 	s.seq = newTracker(s.m.seq)
@@ -156,6 +159,11 @@ func (s *Sink) Run(ctx context.Context) error {
 			return err
 		}
 		fetches.EachError(func(t string, p int32, err error) {
+			var loss *kgo.ErrDataLoss
+			if errors.As(err, &loss) {
+				s.truncated(loss)
+				return
+			}
 			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 				s.m.consumerErrors.WithLabelValues("fetch").Inc()
 				s.log.Warn("fetch error", "topic", t, "partition", p, "error", err)

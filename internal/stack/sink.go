@@ -34,6 +34,9 @@ func (st *Stack) newSink() error {
 	}
 	st.sink = s
 	st.health.Add("sink", func(context.Context) error {
+		if err := s.Refused(); err != nil {
+			return err
+		}
 		if deg != nil && deg.Level() == resilience.CircuitBreak {
 			return errors.New("paused: degradation level CIRCUIT_BREAK (lag or memory too high)")
 		}

@@ -117,6 +117,21 @@ func (c *Cluster) handleOffsetForLeaderEpoch(creq *clientReq) (kmsg.Response, er
 
 			// Requested epoch is not yet known: keep -1 returns.
 			if cur == nil {
+				// No batch of a later epoch, but a later epoch is
+				// current: it began at the log end (a leader change
+				// or restart with nothing produced since), so the
+				// requested epoch ends there. The last batch's epoch
+				// is the largest epoch at or before the requested one.
+				if rp.LeaderEpoch < pd.epoch {
+					for i := len(pd.segments) - 1; i >= 0; i-- {
+						if idx := pd.segments[i].index; len(idx) > 0 {
+							sp.LeaderEpoch = idx[len(idx)-1].epoch
+							break
+						}
+					}
+					sp.EndOffset = pd.highWatermark
+					continue
+				}
 				sp.LeaderEpoch = -1
 				sp.EndOffset = -1
 				continue

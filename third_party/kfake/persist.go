@@ -1193,17 +1193,31 @@ func (c *Cluster) loadPartition(fsys fs, dir, topic string, part int32, pd *part
 	slices.Sort(segFiles)
 
 	// Try using snapshot for fast startup
-	if snapData != nil && len(segFiles) > 0 {
-		var snap persistPartSnapshot
-		if err := json.Unmarshal(snapData, &snap); err == nil && snap.Version <= currentPersistVersion {
-			if snapshotMatchesSegments(snap, segFiles, fsys, pdir) {
-				return c.loadPartitionFromSnapshot(pd, snap, segFiles, fsys, pdir)
-			}
-		}
+	var snap persistPartSnapshot
+	snapOK := snapData != nil && json.Unmarshal(snapData, &snap) == nil && snap.Version <= currentPersistVersion
+	if snapOK && len(segFiles) > 0 && snapshotMatchesSegments(snap, segFiles, fsys, pdir) {
+		err = c.loadPartitionFromSnapshot(pd, snap, segFiles, fsys, pdir)
+	} else {
+		// Full replay - scan all segments
+		err = c.loadPartitionFullReplay(pd, segFiles, fsys, pdir, crashAbortedMu, crashAbortedPIDs)
+	}
+	if err != nil {
+		return err
 	}
 
-	// Full replay - scan all segments
-	return c.loadPartitionFullReplay(pd, segFiles, fsys, pdir, crashAbortedMu, crashAbortedPIDs)
+	// A restart begins a new leader epoch, as a leader election does in
+	// Kafka. The log may have lost its tail (a segment torn by a crash is
+	// cut at the damage, above), and the next batches reuse the lost
+	// offsets; a consumer that read past the cut sees the new epoch, asks
+	// OffsetForLeaderEpoch where its epoch ended (KIP-320) and learns of
+	// the truncation, instead of silently reading the new batches at
+	// offsets it believes it already consumed. The snapshot's epoch keeps
+	// the epoch from going back when a full replay finds older batches.
+	if snapOK {
+		pd.epoch = max(pd.epoch, snap.Epoch)
+	}
+	pd.epoch++
+	return nil
 }
 
 func snapshotMatchesSegments(snap persistPartSnapshot, segFiles []int64, fsys fs, pdir string) bool {
@@ -1523,6 +1537,11 @@ func (c *Cluster) loadSegmentBatches(pd *partData, fsys fs, pdir string, base in
 		batchIdx++
 	}
 
+	if seg != nil {
+		// The valid bytes, where the next batch is written: a snapshot
+		// records the segment's size before the damage was found.
+		seg.size = int64(pos)
+	}
 	if pos < len(raw) {
 		c.cfg.logger.Logf(LogLevelWarn, "partition %s-%d segment %d: truncating %d corrupt bytes",
 			pd.t, pd.p, base, len(raw)-pos)
