@@ -62,7 +62,7 @@ func serviceDrill(ctx context.Context, e *Env, svc, name, runbook string) ([]Row
 		return nil, err
 	}
 	row := Row{Fault: "kill -9 " + name, Target: ProcessRTO}
-	failedBefore := in.Sink.logCount(commitFailed)
+	failedBefore, writeFailedBefore := in.Sink.logCount(commitFailed), in.Sink.logCount(writeFailed)
 	row.InjectedAt = time.Now()
 	if _, err := e.control(ctx, svc+"-kill"); err != nil {
 		return nil, err
@@ -75,22 +75,13 @@ func serviceDrill(ctx context.Context, e *Env, svc, name, runbook string) ([]Row
 		if err := in.Ready(ctx); err != nil {
 			return err
 		}
-		if in.Sink.logCount(commitFailed) > failedBefore {
+		if in.Sink.logCount(commitFailed) > failedBefore || in.Sink.logCount(writeFailed) > writeFailedBefore {
 			return fmt.Errorf("commit failed")
 		}
 		return nil
 	})
 	sleep(ctx, time.Until(row.InjectedAt.Add(serviceDown)))
 	var failures []string
-	if svc != svcKafka {
-		// A catalog or object store away fails the sink's commits; it
-		// must say so, and pause and retry rather than drop the batch.
-		if in.Sink.logCount(commitFailed) == failedBefore {
-			failures = append(failures, fmt.Sprintf("the sink's log has no %q line while %s was down", commitFailed, name))
-		} else {
-			row.Notes = "sink: " + clip(in.Sink.lastLine(commitFailed), 160) + "; "
-		}
-	}
 	var back time.Time
 	if svc == svcKafka {
 		answered, serving, b, err := e.startKafka(ctx, in)
@@ -112,6 +103,17 @@ func serviceDrill(ctx context.Context, e *Env, svc, name, runbook string) ([]Row
 	} else {
 		row.RTO = row.RecoveredAt.Sub(back)
 	}
+	if svc != svcKafka {
+		// A catalog or object store away fails the sink's commits; it
+		// must say so, and pause and retry rather than drop the batch.
+		// The line may come after the service is back: the S3 client
+		// retries a request for seconds before it gives up.
+		if in.Sink.logCount(commitFailed) == failedBefore {
+			failures = append(failures, fmt.Sprintf("the sink's log has no %q line for the time %s was down", commitFailed, name))
+		} else {
+			row.Notes = "sink: " + clip(in.Sink.lastLine(commitFailed), 160) + "; " + row.Notes
+		}
+	}
 	e.Logf("%s back; K2 recovered in %s", name, row.RTO)
 	return finish(ctx, e, in, t, runbook, row, failures)
 }
@@ -123,8 +125,12 @@ func kafkaStartNote(answered, serving time.Duration) string {
 		answered.Round(100*time.Millisecond), serving.Round(100*time.Millisecond))
 }
 
-// commitFailed is what the sink logs when a lake commit fails.
-const commitFailed = "lake commit failed"
+// commitFailed is what the sink logs when a lake commit fails, and
+// writeFailed what the lake's writer logs first.
+const (
+	commitFailed = "lake commit failed"
+	writeFailed  = "Iceberg transaction failed"
+)
 
 // logCount is how many lines of the process's log hold s.
 func (p *Proc) logCount(s string) int {
