@@ -199,6 +199,18 @@ func (p *Proc) LogContains(s string) bool {
 	return strings.Contains(string(b), s)
 }
 
+// LogLine is the last line of the process's log holding s, or "".
+func (p *Proc) LogLine(s string) string {
+	b, _ := os.ReadFile(p.log)
+	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], s) {
+			return lines[i]
+		}
+	}
+	return ""
+}
+
 var probe = &http.Client{Timeout: 2 * time.Second}
 
 // get GETs url and returns the body of a 200 answer; any other answer
