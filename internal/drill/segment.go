@@ -40,37 +40,88 @@ func init() {
 // truncatedLog is the sink's log line refusing a cut partition.
 const truncatedLog = "partition not consumed: the broker's log was cut short"
 
+// tear is one way the segment's tail is torn.
+type tear struct {
+	fault string
+	// lag pauses the sink (SIGSTOP) this long before the broker is
+	// killed, as a sink behind on a slow store is: the broker then holds
+	// records the sink has not read, and the tear reaches back before
+	// what it had read, so the cut spans both.
+	lag time.Duration
+}
+
+var tears = []tear{
+	{fault: "tear the last batch of the busiest partition's newest segment after kill -9 of the broker, the sink running and caught up"},
+	{fault: "tear the busiest partition's newest segment from the batch written 250 ms before the sink fell 1 s behind (paused), after kill -9 of the broker",
+		lag: time.Second},
+}
+
 func segmentDrill(ctx context.Context, e *Env) ([]Row, error) {
 	in, err := e.Distributed(ctx, false, nil)
 	if err != nil {
 		return nil, err
 	}
-	t, err := warm(ctx, e, in, "seg")
-	if err != nil {
-		return nil, err
+	var rows []Row
+	for i, tr := range tears {
+		row, err := tearSegment(ctx, e, in, fmt.Sprintf("seg%d", i), tr)
+		if err != nil {
+			return rows, fmt.Errorf("%s: %w", tr.fault, err)
+		}
+		rows = append(rows, row)
 	}
-	row := Row{Fault: "tear the tail of the busiest partition's newest segment after kill -9 of the broker, with the sink running", Target: ProcessRTO}
+	return rows, nil
+}
+
+// tearSegment runs one tear: traffic of its own, the broker killed and
+// the segment torn, the restart, the sink's refusal, the runbook's
+// repair, and the counts against what the broker still holds.
+func tearSegment(ctx context.Context, e *Env, in *Install, run string, tr tear) (Row, error) {
+	t, err := warm(ctx, e, in, run)
+	if err != nil {
+		return Row{}, err
+	}
+	row := Row{Fault: tr.fault, Target: ProcessRTO}
 	var failures []string
+	// The tear reaches back to what was written this long before the sink
+	// paused, or only the last batch.
+	from := time.Time{}
+	if tr.lag > 0 {
+		from = time.Now().Add(-250 * time.Millisecond)
+		in.Sink.Pause()
+		sleep(ctx, tr.lag)
+	}
 	in.Broker.Kill()
 	row.InjectedAt = time.Now()
 	kafkaDir := filepath.Join(in.DataDir, "kafka")
 	seg, err := newestSegment(kafkaDir, in.TopicPrefix+bus.Topic(md.Crypto, record.Trade.DataType, synth.Code))
 	if err != nil {
-		return nil, err
+		return row, err
 	}
-	// Where the broker will cut: the last batch, which the tear damages.
-	lastBase, end, err := segmentTail(seg)
+	batches, err := segmentBatches(seg)
 	if err != nil {
-		return nil, err
+		return row, err
 	}
-	if err := tearTail(seg); err != nil {
-		return nil, err
+	// The broker cuts the segment at the torn batch: the first written
+	// from `from` on (the last one when from is zero).
+	torn := batches[len(batches)-1]
+	if !from.IsZero() {
+		for _, b := range batches {
+			if !b.first.Before(from) {
+				torn = b
+				break
+			}
+		}
+	}
+	cutAtWant, end := torn.base, batches[len(batches)-1].end
+	if err := os.Truncate(seg, torn.pos+min(20, torn.size-1)); err != nil {
+		return row, err
 	}
 	rel, _ := filepath.Rel(in.DataDir, seg)
-	e.Logf("tore %s: its last batch held offsets %d to %d", rel, lastBase, end-1)
+	e.Logf("tore %s at offset %d (it held up to %d)", rel, cutAtWant, end)
 	if err := e.Restart(ctx, in.Broker); err != nil {
-		return nil, fmt.Errorf("the broker did not start on a torn %s: %w", rel, err)
+		return row, fmt.Errorf("the broker did not start on a torn %s: %w", rel, err)
 	}
+	in.Sink.Resume()
 	if !in.Broker.LogContains("truncating") {
 		failures = append(failures, "the broker's log does not say it cut the segment")
 	}
@@ -90,21 +141,21 @@ func segmentDrill(ctx context.Context, e *Env) ([]Row, error) {
 		return nil
 	}
 	if _, err := WaitRecovered(ctx, 30*time.Second, refused); err != nil {
-		return nil, fmt.Errorf("the sink did not refuse the cut partition: %w", err)
+		return row, fmt.Errorf("the sink did not refuse the cut partition: %w", err)
 	}
 	row.DetectedAt = time.Now()
 	line := in.Sink.LogLine(truncatedLog)
 	// What the runbook tells the operator to read from the line.
 	vars, err := refusalVars(line)
 	if err != nil {
-		return nil, err
+		return row, err
 	}
 	cutAt, _ := strconv.ParseInt(vars["cut_at"], 10, 64)
 	consumedTo, _ := strconv.ParseInt(vars["consumed_to"], 10, 64)
 	part := filepath.Base(filepath.Dir(seg))
-	if want := vars["topic"] + "-" + vars["partition"]; want != part || cutAt != lastBase || consumedTo > end || consumedTo < cutAt {
+	if want := vars["topic"] + "-" + vars["partition"]; want != part || cutAt != cutAtWant || consumedTo > end || consumedTo < cutAt {
 		failures = append(failures, fmt.Sprintf("the sink's refusal (%s[%s], cut_at %d, consumed_to %d) is not the tear (%s, offsets %d to %d)",
-			vars["topic"], vars["partition"], cutAt, consumedTo, part, lastBase, end-1))
+			vars["topic"], vars["partition"], cutAt, consumedTo, part, cutAtWant, end-1))
 	}
 	row.Notes = fmt.Sprintf("%s cut at %d (held up to %d, the sink had read to %d)", part, cutAt, end, consumedTo)
 
@@ -112,14 +163,14 @@ func segmentDrill(ctx context.Context, e *Env) ([]Row, error) {
 	// the logged values, start them.
 	recoverAt := time.Now()
 	if err := in.Sink.Stop(); err != nil {
-		return nil, err
+		return row, err
 	}
 	extra := []string{"table=" + vars["table"], "topic=" + vars["topic"], "partition=" + vars["partition"], "cut_at=" + vars["cut_at"]}
 	if _, err := e.RunRunbook(ctx, brokerDataRunbook, StepRecover, in, extra...); err != nil {
-		return nil, err
+		return row, err
 	}
 	if err := e.Restart(ctx, in.Sink); err != nil {
-		return nil, err
+		return row, err
 	}
 	if row.RecoveredAt, err = WaitRecovered(ctx, recoverTimeout, in.Ready, in.Consuming(ctx)); err != nil {
 		failures = append(failures, err.Error())
@@ -136,7 +187,7 @@ func segmentDrill(ctx context.Context, e *Env) ([]Row, error) {
 	// The broker's own account: every record the partitions hold now.
 	survived, err := in.readTrades(ctx)
 	if err != nil {
-		return nil, err
+		return row, err
 	}
 	var cut []string
 	for _, id := range sent {
@@ -152,7 +203,7 @@ func segmentDrill(ctx context.Context, e *Env) ([]Row, error) {
 	}
 	c, keys, err := in.waitKeys(ctx, t, int64(len(sent))-unread, 20*time.Second)
 	if err != nil {
-		return nil, err
+		return row, err
 	}
 	c.Produced = produced
 	var cutStored, cutLost int64
@@ -178,7 +229,7 @@ func segmentDrill(ctx context.Context, e *Env) ([]Row, error) {
 		failures = append(failures, "at the end: "+err.Error())
 	}
 	row.judge(failures...)
-	return []Row{row}, nil
+	return row, nil
 }
 
 // newestSegment is the newest segment file of topic's partition holding
@@ -212,28 +263,37 @@ func newestSegment(kafkaDir, topic string) (string, error) {
 	return best, nil
 }
 
-// segmentTail reads a segment's record batches (Kafka's v2 format:
-// base offset, length, …, last offset delta at byte 23) and returns the
-// base offset of its last batch and the offset after it.
-func segmentTail(path string) (lastBase, end int64, err error) {
+// batch is a record batch of a segment file.
+type batch struct {
+	pos, size int64
+	base, end int64     // its first offset and the one after its last
+	first     time.Time // its first record's timestamp
+}
+
+// segmentBatches reads a segment's record batches, in Kafka's v2 format:
+// base offset (8 bytes), length (4), leader epoch (4), magic (1), CRC (4),
+// attributes (2), last offset delta (4), first timestamp (8)…
+func segmentBatches(path string) ([]batch, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	lastBase = -1
-	for pos := 0; pos+27 <= len(raw); {
-		base := int64(binary.BigEndian.Uint64(raw[pos:]))
+	var out []batch
+	for pos := 0; pos+35 <= len(raw); {
 		size := 12 + int(binary.BigEndian.Uint32(raw[pos+8:]))
 		if pos+size > len(raw) {
 			break
 		}
-		lastBase, end = base, base+int64(binary.BigEndian.Uint32(raw[pos+23:]))+1
+		base := int64(binary.BigEndian.Uint64(raw[pos:]))
+		out = append(out, batch{pos: int64(pos), size: int64(size), base: base,
+			end:   base + int64(binary.BigEndian.Uint32(raw[pos+23:])) + 1,
+			first: time.UnixMilli(int64(binary.BigEndian.Uint64(raw[pos+27:])))})
 		pos += size
 	}
-	if lastBase < 0 {
-		return 0, 0, fmt.Errorf("%s: no record batch", path)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no record batch", path)
 	}
-	return lastBase, end, nil
+	return out, nil
 }
 
 // refusalVars are the key=value fields of the sink's refusal line the
