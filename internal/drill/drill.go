@@ -98,14 +98,21 @@ type Row struct {
 	// Produced records (acknowledged by the broker), distinct ids of them
 	// in the lake, those missing, and extra copies stored.
 	Produced, InLake, Lost, Duplicated int64
-	Pass                               bool
-	Notes                              string
+	// BrokerCut are produced records the broker itself lost with a
+	// damaged file of its own (a torn segment cut at its restart) before
+	// the sink read them: gone from Kafka, so no sink can store them.
+	// Counted apart from Lost, which are K2's losses; only a drill that
+	// damages the broker's segments may have any.
+	BrokerCut int64
+	Pass      bool
+	Notes     string
 }
 
 // judge sets r.Pass: nothing lost, nothing duplicated, everything
-// produced is in the lake, within the RTO target, and no failure noted.
+// produced is in the lake but what the broker cut, within the RTO
+// target, and no failure noted.
 func (r *Row) judge(failures ...string) {
-	r.Pass = r.Lost == 0 && r.Duplicated == 0 && r.InLake == r.Produced && r.Produced > 0 &&
+	r.Pass = r.Lost == 0 && r.Duplicated == 0 && r.InLake+r.BrokerCut == r.Produced && r.Produced > 0 &&
 		(r.Target == 0 || (r.RTO > 0 && r.RTO <= r.Target)) && len(failures) == 0
 	for _, f := range failures {
 		if r.Notes != "" {

@@ -149,6 +149,21 @@ func (p *Proc) Kill() {
 	<-p.done
 }
 
+// Pause stops the process with SIGSTOP, holding its connections open, as
+// a process stalled (on a slow disk, a long pause) is; Resume continues it.
+func (p *Proc) Pause() {
+	if p.Running() {
+		p.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Resume continues a paused process (SIGCONT).
+func (p *Proc) Resume() {
+	if p.Running() {
+		p.cmd.Process.Signal(syscall.SIGCONT)
+	}
+}
+
 // Stop asks the process to stop (SIGTERM), killing it if it has not
 // within 20 s.
 func (p *Proc) Stop() error {
@@ -197,6 +212,19 @@ func (p *Proc) LogTail(n int) string {
 func (p *Proc) LogContains(s string) bool {
 	b, _ := os.ReadFile(p.log)
 	return strings.Contains(string(b), s)
+}
+
+// LogLine is the last line holding s that the process's current run
+// logged (since its start line), or "".
+func (p *Proc) LogLine(s string) string {
+	b, _ := os.ReadFile(p.log)
+	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0 && !strings.HasPrefix(lines[i], "--- "); i-- {
+		if strings.Contains(lines[i], s) {
+			return lines[i]
+		}
+	}
+	return ""
 }
 
 var probe = &http.Client{Timeout: 2 * time.Second}

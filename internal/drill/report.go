@@ -18,24 +18,27 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		"(a failed /ready, a refused start, a failed write, a failed query); *RTO* runs from the restart, or from the start "+
 		"of the runbook's repair, to every process ready and the trades table storing rows again (and the API answering, "+
 		"where it runs); *produced* counts the trades the broker acknowledged, *in lake* the distinct ids of them stored, "+
-		"*duplicated* the copies stored more than once.\n\n", trafficRate, len(trafficSymbols))
+		"*duplicated* the copies stored more than once; *cut by broker* the trades the broker acknowledged and then lost "+
+		"itself with a damaged file of its data directory before the sink read them (gone from Kafka; counted apart from *lost*, "+
+		"which are K2's).\n\n", trafficRate, len(trafficSymbols))
 	b.WriteString("## Summary\n\n")
-	b.WriteString("| drill | result | faults | worst RTO (target) | produced | in lake | lost | duplicated | took | runbook |\n")
-	b.WriteString("|---|---|---:|---|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| drill | result | faults | worst RTO (target) | produced | in lake | lost | duplicated | cut by broker | took | runbook |\n")
+	b.WriteString("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, res := range r.Results {
-		var produced, inLake, lost, dup int64
+		var produced, inLake, lost, dup, cut int64
 		var worst, target time.Duration
 		for _, row := range res.Rows {
 			produced += row.Produced
 			inLake += row.InLake
 			lost += row.Lost
 			dup += row.Duplicated
+			cut += row.BrokerCut
 			if row.RTO > worst {
 				worst, target = row.RTO, row.Target
 			}
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %d | %d | %d | %d | %s | [%s](%s) |\n", res.Drill.Name, resultWord(res), len(res.Rows),
-			rto(worst, target), produced, inLake, lost, dup, res.Took.Round(100*time.Millisecond), base(res.Drill.Runbook), res.Drill.Runbook)
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %d | %d | %d | %d | %d | %s | [%s](%s) |\n", res.Drill.Name, resultWord(res), len(res.Rows),
+			rto(worst, target), produced, inLake, lost, dup, cut, res.Took.Round(100*time.Millisecond), base(res.Drill.Runbook), res.Drill.Runbook)
 	}
 	for _, res := range r.Results {
 		fmt.Fprintf(&b, "\n## %s: %s\n\n", res.Drill.Name, resultWord(res))
@@ -46,12 +49,12 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		if len(res.Rows) == 0 {
 			continue
 		}
-		b.WriteString("| fault | injected at | detected | recovered at | RTO (target) | produced | in lake | lost | duplicated | pass | notes |\n")
-		b.WriteString("|---|---|---:|---|---|---:|---:|---:|---:|---|---|\n")
+		b.WriteString("| fault | injected at | detected | recovered at | RTO (target) | produced | in lake | lost | duplicated | cut by broker | pass | notes |\n")
+		b.WriteString("|---|---|---:|---|---|---:|---:|---:|---:|---:|---|---|\n")
 		for _, row := range res.Rows {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %d | %d | %d | %s | %s |\n", cell(row.Fault), clock(row.InjectedAt),
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %d | %d | %d | %d | %s | %s |\n", cell(row.Fault), clock(row.InjectedAt),
 				after(row.InjectedAt, row.DetectedAt), clock(row.RecoveredAt), rto(row.RTO, row.Target),
-				row.Produced, row.InLake, row.Lost, row.Duplicated, map[bool]string{true: "yes", false: "**no**"}[row.Pass], cell(row.Notes))
+				row.Produced, row.InLake, row.Lost, row.Duplicated, row.BrokerCut, map[bool]string{true: "yes", false: "**no**"}[row.Pass], cell(row.Notes))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -62,18 +65,19 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 func WriteSummary(w io.Writer, r *Report) error {
 	var b strings.Builder
 	for _, res := range r.Results {
-		var produced, lost, dup int64
+		var produced, lost, dup, cut int64
 		var worst, target time.Duration
 		for _, row := range res.Rows {
 			produced += row.Produced
 			lost += row.Lost
 			dup += row.Duplicated
+			cut += row.BrokerCut
 			if row.RTO > worst {
 				worst, target = row.RTO, row.Target
 			}
 		}
-		fmt.Fprintf(&b, "%-22s %-7s RTO %-18s produced %6d  lost %d  duplicated %d  (%s)%s\n", res.Drill.Name, resultWord(res),
-			rto(worst, target), produced, lost, dup, res.Took.Round(100*time.Millisecond), errSuffix(res.Err))
+		fmt.Fprintf(&b, "%-22s %-7s RTO %-18s produced %6d  lost %d  duplicated %d  cut by broker %d  (%s)%s\n", res.Drill.Name, resultWord(res),
+			rto(worst, target), produced, lost, dup, cut, res.Took.Round(100*time.Millisecond), errSuffix(res.Err))
 	}
 	fmt.Fprintf(&b, "%s in %s\n", verdict(r), r.Took.Round(time.Second))
 	_, err := io.WriteString(w, b.String())

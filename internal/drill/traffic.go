@@ -26,9 +26,13 @@ type Traffic struct {
 	Run  string // in every id
 	p    *bus.Producer
 	sent atomic.Int64
-	stop chan struct{}
-	done chan struct{}
-	err  error
+	// ids are the symbol/trade_id keys handed to the producer, in order:
+	// a drill that must tell which records a broker lost compares them.
+	idsMu sync.Mutex
+	ids   []string
+	stop  chan struct{}
+	done  chan struct{}
+	err   error
 
 	once     sync.Once
 	produced int64
@@ -82,10 +86,20 @@ func (e *Env) StartTraffic(ctx context.Context, in *Install, run string, rate in
 					return
 				}
 				t.sent.Add(1)
+				t.idsMu.Lock()
+				t.ids = append(t.ids, batch[i].Symbol+"/"+batch[i].TradeID)
+				t.idsMu.Unlock()
 			}
 		}
 	}()
 	return t, nil
+}
+
+// IDs are the symbol/trade_id keys of the trades sent so far.
+func (t *Traffic) IDs() []string {
+	t.idsMu.Lock()
+	defer t.idsMu.Unlock()
+	return append([]string(nil), t.ids...)
 }
 
 // Sent is how many trades have been handed to the producer so far.
