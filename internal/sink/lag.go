@@ -33,6 +33,21 @@ func (s *Sink) observe(p kgo.FetchTopicPartition, last *kgo.Record) {
 	s.read[k] = r
 	s.setLag(k, r)
 	s.m.offset.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(r.next))
+	s.readMu.Lock()
+	s.readTo[k] = kgo.EpochOffset{Epoch: last.LeaderEpoch, Offset: last.Offset + 1}
+	s.readMu.Unlock()
+}
+
+// readEpoch is the leader epoch of the last record this sink read on a
+// partition, when it read at least up to next. Checking next against
+// that epoch is sound even if the record before next came in an earlier
+// one: the broker's log held everything read, so its end for the epoch is
+// past next unless the log was cut behind it.
+func (s *Sink) readEpoch(k tp, next int64) (int32, bool) {
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	r, ok := s.readTo[k]
+	return r.Epoch, ok && r.Offset >= next && r.Epoch >= 0
 }
 
 func (s *Sink) setLag(k tp, r readPos) {

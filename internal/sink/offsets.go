@@ -74,6 +74,16 @@ func (s *Sink) resumeFromLake(ctx context.Context, assigned map[string]map[int32
 				parts[p] = kgo.NewOffset().At(off).WithEpoch(-1)
 				s.log.Info("resuming from the lake's offset", "topic", topic, "partition", p, "offset", off, "group_offset", cur)
 			}
+			// Where this sink itself read at least up to, the leader epoch
+			// of its last record goes with the offset: the client then asks the
+			// broker whether the log still holds it (KIP-320), and a log
+			// cut behind it while the group was lost — a broker restarted
+			// on a torn segment — is reported (ErrDataLoss) instead of read
+			// past at reused offsets.
+			at := parts[p].EpochOffset().Offset
+			if epoch, ok := s.readEpoch(tp{topic, p}, at); ok && !lo.overridden {
+				parts[p] = kgo.NewOffset().At(at).WithEpoch(epoch)
+			}
 		}
 	}
 	return assigned, nil
@@ -104,14 +114,21 @@ func (s *Sink) endOffsets(ctx context.Context, assigned map[string]map[int32]kgo
 	return ends
 }
 
-// commitGroup commits offsets to the consumer group. The lake holds the
-// truth; a failed group commit only means a restart reads the lake's.
-func (s *Sink) commitGroup(ctx context.Context, o lake.Offsets) {
+// commitGroup commits offsets to the consumer group, each with the
+// leader epoch of the record before it, so that a sink resuming from
+// them has the broker check its log still holds them (KIP-320). The lake
+// holds the truth; a failed group commit only means a restart reads the
+// lake's.
+func (s *Sink) commitGroup(ctx context.Context, o lake.Offsets, epochs map[tp]int32) {
 	m := map[string]map[int32]kgo.EpochOffset{}
 	for t, ps := range o {
 		m[t] = map[int32]kgo.EpochOffset{}
 		for p, off := range ps {
-			m[t][p] = kgo.EpochOffset{Epoch: -1, Offset: off}
+			epoch, ok := epochs[tp{t, p}]
+			if !ok {
+				epoch = -1
+			}
+			m[t][p] = kgo.EpochOffset{Epoch: epoch, Offset: off}
 		}
 	}
 	s.cl.CommitOffsetsSync(ctx, m, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {

@@ -67,6 +67,8 @@ type Sink struct {
 
 	refusedMu sync.Mutex // set by the poll loop and the group's goroutine, read by health checks
 	refused   map[tp]string
+	readMu    sync.Mutex // set by the poll loop, read by the group's goroutine (resumeFromLake)
+	readTo    map[tp]kgo.EpochOffset
 
 	deadLog      rate.Sometimes // paces dead-letter log lines
 	deadSinceLog int
@@ -99,7 +101,7 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 	s := &Sink{
 		cfg: cfg, lake: l, dlq: dlq, log: cfg.Logger.With("group", cfg.Group),
 		dec:    codec.NewDecoder(reg.SchemaByID),
-		topics: map[string]topicInfo{}, lag: map[tp]int64{}, read: map[tp]readPos{}, held: map[tp]*held{}, refused: map[tp]string{},
+		topics: map[string]topicInfo{}, lag: map[tp]int64{}, read: map[tp]readPos{}, held: map[tp]*held{}, refused: map[tp]string{}, readTo: map[tp]kgo.EpochOffset{},
 		deadLog: rate.Sometimes{Interval: time.Second}, m: newMetrics(cfg.Registerer),
 	}
 	s.seq = newTracker(s.m.seq)

@@ -33,6 +33,7 @@ type buffer struct {
 	since   time.Time    // when the first offset was taken
 	offsets lake.Offsets // next offset per partition after what the buffer holds
 	from    lake.Offsets // the buffer's first offset per partition
+	epochs  map[tp]int32 // the leader epoch of each partition's last record
 }
 
 // commit is a buffer on its way into the lake.
@@ -46,13 +47,14 @@ type commit struct {
 // advance records that rec has been dealt with (stored, dead-lettered or shed).
 func (b *buffer) advance(rec *kgo.Record) {
 	if b.offsets == nil {
-		b.offsets, b.from = lake.Offsets{}, lake.Offsets{}
+		b.offsets, b.from, b.epochs = lake.Offsets{}, lake.Offsets{}, map[tp]int32{}
 		b.since = time.Now()
 	}
 	if _, ok := b.from.Get(rec.Topic, rec.Partition); !ok {
 		b.from.Set(rec.Topic, rec.Partition, rec.Offset)
 	}
 	b.offsets.Set(rec.Topic, rec.Partition, rec.Offset+1)
+	b.epochs[tp{rec.Topic, rec.Partition}] = rec.LeaderEpoch
 }
 
 func (b *buffer) pending() bool { return len(b.offsets) > 0 }
@@ -63,7 +65,7 @@ func (b *buffer) due(l record.Limits, now time.Time) bool {
 
 func (b *buffer) reset() {
 	b.rows.Reset()
-	b.offsets, b.from, b.since = nil, nil, time.Time{}
+	b.offsets, b.from, b.epochs, b.since = nil, nil, nil, time.Time{}
 }
 
 // summaryOf checks the buffer against the table it will be committed on
@@ -124,7 +126,7 @@ func (s *Sink) flush(ctx context.Context, st *stream) error {
 		defer close(c.done)
 		c.res, c.err = c.buf.rows.Commit(cctx, map[string]string{"k2.source": "sink:" + s.cfg.Group}, lake.WithSummary(c.buf.summaryOf))
 		if c.err == nil {
-			s.commitGroup(cctx, c.buf.offsets)
+			s.commitGroup(cctx, c.buf.offsets, c.buf.epochs)
 		}
 	}()
 	return nil
