@@ -74,7 +74,7 @@ func (s Security) protocolName() string {
 // NewClient opens a Kafka client on brokers with the process's security
 // and opts: every Kafka client K2 opens is made here.
 func NewClient(brokers []string, sec Security, opts ...kgo.Opt) (*kgo.Client, error) {
-	all := append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.RetryBackoffFn(retryBackoff)}, sec.opts...)
+	all := append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.RetryBackoffFn(retryBackoff), kgo.MetadataMinAge(metadataMinAge)}, sec.opts...)
 	cl, err := kgo.NewClient(append(all, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka %s: %w", strings.Join(brokers, ","), err)
@@ -95,6 +95,12 @@ func retryBackoff(fails int) time.Duration {
 	}
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
+
+// metadataMinAge is how soon a client may ask for metadata again (kgo's
+// default 5 s): a broker restarted on its data begins new leader epochs,
+// each partition's next fetch is fenced and waits for fresh metadata, and
+// a restart's recovery waited those 5 s.
+const metadataMinAge = 500 * time.Millisecond
 
 // checkTimeout bounds Check on a broker that accepts connections but
 // never answers.
