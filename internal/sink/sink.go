@@ -119,6 +119,7 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 		kgo.ConsumeRegex(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
+		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchMaxBytes(cfg.FetchBytes),
 		kgo.FetchMaxPartitionBytes(cfg.FetchBytes / 4),
