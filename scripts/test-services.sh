@@ -842,6 +842,10 @@ kafka_launch() {
   rm -f "$KAFKA_PIDFILE"
   local p
   for p in "$KAFKA_PORT" "$KAFKA_SASL_PORT" "$KAFKA_SSL_PORT" "$KAFKA_CONTROLLER_PORT"; do
+    # A broker just killed may still hold its sockets for a moment after
+    # its pid is gone: a restart waits for them rather than failing.
+    local i
+    for ((i = 0; i < 50; i++)); do tcp_open "$KAFKA_HOST" "$p" || break; sleep 0.2; done
     if tcp_open "$KAFKA_HOST" "$p"; then
       die "something else already listens on $KAFKA_HOST:$p (another checkout's broker?): stop it or set K2_TEST_KAFKA_PORT / K2_TEST_KAFKA_SASL_PORT / K2_TEST_KAFKA_SSL_PORT / K2_TEST_KAFKA_CONTROLLER_PORT"
     fi
