@@ -284,7 +284,13 @@ func (s *cluster) producer(t *testing.T) *bus.Producer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.Close(context.Background()) })
+	t.Cleanup(func() {
+		// Bounded: a test that failed with its broker down must not hang
+		// here flushing until the package's timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.Close(ctx)
+	})
 	return p
 }
 
