@@ -13,7 +13,6 @@ import (
 	"time"
 
 	iceio "github.com/apache/iceberg-go/io"
-	"github.com/apache/iceberg-go/table"
 
 	"github.com/k2-market-data/k2/internal/backup"
 	"github.com/k2-market-data/k2/internal/lake"
@@ -29,18 +28,7 @@ const streamTopic = "market.equities.trades.asx"
 // stream's offset.
 func commitTrades(t *testing.T, l *lake.Lake, rows []md.Trade, next int64) {
 	t.Helper()
-	w, err := record.Trade.Writer(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	carry := lake.WithSummary(func(base *table.Table) (map[string]string, error) {
-		o := lake.TableOffsets(base)
-		o.Set(streamTopic, 0, next)
-		return o.Props(), nil
-	})
-	if _, err := w.Commit(context.Background(), rows, nil, carry); err != nil {
-		t.Fatal(err)
-	}
+	laketest.StreamCommit(t, l, streamTopic, rows, next)
 }
 
 // The catalog lost, the warehouse whole: a new catalog and `k2 lake

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/iceberg-go/table"
-
 	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/lake/laketest"
 	md "github.com/k2-market-data/k2/internal/marketdata"
@@ -19,22 +17,11 @@ import (
 	"github.com/k2-market-data/k2/internal/testsvc"
 )
 
-// streamCommit commits trades as a sink does: its offset on top of the
-// table's, computed on the table the commit lands on.
-func streamCommit(t *testing.T, l *lake.Lake, rows []md.Trade, offset int64) {
+// streamCommit commits trades as a sink does, recording offset next of the
+// stream topic.
+func streamCommit(t *testing.T, l *lake.Lake, rows []md.Trade, next int64) {
 	t.Helper()
-	w, err := record.Trade.Writer(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	carry := lake.WithSummary(func(base *table.Table) (map[string]string, error) {
-		o := lake.TableOffsets(base)
-		o.Set(topic, 0, offset)
-		return o.Props(), nil
-	})
-	if _, err := w.Commit(context.Background(), rows, nil, carry); err != nil {
-		t.Fatal(err)
-	}
+	laketest.StreamCommit(t, l, topic, rows, next)
 }
 
 const topic = "market.crypto.trades.binance"

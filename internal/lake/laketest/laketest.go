@@ -14,6 +14,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/k2-market-data/k2/internal/lake"
+	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/record"
 )
 
@@ -99,4 +100,22 @@ func Rows(t testing.TB, l *lake.Lake, name string) int64 {
 		n += c
 	}
 	return int64(n)
+}
+
+// StreamCommit commits trades as a sink does: next as partition 0's
+// offset of topic, on top of the offsets of the table the commit lands on.
+func StreamCommit(t testing.TB, l *lake.Lake, topic string, rows []md.Trade, next int64) {
+	t.Helper()
+	w, err := record.Trade.Writer(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carry := lake.WithSummary(func(base *table.Table) (map[string]string, error) {
+		o := lake.TableOffsets(base)
+		o.Set(topic, 0, next)
+		return o.Props(), nil
+	})
+	if _, err := w.Commit(context.Background(), rows, nil, carry); err != nil {
+		t.Fatal(err)
+	}
 }
