@@ -168,23 +168,7 @@ func TestPlanPrunesByPartition(t *testing.T) {
 func TestWarmBarsWarmsEachSnapshotOnce(t *testing.T) {
 	e := testEngine(t, Options{})
 	ctx := context.Background()
-	w, _ := record.Trade.Writer(e.lake)
-	base := md.Timestamp(1_735_689_600_000_000) // 2025-01-01
-	commit := func(from int64) {
-		var rows []md.Trade
-		for i := from; i < from+10; i++ {
-			id := fmt.Sprintf("BINANCE-%d", i)
-			rows = append(rows, md.Trade{
-				MessageID: md.MessageID("trade", "BTCUSDT", id), TradeID: id, Symbol: "BTCUSDT", Exchange: "BINANCE",
-				AssetClass: md.Crypto, Timestamp: base + md.Timestamp(i*1_000_000), Price: md.MustDecimal("1"),
-				Quantity: md.MustDecimal("1"), Currency: "USDT", Side: md.Buy, TradeConditions: []string{},
-				SourceSequence: md.SomeInt64(i), IngestionTimestamp: base,
-			})
-		}
-		if _, err := w.Commit(ctx, rows, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	commit := func(from int64) { commitMinutes(t, e.lake, from) }
 	cached := func() int {
 		e.minuteCache.mu.Lock()
 		defer e.minuteCache.mu.Unlock()
