@@ -803,8 +803,13 @@ kafka_format() {
   [[ -f $KAFKA_DATA/meta.properties ]] && return 0
   mkdir -p "$KAFKA_DATA"
   local id
-  # A random cluster id: 16 random bytes, URL-safe base64 without padding.
-  id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)"
+  # A random cluster id: 16 random bytes, URL-safe base64 without padding,
+  # not starting with '-' (the tool would take it for an option; Kafka's own
+  # Uuid.randomUuid draws again likewise).
+  id=-
+  while [[ $id == -* ]]; do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)"
+  done
   log "formatting Kafka storage in $KAFKA_DATA (cluster id $id)"
   if ! "$JAVA" -Xmx256m -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -Dkafka.logs.dir="$KAFKA_DIR" \
       -cp "$KAFKA_JARS/*" kafka.tools.StorageTool format -t "$id" -c "$KAFKA_PROPS" \
