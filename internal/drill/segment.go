@@ -215,7 +215,7 @@ func tearSegment(ctx context.Context, e *Env, in *Install, run string, tr tear) 
 	if int64(len(cut)) != end-cutAtWant {
 		failures = append(failures, fmt.Sprintf("%d produced trades are not in Kafka, the broker cut %d offsets (%d to %d)", len(cut), end-cutAtWant, cutAtWant, end-1))
 	}
-	c, keys, err := in.waitKeys(ctx, t, int64(len(sent))-unread, 20*time.Second)
+	c, keys, err := in.waitKeys(ctx, t, int64(len(sent))-unread, int64(len(sent)), 20*time.Second)
 	if err != nil {
 		return row, err
 	}
@@ -422,39 +422,4 @@ func (in *Install) readTrades(ctx context.Context) (map[string]int, error) {
 		}
 	}
 	return got, nil
-}
-
-// waitKeys waits until the trades table holds want of the stream's ids
-// (or stops growing for stall) and returns the counts and the stored
-// keys with their copies.
-func (in *Install) waitKeys(ctx context.Context, t *Traffic, want int64, stall time.Duration) (Counts, map[string]int, error) {
-	last, since := int64(-1), time.Now()
-	for {
-		n, err := in.StoredRows(ctx)
-		if err == nil && n != last {
-			last, since = n, time.Now()
-		}
-		if (err == nil && n >= want) || time.Since(since) > stall {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return Counts{}, nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	l, err := in.lake(ctx)
-	if err != nil {
-		return Counts{}, nil, err
-	}
-	tbl, err := l.Load(ctx, record.Trade.Table.Name)
-	if err != nil {
-		return Counts{}, nil, err
-	}
-	keys, err := lake.CountKeys(ctx, tbl, "symbol", "trade_id")
-	if err != nil {
-		return Counts{}, nil, err
-	}
-	c, err := in.Count(ctx, t, int64(len(t.IDs())))
-	return c, keys, err
 }
