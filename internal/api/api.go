@@ -46,6 +46,13 @@ type Options struct {
 	SQLRows    int
 	SQLTimeout time.Duration
 	SQLMemory  string
+	// Gatherer is this process's metrics registry, PipelineMetrics the
+	// /metrics addresses of other roles: GET /v1/pipeline reads both every
+	// PipelineStep and keeps PipelineHistory of them (defaults config's).
+	Gatherer        prometheus.Gatherer
+	PipelineMetrics []string
+	PipelineStep    time.Duration
+	PipelineHistory time.Duration
 }
 
 // Server answers the API's routes from a query engine.
@@ -72,6 +79,7 @@ type Server struct {
 	specOnce   sync.Once
 	specDoc    *document
 	specJSON   []byte
+	pulse      *pulse
 	// done closes when the server stops: event streams end.
 	done      chan struct{}
 	closeOnce sync.Once
@@ -89,6 +97,8 @@ func New(e *query.Engine, o Options) *Server {
 		o.SQLRows = query.DefaultSQLRows
 	}
 	o.SQLRows = min(o.SQLRows, query.MaxLimit)
+	config.Or(&o.PipelineStep, config.Default().API.PipelineStep)
+	config.Or(&o.PipelineHistory, config.Default().API.PipelineHistory)
 	s := &Server{engine: e, o: o, log: o.Logger, guard: o.Guard, mux: &routeMux{ServeMux: http.NewServeMux()},
 		over: newOverload(o.Registerer), tail: o.Tail, sm: newStreamMetrics(o.Registerer),
 		cacheFor: maps.Clone(cacheFor), done: make(chan struct{})}
@@ -99,6 +109,7 @@ func New(e *query.Engine, o Options) *Server {
 	if s.guard == nil {
 		s.guard = openGuard(o.Logger, o.Registerer)
 	}
+	s.pulse = s.newPulse()
 	s.guard.api.Store(s)
 	s.guarded = s.guard.Wrap(http.HandlerFunc(s.route))
 	s.routeTable = s.table()

@@ -79,7 +79,7 @@ func (s *Server) table() []route {
 		ok:     jsonReply([]md.Bar{}), errors: []int{404}, serve: s.bars}
 	ohlcv := bars
 	ohlcv.path, ohlcv.summary = "/v1/ohlcv/{interval}", "Bars of a symbol at an interval (the original's name for /v1/bars/{interval})"
-	return append(t, bars, ohlcv, s.batchRoute(), s.aggregationsRoute(),
+	t = append(t, bars, ohlcv, s.batchRoute(), s.aggregationsRoute(),
 		route{method: "GET", path: "/v1/symbols", summary: "The instruments: symbol, exchange, market, counts of trades and quotes, first and last trade",
 			params: append([]param{exchangeParam, symbolsFormatParam}, asOfParams...),
 			ok:     jsonReply([]query.SymbolInfo{}, []string{}), errors: []int{404}, serve: s.symbols},
@@ -92,6 +92,9 @@ func (s *Server) table() []route {
 		route{method: "GET", path: "/v1/snapshots", summary: "A table's snapshots, newest first, with their summaries",
 			params: []param{tableParam, snapshotsLimit}, ok: jsonReply([]query.SnapshotInfo{}), serve: s.snapshots},
 		s.snapshotQueryRoute(), s.replayRoute(), s.sqlRoute(),
+	)
+	t = append(t, s.pipelineRoutes()...)
+	return append(t,
 		route{method: "GET", path: "/openapi.json", summary: "This document: the API in OpenAPI 3.1", public: true,
 			ok: documentReply, serve: s.openAPI},
 		route{method: "GET", path: "/docs", summary: "The API's page for people: every route, its parameters and a curl example", public: true,

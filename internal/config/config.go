@@ -257,6 +257,13 @@ type API struct {
 	SQLRows    int
 	SQLTimeout time.Duration
 	SQLMemory  string
+	// PipelineMetrics are the /metrics addresses of the other roles (k2
+	// sink, k2 feed, k2 maintain) whose pulse the dashboard's pipeline view
+	// shows beside this process's own; PipelineStep is how often they are
+	// read, PipelineHistory how much of their history is kept.
+	PipelineMetrics []string
+	PipelineStep    time.Duration
+	PipelineHistory time.Duration
 }
 
 // RateOff turns a rate limit off.
@@ -414,6 +421,15 @@ func (a *API) resolve() error {
 			return fmt.Errorf("--api-public-paths: %q does not start with /", p)
 		}
 	}
+	for _, m := range a.PipelineMetrics {
+		u, err := url.Parse(strings.TrimSpace(m))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--api-pipeline-metrics: %q is not a /metrics address such as http://sink-host:8002/metrics", m)
+		}
+	}
+	if a.PipelineStep < 100*time.Millisecond || a.PipelineHistory < a.PipelineStep {
+		return fmt.Errorf("--api-pipeline-step %s and --api-pipeline-history %s: want a step of at least 100ms and a history of at least one step", a.PipelineStep, a.PipelineHistory)
+	}
 	return nil
 }
 
@@ -542,6 +558,7 @@ func Default() Config {
 			RouteRateLimits: []string{"POST /v1/ohlcv/batch=20/min"}, MaxBody: "10MiB",
 			TailAge: 10 * time.Minute, TailBytes: 256 << 20, LatestBytes: 64 << 20,
 			SQL: false, SQLRows: 10_000, SQLTimeout: 30 * time.Second, SQLMemory: "1GB",
+			PipelineStep: 2 * time.Second, PipelineHistory: 15 * time.Minute,
 		},
 		Sink: Sink{Group: "k2-sink", BatchRows: 200_000, BatchBytes: 256 << 20, BatchAge: 30 * time.Second},
 		Load: Load{BatchRows: 500_000, BatchAge: 30 * time.Second},

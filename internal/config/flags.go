@@ -157,6 +157,9 @@ func (c *Config) RegisterAPI(fs *pflag.FlagSet) {
 		fs.StringSliceVar(&c.API.RouteRateLimits, "api-route-rate-limits", c.API.RouteRateLimits, "per route template, ROUTE=RATE or ROUTE=off, overriding --api-rate-limit")
 		fs.StringSliceVar(&c.API.TrustedProxies, "api-trusted-proxies", c.API.TrustedProxies, "addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client (default: none is believed)")
 		fs.StringVar(&c.API.MaxBody, "api-max-body", c.API.MaxBody, "largest request body, counted on the bytes read (e.g. 10MiB)")
+		fs.StringSliceVar(&c.API.PipelineMetrics, "api-pipeline-metrics", c.API.PipelineMetrics, "/metrics addresses of the other roles (k2 sink, k2 feed, k2 maintain) whose rates, lag, breakers and dead letters the dashboard's pipeline view shows beside this process's, e.g. http://sink-host:8002/metrics")
+		fs.DurationVar(&c.API.PipelineStep, "api-pipeline-step", c.API.PipelineStep, "read the pipeline's metrics this often, for the dashboard's pipeline view and GET /v1/pipeline")
+		fs.DurationVar(&c.API.PipelineHistory, "api-pipeline-history", c.API.PipelineHistory, "keep this much of the pipeline's history in memory (GET /v1/pipeline/history)")
 		fs.StringSliceVar(&c.API.CORSOrigins, "api-cors-origins", c.API.CORSOrigins, "web origins whose pages may call the API, e.g. http://localhost:3000,http://127.0.0.1:8080 (* for any; default none)")
 	})
 }

@@ -27,6 +27,12 @@ import (
 // can be found, or proved absent, by reloading the table.
 const CommitIDProperty = "k2.commit-id"
 
+// StartedProperty is the snapshot-summary key holding when the writer
+// began the commit (Unix milliseconds): the snapshot's own timestamp less
+// it is how long the transaction took to its snapshot (keys read, files
+// written), which the transaction log of the API's commits shows.
+const StartedProperty = "k2.started-ms"
+
 // Writer appends batches of one record type to one table. Each Commit is
 // one Iceberg transaction: the batch's rows become visible together or not
 // at all, and a failed commit leaves no files behind.
@@ -181,6 +187,7 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 		return res, w.fail(res, start, "storage", len(rows), fmt.Errorf("write data files: %w", err))
 	}
 	summary[CommitIDProperty] = uuid.NewString()
+	summary[StartedProperty] = strconv.FormatInt(start.UnixMilli(), 10)
 	newTbl, err := w.commitFiles(ctx, tbl, files, summary, cc.summary)
 	if err != nil {
 		w.lake.removeFiles(w.def.Name, files)

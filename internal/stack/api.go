@@ -21,7 +21,8 @@ func (st *Stack) serveAPI() error {
 	// listener (--http-listen off) nothing is served, and the server keeps
 	// a guard of its own.
 	srv := api.New(e, api.Options{Logger: st.log, Registerer: st.metrics, Guard: st.http.guard, Tail: st.tail, LatestBytes: a.LatestBytes,
-		SQL: a.SQL, SQLRows: a.SQLRows, SQLTimeout: a.SQLTimeout, SQLMemory: a.SQLMemory})
+		SQL: a.SQL, SQLRows: a.SQLRows, SQLTimeout: a.SQLTimeout, SQLMemory: a.SQLMemory,
+		Gatherer: st.metrics, PipelineMetrics: a.PipelineMetrics, PipelineStep: a.PipelineStep, PipelineHistory: a.PipelineHistory})
 	srv.Register(st.http.mux)
 	st.api = srv
 	// On stop: event streams end, requests in flight drain, then the
