@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test-services.sh — real services for K2's integration tests.
 #
-#   scripts/test-services.sh start    start PostgreSQL, an S3 server (versitygw) and a Kafka broker, set up PyIceberg and promtool
+#   scripts/test-services.sh start    start PostgreSQL, an S3 server (versitygw) and a Kafka broker, set up PyIceberg, promtool, Chromium and the dashboard's npm packages
 #   scripts/test-services.sh stop     stop the servers, keeping their data
 #   scripts/test-services.sh env      print the `export` lines the Go tests read
 #   scripts/test-services.sh status   say what is running
@@ -965,6 +965,31 @@ promtool_ensure() {
   ensure_cmd systemd-analyze systemd
 }
 
+# ----------------------------------------------------------------- browser --
+
+# The dashboard's browser test drives Debian's Chromium with Playwright
+# (playwright-core and axe-core, from web/package-lock.json).
+CHROMIUM="$(command -v chromium 2>/dev/null || echo /usr/bin/chromium)"
+WEB_DIR="$REPO_ROOT/web"
+
+browser_ensure() {
+  ensure_cmd chromium chromium
+  CHROMIUM="$(command -v chromium)"
+  log "Chromium ready: $("$CHROMIUM" --version 2>/dev/null | head -n 1) ($CHROMIUM)"
+}
+
+# web_deps installs web/'s npm packages as its lock file pins them, when
+# they are missing or older than the lock file.
+web_deps() {
+  [[ -f $WEB_DIR/package-lock.json ]] || return 0
+  if [[ -f $WEB_DIR/node_modules/.package-lock.json && ! $WEB_DIR/package-lock.json -nt $WEB_DIR/node_modules/.package-lock.json ]]; then
+    return 0
+  fi
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  log "installing the dashboard's npm packages (npm ci in $WEB_DIR)"
+  (cd "$WEB_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 # -------------------------------------------------------------------- env --
 
 env_lines() {
@@ -991,6 +1016,7 @@ export K2_TEST_CLIENT_CERT_FILE='$TLS_DIR/client.pem'
 export K2_TEST_CLIENT_KEY_FILE='$TLS_DIR/client.key'
 export K2_TEST_KAFKA_SASL_USER='$KAFKA_SASL_USER'
 export K2_TEST_KAFKA_SASL_PASSWORD='$KAFKA_SASL_PASSWORD'
+export K2_TEST_CHROMIUM='$CHROMIUM'
 EOF
 }
 
@@ -1028,7 +1054,14 @@ cmd_start() {
     kafka_fetch_pid=$!
   fi
 
+  local web_pid=""
+  if [[ -f $WEB_DIR/package-lock.json ]]; then
+    web_deps >"$LOG_DIR/web-deps.log" 2>&1 &
+    web_pid=$!
+  fi
+
   promtool_ensure
+  browser_ensure
   pg_start
   s3_start
 
@@ -1047,6 +1080,13 @@ cmd_start() {
       die "PyIceberg venv setup failed (log: $LOG_DIR/venv-setup.log)"
     fi
     venv_link
+  fi
+  if [[ -n $web_pid ]]; then
+    if ! wait "$web_pid"; then
+      tail -n 40 "$LOG_DIR/web-deps.log" >&2
+      die "installing the dashboard's npm packages failed (log: $LOG_DIR/web-deps.log)"
+    fi
+    log "dashboard's npm packages ready in $WEB_DIR/node_modules"
   fi
   log "PyIceberg ready: $("$PYTHON" -c 'import pyiceberg, pyarrow; print("pyiceberg", pyiceberg.__version__, "pyarrow", pyarrow.__version__)') ($PYTHON)"
   kafka_wait
