@@ -78,7 +78,7 @@ func (p *pulse) run(done <-chan struct{}) {
 // read takes one reading: every source's metrics and the lake's tables.
 func (p *pulse) read(ctx context.Context, now time.Time) {
 	// Empty lists, not nulls, for a page to draw.
-	st := pipelineState{At: md.TimestampOf(now), Feeds: []feedRate{}, Breakers: []breakerState{}, Tables: []tableState{},
+	st := pipelineState{At: md.TimestampOf(now), Feeds: []feedRate{}, Breakers: []breakerState{},
 		Lag: lagState{Partitions: []partitionLag{}}, DeadLetters: deadLetterState{ByReason: []deadLetterCount{}}}
 	fams := make([]map[string]*dto.MetricFamily, len(p.sources))
 	st.Sources = make([]sourceStatus, len(p.sources))
@@ -94,6 +94,7 @@ func (p *pulse) read(ctx context.Context, now time.Time) {
 		})
 	}
 	wg.Wait()
+	lk := p.readLake(ctx)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -195,32 +196,7 @@ func (p *pulse) read(ctx context.Context, now time.Time) {
 		}
 	}
 
-	if p.engine != nil {
-		ps := p.engine.PoolStats()
-		st.Pool = &poolState{Size: ps.PoolSize, Active: ps.ActiveConnections, Waiting: ps.Waiting}
-		if ps.PoolSize > 0 {
-			st.Pool.Utilisation = float64(ps.ActiveConnections) / float64(ps.PoolSize)
-			pt.poolUtilisation = st.Pool.Utilisation
-		}
-		counts, err := p.engine.Counts(ctx)
-		if err != nil {
-			p.log.Debug("pipeline: the tables' counts", "error", err)
-		}
-		byName := map[string]query.TableStats{}
-		for _, c := range counts {
-			byName[strings.TrimPrefix(c.Table, tablePrefix)] = c
-		}
-		for _, name := range record.TableNames() {
-			c, ok := byName[name]
-			if !ok {
-				pt.files, pt.snapshots = append(pt.files, math.NaN()), append(pt.snapshots, math.NaN())
-				continue
-			}
-			ts := tableState{Table: name, Rows: c.Rows, DataFiles: c.DataFiles, Snapshots: c.Snapshots}
-			st.Tables = append(st.Tables, ts)
-			pt.files, pt.snapshots = append(pt.files, float64(c.DataFiles)), append(pt.snapshots, float64(c.Snapshots))
-		}
-	}
+	st.Pool, st.Tables, pt.poolUtilisation, pt.files, pt.snapshots = lk.pool, lk.tables, lk.poolUtilisation, lk.files, lk.snapshots
 
 	if len(p.ring) == p.size {
 		copy(p.ring, p.ring[1:])
@@ -232,6 +208,48 @@ func (p *pulse) read(ctx context.Context, now time.Time) {
 		st.Feeds[i].ProducedPerS = nanToNil(st.Feeds[i].rate)
 	}
 	p.last = st
+}
+
+// lakeReading is the query engine's part of a reading: its pool, and the
+// tables' counts from the lake's metadata.
+type lakeReading struct {
+	pool             *poolState
+	tables           []tableState
+	poolUtilisation  float64
+	files, snapshots []float64 // by table, in record.TableNames order; NaN unknown
+}
+
+// readLake reads the engine's pool and the tables' counts (outside the
+// pulse's lock: a slow catalog delays the next reading, not the answers).
+func (p *pulse) readLake(ctx context.Context) lakeReading {
+	lk := lakeReading{tables: []tableState{}, poolUtilisation: math.NaN()}
+	if p.engine == nil {
+		return lk
+	}
+	ps := p.engine.PoolStats()
+	lk.pool = &poolState{Size: ps.PoolSize, Active: ps.ActiveConnections, Waiting: ps.Waiting}
+	if ps.PoolSize > 0 {
+		lk.pool.Utilisation = float64(ps.ActiveConnections) / float64(ps.PoolSize)
+		lk.poolUtilisation = lk.pool.Utilisation
+	}
+	counts, err := p.engine.Counts(ctx)
+	if err != nil {
+		p.log.Debug("pipeline: the tables' counts", "error", err)
+	}
+	byName := map[string]query.TableStats{}
+	for _, c := range counts {
+		byName[strings.TrimPrefix(c.Table, tablePrefix)] = c
+	}
+	for _, name := range record.TableNames() {
+		c, ok := byName[name]
+		if !ok {
+			lk.files, lk.snapshots = append(lk.files, math.NaN()), append(lk.snapshots, math.NaN())
+			continue
+		}
+		lk.tables = append(lk.tables, tableState{Table: name, Rows: c.Rows, DataFiles: c.DataFiles, Snapshots: c.Snapshots})
+		lk.files, lk.snapshots = append(lk.files, float64(c.DataFiles)), append(lk.snapshots, float64(c.Snapshots))
+	}
+	return lk
 }
 
 // rateWindow is how far back /v1/pipeline's rates look: a few steps, so a
