@@ -3,6 +3,7 @@ package stack
 import (
 	"github.com/k2-market-data/k2/internal/api"
 	"github.com/k2-market-data/k2/internal/tail"
+	"github.com/k2-market-data/k2/web"
 )
 
 // serveAPI answers the REST API on the process's listener, from a query
@@ -23,6 +24,8 @@ func (st *Stack) serveAPI() error {
 	srv := api.New(e, api.Options{Logger: st.log, Registerer: st.metrics, Guard: st.http.guard, Tail: st.tail, LatestBytes: a.LatestBytes,
 		SQL: a.SQL, SQLRows: a.SQLRows, SQLTimeout: a.SQLTimeout, SQLMemory: a.SQLMemory})
 	srv.Register(st.http.mux)
+	// The dashboard's page and assets, beside the API it reads.
+	web.New().Register(st.http.mux)
 	st.api = srv
 	// On stop: event streams end, requests in flight drain, then the
 	// engine closes.
