@@ -103,11 +103,12 @@ export class CandleChart {
     else ts.fitContent();
   }
 
-  // updateLast redraws the newest bar (a live trade moved it, or opened it).
-  updateLast(b: Bar, added: boolean): void {
+  // updateLast redraws the newest bar, the index-th held (a live trade
+  // moved it, or opened it).
+  updateLast(b: Bar, index: number): void {
     this.candles.update(this.candle(b));
     this.volume.update(this.bar(b));
-    if (added) this.count++;
+    this.count = Math.max(this.count, index + 1);
   }
 
   setQuotes(points: QuotePoint[]): void {
@@ -117,10 +118,11 @@ export class CandleChart {
     this.ask.setData(line('ask'));
   }
 
-  clear(): void {
-    this.count = 0;
-    this.candles.setData([]);
-    this.volume.setData([]);
-    this.setQuotes([]);
+  // drawn is what the candle series holds, for the browser test.
+  drawn(): Array<{ time: number; open: number; high: number; low: number; close: number }> {
+    return this.candles.data().map((d) => {
+      const c = d as { time: number; open: number; high: number; low: number; close: number };
+      return { time: c.time, open: c.open, high: c.high, low: c.low, close: c.close };
+    });
   }
 }

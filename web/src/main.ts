@@ -67,6 +67,7 @@ declare global {
   interface Window {
     k2dash: {
       candles(): Bar[];
+      drawn(): ReturnType<MarketView['chart']['drawn']>;
       snapshot(): string | null;
       state(): MarketState | null;
       loads(): number;
@@ -80,6 +81,7 @@ declare global {
 
 window.k2dash = {
   candles: () => market.candles(),
+  drawn: () => market.chart.drawn(),
   snapshot: () => market.snapshot(),
   state: () => market.current(),
   loads: () => market.version,

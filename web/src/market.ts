@@ -1,7 +1,7 @@
 // The market view: one instrument's bars at an interval over a range (or
 // as of a snapshot), scrolled back on demand, the quote line under them,
 // and, when live, the last bar kept up to date from the tape.
-import { ApiError, get, query, type Meta } from './api';
+import { ApiError, get, query } from './api';
 import { applyTrade, intervals, prepend, seconds, rfc3339, type Bar, type Interval, type Trade } from './bars';
 import { CandleChart } from './chart';
 import { SymbolPicker, type Instrument } from './picker';
@@ -13,6 +13,7 @@ import { TimeTravel, type AsOf } from './timetravel';
 const page = 1000; // bars a request
 const quoteLimit = 10000; // the API's most quotes a request: the range's latest
 const maxQuoteSpan = 31 * 86400; // the records routes' widest range
+const redrawMs = 250;
 
 export interface MarketState {
   symbol: string;
@@ -31,12 +32,14 @@ export class MarketView {
   private picker: SymbolPicker;
   private state: MarketState | null = null;
   private bars: Bar[] = [];
-  private meta: Meta | null = null;
+  private shown: string | null = null; // the snapshot the bars were read from
   private loads = 0; // bumps on every load or page; a late answer of an older one is dropped
   private loading = false;
   private exhausted = false;
   private liveSince = 0; // trades before the bars' answer are in the bars already
   private quotes: Quote[] = [];
+  private drawFrom = Infinity; // the oldest bar the tape changed since the chart was drawn
+  private redraw = 0;
   version = 0; // counts finished loads, for the test handle
 
   constructor(private root: HTMLElement, private onState: (s: MarketState) => void) {
@@ -85,7 +88,7 @@ export class MarketView {
   }
 
   snapshot(): string | null {
-    return this.meta?.snapshot_id === undefined ? null : String(this.meta.snapshot_id);
+    return this.shown;
   }
 
   private update(change: Partial<MarketState>): void {
@@ -103,11 +106,19 @@ export class MarketView {
     this.load();
   }
 
-  private asOfParams(s: MarketState, forQuotes: boolean): Record<string, string | undefined> {
+  private asOfParams(s: MarketState): Record<string, string | undefined> {
     if (!s.asOf) return {};
-    if (s.asOf.time) return { as_of_time: s.asOf.time };
-    // Snapshot ids are the trades table's: quotes are read as of its time.
-    return forQuotes ? { as_of_time: this.travel.snapshotTime(s.asOf.snapshot!) } : { as_of_snapshot: s.asOf.snapshot };
+    return s.asOf.time ? { as_of_time: s.asOf.time } : { as_of_snapshot: s.asOf.snapshot };
+  }
+
+  // quotesAsOf is the quote line's time travel: the snapshot ids are the
+  // trades table's, so quotes are read as of the snapshot's time. null:
+  // the quotes table did not exist yet, and the line stays empty.
+  private quotesAsOf(s: MarketState): Record<string, string | undefined> | null {
+    if (!s.asOf) return {};
+    const t = s.asOf.time ?? this.travel.snapshotTime(s.asOf.snapshot!);
+    if (!t) return {};
+    return this.travel.quotesAt(t) ? { as_of_time: t } : null;
   }
 
   private async load(): Promise<void> {
@@ -118,16 +129,16 @@ export class MarketView {
     this.status(`Loading ${s.interval} bars of ${s.symbol}…`);
     try {
       const { data, meta } = await get<Bar[]>(`/v1/bars/${s.interval}?${query({
-        symbol: s.symbol, exchange: s.exchange, start_time: s.start, end_time: s.end, limit: page, order: 'desc', ...this.asOfParams(s, false),
+        symbol: s.symbol, exchange: s.exchange, start_time: s.start, end_time: s.end, limit: page, order: 'desc', ...this.asOfParams(s),
       })}`);
       if (n !== this.loads) return;
       this.bars = data.reverse();
-      this.meta = meta;
+      this.drawFrom = Infinity;
       this.exhausted = data.length < page;
       this.liveSince = seconds(meta.timestamp);
       this.chart.setBars(this.bars, false);
       this.quotes = [];
-      this.travel.showing(meta.snapshot_id);
+      this.shown = this.travel.showing(meta.snapshot_id);
       this.status(this.bars.length ? '' : `No ${s.interval} bars of ${s.symbol} in this range.`);
       this.version++;
       await this.loadQuotes(n, this.bars);
@@ -147,13 +158,14 @@ export class MarketView {
     this.loading = true;
     try {
       const { data } = await get<Bar[]>(`/v1/bars/${s.interval}?${query({
-        symbol: s.symbol, exchange: s.exchange, end_time: this.bars[0].window_start, limit: page, order: 'desc', ...this.asOfParams(s, false),
+        symbol: s.symbol, exchange: s.exchange, end_time: this.bars[0].window_start, limit: page, order: 'desc', ...this.asOfParams(s),
       })}`);
       if (n !== this.loads) return;
       this.exhausted = data.length < page;
       const older = data.reverse();
       this.bars = prepend(this.bars, older);
-      this.chart.setBars(this.bars, true);
+      this.chart.setBars(this.bars, true); // the live bar's changes too
+      this.drawFrom = Infinity;
       this.version++;
       await this.loadQuotes(n, older);
     } catch (err) {
@@ -167,20 +179,26 @@ export class MarketView {
   // them) and redraws the quote line over every bar held.
   private async loadQuotes(n: number, bars: Bar[]): Promise<void> {
     const s = this.state!;
-    if (!bars.length) return;
+    const asOf = this.quotesAsOf(s);
+    if (!bars.length || !asOf) {
+      this.chart.setQuotes(quotePoints(this.bars, this.quotes));
+      return;
+    }
     const end = seconds(bars[bars.length - 1].window_end);
     const start = Math.max(seconds(bars[0].window_start), end - maxQuoteSpan);
     const { data } = await get<Quote[]>(`/v1/quotes?${query({
       symbol: s.symbol, exchange: s.exchange, start_time: rfc3339(start), end_time: rfc3339(end), limit: quoteLimit, order: 'desc',
-      fields: 'symbol,exchange,timestamp,bid_price,bid_quantity,ask_price,ask_quantity', ...this.asOfParams(s, true),
+      fields: 'symbol,exchange,timestamp,bid_price,bid_quantity,ask_price,ask_quantity', ...asOf,
     })}`);
     if (n !== this.loads) return;
     this.quotes = this.quotes.concat(data);
     this.chart.setQuotes(quotePoints(this.bars, this.quotes));
   }
 
-  // live folds the tape's trades into the last bar while the view is live:
-  // no snapshot, no end to the range.
+  // live folds the tape's trades into the last bar while the view is live
+  // (no snapshot, no end to the range); the chart is redrawn at most every
+  // redrawMs, which is all an eye follows and spares a full canvas
+  // repaint a frame.
   private live(batch: Trade[]): void {
     const s = this.state;
     if (!s || s.asOf || s.end || this.loading || !this.bars.length) return;
@@ -188,8 +206,15 @@ export class MarketView {
     let changed = false;
     for (const tr of batch) if (seconds(tr.timestamp) >= this.liveSince && applyTrade(this.bars, s.interval, tr)) changed = true;
     if (!changed) return;
+    this.drawFrom = Math.min(this.drawFrom, len - 1);
+    if (!this.redraw) this.redraw = window.setTimeout(() => this.drawLive(), redrawMs);
+  }
+
+  private drawLive(): void {
+    this.redraw = 0;
     // The chart takes updates to its last bar only: the old last first.
-    for (let i = len - 1; i < this.bars.length; i++) this.chart.updateLast(this.bars[i], i >= len);
+    for (let i = this.drawFrom; i < this.bars.length; i++) this.chart.updateLast(this.bars[i], i);
+    this.drawFrom = Infinity;
   }
 
   private fail(err: unknown): void {

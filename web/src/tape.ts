@@ -15,7 +15,9 @@ export class Tape {
   private lastPrice = '';
   private received = 0;
   private listeners: Array<(batch: Trade[]) => void> = [];
-  private times: number[] = []; // arrival times of the last second's trades, for the rate
+  private second = 0; // the rate shown: trades counted in the last whole second
+  private inSecond = 0;
+  private shownRate = -1;
 
   constructor(private body: HTMLTableSectionElement, private status: HTMLElement) {}
 
@@ -60,30 +62,44 @@ export class Tape {
     this.frame = 0;
     const batch = this.pending;
     this.pending = [];
-    const now = performance.now();
-    for (let i = 0; i < batch.length; i++) this.times.push(now);
-    while (this.times.length && this.times[0] < now - 1000) this.times.shift();
     for (const fn of this.listeners) fn(batch);
-    // Only the newest maxRows of the batch can be seen.
+    // Only the newest maxRows of the batch can be seen; rows that fall off
+    // the bottom are reused at the top.
     const frag = document.createDocumentFragment();
     const from = Math.max(0, batch.length - maxRows);
-    for (let i = batch.length - 1; i >= from; i--) frag.append(this.row(batch[i], i > from ? batch[i - 1].price : this.lastPrice));
+    const spare = Math.max(0, this.body.rows.length + batch.length - from - maxRows);
+    const reuse: HTMLTableRowElement[] = [];
+    for (let i = 0; i < spare; i++) reuse.push(this.body.rows[this.body.rows.length - 1 - i]);
+    for (let i = batch.length - 1; i >= from; i--) frag.append(this.row(reuse.pop(), batch[i], i > from ? batch[i - 1].price : this.lastPrice));
     if (batch.length) this.lastPrice = batch[batch.length - 1].price;
     this.body.prepend(frag);
-    while (this.body.rows.length > maxRows) this.body.deleteRow(-1);
-    this.status.textContent = `live · ${this.times.length}/s`;
+    this.countRate(batch.length);
   }
 
-  private row(tr: Trade, prev: string): HTMLTableRowElement {
-    const r = document.createElement('tr');
+  private countRate(n: number): void {
+    const sec = Math.floor(performance.now() / 1000);
+    if (sec !== this.second) {
+      const rate = sec === this.second + 1 ? this.inSecond : 0;
+      this.second = sec;
+      this.inSecond = 0;
+      if (rate !== this.shownRate) this.status.textContent = `live · ${rate.toLocaleString('en')}/s`;
+      this.shownRate = rate;
+    }
+    this.inSecond += n;
+  }
+
+  private row(r: HTMLTableRowElement | undefined, tr: Trade, prev: string): HTMLTableRowElement {
+    if (!r) {
+      r = document.createElement('tr');
+      for (let i = 0; i < 4; i++) r.append(document.createElement('td'));
+    }
     const dir = prev ? cmp(tr.price, prev) : 0;
     r.className = dir > 0 ? 'up' : dir < 0 ? 'down' : '';
-    const cells = [tr.timestamp.slice(11, 23), tr.price, tr.quantity, tr.side];
-    for (const c of cells) {
-      const td = document.createElement('td');
-      td.textContent = c;
-      r.append(td);
-    }
+    const cells = r.cells;
+    cells[0].textContent = tr.timestamp.slice(11, 23);
+    cells[1].textContent = tr.price;
+    cells[2].textContent = tr.quantity;
+    cells[3].textContent = tr.side;
     return r;
   }
 }

@@ -3,6 +3,8 @@
 // answer was read from and a way back to live.
 import { get } from './api';
 
+const listed = 100; // the most snapshots the API lists
+
 export interface AsOf {
   snapshot?: string; // a trades snapshot id
   time?: string; // RFC 3339
@@ -18,6 +20,7 @@ interface Snapshot {
 
 export class TimeTravel {
   private snapshots: Snapshot[] = [];
+  private quotesSince: string | null = null; // the quotes table's first snapshot, when the list reaches it
   private asOf: AsOf | null = null;
 
   constructor(
@@ -54,23 +57,34 @@ export class TimeTravel {
     if (notify) this.onChange(asOf);
   }
 
+  // quotesAt says whether the quotes table existed at a time (a time
+  // before its first snapshot has no quotes to read; reading one is refused).
+  quotesAt(time: string): boolean {
+    return !this.quotesSince || time >= this.quotesSince;
+  }
+
   // showing fills the banner once the bars answered: the snapshot they
-  // were read from.
-  showing(snapshotId: string | number | undefined): void {
+  // were read from (an answer as of a snapshot or time does not name it:
+  // the one asked for, or the last committed by the time asked for).
+  showing(snapshotId: string | number | undefined): string | null {
     if (!this.asOf) {
       this.banner.hidden = true;
-      return;
+      return snapshotId === undefined ? null : String(snapshotId);
     }
-    const id = snapshotId === undefined ? 'none' : String(snapshotId);
+    const t = this.asOf.time;
+    const id = String(snapshotId ?? this.asOf.snapshot ?? (t && this.snapshots.find((s) => s.timestamp <= t)?.snapshot_id) ?? 'none');
     const when = this.asOf.time ? ` as of ${this.asOf.time}` : this.snapshotTime(id) ? `, committed ${this.snapshotTime(id)}` : '';
     (this.banner.querySelector('.what') as HTMLElement).textContent = `Showing the trades table at snapshot ${id}${when}.`;
     this.banner.hidden = false;
+    return id === 'none' ? null : id;
   }
 
   async refresh(): Promise<void> {
     try {
-      const { data } = await get<Snapshot[]>('/v1/snapshots?table=trades&limit=100');
-      this.snapshots = data;
+      const [trades, quotes] = await Promise.all([
+        get<Snapshot[]>(`/v1/snapshots?table=trades&limit=${listed}`), get<Snapshot[]>(`/v1/snapshots?table=quotes&limit=${listed}`)]);
+      this.snapshots = trades.data;
+      this.quotesSince = quotes.data.length < listed ? (quotes.data.at(-1)?.timestamp ?? '9999') : null;
     } catch {
       return; // the list stays as it was; the select still works with it
     }
