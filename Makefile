@@ -14,7 +14,7 @@ SERVICE_ENV := K2_TEST_POSTGRES_URL K2_TEST_S3_ENDPOINT K2_TEST_S3_BUCKET \
 	K2_TEST_KAFKA_SASL_PASSWORD K2_TEST_CA_FILE K2_TEST_CLIENT_CERT_FILE K2_TEST_CLIENT_KEY_FILE \
 	K2_TEST_POSTGRES_TLS_URL K2_TEST_CHROMIUM
 
-.PHONY: build up demo bench test test-unit services-start services-stop services-status services-reset
+.PHONY: build web up demo bench test test-unit services-start services-stop services-status services-reset
 
 # k2 version, /version and k2_build_info name the build.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
@@ -24,10 +24,17 @@ LDFLAGS := -X github.com/k2-market-data/k2/internal/ops.Version=$(VERSION) -X gi
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/k2 ./cmd/k2
 
+# The dashboard's assets (web/dist, embedded in k2): web/src bundled by
+# esbuild. Without node the committed web/dist serves as it is.
+web:
+	@if command -v node >/dev/null 2>&1; then cd web && npm ci --no-audit --no-fund && npm run build; \
+	else echo "make web: node is not installed; k2 serves the committed web/dist"; fi
+
 # The main job: K2 on this machine with a live synthetic market (Ctrl-C
-# stops it); /health and /metrics on http://127.0.0.1:8000. ARGS are passed
-# on, e.g. make up ARGS='--feed binance --symbols BTCUSDT'
-up: build
+# stops it); the dashboard, the API, /health and /metrics on
+# http://127.0.0.1:8000. ARGS are passed on, e.g.
+# make up ARGS='--feed binance --symbols BTCUSDT'
+up: web build
 	bin/k2 up $(ARGS)
 
 # Load sample data into the lake directly and query it.

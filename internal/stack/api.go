@@ -3,6 +3,7 @@ package stack
 import (
 	"github.com/k2-market-data/k2/internal/api"
 	"github.com/k2-market-data/k2/internal/tail"
+	"github.com/k2-market-data/k2/web"
 )
 
 // serveAPI answers the REST API on the process's listener, from a query
@@ -24,6 +25,8 @@ func (st *Stack) serveAPI() error {
 		SQL: a.SQL, SQLRows: a.SQLRows, SQLTimeout: a.SQLTimeout, SQLMemory: a.SQLMemory,
 		Gatherer: st.metrics, PipelineMetrics: a.PipelineMetrics, PipelineStep: a.PipelineStep, PipelineHistory: a.PipelineHistory})
 	srv.Register(st.http.mux)
+	// The dashboard's page and assets, beside the API it reads.
+	web.New().Register(st.http.mux)
 	st.api = srv
 	// On stop: event streams end, requests in flight drain, then the
 	// engine closes.

@@ -1,0 +1,128 @@
+// The candle chart: candlesticks with volume beneath them in one pane and
+// the quote line in a pane under it, on one time axis (lightweight-charts).
+import {
+  CandlestickSeries, ColorType, HistogramSeries, LineSeries, createChart,
+  type IChartApi, type ISeriesApi, type UTCTimestamp, type WhitespaceData, type LineData,
+} from 'lightweight-charts';
+import { seconds, type Bar } from './bars';
+import type { QuotePoint } from './quoteline';
+import { cssVar, onThemeChange } from './theme';
+
+export class CandleChart {
+  private chart: IChartApi;
+  private candles: ISeriesApi<'Candlestick'>;
+  private volume: ISeriesApi<'Histogram'>;
+  private bid: ISeriesApi<'Line'>;
+  private ask: ISeriesApi<'Line'>;
+  private count = 0;
+  private wantOlder: (() => void) | null = null;
+
+  constructor(el: HTMLElement) {
+    this.chart = createChart(el, {
+      autoSize: true,
+      timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 2 },
+      rightPriceScale: { scaleMargins: { top: 0.08, bottom: 0.25 } },
+      // The logo injects a <style> element, which the page's CSP refuses; the
+      // page credits TradingView in a link under the chart instead.
+      layout: { attributionLogo: false, fontFamily: 'system-ui, sans-serif' },
+      localization: { locale: 'en-GB' },
+    });
+    this.candles = this.chart.addSeries(CandlestickSeries, { priceLineVisible: true });
+    this.volume = this.chart.addSeries(HistogramSeries, {
+      priceScaleId: 'volume', priceFormat: { type: 'volume' }, lastValueVisible: false, priceLineVisible: false,
+    });
+    this.chart.priceScale('volume').applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+    this.bid = this.chart.addSeries(LineSeries, { lineWidth: 1, title: 'bid', priceLineVisible: false }, 1);
+    this.ask = this.chart.addSeries(LineSeries, { lineWidth: 1, title: 'ask', priceLineVisible: false }, 1);
+    this.chart.panes()[1]?.setStretchFactor(0.3);
+    // Scrolling left to within a few bars of the oldest asks for older ones.
+    this.chart.timeScale().subscribeVisibleLogicalRangeChange((r) => {
+      if (r && r.from < 5 && this.count > 0) this.wantOlder?.();
+    });
+    el.addEventListener('keydown', (e) => this.key(e));
+    this.colours();
+    onThemeChange(() => this.colours());
+  }
+
+  // key moves the focused chart: arrows a quarter of the view, + and −
+  // zoom, End back to the newest bar.
+  private key(e: KeyboardEvent): void {
+    const ts = this.chart.timeScale();
+    const r = ts.getVisibleLogicalRange();
+    if (!r) return;
+    const span = r.to - r.from;
+    let shift = 0, zoom = 1;
+    switch (e.key) {
+      case 'ArrowLeft': shift = -span / 4; break;
+      case 'ArrowRight': shift = span / 4; break;
+      case '+': case '=': zoom = 0.8; break;
+      case '-': zoom = 1.25; break;
+      case 'End': e.preventDefault(); ts.scrollToRealTime(); return;
+      default: return;
+    }
+    e.preventDefault();
+    const mid = (r.from + r.to) / 2 + shift, half = (span * zoom) / 2;
+    ts.setVisibleLogicalRange({ from: mid - half, to: mid + half });
+  }
+
+  onNeedOlder(fn: () => void): void {
+    this.wantOlder = fn;
+  }
+
+  private colours(): void {
+    const up = cssVar('--up'), down = cssVar('--down');
+    this.chart.applyOptions({
+      layout: { background: { type: ColorType.Solid, color: cssVar('--panel') }, textColor: cssVar('--text') },
+      grid: { vertLines: { color: cssVar('--grid') }, horzLines: { color: cssVar('--grid') } },
+    });
+    this.candles.applyOptions({ upColor: up, downColor: down, borderUpColor: up, borderDownColor: down, wickUpColor: up, wickDownColor: down });
+    this.bid.applyOptions({ color: cssVar('--bid') });
+    this.ask.applyOptions({ color: cssVar('--ask') });
+    this.volumeColours = [cssVar('--up-soft'), cssVar('--down-soft')];
+  }
+  private volumeColours = ['', ''];
+
+  private candle(b: Bar) {
+    return { time: seconds(b.window_start) as UTCTimestamp, open: +b.open, high: +b.high, low: +b.low, close: +b.close };
+  }
+
+  private bar(b: Bar) {
+    return { time: seconds(b.window_start) as UTCTimestamp, value: +b.volume, color: this.volumeColours[+b.close >= +b.open ? 0 : 1] };
+  }
+
+  // setBars draws bars (oldest first). keepView holds the bars in sight
+  // where they were when older ones arrive before them.
+  setBars(bars: Bar[], keepView: boolean): void {
+    const ts = this.chart.timeScale();
+    const before = keepView ? ts.getVisibleLogicalRange() : null;
+    const added = bars.length - this.count;
+    this.candles.setData(bars.map((b) => this.candle(b)));
+    this.volume.setData(bars.map((b) => this.bar(b)));
+    this.count = bars.length;
+    if (before) ts.setVisibleLogicalRange({ from: before.from + added, to: before.to + added });
+    else ts.fitContent();
+  }
+
+  // updateLast redraws the newest bar, the index-th held (a live trade
+  // moved it, or opened it).
+  updateLast(b: Bar, index: number): void {
+    this.candles.update(this.candle(b));
+    this.volume.update(this.bar(b));
+    this.count = Math.max(this.count, index + 1);
+  }
+
+  setQuotes(points: QuotePoint[]): void {
+    const line = (k: 'bid' | 'ask'): Array<LineData | WhitespaceData> =>
+      points.map((p) => (p[k] === null ? { time: p.time as UTCTimestamp } : { time: p.time as UTCTimestamp, value: p[k] as number }));
+    this.bid.setData(line('bid'));
+    this.ask.setData(line('ask'));
+  }
+
+  // drawn is what the candle series holds, for the browser test.
+  drawn(): Array<{ time: number; open: number; high: number; low: number; close: number }> {
+    return this.candles.data().map((d) => {
+      const c = d as { time: number; open: number; high: number; low: number; close: number };
+      return { time: c.time, open: c.open, high: c.high, low: c.low, close: c.close };
+    });
+  }
+}
