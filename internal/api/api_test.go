@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -92,8 +93,9 @@ type envelope struct {
 		Details map[string]any `json:"details"`
 	} `json:"error"`
 	Meta struct {
-		RequestID string `json:"request_id"`
-		Count     *int   `json:"count"`
+		RequestID  string `json:"request_id"`
+		Count      *int   `json:"count"`
+		SnapshotID int64  `json:"snapshot_id"`
 	} `json:"meta"`
 }
 
@@ -403,5 +405,28 @@ func TestDocumentedExamples(t *testing.T) {
 	}
 	if n < 7 {
 		t.Fatalf("docs/api.md has %d curl examples", n)
+	}
+}
+
+// Bars name the snapshot they were read from, as of a time too, so that a
+// chart can say which table it shows.
+func TestBarsNameTheirSnapshot(t *testing.T) {
+	srv, _ := bhp(t)
+	_, env, _ := get(t, srv, "GET", "/v1/snapshots?table=trades")
+	var snaps []struct {
+		ID int64 `json:"snapshot_id"`
+	}
+	if err := json.Unmarshal(env.Data, &snaps); err != nil || len(snaps) == 0 {
+		t.Fatalf("snapshots: %v %s", err, env.Data)
+	}
+	id := snaps[0].ID
+	for _, q := range []string{"", "&as_of_time=" + time.Now().UTC().Format(time.RFC3339Nano), fmt.Sprintf("&as_of_snapshot=%d", id)} {
+		status, env, _ := get(t, srv, "GET", "/v1/bars/1d?symbol=BHP&exchange=ASX"+q)
+		if status != 200 || env.Meta.SnapshotID != id || env.Meta.Count == nil || *env.Meta.Count == 0 {
+			t.Errorf("bars%s: %d, snapshot %d (want %d), count %v", q, status, env.Meta.SnapshotID, id, env.Meta.Count)
+		}
+	}
+	if status, env, _ := get(t, srv, "GET", "/v1/bars/1d?symbol=BHP&as_of_time=2001-01-01T00:00:00Z"); status != 400 || !strings.Contains(env.Error.Message, "no snapshot at or before") {
+		t.Errorf("bars before the first snapshot: %d %+v", status, env.Error)
 	}
 }

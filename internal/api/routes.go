@@ -182,6 +182,15 @@ func (p *params) interval(name, v string) md.Interval {
 // lake's snapshot, pinned so that neither overlaps the other.
 func (s *Server) freshBars(ctx context.Context, q query.BarQuery, m *meta) ([]query.Aggregate, error) {
 	if q.AsOf != (query.AsOf{}) || s.tail == nil {
+		// The answer names the snapshot it read (a time's, or the current
+		// one), pinned so that the name and the bars agree.
+		id, err := s.engine.SnapshotAt(ctx, record.Trade.Table.Name, q.AsOf)
+		if err != nil {
+			return nil, err
+		}
+		if id != 0 {
+			q.AsOf, m.SnapshotID = query.AsOf{SnapshotID: id}, id
+		}
 		return s.engine.Aggregates(ctx, q)
 	}
 	tq := tail.Query{Symbols: q.Symbols, From: q.From, To: q.To}

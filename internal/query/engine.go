@@ -307,6 +307,20 @@ func (e *Engine) loadFor(ctx context.Context, name string, asOf AsOf) (*tableSta
 
 // snapshot resolves asOf against the table. A nil snapshot means the table
 // was empty at that point.
+// SnapshotAt is the id of the snapshot of a table that a read as of asOf
+// reads (the current one for a zero asOf); 0 where the table was empty.
+func (e *Engine) SnapshotAt(ctx context.Context, name string, asOf AsOf) (int64, error) {
+	st, err := e.loadFor(ctx, name, asOf)
+	if err != nil {
+		return 0, err
+	}
+	snap, err := e.snapshot(st, name, asOf)
+	if snap == nil {
+		return 0, err
+	}
+	return snap.SnapshotID, nil
+}
+
 func (e *Engine) snapshot(st *tableState, name string, asOf AsOf) (*table.Snapshot, error) {
 	tbl := st.tbl
 	switch {

@@ -64,8 +64,8 @@ export class TimeTravel {
   }
 
   // showing fills the banner once the bars answered: the snapshot they
-  // were read from (an answer as of a snapshot or time does not name it:
-  // the one asked for, or the last committed by the time asked for).
+  // were read from, as the answer names it (meta.snapshot_id; failing
+  // that, the one asked for, or the last committed by the time asked for).
   showing(snapshotId: string | number | undefined): string | null {
     if (!this.asOf) {
       this.banner.hidden = true;
