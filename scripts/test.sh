@@ -10,7 +10,8 @@
 # K2_TEST_REQUIRE_SERVICES=1 so that a test needing a missing service, or
 # the shared market data (../shared/data, K2_SHARED_DATA), fails instead of
 # skipping, and runs go test with a 25-minute timeout (a -timeout
-# flag given here wins). The services are stopped on exit, unless
+# flag given here wins); the dashboard's screenshots are kept in
+# $K2_TEST_HOME/artifacts (K2_TEST_ARTIFACTS). The services are stopped on exit, unless
 # K2_KEEP_SERVICES=1 or they were already running before this script started.
 set -euo pipefail
 
@@ -44,6 +45,8 @@ echo "== services ready in $((SECONDS - t0))s"
 # shellcheck source=/dev/null
 source "$K2_TEST_HOME/env.sh"
 export K2_TEST_REQUIRE_SERVICES=1
+# What a run keeps to look at afterwards: the dashboard's screenshots.
+export K2_TEST_ARTIFACTS="${K2_TEST_ARTIFACTS:-$K2_TEST_HOME/artifacts}"
 
 # Packages: ./... unless the arguments name some.
 pkgs=(./...)
@@ -58,4 +61,7 @@ t0=$SECONDS
 rc=0
 go test -timeout 25m "${pkgs[@]}" "$@" || rc=$?
 echo "== go test finished in $((SECONDS - t0))s with exit code $rc"
+if compgen -G "$K2_TEST_ARTIFACTS/*.png" >/dev/null; then
+  echo "== screenshots kept in $K2_TEST_ARTIFACTS: $(cd "$K2_TEST_ARTIFACTS" && echo *.png)"
+fi
 exit "$rc"
