@@ -43,14 +43,16 @@ type sourceStatus struct {
 	Error string `json:"error,omitempty"`
 }
 
-// pipelineRates are records per second over the last WindowSeconds:
-// acknowledged by the broker, read by the sinks, stored in the lake. Nil
-// until two readings exist, or where no source exports them.
+// pipelineRates are records per second acknowledged by the broker and
+// read by the sinks over the last WindowSeconds, and stored in the lake
+// over the last StoredWindowSeconds. Nil until two readings exist, or
+// where no source exports them.
 type pipelineRates struct {
-	ProducedPerS  *float64 `json:"produced_per_s"`
-	ConsumedPerS  *float64 `json:"consumed_per_s"`
-	StoredPerS    *float64 `json:"stored_per_s"`
-	WindowSeconds float64  `json:"window_seconds"`
+	ProducedPerS        *float64 `json:"produced_per_s"`
+	ConsumedPerS        *float64 `json:"consumed_per_s"`
+	StoredPerS          *float64 `json:"stored_per_s"`
+	WindowSeconds       float64  `json:"window_seconds"`
+	StoredWindowSeconds float64  `json:"stored_window_seconds"`
 }
 
 // feedRate is one producer's (a feed's client id) rate and total.
@@ -110,6 +112,8 @@ type tableState struct {
 	Rows      int64  `json:"rows"`
 	DataFiles int64  `json:"data_files"`
 	Snapshots int    `json:"snapshots"`
+	// LastCommit is when the current snapshot was committed (null: none).
+	LastCommit *md.Timestamp `json:"last_commit"`
 }
 
 // pipelineHistory is GET /v1/pipeline/history's answer: columns, one

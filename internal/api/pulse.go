@@ -246,26 +246,39 @@ func (p *pulse) readLake(ctx context.Context) lakeReading {
 			lk.files, lk.snapshots = append(lk.files, math.NaN()), append(lk.snapshots, math.NaN())
 			continue
 		}
-		lk.tables = append(lk.tables, tableState{Table: name, Rows: c.Rows, DataFiles: c.DataFiles, Snapshots: c.Snapshots})
+		ts := tableState{Table: name, Rows: c.Rows, DataFiles: c.DataFiles, Snapshots: c.Snapshots}
+		if c.Committed != 0 {
+			ts.LastCommit = &c.Committed
+		}
+		lk.tables = append(lk.tables, ts)
 		lk.files, lk.snapshots = append(lk.files, float64(c.DataFiles)), append(lk.snapshots, float64(c.Snapshots))
 	}
 	return lk
 }
 
-// rateWindow is how far back /v1/pipeline's rates look: a few steps, so a
-// commit every few seconds reads as the flow it is, not as bursts.
-const rateWindow = 10 * time.Second
+// rateWindow is how far back /v1/pipeline's rates of the stream look;
+// storedWindow how far back the lake's: a sink commits in batches (every
+// --sink-batch-age at the most, 30 s by default), so a shorter window
+// would read as bursts and silences.
+const (
+	rateWindow   = 10 * time.Second
+	storedWindow = time.Minute
+)
 
-// rates averages the last readings' rates over rateWindow.
+// rates averages the last readings' rates over their windows.
 func (p *pulse) rates() pipelineRates {
-	n := min(len(p.ring), max(1, int(rateWindow/p.step)))
-	var r pipelineRates
-	var prod, cons, stor []float64
-	for _, pt := range p.ring[len(p.ring)-n:] {
-		prod, cons, stor = append(prod, pt.produced), append(cons, pt.consumed), append(stor, pt.stored)
+	last := func(w time.Duration, v func(point) float64) (*float64, float64) {
+		n := min(len(p.ring), max(1, int(w/p.step)))
+		vs := make([]float64, 0, n)
+		for _, pt := range p.ring[len(p.ring)-n:] {
+			vs = append(vs, v(pt))
+		}
+		return mean(vs), float64(n) * p.step.Seconds()
 	}
-	r.ProducedPerS, r.ConsumedPerS, r.StoredPerS = mean(prod), mean(cons), mean(stor)
-	r.WindowSeconds = float64(n) * p.step.Seconds()
+	var r pipelineRates
+	r.ProducedPerS, r.WindowSeconds = last(rateWindow, func(pt point) float64 { return pt.produced })
+	r.ConsumedPerS, _ = last(rateWindow, func(pt point) float64 { return pt.consumed })
+	r.StoredPerS, r.StoredWindowSeconds = last(storedWindow, func(pt point) float64 { return pt.stored })
 	return r
 }
 

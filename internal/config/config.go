@@ -552,11 +552,12 @@ func Default() Config {
 		// so a slow query's answer is never cut off.
 		HTTP: HTTP{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute},
 		// The original's declared limits, applied: 100/min per key on each
-		// /v1 route, 20/min on the batch of bars; the pipeline's pulse, read
-		// from memory, 300/min: a dashboard polls it every 2 s, in every tab.
+		// /v1 route, 20/min on the batch of bars; the pipeline's pulse and
+		// its history, read from memory, 300/min: a dashboard polls them
+		// every 2 s, in every tab.
 		API: API{
 			PublicPaths: slices.Clone(DefaultPublicPaths), RateLimit: "100/min",
-			RouteRateLimits: []string{"POST /v1/ohlcv/batch=20/min", "GET /v1/pipeline=300/min"}, MaxBody: "10MiB",
+			RouteRateLimits: []string{"POST /v1/ohlcv/batch=20/min", "GET /v1/pipeline=300/min", "GET /v1/pipeline/history=300/min"}, MaxBody: "10MiB",
 			TailAge: 10 * time.Minute, TailBytes: 256 << 20, LatestBytes: 64 << 20,
 			SQL: false, SQLRows: 10_000, SQLTimeout: 30 * time.Second, SQLMemory: "1GB",
 			PipelineStep: 2 * time.Second, PipelineHistory: 15 * time.Minute,

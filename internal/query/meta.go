@@ -113,6 +113,7 @@ type TableStats struct {
 	DataFiles  int64        `json:"data_files"`
 	Bytes      int64        `json:"bytes"`
 	Snapshots  int          `json:"snapshots"`
+	Committed  md.Timestamp `json:"committed,omitempty"` // when the snapshot was
 	First      md.Timestamp `json:"first_timestamp,omitempty"`
 	Last       md.Timestamp `json:"last_timestamp,omitempty"`
 }
@@ -182,7 +183,7 @@ func (e *Engine) stats(ctx context.Context, asOf AsOf, times bool) ([]TableStats
 		st, snap := states[i], snaps[i]
 		ts := TableStats{Table: lake.Namespace + "." + name, Snapshots: len(st.tbl.Metadata().Snapshots())}
 		if snap != nil {
-			ts.SnapshotID = snap.SnapshotID
+			ts.SnapshotID, ts.Committed = snap.SnapshotID, md.Timestamp(snap.TimestampMs*1000)
 			if snap.Summary != nil {
 				p := snap.Summary.Properties
 				ts.Rows, _ = strconv.ParseInt(p["total-records"], 10, 64)

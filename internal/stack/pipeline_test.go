@@ -55,10 +55,11 @@ type (
 	}
 	breakerEntry struct{ Name, State string }
 	tableEntry   struct {
-		Table     string
-		Rows      int64
-		DataFiles int64 `json:"data_files"`
-		Snapshots int
+		Table      string
+		Rows       int64
+		DataFiles  int64 `json:"data_files"`
+		Snapshots  int
+		LastCommit string `json:"last_commit"`
 	}
 )
 
@@ -182,7 +183,7 @@ func TestPipelineRoutesReadEveryRole(t *testing.T) {
 		t.Errorf("the newest commit's total %d is not the sum of the commits' rows %d", commits[0].TotalRows, rows)
 	}
 	i := slices.IndexFunc(p.Tables, func(ts tableEntry) bool { return ts.Table == "trades" })
-	if i < 0 || p.Tables[i].Rows < rows || p.Tables[i].Snapshots < len(commits) {
+	if i < 0 || p.Tables[i].Rows < rows || p.Tables[i].Snapshots < len(commits) || p.Tables[i].LastCommit < commits[0].Timestamp {
 		t.Errorf("tables: %+v; the commits say %d rows in %d snapshots", p.Tables, rows, len(commits))
 	}
 	var all []commitAnswer

@@ -222,12 +222,18 @@ test('light and dark both render, and the toggle switches', async () => {
   const light = await bg();
   assert.match(light, /\|light$/);
   assert.notEqual(dark.split('|')[0], light.split('|')[0]);
-  // The chart follows: its background is the light panel colour.
-  const corner = await page.evaluate(() => {
+  // The chart follows, at its next frame: its background is the light
+  // panel colour.
+  const corner = () => page.evaluate(() => {
     const c = document.querySelector('#chart canvas');
     return Array.from(c.getContext('2d').getImageData(2, 2, 1, 1).data.slice(0, 3));
   });
-  assert.ok(corner.every((v) => v > 200), `chart corner ${corner} is not light`);
+  await page.waitForFunction(() => {
+    const c = document.querySelector('#chart canvas');
+    return Array.from(c.getContext('2d').getImageData(2, 2, 1, 1).data.slice(0, 3)).every((v) => v > 200);
+  }, null, { timeout: 3000 }).catch(() => {});
+  const rgb = await corner();
+  assert.ok(rgb.every((v) => v > 200), `chart corner ${rgb} is not light`);
   await page.evaluate(() => localStorage.clear());
 });
 

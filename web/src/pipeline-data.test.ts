@@ -1,20 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { append, chartData, chartSpecs, sample, type History, type PipelineNow } from './pipeline-data';
-
-// A poll as the API's contract gives it.
-const poll = (at: string, produced: number, tables: PipelineNow['tables']): PipelineNow => ({
-  at,
-  sources: [{ name: 'this process', url: '', up: true, error: '' }],
-  rates: { produced_per_s: produced, consumed_per_s: 149, stored_per_s: 148.2, window_seconds: 10 },
-  feeds: [{ client: 'k2-feed-synth', produced_per_s: produced, produced_total: 12345 }],
-  lag: { total_messages: 12, max_seconds: 0.4, partitions: [{ topic: 'market.crypto.trades.synth', partition: 3, messages: 7, seconds: 0.2 }] },
-  degradation: { level: 1, name: 'SOFT' },
-  breakers: [{ name: 'query_engine', state: 'closed', consecutive_failures: 0, opened_total: 0, rejections_total: 0 }],
-  dead_letters: { total: 3, by_reason: [{ reason: 'invalid', count: 3 }] },
-  pool: { size: 4, active: 1, waiting: 0, utilisation: 0.25 },
-  tables,
-});
+import { chartData, chartSpecs, merge, minutesSince, type History } from './pipeline-data';
 
 const history = (): History => ({
   step_seconds: 2,
@@ -23,32 +9,35 @@ const history = (): History => ({
     'files.trades': [10, 11], 'snapshots.trades': [2, 2] },
 });
 
-test('a poll becomes one row of every series', () => {
-  const row = sample(poll('2026-12-05T03:40:04Z', 150.1, [{ table: 'trades', rows: 9, data_files: 15, snapshots: 3, last_commit: null }]));
-  assert.deepEqual(row, {
-    produced_per_s: 150.1, consumed_per_s: 149, stored_per_s: 148.2, lag_messages: 12, lag_seconds: 0.4,
-    dead_letters: 3, degradation: 1, pool_utilisation: 0.25, 'files.trades': 15, 'snapshots.trades': 3,
-  });
+test('a fresh read of the history adds its newer steps; new tables pad, old points go', () => {
+  const h = history();
+  // Read again a minute later: one step already held, two new, and a table new to the page.
+  merge(h, {
+    step_seconds: 2,
+    t: [1796442002, 1796442004, 1796442006],
+    series: { produced_per_s: [null, 150.1, 151], 'files.trades': [11, 15, 15], 'files.quotes': [3, 4, 4] },
+  }, 3600);
+  assert.deepEqual(h.t, [1796442000, 1796442002, 1796442004, 1796442006]);
+  assert.deepEqual(h.series.produced_per_s, [100, null, 150.1, 151]);
+  assert.deepEqual(h.series['files.quotes'], [null, null, 4, 4]);
+  // A series the read lacks: null for its steps.
+  assert.deepEqual(h.series.lag_messages, [5, 6, null, null]);
+  // Nothing newer: nothing changes.
+  merge(h, { step_seconds: 2, t: [1796442006], series: { produced_per_s: [1] } }, 3600);
+  assert.equal(h.t.length, 4);
+  // Keep 3 s: the points more than 3 s before the last go.
+  merge(h, { step_seconds: 2, t: [1796442008], series: { produced_per_s: [7] } }, 3);
+  assert.deepEqual(h.t, [1796442006, 1796442008]);
+  assert.deepEqual(h.series.produced_per_s, [151, 7]);
+  assert.deepEqual(h.series['files.trades'], [15, null]);
 });
 
-test('polls append to the history; new tables pad, old points go', () => {
-  const h = history();
-  append(h, poll('2026-12-05T03:40:04Z', 150.1, [
-    { table: 'trades', rows: 9, data_files: 15, snapshots: 3, last_commit: null },
-    { table: 'quotes', rows: 9, data_files: 4, snapshots: 1, last_commit: null },
-  ]), 3600);
-  assert.deepEqual(h.t, [1796442000, 1796442002, 1796442004]);
-  assert.deepEqual(h.series.produced_per_s, [100, null, 150.1]);
-  assert.deepEqual(h.series['files.quotes'], [null, null, 4]);
-  assert.deepEqual(h.series.lag_seconds, [null, null, 0.4]);
-  // Not newer than the last point: dropped.
-  append(h, poll('2026-12-05T03:40:04Z', 1, []), 3600);
-  assert.equal(h.t.length, 3);
-  // Keep 3 s: the two oldest go.
-  append(h, poll('2026-12-05T03:40:06Z', 7, []), 3);
-  assert.deepEqual(h.t, [1796442004, 1796442006]);
-  assert.deepEqual(h.series.produced_per_s, [150.1, 7]);
-  assert.deepEqual(h.series['files.trades'], [15, null]);
+test('a read reaches back to the last point held, at most the kept minutes', () => {
+  const h = history(); // last point at 1796442002
+  assert.equal(minutesSince(h, 1796442004, 15), 2);
+  assert.equal(minutesSince(h, 1796442002 + 600, 15), 11);
+  assert.equal(minutesSince(h, 1796442002 + 86400, 15), 15);
+  assert.equal(minutesSince({ step_seconds: 2, t: [], series: {} }, 0, 15), 15);
 });
 
 test('a per-table chart has a line per table, named by it', () => {

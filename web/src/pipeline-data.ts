@@ -1,18 +1,18 @@
 // The pipeline's numbers as the API gives them (GET /v1/pipeline, its
 // history, GET /v1/commits), and the mapping of them to the small time
 // series the view draws: the history loaded once, each poll appended.
-import { seconds } from './bars';
 
 export interface PipelineNow {
   at: string;
   sources: Array<{ name: string; url: string; up: boolean; error: string }>;
-  rates: { produced_per_s: number; consumed_per_s: number; stored_per_s: number; window_seconds: number };
-  feeds: Array<{ client: string; produced_per_s: number; produced_total: number }>;
+  // null until the API has two readings, or where no process exports them
+  rates: { produced_per_s: number | null; consumed_per_s: number | null; stored_per_s: number | null; window_seconds: number; stored_window_seconds: number };
+  feeds: Array<{ client: string; produced_per_s: number | null; produced_total: number }>;
   lag: { total_messages: number; max_seconds: number; partitions: Array<{ topic: string; partition: number; messages: number; seconds: number }> };
-  degradation: { level: number; name: string };
+  degradation: { level: number; name: string } | null; // null: no sink is read
   breakers: Array<{ name: string; state: string; consecutive_failures: number; opened_total: number; rejections_total: number }>;
   dead_letters: { total: number; by_reason: Array<{ reason: string; count: number }> };
-  pool: { size: number; active: number; waiting: number; utilisation: number };
+  pool: { size: number; active: number; waiting: number; utilisation: number } | null;
   tables: Array<{ table: string; rows: number; data_files: number; snapshots: number; last_commit: string | null }>;
 }
 
@@ -36,42 +36,36 @@ export interface Commit {
   total_files: number;
 }
 
-// sample is one poll as a row of the history's series.
-export function sample(p: PipelineNow): Record<string, number | null> {
-  const row: Record<string, number | null> = {
-    produced_per_s: p.rates.produced_per_s,
-    consumed_per_s: p.rates.consumed_per_s,
-    stored_per_s: p.rates.stored_per_s,
-    lag_messages: p.lag.total_messages,
-    lag_seconds: p.lag.max_seconds,
-    dead_letters: p.dead_letters.total,
-    degradation: p.degradation.level,
-    pool_utilisation: p.pool.utilisation,
-  };
-  for (const t of p.tables) {
-    row['files.' + t.table] = t.data_files;
-    row['snapshots.' + t.table] = t.snapshots;
-  }
-  return row;
-}
-
-// append adds a poll to the history (a poll no newer than its last point
-// is dropped), a series new to it padded with nulls before, one the poll
-// lacks given null, and keeps the last keepSeconds.
-export function append(h: History, p: PipelineNow, keepSeconds: number): void {
-  const t = seconds(p.at);
-  if (h.t.length && t <= h.t[h.t.length - 1]) return;
-  const row = sample(p);
+// merge adds the points of a fresh read of the history newer than h's
+// last (the same steps the API measured, so the lines do not change
+// character where the page took over), a series new to h padded with
+// nulls before, one the read lacks given null; it keeps the last
+// keepSeconds.
+export function merge(h: History, fresh: History, keepSeconds: number): void {
+  const last = h.t.length ? h.t[h.t.length - 1] : -Infinity;
+  const from = fresh.t.findIndex((t) => t > last);
+  if (from < 0) return;
   const n = h.t.length;
-  for (const k of Object.keys(row)) if (!h.series[k]) h.series[k] = new Array(n).fill(null);
-  h.t.push(t);
-  for (const [k, v] of Object.entries(h.series)) v.push(row[k] ?? null);
+  for (const k of Object.keys(fresh.series)) if (!h.series[k]) h.series[k] = new Array(n).fill(null);
+  h.t.push(...fresh.t.slice(from));
+  for (const [k, v] of Object.entries(h.series)) {
+    const add = fresh.series[k]?.slice(from) ?? new Array(fresh.t.length - from).fill(null);
+    v.push(...add);
+  }
+  const end = h.t[h.t.length - 1];
   let cut = 0;
-  while (cut < h.t.length && h.t[cut] < t - keepSeconds) cut++;
+  while (cut < h.t.length && h.t[cut] < end - keepSeconds) cut++;
   if (cut) {
     h.t.splice(0, cut);
     for (const v of Object.values(h.series)) v.splice(0, cut);
   }
+}
+
+// minutesSince is how many minutes of history a read must ask for to
+// reach back to h's last point (at most keep minutes).
+export function minutesSince(h: History, nowSeconds: number, keep: number): number {
+  if (!h.t.length) return keep;
+  return Math.min(keep, Math.max(1, Math.ceil((nowSeconds - h.t[h.t.length - 1]) / 60) + 1));
 }
 
 export interface ChartSpec {

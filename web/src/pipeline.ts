@@ -1,14 +1,17 @@
-// The pipeline view: small time series (uPlot) of the history, loaded once
-// and appended by a poll of GET /v1/pipeline every 2 s, and tables of the
-// poll's present state and the last commits (GET /v1/commits, every 5 s).
-// It polls only while it is shown.
+// The pipeline view: small time series (uPlot) of the pipeline's history
+// (GET /v1/pipeline/history, the steps since the last point read again
+// with each poll), tables of its present state (GET /v1/pipeline, every
+// 2 s) and the last commits (GET /v1/commits, every 5 s). It polls only
+// while it is shown.
 import uPlot from 'uplot';
 import { get } from './api';
-import { append, chartData, chartSpecs, type ChartSpec, type Commit, type History, type PipelineNow } from './pipeline-data';
+import { chartData, chartSpecs, merge, minutesSince, type ChartSpec, type Commit, type History, type PipelineNow } from './pipeline-data';
 import { cssVar, onThemeChange } from './theme';
 
-const keepSeconds = 15 * 60;
+const keepMinutes = 15;
+const keepSeconds = keepMinutes * 60;
 const palette = ['--series-1', '--series-2', '--series-3', '--series-4'];
+const compact = new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 2 });
 
 export class PipelineView {
   private history: History | null = null;
@@ -42,12 +45,7 @@ export class PipelineView {
   async show(): Promise<void> {
     if (this.timers.length) return;
     if (!this.history) {
-      try {
-        this.history = (await get<History>('/v1/pipeline/history?minutes=15')).data;
-      } catch (err) {
-        this.status(`The pipeline's history is not available: ${(err as Error).message}`);
-        this.history = { step_seconds: 2, t: [], series: {} };
-      }
+      this.history = { step_seconds: 2, t: [], series: {} };
       this.rebuild();
     }
     this.poll();
@@ -62,11 +60,14 @@ export class PipelineView {
 
   private async poll(): Promise<void> {
     try {
-      const { data } = await get<PipelineNow>('/v1/pipeline');
-      this.now = data;
-      append(this.history!, data, keepSeconds);
+      const h = this.history!;
+      const minutes = minutesSince(h, Date.now() / 1000, keepMinutes);
+      const [now, fresh] = await Promise.all([get<PipelineNow>('/v1/pipeline'), get<History>(`/v1/pipeline/history?minutes=${minutes}`)]);
+      this.now = now.data;
+      h.step_seconds = fresh.data.step_seconds;
+      merge(h, fresh.data, keepSeconds);
       for (const spec of chartSpecs) this.draw(spec);
-      this.present(data);
+      this.present(now.data);
       this.status('');
     } catch (err) {
       this.status(`The pipeline's state is not available: ${(err as Error).message}`);
@@ -95,13 +96,17 @@ export class PipelineView {
 
   // present fills the tables and figures of the poll's present state.
   private present(p: PipelineNow): void {
-    const fmt = (n: number, d = 1) => n.toLocaleString('en', { maximumFractionDigits: d });
+    // null: not known yet, or no process read exports it
+    const fmt = (n: number | null, d = 1) => (n === null ? '—' : n.toLocaleString('en', { maximumFractionDigits: d }));
     this.el('[data-stat=rate]').textContent = `${fmt(p.rates.stored_per_s)}/s`;
     this.el('[data-stat=lag]').textContent = fmt(p.lag.total_messages, 0);
-    this.el('[data-stat=degradation]').textContent = `${p.degradation.level} ${p.degradation.name}`;
-    this.el('[data-stat=degradation]').dataset.level = String(p.degradation.level);
-    this.el('[data-stat=pool]').textContent = `${p.pool.active}/${p.pool.size} (${Math.round(p.pool.utilisation * 100)}%), ${p.pool.waiting} waiting`;
-    rows(this.el('#partitions tbody'), p.lag.partitions.slice(0, 10).map((x) => [x.topic, String(x.partition), fmt(x.messages, 0), `${fmt(x.seconds, 2)} s`]));
+    const deg = this.el('[data-stat=degradation]');
+    deg.textContent = p.degradation ? `${p.degradation.level} ${p.degradation.name}` : '— (no sink read)';
+    deg.dataset.level = p.degradation ? String(p.degradation.level) : '';
+    this.el('[data-stat=pool]').textContent = p.pool
+      ? `${p.pool.active}/${p.pool.size} (${Math.round(p.pool.utilisation * 100)}%), ${p.pool.waiting} waiting` : '—';
+    // The partitions behind; none listed when every one is caught up.
+    rows(this.el('#partitions tbody'), p.lag.partitions.filter((x) => x.messages > 0).slice(0, 10).map((x) => [x.topic, String(x.partition), fmt(x.messages, 0), `${fmt(x.seconds, 2)} s`]));
     rows(this.el('#breakers tbody'), p.breakers.map((b) => [b.name, b.state, String(b.consecutive_failures), String(b.opened_total), String(b.rejections_total)]));
     rows(this.el('#dead-letters tbody'), p.dead_letters.by_reason.map((d) => [d.reason, fmt(d.count, 0)]));
     rows(this.el('#feeds tbody'), p.feeds.map((f) => [f.client, `${fmt(f.produced_per_s)}/s`, fmt(f.produced_total, 0)]));
@@ -131,7 +136,8 @@ export class PipelineView {
       legend: { show: true, live: false },
       cursor: { show: true, drag: { x: false, y: false } },
       scales: { x: { time: true } },
-      axes: [axis, { ...axis, size: 50 }],
+      // Compact values (12K, 1.5M) fit the axis's width however large.
+      axes: [axis, { ...axis, size: 50, values: (_u: uPlot, splits: number[]) => splits.map((v) => compact.format(v)) }],
       series: [{}, ...labels.map((label, i) => ({ label, stroke: cssVar(palette[i % palette.length]), width: 1.5, spanGaps: false }))],
     }, data as uPlot.AlignedData, box);
     this.charts.set(spec.id, made);
