@@ -149,6 +149,32 @@ func TestDashboardInBrowser(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
+	// A second listener over the same lake and broker that asks for a key:
+	// k2 api, the role a cluster runs, with one key.
+	keyedAddr := testutil.FreeAddr(t)
+	const key = "dash-7f3a91c2"
+	keyed := exec.CommandContext(ctx, k2, "--data-dir", data, "--log-level", "warn", "api",
+		"--http-listen", keyedAddr, "--brokers", broker, "--registry", "http://"+registry,
+		"--api-keys", "dash:"+key, "--api-rate-limit", "off")
+	keyed.Cancel = func() error { return keyed.Process.Signal(os.Interrupt) }
+	keyed.WaitDelay = 15 * time.Second
+	keyed.Stderr = testWriter{t, "k2 api: "}
+	if err := keyed.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); keyed.Wait() })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if res, err := http.Get("http://" + keyedAddr + "/ready"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("k2 api with a key was not ready within 30 s")
+		}
+	}
+
 	artifacts := os.Getenv("K2_TEST_ARTIFACTS")
 	if artifacts == "" {
 		artifacts = t.ArtifactDir()
@@ -157,11 +183,23 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(node, "--test", "--test-reporter", "spec", filepath.Join("e2e", "dashboard.test.mjs"))
-	cmd.Env = append(os.Environ(), "K2_URL="+base, "K2_ARTIFACTS="+artifacts, "K2_TEST_CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "K2_URL="+base, "K2_KEYED_URL=http://"+keyedAddr, "K2_KEY="+key,
+		"K2_ARTIFACTS="+artifacts, "K2_TEST_CHROMIUM="+chromium)
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatalf("the browser test failed: %v", err)
 	}
 	t.Log(fmt.Sprintf("screenshots in %s", artifacts))
+}
+
+// testWriter logs a process's output in the test's log, a line a write.
+type testWriter struct {
+	t      *testing.T
+	prefix string
+}
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(w.prefix + strings.TrimRight(string(b), "\n"))
+	return len(b), nil
 }

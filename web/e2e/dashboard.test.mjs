@@ -4,6 +4,7 @@
 // BTCUSD, and runs this file with node --test.
 //
 // K2_URL          the listener, e.g. http://127.0.0.1:8123
+// K2_KEYED_URL    a k2 api over the same lake that asks for a key, K2_KEY
 // K2_ARTIFACTS    where the screenshots go
 // K2_TEST_CHROMIUM  the browser (default /usr/bin/chromium)
 import { after, before, test } from 'node:test';
@@ -14,6 +15,8 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const base = process.env.K2_URL;
+const keyedBase = process.env.K2_KEYED_URL;
+const key = process.env.K2_KEY;
 const artifacts = process.env.K2_ARTIFACTS;
 const require = createRequire(import.meta.url);
 const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -42,7 +45,7 @@ async function shot(name, opts = {}) {
 }
 
 before(async () => {
-  assert.ok(base && artifacts, 'K2_URL and K2_ARTIFACTS are needed');
+  assert.ok(base && artifacts && keyedBase && key, 'K2_URL, K2_KEYED_URL, K2_KEY and K2_ARTIFACTS are needed');
   browser = await chromium.launch({ executablePath: process.env.K2_TEST_CHROMIUM || '/usr/bin/chromium' });
   context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
   page = await context.newPage();
@@ -253,4 +256,29 @@ test('at phone width the views stack and still work', async () => {
 test('no console error, and no request left the server', () => {
   assert.deepEqual(consoleErrors, []);
   assert.deepEqual(foreign, []);
+});
+
+test('a server with keys asks for one, says when it is refused, and answers with it', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
+  const p = await ctx.newPage();
+  const errors = [];
+  // The browser logs each refused request (401, 403) itself; anything else is an error.
+  p.on('console', (m) => { if (m.type() === 'error' && !/status of 40[13]/.test(m.text())) errors.push(m.text()); });
+  p.on('pageerror', (e) => errors.push(String(e)));
+  await p.goto(keyedBase + `/?symbol=BHP&exchange=ASX&interval=5m&start=${day.start}:00Z&end=${day.end}:00Z`);
+  const dialog = p.locator('#key-dialog');
+  await dialog.waitFor({ state: 'visible', timeout: 10000 });
+  assert.match(await dialog.locator('.reason').textContent(), /needs an API key/);
+  // A wrong key: refused, and the dialog says so.
+  await p.fill('#key-input', 'not-the-key');
+  await p.press('#key-input', 'Enter');
+  await p.waitForFunction(() => /refused/.test(document.querySelector('#key-dialog .reason').textContent) && document.getElementById('key-dialog').open, null, { timeout: 10000 });
+  // The right one: the chart draws the day, the key stays in this tab.
+  await p.fill('#key-input', key);
+  await p.press('#key-input', 'Enter');
+  await p.waitForFunction(() => window.k2dash.candles().length > 0, null, { timeout: 20000 });
+  assert.equal(await dialog.isVisible(), false);
+  assert.equal(await p.evaluate(() => sessionStorage.getItem('k2.apiKey')), key);
+  assert.deepEqual(errors, []);
+  await ctx.close();
 });
