@@ -26,8 +26,11 @@ build:
 
 # The dashboard's assets (web/dist, embedded in k2): web/src bundled by
 # esbuild. Without node the committed web/dist serves as it is.
+# npm ci only when web/node_modules is missing or older than the lock file.
 web:
-	@if command -v node >/dev/null 2>&1; then cd web && npm ci --no-audit --no-fund && npm run build; \
+	@if command -v node >/dev/null 2>&1; then cd web && \
+	{ [ -f node_modules/.package-lock.json ] && [ ! package-lock.json -nt node_modules/.package-lock.json ] || npm ci --no-audit --no-fund; } && \
+	npm run build; \
 	else echo "make web: node is not installed; k2 serves the committed web/dist"; fi
 
 # The main job: K2 on this machine with a live synthetic market (Ctrl-C

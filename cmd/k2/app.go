@@ -62,6 +62,9 @@ func where(st *stack.Stack, role string) string {
 	}
 	if addr := st.HTTPAddr(); addr != "" {
 		parts = append(parts, "http://"+addr)
+		if st.ServesAPI() {
+			parts = append(parts, "dashboard http://"+addr+"/")
+		}
 	}
 	return strings.Join(parts, " · ")
 }

@@ -284,6 +284,9 @@ func (st *Stack) Close() {
 // Role is what the process runs as.
 func (st *Stack) Role() string { return st.role }
 
+// ServesAPI says whether the process answers the API and the dashboard.
+func (st *Stack) ServesAPI() bool { return st.api != nil }
+
 // Metrics is the registry /metrics serves.
 func (st *Stack) Metrics() *ops.Registry { return st.metrics }
 
