@@ -204,8 +204,8 @@ func TestRoutesAnswerBHP(t *testing.T) {
 	// The instruments as objects: market and counts, the trades as the file has them.
 	status, env, _ = get(t, srv, "GET", "/v1/symbols?exchange=ASX")
 	var objs []struct {
-		Symbol, Exchange, Market string
-		Trades, Quotes           int
+		Symbol, Exchange, Market, Timezone string
+		Trades, Quotes                     int
 	}
 	json.Unmarshal(env.Data, &objs)
 	n, _, _, _ := bhpFile(t, "0", "0")
@@ -213,7 +213,7 @@ func TestRoutesAnswerBHP(t *testing.T) {
 	for _, o := range objs {
 		if o.Symbol == "BHP" {
 			found = true
-			if o.Exchange != "ASX" || o.Market != "equities" || o.Trades != n || o.Quotes == 0 {
+			if o.Exchange != "ASX" || o.Market != "equities" || o.Timezone != "Australia/Sydney" || o.Trades != n || o.Quotes == 0 {
 				t.Errorf("symbols: BHP is %+v; the file has %d trades", o, n)
 			}
 		}

@@ -60,6 +60,13 @@ var marshaler = []reflect.Type{reflect.TypeFor[json.Marshaler](), reflect.TypeFo
 // pointer, slice or map is written null, unless its field is omitted when
 // empty (omit).
 func (c *schemas) goSchema(t reflect.Type, omit bool) schema {
+	if t.Kind() == reflect.Pointer { // before the marshalers: *T has T's methods
+		s := c.goSchema(t.Elem(), true)
+		if omit {
+			return s
+		}
+		return nullable(s)
+	}
 	switch t {
 	case reflect.TypeFor[md.Timestamp](), reflect.TypeFor[time.Time]():
 		return schema{"type": "string", "format": "date-time"}
@@ -91,8 +98,6 @@ func (c *schemas) goSchema(t reflect.Type, omit bool) schema {
 		return schema{"type": "string"}
 	case reflect.Interface:
 		return schema{} // any JSON value
-	case reflect.Pointer:
-		return orNull(c.goSchema(t.Elem(), true))
 	case reflect.Slice, reflect.Array:
 		return orNull(schema{"type": "array", "items": c.goSchema(t.Elem(), false)})
 	case reflect.Map:

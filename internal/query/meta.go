@@ -23,11 +23,14 @@ type SymbolInfo struct {
 	Symbol   string `json:"symbol"`
 	Exchange string `json:"exchange"`
 	// Market is the instrument's asset class (equities, crypto, futures).
-	Market string       `json:"market"`
-	Trades int64        `json:"trades"`
-	Quotes int64        `json:"quotes"`
-	First  md.Timestamp `json:"first_trade,omitzero"`
-	Last   md.Timestamp `json:"last_trade,omitzero"`
+	Market string `json:"market"`
+	// Timezone is the IANA zone of the exchange's trading day ("" for an
+	// exchange K2 does not know).
+	Timezone string       `json:"timezone"`
+	Trades   int64        `json:"trades"`
+	Quotes   int64        `json:"quotes"`
+	First    md.Timestamp `json:"first_trade,omitzero"`
+	Last     md.Timestamp `json:"last_trade,omitzero"`
 }
 
 // Symbols lists the instruments with trades or quotes, optionally on one
@@ -82,6 +85,9 @@ func (e *Engine) Symbols(ctx context.Context, exchange string, asOf AsOf) (out [
 				s := byKey[k]
 				if s == nil {
 					s = &SymbolInfo{Symbol: k.symbol, Exchange: k.exchange, Market: market}
+					if ex, err := md.LookupExchange(k.exchange); err == nil {
+						s.Timezone = ex.Timezone
+					}
 					byKey[k] = s
 				}
 				if table == record.Trade.Table.Name {

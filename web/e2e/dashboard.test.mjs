@@ -110,6 +110,8 @@ test('the chart draws the BHP day as /v1/bars gives it', async () => {
   // What the chart holds to draw: the same bars.
   const drawn = await page.evaluate(() => window.k2dash.drawn());
   assert.deepEqual(drawn, want.map((b) => ({ time: Date.parse(b.window_start) / 1000, open: +b.open, high: +b.high, low: +b.low, close: +b.close })));
+  // In Sydney's time, the ASX's: the hint says so.
+  assert.match(await page.locator('[data-zone=long]').textContent(), /^Australia\/Sydney/);
   // And it drew them: the candles' canvas holds the up and down colours.
   const colours = await page.evaluate(() => {
     const seen = new Set();

@@ -2,11 +2,12 @@
 // the quote line in a pane under it, on one time axis (lightweight-charts).
 import {
   CandlestickSeries, ColorType, HistogramSeries, LineSeries, createChart,
-  type IChartApi, type ISeriesApi, type UTCTimestamp, type WhitespaceData, type LineData,
+  type IChartApi, type ISeriesApi, type Time, type UTCTimestamp, type WhitespaceData, type LineData,
 } from 'lightweight-charts';
 import { seconds, type Bar } from './bars';
 import type { QuotePoint } from './quoteline';
 import { cssVar, onThemeChange } from './theme';
+import { stamp, tick } from './zone';
 
 export class CandleChart {
   private chart: IChartApi;
@@ -16,6 +17,7 @@ export class CandleChart {
   private ask: ISeriesApi<'Line'>;
   private count = 0;
   private wantOlder: (() => void) | null = null;
+  private zone = '';
 
   constructor(el: HTMLElement) {
     this.chart = createChart(el, {
@@ -27,6 +29,7 @@ export class CandleChart {
       layout: { attributionLogo: false, fontFamily: 'system-ui, sans-serif' },
       localization: { locale: 'en-GB' },
     });
+    this.setZone('UTC');
     this.candles = this.chart.addSeries(CandlestickSeries, { priceLineVisible: true });
     this.volume = this.chart.addSeries(HistogramSeries, {
       priceScaleId: 'volume', priceFormat: { type: 'volume' }, lastValueVisible: false, priceLineVisible: false,
@@ -123,6 +126,17 @@ export class CandleChart {
     return this.candles.data().map((d) => {
       const c = d as { time: number; open: number; high: number; low: number; close: number };
       return { time: c.time, open: c.open, high: c.high, low: c.low, close: c.close };
+    });
+  }
+
+  // setZone labels the time axis and the crosshair in a zone (the
+  // exchange's); the bars stay where they are.
+  setZone(zone: string): void {
+    if (zone === this.zone) return;
+    this.zone = zone;
+    this.chart.applyOptions({
+      localization: { locale: 'en-GB', timeFormatter: (t: Time) => stamp(t as number, zone) },
+      timeScale: { tickMarkFormatter: (t: Time, type: number) => tick(t as number, type, zone) },
     });
   }
 }

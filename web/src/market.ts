@@ -30,6 +30,7 @@ export class MarketView {
   readonly quote: QuotePanel;
   readonly travel: TimeTravel;
   private picker: SymbolPicker;
+  private zones = new Map<string, string>(); // exchange → IANA zone
   private state: MarketState | null = null;
   private bars: Bar[] = [];
   private shown: string | null = null; // the snapshot the bars were read from
@@ -66,6 +67,7 @@ export class MarketView {
   async start(want: Partial<MarketState>): Promise<void> {
     const { data } = await get<Instrument[]>('/v1/symbols');
     this.picker.setInstruments(data);
+    for (const x of data) this.zones.set(x.exchange, x.timezone || 'UTC');
     const i = data.find((x) => x.symbol === want.symbol && (!want.exchange || x.exchange === want.exchange))
       ?? data.slice().sort((a, b) => b.trades - a.trades)[0];
     if (!i) {
@@ -99,6 +101,13 @@ export class MarketView {
     (this.root.querySelector('#range-start') as HTMLInputElement).value = s.start?.slice(0, 16) ?? '';
     (this.root.querySelector('#range-end') as HTMLInputElement).value = s.end?.slice(0, 16) ?? '';
     if (!prev || prev.symbol !== s.symbol || prev.exchange !== s.exchange) {
+      // Times in the exchange's own zone, as its trading day is read.
+      const zone = this.zones.get(s.exchange) ?? 'UTC';
+      this.chart.setZone(zone);
+      this.tape.zone = this.quote.zone = zone;
+      for (const el of this.root.querySelectorAll<HTMLElement>('[data-zone]')) {
+        el.textContent = zone !== 'UTC' && el.dataset.zone === 'long' ? `${zone}, the exchange's time` : zone;
+      }
       this.tape.follow(s.symbol, s.exchange);
       this.quote.follow(s.symbol, s.exchange);
     }

@@ -5,6 +5,7 @@ export interface Instrument {
   symbol: string;
   exchange: string;
   market: string;
+  timezone: string; // the exchange's IANA zone ("" if K2 does not know it)
   trades: number;
   quotes: number;
   first_trade: string | null;

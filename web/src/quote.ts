@@ -5,11 +5,15 @@ import { get, parseJSON, query } from './api';
 import { sub } from './decimal';
 import type { Quote } from './quoteline';
 import { stream } from './sse';
+import { seconds } from './bars';
+import { clock, stamp } from './zone';
 
 export class QuotePanel {
   private abort: AbortController | null = null;
   private latest: Quote | null = null;
   private frame = 0;
+  // zone the quote's time is shown in: the exchange's.
+  zone = 'UTC';
 
   constructor(private el: HTMLElement) {}
 
@@ -57,7 +61,8 @@ export class QuotePanel {
     this.field('ask').textContent = q?.ask_price ?? '—';
     this.field('ask-size').textContent = q?.ask_quantity ? `× ${q.ask_quantity}` : '';
     this.field('spread').textContent = (q && spread(q)) ?? '—';
-    this.field('time').textContent = q ? q.timestamp.replace('T', ' ').slice(0, 23) + ' UTC' : 'no quote yet';
+    const t = q && seconds(q.timestamp);
+    this.field('time').textContent = t ? `${stamp(t, this.zone).slice(0, 10)} ${clock(t, this.zone)} ${this.zone}` : 'no quote yet';
   }
 }
 

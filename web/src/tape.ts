@@ -1,10 +1,11 @@
 // The live trade tape (GET /v1/stream/trades): events are parsed as they
 // come but drawn once per animation frame, and the table keeps the newest
 // maxRows rows, so a thousand trades a second cost a few rows a frame.
-import type { Trade } from './bars';
+import { seconds, type Trade } from './bars';
 import { cmp } from './decimal';
 import { parseJSON } from './api';
 import { stream } from './sse';
+import { clock } from './zone';
 
 export const maxRows = 200;
 
@@ -18,6 +19,8 @@ export class Tape {
   private second = 0; // the rate shown: trades counted in the last whole second
   private inSecond = 0;
   private shownRate = -1;
+  // zone the times are shown in: the exchange's (set by follow's caller).
+  zone = 'UTC';
 
   constructor(private body: HTMLTableSectionElement, private status: HTMLElement) {}
 
@@ -96,7 +99,7 @@ export class Tape {
     const dir = prev ? cmp(tr.price, prev) : 0;
     r.className = dir > 0 ? 'up' : dir < 0 ? 'down' : '';
     const cells = r.cells;
-    cells[0].textContent = tr.timestamp.slice(11, 23);
+    cells[0].textContent = clock(seconds(tr.timestamp), this.zone);
     cells[1].textContent = tr.price;
     cells[2].textContent = tr.quantity;
     cells[3].textContent = tr.side;
