@@ -358,6 +358,40 @@ func (c *Cluster) readBatchRaw(pd *partData, segIdx int, meta *batchMeta) ([]byt
 	return buf, nil
 }
 
+// segmentRun is consecutive batches of one segment file: n bytes from pos.
+type segmentRun struct {
+	seg    int
+	pos, n int64
+}
+
+// extends says whether the batch m of segment seg follows the run's last.
+func (r *segmentRun) extends(seg int, m *batchMeta) bool {
+	return r.n > 0 && r.seg == seg && r.pos+r.n == m.segPos
+}
+
+// readRun appends the run's bytes to dst with one read and empties the
+// run; on error dst is left as it was.
+func (c *Cluster) readRun(pd *partData, r *segmentRun, dst *[]byte) error {
+	if r.n == 0 {
+		return nil
+	}
+	defer func() { r.n = 0 }()
+	f, err := c.segReadFile(pd, r.seg)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Seek(r.pos, io.SeekStart); err != nil {
+		return err
+	}
+	at := len(*dst)
+	buf := slices.Grow(*dst, int(r.n))[:at+int(r.n)]
+	if _, err := io.ReadFull(f, buf[at:]); err != nil {
+		return err
+	}
+	*dst = buf
+	return nil
+}
+
 // segReadFile returns a read handle for the given segment. For the
 // active segment (last in pd.segments), it reuses pd.activeSegFile
 // which is opened O_RDWR|O_APPEND so it supports both reads and writes.
