@@ -22,6 +22,8 @@ type keyRange struct {
 	symbol         string
 	minT, maxT     md.Timestamp
 	minKey, maxKey string
+	rising         bool   // each key above the one before
+	last           string // the last key
 }
 
 // dropDuplicates returns rows without those whose (symbol, key) repeats an
@@ -30,28 +32,46 @@ type keyRange struct {
 // new data (later times, higher ids) reads nothing.
 func (w *Writer[T]) dropDuplicates(ctx context.Context, tbl *table.Table, rows []T) ([]T, error) {
 	c := w.codec
-	seen := make(map[rowKey]struct{}, len(rows))
 	ranges := map[string]*keyRange{}
-	var dups []int // indices of rows repeated earlier in the batch
+	// A symbol whose keys only rise through the batch (a stream, in the
+	// exchange's order) repeats none: only the symbols whose keys do not
+	// are checked against a set of the keys seen, which costs a hash and
+	// an insert a row.
+	unordered := false
 	for i := range rows {
 		r := &rows[i]
-		k := rowKey{c.Symbol(r), c.Key(r)}
-		if _, dup := seen[k]; dup {
-			dups = append(dups, i)
-			continue
-		}
-		seen[k] = struct{}{}
+		sym, key := c.Symbol(r), c.Key(r)
 		var t md.Timestamp
 		if c.Time != nil {
 			t = c.Time(r)
 		}
-		kr, ok := ranges[k.symbol]
+		kr, ok := ranges[sym]
 		if !ok {
-			ranges[k.symbol] = &keyRange{symbol: k.symbol, minT: t, maxT: t, minKey: k.key, maxKey: k.key}
+			ranges[sym] = &keyRange{symbol: sym, minT: t, maxT: t, minKey: key, maxKey: key, rising: true, last: key}
 			continue
 		}
 		kr.minT, kr.maxT = min(kr.minT, t), max(kr.maxT, t)
-		kr.minKey, kr.maxKey = min(kr.minKey, k.key), max(kr.maxKey, k.key)
+		kr.minKey, kr.maxKey = min(kr.minKey, key), max(kr.maxKey, key)
+		if kr.rising && key <= kr.last {
+			kr.rising, unordered = false, true
+		}
+		kr.last = key
+	}
+	var dups []int // indices of rows repeated earlier in the batch
+	if unordered {
+		seen := map[rowKey]struct{}{}
+		for i := range rows {
+			r := &rows[i]
+			k := rowKey{c.Symbol(r), c.Key(r)}
+			if ranges[k.symbol].rising {
+				continue
+			}
+			if _, dup := seen[k]; dup {
+				dups = append(dups, i)
+				continue
+			}
+			seen[k] = struct{}{}
+		}
 	}
 	var stored map[rowKey]struct{}
 	if tbl.CurrentSnapshot() != nil {

@@ -143,6 +143,55 @@ func TestDedupAddsNothingTwice(t *testing.T) {
 	}
 }
 
+// A batch's own repeats are dropped whatever their order: rising keys (a
+// stream) skip the set of seen keys, any other order is checked by it; a
+// symbol's keys may rise while another's repeat.
+func TestDedupInBatchMatchesASet(t *testing.T) {
+	l := laketest.Open(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, 11))
+	total := 0
+	for round := range 30 {
+		w, _ := record.Trade.Writer(l, lake.WithDedup(true))
+		var batch []md.Trade
+		want := map[string]bool{}
+		for _, sym := range []string{fmt.Sprintf("R%dA", round), fmt.Sprintf("R%dB", round), fmt.Sprintf("R%dC", round)} {
+			n := 1 + rng.IntN(200)
+			rows := testTrades(sym, 1, n)
+			switch rng.IntN(4) {
+			case 0: // rising: no repeat
+			case 1: // a repeat of the last key, right after it
+				rows = append(rows, rows[n-1])
+			case 2: // shuffled, with repeats
+				for range 1 + rng.IntN(10) {
+					rows = append(rows, rows[rng.IntN(n)])
+				}
+				rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
+			case 3: // out of order without repeats
+				rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
+			}
+			for _, r := range rows {
+				want[r.Symbol+"/"+r.TradeID] = true
+			}
+			batch = append(batch, rows...)
+		}
+		total += len(want)
+		// The symbols interleaved.
+		rng.Shuffle(len(batch), func(i, j int) {
+			if batch[i].Symbol != batch[j].Symbol {
+				batch[i], batch[j] = batch[j], batch[i]
+			}
+		})
+		res, err := w.Commit(ctx, batch, nil)
+		if err != nil || res.Rows != len(want) || res.Duplicates != len(batch)-len(want) {
+			t.Fatalf("round %d: %d rows, %d distinct: %+v %v", round, len(batch), len(want), res, err)
+		}
+	}
+	if got := scanTrades(t, l); len(got) != total {
+		t.Fatalf("the table holds %d distinct trades, want %d", len(got), total)
+	}
+}
+
 func TestFailedCommitLeavesNoFiles(t *testing.T) {
 	l := laketest.Open(t)
 	ctx := context.Background()
