@@ -89,8 +89,9 @@ process. With --brokers it measures that Kafka cluster instead (with its
 --kafka-* security settings): the runs' topics are created under
 --topic-prefix and a prefix of the run's own (k2-bench-<random>-), so runs
 never meet, and are deleted with the sink groups afterwards unless --keep.
-The schema registry is --registry where given, else one served by this
-process. The report names the broker measured.`,
+The schema registry is --registry where given (the subjects of the runs'
+topics stay in it), else one served by this process. The report names the
+broker measured.`,
 		Example: `  k2 bench ingest
   k2 bench ingest --brokers kafka-1:9092,kafka-2:9092 --trades 2M`,
 		Args: cobra.NoArgs,
