@@ -79,15 +79,47 @@ func newBenchIngestCmd(a *app) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "ingest",
-		Short: "Stream synthetic trades through the embedded broker and sink into the lake: throughput, freshness, CPU profile, peak memory",
+		Short: "Stream synthetic trades through a broker (embedded, or --brokers) and the sink into the lake: throughput, freshness, CPU profile, peak memory",
+		Long: `k2 bench ingest produces synthetic trades as Avro into Kafka and has a sink
+commit them into a scratch lake, in three runs: produce then drain, the whole
+pipeline at once (CPU profiled), and freshness at a steady rate.
+
+By default each run starts its own embedded broker and registry in this
+process. With --brokers it measures that Kafka cluster instead (with its
+--kafka-* security settings): the runs' topics are created under
+--topic-prefix and a prefix of the run's own (k2-bench-<random>-), so runs
+never meet, and are deleted with the sink groups afterwards unless --keep.
+The schema registry is --registry where given (the subjects of the runs'
+topics stay in it), else one served by this process. The report names the
+broker measured.`,
+		Example: `  k2 bench ingest
+  k2 bench ingest --brokers kafka-1:9092,kafka-2:9092 --trades 2M`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := cmd.Flags()
+			def := config.Default().Kafka
+			// The defaults are k2 up's own broker and registry: the
+			// benchmark runs its own instead.
+			if f.Changed("brokers") || a.cfg.Kafka.Brokers != def.Brokers {
+				k := a.cfg.Kafka
+				if !f.Changed("registry") && k.Registry == def.Registry {
+					k.Registry = ""
+				}
+				o.Kafka = &k
+			} else {
+				for _, name := range []string{"registry", "topic-prefix", "exchange-partitions"} {
+					if f.Changed(name) {
+						return fmt.Errorf("--%s applies to a cluster named by --brokers; the embedded broker has its own", name)
+					}
+				}
+			}
+			o.Partitions = a.cfg.Kafka.Partitions
 			o.Progress, o.Logger = cmd.ErrOrStderr(), a.log
 			return a.runBench(cmd, &o.Dir, jsonOut, func(ctx context.Context) (bench.Report, error) { return bench.RunIngest(ctx, o) })
 		},
 	}
 	f := cmd.Flags()
 	f.Var(countFlag{&o.Trades}, "trades", "trades through the pipeline in the throughput runs (k and M suffixes)")
-	f.IntVar(&o.Partitions, "partitions", config.Default().Kafka.Partitions, "partitions per topic")
 	f.IntVar(&o.BatchRows, "sink-batch-rows", config.Default().Sink.BatchRows, "the sink's batch rows")
 	f.DurationVar(&o.BatchAge, "sink-batch-age", bench.FreshnessBatchAge, "the sink's batch age (bounds freshness; k2 up's default is longer)")
 	f.IntVar(&o.Symbols, "symbols", 20, "instruments in the synthetic market")
@@ -95,9 +127,10 @@ func newBenchIngestCmd(a *app) *cobra.Command {
 	f.DurationVar(&o.FreshFor, "fresh-for", 10*time.Second, "length of the freshness run")
 	f.StringVar(&o.Profile, "cpuprofile", "", "also write the CPU profiles of the drain and end-to-end runs to FILE.drain and FILE.pipeline (go tool pprof)")
 	f.StringVar(&o.Dir, "dir", "", "scratch directory (default <data-dir>)")
-	f.BoolVar(&o.Keep, "keep", false, "keep the scratch broker and tables")
+	f.BoolVar(&o.Keep, "keep", false, "keep the scratch broker and tables (and a cluster's topics)")
 	f.Uint64Var(&o.Seed, "seed", 1, "synthetic market seed")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	a.cfg.RegisterKafka(f) // --brokers: measure that cluster; --partitions of the runs' topics
 	return cmd
 }
 

@@ -51,9 +51,14 @@ type IngestOptions struct {
 	Dir       string // scratch directory (removed afterwards unless Keep)
 	Keep      bool
 	Seed      uint64
-	Profile   string // also write the pipeline's CPU profile here
-	Progress  io.Writer
-	Logger    *slog.Logger // the sink's log (default: none)
+	// Kafka, when set, is the cluster measured instead of an embedded
+	// broker: its brokers, security and schema registry ("": one is served
+	// in this process). The run's topics go under its topic prefix and a
+	// prefix of the run's own, and are deleted afterwards unless Keep.
+	Kafka    *config.Kafka
+	Profile  string // also write the pipeline's CPU profile here
+	Progress io.Writer
+	Logger   *slog.Logger // the sink's log (default: none)
 }
 
 // ProfileShare is one part of where CPU time went.
@@ -93,10 +98,11 @@ func (r *Report) addProfile(run string, data []byte, path, suffix string) error 
 // would choose, not at k2 up's default, which favours few large commits.
 const FreshnessBatchAge = time.Second
 
-// RunIngest measures the stream into the lake on the embedded broker:
-// producing, the sink alone draining a full topic, the whole pipeline at
-// once (with a CPU profile), and freshness at a steady rate.
-func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
+// RunIngest measures the stream into the lake on the embedded broker or
+// the cluster o.Kafka names: producing, the sink alone draining a full
+// topic, the whole pipeline at once (with a CPU profile), and freshness at
+// a steady rate.
+func RunIngest(ctx context.Context, o IngestOptions) (rep Report, err error) {
 	if o.Trades <= 0 {
 		o.Trades = 2_000_000
 	}
@@ -116,9 +122,6 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	rep := Report{Machine: DescribeMachine(), Options: fmt.Sprintf(
-		"embedded broker · %d partitions · sink batches of %d rows or %s · %d symbols · GOGC %d · memory limit %s · freshness at %d trades/s for %s",
-		o.Partitions, o.BatchRows, o.BatchAge, o.Symbols, gogc(), memLimit(), o.FreshRate, o.FreshFor)}
 	root, err := os.MkdirTemp(o.Dir, "k2-bench-ingest-")
 	if err != nil {
 		return rep, err
@@ -126,9 +129,31 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 	if !o.Keep {
 		defer os.RemoveAll(root)
 	}
+	kc, err := openCluster(ctx, o, root)
+	if err != nil {
+		return rep, err
+	}
+	defer kc.close()
+	if !o.Keep {
+		defer func() {
+			if e := kc.dropTopics(context.WithoutCancel(ctx)); e != nil {
+				err = errors.Join(err, e)
+			}
+		}()
+	}
+	topics := ""
+	if kc.prefix != "" {
+		topics = " · topics " + kc.prefix + "*"
+		if o.Keep {
+			topics += " (kept)"
+		}
+	}
+	rep = Report{Machine: DescribeMachine(), Options: fmt.Sprintf(
+		"%s%s · %d partitions · sink batches of %d rows or %s · %d symbols · GOGC %d · memory limit %s · freshness at %d trades/s for %s",
+		kc.about, topics, o.Partitions, o.BatchRows, o.BatchAge, o.Symbols, gogc(), memLimit(), o.FreshRate, o.FreshFor)}
 
 	// 1. Produce into the broker, then let the sink drain it.
-	st, err := newPipeline(ctx, filepath.Join(root, "drain"), o, false)
+	st, err := newPipeline(ctx, filepath.Join(root, "drain"), "drain", kc, o, false)
 	if err != nil {
 		return rep, err
 	}
@@ -141,7 +166,7 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 	}
 	prodTime := time.Since(start)
 	rep.Results = append(rep.Results, Result{Name: "produce (synthetic feed → Avro → broker, acked)", Rows: o.Trades,
-		Value: float64(o.Trades) / prodTime.Seconds(), Unit: "trades/s", Detail: prodTime.Round(time.Millisecond).String()})
+		Value: float64(o.Trades) / prodTime.Seconds(), Unit: "trades/s", Detail: prodTime.Round(time.Millisecond).String() + ", generating the trades included"})
 	fmt.Fprintf(o.Progress, "sink draining %d trades\n", o.Trades)
 	var drainProf bytes.Buffer
 	if err := pprof.StartCPUProfile(&drainProf); err != nil {
@@ -158,10 +183,10 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 		return rep, err
 	}
 	rep.Results = append(rep.Results, Result{Name: "sink drain (broker → decode → Iceberg, committed)", Rows: o.Trades,
-		Value: float64(o.Trades) / drain.Seconds(), Unit: "trades/s", Detail: drain.Round(time.Millisecond).String()})
+		Value: float64(o.Trades) / drain.Seconds(), Unit: "trades/s", Detail: drain.Round(time.Millisecond).String() + " from the sink's start (joining its group) to its last commit"})
 
 	// 2. The whole pipeline at once, profiled.
-	st, err = newPipeline(ctx, filepath.Join(root, "pipeline"), o, false)
+	st, err = newPipeline(ctx, filepath.Join(root, "pipeline"), "pipeline", kc, o, false)
 	if err != nil {
 		return rep, err
 	}
@@ -183,16 +208,16 @@ func RunIngest(ctx context.Context, o IngestOptions) (Report, error) {
 	}
 	peak := peakRSS()
 	rep.Results = append(rep.Results, Result{Name: "end to end (produce → broker → sink → committed)", Rows: o.Trades,
-		Value: float64(o.Trades) / pipe.Seconds(), Unit: "trades/s", Detail: pipe.Round(time.Millisecond).String()})
+		Value: float64(o.Trades) / pipe.Seconds(), Unit: "trades/s", Detail: pipe.Round(time.Millisecond).String() + " from the first trade generated to the last committed"})
 	rep.Results = append(rep.Results, Result{Name: "peak memory (process RSS, runs 1–2)", Rows: o.Trades,
-		Value: float64(peak) / (1 << 20), Unit: "MiB"})
+		Value: float64(peak) / (1 << 20), Unit: "MiB", Detail: kc.inProcess()})
 	if err := rep.addProfile("end to end", prof.Bytes(), o.Profile, "pipeline"); err != nil {
 		return rep, err
 	}
 
 	// 3. Freshness at a steady rate: in the lake, and through the API
 	// (its event stream of one symbol, served from the in-memory tail).
-	st, err = newPipeline(ctx, filepath.Join(root, "fresh"), o, true)
+	st, err = newPipeline(ctx, filepath.Join(root, "fresh"), "fresh", kc, o, true)
 	if err != nil {
 		return rep, err
 	}
@@ -273,21 +298,24 @@ func watchAPI(ctx context.Context, addr, symbol string) []time.Duration {
 	return out
 }
 
-// pipeline is an embedded K2 in one directory (broker, registry, lake and
-// sink: a stack.Stack as k2 up runs it) and a producer of synthetic trades.
+// pipeline is a K2 in one directory (the embedded broker and registry or
+// the cluster's, a lake and a sink: a stack.Stack as k2 up or k2 sink runs
+// it) and a producer of synthetic trades.
 type pipeline struct {
 	st   *stack.Stack
 	prod *bus.Producer
 }
 
-// newPipeline starts the pipeline; withAPI serves the API (and its tail)
-// on a listener of its own.
-func newPipeline(ctx context.Context, dir string, o IngestOptions, withAPI bool) (*pipeline, error) {
+// newPipeline starts the pipeline of the named phase; withAPI serves the
+// API (and its tail) on a listener of its own.
+func newPipeline(ctx context.Context, dir, phase string, kc *cluster, o IngestOptions, withAPI bool) (*pipeline, error) {
 	cfg := config.Default()
 	cfg.DataDir = dir
-	cfg.Embedded = config.Embedded{BrokerListen: "127.0.0.1:0", RegistryListen: "127.0.0.1:0"}
 	cfg.Kafka.Partitions = o.Partitions
-	cfg.Sink.Group, cfg.Sink.BatchRows, cfg.Sink.BatchAge = "k2-bench", o.BatchRows, o.BatchAge
+	if err := kc.phase(ctx, &cfg, phase); err != nil {
+		return nil, err
+	}
+	cfg.Sink.BatchRows, cfg.Sink.BatchAge = o.BatchRows, o.BatchAge
 	cfg.HTTP.Listen = config.HTTPOff
 	if withAPI {
 		cfg.HTTP.Listen, cfg.API.RateLimit = "127.0.0.1:0", config.RateOff
@@ -295,7 +323,7 @@ func newPipeline(ctx context.Context, dir string, o IngestOptions, withAPI bool)
 	if err := cfg.Resolve(); err != nil {
 		return nil, err
 	}
-	st, err := stack.Start(ctx, "bench", cfg, stack.Parts{Embedded: true, Sink: true, Unthrottled: true, API: withAPI}, o.Logger)
+	st, err := stack.Start(ctx, "bench", cfg, stack.Parts{Embedded: kc.kafka == nil, Sink: true, Unthrottled: true, API: withAPI}, o.Logger)
 	if err != nil {
 		return nil, err
 	}
