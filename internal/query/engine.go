@@ -123,6 +123,11 @@ type Engine struct {
 	index  fileIndex
 	// minuteCache holds per-minute trade aggregates of data files.
 	minuteCache minuteCache
+	// footers are the parsed footers of the files read in Go;
+	// servedInGo counts the reads answered there (topNInGo).
+	footers    footerCache
+	spans      spanCache
+	servedInGo atomic.Int64
 	// sqlSlots bounds the SQL queries running at once (sqlAtOnce).
 	sqlSlots chan struct{}
 }

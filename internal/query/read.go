@@ -76,7 +76,7 @@ func (e *Engine) Records(ctx context.Context, tableName string, q RecordQuery) (
 			t, _ := rb.vals[ti].(time.Time)
 			return md.TimestampOf(t), nil
 		},
-		func() { rb.record().Release() }) // a retry starts the page again
+		func() { rb.record().Release() }, nil) // a retry starts the page again
 	if err != nil {
 		return nil, err
 	}
