@@ -102,7 +102,7 @@ func (h *unitHeap) Less(i, j int) bool {
 	return h.units[i].lo < h.units[j].lo
 }
 func (h *unitHeap) Swap(i, j int) { h.units[i], h.units[j] = h.units[j], h.units[i] }
-func (h *unitHeap) Push(x any)   { h.units = append(h.units, x.(rgUnit)) }
+func (h *unitHeap) Push(x any)    { h.units = append(h.units, x.(rgUnit)) }
 func (h *unitHeap) Pop() any {
 	u := h.units[len(h.units)-1]
 	h.units = h.units[:len(h.units)-1]

@@ -2,8 +2,8 @@ package query
 
 import (
 	"context"
-	"errors"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
