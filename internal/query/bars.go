@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
@@ -425,17 +427,6 @@ func (c *minuteCache) put(location string, mins []minute) {
 	}
 }
 
-// fileMinutes returns a data file's minute aggregates for a query,
-// computing them once, and counts the cache lookup.
-func (e *Engine) fileMinutes(ctx context.Context, f dataFile) ([]minute, error) {
-	if m, ok := e.minuteCache.get(f.location); ok {
-		e.m.barHits.Inc()
-		return m, nil
-	}
-	e.m.barMisses.Inc()
-	return e.computeMinutes(ctx, f)
-}
-
 // computeMinutes computes a data file's minute aggregates once, however
 // many ask at the same time, and caches them.
 func (e *Engine) computeMinutes(ctx context.Context, f dataFile) ([]minute, error) {
@@ -448,7 +439,10 @@ func (e *Engine) computeMinutes(ctx context.Context, f dataFile) ([]minute, erro
 			return nil, err
 		}
 		// The cache holds the default bars: without non-market prints.
-		m, err := e.minutes(ctx, paths, filterWhere(Filter{ExcludeConditions: md.NonMarketConditions}, `"timestamp"`), false)
+		m, err := e.minutesInGo(ctx, f, paths[0], md.NonMarketConditions)
+		if errors.Is(err, errNoFastPath) {
+			m, err = e.minutes(ctx, paths, filterWhere(Filter{ExcludeConditions: md.NonMarketConditions}, `"timestamp"`), false)
+		}
 		if err == nil {
 			slices.SortFunc(m, func(a, b minute) int { // for cachedMinutes' search
 				return cmp.Or(strings.Compare(a.symbol, b.symbol), strings.Compare(a.exchange, b.exchange), cmp.Compare(a.m, b.m))
@@ -464,13 +458,29 @@ func (e *Engine) computeMinutes(ctx context.Context, f dataFile) ([]minute, erro
 }
 
 // cachedMinutes collects the minutes of files inside f's whole-minute range.
+// The files not cached yet are aggregated at once, one per core.
 func (e *Engine) cachedMinutes(ctx context.Context, files []dataFile, f Filter) ([]minute, error) {
-	var out []minute
-	for _, file := range files {
-		mins, err := e.fileMinutes(ctx, file)
-		if err != nil {
-			return nil, err
+	per := make([][]minute, len(files))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, file := range files {
+		if m, ok := e.minuteCache.get(file.location); ok {
+			e.m.barHits.Inc()
+			per[i] = m
+			continue
 		}
+		g.Go(func() error {
+			e.m.barMisses.Inc()
+			m, err := e.computeMinutes(gctx, file)
+			per[i] = m
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var out []minute
+	for _, mins := range per {
 		if f.Symbol == "" {
 			for _, mn := range mins {
 				if f.holds(mn.symbol, mn.exchange, md.Timestamp(mn.m*microsPerMinute)) {

@@ -140,7 +140,7 @@ func getInt64s(n int) []int64 {
 	if b, ok := int64s.Get().(*[]int64); ok && cap(*b) >= n {
 		return (*b)[:n]
 	}
-	return make([]int64, n)
+	return make([]int64, n, max(n, 1<<15)) // a row group's, as K2 writes them
 }
 
 // putInt64s returns a buffer of getInt64s once nothing refers to it.
@@ -150,9 +150,10 @@ func putInt64s(b []int64) {
 	}
 }
 
-// stringColumn reads a flat BYTE_ARRAY column of row group rg whole; a
-// null is "" with null[i] set (null is nil when there are none).
-func stringColumn(rg *file.RowGroupReader, col int, rows int) ([]string, []bool, error) {
+// byteArrayColumn reads a flat BYTE_ARRAY column of row group rg whole:
+// values by row (empty where null) and which rows are null (nil when none
+// are). The values point into the column's pages.
+func byteArrayColumn(rg *file.RowGroupReader, col int, rows int) ([]parquet.ByteArray, []bool, error) {
 	cr, err := rg.Column(col)
 	if err != nil {
 		return nil, nil, err
@@ -162,13 +163,18 @@ func stringColumn(rg *file.RowGroupReader, col int, rows int) ([]string, []bool,
 		return nil, nil, errNoFastPath
 	}
 	vals := make([]parquet.ByteArray, rows)
-	def := make([]int16, rows)
 	maxDef := cr.Descriptor().MaxDefinitionLevel()
-	out := make([]string, rows)
-	var nulls []bool
+	var def []int16
+	if maxDef > 0 {
+		def = make([]int16, rows)
+	}
 	levels, read := 0, 0
 	for levels < rows && r.HasNext() {
-		total, n, err := r.ReadBatch(int64(rows-levels), vals[read:], def[levels:], nil)
+		var lv []int16
+		if def != nil {
+			lv = def[levels:]
+		}
+		total, n, err := r.ReadBatch(int64(rows-levels), vals[read:], lv, nil)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -181,17 +187,36 @@ func stringColumn(rg *file.RowGroupReader, col int, rows int) ([]string, []bool,
 	if levels != rows {
 		return nil, nil, fmt.Errorf("column %s: read %d of %d rows", cr.Descriptor().Path(), levels, rows)
 	}
-	v := 0
-	for i := range rows {
-		if maxDef > 0 && def[i] < maxDef {
-			if nulls == nil {
-				nulls = make([]bool, rows)
-			}
-			nulls[i] = true
+	if read == rows {
+		return vals, nil, nil
+	}
+	nulls := make([]bool, rows)
+	v := read - 1
+	for i := rows - 1; i >= 0; i-- {
+		if def[i] < maxDef {
+			nulls[i], vals[i] = true, nil
 			continue
 		}
-		out[i] = string(vals[v])
-		v++
+		vals[i] = vals[v]
+		v--
+	}
+	return vals, nulls, nil
+}
+
+// stringColumn is byteArrayColumn as strings; a run of equal values
+// shares one string.
+func stringColumn(rg *file.RowGroupReader, col int, rows int) ([]string, []bool, error) {
+	vals, nulls, err := byteArrayColumn(rg, col, rows)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]string, rows)
+	for i, v := range vals {
+		if i > 0 && string(v) == out[i-1] {
+			out[i] = out[i-1]
+			continue
+		}
+		out[i] = string(v)
 	}
 	return out, nulls, nil
 }
