@@ -132,3 +132,24 @@ func BenchmarkBars1mSymbolDayCold(b *testing.B) {
 		_ = bars
 	}
 }
+
+// BenchmarkBars1mBusiestDayCold is the cold bar query of the busiest
+// symbol's second day: the most trades a symbol-day holds.
+func BenchmarkBars1mBusiestDayCold(b *testing.B) {
+	e, syms := benchLake(b)
+	ctx := context.Background()
+	busiest := syms[0]
+	for _, s := range syms {
+		if s.Trades > busiest.Trades {
+			busiest = s
+		}
+	}
+	from := md.TimestampOf(busiest.First.Time().Truncate(86400e9)) + 86_400_000_000
+	for b.Loop() {
+		query.DropMinuteCache(e)
+		bars, err := e.Bars(ctx, query.BarQuery{Filter: query.Filter{Symbol: busiest.Symbol, From: from, To: from + 86_400_000_000}, Interval: md.Interval1m})
+		if err != nil || len(bars) == 0 {
+			b.Fatal(len(bars), err)
+		}
+	}
+}

@@ -128,6 +128,8 @@ type Engine struct {
 	footers    footerCache
 	spans      spanCache
 	servedInGo atomic.Int64
+	// duckOnly turns topNInGo off: tests compare the two.
+	duckOnly bool
 	// sqlSlots bounds the SQL queries running at once (sqlAtOnce).
 	sqlSlots chan struct{}
 }

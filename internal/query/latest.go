@@ -429,15 +429,16 @@ func cmpAfter(o order, c, p *candidate) int {
 
 // needsColumn reports whether a symbol (or exchange) filter must read the
 // column: it does unless the file's partition or bounds give the one value
-// every row has.
+// every row has, and that value passes the filter.
 func needsColumn(one string, any []string, hasPart bool, part string, hasBounds bool, lo, hi string) bool {
 	if one == "" && len(any) == 0 {
 		return false
 	}
-	if hasPart {
-		return false // mayHold already kept only files of a matching partition
+	v, known := part, hasPart
+	if !known && hasBounds && lo == hi {
+		v, known = lo, true
 	}
-	return !(hasBounds && lo == hi)
+	return !known || !(one == "" || one == v) || !(len(any) == 0 || slices.Contains(any, v))
 }
 
 func symbolHolds(f Filter, s string) bool {
@@ -507,6 +508,9 @@ func tradeColsOf(sc *arrow.Schema) (tradeCols, error) {
 
 // tradesOf converts fast rows to trades as scanTrade reads DuckDB's.
 func tradesOf(rows []fastRow) ([]md.Trade, error) {
+	if len(rows) == 0 {
+		return nil, nil // as DuckDB's path leaves it
+	}
 	out := make([]md.Trade, 0, len(rows))
 	cols := map[arrow.RecordBatch]tradeCols{}
 	for _, r := range rows {
@@ -653,4 +657,48 @@ func intAt(a arrow.Array, i int) (md.NullInt64, error) {
 		return md.NullInt64{}, nil
 	}
 	return md.NullInt64{Int64: n.Value(i), Valid: true}, nil
+}
+
+// recordOf gathers fast rows into a record of the table's schema; a file
+// whose columns are of other types returns errNoFastPath.
+func recordOf(sc *arrow.Schema, rows []fastRow) (arrow.RecordBatch, error) {
+	cols := make([]arrow.Array, 0, sc.NumFields())
+	defer func() {
+		for _, c := range cols {
+			c.Release()
+		}
+	}()
+	parts := make([]arrow.Array, len(rows))
+	for _, f := range sc.Fields() {
+		for i, r := range rows {
+			idx := r.Rec.Schema().FieldIndices(f.Name)
+			if len(idx) != 1 || !arrow.TypeEqual(r.Rec.Column(idx[0]).DataType(), f.Type) {
+				releaseAll(parts[:i])
+				return nil, errNoFastPath
+			}
+			parts[i] = array.NewSlice(r.Rec.Column(idx[0]), int64(r.At), int64(r.At+1))
+		}
+		var col arrow.Array
+		if len(parts) == 0 {
+			col = array.MakeArrayOfNull(memory.DefaultAllocator, f.Type, 0)
+		} else {
+			c, err := array.Concatenate(parts, memory.DefaultAllocator)
+			releaseAll(parts)
+			if err != nil {
+				return nil, err
+			}
+			// The file's nested fields may be named otherwise: the
+			// schema's type over the same buffers.
+			col = array.MakeFromData(array.NewData(f.Type, c.Len(), c.Data().Buffers(), c.Data().Children(), c.NullN(), c.Data().Offset()))
+			c.Release()
+		}
+		cols = append(cols, col)
+	}
+	return array.NewRecordBatch(sc, cols, int64(len(rows))), nil
+}
+
+func releaseAll(a []arrow.Array) {
+	for _, x := range a {
+		x.Release()
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+
 	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/feed/synth"
 	"github.com/k2-market-data/k2/internal/lake"
@@ -80,6 +82,24 @@ func TestLatestTradesInGoAreDuckDBs(t *testing.T) {
 		lo, hi = min(lo, tr.Timestamp), max(hi, tr.Timestamp)
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
+	pages := func(q RecordQuery) {
+		t.Helper()
+		e.duckOnly = true
+		want, err := e.Records(ctx, record.Trade.Table.Name, q)
+		e.duckOnly = false
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer want.Release()
+		got, err := e.Records(ctx, record.Trade.Table.Name, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer got.Release()
+		if !array.RecordEqual(got.Rows, want.Rows) || !got.Rows.Schema().Equal(want.Rows.Schema()) || got.Full != want.Full {
+			t.Fatalf("%+v: the page read in Go differs from DuckDB's:\n%v\n%v", q, got.Rows, want.Rows)
+		}
+	}
 	check := func(round int) {
 		q := RecordQuery{Limit: []int{1, 7, 100, 1000, 5000}[rng.IntN(5)], Desc: rng.IntN(3) > 0}
 		if rng.IntN(6) > 0 {
@@ -89,7 +109,10 @@ func TestLatestTradesInGoAreDuckDBs(t *testing.T) {
 			q.Symbols = []string{"AAAUSD", "CCCUSD"}
 		}
 		if rng.IntN(4) == 0 {
-			q.Exchange = []string{"SYNTH", "OTHER"}[rng.IntN(2)]
+			q.Exchange = []string{synth.Code, "OTHER"}[rng.IntN(2)]
+		}
+		if rng.IntN(5) == 0 {
+			q.Exchanges = [][]string{{"OTHER"}, {synth.Code, "OTHER"}}[rng.IntN(2)]
 		}
 		span := int64(hi - lo)
 		if rng.IntN(2) == 0 {
@@ -126,6 +149,9 @@ func TestLatestTradesInGoAreDuckDBs(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("round %d %+v: %d rows in Go, %d from DuckDB; first difference at %d", round, q, len(got), len(want), firstDiff(got, want))
 		}
+		if round%5 == 0 { // the API's read: the table's own columns
+			pages(q)
+		}
 	}
 	for round := range 150 {
 		check(round)
@@ -145,4 +171,54 @@ func firstDiff(a, b []md.Trade) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// The API's page of quotes read in Go is DuckDB's, empty book sides (null
+// prices) included.
+func TestLatestQuotesPagesInGoAreDuckDBs(t *testing.T) {
+	e := testEngine(t, Options{Query: config.Query{PoolSize: 2}})
+	ctx := context.Background()
+	w, err := record.Quote.Writer(e.lake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := synth.New(synth.Config{Seed: 3, Symbols: []string{"AAAUSD", "BBBUSD"}, Rate: 2, QuoteEvery: 1})
+	rng := rand.New(rand.NewPCG(1, 1))
+	for range 2 {
+		var trades []md.Trade
+		var quotes []md.Quote
+		for len(quotes) < 30_000 {
+			gen.Next(&trades, &quotes)
+		}
+		for i := range quotes {
+			if rng.IntN(10) == 0 {
+				quotes[i].BidPrice, quotes[i].BidQuantity = md.NullDecimal{}, md.NullDecimal{}
+			}
+		}
+		if _, err := w.Commit(ctx, quotes, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 40 {
+		q := RecordQuery{Filter: Filter{Symbol: []string{"AAAUSD", "BBBUSD"}[rng.IntN(2)]}, Limit: []int{1, 100, 3000}[rng.IntN(3)], Desc: rng.IntN(2) == 0}
+		e.duckOnly = true
+		want, err := e.Records(ctx, record.Quote.Table.Name, q)
+		e.duckOnly = false
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := e.servedInGo.Load()
+		got, err := e.Records(ctx, record.Quote.Table.Name, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.servedInGo.Load() != served+1 {
+			t.Fatalf("round %d: not served in Go", round)
+		}
+		if want.Rows.NumRows() == 0 || !array.RecordEqual(got.Rows, want.Rows) {
+			t.Fatalf("round %d %+v: %d rows in Go, %d from DuckDB, or they differ", round, q, got.Rows.NumRows(), want.Rows.NumRows())
+		}
+		got.Release()
+		want.Release()
+	}
 }

@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"math/big"
 	"math/bits"
+	"runtime"
 	"slices"
 
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/schema"
+	"golang.org/x/sync/errgroup"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
 )
@@ -96,95 +98,36 @@ func (e *Engine) minutesInGo(ctx context.Context, df dataFile, path string, excl
 	if ts, ok := sc.Column(c.ts).LogicalType().(schema.TimestampLogicalType); !ok || ts.TimeUnit() != schema.TimeUnitMicros {
 		return nil, errNoFastPath
 	}
+	cols := minuteCols{c.sym, c.ex, c.ts, c.seq, c.price, c.qty, c.conds}
+	// Row groups are aggregated apart, one per core, and merged.
+	states := make([]*minuteState, r.NumRowGroups())
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for rg := range states {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			st := &minuteState{index: map[minuteAt]*minuteAcc{}}
+			states[rg] = st
+			return rowGroupMinutes(r.RowGroup(rg), cols, df, exclude, st)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	var accs []*minuteAcc
 	index := map[minuteAt]*minuteAcc{}
-	for rg := range r.NumRowGroups() {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		rgr := r.RowGroup(rg)
-		n := int(rgr.NumRows())
-		syms, symNull, err := constOrColumn(rgr, c.sym, n, df.hasSym, df.symLo, df.symHi)
-		if err != nil {
-			return nil, err
-		}
-		exs, exNull, err := constOrColumn(rgr, c.ex, n, df.hasEx, df.exLo, df.exHi)
-		if err != nil {
-			return nil, err
-		}
-		ts, tsNull, err := int64Column(rgr, c.ts, n)
-		if err != nil {
-			return nil, err
-		}
-		seq, seqNull, err := int64Column(rgr, c.seq, n)
-		if err != nil {
-			return nil, err
-		}
-		price, err := decimalColumn(rgr, c.price, n)
-		if err != nil {
-			return nil, err
-		}
-		qty, err := decimalColumn(rgr, c.qty, n)
-		if err != nil {
-			return nil, err
-		}
-		excluded, err := conditionsMatch(rgr, c.conds, n, exclude)
-		if err != nil {
-			return nil, err
-		}
-		if symNull != nil || exNull != nil || tsNull != nil {
-			return nil, errNoFastPath
-		}
-		sym, ex := []byte(df.symLo), []byte(df.exLo) // where the bounds give them
-		var cur *minuteAcc
-		for i := range n {
-			if excluded[i] {
-				continue
-			}
-			t := ts[i]
-			m := t / microsPerMinute
-			if syms != nil {
-				sym = syms[i]
-			}
-			if exs != nil {
-				ex = exs[i]
-			}
-			if cur == nil || cur.m != m || cur.symbol != string(sym) || cur.exchange != string(ex) {
-				k := minuteAt{string(ex), string(sym), m}
-				cur = index[k]
-				if cur == nil {
-					cur = &minuteAcc{minute: minute{exchange: k.exchange, symbol: k.symbol, m: m}}
-					index[k] = cur
-					accs = append(accs, cur)
-				}
-			}
-			// minuteSQL's order key: the time, then the sequence plus one,
-			// 0 without one.
-			k := tradeKey{t, -1}
-			if seqNull == nil || !seqNull[i] {
-				k.seq = seq[i]
-			}
-			p, q := md.Decimal(price[i]), qty[i]
-			if cur.count == 0 {
-				cur.openKey, cur.open, cur.closeKey, cur.close, cur.high, cur.low = k, p, k, p, p, p
-			} else {
-				if k.less(cur.openKey) {
-					cur.openKey, cur.open = k, p
-				}
-				if cur.closeKey.less(k) {
-					cur.closeKey, cur.close = k, p
-				}
-				cur.high, cur.low = max(cur.high, p), min(cur.low, p)
-			}
-			cur.count++
-			if !cur.vol.add(int128Of(q)) || !cur.notion.add(mul128(price[i], q)) {
-				return nil, errNoFastPath // past DECIMAL(38)
+	for _, st := range states {
+		for _, a := range st.accs {
+			k := minuteAt{a.exchange, a.symbol, a.m}
+			if into := index[k]; into == nil {
+				index[k] = a
+				accs = append(accs, a)
+			} else if !into.merge(a) {
+				return nil, errNoFastPath
 			}
 		}
-		putInt64s(ts)
-		putInt64s(seq)
-		putInt64s(price)
-		putInt64s(qty)
 	}
 	out := make([]minute, len(accs))
 	for i, a := range accs {
@@ -192,6 +135,114 @@ func (e *Engine) minutesInGo(ctx context.Context, df dataFile, path string, excl
 		out[i] = a.minute
 	}
 	return out, nil
+}
+
+type minuteCols struct{ sym, ex, ts, seq, price, qty, conds int }
+
+// minuteState is the minutes of the rows aggregated so far.
+type minuteState struct {
+	accs  []*minuteAcc
+	index map[minuteAt]*minuteAcc
+}
+
+// rowGroupMinutes aggregates row group rgr into st.
+func rowGroupMinutes(rgr *file.RowGroupReader, c minuteCols, df dataFile, exclude []string, st *minuteState) error {
+	n := int(rgr.NumRows())
+	syms, symNull, err := constOrColumn(rgr, c.sym, n, df.hasSym, df.symLo, df.symHi)
+	if err != nil {
+		return err
+	}
+	exs, exNull, err := constOrColumn(rgr, c.ex, n, df.hasEx, df.exLo, df.exHi)
+	if err != nil {
+		return err
+	}
+	ts, tsNull, err := int64Column(rgr, c.ts, n)
+	if err != nil {
+		return err
+	}
+	seq, seqNull, err := int64Column(rgr, c.seq, n)
+	if err != nil {
+		return err
+	}
+	price, err := decimalColumn(rgr, c.price, n)
+	if err != nil {
+		return err
+	}
+	qty, err := decimalColumn(rgr, c.qty, n)
+	if err != nil {
+		return err
+	}
+	excluded, err := conditionsMatch(rgr, c.conds, n, exclude)
+	if err != nil {
+		return err
+	}
+	if symNull != nil || exNull != nil || tsNull != nil {
+		return errNoFastPath
+	}
+	sym, ex := []byte(df.symLo), []byte(df.exLo) // where the bounds give them
+	var cur *minuteAcc
+	for i := range n {
+		if excluded[i] {
+			continue
+		}
+		t := ts[i]
+		m := t / microsPerMinute
+		if syms != nil {
+			sym = syms[i]
+		}
+		if exs != nil {
+			ex = exs[i]
+		}
+		if cur == nil || cur.m != m || cur.symbol != string(sym) || cur.exchange != string(ex) {
+			k := minuteAt{string(ex), string(sym), m}
+			cur = st.index[k]
+			if cur == nil {
+				cur = &minuteAcc{minute: minute{exchange: k.exchange, symbol: k.symbol, m: m}}
+				st.index[k] = cur
+				st.accs = append(st.accs, cur)
+			}
+		}
+		// minuteSQL's order key: the time, then the sequence plus one,
+		// 0 without one.
+		k := tradeKey{t, -1}
+		if seqNull == nil || !seqNull[i] {
+			k.seq = seq[i]
+		}
+		p, q := md.Decimal(price[i]), qty[i]
+		if cur.count == 0 {
+			cur.openKey, cur.open, cur.closeKey, cur.close, cur.high, cur.low = k, p, k, p, p, p
+		} else {
+			if k.less(cur.openKey) {
+				cur.openKey, cur.open = k, p
+			}
+			if cur.closeKey.less(k) {
+				cur.closeKey, cur.close = k, p
+			}
+			cur.high, cur.low = max(cur.high, p), min(cur.low, p)
+		}
+		cur.count++
+		if !cur.vol.add(int128Of(q)) || !cur.notion.add(mul128(price[i], q)) {
+			return errNoFastPath // past DECIMAL(38)
+		}
+	}
+	putInt64s(ts)
+	putInt64s(seq)
+	putInt64s(price)
+	putInt64s(qty)
+	return nil
+}
+
+// merge adds b's trades to a; false when a sum passes 128 bits.
+func (a *minuteAcc) merge(b *minuteAcc) bool {
+	if b.openKey.less(a.openKey) {
+		a.openKey, a.open = b.openKey, b.open
+	}
+	if a.closeKey.less(b.closeKey) {
+		a.closeKey, a.close = b.closeKey, b.close
+	}
+	a.high, a.low = max(a.high, b.high), min(a.low, b.low)
+	a.count += b.count
+	return a.vol.add(b.vol) && a.notion.add(b.notion)
 }
 
 type minuteAt struct {
@@ -222,6 +273,9 @@ func decimalColumn(rg *file.RowGroupReader, col int, rows int) ([]int64, error) 
 	r, ok := cr.(*file.FixedLenByteArrayColumnChunkReader)
 	if !ok {
 		return nil, errNoFastPath
+	}
+	if out, ok, err := plainFixed8(rg, col, rows); ok || err != nil {
+		return out, err
 	}
 	var buf [1024]parquet.FixedLenByteArray
 	out := getInt64s(rows)
@@ -297,4 +351,47 @@ func constOrColumn(rg *file.RowGroupReader, col int, rows int, bounded bool, lo,
 		return byteArrayColumn(rg, col, rows)
 	}
 	return nil, nil, nil
+}
+
+// plainFixed8 reads a required 8-byte FIXED_LEN_BYTE_ARRAY column whose
+// pages are all PLAIN straight from the pages: the decoder would make a
+// slice per value. ok is false when a page is encoded otherwise.
+func plainFixed8(rg *file.RowGroupReader, col int, rows int) (out []int64, ok bool, err error) {
+	pr, err := rg.GetColumnPageReader(col)
+	if err != nil {
+		return nil, false, err
+	}
+	defer pr.Close()
+	out = getInt64s(rows)
+	n := 0
+	for pr.Next() {
+		var data []byte
+		var count int
+		switch p := pr.Page().(type) {
+		case *file.DataPageV1:
+			data, count = p.Data(), int(p.NumValues())
+		case *file.DataPageV2:
+			data, count = p.Data()[p.DefinitionLevelByteLen()+p.RepetitionLevelByteLen():], int(p.NumValues())
+		default: // a dictionary
+			putInt64s(out)
+			return nil, false, nil
+		}
+		if int64(pr.Page().Encoding()) != int64(parquet.Encodings.Plain) || len(data) < 8*count || n+count > rows {
+			putInt64s(out)
+			return nil, false, nil
+		}
+		for i := range count {
+			out[n+i] = int64(binary.BigEndian.Uint64(data[8*i:]))
+		}
+		n += count
+	}
+	if err := pr.Err(); err != nil {
+		putInt64s(out)
+		return nil, false, err
+	}
+	if n != rows {
+		putInt64s(out)
+		return nil, false, nil
+	}
+	return out, true, nil
 }

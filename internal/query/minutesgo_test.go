@@ -2,12 +2,16 @@ package query
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/feed/synth"
@@ -131,6 +135,39 @@ func TestMinutesInGoAreDuckDBs(t *testing.T) {
 				paths, err := e.paths(ctx, files)
 				if err != nil {
 					t.Fatal(err)
+				}
+				plain := 0
+				for _, path := range paths {
+					r, err := e.openParquet(path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for rg := range r.NumRowGroups() {
+						rgr := r.RowGroup(rg)
+						n, col := int(rgr.NumRows()), leafIndex(r, "price")
+						fast, ok, err := plainFixed8(rgr, col, n)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !ok {
+							continue
+						}
+						plain++
+						cr, _ := r.RowGroup(rg).Column(col)
+						vals := make([]parquet.FixedLenByteArray, n)
+						if _, got, err := cr.(*file.FixedLenByteArrayColumnChunkReader).ReadBatch(int64(n), vals, nil, nil); err != nil || got != n {
+							t.Fatal(got, err)
+						}
+						for i := range n {
+							if want := int64(binary.BigEndian.Uint64(vals[i])); fast[i] != want {
+								t.Fatalf("%s row %d: price %d read from the pages, %d decoded", path, i, fast[i], want)
+							}
+						}
+					}
+					r.Close()
+				}
+				if plain == 0 {
+					t.Fatal("no row group's prices were read from plain pages")
 				}
 				for i, path := range paths {
 					got, err := e.minutesInGo(ctx, files[i], path, md.NonMarketConditions)

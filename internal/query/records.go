@@ -252,7 +252,7 @@ func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns stri
 		return snap, err
 	}
 	def := &desc.Describe().Table
-	if fast != nil && servesInGo(def, q) {
+	if fast != nil && !e.duckOnly && servesInGo(def, q) {
 		rows, release, err := e.topNInGo(ctx, def, files, q)
 		if err == nil {
 			read, n = len(files), len(rows)
