@@ -439,7 +439,11 @@ func (e *Engine) computeMinutes(ctx context.Context, f dataFile) ([]minute, erro
 			return nil, err
 		}
 		// The cache holds the default bars: without non-market prints.
-		m, err := e.minutesInGo(ctx, f, paths[0], md.NonMarketConditions)
+		var m []minute
+		err = e.runInGo(ctx, func(ctx context.Context) (err error) {
+			m, err = e.minutesInGo(ctx, f, paths[0], md.NonMarketConditions)
+			return err
+		})
 		if errors.Is(err, errNoFastPath) {
 			m, err = e.minutes(ctx, paths, filterWhere(Filter{ExcludeConditions: md.NonMarketConditions}, `"timestamp"`), false)
 		}

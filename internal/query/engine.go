@@ -130,6 +130,7 @@ type Engine struct {
 	servedInGo atomic.Int64
 	// duckOnly turns topNInGo off: tests compare the two.
 	duckOnly bool
+	closed   atomic.Bool
 	// sqlSlots bounds the SQL queries running at once (sqlAtOnce).
 	sqlSlots chan struct{}
 }
@@ -237,6 +238,7 @@ func New(l *lake.Lake, opts Options) (*Engine, error) {
 
 // Close releases DuckDB.
 func (e *Engine) Close() error {
+	e.closed.Store(true)
 	e.background.Wait()
 	e.pool.close()
 	e.db.Close()
@@ -413,6 +415,27 @@ func (e *Engine) run(ctx context.Context, sqlText string, args []any, scan func(
 			err = rows.Err()
 		}
 	}
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w after %s (raise --query-timeout or narrow the query)", ErrTimeout, e.opts.Timeout)
+	}
+	return err
+}
+
+// runInGo runs a read done in Go (no DuckDB) as run runs a query: it
+// holds a pool slot, so the pool still bounds the reads at once and a
+// saturated pool sheds them, under the same deadline.
+func (e *Engine) runInGo(ctx context.Context, fn func(context.Context) error) error {
+	if e.closed.Load() {
+		return errors.New("query engine closed")
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	defer cancel()
+	c, err := e.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	err = fn(ctx)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("%w after %s (raise --query-timeout or narrow the query)", ErrTimeout, e.opts.Timeout)
 	}

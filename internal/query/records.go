@@ -253,15 +253,18 @@ func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns stri
 	}
 	def := &desc.Describe().Table
 	if fast != nil && !e.duckOnly && servesInGo(def, q) {
-		rows, release, err := e.topNInGo(ctx, def, files, q)
-		if err == nil {
-			read, n = len(files), len(rows)
-			err = fast(rows)
-			release()
-			if err == nil {
-				e.servedInGo.Add(1)
-				return snap, nil
+		err := e.runInGo(ctx, func(ctx context.Context) error {
+			rows, release, err := e.topNInGo(ctx, def, files, q)
+			if err != nil {
+				return err
 			}
+			defer release()
+			read, n = len(files), len(rows)
+			return fast(rows)
+		})
+		if err == nil {
+			e.servedInGo.Add(1)
+			return snap, nil
 		}
 		if !errors.Is(err, errNoFastPath) {
 			return snap, err
