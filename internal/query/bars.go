@@ -63,6 +63,19 @@ type minute struct {
 	area *big.Int
 }
 
+// absorb takes b's trades into a's open, close, high, low and count
+// (the sums are the caller's: their types differ).
+func (a *minute) absorb(b *minute) {
+	if b.openKey.less(a.openKey) {
+		a.openKey, a.open = b.openKey, b.open
+	}
+	if a.closeKey.less(b.closeKey) {
+		a.closeKey, a.close = b.closeKey, b.close
+	}
+	a.high, a.low = max(a.high, b.high), min(a.low, b.low)
+	a.count += b.count
+}
+
 // tradeKey orders trades by time, then sequence (absent sequences first).
 type tradeKey struct{ ts, seq int64 }
 
@@ -297,14 +310,7 @@ func mergeBars(mins []minute, q BarQuery) ([]Aggregate, error) {
 			if !a.owned {
 				a.volume, a.notional, a.owned = new(big.Int).Set(a.volume), new(big.Int).Set(a.notional), true
 			}
-			if mn.openKey.less(a.openKey) {
-				a.openKey, a.open = mn.openKey, mn.open
-			}
-			if a.closeKey.less(mn.closeKey) {
-				a.closeKey, a.close = mn.closeKey, mn.close
-			}
-			a.high, a.low = max(a.high, mn.high), min(a.low, mn.low)
-			a.count += mn.count
+			a.absorb(mn)
 			a.volume.Add(a.volume, mn.volume)
 			a.notional.Add(a.notional, mn.notional)
 		}

@@ -398,6 +398,23 @@ func (e *Engine) paths(ctx context.Context, files []dataFile) ([]string, error) 
 // run executes a query on a pooled connection under the query deadline and
 // hands the rows to scan.
 func (e *Engine) run(ctx context.Context, sqlText string, args []any, scan func(*sql.Rows) error) error {
+	return e.withSlot(ctx, func(ctx context.Context, c *Conn) error {
+		rows, err := c.QueryContext(ctx, sqlText, args...)
+		if err == nil {
+			err = scan(rows)
+			if cerr := rows.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				err = rows.Err()
+			}
+		}
+		return err
+	})
+}
+
+// withSlot runs fn on a pooled connection under the query deadline.
+func (e *Engine) withSlot(ctx context.Context, fn func(context.Context, *Conn) error) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
 	c, err := e.pool.Acquire(ctx)
@@ -405,16 +422,7 @@ func (e *Engine) run(ctx context.Context, sqlText string, args []any, scan func(
 		return err
 	}
 	defer c.Release()
-	rows, err := c.QueryContext(ctx, sqlText, args...)
-	if err == nil {
-		err = scan(rows)
-		if cerr := rows.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = rows.Err()
-		}
-	}
+	err = fn(ctx, c)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("%w after %s (raise --query-timeout or narrow the query)", ErrTimeout, e.opts.Timeout)
 	}
@@ -428,18 +436,7 @@ func (e *Engine) runInGo(ctx context.Context, fn func(context.Context) error) er
 	if e.closed.Load() {
 		return errors.New("query engine closed")
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
-	defer cancel()
-	c, err := e.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Release()
-	err = fn(ctx)
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%w after %s (raise --query-timeout or narrow the query)", ErrTimeout, e.opts.Timeout)
-	}
-	return err
+	return e.withSlot(ctx, func(ctx context.Context, _ *Conn) error { return fn(ctx) })
 }
 
 // observe records a query's metrics.

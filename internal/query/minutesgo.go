@@ -234,14 +234,7 @@ func rowGroupMinutes(rgr *file.RowGroupReader, c minuteCols, df dataFile, exclud
 
 // merge adds b's trades to a; false when a sum passes 128 bits.
 func (a *minuteAcc) merge(b *minuteAcc) bool {
-	if b.openKey.less(a.openKey) {
-		a.openKey, a.open = b.openKey, b.open
-	}
-	if a.closeKey.less(b.closeKey) {
-		a.closeKey, a.close = b.closeKey, b.close
-	}
-	a.high, a.low = max(a.high, b.high), min(a.low, b.low)
-	a.count += b.count
+	a.absorb(&b.minute)
 	return a.vol.add(b.vol) && a.notion.add(b.notion)
 }
 

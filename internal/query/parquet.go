@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/metadata"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 )
 
 // errNoFastPath says a read served in Go cannot answer a query exactly
@@ -25,7 +26,7 @@ type footerCache struct {
 }
 
 // maxFooters bounds the cache; past it, it starts afresh.
-const maxFooters = 4096
+const maxFooters = 1024
 
 // openParquet opens a local data file, its footer parsed once.
 func (e *Engine) openParquet(path string) (*file.Reader, error) {
@@ -88,11 +89,29 @@ func int64Column(rg *file.RowGroupReader, col int, rows int) ([]int64, []bool, e
 		return nil, nil, err
 	}
 	r, ok := cr.(*file.Int64ColumnChunkReader)
-	if !ok || cr.Descriptor().MaxRepetitionLevel() != 0 {
+	if !ok {
 		return nil, nil, errNoFastPath
 	}
 	vals := getInt64s(rows)
-	maxDef := cr.Descriptor().MaxDefinitionLevel()
+	nulls, err := readFlat(r, cr.Descriptor(), vals)
+	return vals, nulls, err
+}
+
+// batchReader is a typed column chunk reader.
+type batchReader[T any] interface {
+	HasNext() bool
+	ReadBatch(batchSize int64, values []T, defLvls, repLvls []int16) (total int64, valuesRead int, err error)
+}
+
+// readFlat reads a flat column chunk whole into vals (one per row; the
+// zero value where null) and returns which rows are null (nil when none
+// are).
+func readFlat[T any](r batchReader[T], d *schema.Column, vals []T) ([]bool, error) {
+	rows := len(vals)
+	if d.MaxRepetitionLevel() != 0 {
+		return nil, errNoFastPath
+	}
+	maxDef := d.MaxDefinitionLevel()
 	var def []int16
 	if maxDef > 0 {
 		def = make([]int16, rows)
@@ -105,7 +124,7 @@ func int64Column(rg *file.RowGroupReader, col int, rows int) ([]int64, []bool, e
 		}
 		total, n, err := r.ReadBatch(int64(rows-levels), vals[read:], lv, nil)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if maxDef == 0 {
 			total = int64(n)
@@ -114,23 +133,24 @@ func int64Column(rg *file.RowGroupReader, col int, rows int) ([]int64, []bool, e
 		read += n
 	}
 	if levels != rows {
-		return nil, nil, fmt.Errorf("column %s: read %d of %d rows", cr.Descriptor().Path(), levels, rows)
+		return nil, fmt.Errorf("column %s: read %d of %d rows", d.Path(), levels, rows)
 	}
 	if read == rows {
-		return vals, nil, nil
+		return nil, nil
 	}
 	// Spread the packed values out to their rows, from the end.
+	var zero T
 	nulls := make([]bool, rows)
 	v := read - 1
 	for i := rows - 1; i >= 0; i-- {
 		if def[i] < maxDef {
-			nulls[i], vals[i] = true, 0
+			nulls[i], vals[i] = true, zero
 			continue
 		}
 		vals[i] = vals[v]
 		v--
 	}
-	return vals, nulls, nil
+	return nulls, nil
 }
 
 // int64s recycles int64Column's buffers: a row group's column is 256 KiB.
@@ -159,48 +179,12 @@ func byteArrayColumn(rg *file.RowGroupReader, col int, rows int) ([]parquet.Byte
 		return nil, nil, err
 	}
 	r, ok := cr.(*file.ByteArrayColumnChunkReader)
-	if !ok || cr.Descriptor().MaxRepetitionLevel() != 0 {
+	if !ok {
 		return nil, nil, errNoFastPath
 	}
 	vals := make([]parquet.ByteArray, rows)
-	maxDef := cr.Descriptor().MaxDefinitionLevel()
-	var def []int16
-	if maxDef > 0 {
-		def = make([]int16, rows)
-	}
-	levels, read := 0, 0
-	for levels < rows && r.HasNext() {
-		var lv []int16
-		if def != nil {
-			lv = def[levels:]
-		}
-		total, n, err := r.ReadBatch(int64(rows-levels), vals[read:], lv, nil)
-		if err != nil {
-			return nil, nil, err
-		}
-		if maxDef == 0 {
-			total = int64(n)
-		}
-		levels += int(total)
-		read += n
-	}
-	if levels != rows {
-		return nil, nil, fmt.Errorf("column %s: read %d of %d rows", cr.Descriptor().Path(), levels, rows)
-	}
-	if read == rows {
-		return vals, nil, nil
-	}
-	nulls := make([]bool, rows)
-	v := read - 1
-	for i := rows - 1; i >= 0; i-- {
-		if def[i] < maxDef {
-			nulls[i], vals[i] = true, nil
-			continue
-		}
-		vals[i] = vals[v]
-		v--
-	}
-	return vals, nulls, nil
+	nulls, err := readFlat(r, cr.Descriptor(), vals)
+	return vals, nulls, err
 }
 
 // stringColumn is byteArrayColumn as strings; a run of equal values
@@ -241,10 +225,11 @@ type spanEntry struct {
 	rec   arrow.RecordBatch
 }
 
-// maxSpanRows bounds the rows the cache holds (about 100 bytes each);
+// maxSpanRows bounds the rows the cache holds (about 100 bytes each, so
+// some 25 MiB);
 // spans longer than maxSpan are not kept.
 const (
-	maxSpanRows = 1 << 20
+	maxSpanRows = 1 << 18
 	maxSpan     = 1 << 16
 )
 
