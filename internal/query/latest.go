@@ -127,7 +127,7 @@ func (e *Engine) topNInGo(ctx context.Context, def *lake.TableDef, files []dataF
 	o := order{q.Desc}
 	var open []*file.Reader
 	var recs []arrow.RecordBatch
-	release = func() {
+	cleanup := func() {
 		for _, r := range recs {
 			r.Release()
 		}
@@ -137,7 +137,7 @@ func (e *Engine) topNInGo(ctx context.Context, def *lake.TableDef, files []dataF
 	}
 	defer func() {
 		if err != nil {
-			release()
+			cleanup()
 			release, rows = nil, nil
 		}
 	}()
@@ -357,7 +357,7 @@ func (e *Engine) topNInGo(ctx context.Context, def *lake.TableDef, files []dataF
 		putInt64s(seq)
 	}
 	if len(cands) == 0 {
-		return nil, release, nil
+		return nil, cleanup, nil
 	}
 	// The answer's columns, for the span of rows each row group holds.
 	names := make([]string, 0, len(def.Schema.Fields()))
@@ -416,7 +416,7 @@ func (e *Engine) topNInGo(ctx context.Context, def *lake.TableDef, files []dataF
 	for i, c := range cands {
 		rows[i] = fastRow{Rec: unitRec[c.unit], At: int(c.row - spans[c.unit][0])}
 	}
-	return rows, release, nil
+	return rows, cleanup, nil
 }
 
 // cmpAfter compares a row with a position in the read's order.

@@ -179,13 +179,40 @@ func byteArrayColumn(rg *file.RowGroupReader, col int, rows int) ([]parquet.Byte
 		return nil, nil, err
 	}
 	r, ok := cr.(*file.ByteArrayColumnChunkReader)
-	if !ok {
+	if !ok || !stableValues(rg, col) {
 		return nil, nil, errNoFastPath
 	}
 	vals := make([]parquet.ByteArray, rows)
 	nulls, err := readFlat(r, cr.Descriptor(), vals)
 	return vals, nulls, err
 }
+
+// stableValues reports whether every data page of a BYTE_ARRAY column
+// chunk is encoded so that its decoded values outlive the page: a
+// dictionary's point into the dictionary page, DELTA_BYTE_ARRAY's into
+// memory of their own; PLAIN values point into a page buffer the next
+// page reuses.
+func stableValues(rg *file.RowGroupReader, col int) bool {
+	cc, err := rg.MetaData().ColumnChunk(col)
+	if err != nil {
+		return false
+	}
+	stats := cc.EncodingStats()
+	for _, st := range stats {
+		if int(st.PageType) == dictionaryPage {
+			continue
+		}
+		switch st.Encoding {
+		case parquet.Encodings.RLEDict, parquet.Encodings.PlainDict, parquet.Encodings.DeltaByteArray:
+		default:
+			return false
+		}
+	}
+	return len(stats) > 0
+}
+
+// dictionaryPage is Parquet's PageType DICTIONARY_PAGE.
+const dictionaryPage = 2
 
 // stringColumn is byteArrayColumn as strings; a run of equal values
 // shares one string.
