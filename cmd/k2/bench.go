@@ -66,6 +66,7 @@ func newBenchCmd(a *app) *cobra.Command {
 	f.BoolVar(&o.Dedup, "dedup", false, "append through the loader's duplicate check")
 	f.StringVar(&o.Dir, "dir", "", "scratch directory (default <data-dir>)")
 	f.BoolVar(&o.Keep, "keep", false, "keep the benchmark tables")
+	f.StringVar(&o.QuestDB, "questdb", "", "QuestDB's server jar (Maven Central org.questdb:questdb, run with the system java): measure the same trades and queries there as a reference")
 	f.Uint64Var(&o.Seed, "seed", 1, "synthetic market seed")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	cmd.AddCommand(lakeCmd, newBenchIngestCmd(a), newBenchFeedCmd(a), newBenchSoakCmd(a), newBenchAPICmd(a))

@@ -38,6 +38,9 @@ type LakeOptions struct {
 	Keep      bool
 	Seed      uint64
 	Progress  io.Writer
+	// QuestDB, when set, is the path of QuestDB's server jar: the same
+	// trades and queries are measured there too, as a reference.
+	QuestDB string
 }
 
 // Result is one measured figure.
@@ -166,11 +169,6 @@ func runSize(ctx context.Context, o LakeOptions, rows int) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The UTC days each symbol traded on, for the bar query.
-	type symDay struct {
-		sym      string
-		from, to md.Timestamp
-	}
 	var days []symDay
 	for _, s := range symInfo {
 		for d := s.First.Time().Truncate(24 * time.Hour); d.Before(s.Last.Time()); d = d.Add(24 * time.Hour) {
@@ -239,7 +237,24 @@ func runSize(ctx context.Context, o LakeOptions, rows int) ([]Result, error) {
 		Result{Name: "1m bars of a symbol-day, p50", Rows: rows, Value: ms(bars.p50), Unit: "ms", Detail: fmt.Sprintf("minute aggregates of all files built in %.1f s", warmTook.Seconds())},
 		Result{Name: "1m bars of a symbol-day, p99", Rows: rows, Value: ms(bars.p99), Unit: "ms"},
 	)
+	if o.QuestDB != "" {
+		syms := make([]string, len(symInfo))
+		for i, s := range symInfo {
+			syms[i] = s.Symbol
+		}
+		ref, err := questDBResults(ctx, o, rows, syms, days)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, ref...)
+	}
 	return results, nil
+}
+
+// symDay is a UTC day a symbol traded on, for the bar query.
+type symDay struct {
+	sym      string
+	from, to md.Timestamp
 }
 
 // marketSymbols names the n instruments of a benchmark's synthetic market:

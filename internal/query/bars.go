@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
@@ -59,6 +61,19 @@ type minute struct {
 	// area is Σ price·held in units of 10⁻⁸·µs, where a trade's price is
 	// held until the minute's next trade or the minute's end (TWAP only).
 	area *big.Int
+}
+
+// absorb takes b's trades into a's open, close, high, low and count
+// (the sums are the caller's: their types differ).
+func (a *minute) absorb(b *minute) {
+	if b.openKey.less(a.openKey) {
+		a.openKey, a.open = b.openKey, b.open
+	}
+	if a.closeKey.less(b.closeKey) {
+		a.closeKey, a.close = b.closeKey, b.close
+	}
+	a.high, a.low = max(a.high, b.high), min(a.low, b.low)
+	a.count += b.count
 }
 
 // tradeKey orders trades by time, then sequence (absent sequences first).
@@ -295,14 +310,7 @@ func mergeBars(mins []minute, q BarQuery) ([]Aggregate, error) {
 			if !a.owned {
 				a.volume, a.notional, a.owned = new(big.Int).Set(a.volume), new(big.Int).Set(a.notional), true
 			}
-			if mn.openKey.less(a.openKey) {
-				a.openKey, a.open = mn.openKey, mn.open
-			}
-			if a.closeKey.less(mn.closeKey) {
-				a.closeKey, a.close = mn.closeKey, mn.close
-			}
-			a.high, a.low = max(a.high, mn.high), min(a.low, mn.low)
-			a.count += mn.count
+			a.absorb(mn)
 			a.volume.Add(a.volume, mn.volume)
 			a.notional.Add(a.notional, mn.notional)
 		}
@@ -425,17 +433,6 @@ func (c *minuteCache) put(location string, mins []minute) {
 	}
 }
 
-// fileMinutes returns a data file's minute aggregates for a query,
-// computing them once, and counts the cache lookup.
-func (e *Engine) fileMinutes(ctx context.Context, f dataFile) ([]minute, error) {
-	if m, ok := e.minuteCache.get(f.location); ok {
-		e.m.barHits.Inc()
-		return m, nil
-	}
-	e.m.barMisses.Inc()
-	return e.computeMinutes(ctx, f)
-}
-
 // computeMinutes computes a data file's minute aggregates once, however
 // many ask at the same time, and caches them.
 func (e *Engine) computeMinutes(ctx context.Context, f dataFile) ([]minute, error) {
@@ -448,7 +445,14 @@ func (e *Engine) computeMinutes(ctx context.Context, f dataFile) ([]minute, erro
 			return nil, err
 		}
 		// The cache holds the default bars: without non-market prints.
-		m, err := e.minutes(ctx, paths, filterWhere(Filter{ExcludeConditions: md.NonMarketConditions}, `"timestamp"`), false)
+		var m []minute
+		err = e.runInGo(ctx, func(ctx context.Context) (err error) {
+			m, err = e.minutesInGo(ctx, f, paths[0], md.NonMarketConditions)
+			return err
+		})
+		if errors.Is(err, errNoFastPath) {
+			m, err = e.minutes(ctx, paths, filterWhere(Filter{ExcludeConditions: md.NonMarketConditions}, `"timestamp"`), false)
+		}
 		if err == nil {
 			slices.SortFunc(m, func(a, b minute) int { // for cachedMinutes' search
 				return cmp.Or(strings.Compare(a.symbol, b.symbol), strings.Compare(a.exchange, b.exchange), cmp.Compare(a.m, b.m))
@@ -464,13 +468,29 @@ func (e *Engine) computeMinutes(ctx context.Context, f dataFile) ([]minute, erro
 }
 
 // cachedMinutes collects the minutes of files inside f's whole-minute range.
+// The files not cached yet are aggregated at once, one per core.
 func (e *Engine) cachedMinutes(ctx context.Context, files []dataFile, f Filter) ([]minute, error) {
-	var out []minute
-	for _, file := range files {
-		mins, err := e.fileMinutes(ctx, file)
-		if err != nil {
-			return nil, err
+	per := make([][]minute, len(files))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, file := range files {
+		if m, ok := e.minuteCache.get(file.location); ok {
+			e.m.barHits.Inc()
+			per[i] = m
+			continue
 		}
+		g.Go(func() error {
+			e.m.barMisses.Inc()
+			m, err := e.computeMinutes(gctx, file)
+			per[i] = m
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var out []minute
+	for _, mins := range per {
 		if f.Symbol == "" {
 			for _, mn := range mins {
 				if f.holds(mn.symbol, mn.exchange, md.Timestamp(mn.m*microsPerMinute)) {

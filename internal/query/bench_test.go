@@ -36,12 +36,25 @@ var (
 
 func benchLake(b testing.TB) (*query.Engine, []query.SymbolInfo) {
 	benchOnce.Do(func() {
+		ctx := context.Background()
+		// K2_BENCH_LAKE reuses a lake kept by k2 bench lake --keep (its
+		// catalog.db and warehouse) instead of building one.
+		if dir := os.Getenv("K2_BENCH_LAKE"); dir != "" {
+			l, err := lake.Open(ctx, lake.Options{Tables: record.Tables(), Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")})
+			if err == nil {
+				benchEngine, err = query.New(l, query.Options{WorkDir: b.TempDir(), Query: config.Query{PoolSize: 2}})
+			}
+			if err == nil {
+				benchSyms, err = benchEngine.Symbols(ctx, "", query.AsOf{})
+			}
+			benchErr = err
+			return
+		}
 		dir, err := os.MkdirTemp("", "k2-query-bench-")
 		if err != nil {
 			benchErr = err
 			return
 		}
-		ctx := context.Background()
 		l, err := lake.Open(ctx, lake.Options{Tables: record.Tables(), Catalog: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
 		if err != nil {
 			benchErr = err
@@ -97,6 +110,46 @@ func BenchmarkBars1mSymbolDay(b *testing.B) {
 		bars, err := e.Bars(ctx, query.BarQuery{Filter: query.Filter{Symbol: s.Symbol, From: from, To: from + 86_400_000_000}, Interval: md.Interval1m})
 		if err != nil || len(bars) == 0 {
 			b.Fatal(fmt.Sprint(len(bars), err))
+		}
+	}
+}
+
+// BenchmarkBars1mSymbolDayCold is BenchmarkBars1mSymbolDay with the
+// minute cache emptied before every query: the first bar query of a day.
+func BenchmarkBars1mSymbolDayCold(b *testing.B) {
+	e, syms := benchLake(b)
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		s := syms[i%len(syms)]
+		i++
+		query.DropMinuteCache(e)
+		from := md.TimestampOf(s.Last.Time().Truncate(86400e9)) - md.Timestamp(86_400_000_000*(i%3))
+		bars, err := e.Bars(ctx, query.BarQuery{Filter: query.Filter{Symbol: s.Symbol, From: from, To: from + 86_400_000_000}, Interval: md.Interval1m})
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = bars
+	}
+}
+
+// BenchmarkBars1mBusiestDayCold is the cold bar query of the busiest
+// symbol's second day: the most trades a symbol-day holds.
+func BenchmarkBars1mBusiestDayCold(b *testing.B) {
+	e, syms := benchLake(b)
+	ctx := context.Background()
+	busiest := syms[0]
+	for _, s := range syms {
+		if s.Trades > busiest.Trades {
+			busiest = s
+		}
+	}
+	from := md.TimestampOf(busiest.First.Time().Truncate(86400e9)) + 86_400_000_000
+	for b.Loop() {
+		query.DropMinuteCache(e)
+		bars, err := e.Bars(ctx, query.BarQuery{Filter: query.Filter{Symbol: busiest.Symbol, From: from, To: from + 86_400_000_000}, Interval: md.Interval1m})
+		if err != nil || len(bars) == 0 {
+			b.Fatal(len(bars), err)
 		}
 	}
 }

@@ -123,6 +123,14 @@ type Engine struct {
 	index  fileIndex
 	// minuteCache holds per-minute trade aggregates of data files.
 	minuteCache minuteCache
+	// footers are the parsed footers of the files read in Go;
+	// servedInGo counts the reads answered there (topNInGo).
+	footers    footerCache
+	spans      spanCache
+	servedInGo atomic.Int64
+	// duckOnly turns topNInGo off: tests compare the two.
+	duckOnly bool
+	closed   atomic.Bool
 	// sqlSlots bounds the SQL queries running at once (sqlAtOnce).
 	sqlSlots chan struct{}
 }
@@ -230,6 +238,7 @@ func New(l *lake.Lake, opts Options) (*Engine, error) {
 
 // Close releases DuckDB.
 func (e *Engine) Close() error {
+	e.closed.Store(true)
 	e.background.Wait()
 	e.pool.close()
 	e.db.Close()
@@ -389,6 +398,23 @@ func (e *Engine) paths(ctx context.Context, files []dataFile) ([]string, error) 
 // run executes a query on a pooled connection under the query deadline and
 // hands the rows to scan.
 func (e *Engine) run(ctx context.Context, sqlText string, args []any, scan func(*sql.Rows) error) error {
+	return e.withSlot(ctx, func(ctx context.Context, c *Conn) error {
+		rows, err := c.QueryContext(ctx, sqlText, args...)
+		if err == nil {
+			err = scan(rows)
+			if cerr := rows.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				err = rows.Err()
+			}
+		}
+		return err
+	})
+}
+
+// withSlot runs fn on a pooled connection under the query deadline.
+func (e *Engine) withSlot(ctx context.Context, fn func(context.Context, *Conn) error) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
 	c, err := e.pool.Acquire(ctx)
@@ -396,20 +422,21 @@ func (e *Engine) run(ctx context.Context, sqlText string, args []any, scan func(
 		return err
 	}
 	defer c.Release()
-	rows, err := c.QueryContext(ctx, sqlText, args...)
-	if err == nil {
-		err = scan(rows)
-		if cerr := rows.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = rows.Err()
-		}
-	}
+	err = fn(ctx, c)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("%w after %s (raise --query-timeout or narrow the query)", ErrTimeout, e.opts.Timeout)
 	}
 	return err
+}
+
+// runInGo runs a read done in Go (no DuckDB) as run runs a query: it
+// holds a pool slot, so the pool still bounds the reads at once and a
+// saturated pool sheds them, under the same deadline.
+func (e *Engine) runInGo(ctx context.Context, fn func(context.Context) error) error {
+	if e.closed.Load() {
+		return errors.New("query engine closed")
+	}
+	return e.withSlot(ctx, func(ctx context.Context, _ *Conn) error { return fn(ctx) })
 }
 
 // observe records a query's metrics.

@@ -68,6 +68,7 @@ func (e *Engine) Records(ctx context.Context, tableName string, q RecordQuery) (
 		return e.keyed(ctx, def, strings.Join(cols, ", "), q, rb)
 	}
 	ti := sc.FieldIndices(def.Time)[0]
+	var fast arrow.RecordBatch // the page, when read in Go
 	snap, err := e.topN(ctx, tableName, tableName, quoteIdent(def.Key), strings.Join(cols, ", "), q,
 		func(rows *sql.Rows) (md.Timestamp, error) {
 			if err := rb.scan(rows); err != nil {
@@ -76,7 +77,14 @@ func (e *Engine) Records(ctx context.Context, tableName string, q RecordQuery) (
 			t, _ := rb.vals[ti].(time.Time)
 			return md.TimestampOf(t), nil
 		},
-		func() { rb.record().Release() }) // a retry starts the page again
+		func() { rb.record().Release() }, // a retry starts the page again
+		func(rows []fastRow) error {
+			rec, err := recordOf(sc, rows)
+			if err == nil {
+				fast = rec
+			}
+			return err
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +96,10 @@ func (e *Engine) Records(ctx context.Context, tableName string, q RecordQuery) (
 	if err != nil {
 		return nil, err
 	}
-	rec := rb.record()
+	rec := fast
+	if rec == nil {
+		rec = rb.record()
+	}
 	limit := q.Limit
 	if limit == 0 {
 		limit = 100

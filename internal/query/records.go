@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -163,7 +164,10 @@ func (e *Engine) Trades(ctx context.Context, q RecordQuery) ([]md.Trade, error) 
 		t, err := scanTrade(rows)
 		out = append(out, t)
 		return t.Timestamp, err
-	}, func() { out = out[:0] })
+	}, func() { out = out[:0] }, func(rows []fastRow) (err error) {
+		out, err = tradesOf(rows)
+		return err
+	})
 	return out, err
 }
 
@@ -177,7 +181,7 @@ func (e *Engine) Quotes(ctx context.Context, q RecordQuery) ([]md.Quote, error) 
 		v, err := scanQuote(rows)
 		out = append(out, v)
 		return v.Timestamp, err
-	}, func() { out = out[:0] })
+	}, func() { out = out[:0] }, nil)
 	return out, err
 }
 
@@ -195,7 +199,7 @@ func (e *Engine) Funding(ctx context.Context, q RecordQuery) ([]md.FundingRate, 
 		v, err := scanFunding(rows)
 		out = append(out, v)
 		return v.Timestamp, err
-	}, func() { out = out[:0] })
+	}, func() { out = out[:0] }, nil)
 	return out, err
 }
 
@@ -206,10 +210,11 @@ func (e *Engine) Funding(ctx context.Context, q RecordQuery) ([]md.FundingRate, 
 // answer, so DuckDB skips all but the newest row groups. It widens the
 // range, then the file set, until no unread data could hold a row that
 // belongs in the answer: "the latest 100 trades" reads a row group or two,
-// however long the history. It returns the snapshot it read (nil for an
-// empty table).
+// however long the history. Where fast is given and the query allows,
+// the rows are read in Go instead (topNInGo) and handed to fast. It
+// returns the snapshot it read (nil for an empty table).
 func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns string, q RecordQuery,
-	scan func(*sql.Rows) (md.Timestamp, error), reset func()) (snap *table.Snapshot, err error) {
+	scan func(*sql.Rows) (md.Timestamp, error), reset func(), fast func([]fastRow) error) (snap *table.Snapshot, err error) {
 	start := time.Now()
 	read, n := 0, 0
 	defer func() { e.observe(kind, start, read, n, err) }()
@@ -246,7 +251,26 @@ func (e *Engine) topN(ctx context.Context, kind, tableName, keyCol, columns stri
 	if err != nil {
 		return snap, err
 	}
-	seq := desc.Describe().Table.Sequence // rows of one time, in exchange order
+	def := &desc.Describe().Table
+	if fast != nil && !e.duckOnly && servesInGo(def, q) {
+		err := e.runInGo(ctx, func(ctx context.Context) error {
+			rows, release, err := e.topNInGo(ctx, def, files, q)
+			if err != nil {
+				return err
+			}
+			defer release()
+			read, n = len(files), len(rows)
+			return fast(rows)
+		})
+		if err == nil {
+			e.servedInGo.Add(1)
+			return snap, nil
+		}
+		if !errors.Is(err, errNoFastPath) {
+			return snap, err
+		}
+	}
+	seq := def.Sequence // rows of one time, in exchange order
 	sortFiles(files, q.Desc)
 	k, have := 0, int64(0)
 	for k < len(files) && have < int64(q.Limit) {
