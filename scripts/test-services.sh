@@ -62,7 +62,7 @@
 # binaries), K2_TEST_BASE_PYTHON (python3 used to create the venv),
 # K2_TEST_S3_VERBOSE=1 (log every S3 request to logs/versitygw.log),
 # K2_TEST_JAVA (java for the broker; default: the first Java 17+ of $JAVA_HOME,
-# PATH, /usr/lib/jvm), K2_TEST_KAFKA_HEAP_OPTS ("-Xms256m -Xmx512m"),
+# PATH, /usr/lib/jvm), K2_TEST_KAFKA_HEAP_OPTS ("-Xms256m -Xmx1g"),
 # K2_TEST_KAFKA_JVM_OPTS (more JVM flags), K2_TEST_KAFKA_CDS=0 (no class-data
 # sharing), K2_TEST_KAFKA_START_TIMEOUT (120 s), K2_TEST_KAFKA_STOP_TIMEOUT
 # (30 s of SIGTERM before SIGKILL), K2_TEST_MAVEN_REPO (Maven local
@@ -556,7 +556,7 @@ KAFKA_VERSION="$(sed -n 's:.*<kafka\.version>\(.*\)</kafka\.version>.*:\1:p' "$K
 [[ -n $KAFKA_VERSION ]] || die "no <kafka.version> in $KAFKA_POM"
 KAFKA_CACHED="$K2_TEST_CACHE/kafka-$KAFKA_VERSION-$(sha256sum <"$KAFKA_POM" | cut -c1-12)"
 KAFKA_JARS="$KAFKA_CACHED/jars"
-read -r -a KAFKA_HEAP <<<"${K2_TEST_KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+read -r -a KAFKA_HEAP <<<"${K2_TEST_KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 
 JAVA="" JAVA_MAJOR="" JAVA_BUILD=""
 find_java() { # sets JAVA, JAVA_MAJOR (17, 21...) and JAVA_BUILD (home + VM version)
