@@ -180,7 +180,7 @@ func (c *cluster) phase(ctx context.Context, cfg *config.Config, name string) er
 	// until the cluster lists them, each partition led.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		err := c.topicsLed(ctx, cfg.Kafka.TopicPrefix, want)
+		err := bus.TopicsLed(ctx, c.adm, cfg.Kafka.TopicPrefix, want)
 		if err == nil {
 			return nil
 		}
@@ -193,31 +193,6 @@ func (c *cluster) phase(ctx context.Context, cfg *config.Config, name string) er
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// topicsLed checks that want topics under prefix are listed, each
-// partition with a leader.
-func (c *cluster) topicsLed(ctx context.Context, prefix string, want int) error {
-	topics, err := c.adm.ListTopics(ctx)
-	if err != nil {
-		return err
-	}
-	n := 0
-	for _, t := range topics {
-		if !strings.HasPrefix(t.Topic, prefix) {
-			continue
-		}
-		for _, p := range t.Partitions {
-			if p.Err != nil || p.Leader < 0 {
-				return fmt.Errorf("%s-%d has no leader", t.Topic, p.Partition)
-			}
-		}
-		n++
-	}
-	if n < want {
-		return fmt.Errorf("%d of %d topics listed", n, want)
-	}
-	return nil
 }
 
 // dropTopics deletes the run's topics and sink groups from the cluster.

@@ -256,3 +256,29 @@ func DescribeTopics(ctx context.Context, adm *kadm.Client, prefix string, names 
 	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
 	return out, nil
 }
+
+// TopicsLed checks that the cluster lists at least want topics under
+// prefix, each partition of them with a leader: topics just created are
+// ready to take records.
+func TopicsLed(ctx context.Context, adm *kadm.Client, prefix string, want int) error {
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, t := range topics {
+		if !strings.HasPrefix(t.Topic, prefix) {
+			continue
+		}
+		for _, p := range t.Partitions {
+			if p.Err != nil || p.Leader < 0 {
+				return fmt.Errorf("%s-%d has no leader", t.Topic, p.Partition)
+			}
+		}
+		n++
+	}
+	if n < want {
+		return fmt.Errorf("%d of %d topics listed", n, want)
+	}
+	return nil
+}

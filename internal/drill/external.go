@@ -179,26 +179,7 @@ func (in *Install) topicsLed(ctx context.Context, want int) error {
 	defer cl.Close()
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	topics, err := kadm.NewClient(cl).ListTopics(cctx)
-	if err != nil {
-		return err
-	}
-	n := 0
-	for _, t := range topics {
-		if !strings.HasPrefix(t.Topic, in.TopicPrefix) {
-			continue
-		}
-		for _, p := range t.Partitions {
-			if p.Err != nil || p.Leader < 0 {
-				return fmt.Errorf("%s-%d has no leader", t.Topic, p.Partition)
-			}
-		}
-		n++
-	}
-	if n < want {
-		return fmt.Errorf("%d of %d topics listed", n, want)
-	}
-	return nil
+	return bus.TopicsLed(cctx, kadm.NewClient(cl), in.TopicPrefix, want)
 }
 
 // kafkaServes checks that the cluster serves the installation: every
