@@ -167,11 +167,17 @@ func TestPipelineRoutesReadEveryRole(t *testing.T) {
 	// the tables' counts agree with them.
 	var commits []commitAnswer
 	apiRole.getData(t, "/v1/commits?table=trades&limit=200", &commits)
-	p = pipelineAnswer{}
-	apiRole.getData(t, "/v1/pipeline", &p)
 	if len(commits) == 0 {
 		t.Fatal("no commits")
 	}
+	// The pulse reads the tables once a step, so it may be a step behind the
+	// commits just read; wait for the step that has seen them.
+	testutil.WaitFor(t, "the pulse to see the newest commit", 10*time.Second, func() bool {
+		p = pipelineAnswer{}
+		apiRole.getData(t, "/v1/pipeline", &p)
+		i := slices.IndexFunc(p.Tables, func(ts tableEntry) bool { return ts.Table == "trades" })
+		return i >= 0 && p.Tables[i].LastCommit >= commits[0].Timestamp
+	})
 	var rows int64
 	for _, c := range commits {
 		if c.Table != "trades" || c.Writer != "sink:k2-sink" || c.Rows <= 0 || c.Files <= 0 || c.DurationMs == nil || *c.DurationMs < 0 {
