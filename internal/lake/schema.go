@@ -35,6 +35,11 @@ type TableDef struct {
 	// partition, and its files are sorted by Symbol, Time and Sequence.
 	Time     string
 	Sequence string
+	// TimeTransform partitions by Time (nil: day); Symbols overrides the
+	// lake's symbol partition (nil: the lake's). Bar tables use month and
+	// identity: their rows are few.
+	TimeTransform iceberg.Transform
+	Symbols       *SymbolPartition
 	// Spec and SortOrder are the table's layout, set by the lake when it
 	// opens the table: an existing table keeps the partitioning it was
 	// created with.
@@ -81,8 +86,15 @@ func (d *TableDef) layout(p SymbolPartition) error {
 	if err != nil {
 		return err
 	}
+	var tt iceberg.Transform = iceberg.DayTransform{}
+	if d.TimeTransform != nil {
+		tt = d.TimeTransform
+	}
+	if d.Symbols != nil {
+		p = *d.Symbols
+	}
 	d.Spec = iceberg.NewPartitionSpec(
-		iceberg.PartitionField{SourceIDs: []int{ts.ID}, FieldID: 1000, Name: d.Time + "_day", Transform: iceberg.DayTransform{}},
+		iceberg.PartitionField{SourceIDs: []int{ts.ID}, FieldID: 1000, Name: d.Time + "_" + tt.String(), Transform: tt},
 		p.field(sym.ID),
 	)
 	order := []table.SortField{
@@ -144,7 +156,9 @@ var (
 	Long      = iceberg.PrimitiveTypes.Int64
 	Timestamp = iceberg.PrimitiveTypes.TimestampTz // UTC microseconds
 	Decimal   = iceberg.DecimalTypeOf(18, 8)       // exact prices and sizes
-	Bool      = iceberg.PrimitiveTypes.Bool
+	// WideDecimal holds sums of sizes (a bar's volume), which outgrow 18 digits.
+	WideDecimal = iceberg.DecimalTypeOf(38, 8)
+	Bool        = iceberg.PrimitiveTypes.Bool
 )
 
 // StringList is a list of required strings.

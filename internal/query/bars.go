@@ -40,6 +40,9 @@ type BarQuery struct {
 	// filtered as the lake's trades are and merged into the same minutes,
 	// exactly.
 	Extra []md.Trade
+	// TradesOnly computes the bars from the trades even where a bar table
+	// holds them (the rollup that keeps the bar tables).
+	TradesOnly bool
 }
 
 const microsPerMinute = 60_000_000
@@ -244,6 +247,13 @@ func (e *Engine) Aggregates(ctx context.Context, q BarQuery) (out []Aggregate, e
 	if err != nil {
 		return nil, err
 	}
+	if bars, ok, err := e.fromBarTable(ctx, q, st, snap); ok {
+		e.m.barsFrom.WithLabelValues("table").Inc()
+		return bars, nil
+	} else if err != nil {
+		e.log.Debug("bars: the bar table could not answer; computing from the trades", "interval", q.Interval, "error", err)
+	}
+	e.m.barsFrom.WithLabelValues("trades").Inc()
 	files, err := e.plan(ctx, st, snap, "timestamp", q.Filter)
 	if err != nil {
 		return nil, err

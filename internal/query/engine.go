@@ -50,7 +50,8 @@ type metrics struct {
 	// The caches' lookups by tier: data_files (local copies of
 	// object-store files) and bar_minutes (per-file minute aggregates).
 	cacheHits, cacheMisses *prometheus.CounterVec
-	barHits, barMisses     prometheus.Counter // resolved once: a bar query looks up every file
+	barHits, barMisses     prometheus.Counter     // resolved once: a bar query looks up every file
+	barsFrom               *prometheus.CounterVec // source: table or trades
 }
 
 // cacheTiers are the cache_tier values of the cache metrics.
@@ -74,6 +75,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.cacheMisses.WithLabelValues(c)
 	}
 	m.barHits, m.barMisses = m.cacheHits.WithLabelValues("bar_minutes"), m.cacheMisses.WithLabelValues("bar_minutes")
+	m.barsFrom = f.CounterVec("k2_query_bars_source_total",
+		"Bar queries by where they were answered from: table (a bar table kept by the rollup) or trades (computed from the trades).", "source")
+	m.barsFrom.WithLabelValues("table")
+	m.barsFrom.WithLabelValues("trades")
 	for _, q := range queryTypes {
 		for _, st := range []string{"success", "error", "timeout"} {
 			m.queries.WithLabelValues(q, st)

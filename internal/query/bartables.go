@@ -1,0 +1,271 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go/table"
+
+	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/record"
+)
+
+// Bar tables (record.BarTables) hold the bars of whole windows, computed
+// from one trades snapshot (internal/rollup). A bar query is answered from
+// them when nothing the answer depends on differs: the trades snapshot
+// the query reads either is the one the table was computed from, or
+// differs from it only in files that cannot hold the query's symbols and
+// times; the range lies within the table's retention; and every window
+// lies wholly inside the range (a partial window needs the trades).
+
+// dayPad widens a time range by the longest a trading date can reach past
+// the UTC day its trades fall in.
+const dayPad = md.Timestamp(2 * 86_400_000_000)
+
+// MarkerOf is the trades snapshot the bar table's current snapshot was
+// computed from (0: none known). Only the rollup's commits record it;
+// maintenance commits that change no bar (compaction, manifest rewrites)
+// keep what their parent had.
+func MarkerOf(tbl *table.Table) int64 {
+	for s := tbl.CurrentSnapshot(); s != nil; {
+		if s.Summary != nil {
+			if v, ok := s.Summary.Properties[record.TradesSnapshotProperty]; ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		if s.ParentSnapshotID == nil {
+			return 0
+		}
+		s = tbl.SnapshotByID(*s.ParentSnapshotID)
+	}
+	return 0
+}
+
+// servableFromTable reports whether q asks only for what a bar table holds.
+func servableFromTable(q BarQuery, bt record.BarTable, now time.Time) bool {
+	return !q.TradesOnly && !q.TWAP && !q.IncludeNonMarket && len(q.ExcludeConditions) == 0 && len(q.Bounds) == 0 &&
+		len(q.Extra) == 0 && q.From != 0 && q.From.Time().After(now.Add(-bt.Retention))
+}
+
+// fromBarTable answers q from its interval's bar table, or says it cannot
+// (ok false): the caller then computes the bars from the trades.
+func (e *Engine) fromBarTable(ctx context.Context, q BarQuery, trades *tableState, tradesSnap *table.Snapshot) (bars []Aggregate, ok bool, err error) {
+	bt, has := record.BarTableOf(q.Interval)
+	if !has || tradesSnap == nil || !servableFromTable(q, bt, time.Now()) {
+		return nil, false, nil
+	}
+	st, err := e.load(ctx, bt.Table.Name)
+	if err != nil {
+		return nil, false, nil // a lake without bar tables
+	}
+	snap := st.tbl.CurrentSnapshot()
+	marker := MarkerOf(st.tbl)
+	if marker == 0 {
+		return nil, false, nil
+	}
+	pad := md.Timestamp(0)
+	if q.Interval == md.Interval1d {
+		pad = dayPad
+	}
+	if marker != tradesSnap.SnapshotID {
+		old := trades.tbl.SnapshotByID(marker)
+		if old == nil {
+			return nil, false, nil
+		}
+		changed, err := e.filesDiff(ctx, trades, old, tradesSnap)
+		if err != nil {
+			return nil, false, err
+		}
+		f := q.Filter
+		f.From, f.To = q.From-pad, 0
+		if q.To != 0 {
+			f.To = q.To + pad
+		}
+		for i := range changed {
+			if changed[i].mayHold(f) {
+				return nil, false, nil
+			}
+		}
+	}
+	f := q.Filter
+	f.From = q.From - pad
+	files, err := e.plan(ctx, st, snap, "window_start", f)
+	if err != nil || len(files) == 0 {
+		return nil, err == nil, err
+	}
+	paths, err := e.paths(ctx, files)
+	if err != nil {
+		return nil, false, err
+	}
+	w := filterWhere(Filter{Symbol: q.Symbol, Exchange: q.Exchange, Symbols: q.Symbols, Exchanges: q.Exchanges}, "")
+	w.add("window_end > make_timestamp(?::BIGINT)::TIMESTAMPTZ", int64(q.From))
+	if q.To != 0 {
+		w.add("window_start < make_timestamp(?::BIGINT)::TIMESTAMPTZ", int64(q.To))
+	}
+	partial := false
+	err = e.run(ctx, fmt.Sprintf(barTableSQL, readParquet(paths), w), w.args, func(rows *sql.Rows) error {
+		for rows.Next() {
+			var a Aggregate
+			var open, high, low, close, volume, vwap string
+			if err := rows.Scan(&a.Symbol, &a.Exchange, &a.WindowStart, &a.WindowEnd, &open, &high, &low, &close, &volume, &a.TradeCount, &vwap); err != nil {
+				return err
+			}
+			if a.WindowStart < q.From || q.To != 0 && a.WindowEnd > q.To {
+				partial = true
+				return nil
+			}
+			a.Interval = q.Interval
+			for _, d := range []struct {
+				text string
+				to   *md.Decimal
+			}{{open, &a.Open}, {high, &a.High}, {low, &a.Low}, {close, &a.Close}, {vwap, &a.VWAP}} {
+				if *d.to, err = md.ParseDecimal(d.text); err != nil {
+					return fmt.Errorf("%s: %w", bt.Table.FullName(), err)
+				}
+			}
+			units, err := scaledInt(volume, 8)
+			if err != nil {
+				return fmt.Errorf("%s volume: %w", bt.Table.FullName(), err)
+			}
+			a.Volume = md.WideDecimal{Units: units}
+			bars = append(bars, a)
+		}
+		return rows.Err()
+	})
+	if err != nil || partial {
+		return nil, false, err
+	}
+	sortBars(bars, q.Desc)
+	if q.Limit > 0 && len(bars) > q.Limit {
+		bars = bars[:q.Limit]
+	}
+	return bars, true, nil
+}
+
+const barTableSQL = `SELECT symbol, exchange, epoch_us(window_start), epoch_us(window_end), open::VARCHAR, high::VARCHAR,
+	low::VARCHAR, close::VARCHAR, volume::VARCHAR, trade_count, vwap::VARCHAR FROM %s%s`
+
+// filesDiff lists the files in one snapshot of a table and not the other,
+// either way: what a reader of one sees differently from the other.
+func (e *Engine) filesDiff(ctx context.Context, st *tableState, a, b *table.Snapshot) ([]dataFile, error) {
+	fa, err := e.snapshotFiles(ctx, st, a, "timestamp")
+	if err != nil {
+		return nil, err
+	}
+	fb, err := e.snapshotFiles(ctx, st, b, "timestamp")
+	if err != nil {
+		return nil, err
+	}
+	in := func(files []dataFile) map[string]struct{} {
+		m := make(map[string]struct{}, len(files))
+		for _, f := range files {
+			m[f.location] = struct{}{}
+		}
+		return m
+	}
+	ina, inb := in(fa), in(fb)
+	var out []dataFile
+	for _, f := range fa {
+		if _, ok := inb[f.location]; !ok {
+			out = append(out, f)
+		}
+	}
+	for _, f := range fb {
+		if _, ok := ina[f.location]; !ok {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// TradesChange is a part of the trades table that differs between two
+// snapshots: symbols whose trades between From and To (inclusive) may
+// have changed.
+type TradesChange struct {
+	Symbols  []string
+	From, To md.Timestamp
+}
+
+// TradesSince says what differs in the trades table between snapshot
+// since and the current snapshot, whose id it returns (0: the table has
+// none). All is set when since is 0 or no longer known: then the changes
+// cover every file of the current snapshot.
+func (e *Engine) TradesSince(ctx context.Context, since int64) (current int64, changes []TradesChange, all bool, err error) {
+	st, err := e.load(ctx, record.Trade.Table.Name)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	cur := st.tbl.CurrentSnapshot()
+	if cur == nil {
+		return 0, nil, since != 0, nil
+	}
+	var files []dataFile
+	old := st.tbl.SnapshotByID(since)
+	if since == 0 || old == nil {
+		all = true
+		files, err = e.snapshotFiles(ctx, st, cur, "timestamp")
+	} else {
+		files, err = e.filesDiff(ctx, st, old, cur)
+	}
+	if err != nil {
+		return 0, nil, false, err
+	}
+	for i := range files {
+		f := &files[i]
+		c := TradesChange{From: f.minT, To: f.maxT}
+		if !f.hasTime {
+			c.From, c.To = md.Timestamp(minTime), md.Timestamp(maxTime)
+		}
+		switch {
+		case f.hasPartSym:
+			c.Symbols = []string{f.partSym}
+		case f.hasSym && f.symLo == f.symHi:
+			c.Symbols = []string{f.symLo}
+		default:
+			if c.Symbols, err = e.fileSymbols(ctx, *f); err != nil {
+				if all {
+					return 0, nil, false, err
+				}
+				// A file removed since, and gone: start again from everything.
+				return e.TradesSince(ctx, 0)
+			}
+		}
+		changes = append(changes, c)
+	}
+	return cur.SnapshotID, changes, all, nil
+}
+
+// The widest times a trade may have: the changes of a file without time
+// bounds cover them all.
+const (
+	minTime = -(1 << 62)
+	maxTime = 1 << 62
+)
+
+// fileSymbols reads the symbols a data file holds.
+func (e *Engine) fileSymbols(ctx context.Context, f dataFile) ([]string, error) {
+	paths, err := e.paths(ctx, []dataFile{f})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	err = e.run(ctx, "SELECT DISTINCT symbol FROM "+readParquet(paths), nil, func(rows *sql.Rows) error {
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				return err
+			}
+			out = append(out, s)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the symbols of %s: %w", strings.TrimPrefix(f.location, "file://"), err)
+	}
+	return out, nil
+}

@@ -1,0 +1,298 @@
+package rollup
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/k2-market-data/k2/internal/config"
+	"github.com/k2-market-data/k2/internal/feed/synth"
+	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/lake/laketest"
+	md "github.com/k2-market-data/k2/internal/marketdata"
+	"github.com/k2-market-data/k2/internal/query"
+	"github.com/k2-market-data/k2/internal/record"
+)
+
+// start is the first trade's time: three days before a month ends, so
+// the trades cross UTC days and a month.
+var start = md.TimestampOf(time.Date(2026, 11, 28, 21, 0, 0, 0, time.UTC))
+
+type fixture struct {
+	lake   *lake.Lake
+	engine *query.Engine
+	roller *Roller
+	writer *lake.Writer[md.Trade]
+	gen    *synth.Generator
+	rng    *rand.Rand
+	now    time.Time
+	reg    *prometheus.Registry
+	all    []md.Trade
+	n      int
+}
+
+func newFixture(t *testing.T) *fixture {
+	dir := t.TempDir()
+	l, err := lake.Open(context.Background(), lake.Options{Tables: record.AllTables(), Catalog: filepath.Join(dir, "c.db"),
+		Warehouse: filepath.Join(dir, "w")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	e, err := query.New(l, query.Options{WorkDir: filepath.Join(dir, "q"), Query: config.Query{PoolSize: 2}, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(); l.Close() })
+	w, err := record.Trade.Writer(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{lake: l, engine: e, writer: w, reg: reg, now: start.Time().Add(10 * 24 * time.Hour),
+		gen: synth.New(synth.Config{Seed: 5, Symbols: []string{"AAAUSD", "BBBUSD"}, Rate: 0.5, Start: start}),
+		rng: rand.New(rand.NewPCG(1, 2))}
+	f.roller = New(l, e, Options{Now: func() time.Time { return f.now }})
+	return f
+}
+
+// commit stores n new trades and some late ones (hours back, some in
+// the day or month before), some non-market prints among them.
+func (f *fixture) commit(t *testing.T, n int) {
+	var batch []md.Trade
+	for _, tr := range f.gen.Trades(nil, n) {
+		if f.rng.IntN(40) == 0 {
+			tr.TradeConditions = []string{"ADL"}
+		}
+		batch = append(batch, tr)
+	}
+	for range n / 20 {
+		src := batch
+		if len(f.all) > 0 && f.rng.IntN(2) == 0 {
+			src = f.all
+		}
+		late := src[f.rng.IntN(len(src))]
+		f.n++
+		late.TradeID = fmt.Sprintf("late-%d", f.n)
+		late.Timestamp -= md.Timestamp(f.rng.Int64N(30 * 3_600_000_000))
+		late.Price += md.Decimal(f.rng.Int64N(1_000_000))
+		late.SourceSequence = md.NullInt64{}
+		batch = append(batch, late)
+	}
+	if _, err := f.writer.Commit(context.Background(), batch, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.all = append(f.all, batch...)
+}
+
+func (f *fixture) roll(t *testing.T) []Report {
+	reps, err := f.roller.Roll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reps
+}
+
+// stored reads a bar table's rows.
+func stored(t *testing.T, l *lake.Lake, bt record.BarTable) []md.Bar {
+	var out []md.Bar
+	laketest.Scan(t, l, bt.Table.Name, nil, func(rec arrow.RecordBatch) {
+		col := func(name string) arrow.Array { return laketest.Column(t, rec, name) }
+		dec := func(name string, i int) md.Decimal {
+			return md.DecimalFromUnits(int64(col(name).(*array.Decimal128).Value(i).LowBits()))
+		}
+		for i := range int(rec.NumRows()) {
+			out = append(out, md.Bar{
+				Symbol: col("symbol").(*array.String).Value(i), Exchange: col("exchange").(*array.String).Value(i),
+				Interval:    bt.Interval,
+				WindowStart: md.Timestamp(col("window_start").(*array.Timestamp).Value(i)),
+				WindowEnd:   md.Timestamp(col("window_end").(*array.Timestamp).Value(i)),
+				Open:        dec("open", i), High: dec("high", i), Low: dec("low", i), Close: dec("close", i),
+				Volume:     md.WideDecimal{Units: col("volume").(*array.Decimal128).Value(i).BigInt()},
+				TradeCount: col("trade_count").(*array.Int64).Value(i), VWAP: dec("vwap", i),
+			})
+		}
+	})
+	sortBars(out)
+	return out
+}
+
+func sortBars(bars []md.Bar) {
+	slices.SortFunc(bars, func(a, b md.Bar) int {
+		if a.Symbol != b.Symbol {
+			return cmpString(a.Symbol, b.Symbol)
+		}
+		if a.WindowStart != b.WindowStart {
+			return int(a.WindowStart - b.WindowStart)
+		}
+		return cmpString(a.Exchange, b.Exchange)
+	})
+}
+
+// fromTrades computes a table's bars from the trades of the current
+// snapshot, within the table's retention.
+func (f *fixture) fromTrades(t *testing.T, bt record.BarTable) []md.Bar {
+	var out []md.Bar
+	for _, s := range []string{"AAAUSD", "BBBUSD"} {
+		aggs, err := f.engine.Aggregates(context.Background(), query.BarQuery{
+			Filter:   query.Filter{Symbol: s, From: start - 3*microsPerDay, To: start + 30*microsPerDay},
+			Interval: bt.Interval, TradesOnly: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cutoff := md.TimestampOf(f.now.Add(-bt.Retention))
+		for _, a := range aggs {
+			if spanOf(bt).end(spanOf(bt).of(a.WindowStart)) > cutoff {
+				out = append(out, a.Bar)
+			}
+		}
+	}
+	sortBars(out)
+	return out
+}
+
+func sameBars(a, b []md.Bar) (int, bool) {
+	if len(a) != len(b) {
+		return -1, false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x.Symbol != y.Symbol || x.Exchange != y.Exchange || x.WindowStart != y.WindowStart || x.WindowEnd != y.WindowEnd ||
+			x.Open != y.Open || x.High != y.High || x.Low != y.Low || x.Close != y.Close || x.TradeCount != y.TradeCount ||
+			x.VWAP != y.VWAP || x.Volume.Units.Cmp(orZero(y.Volume.Units)) != 0 {
+			return i, false
+		}
+	}
+	return 0, true
+}
+
+func orZero(v *big.Int) *big.Int {
+	if v == nil {
+		return new(big.Int)
+	}
+	return v
+}
+
+// check compares every bar table with the bars of the trades.
+func (f *fixture) check(t *testing.T, when string) {
+	t.Helper()
+	for _, bt := range record.BarTables {
+		got, want := stored(t, f.lake, bt), f.fromTrades(t, bt)
+		if len(want) == 0 {
+			t.Fatalf("%s: no bars from the trades", when)
+		}
+		if i, ok := sameBars(got, want); !ok {
+			if i < 0 {
+				t.Fatalf("%s: %s holds %d bars, the trades make %d", when, bt.Table.Name, len(got), len(want))
+			}
+			t.Fatalf("%s: %s bar %d is %+v, the trades make %+v", when, bt.Table.Name, i, got[i], want[i])
+		}
+	}
+}
+
+// The bar tables hold exactly the bars of the trades, however commits
+// and rolls interleave: late trades in earlier days and the month
+// before, rolls repeated, commits between rolls, trades compacted.
+func TestBarTablesAreTheTradesBars(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.commit(t, 40_000)
+	reps := f.roll(t)
+	if !reps[0].Rebuilt || reps[0].Bars == 0 {
+		t.Fatalf("first roll: %+v", reps[0])
+	}
+	f.check(t, "after the first roll")
+	if reps := f.roll(t); !reps[0].Unchanged {
+		t.Fatalf("a roll with no new trades changed %+v", reps[0])
+	}
+	f.check(t, "after a repeated roll")
+
+	f.commit(t, 40_000)
+	f.commit(t, 40_000)
+	reps = f.roll(t)
+	if reps[0].Rebuilt || reps[0].Partitions == 0 {
+		t.Fatalf("roll after two commits: %+v", reps[0])
+	}
+	f.check(t, "after two commits and one roll")
+
+	if _, err := f.lake.Compact(ctx, record.Trade.Table.Name, lake.CompactOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.commit(t, 10_000)
+	f.roll(t)
+	f.check(t, "after compaction and a commit")
+
+	// Queries of whole windows read the bar table and answer as the trades do.
+	fromTable := func() float64 {
+		return counter(t, f.reg, "k2_query_bars_source_total", "table")
+	}
+	before := fromTable()
+	for _, bt := range record.BarTables {
+		q := query.BarQuery{Filter: query.Filter{Symbol: "AAAUSD", From: start + 3*3_600_000_000, To: start + 27*3_600_000_000}, Interval: bt.Interval}
+		if bt.Interval == md.Interval1d {
+			q.From, q.To = start+3*3_600_000_000, start+51*3_600_000_000 // local midnights of a UTC exchange
+		}
+		got, err := f.engine.Aggregates(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.TradesOnly = true
+		want, err := f.engine.Aggregates(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want) == 0 {
+			t.Fatalf("%s: no bars in %v", bt.Interval, q.Filter)
+		}
+		if i, ok := sameBars(query.BarsOf(got), query.BarsOf(want)); !ok {
+			t.Fatalf("%s: the engine's bars differ at %d: %+v\nfrom the trades: %+v", bt.Interval, i, got, want)
+		}
+	}
+	if n := fromTable() - before; n != float64(len(record.BarTables)) {
+		t.Errorf("%v of %d bar queries were answered from the bar tables", n, len(record.BarTables))
+	}
+
+	// Past retention, partitions go: 1m bars keep 90 days, by UTC day.
+	f.now = start.Time().Add(92 * 24 * time.Hour)
+	f.commit(t, 100)
+	reps = f.roll(t)
+	if reps[0].Dropped == 0 {
+		t.Errorf("no 1m partition dropped 92 days on: %+v", reps[0])
+	}
+	cutoff := md.TimestampOf(f.now.Add(-90 * 24 * time.Hour))
+	for _, b := range stored(t, f.lake, record.BarTables[0]) {
+		if b.WindowStart < cutoff-microsPerDay {
+			t.Fatalf("a 1m bar of %s is kept 92 days on", b.WindowStart)
+		}
+	}
+	f.check(t, "after retention")
+}
+
+// counter reads a counter of a registry by name and label value.
+func counter(t *testing.T, reg *prometheus.Registry, name, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if mf.GetName() == name && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{%s}", name, value)
+	return 0
+}
