@@ -23,7 +23,7 @@ func newLakeCmd(a *app) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "lake",
-		Short: "Maintain the tables by hand: status, compaction, manifests, snapshot expiry, orphaned files, damaged files",
+		Short: "Maintain the tables by hand: status, compaction, manifests, snapshot expiry, orphaned files, damaged files, bar tables",
 		Long: `Maintain the tables by hand. k2 up and k2 maintain do all of this on a schedule
 (--maintain-every); these commands are for a look (status), for a lake no
 maintainer runs on, and for an operator who wants it done now.`,
@@ -115,7 +115,7 @@ maintainer runs on, and for an operator who wants it done now.`,
 		},
 	}
 	register.Flags().StringVar(&metadataLocation, "metadata-location", "", "the metadata file (default: the newest in the table's metadata folder)")
-	cmd.AddCommand(status, compact, manifests, expire, orphans, newRepairFileCmd(a, &tables, &dryRun, &jsonOut), register, newOffsetsCmd(a, &tables, &dryRun, &jsonOut))
+	cmd.AddCommand(status, compact, manifests, expire, orphans, newRepairFileCmd(a, &tables, &dryRun, &jsonOut), register, newOffsetsCmd(a, &tables, &dryRun, &jsonOut), newLakeBarsCmd(a, &dryRun, &jsonOut))
 	return cmd
 }
 

@@ -521,6 +521,9 @@ type Maintain struct {
 	// maintenance off in k2 up.
 	Every       time.Duration
 	OrphanEvery time.Duration
+	// BarsEvery brings the bar tables up to the trades this often, where
+	// maintenance runs (0: the bar tables are not kept).
+	BarsEvery time.Duration
 	// MaxManifests: a table's manifests are rewritten into few when its
 	// current snapshot has more than this many.
 	MaxManifests int
@@ -575,7 +578,7 @@ func Default() Config {
 			ExpireOlderThan: 7 * 24 * time.Hour, RetainLast: 10,
 			RetainDenseFor: 10 * time.Minute, RetainSparseEvery: time.Hour,
 			OrphanMinAge: 24 * time.Hour, MetadataMinAge: 5 * time.Minute,
-			Every: time.Minute, OrphanEvery: time.Hour, MaxManifests: 16,
+			Every: time.Minute, OrphanEvery: time.Hour, MaxManifests: 16, BarsEvery: 10 * time.Second,
 		},
 		Backup: Backup{Workers: 4},
 	}

@@ -299,6 +299,7 @@ func (c *Config) RegisterMaintain(fs *pflag.FlagSet) {
 	c.RegisterOrphans(fs)
 	settings(fs, func() {
 		fs.DurationVar(&c.Maintain.Every, "maintain-every", c.Maintain.Every, "run a maintenance cycle over the tables this often (0: no maintenance in k2 up)")
+		fs.DurationVar(&c.Maintain.BarsEvery, "maintain-bars-every", c.Maintain.BarsEvery, "bring the bar tables (bars_1m … bars_1d) up to the trades this often (0: not kept)")
 		fs.DurationVar(&c.Maintain.OrphanEvery, "remove-orphans-every", c.Maintain.OrphanEvery, "look for orphaned files this often")
 		fs.DurationVar(&c.Maintain.MetadataMinAge, "metadata-min-age", c.Maintain.MetadataMinAge, "each cycle, remove unreferenced metadata files older than this")
 		fs.DurationVar(&c.Maintain.CompactQuietAfter, "compact-quiet-after", c.Maintain.CompactQuietAfter, "a partition without a new file for this long has all its small files merged")

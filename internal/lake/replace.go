@@ -56,12 +56,7 @@ func (l *Lake) Replace(ctx context.Context, name string, base *table.Table, old 
 			written = append(written, f)
 		}
 	}
-	var newTbl *table.Table
-	if len(old) > 0 {
-		newTbl, err = l.commitRewrite(ctx, name, "replace", extra, base, old, written)
-	} else {
-		newTbl, err = l.commitAdd(ctx, name, base, written, extra)
-	}
+	newTbl, err := l.commitOnce(ctx, name, base, old, written, extra)
 	if err != nil {
 		l.removeFiles(name, written)
 		return nil, fmt.Errorf("%s: %w", def.FullName(), err)
@@ -70,9 +65,10 @@ func (l *Lake) Replace(ctx context.Context, name string, base *table.Table, old 
 	return newTbl, nil
 }
 
-// commitAdd adds files to a table that had none to replace, failing (for
-// the next try to compute again) if the table moved on from base.
-func (l *Lake) commitAdd(ctx context.Context, name string, base *table.Table, files []iceberg.DataFile, extra iceberg.Properties) (*table.Table, error) {
+// commitOnce replaces old by files in one snapshot of base, or fails if
+// the table moved on from base: what was computed from base is then
+// computed again, never replayed on a table it was not computed from.
+func (l *Lake) commitOnce(ctx context.Context, name string, base *table.Table, old, files []iceberg.DataFile, extra iceberg.Properties) (*table.Table, error) {
 	commitID := "replace-" + uuid.NewString()
 	props := iceberg.Properties{"k2.operation": "replace", CommitIDProperty: commitID}
 	maps.Copy(props, extra)
@@ -80,8 +76,21 @@ func (l *Lake) commitAdd(ctx context.Context, name string, base *table.Table, fi
 	if err := tx.AssertRefSnapshotID(table.MainBranch); err != nil {
 		return nil, err
 	}
-	if err := tx.AddDataFiles(ctx, files, props, table.WithoutDuplicateCheck()); err != nil {
-		return nil, err
+	if len(old) == 0 { // a rewrite must delete a file
+		if err := tx.AddDataFiles(ctx, files, props, table.WithoutDuplicateCheck()); err != nil {
+			return nil, err
+		}
+	} else {
+		rw := tx.NewRewrite(props)
+		for _, f := range old {
+			rw.DeleteFile(f)
+		}
+		for _, f := range files {
+			rw.AddDataFile(f)
+		}
+		if err := rw.Commit(ctx); err != nil {
+			return nil, err
+		}
 	}
 	newTbl, err := tx.Commit(ctx)
 	if err != nil {

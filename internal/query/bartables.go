@@ -191,16 +191,21 @@ type TradesChange struct {
 	From, To md.Timestamp
 }
 
-// TradesSince says what differs in the trades table between snapshot
-// since and the current snapshot, whose id it returns (0: the table has
-// none). All is set when since is 0 or no longer known: then the changes
-// cover every file of the current snapshot.
-func (e *Engine) TradesSince(ctx context.Context, since int64) (current int64, changes []TradesChange, all bool, err error) {
-	st, err := e.load(ctx, record.Trade.Table.Name)
+// TradesChanged says what differs in the trades table between snapshot
+// since and snapshot until (0: the current one), whose id it returns (0:
+// the table has none). All is set when since is 0 or no longer known:
+// then the changes cover every file of until.
+func (e *Engine) TradesChanged(ctx context.Context, since, until int64) (current int64, changes []TradesChange, all bool, err error) {
+	st, err := e.loadFor(ctx, record.Trade.Table.Name, AsOf{SnapshotID: until})
 	if err != nil {
 		return 0, nil, false, err
 	}
 	cur := st.tbl.CurrentSnapshot()
+	if until != 0 {
+		if cur = st.tbl.SnapshotByID(until); cur == nil {
+			return 0, nil, false, fmt.Errorf("%s has no snapshot %d", record.Trade.Table.FullName(), until)
+		}
+	}
 	if cur == nil {
 		return 0, nil, since != 0, nil
 	}
@@ -232,7 +237,7 @@ func (e *Engine) TradesSince(ctx context.Context, since int64) (current int64, c
 					return 0, nil, false, err
 				}
 				// A file removed since, and gone: start again from everything.
-				return e.TradesSince(ctx, 0)
+				return e.TradesChanged(ctx, 0, until)
 			}
 		}
 		changes = append(changes, c)

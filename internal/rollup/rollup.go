@@ -138,7 +138,7 @@ func (r *Roller) rollTable(ctx context.Context, bt record.BarTable) (Report, err
 	if base.CurrentSnapshot() != nil && marker == 0 {
 		marker = -1 // bars of unknown origin: computed again from everything
 	}
-	current, changes, all, err := r.engine.TradesSince(ctx, max(marker, 0))
+	current, changes, all, err := r.engine.TradesChanged(ctx, max(marker, 0), 0)
 	if err != nil {
 		return rep, err
 	}

@@ -3,21 +3,16 @@ package rollup
 import (
 	"context"
 	"fmt"
-	"math/big"
 	"math/rand/v2"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/feed/synth"
 	"github.com/k2-market-data/k2/internal/lake"
-	"github.com/k2-market-data/k2/internal/lake/laketest"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/query"
 	"github.com/k2-market-data/k2/internal/record"
@@ -101,42 +96,6 @@ func (f *fixture) roll(t *testing.T) []Report {
 	return reps
 }
 
-// stored reads a bar table's rows.
-func stored(t *testing.T, l *lake.Lake, bt record.BarTable) []md.Bar {
-	var out []md.Bar
-	laketest.Scan(t, l, bt.Table.Name, nil, func(rec arrow.RecordBatch) {
-		col := func(name string) arrow.Array { return laketest.Column(t, rec, name) }
-		dec := func(name string, i int) md.Decimal {
-			return md.DecimalFromUnits(int64(col(name).(*array.Decimal128).Value(i).LowBits()))
-		}
-		for i := range int(rec.NumRows()) {
-			out = append(out, md.Bar{
-				Symbol: col("symbol").(*array.String).Value(i), Exchange: col("exchange").(*array.String).Value(i),
-				Interval:    bt.Interval,
-				WindowStart: md.Timestamp(col("window_start").(*array.Timestamp).Value(i)),
-				WindowEnd:   md.Timestamp(col("window_end").(*array.Timestamp).Value(i)),
-				Open:        dec("open", i), High: dec("high", i), Low: dec("low", i), Close: dec("close", i),
-				Volume:     md.WideDecimal{Units: col("volume").(*array.Decimal128).Value(i).BigInt()},
-				TradeCount: col("trade_count").(*array.Int64).Value(i), VWAP: dec("vwap", i),
-			})
-		}
-	})
-	sortBars(out)
-	return out
-}
-
-func sortBars(bars []md.Bar) {
-	slices.SortFunc(bars, func(a, b md.Bar) int {
-		if a.Symbol != b.Symbol {
-			return cmpString(a.Symbol, b.Symbol)
-		}
-		if a.WindowStart != b.WindowStart {
-			return int(a.WindowStart - b.WindowStart)
-		}
-		return cmpString(a.Exchange, b.Exchange)
-	})
-}
-
 // fromTrades computes a table's bars from the trades of the current
 // snapshot, within the table's retention.
 func (f *fixture) fromTrades(t *testing.T, bt record.BarTable) []md.Bar {
@@ -160,31 +119,41 @@ func (f *fixture) fromTrades(t *testing.T, bt record.BarTable) []md.Bar {
 	return out
 }
 
+// stored reads a bar table's rows.
+func stored(t *testing.T, l *lake.Lake, bt record.BarTable) []md.Bar {
+	t.Helper()
+	tbl, err := l.Load(context.Background(), bt.Table.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bars, err := storedBars(context.Background(), tbl, bt.Interval)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bars
+}
+
+// sameBars finds the first difference of two lists of bars (-1: their
+// lengths differ).
 func sameBars(a, b []md.Bar) (int, bool) {
 	if len(a) != len(b) {
 		return -1, false
 	}
 	for i := range a {
-		x, y := a[i], b[i]
-		if x.Symbol != y.Symbol || x.Exchange != y.Exchange || x.WindowStart != y.WindowStart || x.WindowEnd != y.WindowEnd ||
-			x.Open != y.Open || x.High != y.High || x.Low != y.Low || x.Close != y.Close || x.TradeCount != y.TradeCount ||
-			x.VWAP != y.VWAP || x.Volume.Units.Cmp(orZero(y.Volume.Units)) != 0 {
+		if !sameBar(a[i], b[i]) {
 			return i, false
 		}
 	}
 	return 0, true
 }
 
-func orZero(v *big.Int) *big.Int {
-	if v == nil {
-		return new(big.Int)
-	}
-	return v
-}
-
-// check compares every bar table with the bars of the trades.
+// check compares every bar table with the bars of the trades, and
+// Verify agrees.
 func (f *fixture) check(t *testing.T, when string) {
 	t.Helper()
+	if err := f.roller.Verify(context.Background()); err != nil {
+		t.Fatalf("%s: %v", when, err)
+	}
 	for _, bt := range record.BarTables {
 		got, want := stored(t, f.lake, bt), f.fromTrades(t, bt)
 		if len(want) == 0 {

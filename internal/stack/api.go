@@ -13,6 +13,7 @@ func (st *Stack) serveAPI() error {
 	if err != nil {
 		return err
 	}
+	st.engine = e
 	if st.cfg.API.TailAge > 0 {
 		st.tail = tail.New(tail.Options{Brokers: st.brokers, Security: st.sec, TopicPrefix: st.cfg.Kafka.TopicPrefix,
 			MaxAge: st.cfg.API.TailAge, MaxBytes: st.cfg.API.TailBytes, Logger: st.log, Registerer: st.metrics}, st.lake, st.reg)

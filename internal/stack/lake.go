@@ -14,14 +14,14 @@ import (
 )
 
 // OpenLake opens the configured catalog and warehouse with every record
-// kind's table, counting its commits in reg (nil: nowhere).
+// kind's table and the bar tables, counting its commits in reg (nil: nowhere).
 func OpenLake(ctx context.Context, cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (*lake.Lake, error) {
 	part, err := lake.ParseSymbolPartition(cfg.Lake.SymbolPartition)
 	if err != nil {
 		return nil, err
 	}
 	return lake.Open(ctx, lake.Options{
-		Tables:          record.Tables(),
+		Tables:          record.AllTables(),
 		Catalog:         cfg.Lake.Catalog,
 		Warehouse:       cfg.Lake.Warehouse,
 		S3:              S3Options(cfg),

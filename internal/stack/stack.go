@@ -26,7 +26,9 @@ import (
 	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/maintain"
 	"github.com/k2-market-data/k2/internal/ops"
+	"github.com/k2-market-data/k2/internal/query"
 	"github.com/k2-market-data/k2/internal/registry"
+	"github.com/k2-market-data/k2/internal/rollup"
 	"github.com/k2-market-data/k2/internal/sink"
 	"github.com/k2-market-data/k2/internal/tail"
 )
@@ -86,6 +88,10 @@ type Stack struct {
 	sink *sink.Sink
 	// maintainer keeps the tables compact (nil unless Parts.Maintain).
 	maintainer *maintain.Maintainer
+	// roller keeps the bar tables (nil unless maintaining with BarsEvery).
+	roller *rollup.Roller
+	// engine reads the lake for the API and the roller (nil: neither).
+	engine *query.Engine
 	// trim deletes from the embedded broker what the lake holds.
 	trim *trimmer
 	feed *feedRunner
@@ -136,7 +142,9 @@ func Start(ctx context.Context, role string, cfg config.Config, parts Parts, log
 		}
 	}
 	if parts.Maintain {
-		st.newMaintainer()
+		if err = st.newMaintainer(); err != nil {
+			return st, err
+		}
 	}
 	if parts.Feed != "" {
 		if st.feed, err = st.newFeed(ctx, parts.Feed); err != nil {
@@ -226,6 +234,10 @@ func (st *Stack) Run(ctx context.Context) error {
 		// of its commits is atomic, and files of one that did not land
 		// are removed (or, if the process dies, by a later orphan pass).
 		wg.Go(func() { fail("maintenance", st.maintainer.Run(ctx)) })
+	}
+	if st.roller != nil {
+		// A roll stopped half-way commits nothing; the next computes again.
+		wg.Go(func() { fail("bar tables", st.roller.Run(ctx, st.cfg.Maintain.BarsEvery)) })
 	}
 	wg.Go(func() {
 		select {
