@@ -5,8 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
+	"math"
 	"strings"
-	"time"
 
 	"github.com/apache/iceberg-go/table"
 
@@ -27,36 +27,38 @@ import (
 const dayPad = md.Timestamp(2 * 86_400_000_000)
 
 // MarkerOf is the trades snapshot the bar table's current snapshot was
-// computed from (0: none known). Only the rollup's commits record it;
-// maintenance commits that change no bar (compaction, manifest rewrites)
-// keep what their parent had.
-func MarkerOf(tbl *table.Table) int64 {
+// computed from (0: none known) and the oldest window it keeps. Only the
+// rollup's commits record them; maintenance commits that change no bar
+// (compaction, manifest rewrites) keep what their parent had.
+func MarkerOf(tbl *table.Table) (trades int64, from md.Timestamp) {
 	for s := tbl.CurrentSnapshot(); s != nil; {
 		if s.Summary != nil {
 			if v, ok := s.Summary.Properties[record.TradesSnapshotProperty]; ok {
 				n, _ := strconv.ParseInt(v, 10, 64)
-				return n
+				f, _ := strconv.ParseInt(s.Summary.Properties[record.BarsFromProperty], 10, 64)
+				return n, md.Timestamp(f)
 			}
 		}
 		if s.ParentSnapshotID == nil {
-			return 0
+			return 0, 0
 		}
 		s = tbl.SnapshotByID(*s.ParentSnapshotID)
 	}
-	return 0
+	return 0, 0
 }
 
-// servableFromTable reports whether q asks only for what a bar table holds.
-func servableFromTable(q BarQuery, bt record.BarTable, now time.Time) bool {
+// servableFromTable reports whether q asks only for what a bar table
+// holds, given the oldest window it keeps.
+func servableFromTable(q BarQuery, from md.Timestamp) bool {
 	return !q.TradesOnly && !q.TWAP && !q.IncludeNonMarket && len(q.ExcludeConditions) == 0 && len(q.Bounds) == 0 &&
-		len(q.Extra) == 0 && q.From != 0 && q.From.Time().After(now.Add(-bt.Retention))
+		len(q.Extra) == 0 && q.From != 0 && q.From >= from
 }
 
 // fromBarTable answers q from its interval's bar table, or says it cannot
 // (ok false): the caller then computes the bars from the trades.
 func (e *Engine) fromBarTable(ctx context.Context, q BarQuery, trades *tableState, tradesSnap *table.Snapshot) (bars []Aggregate, ok bool, err error) {
 	bt, has := record.BarTableOf(q.Interval)
-	if !has || tradesSnap == nil || !servableFromTable(q, bt, time.Now()) {
+	if !has || tradesSnap == nil || !servableFromTable(q, math.MinInt64) {
 		return nil, false, nil
 	}
 	st, err := e.load(ctx, bt.Table.Name)
@@ -64,8 +66,8 @@ func (e *Engine) fromBarTable(ctx context.Context, q BarQuery, trades *tableStat
 		return nil, false, nil // a lake without bar tables
 	}
 	snap := st.tbl.CurrentSnapshot()
-	marker := MarkerOf(st.tbl)
-	if marker == 0 {
+	marker, kept := MarkerOf(st.tbl)
+	if marker == 0 || !servableFromTable(q, kept) {
 		return nil, false, nil
 	}
 	pad := md.Timestamp(0)

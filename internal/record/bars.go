@@ -25,6 +25,11 @@ type BarTable struct {
 // the bars of that snapshot's trades.
 const TradesSnapshotProperty = "k2.trades-snapshot"
 
+// BarsFromProperty, beside it, is the start of the oldest window the
+// table keeps (UTC microseconds): older bars went with retention, and a
+// query reaching further back reads the trades.
+const BarsFromProperty = "k2.bars-from"
+
 const day = 24 * time.Hour
 
 // BarTables are the bar tables, shortest interval first, with the

@@ -134,7 +134,7 @@ func (r *Roller) rollTable(ctx context.Context, bt record.BarTable) (Report, err
 	if err != nil {
 		return rep, err
 	}
-	marker := query.MarkerOf(base)
+	marker, _ := query.MarkerOf(base)
 	if base.CurrentSnapshot() != nil && marker == 0 {
 		marker = -1 // bars of unknown origin: computed again from everything
 	}
@@ -214,7 +214,8 @@ func (r *Roller) rollTable(ctx context.Context, bt record.BarTable) (Report, err
 		}
 		recs = append(recs, rec)
 	}
-	props := iceberg.Properties{record.TradesSnapshotProperty: strconv.FormatInt(current, 10)}
+	props := iceberg.Properties{record.TradesSnapshotProperty: strconv.FormatInt(current, 10),
+		record.BarsFromProperty: strconv.FormatInt(span.start(span.of(cutoff)+1), 10)}
 	if _, err := r.lake.Replace(ctx, bt.Table.Name, base, old, recs, props); err != nil {
 		return rep, err
 	}

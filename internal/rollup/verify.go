@@ -23,7 +23,7 @@ func (r *Roller) Verify(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		snap := query.MarkerOf(tbl)
+		snap, _ := query.MarkerOf(tbl)
 		if snap == 0 && tbl.CurrentSnapshot() != nil {
 			return fmt.Errorf("%s names no trades snapshot", bt.Table.FullName())
 		}
