@@ -11,6 +11,7 @@
 package rollup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"math/big"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -187,9 +189,9 @@ func (r *Roller) rollTable(ctx context.Context, bt record.BarTable) (Report, err
 	}
 	slices.SortFunc(keys, func(a, b part) int {
 		if a.symbol != b.symbol {
-			return cmpString(a.symbol, b.symbol)
+			return strings.Compare(a.symbol, b.symbol)
 		}
-		return int(a.n - b.n)
+		return cmp.Compare(a.n, b.n)
 	})
 	schema := lake.ArrowSchema(base.Schema())
 	var recs []arrow.RecordBatch
@@ -284,16 +286,6 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // partOf reads a bar file's partition from its partition values.
 func partOf(tbl *table.Table, f iceberg.DataFile) (part, bool) {
 	var p part
@@ -326,9 +318,9 @@ func partOf(tbl *table.Table, f iceberg.DataFile) (part, bool) {
 func barRecord(schema *arrow.Schema, bars []md.Bar) (arrow.RecordBatch, error) {
 	slices.SortFunc(bars, func(a, b md.Bar) int {
 		if a.WindowStart != b.WindowStart {
-			return int(a.WindowStart - b.WindowStart)
+			return cmp.Compare(a.WindowStart, b.WindowStart)
 		}
-		return cmpString(a.Exchange, b.Exchange)
+		return strings.Compare(a.Exchange, b.Exchange)
 	})
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer b.Release()

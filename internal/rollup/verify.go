@@ -1,10 +1,12 @@
 package rollup
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/big"
 	"slices"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
@@ -125,12 +127,12 @@ func storedBars(ctx context.Context, tbl *table.Table, iv md.Interval) ([]md.Bar
 func sortBars(bars []md.Bar) {
 	slices.SortFunc(bars, func(a, b md.Bar) int {
 		if a.Symbol != b.Symbol {
-			return cmpString(a.Symbol, b.Symbol)
+			return strings.Compare(a.Symbol, b.Symbol)
 		}
 		if a.WindowStart != b.WindowStart {
-			return int(a.WindowStart - b.WindowStart)
+			return cmp.Compare(a.WindowStart, b.WindowStart)
 		}
-		return cmpString(a.Exchange, b.Exchange)
+		return strings.Compare(a.Exchange, b.Exchange)
 	})
 }
 
