@@ -75,7 +75,7 @@ func TestLakeCommands(t *testing.T) {
 	if len(expire[0].Expired) != 4 || expire[0].Remaining != 2 {
 		t.Fatalf("expire-snapshots --expire-older-than 1ns --retain-last 2 (6 snapshots): %+v", expire)
 	}
-	if _, e, code := run(t, "--data-dir", data, "lake", "compact", "--table", "bars"); code == 0 || !strings.Contains(e, `unknown table "bars" (tables: trades, quotes, reference_data, funding_rates)`) {
+	if _, e, code := run(t, "--data-dir", data, "lake", "compact", "--table", "bars"); code == 0 || !strings.Contains(e, `unknown table "bars" (tables: trades, quotes, reference_data, funding_rates, bars_1m, bars_5m, bars_30m, bars_1h, bars_1d)`) {
 		t.Fatalf("unknown table: %d %q", code, e)
 	}
 }
