@@ -40,6 +40,9 @@ type TableDef struct {
 	// identity: their rows are few.
 	TimeTransform iceberg.Transform
 	Symbols       *SymbolPartition
+	// PerSymbol are the text columns that hold one value throughout a
+	// symbol's rows (its exchange, asset class, currency).
+	PerSymbol []string
 	// Spec and SortOrder are the table's layout, set by the lake when it
 	// opens the table: an existing table keeps the partitioning it was
 	// created with.
@@ -69,7 +72,7 @@ func (d *TableDef) field(name string) (iceberg.NestedField, error) {
 // layout derives the partition spec and sort order a new table is created
 // with.
 func (d *TableDef) layout(p SymbolPartition) error {
-	for _, c := range []string{d.Key, d.Symbol} {
+	for _, c := range append([]string{d.Key, d.Symbol}, d.PerSymbol...) {
 		if _, err := d.field(c); err != nil {
 			return err
 		}

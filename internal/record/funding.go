@@ -37,6 +37,7 @@ var Funding = &Kind[md.FundingRate]{
 				lake.Optional(13, "vendor_data", lake.StringMap(14, 15), "Exchange-specific extras"),
 			),
 			Key: "message_id", Symbol: "symbol", Time: "timestamp",
+			PerSymbol: []string{"exchange", "asset_class", "currency"},
 		},
 	},
 	Encode:   codec.AppendFunding,

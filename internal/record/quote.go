@@ -36,6 +36,7 @@ var Quote = &Kind[md.Quote]{
 				lake.Optional(14, "vendor_data", lake.StringMap(15, 16), "Exchange-specific extras"),
 			),
 			Key: "quote_id", Symbol: "symbol", Time: "timestamp", Sequence: "source_sequence",
+			PerSymbol: []string{"exchange", "asset_class", "currency"},
 			// Format 1 stored message_id as field 1; such a table keeps its ids.
 			Migrations: []lake.Migration{{Version: 2, Drop: []string{"message_id"}}},
 		},

@@ -43,6 +43,7 @@ var Trade = &Kind[md.Trade]{
 				lake.Optional(15, "vendor_data", lake.StringMap(16, 17), "Exchange-specific extras"),
 			),
 			Key: "trade_id", Symbol: "symbol", Time: "timestamp", Sequence: "source_sequence",
+			PerSymbol: []string{"exchange", "asset_class", "currency"},
 			// Format 1 stored message_id as field 1; such a table keeps its ids.
 			Migrations: []lake.Migration{{Version: 2, Drop: []string{"message_id"}}},
 		},

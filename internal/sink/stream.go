@@ -127,9 +127,24 @@ func (s *Sink) flush(ctx context.Context, st *stream) error {
 		c.res, c.err = c.buf.rows.Commit(cctx, map[string]string{"k2.source": "sink:" + s.cfg.Group}, lake.WithSummary(c.buf.summaryOf))
 		if c.err == nil {
 			s.commitGroup(cctx, c.buf.offsets, c.buf.epochs)
+			s.counted(st.kind, c.res)
 		}
 	}()
 	return nil
+}
+
+// counted adds a commit to the counters as soon as it is in the lake and
+// the group, not when the poll loop next settles it: that may be a whole
+// poll (up to the batch age) later.
+func (s *Sink) counted(kind *record.Spec, res lake.CommitResult) {
+	s.m.duplicates.WithLabelValues(kind.Table.Name).Add(float64(res.Duplicates))
+	s.count(func(st *Stats) {
+		st.Written += int64(res.Rows)
+		st.Duplicates += int64(res.Duplicates)
+		if res.Rows > 0 {
+			st.Commits++
+		}
+	})
 }
 
 // settle waits for the stream's commit under way, if any, and takes its
@@ -147,14 +162,6 @@ func (s *Sink) settle(ctx context.Context, st *stream) error {
 	}
 	st.inflight = nil
 	if c.err == nil {
-		s.m.duplicates.WithLabelValues(st.kind.Table.Name).Add(float64(c.res.Duplicates))
-		s.count(func(st *Stats) {
-			st.Written += int64(c.res.Rows)
-			st.Duplicates += int64(c.res.Duplicates)
-			if c.res.Rows > 0 {
-				st.Commits++
-			}
-		})
 		c.buf.reset()
 		st.spare = c.buf.rows
 		return nil
