@@ -29,7 +29,7 @@ func newLakeCmd(a *app) *cobra.Command {
 maintainer runs on, and for an operator who wants it done now.`,
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringSliceVar(&tables, "table", record.TableNames(), "tables to maintain")
+	pf.StringSliceVar(&tables, "table", record.AllTableNames(), "tables to maintain")
 	pf.BoolVar(&dryRun, "dry-run", false, "report what would be done, change nothing")
 	pf.BoolVar(&jsonOut, "json", false, "print results as JSON")
 	a.cfg.RegisterLake(pf)

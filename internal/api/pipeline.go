@@ -130,8 +130,8 @@ const tablePrefix = lake.Namespace + "."
 var (
 	historyMinutes = param{name: "minutes", kind: intKind, min: 1, max: 24 * 60, example: "5", def: 24 * 60,
 		doc: "How many minutes back (default all that is kept: --api-pipeline-history)"}
-	commitsTable = param{name: "table", kind: choiceKind, values: record.TableNames(), none: true, example: "trades",
-		doc: "The table (default every table)"}
+	commitsTable = param{name: "table", kind: choiceKind, values: record.AllTableNames(), none: true, example: "trades",
+		doc: "The table: a record kind's or a bar table's (default every record kind's; a bar table commits on every roll, which would crowd the others out)"}
 	commitsLimit = limitParam(20, 200)
 )
 

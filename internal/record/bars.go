@@ -64,6 +64,15 @@ func AllTables() []lake.TableDef {
 	return out
 }
 
+// AllTableNames names the kinds' tables and the bar tables.
+func AllTableNames() []string {
+	out := TableNames()
+	for _, b := range BarTables {
+		out = append(out, b.Table.Name)
+	}
+	return out
+}
+
 func barTable(iv md.Interval, retention time.Duration, part iceberg.Transform) BarTable {
 	window := "the UTC epoch's " + string(iv) + " windows"
 	if iv == md.Interval1d {

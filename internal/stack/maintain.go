@@ -10,12 +10,8 @@ import (
 // tables up to the trades, reading them through the API's engine where
 // the process has one.
 func (st *Stack) newMaintainer() error {
-	tables := record.TableNames()
-	for _, bt := range record.BarTables {
-		tables = append(tables, bt.Table.Name)
-	}
 	st.maintainer = maintain.New(st.lake, maintain.Options{
-		Maintain: st.cfg.Maintain, Tables: tables,
+		Maintain: st.cfg.Maintain, Tables: record.AllTableNames(),
 		Logger: st.log, Registerer: st.metrics,
 	})
 	if st.cfg.Maintain.BarsEvery <= 0 {

@@ -23,7 +23,7 @@ import (
 func Open(t testing.TB) *lake.Lake {
 	t.Helper()
 	dir := t.TempDir()
-	l, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(),
+	l, err := lake.Open(context.Background(), lake.Options{Tables: record.AllTables(),
 		Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")})
 	if err != nil {
 		t.Fatal(err)
