@@ -4,9 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"math"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/apache/iceberg-go/table"
 
@@ -48,14 +49,21 @@ func MarkerOf(tbl *table.Table) (trades int64, from md.Timestamp) {
 }
 
 // servableFromTable reports whether q asks only for what a bar table
-// holds, given the oldest window it keeps.
+// holds (its stream tail apart), given the oldest window it keeps.
 func servableFromTable(q BarQuery, from md.Timestamp) bool {
 	return !q.TradesOnly && !q.TWAP && !q.IncludeNonMarket && len(q.ExcludeConditions) == 0 && len(q.Bounds) == 0 &&
-		len(q.Extra) == 0 && q.From != 0 && q.From >= from
+		q.From != 0 && q.From >= from
 }
 
+// noDirt says nothing the bar table is behind on touches a query.
+const noDirt = md.Timestamp(math.MaxInt64)
+
 // fromBarTable answers q from its interval's bar table, or says it cannot
-// (ok false): the caller then computes the bars from the trades.
+// (ok false): the caller then computes the bars from the trades. An
+// intraday query is split: the whole windows the table holds come from
+// it; the window the range starts inside, the one it ends inside, and
+// every window from the earliest trade the table has not seen (a later
+// commit's file, the stream's tail) come from the trades.
 func (e *Engine) fromBarTable(ctx context.Context, q BarQuery, trades *tableState, tradesSnap *table.Snapshot) (bars []Aggregate, ok bool, err error) {
 	bt, has := record.BarTableOf(q.Interval)
 	if !has || tradesSnap == nil || !servableFromTable(q, math.MinInt64) {
@@ -70,10 +78,17 @@ func (e *Engine) fromBarTable(ctx context.Context, q BarQuery, trades *tableStat
 	if marker == 0 || !servableFromTable(q, kept) {
 		return nil, false, nil
 	}
+	daily := q.Interval == md.Interval1d
 	pad := md.Timestamp(0)
-	if q.Interval == md.Interval1d {
+	if daily {
 		pad = dayPad
 	}
+	f := q.Filter
+	f.From, f.To = q.From-pad, 0
+	if q.To != 0 {
+		f.To = q.To + pad
+	}
+	dirty := noDirt
 	if marker != tradesSnap.SnapshotID {
 		old := trades.tbl.SnapshotByID(marker)
 		if old == nil {
@@ -83,33 +98,99 @@ func (e *Engine) fromBarTable(ctx context.Context, q BarQuery, trades *tableStat
 		if err != nil {
 			return nil, false, err
 		}
-		f := q.Filter
-		f.From, f.To = q.From-pad, 0
-		if q.To != 0 {
-			f.To = q.To + pad
-		}
 		for i := range changed {
-			if changed[i].mayHold(f) {
-				return nil, false, nil
+			if c := &changed[i]; c.mayHold(f) {
+				if !c.hasTime {
+					return nil, false, nil
+				}
+				dirty = min(dirty, c.minT)
 			}
 		}
 	}
+	for i := range q.Extra {
+		if t := &q.Extra[i]; f.holds(t.Symbol, t.Exchange, t.Timestamp) {
+			dirty = min(dirty, t.Timestamp)
+		}
+	}
+	if daily {
+		// Trading dates follow each exchange's zone: all or nothing.
+		if dirty != noDirt {
+			return nil, false, nil
+		}
+		bars, partial, err := e.readBarTable(ctx, bt, st, snap, q, q.From, q.To, pad)
+		if err != nil || partial {
+			return nil, false, err
+		}
+		return limitBars(bars, q), true, nil
+	}
+	width := md.Timestamp(q.Interval.Duration() / time.Microsecond)
+	from := ceilTo(q.From, width)
+	to := q.To // 0: open
+	if to != 0 {
+		to = floorTo(to, width)
+	}
+	if dirty != noDirt && (to == 0 || floorTo(dirty, width) < to) {
+		to = floorTo(dirty, width)
+	}
+	if to != 0 && to <= from {
+		return nil, false, nil
+	}
+	bars, _, err = e.readBarTable(ctx, bt, st, snap, q, from, to, 0)
+	if err != nil {
+		return nil, false, err
+	}
+	// The edges, from the trades of the same snapshot and the same tail.
+	edge := func(a, b md.Timestamp) error {
+		eq := q
+		eq.From, eq.To, eq.TradesOnly, eq.Limit = a, b, true, 0
+		aggs, err := e.Aggregates(ctx, eq)
+		bars = append(bars, aggs...)
+		return err
+	}
+	if q.From < from {
+		if err := edge(q.From, from); err != nil {
+			return nil, false, err
+		}
+	}
+	if to != 0 && (q.To == 0 || to < q.To) {
+		if err := edge(to, q.To); err != nil {
+			return nil, false, err
+		}
+	}
+	return limitBars(bars, q), true, nil
+}
+
+func ceilTo(t, w md.Timestamp) md.Timestamp  { return -floorTo(-t, w) }
+func floorTo(t, w md.Timestamp) md.Timestamp { return t - ((t%w)+w)%w }
+
+// limitBars orders bars as q asks and keeps its limit.
+func limitBars(bars []Aggregate, q BarQuery) []Aggregate {
+	sortBars(bars, q.Desc)
+	if q.Limit > 0 && len(bars) > q.Limit {
+		bars = bars[:q.Limit]
+	}
+	return bars
+}
+
+// readBarTable reads the bars of q's symbols whose windows overlap
+// [from, to) (to 0: open), looking pad further back for windows that
+// start before from. Partial says a window reaches outside the range.
+func (e *Engine) readBarTable(ctx context.Context, bt record.BarTable, st *tableState, snap *table.Snapshot, q BarQuery, from, to, pad md.Timestamp) (bars []Aggregate, partial bool, err error) {
 	f := q.Filter
-	f.From = q.From - pad
+	f.From, f.To = from-pad, to
 	files, err := e.plan(ctx, st, snap, "window_start", f)
 	if err != nil || len(files) == 0 {
-		return nil, err == nil, err
+		return nil, false, err
 	}
 	paths, err := e.paths(ctx, files)
 	if err != nil {
 		return nil, false, err
 	}
 	w := filterWhere(Filter{Symbol: q.Symbol, Exchange: q.Exchange, Symbols: q.Symbols, Exchanges: q.Exchanges}, "")
-	w.add("window_end > make_timestamp(?::BIGINT)::TIMESTAMPTZ", int64(q.From))
-	if q.To != 0 {
-		w.add("window_start < make_timestamp(?::BIGINT)::TIMESTAMPTZ", int64(q.To))
+	w.add("window_end > make_timestamp(?::BIGINT)::TIMESTAMPTZ", int64(from))
+	if to != 0 {
+		w.add("window_start < make_timestamp(?::BIGINT)::TIMESTAMPTZ", int64(to))
 	}
-	partial := false
 	err = e.run(ctx, fmt.Sprintf(barTableSQL, readParquet(paths), w), w.args, func(rows *sql.Rows) error {
 		for rows.Next() {
 			var a Aggregate
@@ -117,7 +198,7 @@ func (e *Engine) fromBarTable(ctx context.Context, q BarQuery, trades *tableStat
 			if err := rows.Scan(&a.Symbol, &a.Exchange, &a.WindowStart, &a.WindowEnd, &open, &high, &low, &close, &volume, &a.TradeCount, &vwap); err != nil {
 				return err
 			}
-			if a.WindowStart < q.From || q.To != 0 && a.WindowEnd > q.To {
+			if a.WindowStart < from || to != 0 && a.WindowEnd > to {
 				partial = true
 				return nil
 			}
@@ -139,14 +220,7 @@ func (e *Engine) fromBarTable(ctx context.Context, q BarQuery, trades *tableStat
 		}
 		return rows.Err()
 	})
-	if err != nil || partial {
-		return nil, false, err
-	}
-	sortBars(bars, q.Desc)
-	if q.Limit > 0 && len(bars) > q.Limit {
-		bars = bars[:q.Limit]
-	}
-	return bars, true, nil
+	return bars, partial, err
 }
 
 const barTableSQL = `SELECT symbol, exchange, epoch_us(window_start), epoch_us(window_end), open::VARCHAR, high::VARCHAR,

@@ -105,7 +105,7 @@ func (f *fixture) fromTrades(t *testing.T, bt record.BarTable) []md.Bar {
 	var out []md.Bar
 	for _, s := range []string{"AAAUSD", "BBBUSD"} {
 		aggs, err := f.engine.Aggregates(context.Background(), query.BarQuery{
-			Filter:   query.Filter{Symbol: s, From: start - 3*microsPerDay, To: start + 30*microsPerDay},
+			Filter:   query.Filter{Symbol: s, From: md.TimestampOf(start.Time().Add(-72 * time.Hour).Truncate(24 * time.Hour)), To: start + 30*microsPerDay},
 			Interval: bt.Interval, TradesOnly: true,
 		})
 		if err != nil {
@@ -231,6 +231,38 @@ func TestBarTablesAreTheTradesBars(t *testing.T) {
 	}
 	if n := fromTable() - before; n != float64(len(record.BarTables)) {
 		t.Errorf("%v of %d bar queries were answered from the bar tables", n, len(record.BarTables))
+	}
+
+	// Ranges that cut windows, a commit the tables have not seen and the
+	// stream's tail: the whole windows before the first unseen trade come
+	// from the table, the rest from the trades, and the answer is theirs.
+	committed := f.gen.Trades(nil, 2_000)
+	if _, err := f.writer.Commit(ctx, committed, nil); err != nil {
+		t.Fatal(err)
+	}
+	tail := f.gen.Trades(nil, 100)
+	before = fromTable()
+	for _, bt := range record.BarTables[:4] {
+		q := query.BarQuery{Filter: query.Filter{Symbol: "AAAUSD", From: start + 3*3_600_000_000 + 17_500_123,
+			To: tail[len(tail)-1].Timestamp + 1_234_567}, Interval: bt.Interval, Extra: tail, Desc: true, Limit: 5_000}
+		got, err := f.engine.Aggregates(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.TradesOnly = true
+		want, err := f.engine.Aggregates(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !want[0].Partial || !want[len(want)-1].Partial {
+			t.Fatalf("%s: the range cuts no window: %+v … %+v", bt.Interval, want[0], want[len(want)-1])
+		}
+		if i, ok := sameBars(query.BarsOf(got), query.BarsOf(want)); !ok {
+			t.Fatalf("%s: split answer differs at %d (of %d, %d): %+v\nfrom the trades: %+v", bt.Interval, i, len(got), len(want), got[max(i, 0)], want[max(i, 0)])
+		}
+	}
+	if n := fromTable() - before; n != 4 {
+		t.Errorf("%v of 4 cut, partly unseen intraday queries used the bar tables", n)
 	}
 
 	// Past retention, partitions go: 1m bars keep 90 days, by UTC day.

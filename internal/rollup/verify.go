@@ -139,7 +139,7 @@ func sortBars(bars []md.Bar) {
 func sameBar(x, y md.Bar) bool {
 	return x.Symbol == y.Symbol && x.Exchange == y.Exchange && x.WindowStart == y.WindowStart && x.WindowEnd == y.WindowEnd &&
 		x.Open == y.Open && x.High == y.High && x.Low == y.Low && x.Close == y.Close && x.TradeCount == y.TradeCount &&
-		x.VWAP == y.VWAP && orZero(x.Volume.Units).Cmp(orZero(y.Volume.Units)) == 0
+		x.VWAP == y.VWAP && x.Partial == y.Partial && orZero(x.Volume.Units).Cmp(orZero(y.Volume.Units)) == 0
 }
 
 func orZero(v *big.Int) *big.Int {
