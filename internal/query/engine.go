@@ -76,7 +76,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.barHits, m.barMisses = m.cacheHits.WithLabelValues("bar_minutes"), m.cacheMisses.WithLabelValues("bar_minutes")
 	m.barsFrom = f.CounterVec("k2_query_bars_source_total",
-		"Bar queries by where they were answered from: table (a bar table kept by the rollup) or trades (computed from the trades).", "source")
+		"Bar queries asked of the engine, by where they were answered from: table (a bar table kept by the rollup, the edges of a split query apart) or trades (computed from the trades).", "source")
 	m.barsFrom.WithLabelValues("table")
 	m.barsFrom.WithLabelValues("trades")
 	for _, q := range queryTypes {
