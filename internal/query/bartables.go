@@ -9,6 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/iceberg-go/table"
 
 	md "github.com/k2-market-data/k2/internal/marketdata"
@@ -117,7 +121,7 @@ func (e *Engine) fromBarTable(ctx context.Context, q BarQuery, trades *tableStat
 		if dirty != noDirt {
 			return nil, false, nil
 		}
-		bars, partial, err := e.readBarTable(ctx, bt, st, snap, q, q.From, q.To, pad)
+		bars, partial, err := e.readBarTable(ctx, st, snap, q, q.From, q.To, pad)
 		if err != nil || partial {
 			return nil, false, err
 		}
@@ -135,7 +139,7 @@ func (e *Engine) fromBarTable(ctx context.Context, q BarQuery, trades *tableStat
 	if to != 0 && to <= from {
 		return nil, false, nil
 	}
-	bars, _, err = e.readBarTable(ctx, bt, st, snap, q, from, to, 0)
+	bars, _, err = e.readBarTable(ctx, st, snap, q, from, to, 0)
 	if err != nil {
 		return nil, false, err
 	}
@@ -175,7 +179,7 @@ func limitBars(bars []Aggregate, q BarQuery) []Aggregate {
 // readBarTable reads the bars of q's symbols whose windows overlap
 // [from, to) (to 0: open), looking pad further back for windows that
 // start before from. Partial says a window reaches outside the range.
-func (e *Engine) readBarTable(ctx context.Context, bt record.BarTable, st *tableState, snap *table.Snapshot, q BarQuery, from, to, pad md.Timestamp) (bars []Aggregate, partial bool, err error) {
+func (e *Engine) readBarTable(ctx context.Context, st *tableState, snap *table.Snapshot, q BarQuery, from, to, pad md.Timestamp) (bars []Aggregate, partial bool, err error) {
 	f := q.Filter
 	f.From, f.To = from-pad, to
 	files, err := e.plan(ctx, st, snap, "window_start", f)
@@ -186,45 +190,8 @@ func (e *Engine) readBarTable(ctx context.Context, bt record.BarTable, st *table
 	if err != nil {
 		return nil, false, err
 	}
-	w := filterWhere(Filter{Symbol: q.Symbol, Exchange: q.Exchange, Symbols: q.Symbols, Exchanges: q.Exchanges}, "")
-	w.add("window_end > make_timestamp(?::BIGINT)::TIMESTAMPTZ", int64(from))
-	if to != 0 {
-		w.add("window_start < make_timestamp(?::BIGINT)::TIMESTAMPTZ", int64(to))
-	}
-	err = e.run(ctx, fmt.Sprintf(barTableSQL, readParquet(paths), w), w.args, func(rows *sql.Rows) error {
-		for rows.Next() {
-			var a Aggregate
-			var open, high, low, close, volume, vwap string
-			if err := rows.Scan(&a.Symbol, &a.Exchange, &a.WindowStart, &a.WindowEnd, &open, &high, &low, &close, &volume, &a.TradeCount, &vwap); err != nil {
-				return err
-			}
-			if a.WindowStart < from || to != 0 && a.WindowEnd > to {
-				partial = true
-				return nil
-			}
-			a.Interval = q.Interval
-			for _, d := range []struct {
-				text string
-				to   *md.Decimal
-			}{{open, &a.Open}, {high, &a.High}, {low, &a.Low}, {close, &a.Close}, {vwap, &a.VWAP}} {
-				if *d.to, err = md.ParseDecimal(d.text); err != nil {
-					return fmt.Errorf("%s: %w", bt.Table.FullName(), err)
-				}
-			}
-			units, err := scaledInt(volume, 8)
-			if err != nil {
-				return fmt.Errorf("%s volume: %w", bt.Table.FullName(), err)
-			}
-			a.Volume = md.WideDecimal{Units: units}
-			bars = append(bars, a)
-		}
-		return rows.Err()
-	})
-	return bars, partial, err
+	return e.readBarFiles(ctx, paths, q, from, to)
 }
-
-const barTableSQL = `SELECT symbol, exchange, epoch_us(window_start), epoch_us(window_end), open::VARCHAR, high::VARCHAR,
-	low::VARCHAR, close::VARCHAR, volume::VARCHAR, trade_count, vwap::VARCHAR FROM %s%s`
 
 // filesDiff lists the files in one snapshot of a table and not the other,
 // either way: what a reader of one sees differently from the other.
@@ -349,4 +316,84 @@ func (e *Engine) fileSymbols(ctx context.Context, f dataFile) ([]string, error) 
 		return nil, fmt.Errorf("the symbols of %s: %w", strings.TrimPrefix(f.location, "file://"), err)
 	}
 	return out, nil
+}
+
+// readBarFiles reads bar files in Go: they are small, and DuckDB's cost
+// per query would be most of the answer's. A file of other column types
+// (another engine's rewrite) returns errNoFastPath, and the bars are
+// computed from the trades.
+func (e *Engine) readBarFiles(ctx context.Context, paths []string, q BarQuery, from, to md.Timestamp) (bars []Aggregate, partial bool, err error) {
+	who := Filter{Symbol: q.Symbol, Exchange: q.Exchange, Symbols: q.Symbols, Exchanges: q.Exchanges}
+	for _, path := range paths {
+		r, err := e.openParquet(path)
+		if err != nil {
+			return nil, false, err
+		}
+		fr, err := pqarrow.NewFileReader(r, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.DefaultAllocator)
+		if err != nil {
+			r.Close()
+			return nil, false, err
+		}
+		tbl, err := fr.ReadTable(ctx)
+		r.Close()
+		if err != nil {
+			return nil, false, err
+		}
+		err = func() error {
+			defer tbl.Release()
+			rdr := array.NewTableReader(tbl, 1<<16)
+			defer rdr.Release()
+			for rdr.Next() {
+				rec := rdr.RecordBatch()
+				col := func(name string) arrow.Array {
+					if idx := rec.Schema().FieldIndices(name); len(idx) == 1 {
+						return rec.Column(idx[0])
+					}
+					return nil
+				}
+				sym, _ := col("symbol").(*array.String)
+				ex, _ := col("exchange").(*array.String)
+				count, _ := col("trade_count").(*array.Int64)
+				vol, _ := col("volume").(*array.Decimal128)
+				if sym == nil || ex == nil || count == nil || vol == nil || vol.DataType().(*arrow.Decimal128Type).Scale != 8 {
+					return errNoFastPath
+				}
+				for i := range int(rec.NumRows()) {
+					if !who.holds(sym.Value(i), ex.Value(i), 0) {
+						continue
+					}
+					a := Aggregate{Bar: md.Bar{Symbol: sym.Value(i), Exchange: ex.Value(i), Interval: q.Interval, TradeCount: count.Value(i),
+						Volume: md.WideDecimal{Units: vol.Value(i).BigInt()}}}
+					var err error
+					if a.WindowStart, err = timeAt(col("window_start"), i); err != nil {
+						return err
+					}
+					if a.WindowEnd, err = timeAt(col("window_end"), i); err != nil {
+						return err
+					}
+					if a.WindowEnd <= from || to != 0 && a.WindowStart >= to {
+						continue
+					}
+					if a.WindowStart < from || to != 0 && a.WindowEnd > to {
+						partial = true
+						return nil
+					}
+					for _, d := range []struct {
+						name string
+						to   *md.Decimal
+					}{{"open", &a.Open}, {"high", &a.High}, {"low", &a.Low}, {"close", &a.Close}, {"vwap", &a.VWAP}} {
+						if *d.to, err = decimalAt(col(d.name), i); err != nil {
+							return err
+						}
+					}
+					bars = append(bars, a)
+				}
+			}
+			return rdr.Err()
+		}()
+		if err != nil || partial {
+			return nil, partial, err
+		}
+	}
+	return bars, false, nil
 }
