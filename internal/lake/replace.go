@@ -26,43 +26,65 @@ func DataFiles(ctx context.Context, tbl *table.Table) ([]iceberg.DataFile, error
 	return out, nil
 }
 
-// Replace writes recs as data files, each record one partition's rows in
-// the table's sort order, and commits them in place of old in one
-// snapshot of base with extra in its summary. It is how a derived table
-// (the bar tables) swaps what it computed again for what it held: a
-// reader sees the old rows or the new, never a mixture. Nothing is
-// committed, and no snapshot made, when there is nothing to replace.
-func (l *Lake) Replace(ctx context.Context, name string, base *table.Table, old []iceberg.DataFile, recs []arrow.RecordBatch, extra iceberg.Properties) (*table.Table, error) {
+// Replacement swaps files of a derived table (the bar tables) for ones
+// computed again: Write writes each partition's rows as a file at once,
+// so only the files' descriptions wait in memory, and Commit puts them in
+// place of the old files in one snapshot of the table it began from. A
+// reader sees the old rows or the new, never a mixture.
+type Replacement struct {
+	lake    *Lake
+	def     TableDef
+	base    *table.Table
+	fw      *fileWriter
+	written []iceberg.DataFile
+}
+
+// NewReplacement begins a replacement of files of base.
+func (l *Lake) NewReplacement(ctx context.Context, name string, base *table.Table) (*Replacement, error) {
 	def, err := l.Def(name)
 	if err != nil {
 		return nil, err
 	}
-	if len(old) == 0 && len(recs) == 0 {
-		return base, nil
-	}
-	prefix := "replace-" + uuid.NewString()
-	var written []iceberg.DataFile
-	if len(recs) > 0 {
-		fw, err := l.newFileWriter(ctx, def, base, recs[0].Schema(), prefix)
-		if err != nil {
-			return nil, err
-		}
-		for i, rec := range recs {
-			f, err := fw.write(ctx, rec, i+1)
-			if err != nil {
-				l.removeFiles(name, written)
-				return nil, fmt.Errorf("%s: %w", def.FullName(), err)
-			}
-			written = append(written, f)
-		}
-	}
-	newTbl, err := l.commitOnce(ctx, name, base, old, written, extra)
+	fw, err := l.newFileWriter(ctx, def, base, ArrowSchema(base.Schema()), "replace-"+uuid.NewString())
 	if err != nil {
-		l.removeFiles(name, written)
-		return nil, fmt.Errorf("%s: %w", def.FullName(), err)
+		return nil, err
 	}
-	l.m.observe(name, newTbl)
+	return &Replacement{lake: l, def: def, base: base, fw: fw}, nil
+}
+
+// Write writes rec, one partition's rows in the table's sort order, as a
+// data file of the replacement.
+func (r *Replacement) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	f, err := r.fw.write(ctx, rec, len(r.written)+1)
+	if err != nil {
+		return fmt.Errorf("%s: %w", r.def.FullName(), err)
+	}
+	r.written = append(r.written, f)
+	return nil
+}
+
+// Commit puts the written files in place of old, with extra in the
+// snapshot's summary, and returns the table after. Nothing is committed,
+// and no snapshot made, when there is nothing to replace. On failure the
+// written files are removed.
+func (r *Replacement) Commit(ctx context.Context, old []iceberg.DataFile, extra iceberg.Properties) (*table.Table, error) {
+	if len(old) == 0 && len(r.written) == 0 {
+		return r.base, nil
+	}
+	newTbl, err := r.lake.commitOnce(ctx, r.def.Name, r.base, old, r.written, extra)
+	if err != nil {
+		r.Abort()
+		return nil, fmt.Errorf("%s: %w", r.def.FullName(), err)
+	}
+	r.lake.m.observe(r.def.Name, newTbl)
 	return newTbl, nil
+}
+
+// Abort removes the files written so far (a process that dies first
+// leaves them to orphan removal).
+func (r *Replacement) Abort() {
+	r.lake.removeFiles(r.def.Name, r.written)
+	r.written = nil
 }
 
 // commitOnce replaces old by files in one snapshot of base, or fails if

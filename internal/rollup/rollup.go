@@ -193,32 +193,30 @@ func (r *Roller) rollTable(ctx context.Context, bt record.BarTable) (Report, err
 		}
 		return cmp.Compare(a.n, b.n)
 	})
+	rp, err := r.lake.NewReplacement(ctx, bt.Table.Name, base)
+	if err != nil {
+		return rep, err
+	}
 	schema := lake.ArrowSchema(base.Schema())
-	var recs []arrow.RecordBatch
-	defer func() {
-		for _, rec := range recs {
-			rec.Release()
-		}
-	}()
 	for _, p := range keys {
 		bars, err := r.barsOf(ctx, bt, span, p, current)
+		if err == nil && len(bars) > 0 {
+			var rec arrow.RecordBatch
+			if rec, err = barRecord(schema, bars); err == nil {
+				err = rp.Write(ctx, rec)
+				rec.Release()
+			}
+		}
 		if err != nil {
+			rp.Abort()
 			return rep, err
 		}
 		rep.Partitions++
-		if len(bars) == 0 {
-			continue
-		}
 		rep.Bars += len(bars)
-		rec, err := barRecord(schema, bars)
-		if err != nil {
-			return rep, err
-		}
-		recs = append(recs, rec)
 	}
 	props := iceberg.Properties{record.TradesSnapshotProperty: strconv.FormatInt(current, 10),
 		record.BarsFromProperty: strconv.FormatInt(span.start(span.of(cutoff)+1), 10)}
-	if _, err := r.lake.Replace(ctx, bt.Table.Name, base, old, recs, props); err != nil {
+	if _, err := rp.Commit(ctx, old, props); err != nil {
 		return rep, err
 	}
 	return rep, nil
