@@ -59,8 +59,10 @@ type minute struct {
 	open, close       md.Decimal
 	high, low         md.Decimal
 	count             int64
-	volume            *big.Int // units of 10⁻⁸
-	notional          *big.Int // Σ price·quantity in units of 10⁻¹⁶
+	// Fixed-width sums: the minute cache holds millions of minutes, and
+	// big.Int's pointers made the collector scan them all.
+	volume   int128 // units of 10⁻⁸
+	notional int128 // Σ price·quantity in units of 10⁻¹⁶
 	// area is Σ price·held in units of 10⁻⁸·µs, where a trade's price is
 	// held until the minute's next trade or the minute's end (TWAP only).
 	area *big.Int
@@ -140,10 +142,10 @@ func (e *Engine) minutes(ctx context.Context, paths []string, w *where, twap boo
 					return err
 				}
 			}
-			if mn.volume, err = scaledInt(vol, md.DecimalScale); err != nil {
+			if mn.volume, err = scaledInt128(vol, md.DecimalScale); err != nil {
 				return err
 			}
-			if mn.notional, err = scaledInt(notnl, 2*md.DecimalScale); err != nil {
+			if mn.notional, err = scaledInt128(notnl, 2*md.DecimalScale); err != nil {
 				return err
 			}
 			if area.Valid {
@@ -161,6 +163,19 @@ func (e *Engine) minutes(ctx context.Context, paths []string, w *where, twap boo
 func splitKey(k *big.Int) tradeKey {
 	ts, seq := new(big.Int).QuoRem(k, keyBase, new(big.Int))
 	return tradeKey{ts.Int64(), seq.Int64() - 1}
+}
+
+// scaledInt128 reads a decimal's text as a 128-bit integer of units of
+// 10^-scale.
+func scaledInt128(text string, scale int) (int128, error) {
+	v, err := scaledInt(text, scale)
+	if err != nil {
+		return int128{}, err
+	}
+	if v.BitLen() > 126 {
+		return int128{}, fmt.Errorf("decimal %q is past 128 bits", text)
+	}
+	return int128Of(0).plusBig(v), nil
 }
 
 // scaledInt reads a decimal's text as an integer of units of 10^-scale.
@@ -291,9 +306,6 @@ func mergeBars(mins []minute, q BarQuery) ([]Aggregate, error) {
 		minute
 		start, end md.Timestamp
 		parts      []*minute // for the TWAP
-		// owned: volume and notional are the window's own, not still its
-		// first minute's (the cache's), which are never changed.
-		owned bool
 	}
 	per := int64(q.Interval.Duration() / time.Minute)
 	windows := map[[2]string]map[int64]*acc{}
@@ -319,12 +331,10 @@ func mergeBars(mins []minute, q BarQuery) ([]Aggregate, error) {
 			a = &acc{minute: *mn, start: start, end: end}
 			byKey[key] = a
 		} else {
-			if !a.owned {
-				a.volume, a.notional, a.owned = new(big.Int).Set(a.volume), new(big.Int).Set(a.notional), true
-			}
 			a.absorb(mn)
-			a.volume.Add(a.volume, mn.volume)
-			a.notional.Add(a.notional, mn.notional)
+			if !a.volume.add(mn.volume) || !a.notional.add(mn.notional) {
+				return nil, fmt.Errorf("the volume of %s's bar at %s is past 128 bits", a.symbol, start)
+			}
 		}
 		if q.TWAP {
 			a.parts = append(a.parts, mn)
@@ -337,12 +347,12 @@ func mergeBars(mins []minute, q BarQuery) ([]Aggregate, error) {
 				Symbol: a.symbol, Exchange: a.exchange, Interval: q.Interval,
 				WindowStart: a.start, WindowEnd: a.end,
 				Open: a.open, High: a.high, Low: a.low, Close: a.close,
-				Volume: md.WideDecimal{Units: a.volume}, TradeCount: a.count,
+				Volume: md.WideDecimal{Units: a.volume.big()}, TradeCount: a.count,
 				Partial: q.From != 0 && a.start < q.From || q.To != 0 && a.end > q.To,
 			}}
-			if a.volume.Sign() > 0 {
+			if a.volume.hi > 0 || a.volume.hi == 0 && a.volume.lo > 0 {
 				// notional is in 10⁻¹⁶, volume in 10⁻⁸: the ratio is in units.
-				v, err := md.RoundQuo(a.notional, a.volume)
+				v, err := md.RoundQuo(a.notional.big(), a.volume.big())
 				if err != nil {
 					return nil, err
 				}

@@ -53,7 +53,10 @@ func (e *Engine) withExtra(ctx context.Context, mins []minute, q BarQuery, f Fil
 			kept = append(kept, *t)
 		}
 	}
-	extra := tradeMinutes(kept, q.TWAP)
+	extra, err := tradeMinutes(kept, q.TWAP)
+	if err != nil {
+		return nil, err
+	}
 	if !q.TWAP {
 		return append(mins, extra...), nil
 	}
@@ -106,7 +109,8 @@ func (e *Engine) withExtra(ctx context.Context, mins []minute, q BarQuery, f Fil
 			again = append(again, kept[i])
 		}
 	}
-	return append(out, tradeMinutes(again, true)...), nil
+	redone, err := tradeMinutes(again, true)
+	return append(out, redone...), err
 }
 
 func minuteOf(t md.Timestamp) int64 {
@@ -127,7 +131,7 @@ func keyOf(t *md.Trade) tradeKey {
 
 // tradeMinutes aggregates trades per (exchange, symbol, minute) as
 // minuteSQL does, with the TWAP area when twap is set.
-func tradeMinutes(trades []md.Trade, twap bool) []minute {
+func tradeMinutes(trades []md.Trade, twap bool) ([]minute, error) {
 	slices.SortFunc(trades, func(a, b md.Trade) int {
 		if c := strings.Compare(a.Exchange, b.Exchange); c != 0 {
 			return c
@@ -148,8 +152,7 @@ func tradeMinutes(trades []md.Trade, twap bool) []minute {
 	for i := 0; i < len(trades); {
 		first := &trades[i]
 		mn := minute{exchange: first.Exchange, symbol: first.Symbol, m: minuteOf(first.Timestamp),
-			openKey: keyOf(first), open: first.Price, high: first.Price, low: first.Price,
-			volume: new(big.Int), notional: new(big.Int)}
+			openKey: keyOf(first), open: first.Price, high: first.Price, low: first.Price}
 		if twap {
 			mn.area = new(big.Int)
 		}
@@ -160,8 +163,9 @@ func tradeMinutes(trades []md.Trade, twap bool) []minute {
 			mn.closeKey, mn.close = keyOf(t), t.Price
 			mn.high, mn.low = max(mn.high, t.Price), min(mn.low, t.Price)
 			mn.count++
-			mn.volume.Add(mn.volume, big.NewInt(t.Quantity.Units()))
-			mn.notional.Add(mn.notional, new(big.Int).Mul(price, big.NewInt(t.Quantity.Units())))
+			if !mn.volume.add(int128Of(t.Quantity.Units())) || !mn.notional.add(mul128(t.Price.Units(), t.Quantity.Units())) {
+				return nil, fmt.Errorf("the volume of %s's minute %s is past 128 bits", mn.symbol, md.Timestamp(mn.m*microsPerMinute))
+			}
 			if twap {
 				next := (mn.m + 1) * microsPerMinute
 				if k := j + 1; k < len(trades) && trades[k].Exchange == mn.exchange && trades[k].Symbol == mn.symbol &&
@@ -174,7 +178,7 @@ func tradeMinutes(trades []md.Trade, twap bool) []minute {
 		out = append(out, mn)
 		i = j
 	}
-	return out
+	return out, nil
 }
 
 // twapOf is the TWAP of a bar's minutes up to end. Each minute's area

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"encoding/binary"
+	"math"
 	"math/big"
 	"math/bits"
 	"runtime"
@@ -60,6 +61,15 @@ func mul128(a, b int64) int128 {
 		r.hi, r.lo = -r.hi-int64(borrow), lo
 	}
 	return r
+}
+
+// plusBig adds v, which the caller has checked fits.
+func (a int128) plusBig(v *big.Int) int128 {
+	lo := new(big.Int).And(v, new(big.Int).SetUint64(math.MaxUint64))
+	hi := new(big.Int).Rsh(v, 64) // floors, as two's complement wants
+	b := int128{hi: hi.Int64(), lo: lo.Uint64()}
+	a.add(b)
+	return a
 }
 
 func (a int128) big() *big.Int {
@@ -131,7 +141,7 @@ func (e *Engine) minutesInGo(ctx context.Context, df dataFile, path string, excl
 	}
 	out := make([]minute, len(accs))
 	for i, a := range accs {
-		a.volume, a.notional = a.vol.big(), a.notion.big()
+		a.volume, a.notional = a.vol, a.notion
 		out[i] = a.minute
 	}
 	return out, nil
