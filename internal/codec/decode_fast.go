@@ -46,6 +46,12 @@ func newReader(body []byte) reader {
 	return reader{buf: body, str: string(body)}
 }
 
+// newReaderIn is newReader with the body's copy taken from a (nil: its
+// own allocation).
+func newReaderIn(body []byte, a *Arena) reader {
+	return reader{buf: body, str: a.String(body)}
+}
+
 func (r *reader) fail(field string, cause error) {
 	if r.err == nil {
 		r.err, r.field, r.at = cause, field, r.pos
@@ -373,8 +379,8 @@ func (r *reader) nullString(field string) string {
 
 // decodeTrade reads a TradeV2 body into t (a pointer, so the ~250-byte
 // record is not copied on the way out); on failure t is zeroed.
-func decodeTrade(body []byte, t *marketdata.Trade) error {
-	r := newReader(body)
+func decodeTrade(body []byte, t *marketdata.Trade, a *Arena) error {
+	r := newReaderIn(body, a)
 	t.MessageID = r.uuid("message_id")
 	t.TradeID = r.string("trade_id")
 	t.Symbol = r.string("symbol")
@@ -398,8 +404,8 @@ func decodeTrade(body []byte, t *marketdata.Trade) error {
 }
 
 // decodeQuote reads a QuoteV2 body.
-func decodeQuote(body []byte, q *marketdata.Quote) error {
-	r := newReader(body)
+func decodeQuote(body []byte, q *marketdata.Quote, a *Arena) error {
+	r := newReaderIn(body, a)
 	q.MessageID = r.uuid("message_id")
 	q.QuoteID = r.string("quote_id")
 	q.Symbol = r.string("symbol")
@@ -423,8 +429,8 @@ func decodeQuote(body []byte, q *marketdata.Quote) error {
 }
 
 // decodeFunding reads a FundingRateV1 body.
-func decodeFunding(body []byte, d *marketdata.FundingRate) error {
-	r := newReader(body)
+func decodeFunding(body []byte, d *marketdata.FundingRate, a *Arena) error {
+	r := newReaderIn(body, a)
 	d.MessageID = r.uuid("message_id")
 	d.Symbol = r.string("symbol")
 	d.Exchange = r.string("exchange")
@@ -446,8 +452,8 @@ func decodeFunding(body []byte, d *marketdata.FundingRate) error {
 }
 
 // decodeReference reads a ReferenceDataV2 body.
-func decodeReference(body []byte, d *marketdata.ReferenceData) error {
-	r := newReader(body)
+func decodeReference(body []byte, d *marketdata.ReferenceData, a *Arena) error {
+	r := newReaderIn(body, a)
 	d.MessageID = r.uuid("message_id")
 	d.CompanyID = r.string("company_id")
 	d.Symbol = r.string("symbol")
