@@ -4,10 +4,12 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // Text handed out by an arena stays as it was while the arena fills more
-// blocks, and decoding into an arena gives what decoding alone does.
+// blocks, repeated text is interned once, and decoding into an arena gives
+// what decoding alone does.
 func TestArenaKeepsText(t *testing.T) {
 	t.Parallel()
 	var a Arena
@@ -23,6 +25,11 @@ func TestArenaKeepsText(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("string %d changed: %q, want %q", i, got[i], want[i])
 		}
+	}
+
+	x, y := a.Intern([]byte("BTCUSDT")), a.Intern([]byte("BTCUSDT"))
+	if x != "BTCUSDT" || unsafe.StringData(x) != unsafe.StringData(y) {
+		t.Fatalf("interned %q and %q apart", x, y)
 	}
 
 	d, _ := newTestDecoder(nil)
