@@ -35,7 +35,10 @@ type reader struct {
 	// str is buf as one string: string fields are cut from it, so a record
 	// costs one allocation for all its strings instead of one each (they
 	// share, and keep alive, that one copy of the body).
-	str   string
+	str string
+	// a, when set, holds the record's strings instead of str: each is
+	// copied there, and the few that repeat across records are interned.
+	a     *Arena
 	pos   int
 	err   error
 	field string
@@ -44,6 +47,14 @@ type reader struct {
 
 func newReader(body []byte) reader {
 	return reader{buf: body, str: string(body)}
+}
+
+// newReaderIn is newReader with the strings held in a (nil: newReader).
+func newReaderIn(body []byte, a *Arena) reader {
+	if a == nil {
+		return newReader(body)
+	}
+	return reader{buf: body, a: a}
 }
 
 func (r *reader) fail(field string, cause error) {
@@ -139,7 +150,24 @@ func (r *reader) length(field string) int {
 
 func (r *reader) string(field string) string {
 	n := r.length(field)
-	s := r.str[r.pos : r.pos+n]
+	var s string
+	if r.a != nil {
+		s = r.a.String(r.buf[r.pos : r.pos+n])
+	} else {
+		s = r.str[r.pos : r.pos+n]
+	}
+	r.pos += n
+	return s
+}
+
+// common reads a string most records share with others (a symbol, an
+// exchange, a currency): interned when there is an arena.
+func (r *reader) common(field string) string {
+	if r.a == nil {
+		return r.string(field)
+	}
+	n := r.length(field)
+	s := r.a.Intern(r.buf[r.pos : r.pos+n])
 	r.pos += n
 	return s
 }
@@ -373,17 +401,17 @@ func (r *reader) nullString(field string) string {
 
 // decodeTrade reads a TradeV2 body into t (a pointer, so the ~250-byte
 // record is not copied on the way out); on failure t is zeroed.
-func decodeTrade(body []byte, t *marketdata.Trade) error {
-	r := newReader(body)
+func decodeTrade(body []byte, t *marketdata.Trade, a *Arena) error {
+	r := newReaderIn(body, a)
 	t.MessageID = r.uuid("message_id")
 	t.TradeID = r.string("trade_id")
-	t.Symbol = r.string("symbol")
-	t.Exchange = r.string("exchange")
+	t.Symbol = r.common("symbol")
+	t.Exchange = r.common("exchange")
 	t.AssetClass = r.assetClass()
 	t.Timestamp = marketdata.Timestamp(r.long("timestamp"))
 	t.Price = r.decimal("price")
 	t.Quantity = r.decimal("quantity")
-	t.Currency = r.string("currency")
+	t.Currency = r.common("currency")
 	t.Side = sideSymbols[r.enum("side", len(sideSymbols))]
 	t.TradeConditions = r.strings("trade_conditions")
 	t.SourceSequence = r.nullLong("source_sequence")
@@ -398,19 +426,19 @@ func decodeTrade(body []byte, t *marketdata.Trade) error {
 }
 
 // decodeQuote reads a QuoteV2 body.
-func decodeQuote(body []byte, q *marketdata.Quote) error {
-	r := newReader(body)
+func decodeQuote(body []byte, q *marketdata.Quote, a *Arena) error {
+	r := newReaderIn(body, a)
 	q.MessageID = r.uuid("message_id")
 	q.QuoteID = r.string("quote_id")
-	q.Symbol = r.string("symbol")
-	q.Exchange = r.string("exchange")
+	q.Symbol = r.common("symbol")
+	q.Exchange = r.common("exchange")
 	q.AssetClass = r.assetClass()
 	q.Timestamp = marketdata.Timestamp(r.long("timestamp"))
 	q.BidPrice = r.nullDecimal("bid_price")
 	q.BidQuantity = r.nullDecimal("bid_quantity")
 	q.AskPrice = r.nullDecimal("ask_price")
 	q.AskQuantity = r.nullDecimal("ask_quantity")
-	q.Currency = r.string("currency")
+	q.Currency = r.common("currency")
 	q.SourceSequence = r.nullLong("source_sequence")
 	q.IngestionTimestamp = marketdata.Timestamp(r.long("ingestion_timestamp"))
 	q.PlatformSequence = r.nullLong("platform_sequence")
@@ -423,11 +451,11 @@ func decodeQuote(body []byte, q *marketdata.Quote) error {
 }
 
 // decodeFunding reads a FundingRateV1 body.
-func decodeFunding(body []byte, d *marketdata.FundingRate) error {
-	r := newReader(body)
+func decodeFunding(body []byte, d *marketdata.FundingRate, a *Arena) error {
+	r := newReaderIn(body, a)
 	d.MessageID = r.uuid("message_id")
-	d.Symbol = r.string("symbol")
-	d.Exchange = r.string("exchange")
+	d.Symbol = r.common("symbol")
+	d.Exchange = r.common("exchange")
 	d.AssetClass = r.assetClass()
 	d.Timestamp = marketdata.Timestamp(r.long("timestamp"))
 	d.MarkPrice = r.decimal("mark_price")
@@ -435,7 +463,7 @@ func decodeFunding(body []byte, d *marketdata.FundingRate) error {
 	d.EstimatedSettlePrice = r.nullDecimal("estimated_settle_price")
 	d.FundingRate = r.nullDecimal("funding_rate")
 	d.NextFundingTime = r.nullTimestamp("next_funding_time")
-	d.Currency = r.string("currency")
+	d.Currency = r.common("currency")
 	d.IngestionTimestamp = marketdata.Timestamp(r.long("ingestion_timestamp"))
 	d.VendorData = r.vendorData()
 	if err := r.finish(); err != nil {
@@ -446,12 +474,12 @@ func decodeFunding(body []byte, d *marketdata.FundingRate) error {
 }
 
 // decodeReference reads a ReferenceDataV2 body.
-func decodeReference(body []byte, d *marketdata.ReferenceData) error {
-	r := newReader(body)
+func decodeReference(body []byte, d *marketdata.ReferenceData, a *Arena) error {
+	r := newReaderIn(body, a)
 	d.MessageID = r.uuid("message_id")
 	d.CompanyID = r.string("company_id")
-	d.Symbol = r.string("symbol")
-	d.Exchange = r.string("exchange")
+	d.Symbol = r.common("symbol")
+	d.Exchange = r.common("exchange")
 	d.AssetClass = r.assetClass()
 	d.CompanyName = r.string("company_name")
 	d.ISIN = r.nullString("isin")

@@ -82,61 +82,91 @@ type plan struct {
 // helper taking the fast decoder as a function value makes the record
 // escape to the heap (a typical trade 171 → 268 ns, one more allocation).
 func (d *Decoder) Trade(ctx context.Context, msg []byte) (marketdata.Trade, uint32, error) {
+	var t marketdata.Trade
+	id, err := d.TradeInto(ctx, msg, &t, nil)
+	return t, id, err
+}
+
+// TradeInto decodes a trade message into dst, its strings copied into a
+// (nil: an allocation of their own), and returns the writer schema id like
+// Trade. On failure dst is zero.
+func (d *Decoder) TradeInto(ctx context.Context, msg []byte, dst *marketdata.Trade, a *Arena) (uint32, error) {
 	id, body, p, err := d.prepare(ctx, msg, &Trade)
 	if err != nil {
-		return marketdata.Trade{}, id, err
+		*dst = marketdata.Trade{}
+		return id, err
 	}
 	if p.fast {
-		var t marketdata.Trade
-		err := decodeTrade(body, &t)
-		return t, id, err
+		return id, decodeTrade(body, dst, a)
 	}
 	m, err := d.decodeResolved(p, body)
-	if err != nil {
-		return marketdata.Trade{}, id, err
+	if err == nil {
+		*dst, err = tradeFromGeneric(m)
 	}
-	t, err := tradeFromGeneric(m)
-	return t, id, err
+	if err != nil {
+		*dst = marketdata.Trade{}
+	}
+	return id, err
 }
 
 // Quote decodes a quote message and returns it with its writer schema id,
 // like Trade.
 func (d *Decoder) Quote(ctx context.Context, msg []byte) (marketdata.Quote, uint32, error) {
+	var q marketdata.Quote
+	id, err := d.QuoteInto(ctx, msg, &q, nil)
+	return q, id, err
+}
+
+// QuoteInto decodes a quote message into dst, its strings copied into a
+// (nil: an allocation of their own), and returns the writer schema id like
+// Quote. On failure dst is zero.
+func (d *Decoder) QuoteInto(ctx context.Context, msg []byte, dst *marketdata.Quote, a *Arena) (uint32, error) {
 	id, body, p, err := d.prepare(ctx, msg, &Quote)
 	if err != nil {
-		return marketdata.Quote{}, id, err
+		*dst = marketdata.Quote{}
+		return id, err
 	}
 	if p.fast {
-		var q marketdata.Quote
-		err := decodeQuote(body, &q)
-		return q, id, err
+		return id, decodeQuote(body, dst, a)
 	}
 	m, err := d.decodeResolved(p, body)
-	if err != nil {
-		return marketdata.Quote{}, id, err
+	if err == nil {
+		*dst, err = quoteFromGeneric(m)
 	}
-	q, err := quoteFromGeneric(m)
-	return q, id, err
+	if err != nil {
+		*dst = marketdata.Quote{}
+	}
+	return id, err
 }
 
 // Reference decodes a reference-data message and returns it with its
 // writer schema id, like Trade.
 func (d *Decoder) Reference(ctx context.Context, msg []byte) (marketdata.ReferenceData, uint32, error) {
+	var r marketdata.ReferenceData
+	id, err := d.ReferenceInto(ctx, msg, &r, nil)
+	return r, id, err
+}
+
+// ReferenceInto decodes a reference-data record message into dst, its strings copied into a
+// (nil: an allocation of their own), and returns the writer schema id like
+// Reference. On failure dst is zero.
+func (d *Decoder) ReferenceInto(ctx context.Context, msg []byte, dst *marketdata.ReferenceData, a *Arena) (uint32, error) {
 	id, body, p, err := d.prepare(ctx, msg, &Reference)
 	if err != nil {
-		return marketdata.ReferenceData{}, id, err
+		*dst = marketdata.ReferenceData{}
+		return id, err
 	}
 	if p.fast {
-		var r marketdata.ReferenceData
-		err := decodeReference(body, &r)
-		return r, id, err
+		return id, decodeReference(body, dst, a)
 	}
 	m, err := d.decodeResolved(p, body)
-	if err != nil {
-		return marketdata.ReferenceData{}, id, err
+	if err == nil {
+		*dst, err = referenceFromGeneric(m)
 	}
-	r, err := referenceFromGeneric(m)
-	return r, id, err
+	if err != nil {
+		*dst = marketdata.ReferenceData{}
+	}
+	return id, err
 }
 
 // prepare splits the message and finds the plan for its writer schema.
@@ -340,19 +370,29 @@ func joinPath(path, name string) string {
 // Funding decodes a funding-rate message and returns it with its writer
 // schema id, like Trade.
 func (d *Decoder) Funding(ctx context.Context, msg []byte) (marketdata.FundingRate, uint32, error) {
+	var f marketdata.FundingRate
+	id, err := d.FundingInto(ctx, msg, &f, nil)
+	return f, id, err
+}
+
+// FundingInto decodes a funding rate message into dst, its strings copied into a
+// (nil: an allocation of their own), and returns the writer schema id like
+// Funding. On failure dst is zero.
+func (d *Decoder) FundingInto(ctx context.Context, msg []byte, dst *marketdata.FundingRate, a *Arena) (uint32, error) {
 	id, body, p, err := d.prepare(ctx, msg, &Funding)
 	if err != nil {
-		return marketdata.FundingRate{}, id, err
+		*dst = marketdata.FundingRate{}
+		return id, err
 	}
 	if p.fast {
-		var f marketdata.FundingRate
-		err := decodeFunding(body, &f)
-		return f, id, err
+		return id, decodeFunding(body, dst, a)
 	}
 	m, err := d.decodeResolved(p, body)
-	if err != nil {
-		return marketdata.FundingRate{}, id, err
+	if err == nil {
+		*dst, err = fundingFromGeneric(m)
 	}
-	f, err := fundingFromGeneric(m)
-	return f, id, err
+	if err != nil {
+		*dst = marketdata.FundingRate{}
+	}
+	return id, err
 }

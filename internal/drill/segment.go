@@ -413,7 +413,7 @@ func (in *Install) readTrades(ctx context.Context) (map[string]int, error) {
 			return nil, fmt.Errorf("read %s: %w", topic, ferr)
 		}
 		for _, r := range fs.Records() {
-			tr, _, err := record.Trade.Decode(dec, rctx, r.Value)
+			tr, _, err := dec.Trade(rctx, r.Value)
 			if err != nil {
 				return nil, fmt.Errorf("%s[%d] offset %d: %w", topic, r.Partition, r.Offset, err)
 			}

@@ -28,8 +28,8 @@ func arrived[T any](t *testing.T, k *bustest.Kafka, kind *record.Kind[T], exchan
 	dec := codec.NewDecoder(k.Registry().SchemaByID)
 	out := map[string][]string{}
 	for _, r := range k.ReadAll(t, topic) {
-		v, _, err := kind.Decode(dec, context.Background(), r.Value)
-		if err != nil {
+		var v T
+		if _, err := kind.Decode(dec, context.Background(), r.Value, &v, nil); err != nil {
 			t.Fatalf("%s: %v", topic, err)
 		}
 		id := kind.Rows.Key(&v)

@@ -28,6 +28,9 @@ func CheckUTF8(what string, b []byte) error {
 // without control characters.
 func validText(field string, texts ...string) error {
 	for _, s := range texts {
+		if printableASCII(s) {
+			continue // what feeds send: no need to decode runes
+		}
 		if !utf8.ValidString(s) {
 			return invalid(field, "%q is not UTF-8", s)
 		}
@@ -48,4 +51,15 @@ func validMap(field string, m map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// printableASCII reports text of bytes 0x20–0x7e only: UTF-8 without
+// control characters, checked a byte at a time.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }

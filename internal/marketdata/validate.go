@@ -73,11 +73,13 @@ func invalid(field, format string, args ...any) error {
 }
 
 func validateCommon(exchange, symbol string, asset AssetClass, ts, ingested Timestamp, currency string) error {
-	if err := validText("symbol", symbol); err != nil {
-		return err
-	}
-	if symbol == "" || strings.TrimSpace(symbol) != symbol || strings.ToUpper(symbol) != symbol {
-		return invalid("symbol", "%q must be non-empty upper case without spaces", symbol)
+	if !plainSymbol(symbol) { // the checks below, the long way
+		if err := validText("symbol", symbol); err != nil {
+			return err
+		}
+		if symbol == "" || strings.TrimSpace(symbol) != symbol || strings.ToUpper(symbol) != symbol {
+			return invalid("symbol", "%q must be non-empty upper case without spaces", symbol)
+		}
 	}
 	if _, err := LookupExchange(exchange); err != nil || strings.ToUpper(exchange) != exchange {
 		return invalid("exchange", "%q is not a known upper-case exchange code", exchange)
@@ -97,11 +99,26 @@ func validateCommon(exchange, symbol string, asset AssetClass, ts, ingested Time
 	return nil
 }
 
+// plainSymbol reports a symbol that passes validateCommon's symbol checks
+// on sight: printable ASCII without lower case, not starting or ending
+// with a space (the only white space printable ASCII holds).
+func plainSymbol(s string) bool {
+	if s == "" || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || 'a' <= c && c <= 'z' {
+			return false
+		}
+	}
+	return true
+}
+
 func validateID(field, exchange, id string) error {
 	if err := validText(field, id); err != nil {
 		return err
 	}
-	if !strings.HasPrefix(id, exchange+"-") || len(id) == len(exchange)+1 {
+	if len(id) <= len(exchange)+1 || id[len(exchange)] != '-' || id[:len(exchange)] != exchange {
 		return invalid(field, "%q must be %s-{native id}", id, exchange)
 	}
 	return nil

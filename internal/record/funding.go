@@ -41,7 +41,7 @@ var Funding = &Kind[md.FundingRate]{
 		},
 	},
 	Encode:   codec.AppendFunding,
-	Decode:   (*codec.Decoder).Funding,
+	Decode:   (*codec.Decoder).FundingInto,
 	Validate: (*md.FundingRate).Validate,
 	Key:      func(f *md.FundingRate) string { return f.Symbol },
 	Exchange: func(f *md.FundingRate) string { return f.Exchange },

@@ -42,7 +42,7 @@ var Quote = &Kind[md.Quote]{
 		},
 	},
 	Encode:   codec.AppendQuote,
-	Decode:   (*codec.Decoder).Quote,
+	Decode:   (*codec.Decoder).QuoteInto,
 	Validate: (*md.Quote).Validate,
 	Key:      func(q *md.Quote) string { return q.Symbol },
 	Exchange: func(q *md.Quote) string { return q.Exchange },

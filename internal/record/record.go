@@ -59,8 +59,10 @@ type Kind[T any] struct {
 	// Encode appends a wire-format message (the hand-written fast path).
 	// Invalid enum values are an error, never a panic.
 	Encode func(dst []byte, schemaID uint32, r *T) ([]byte, error)
-	// Decode reads a wire-format message of any compatible writer schema.
-	Decode func(d *codec.Decoder, ctx context.Context, msg []byte) (T, uint32, error)
+	// Decode reads a wire-format message of any compatible writer schema
+	// into dst (zero on failure), its strings held in a (nil: allocated per
+	// record), and returns the writer schema id.
+	Decode func(d *codec.Decoder, ctx context.Context, msg []byte, dst *T, a *codec.Arena) (uint32, error)
 	// Rows are the table's identity and Arrow columns.
 	Rows lake.Codec[T]
 	// Validate checks the rules every stored record obeys.

@@ -42,7 +42,7 @@ var Reference = &Kind[md.ReferenceData]{
 		},
 	},
 	Encode:   codec.AppendReference,
-	Decode:   (*codec.Decoder).Reference,
+	Decode:   (*codec.Decoder).ReferenceInto,
 	Validate: (*md.ReferenceData).Validate,
 	Key:      func(r *md.ReferenceData) string { return r.CompanyID },
 	Exchange: func(r *md.ReferenceData) string { return r.Exchange },

@@ -24,8 +24,8 @@ type Row struct {
 // that breaks the kind's rules is an error, as the sink would dead-letter
 // it.
 func (k *Kind[T]) DecodeRow(d *codec.Decoder, ctx context.Context, msg []byte) (Row, error) {
-	v, _, err := k.Decode(d, ctx, msg)
-	if err != nil {
+	var v T
+	if _, err := k.Decode(d, ctx, msg, &v, nil); err != nil {
 		return Row{}, err
 	}
 	if err := k.Validate(&v); err != nil {

@@ -49,7 +49,7 @@ var Trade = &Kind[md.Trade]{
 		},
 	},
 	Encode:   codec.AppendTrade,
-	Decode:   (*codec.Decoder).Trade,
+	Decode:   (*codec.Decoder).TradeInto,
 	Validate: (*md.Trade).Validate,
 	Key:      func(t *md.Trade) string { return t.Symbol },
 	Exchange: func(t *md.Trade) string { return t.Exchange },

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -88,7 +89,10 @@ func (t *Tracker) Check(exchange, symbol string, seq int64, ts md.Timestamp) Seq
 	k := seqKey{exchange, symbol}
 	s, ok := t.state[k]
 	if !ok {
-		t.state[k] = &seqState{last: seq, at: ts}
+		// Kept for good: not the decoded record's text, which may share
+		// a block with many other records (codec.Arena).
+		exchange, symbol = strings.Clone(exchange), strings.Clone(symbol)
+		t.state[seqKey{exchange, symbol}] = &seqState{last: seq, at: ts}
 		// A symbol's gap series exist from its first record on.
 		t.m.gaps.WithLabelValues(exchange, symbol, "small")
 		t.m.gaps.WithLabelValues(exchange, symbol, "large")
