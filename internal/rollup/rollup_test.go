@@ -122,6 +122,25 @@ func (f *fixture) fromTrades(t *testing.T, bt record.BarTable) []md.Bar {
 	return out
 }
 
+// asTrades asks the engine for q's bars and fails unless they are the
+// bars computed from the trades alone, which it returns.
+func (f *fixture) asTrades(t *testing.T, q query.BarQuery) []query.Aggregate {
+	t.Helper()
+	got, err := f.engine.Aggregates(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.TradesOnly = true
+	want, err := f.engine.Aggregates(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i, ok := sameBars(query.BarsOf(got), query.BarsOf(want)); !ok {
+		t.Fatalf("%s %v: the engine's bars differ at %d (of %d, %d)\n%+v\nfrom the trades:\n%+v", q.Interval, q.Filter, i, len(got), len(want), got, want)
+	}
+	return want
+}
+
 // stored reads a bar table's rows.
 func stored(t *testing.T, l *lake.Lake, bt record.BarTable) []md.Bar {
 	t.Helper()
@@ -213,20 +232,8 @@ func TestBarTablesAreTheTradesBars(t *testing.T) {
 		if bt.Interval == md.Interval1d {
 			q.From, q.To = start+3*3_600_000_000, start+51*3_600_000_000 // local midnights of a UTC exchange
 		}
-		got, err := f.engine.Aggregates(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q.TradesOnly = true
-		want, err := f.engine.Aggregates(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(want) == 0 {
+		if want := f.asTrades(t, q); len(want) == 0 {
 			t.Fatalf("%s: no bars in %v", bt.Interval, q.Filter)
-		}
-		if i, ok := sameBars(query.BarsOf(got), query.BarsOf(want)); !ok {
-			t.Fatalf("%s: the engine's bars differ at %d: %+v\nfrom the trades: %+v", bt.Interval, i, got, want)
 		}
 	}
 	if n := fromTable() - before; n != float64(len(record.BarTables)) {
@@ -245,20 +252,8 @@ func TestBarTablesAreTheTradesBars(t *testing.T) {
 	for _, bt := range record.BarTables[:4] {
 		q := query.BarQuery{Filter: query.Filter{Symbol: "AAAUSD", From: start + 3*3_600_000_000 + 17_500_123,
 			To: tail[len(tail)-1].Timestamp + 1_234_567}, Interval: bt.Interval, Extra: tail, Desc: true, Limit: 5_000}
-		got, err := f.engine.Aggregates(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q.TradesOnly = true
-		want, err := f.engine.Aggregates(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !want[0].Partial || !want[len(want)-1].Partial {
+		if want := f.asTrades(t, q); !want[0].Partial || !want[len(want)-1].Partial {
 			t.Fatalf("%s: the range cuts no window: %+v … %+v", bt.Interval, want[0], want[len(want)-1])
-		}
-		if i, ok := sameBars(query.BarsOf(got), query.BarsOf(want)); !ok {
-			t.Fatalf("%s: split answer differs at %d (of %d, %d): %+v\nfrom the trades: %+v", bt.Interval, i, len(got), len(want), got[max(i, 0)], want[max(i, 0)])
 		}
 	}
 	if n := fromTable() - before; n != 4 {
