@@ -167,7 +167,8 @@ func s3Props(s3 S3Options) iceberg.Properties {
 // or s3://bucket/prefix reached with s3's settings.
 func OpenStorage(ctx context.Context, location string, s3 S3Options) (iceio.IO, error) {
 	if strings.HasPrefix(location, "s3://") || strings.HasPrefix(location, "s3a://") {
-		fs, err := iceio.LoadFS(ctx, s3Props(s3), location)
+		props := s3Props(s3)
+		fs, err := iceio.LoadFS(s3Context(ctx, props, slog.New(slog.DiscardHandler)), props, location)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s", location, storageError(err))
 		}
@@ -180,7 +181,7 @@ func OpenStorage(ctx context.Context, location string, s3 S3Options) (iceio.IO, 
 func (l *Lake) probeWarehouse(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	fs, err := iceio.LoadFS(ctx, l.props, l.warehouse)
+	fs, err := iceio.LoadFS(s3Context(ctx, l.props, l.log), l.props, l.warehouse)
 	if err != nil {
 		return fmt.Errorf("warehouse %s: %w", l.warehouse, err)
 	}
