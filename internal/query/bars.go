@@ -350,9 +350,9 @@ func mergeBars(mins []minute, q BarQuery) ([]Aggregate, error) {
 				Volume: md.WideDecimal{Units: a.volume.big()}, TradeCount: a.count,
 				Partial: q.From != 0 && a.start < q.From || q.To != 0 && a.end > q.To,
 			}}
-			if a.volume.hi > 0 || a.volume.hi == 0 && a.volume.lo > 0 {
+			if bar.Volume.Units.Sign() > 0 {
 				// notional is in 10⁻¹⁶, volume in 10⁻⁸: the ratio is in units.
-				v, err := md.RoundQuo(a.notional.big(), a.volume.big())
+				v, err := md.RoundQuo(a.notional.big(), bar.Volume.Units)
 				if err != nil {
 					return nil, err
 				}
@@ -372,11 +372,7 @@ func mergeBars(mins []minute, q BarQuery) ([]Aggregate, error) {
 			bars = append(bars, bar)
 		}
 	}
-	sortBars(bars, q.Desc)
-	if q.Limit > 0 && len(bars) > q.Limit {
-		bars = bars[:q.Limit]
-	}
-	return bars, nil
+	return limitBars(bars, q), nil
 }
 
 func sortBars(bars []Aggregate, desc bool) {
