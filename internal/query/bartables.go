@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -316,6 +317,21 @@ func (e *Engine) fileSymbols(ctx context.Context, f dataFile) ([]string, error) 
 		return nil, fmt.Errorf("the symbols of %s: %w", strings.TrimPrefix(f.location, "file://"), err)
 	}
 	return out, nil
+}
+
+// StoredBars reads every bar a bar table's current snapshot holds, with
+// the table as read (its MarkerOf names the trades snapshot they were
+// computed from): k2 lake bars --verify.
+func (e *Engine) StoredBars(ctx context.Context, bt record.BarTable) ([]md.Bar, *table.Table, error) {
+	st, err := e.load(ctx, bt.Table.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	aggs, _, err := e.readBarTable(ctx, st, st.tbl.CurrentSnapshot(), BarQuery{Interval: bt.Interval}, minTime, 0, 0)
+	if errors.Is(err, errNoFastPath) {
+		err = fmt.Errorf("%s has files of other column types than K2 writes", bt.Table.FullName())
+	}
+	return BarsOf(aggs), st.tbl, err
 }
 
 // readBarFiles reads bar files in Go: they are small, and DuckDB's cost

@@ -141,17 +141,14 @@ func (f *fixture) asTrades(t *testing.T, q query.BarQuery) []query.Aggregate {
 	return want
 }
 
-// stored reads a bar table's rows.
-func stored(t *testing.T, l *lake.Lake, bt record.BarTable) []md.Bar {
+// stored reads a bar table's rows, in sortBars' order.
+func (f *fixture) stored(t *testing.T, bt record.BarTable) []md.Bar {
 	t.Helper()
-	tbl, err := l.Load(context.Background(), bt.Table.Name)
+	bars, _, err := f.engine.StoredBars(context.Background(), bt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bars, err := storedBars(context.Background(), tbl, bt.Interval)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sortBars(bars)
 	return bars
 }
 
@@ -177,7 +174,7 @@ func (f *fixture) check(t *testing.T, when string) {
 		t.Fatalf("%s: %v", when, err)
 	}
 	for _, bt := range record.BarTables {
-		got, want := stored(t, f.lake, bt), f.fromTrades(t, bt)
+		got, want := f.stored(t, bt), f.fromTrades(t, bt)
 		if len(want) == 0 {
 			t.Fatalf("%s: no bars from the trades", when)
 		}
@@ -268,7 +265,7 @@ func TestBarTablesAreTheTradesBars(t *testing.T) {
 		t.Errorf("no 1m partition dropped 92 days on: %+v", reps[0])
 	}
 	cutoff := md.TimestampOf(f.now.Add(-90 * 24 * time.Hour))
-	for _, b := range stored(t, f.lake, record.BarTables[0]) {
+	for _, b := range f.stored(t, record.BarTables[0]) {
 		if b.WindowStart < cutoff-microsPerDay {
 			t.Fatalf("a 1m bar of %s is kept 92 days on", b.WindowStart)
 		}
@@ -310,7 +307,7 @@ func TestBarTablesReadByPyIceberg(t *testing.T) {
 	tables, _ := out["tables"].(map[string]any)
 	for _, bt := range record.BarTables {
 		got, _ := tables[bt.Table.FullName()].(map[string]any)
-		bars := stored(t, f.lake, bt)
+		bars := f.stored(t, bt)
 		volume, count := new(big.Int), int64(0)
 		for _, b := range bars {
 			volume.Add(volume, b.Volume.Units)

@@ -8,9 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/iceberg-go/table"
-
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/query"
 	"github.com/k2-market-data/k2/internal/record"
@@ -21,10 +18,11 @@ import (
 // partition by partition as a roll does. It returns the first difference.
 func (r *Roller) Verify(ctx context.Context) error {
 	for _, bt := range record.BarTables {
-		tbl, err := r.lake.Load(ctx, bt.Table.Name)
+		got, tbl, err := r.engine.StoredBars(ctx, bt)
 		if err != nil {
 			return err
 		}
+		sortBars(got)
 		snap, _ := query.MarkerOf(tbl)
 		if snap == 0 && tbl.CurrentSnapshot() != nil {
 			return fmt.Errorf("%s names no trades snapshot", bt.Table.FullName())
@@ -36,10 +34,6 @@ func (r *Roller) Verify(ctx context.Context) error {
 			if snap == 0 {
 				continue // no trades, no bars
 			}
-		}
-		got, err := storedBars(ctx, tbl, bt.Interval)
-		if err != nil {
-			return err
 		}
 		want, err := r.tradesBars(ctx, bt, snap)
 		if err != nil {
@@ -84,40 +78,6 @@ func (r *Roller) tradesBars(ctx context.Context, bt record.BarTable, snap int64)
 			if !a.Partial && span.end(span.of(a.WindowStart)) > cutoff {
 				out = append(out, a.Bar)
 			}
-		}
-	}
-	sortBars(out)
-	return out, nil
-}
-
-// storedBars reads a bar table's rows.
-func storedBars(ctx context.Context, tbl *table.Table, iv md.Interval) ([]md.Bar, error) {
-	var out []md.Bar
-	if tbl.CurrentSnapshot() == nil {
-		return nil, nil
-	}
-	at, err := tbl.Scan().ToArrowTable(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer at.Release()
-	rdr := array.NewTableReader(at, 1<<16)
-	defer rdr.Release()
-	for rdr.Next() {
-		rec := rdr.RecordBatch()
-		col := func(i int) any { return rec.Column(i) }
-		dec := func(i, row int) md.Decimal {
-			return md.DecimalFromUnits(int64(col(i).(*array.Decimal128).Value(row).LowBits()))
-		}
-		for row := range int(rec.NumRows()) {
-			out = append(out, md.Bar{
-				Symbol: col(0).(*array.String).Value(row), Exchange: col(1).(*array.String).Value(row), Interval: iv,
-				WindowStart: md.Timestamp(col(2).(*array.Timestamp).Value(row)),
-				WindowEnd:   md.Timestamp(col(3).(*array.Timestamp).Value(row)),
-				Open:        dec(4, row), High: dec(5, row), Low: dec(6, row), Close: dec(7, row),
-				Volume:     md.WideDecimal{Units: col(8).(*array.Decimal128).Value(row).BigInt()},
-				TradeCount: col(9).(*array.Int64).Value(row), VWAP: dec(10, row),
-			})
 		}
 	}
 	sortBars(out)
