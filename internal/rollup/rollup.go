@@ -106,9 +106,10 @@ func (r *Roller) Run(ctx context.Context, every time.Duration) error {
 func (r *Roller) Roll(ctx context.Context) ([]Report, error) {
 	var reps []Report
 	var errs []error
+	tr := &tradesDiff{engine: r.engine, by: map[int64]tradesChange{}}
 	for _, bt := range record.BarTables {
 		start := time.Now()
-		rep, err := r.rollTable(ctx, bt)
+		rep, err := r.rollTable(ctx, bt, tr)
 		result := "success"
 		if err != nil {
 			result = "failed"
@@ -124,13 +125,40 @@ func (r *Roller) Roll(ctx context.Context) ([]Report, error) {
 	return reps, errors.Join(errs...)
 }
 
+// tradesDiff asks the engine what changed in the trades once per trades
+// snapshot a bar table names (they usually all name the same), and holds
+// one roll's tables to one current snapshot.
+type tradesDiff struct {
+	engine  *query.Engine
+	current int64 // 0: not read yet
+	by      map[int64]tradesChange
+}
+
+type tradesChange struct {
+	changes []query.TradesChange
+	all     bool
+}
+
+func (d *tradesDiff) since(ctx context.Context, marker int64) (current int64, changes []query.TradesChange, all bool, err error) {
+	if c, ok := d.by[marker]; ok {
+		return d.current, c.changes, c.all, nil
+	}
+	current, changes, all, err = d.engine.TradesChanged(ctx, marker, d.current)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	d.current = current
+	d.by[marker] = tradesChange{changes, all}
+	return current, changes, all, nil
+}
+
 // part is one partition of a bar table: a symbol's UTC day or month.
 type part struct {
 	symbol string
 	n      int64 // days or months since the epoch
 }
 
-func (r *Roller) rollTable(ctx context.Context, bt record.BarTable) (Report, error) {
+func (r *Roller) rollTable(ctx context.Context, bt record.BarTable, tr *tradesDiff) (Report, error) {
 	rep := Report{Table: bt.Table.Name}
 	base, err := r.lake.Load(ctx, bt.Table.Name)
 	if err != nil {
@@ -140,7 +168,7 @@ func (r *Roller) rollTable(ctx context.Context, bt record.BarTable) (Report, err
 	if base.CurrentSnapshot() != nil && marker == 0 {
 		marker = -1 // bars of unknown origin: computed again from everything
 	}
-	current, changes, all, err := r.engine.TradesChanged(ctx, max(marker, 0), 0)
+	current, changes, all, err := tr.since(ctx, max(marker, 0))
 	if err != nil {
 		return rep, err
 	}
@@ -174,13 +202,11 @@ func (r *Roller) rollTable(ctx context.Context, bt record.BarTable) (Report, err
 	for _, f := range files {
 		p, ok := partOf(base, f)
 		switch {
-		case !ok || all:
-			old = append(old, f) // computed again below, or gone with the trades
-		case span.end(p.n) <= cutoff:
+		case ok && span.end(p.n) <= cutoff:
 			old = append(old, f)
 			rep.Dropped++
-		case due[p]:
-			old = append(old, f)
+		case !ok || all || due[p]:
+			old = append(old, f) // computed again below, or gone with the trades
 		}
 	}
 	keys := make([]part, 0, len(due))
