@@ -25,9 +25,11 @@ type BarTable struct {
 // the bars of that snapshot's trades.
 const TradesSnapshotProperty = "k2.trades-snapshot"
 
-// BarsFromProperty, beside it, is the start of the oldest window the
-// table keeps (UTC microseconds): older bars went with retention, and a
-// query reaching further back reads the trades.
+// BarsFromProperty, beside it, is where queries of the table may start
+// (UTC microseconds): the partition after the oldest the table keeps, so
+// that a 1d window reaching back into that oldest partition is never
+// missing. Older bars went with retention; a query reaching further back
+// reads the trades.
 const BarsFromProperty = "k2.bars-from"
 
 const day = 24 * time.Hour
