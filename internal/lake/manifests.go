@@ -35,19 +35,28 @@ func (l *Lake) RewriteManifests(ctx context.Context, name string, maxManifests i
 	if res.Before <= maxManifests || dryRun {
 		return res, nil
 	}
-	// A rewrite replays itself on a concurrent commit: it adds no rows and
-	// records no offsets (readers find them in the snapshot before).
-	tx := tbl.NewTransaction()
-	r, err := tx.RewriteManifests(ctx)
-	if err != nil {
-		return res, fmt.Errorf("rewrite manifests of %s: %w", def.FullName(), err)
-	}
-	if r.IsNoOp() {
-		return res, nil
-	}
-	newTbl, err := tx.Commit(ctx)
-	if err != nil {
-		return res, fmt.Errorf("rewrite manifests of %s: %w", def.FullName(), err)
+	// A rewrite adds no rows and records no offsets (readers find them in
+	// the snapshot before), so on a commit that lands meanwhile it is
+	// simply done again on the table as it now stands.
+	var newTbl *table.Table
+	for attempt := 1; ; attempt++ {
+		tx := tbl.NewTransaction()
+		r, err := tx.RewriteManifests(ctx)
+		if err != nil {
+			return res, fmt.Errorf("rewrite manifests of %s: %w", def.FullName(), err)
+		}
+		if r.IsNoOp() {
+			return res, nil
+		}
+		if newTbl, err = tx.Commit(ctx); err == nil {
+			break
+		}
+		if !isConflict(err) || attempt == maxRewriteAttempts || ctx.Err() != nil {
+			return res, fmt.Errorf("rewrite manifests of %s: %w", def.FullName(), err)
+		}
+		if tbl, err = l.Load(ctx, name); err != nil {
+			return res, err
+		}
 	}
 	if res.After, err = manifestCount(ctx, newTbl); err != nil {
 		return res, err
