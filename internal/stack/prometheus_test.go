@@ -19,24 +19,44 @@ import (
 
 	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/lake/laketest"
+	"github.com/k2-market-data/k2/internal/ops/alerts"
 	"github.com/k2-market-data/k2/internal/testsvc"
 	"github.com/k2-market-data/k2/internal/testutil"
 )
 
-// A real Prometheus with deploy/prometheus/prometheus.yml (its k2 up
-// target moved to where the test's runs, scraping every second) scrapes
-// k2 up and loads every alert rule, none of them failing to evaluate.
+// A real Prometheus with deploy/prometheus/prometheus.yml (its targets
+// moved to where the test's processes run, scraping every second) scrapes
+// k2 up and every distributed role (broker, sink, feed, maintain, api)
+// under its job, and loads every alert rule, none failing to evaluate.
 func TestPrometheusScrapesK2AndLoadsTheRules(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Feed.Rate = 200
 	up := start(t, "up", cfg, Parts{Embedded: true, Sink: true, Maintain: true, API: true, Feed: "synth", FeedMayFail: true})
+	b := newBoundary(t)
+	feed := start(t, "feed", b.remote(func(c *config.Config) { c.Feed.Rate = 200 }), Parts{Feed: "synth"})
+	maint := start(t, "maintain", b.remote(func(c *config.Config) { c.Maintain.Every = time.Second }), Parts{Maintain: true})
 
-	base := startPrometheus(t, map[string]string{"127.0.0.1:8000": up.HTTPAddr()},
-		filepath.Join(testutil.RepoRoot(t), rulesDir, rulesFile))
+	roles := map[string]*running{ // prometheus.yml's default target: the process there
+		"127.0.0.1:8000": up, "127.0.0.1:8001": b.broker, "127.0.0.1:8002": b.sink,
+		"127.0.0.1:8003": feed, "127.0.0.1:8004": maint, "127.0.0.1:8005": b.api,
+	}
+	moves := map[string]string{}
+	for from, st := range roles {
+		moves[from] = st.HTTPAddr()
+	}
+	base := startPrometheus(t, moves, filepath.Join(testutil.RepoRoot(t), rulesDir, rulesFile))
 
-	// k2 up is scraped: its up is 1 and its own series are stored.
-	for _, q := range []string{`up{job="k2-api",instance="` + up.HTTPAddr() + `"}`, `sum(k2_kafka_messages_consumed_total)`} {
+	// Every role is scraped under its job: its up is 1.
+	jobs := map[string]string{"127.0.0.1:8000": "k2-api", "127.0.0.1:8001": "k2-broker", "127.0.0.1:8002": "k2-sink",
+		"127.0.0.1:8003": "k2-feed", "127.0.0.1:8004": "k2-maintain", "127.0.0.1:8005": "k2-api"}
+	var ups []string
+	for from, job := range jobs {
+		ups = append(ups, `up{job="`+job+`",instance="`+moves[from]+`"}`)
+	}
+	// And the roles' own series are stored.
+	for _, q := range append(ups, `sum(k2_kafka_messages_consumed_total)`, `sum(k2_kafka_messages_produced_total{job="k2-feed"})`,
+		`sum(k2_maintenance_runs_total{job="k2-maintain"})`) {
 		testutil.WaitFor(t, "Prometheus to hold "+q, 60*time.Second, func() bool {
 			var r struct {
 				Data struct {
@@ -255,6 +275,17 @@ func TestPrometheusDrillNoDataIngested(t *testing.T) {
 	feed.stop(t)
 	for _, want := range []string{"pending", "firing"} {
 		testutil.WaitFor(t, "NoDataIngested "+want, 60*time.Second, func() bool { return alertState(t, base, "NoDataIngested") == want })
+	}
+	// What k2 ops alerts check shows an operator: the alert firing, with
+	// the labels and runbook the rules give it.
+	all, err := alerts.Fetch(context.Background(), http.DefaultClient, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firing := alerts.Filter{State: "firing", Name: regexp.MustCompile("^NoDataIngested$")}.Select(all)
+	if len(firing) != 1 || firing[0].Severity != "high" || firing[0].Component != "ingestion" ||
+		!strings.HasSuffix(firing[0].Annotations["runbook_url"], "NoDataIngested.md") {
+		t.Fatalf("k2 ops alerts check's view of NoDataIngested: %+v", firing)
 	}
 	start(t, "feed", b.remote(func(c *config.Config) { c.Feed.Rate = 200 }), Parts{Feed: "synth"})
 	testutil.WaitFor(t, "NoDataIngested to resolve", 60*time.Second, func() bool {
