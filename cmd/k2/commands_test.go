@@ -19,8 +19,9 @@ import (
 	"github.com/k2-market-data/k2/internal/testutil"
 )
 
-// k2 lake compacts, expires and removes orphans by the rules its help
-// states, and a compaction changes no answer.
+// k2 lake compacts, rewrites manifests, expires and removes orphans by the
+// rules its help states, and neither a compaction nor a manifest rewrite
+// changes an answer.
 func TestLakeCommands(t *testing.T) {
 	data := t.TempDir()
 	capture := testutil.Data(t, "kraken", "kraken_v2_trade_BTC-USDT.from-rest.jsonl")
@@ -57,8 +58,42 @@ func TestLakeCommands(t *testing.T) {
 		t.Errorf("expire-snapshots --help:\n%s", help)
 	}
 
-	// Five commits of 200 rows: compaction merges their files; expiry with
-	// a tiny age keeps the newest two snapshots.
+	// Five commits of 200 rows, a manifest each: rewrite-manifests
+	// (QueryExecutionTimeSlow's runbook) merges them once there are more
+	// than --max-manifests, as its output and k2 lake status say, and
+	// changes no answer; run again it has nothing to do.
+	manifests := func() int {
+		t.Helper()
+		m := regexp.MustCompile(`(?m)^  manifests +(\d+);`).FindStringSubmatch(k2("lake", "status", "--table", "trades"))
+		if m == nil {
+			t.Fatal("k2 lake status shows no manifests line")
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	if n := manifests(); n != 5 {
+		t.Fatalf("%d manifests after five commits", n)
+	}
+	if out := k2("lake", "rewrite-manifests", "--table", "trades"); out != "market_data.trades: 5 manifests, nothing to rewrite\n" {
+		t.Fatalf("rewrite-manifests under the default --max-manifests 16: %q", out)
+	}
+	out := k2("lake", "rewrite-manifests", "--table", "trades", "--max-manifests", "2")
+	m := regexp.MustCompile(`^market_data\.trades: rewrote 5 manifests into (\d+)\n$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("rewrite-manifests --max-manifests 2: %q", out)
+	}
+	if after, _ := strconv.Atoi(m[1]); after >= 5 || after != manifests() {
+		t.Fatalf("rewrite-manifests says %d manifests remain, k2 lake status %d", after, manifests())
+	}
+	if out := k2("lake", "rewrite-manifests", "--table", "trades", "--max-manifests", "2"); !strings.HasSuffix(out, "nothing to rewrite\n") {
+		t.Fatalf("rewrite-manifests again: %q", out)
+	}
+	if after := k2("query", "trades", "--symbol", "BTCUSDT", "--order", "asc", "--limit", "1000", "--format", "json"); after != before {
+		t.Fatal("rewriting the manifests changed the answer to the same query")
+	}
+
+	// Compaction merges the five commits' files; expiry with a tiny age
+	// keeps the newest two snapshots.
 	var compact []struct {
 		Groups      int `json:"groups"`
 		FilesBefore int `json:"files_rewritten"`
@@ -72,8 +107,8 @@ func TestLakeCommands(t *testing.T) {
 		t.Fatal("compaction changed the answer to the same query")
 	}
 	decode(t, k2("lake", "expire-snapshots", "--json", "--table", "trades", "--expire-older-than", "1ns", "--retain-last", "2"), &expire)
-	if len(expire[0].Expired) != 4 || expire[0].Remaining != 2 {
-		t.Fatalf("expire-snapshots --expire-older-than 1ns --retain-last 2 (6 snapshots): %+v", expire)
+	if len(expire[0].Expired) != 5 || expire[0].Remaining != 2 {
+		t.Fatalf("expire-snapshots --expire-older-than 1ns --retain-last 2 (7 snapshots: five appends, the rewrite, the compaction): %+v", expire)
 	}
 	if _, e, code := run(t, "--data-dir", data, "lake", "compact", "--table", "bars"); code == 0 || !strings.Contains(e, `unknown table "bars" (tables: trades, quotes, reference_data, funding_rates, bars_1m, bars_5m, bars_30m, bars_1h, bars_1d)`) {
 		t.Fatalf("unknown table: %d %q", code, e)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -75,4 +76,65 @@ func cannotMountTmpfs(t *testing.T) string {
 		exec.Command("umount", "-l", dir).Run()
 	}
 	return ""
+}
+
+// Every drill --list gives is run by TestFaultDrills or
+// TestExternalServiceDrills, and docs/operations/drills.md lists it with
+// its runbook and the test that runs it: a drill added to k2 is neither
+// left out of the test tier nor of the operator's list.
+func TestDrillsDocListsEveryDrill(t *testing.T) {
+	out, e, code := run(t, "ops", "drill", "--list")
+	if code != 0 {
+		t.Fatalf("--list: exit %d %s", code, e)
+	}
+	listed := map[string]string{} // drill → its runbook, as --list names it
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || !strings.HasSuffix(line, ".md)") {
+			t.Fatalf("--list line %q", line)
+		}
+		listed[f[0]] = line[strings.LastIndexByte(line, '(')+1 : len(line)-1]
+	}
+	runBy := map[string]string{}
+	for _, d := range embeddedDrills {
+		runBy[d] = "TestFaultDrills"
+	}
+	for _, d := range externalDrills {
+		if runBy[d] != "" {
+			t.Errorf("%s is in both tests' lists", d)
+		}
+		runBy[d] = "TestExternalServiceDrills"
+	}
+	doc := filepath.Join("docs", "operations", "drills.md")
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// | `name` | fault | recovery | [runbook](runbooks/X.md) | `TestX` |
+	row := regexp.MustCompile("(?m)^\\| `([a-z0-9-]+)` \\|.*\\]\\((runbooks/[^)]+\\.md)\\) \\| `(Test\\w+)` \\|$")
+	rows := map[string][2]string{}
+	for _, m := range row.FindAllStringSubmatch(string(b), -1) {
+		rows[m[1]] = [2]string{"docs/operations/" + m[2], m[3]}
+	}
+	for d, runbook := range listed {
+		if runBy[d] == "" {
+			t.Errorf("drill %s: neither TestFaultDrills nor TestExternalServiceDrills runs it", d)
+		}
+		switch r, ok := rows[d]; {
+		case !ok:
+			t.Errorf("%s has no row for drill %s", doc, d)
+		case r[0] != runbook || r[1] != runBy[d]:
+			t.Errorf("%s: drill %s with %s, run by %s; --list says %s, and %s runs it", doc, d, r[0], r[1], runbook, runBy[d])
+		}
+	}
+	for d := range rows {
+		if listed[d] == "" {
+			t.Errorf("%s lists drill %s, which k2 ops drill --list does not give", doc, d)
+		}
+	}
+	for d := range runBy {
+		if listed[d] == "" {
+			t.Errorf("the tests run drill %s, which k2 ops drill --list does not give", d)
+		}
+	}
 }

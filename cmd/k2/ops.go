@@ -34,7 +34,7 @@ func newAlertsValidateCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "validate [--rules FILE ...] [--repo DIR]",
-		Short: "Check alert rule files: syntax, promtool, and that every alert is labelled, annotated and has its runbook",
+		Short: "Check alert rule files: syntax, promtool, and that every alert is labelled, annotated and has its runbook and dashboard",
 		Long: `Checks alert rule files before they are deployed:
 
   syntax         each file is parsed by Prometheus's rule parser, which parses
@@ -45,7 +45,10 @@ func newAlertsValidateCmd() *cobra.Command {
                  component and team labels, and summary, description,
                  runbook_url and dashboard_url annotations; runbook_url is a
                  path to a file under --repo headed "# <alert>", with the
-                 sections Symptoms, Impact, Diagnose, Recover and Verify.
+                 sections Symptoms, Impact, Diagnose, Recover and Verify;
+                 dashboard_url is a Grafana address (.../d/<uid>) whose uid
+                 is one of the dashboards in deploy/grafana/dashboards under
+                 --repo.
 
 Prints one line per problem (file: alert: problem) and a summary; the exit
 status is 1 when anything is wrong.`,
@@ -83,7 +86,7 @@ status is 1 when anything is wrong.`,
 		},
 	}
 	cmd.Flags().StringSliceVar(&files, "rules", nil, "rule file to check (repeatable; default: "+alerts.DefaultRules+" under --repo)")
-	cmd.Flags().StringVar(&repo, "repo", ".", "repository root that runbook_url paths are relative to")
+	cmd.Flags().StringVar(&repo, "repo", ".", "repository root that runbook_url paths are relative to and whose deploy/grafana/dashboards dashboard_url must name")
 	cmd.Flags().StringVar(&promtool, "promtool", "", "promtool to run (default: promtool on PATH, skipped when absent)")
 	return cmd
 }

@@ -58,8 +58,21 @@ func runbooks(t *testing.T, root string) []string {
 	return files
 }
 
-// shLines returns the commands of a Markdown file's ```sh blocks: a
-// leading "$ " dropped, a line ending in \ joined with the next.
+// shBlock says whether a fence line opens a shell block: ```sh, alone or
+// with a further info string (```sh recover, ```sh verify: the steps a
+// drill runs, internal/drill.RunbookBlocks), which an operator types all
+// the same.
+func shBlock(fence string) bool {
+	info, ok := strings.CutPrefix(fence, "```")
+	if !ok {
+		return false
+	}
+	lang, _, _ := strings.Cut(strings.TrimSpace(info), " ")
+	return lang == "sh" || lang == "shell" || lang == "bash"
+}
+
+// shLines returns the commands of a Markdown file's shell blocks (shBlock):
+// a leading "$ " dropped, a line ending in \ joined with the next.
 func shLines(t *testing.T, root, file string) []shLine {
 	t.Helper()
 	f, err := os.Open(filepath.Join(root, file))
@@ -76,7 +89,7 @@ func shLines(t *testing.T, root, file string) []shLine {
 		text := sc.Text()
 		trimmed := strings.TrimSpace(text)
 		switch {
-		case !in && (trimmed == "```sh" || trimmed == "```shell" || trimmed == "```bash"):
+		case !in && shBlock(trimmed):
 			in = true
 			continue
 		case in && strings.HasPrefix(trimmed, "```"):
@@ -172,6 +185,47 @@ func k2Args(line string) []string {
 
 var placeholderRE = regexp.MustCompile(`<[A-Z_]+>`)
 
+var (
+	assignmentRE = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)=(.*)$`)
+	shellVarRE   = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
+)
+
+// assignments returns the variables a line only sets (table=trades
+// partition=5, a runbook's block the operator edits and pastes before the
+// block that reads them), nil for a line that runs a command.
+func assignments(line string) map[string]string {
+	ws := words(line)
+	if len(ws) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for _, w := range ws {
+		m := assignmentRE.FindStringSubmatch(w)
+		if m == nil {
+			return nil
+		}
+		out[m[1]] = m[2]
+	}
+	return out
+}
+
+// substitute puts the values of the variables set earlier in the runbook
+// into args ("$partition" becomes 5), so a flag's value is checked as k2
+// would see it; a variable the runbook never sets is left as written.
+func substitute(args []string, vars map[string]string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = shellVarRE.ReplaceAllStringFunc(a, func(ref string) string {
+			m := shellVarRE.FindStringSubmatch(ref)
+			if v, ok := vars[m[1]+m[2]]; ok {
+				return v
+			}
+			return ref
+		})
+	}
+	return out
+}
+
 // expand replaces the placeholders in args and fails on one README.md
 // does not define.
 func expand(args []string, values map[string]string) ([]string, error) {
@@ -235,6 +289,26 @@ func TestRunbookCommandCheckerRefusesBadCommands(t *testing.T) {
 	if got := k2Args(`K2_DATA_DIR=/srv/k2 k2 topics describe "market.x" <TOPIC>.dlq --json | jq '.[0]' # c`); !slices.Equal(got, []string{"topics", "describe", "market.x", "<TOPIC>.dlq", "--json"}) {
 		t.Errorf("words: %q", got)
 	}
+	// A drill's blocks are read too, and a variable set earlier in the
+	// runbook is given its value: one that is not a number fails where a
+	// number is wanted, as in the shell.
+	for fence, want := range map[string]bool{"```sh": true, "```sh verify": true, "``` sh verify": true, "```shx": false, "```promql": false, "```": false} {
+		if shBlock(fence) != want {
+			t.Errorf("%s: shell block %v", fence, !want)
+		}
+	}
+	vars := assignments(`table=trades topic=market.x partition=5 cut_at=909`)
+	if vars == nil || assignments(`K2_DATA_DIR=/srv/k2 k2 lake status`) != nil {
+		t.Fatalf("assignments: %v", vars)
+	}
+	line := `k2 lake offsets set --table "$table" --topic "${topic}" --partition "$partition" --offset "$cut_at"`
+	if _, _, err := checkCommand(substitute(k2Args(line), vars)); err != nil {
+		t.Errorf("%s, with %v: %v", line, vars, err)
+	}
+	vars["partition"] = "five"
+	if _, _, err := checkCommand(substitute(k2Args(line), vars)); err == nil || !strings.Contains(err.Error(), `invalid argument "five"`) {
+		t.Errorf("%s, with partition=five: %v", line, err)
+	}
 }
 
 // Every k2 command a runbook tells an operator to type exists, with the
@@ -243,13 +317,15 @@ func TestRunbookCommandsExist(t *testing.T) {
 	root := testutil.RepoRoot(t)
 	n := 0
 	for _, file := range runbooks(t, root) {
+		vars := map[string]string{}
 		for _, l := range shLines(t, root, file) {
+			maps.Copy(vars, assignments(l.text))
 			args := k2Args(l.text)
 			if args == nil {
 				continue
 			}
 			n++
-			expanded, err := expand(args, runbookPlaceholders)
+			expanded, err := expand(substitute(args, vars), runbookPlaceholders)
 			if err == nil {
 				_, _, err = checkCommand(expanded)
 			}

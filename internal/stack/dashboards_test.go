@@ -263,3 +263,71 @@ func gatherAll(t *testing.T, gs ...prometheus.Gatherer) series {
 	}
 	return out
 }
+
+// dashboardLink is the uid in a Grafana dashboard's address.
+var dashboardLink = regexp.MustCompile(`/d/([^/?#]+)`)
+
+// Each alert links the dashboard that plots what it reads: at least one
+// metric of its expression is in a panel there, so whoever is paged sees
+// the alert's series beside the rest. k2 ops alerts validate only checks
+// that the dashboard exists.
+func TestAlertsLinkTheDashboardOfWhatTheyRead(t *testing.T) {
+	t.Parallel()
+	plotted := map[string]map[string]bool{} // uid → metric names its panels read
+	for name, d := range readDashboards(t) {
+		vars := map[string]string{}
+		for _, v := range d.Templating.List {
+			vars[v.Name] = v.Current.Value
+		}
+		plotted[d.UID] = map[string]bool{}
+		var all []panel
+		for _, p := range d.Panels {
+			all = append(all, p)
+			all = append(all, p.Panels...)
+		}
+		for _, p := range all {
+			for _, tg := range p.Targets {
+				expr, err := expand(tg.Expr, vars)
+				if err != nil {
+					t.Fatalf("%s %q: %v", name, p.Title, err)
+				}
+				for _, m := range metricNames(t, expr) {
+					plotted[d.UID][m] = true
+				}
+			}
+		}
+	}
+	for _, a := range readAlerts(t) {
+		m := dashboardLink.FindStringSubmatch(a.Annotations["dashboard_url"])
+		if m == nil {
+			t.Errorf("%s: dashboard_url %q names no dashboard", a.Alert, a.Annotations["dashboard_url"])
+			continue
+		}
+		shown, ok := plotted[m[1]]
+		if !ok {
+			t.Errorf("%s: dashboard %q is not in %s", a.Alert, m[1], dashboardsDir)
+			continue
+		}
+		reads := metricNames(t, a.Expr)
+		if !slices.ContainsFunc(reads, func(n string) bool { return shown[n] }) {
+			t.Errorf("%s links dashboard %s, which plots none of %v", a.Alert, m[1], reads)
+		}
+	}
+}
+
+// metricNames are the metrics a PromQL expression selects.
+func metricNames(t *testing.T, expr string) []string {
+	t.Helper()
+	e, err := parser.ParseExpr(expr)
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	var out []string
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok && !slices.Contains(out, vs.Name) {
+			out = append(out, vs.Name)
+		}
+		return nil
+	})
+	return out
+}

@@ -6,12 +6,15 @@ package alerts
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -21,6 +24,11 @@ import (
 // DefaultRules is the rules file k2 ops alerts validate reads when given
 // none, relative to the repository root.
 var DefaultRules = filepath.Join("deploy", "prometheus", "rules", "k2-alerts.yml")
+
+// DefaultDashboards is the directory of the project's Grafana dashboards,
+// one JSON file each, relative to the repository root: every dashboard_url
+// must name the uid of one of them.
+var DefaultDashboards = filepath.Join("deploy", "grafana", "dashboards")
 
 // RunbookSections are the headings every alert's runbook has, in this
 // order (docs/operations/runbooks/README.md): what the page looks like,
@@ -56,7 +64,8 @@ func (p Problem) String() string {
 // Options say what Validate reads.
 type Options struct {
 	Files []string
-	// Repo is the directory runbook paths are relative to.
+	// Repo is the directory runbook paths are relative to, and whose
+	// DefaultDashboards hold the dashboards dashboard_url may name.
 	Repo string
 	// Promtool is the promtool to run `check rules` with; empty skips it.
 	Promtool string
@@ -75,11 +84,22 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 
 // Validate checks each file's syntax (Prometheus's rulefmt, which parses
 // every expression with the PromQL parser and every template), runs promtool on the files that parse, and
-// checks every alert is complete: labels, annotations, and a runbook that
-// exists in the repository.
+// checks every alert is complete: labels, annotations, a runbook that
+// exists in the repository and a dashboard link to one of its dashboards.
 func Validate(ctx context.Context, opts Options) Report {
 	r := Report{Files: len(opts.Files), Promtool: opts.Promtool, Problems: []Problem{}}
 	seen := map[string]string{}
+	// The dashboards are read at the first link to check, so that rules
+	// without links need no dashboards; a directory that cannot be read is
+	// one problem, and no link is checked then.
+	var dash *dashboards
+	uids := func() *dashboards {
+		if dash == nil {
+			dash = readDashboards(filepath.Join(opts.Repo, DefaultDashboards))
+			r.Problems = append(r.Problems, dash.problems...)
+		}
+		return dash
+	}
 	for _, file := range opts.Files {
 		groups, errs := rulefmt.ParseFile(file)
 		for i, err := range errs {
@@ -106,6 +126,13 @@ func Validate(ctx context.Context, opts Options) Report {
 				}
 				seen[name] = file
 				checkAlert(opts.Repo, rule, add)
+				if link := rule.Annotations["dashboard_url"]; link != "" {
+					if d := uids(); d.err == nil {
+						if what := d.linkProblem(link); what != "" {
+							add("%s", what)
+						}
+					}
+				}
 			}
 		}
 		// promtool reads only files that parsed: on the others it would
@@ -194,6 +221,74 @@ func runbookContentProblem(rb, alert, text string) string {
 	if missing := RunbookSections[next:]; len(missing) > 0 {
 		return fmt.Sprintf("runbook %s lacks the sections %s (in this order: %s)", rb,
 			strings.Join(missing, ", "), strings.Join(RunbookSections, ", "))
+	}
+	return ""
+}
+
+// dashboards are the uids of a directory's Grafana dashboards.
+type dashboards struct {
+	dir      string
+	uids     map[string]string // uid → file
+	err      error             // the directory could not be read
+	problems []Problem         // dashboards that could not be read
+}
+
+// readDashboards reads the uid of every *.json in dir. A file that is not
+// a dashboard with a uid is a problem: Grafana would give it a random uid,
+// so no link could name it.
+func readDashboards(dir string) *dashboards {
+	d := &dashboards{dir: dir, uids: map[string]string{}}
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err == nil && len(files) == 0 {
+		if _, err = os.Stat(dir); err == nil {
+			err = errors.New("no *.json dashboards")
+		}
+	}
+	if err != nil {
+		d.err = err
+		d.problems = append(d.problems, Problem{File: dir, What: fmt.Sprintf("dashboard links not checked: %v", err)})
+		return d
+	}
+	for _, f := range files {
+		var v struct {
+			UID string `json:"uid"`
+		}
+		b, err := os.ReadFile(f)
+		if err == nil {
+			err = json.Unmarshal(b, &v)
+		}
+		switch {
+		case err != nil:
+			d.problems = append(d.problems, Problem{File: f, What: fmt.Sprintf("dashboard: %v", err)})
+		case v.UID == "":
+			d.problems = append(d.problems, Problem{File: f, What: "dashboard has no uid"})
+		case d.uids[v.UID] != "":
+			d.problems = append(d.problems, Problem{File: f, What: fmt.Sprintf("dashboard uid %q is also %s's", v.UID, d.uids[v.UID])})
+		default:
+			d.uids[v.UID] = f
+		}
+	}
+	return d
+}
+
+// grafanaLink is the path of a Grafana dashboard's address,
+// [<sub path>]/d/<uid>[/<slug>], the uid its first group.
+var grafanaLink = regexp.MustCompile(`(?:^|/)d/([^/]+)(?:/[^/]*)?$`)
+
+// linkProblem says why a dashboard_url does not lead to one of d's
+// dashboards: it must be a Grafana address whose uid is one of theirs.
+func (d *dashboards) linkProblem(link string) string {
+	u, err := url.Parse(link)
+	var m []string
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		m = grafanaLink.FindStringSubmatch(u.Path)
+	}
+	if m == nil {
+		return fmt.Sprintf("dashboard_url %s is not a Grafana dashboard's address (http(s)://<grafana>/d/<uid>)", link)
+	}
+	if _, ok := d.uids[m[1]]; !ok {
+		known := slices.Sorted(maps.Keys(d.uids))
+		return fmt.Sprintf("dashboard_url %s names dashboard %q, which is not one of %s (%s)", link, m[1], d.dir, strings.Join(known, ", "))
 	}
 	return ""
 }

@@ -40,8 +40,9 @@ const goodRunbook = `# SinkDown — the sink's process is not answering
 ## Verify
 `
 
-// fixture writes a repository holding rules (and SinkDown's runbook unless
-// noRunbook) and returns its root and the rules file.
+// fixture writes a repository holding rules, the dashboard "sink" (and
+// SinkDown's runbook unless noRunbook) and returns its root and the rules
+// file.
 func fixture(t *testing.T, rules string, noRunbook bool) (repo, file string) {
 	return fixtureRunbook(t, rules, noRunbook, goodRunbook)
 }
@@ -51,6 +52,13 @@ func fixtureRunbook(t *testing.T, rules string, noRunbook bool, runbook string) 
 	repo = t.TempDir()
 	file = filepath.Join(repo, "rules.yml")
 	if err := os.WriteFile(file, []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dash := filepath.Join(repo, DefaultDashboards, "sink.json")
+	if err := os.MkdirAll(filepath.Dir(dash), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dash, []byte(`{"uid": "sink", "title": "Sink", "panels": []}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if !noRunbook {
@@ -92,6 +100,13 @@ func TestValidateFixtures(t *testing.T) {
 		{name: "missing label", rules: strings.Replace(goodRule, "          team: data-platform\n", "", 1), want: "SinkDown: no team label"},
 		{name: "missing summary", rules: strings.Replace(goodRule, `          summary: "Sink {{ $labels.instance }} is down"`+"\n", "", 1), want: "SinkDown: no summary annotation"},
 		{name: "missing dashboard", rules: strings.Replace(goodRule, "          dashboard_url: https://grafana.example/d/sink\n", "", 1), want: "SinkDown: no dashboard_url annotation"},
+		{name: "dashboard that does not exist", rules: strings.Replace(goodRule, "/d/sink", "/d/kafka-consumer", 1),
+			want: `SinkDown: dashboard_url https://grafana.example/d/kafka-consumer names dashboard "kafka-consumer", which is not one of %DASH% (sink)`},
+		{name: "dashboard with a slug", rules: strings.Replace(goodRule, "/d/sink", "/grafana/d/sink/sink-health?orgId=1", 1)},
+		{name: "dashboard by its file", rules: strings.Replace(goodRule, "https://grafana.example/d/sink", "deploy/grafana/dashboards/sink.json", 1),
+			want: "SinkDown: dashboard_url deploy/grafana/dashboards/sink.json is not a Grafana dashboard's address (http(s)://<grafana>/d/<uid>)"},
+		{name: "dashboard list, not one", rules: strings.Replace(goodRule, "/d/sink", "/dashboards", 1),
+			want: "SinkDown: dashboard_url https://grafana.example/dashboards is not a Grafana dashboard's address (http(s)://<grafana>/d/<uid>)"},
 		{name: "unknown severity", rules: strings.Replace(goodRule, "severity: critical", "severity: urgent", 1), want: `SinkDown: severity "urgent" is not one of critical, high, medium`},
 		{name: "runbook URL", rules: strings.Replace(goodRule, "runbook_url: docs", "runbook_url: https://example.com/docs", 1), want: "SinkDown: runbook_url https://example.com/docs/operations/runbooks/SinkDown.md is a URL, not a path in the repository"},
 		{name: "runbook outside", rules: strings.Replace(goodRule, "runbook_url: docs", "runbook_url: ../docs", 1), want: "SinkDown: runbook_url ../docs/operations/runbooks/SinkDown.md is outside the repository"},
@@ -113,7 +128,8 @@ func TestValidateFixtures(t *testing.T) {
 				}
 				return
 			}
-			if want := []string{file + ": " + c.want}; r.OK() || !slices.Equal(got, want) {
+			want := []string{file + ": " + strings.ReplaceAll(c.want, "%DASH%", filepath.Join(repo, DefaultDashboards))}
+			if r.OK() || !slices.Equal(got, want) {
 				t.Fatalf("problems\n%q\nwant\n%q", got, want)
 			}
 		})
@@ -134,6 +150,48 @@ func TestValidateRepeatsAndMissingFile(t *testing.T) {
 	want := []string{
 		second + ": SinkDown: also defined in " + file,
 		missing + ": open " + missing + ": no such file or directory",
+	}
+	if got := problems(r); !slices.Equal(got, want) {
+		t.Fatalf("problems\n%q\nwant\n%q", got, want)
+	}
+}
+
+// Without the dashboards no link can be checked: that is said once, not
+// once per alert, and the rest is still checked.
+func TestValidateWithoutDashboards(t *testing.T) {
+	t.Parallel()
+	second := strings.Replace(strings.ReplaceAll(goodRule, "SinkDown", "SinkSlow"), "name: g", "name: h", 1)
+	repo, file := fixture(t, goodRule+strings.TrimPrefix(second, "groups:\n"), false)
+	dir := filepath.Join(repo, DefaultDashboards)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	r := Validate(context.Background(), Options{Files: []string{file}, Repo: repo})
+	want := []string{
+		dir + ": dashboard links not checked: stat " + dir + ": no such file or directory",
+		file + ": SinkSlow: runbook docs/operations/runbooks/SinkSlow.md does not exist",
+	}
+	if got := problems(r); r.Alerts != 2 || !slices.Equal(got, want) {
+		t.Fatalf("%d alerts, problems\n%q\nwant\n%q", r.Alerts, got, want)
+	}
+}
+
+// A dashboard file Grafana could not be linked to is a problem: not JSON,
+// no uid, or another's uid.
+func TestValidateBadDashboards(t *testing.T) {
+	t.Parallel()
+	repo, file := fixture(t, goodRule, false)
+	dir := filepath.Join(repo, DefaultDashboards)
+	for name, text := range map[string]string{"broken.json": "{", "nouid.json": `{"title": "x"}`, "twin.json": `{"uid": "sink"}`} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := Validate(context.Background(), Options{Files: []string{file}, Repo: repo})
+	want := []string{
+		filepath.Join(dir, "broken.json") + ": dashboard: unexpected end of JSON input",
+		filepath.Join(dir, "nouid.json") + ": dashboard has no uid",
+		filepath.Join(dir, "twin.json") + `: dashboard uid "sink" is also ` + filepath.Join(dir, "sink.json") + "'s",
 	}
 	if got := problems(r); !slices.Equal(got, want) {
 		t.Fatalf("problems\n%q\nwant\n%q", got, want)
@@ -165,7 +223,8 @@ func TestValidateReportsPromtool(t *testing.T) {
 }
 
 // The repository's rules parse and are complete, promtool accepts them,
-// and every alert's runbook exists with its sections.
+// every alert's runbook exists with its sections and its dashboard link
+// names one of deploy/grafana/dashboards.
 func TestValidateRepositoryRules(t *testing.T) {
 	t.Parallel()
 	repo := testutil.RepoRoot(t)
