@@ -77,6 +77,9 @@ func TestLakeCommands(t *testing.T) {
 	if out := k2("lake", "rewrite-manifests", "--table", "trades"); out != "market_data.trades: 5 manifests, nothing to rewrite\n" {
 		t.Fatalf("rewrite-manifests under the default --max-manifests 16: %q", out)
 	}
+	if out := k2("lake", "rewrite-manifests", "--table", "trades", "--max-manifests", "2", "--dry-run"); out != "market_data.trades: would rewrite 5 manifests (more than 2)\n" {
+		t.Fatalf("rewrite-manifests --dry-run: %q", out)
+	}
 	out := k2("lake", "rewrite-manifests", "--table", "trades", "--max-manifests", "2")
 	m := regexp.MustCompile(`^market_data\.trades: rewrote 5 manifests into (\d+)\n$`).FindStringSubmatch(out)
 	if m == nil {

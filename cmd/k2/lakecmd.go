@@ -140,6 +140,8 @@ func printResult(w io.Writer, r any) {
 			r.Table, verb, len(r.Expired), r.OlderThan, r.Cutoff.Format(time.RFC3339), r.RetainLast, r.Remaining)
 	case lake.ManifestResult:
 		switch {
+		case r.DryRun && r.Before > r.Limit:
+			fmt.Fprintf(w, "%s: would rewrite %d manifests (more than %d)\n", r.Table, r.Before, r.Limit)
 		case r.After != r.Before:
 			fmt.Fprintf(w, "%s: rewrote %d manifests into %d\n", r.Table, r.Before, r.After)
 		default:

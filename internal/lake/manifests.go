@@ -14,6 +14,7 @@ type ManifestResult struct {
 	Table  string `json:"table"`
 	Before int    `json:"manifests_before"`
 	After  int    `json:"manifests_after"`
+	Limit  int    `json:"max_manifests"` // more than this are rewritten
 	DryRun bool   `json:"dry_run"`
 }
 
@@ -24,7 +25,7 @@ type ManifestResult struct {
 func (l *Lake) RewriteManifests(ctx context.Context, name string, maxManifests int, dryRun bool) (ManifestResult, error) {
 	config.Or(&maxManifests, config.Default().Maintain.MaxManifests)
 	def, tbl, err := l.table(ctx, name)
-	res := ManifestResult{Table: def.FullName(), DryRun: dryRun}
+	res := ManifestResult{Table: def.FullName(), Limit: maxManifests, DryRun: dryRun}
 	if err != nil || tbl.CurrentSnapshot() == nil {
 		return res, err
 	}
