@@ -144,10 +144,13 @@ func TestAlertsAreLabelledAndTested(t *testing.T) {
 }
 
 // Every metric an alert or a dashboard panel reads is one a K2 process
-// exports (asked of k2 up's registry, which holds every part's, and of a
-// feed role connected to an exchange) or one of the exporters' listed
-// above, and so is every label it selects or groups by: an alert on a name
-// nobody exports is silent forever, a panel on one is empty.
+// exports (scraped over HTTP from k2 up, which runs every part, and from a
+// feed role connected to an exchange, both under load) or one of the
+// exporters' listed above, and so is every label it selects or groups by:
+// an alert on a name nobody exports is silent forever, a panel on one is
+// empty. The scrapes hold the runtime and process collectors, and their
+// labels are bounded: no family past maxSeries, no value that looks drawn
+// from the data (an id, a time, a raw path).
 func TestAlertRulesReadWhatK2Exports(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
@@ -164,12 +167,35 @@ func TestAlertRulesReadWhatK2Exports(t *testing.T) {
 	}{
 		{"/health", 200}, {"/v1/symbols", 200}, {"/v1/trades?limit=5", 200}, {"/v1/trades?symbol=BTCUSDT&limit=5", 200},
 		{"/v1/bars/1m?symbol=BTCUSDT&limit=5", 200}, {"/v1/trades?limit=abc", 400}, {"/v1/stats", 200}, {"/v1/stats", 429},
+		// Paths with what a client chose in them, which a route label
+		// must not carry (the bounded-labels check below).
+		{"/v1/bars/5m?symbol=ETHUSDT&start=2024-08-08T23:54:00Z&limit=5", 200}, {"/v1/trades/3735683259", 404},
+		{"/v1/orders/8f14e45f-ceea-467f-a0f1-9d2b4b2c1a10", 404}, {"/nothing/2024-08-08T23:54:00Z", 404},
 	} {
 		if code, body := up.get(t, c.path); code != c.code {
 			t.Fatalf("%s: %d %.200s; want %d", c.path, code, body, c.code)
 		}
 	}
-	exported := gatherAll(t, up.Metrics(), feed.Metrics())
+	// What Prometheus would store: each process's /metrics read over its
+	// HTTP listener while both feeds run, not the registries in memory.
+	scrapes := []struct {
+		role string
+		g    prometheus.Gatherer
+	}{{"up", scrape(t, up)}, {"feed", scrape(t, feed)}}
+	for _, s := range scrapes {
+		got := gather(t, s.g)
+		// The runtime and process collectors, which the system dashboard
+		// reads.
+		for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+			if _, ok := got[name]; !ok {
+				t.Errorf("%s's /metrics has no %s", s.role, name)
+			}
+		}
+		for _, p := range unbounded(t, s.g) {
+			t.Errorf("%s's /metrics: %s", s.role, p)
+		}
+	}
+	exported := gatherAll(t, scrapes[0].g, scrapes[1].g)
 	dashboardsReadWhatIsExported(t, exported)
 
 	for _, a := range readAlerts(t) {
