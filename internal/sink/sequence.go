@@ -59,17 +59,26 @@ type Tracker struct {
 	LargeGap   int64         // gaps above this are large (default 10)
 	ResetAfter time.Duration // a pause this long makes a restart a reset (default 1h)
 
-	mu    sync.Mutex
-	state map[seqKey]*seqState
-	m     *seqMetrics
+	mu     sync.Mutex
+	state  map[seqKey]*seqState
+	labels map[seqKey]string // each symbol's gap label, kept across Reset
+	m      *seqMetrics
 }
 
 type seqKey struct{ exchange, symbol string }
 
 type seqState struct {
-	last int64
-	at   md.Timestamp
+	last  int64
+	at    md.Timestamp
+	label string // the symbol label its gaps are counted under
 }
+
+// maxGapSymbols bounds the symbols a tracker counts gaps of by name (a
+// whole exchange's listing fits); the others count as otherSymbols.
+const (
+	maxGapSymbols = 5000
+	otherSymbols  = "_other"
+)
 
 // NewTracker returns a tracker with the original's thresholds, counting
 // in reg (nil: a registry of its own).
@@ -78,7 +87,23 @@ func NewTracker(reg prometheus.Registerer) *Tracker {
 }
 
 func newTracker(m *seqMetrics) *Tracker {
-	return &Tracker{LargeGap: 10, ResetAfter: time.Hour, state: map[seqKey]*seqState{}, m: m}
+	return &Tracker{LargeGap: 10, ResetAfter: time.Hour, state: map[seqKey]*seqState{}, labels: map[seqKey]string{}, m: m}
+}
+
+// label is the symbol label k's gaps are counted under. The symbols come
+// from the records, not from configuration: past maxGapSymbols a producer
+// of made-up symbols would grow the family without end, so the rest share
+// one series.
+func (t *Tracker) label(k seqKey) string {
+	l, ok := t.labels[k]
+	if !ok {
+		l = k.symbol
+		if len(t.labels) >= maxGapSymbols {
+			l = otherSymbols
+		}
+		t.labels[k] = l
+	}
+	return l
 }
 
 // Check classifies seq at time ts and counts anything but OK. The state
@@ -92,10 +117,12 @@ func (t *Tracker) Check(exchange, symbol string, seq int64, ts md.Timestamp) Seq
 		// Kept for good: not the decoded record's text, which may share
 		// a block with many other records (codec.Arena).
 		exchange, symbol = strings.Clone(exchange), strings.Clone(symbol)
-		t.state[seqKey{exchange, symbol}] = &seqState{last: seq, at: ts}
+		k = seqKey{exchange, symbol}
+		st := &seqState{last: seq, at: ts, label: t.label(k)}
+		t.state[k] = st
 		// A symbol's gap series exist from its first record on.
-		t.m.gaps.WithLabelValues(exchange, symbol, "small")
-		t.m.gaps.WithLabelValues(exchange, symbol, "large")
+		t.m.gaps.WithLabelValues(exchange, st.label, "small")
+		t.m.gaps.WithLabelValues(exchange, st.label, "large")
 		return SeqOK
 	}
 	pause := time.Duration(ts-s.at) * time.Microsecond
@@ -107,10 +134,10 @@ func (t *Tracker) Check(exchange, symbol string, seq int64, ts md.Timestamp) Seq
 		gap := seq - s.last - 1
 		s.last, s.at = seq, ts
 		if gap > t.LargeGap {
-			t.m.gaps.WithLabelValues(exchange, symbol, "large").Inc()
+			t.m.gaps.WithLabelValues(exchange, s.label, "large").Inc()
 			return SeqLargeGap
 		}
-		t.m.gaps.WithLabelValues(exchange, symbol, "small").Inc()
+		t.m.gaps.WithLabelValues(exchange, s.label, "small").Inc()
 		return SeqSmallGap
 	case pause > t.ResetAfter:
 		s.last, s.at = seq, ts

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -48,5 +49,38 @@ func TestSequenceTracker(t *testing.T) {
 	// Symbols are tracked apart.
 	if got := tr.Check("ASX", "CBA", 500, 20*sec); got != SeqOK {
 		t.Errorf("first CBA record: %s", got)
+	}
+}
+
+// Symbols come from the records: past maxGapSymbols their gaps are counted
+// under one series, so made-up symbols cannot grow the family without end;
+// a symbol keeps its label across a Reset.
+func TestSequenceGapSymbolsBounded(t *testing.T) {
+	reg := ops.NewRegistry()
+	tr := NewTracker(reg)
+	for i := range maxGapSymbols + 100 {
+		sym := fmt.Sprintf("S%05d", i)
+		tr.Check("BINANCE", sym, 1, 1)
+		if got := tr.Check("BINANCE", sym, 3, 2); got != SeqSmallGap {
+			t.Fatalf("%s: %s", sym, got)
+		}
+	}
+	tr.Reset()
+	tr.Check("BINANCE", "S00000", 10, 3)
+	tr.Check("BINANCE", "S00000", 12, 4)
+	if got := ops.Sum(reg, "k2_sequence_gaps_detected_total", "symbol", "S00000", "severity", "small"); got != 2 {
+		t.Errorf("S00000's small gaps %v, want 2", got)
+	}
+	if got := ops.Sum(reg, "k2_sequence_gaps_detected_total", "symbol", otherSymbols, "severity", "small"); got != 100 {
+		t.Errorf("gaps of the symbols past the bound %v, want 100", got)
+	}
+	if got := ops.Sum(reg, "k2_sequence_gaps_detected_total", "severity", "small"); got != maxGapSymbols+100+1 {
+		t.Errorf("all small gaps %v, want %d", got, maxGapSymbols+101)
+	}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "k2_sequence_gaps_detected_total" && len(mf.GetMetric()) != 2*(maxGapSymbols+1) {
+			t.Errorf("%d series, want %d", len(mf.GetMetric()), 2*(maxGapSymbols+1))
+		}
 	}
 }
