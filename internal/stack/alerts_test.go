@@ -3,9 +3,11 @@ package stack
 import (
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -176,6 +178,14 @@ func TestAlertRulesReadWhatK2Exports(t *testing.T) {
 			t.Fatalf("%s: %d %.200s; want %d", c.path, code, body, c.code)
 		}
 	}
+	// A body over the API's limit (10 MiB), which the size-limit family
+	// counts from its first.
+	big := strings.NewReader(`{"symbol":"` + strings.Repeat("A", 11<<20) + `"}`)
+	if resp, err := http.Post("http://"+up.HTTPAddr()+"/v1/trades/query", "application/json", big); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("an 11 MiB body: %s, want 413", resp.Status)
+	}
 	// What Prometheus would store: each process's /metrics read over its
 	// HTTP listener while both feeds run, not the registries in memory.
 	scrapes := []struct {
@@ -209,6 +219,15 @@ func TestAlertRulesReadWhatK2Exports(t *testing.T) {
 	for _, q := range runbookQueries(t) {
 		for _, p := range unexported(q.expr, exported) {
 			t.Errorf("%s: %s: %s", q.where, q.expr, p)
+		}
+	}
+	// Every family the original exported (reference §6.2) that applies to
+	// K2 is exported under the name docs/operations/metrics.md maps it to.
+	for _, name := range originalFamilies(t) {
+		// Load shedding drops data, so K2 runs it only with a policy an
+		// operator gives (internal/resilience tests its family).
+		if !exportedFamily(exported, name) && name != "k2_messages_shed_total" {
+			t.Errorf("%s, which docs/operations/metrics.md maps an original family to, is not exported", name)
 		}
 	}
 	// The original's defects are caught.
@@ -352,4 +371,64 @@ func unexported(expr string, exported series) []string {
 func gives(exported series, name, label, value string) bool {
 	values := exported[name][label]
 	return values == nil || slices.Contains(values, value) || slices.Contains(laterValues[name+" "+label], value)
+}
+
+// originalFamilies are the K2 metric names docs/operations/metrics.md's
+// table of the original's families (reference §6.2) names: the K2 column,
+// or the original's name where that says "same name(s)". Rows "not
+// applicable" and names with a pattern in them (k2_<exchange>_…) name no
+// one family.
+func originalFamilies(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "docs", "operations", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	from := strings.Index(doc, "## The original's metrics")
+	if from < 0 {
+		t.Fatal("docs/operations/metrics.md has no section on the original's metrics")
+	}
+	doc = doc[from+3:]
+	if end := strings.Index(doc, "\n## "); end >= 0 {
+		doc = doc[:end]
+	}
+	code := regexp.MustCompile("`([^`]+)`")
+	family := regexp.MustCompile(`^(k2|go|process)_[a-z0-9_]+$`)
+	names := func(cell string) (out []string) {
+		for _, m := range code.FindAllStringSubmatch(cell, -1) {
+			if family.MatchString(m[1]) {
+				out = append(out, m[1])
+			}
+		}
+		return out
+	}
+	var out []string
+	for _, line := range strings.Split(doc, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || strings.HasPrefix(strings.TrimSpace(cells[1]), "---") || strings.TrimSpace(cells[1]) == "original" {
+			continue
+		}
+		original, k2 := cells[1], cells[2]
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(k2), "not applicable"):
+		case strings.HasPrefix(strings.TrimSpace(k2), "same name"):
+			out = append(out, names(original)...)
+			out = append(out, names(k2)...)
+		default:
+			out = append(out, names(k2)...)
+		}
+	}
+	if len(out) < 40 {
+		t.Fatalf("only %d families read from docs/operations/metrics.md's table of the original's", len(out))
+	}
+	return out
+}
+
+// exportedFamily says whether a family is among the series, a histogram
+// by its _count.
+func exportedFamily(s series, name string) bool {
+	_, ok := s[name]
+	_, hist := s[name+"_count"]
+	return ok || hist
 }
