@@ -20,30 +20,42 @@ import (
 	"github.com/k2-market-data/k2/internal/testutil"
 )
 
-// browserTools finds node, Playwright and Chromium; when one is missing the
-// test skips, or fails under K2_TEST_REQUIRE_SERVICES=1 (CI).
-func browserTools(t *testing.T) (node, chromium string) {
+// missingTool skips the test for a tool it lacks, or fails it under
+// K2_TEST_REQUIRE_SERVICES=1 (CI).
+func missingTool(t *testing.T, what string) {
 	t.Helper()
-	missing := func(what string) {
-		msg := what + " (cd web && npm ci; Chromium: apt-get install chromium, or K2_TEST_CHROMIUM)"
-		if os.Getenv(testutil.EnvRequireServices) == "1" {
-			t.Fatalf("%s; %s=1", msg, testutil.EnvRequireServices)
-		}
-		t.Skip(msg)
+	msg := what + " (cd web && npm ci; Chromium: apt-get install chromium, or K2_TEST_CHROMIUM)"
+	if os.Getenv(testutil.EnvRequireServices) == "1" {
+		t.Fatalf("%s; %s=1", msg, testutil.EnvRequireServices)
 	}
+	t.Skip(msg)
+}
+
+// nodeWith finds node and the npm packages a test runs.
+func nodeWith(t *testing.T, packages ...string) string {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		missing("node is not on PATH")
+		missingTool(t, "node is not on PATH")
 	}
-	if _, err := os.Stat(filepath.Join("node_modules", "playwright-core")); err != nil {
-		missing("web/node_modules lacks playwright-core")
+	for _, p := range packages {
+		if _, err := os.Stat(filepath.Join("node_modules", p)); err != nil {
+			missingTool(t, "web/node_modules lacks "+p)
+		}
 	}
+	return node
+}
+
+// browserTools finds node, Playwright and Chromium.
+func browserTools(t *testing.T) (node, chromium string) {
+	t.Helper()
+	node = nodeWith(t, "playwright-core")
 	chromium = os.Getenv("K2_TEST_CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
 	}
 	if _, err := os.Stat(chromium); err != nil {
-		missing("no Chromium at " + chromium)
+		missingTool(t, "no Chromium at "+chromium)
 	}
 	return node, chromium
 }
