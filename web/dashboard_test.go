@@ -117,6 +117,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	run(t, "go", "build", "-o", k2, "../cmd/k2")
 	data := filepath.Join(dir, "data")
 	run(t, k2, "--data-dir", data, "--log-level", "warn", "load", "asx", partialASX(t, asx))
+	// A second apart: a time at a whole second (the as-of field's step)
+	// falls between the two loads' commits.
+	time.Sleep(time.Second)
 	run(t, k2, "--data-dir", data, "--log-level", "warn", "load", "asx", asx)
 
 	httpAddr, broker, registry := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)

@@ -74,6 +74,7 @@ declare global {
       tapeCount(): number;
       tapeRows(): number;
       quote(): ReturnType<MarketView['quote']['current']>;
+      quoteLine(): ReturnType<MarketView['chart']['quoteLine']> & { loads: number };
       pipeline(): PipelineNow | null;
     };
   }
@@ -88,6 +89,8 @@ window.k2dash = {
   tapeCount: () => market.tape.count(),
   tapeRows: () => market.tape.rows(),
   quote: () => market.quote.current(),
+  // loads: the load (as loads() counts) whose quotes the line holds
+  quoteLine: () => ({ ...market.chart.quoteLine(), loads: market.quotesVersion }),
   pipeline: () => pipeline?.latest() ?? null,
 };
 
