@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,13 +165,26 @@ func TestDashboardInBrowser(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
+	// A sink's /metrics, as a cluster's k2 api reads it beside its own:
+	// seven partitions behind by 100 to 700 messages, so that the pipeline
+	// view's lag per partition has lines known in advance (k2 up's own
+	// sink keeps up with the feed, and shows none).
+	const lagTopic = "market.crypto.trades.sinkbehind"
+	sinkMetrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "# TYPE k2_kafka_consumer_lag_messages gauge")
+		for i := range 7 {
+			fmt.Fprintf(w, "k2_kafka_consumer_lag_messages{topic=%q,partition=\"%d\"} %d\n", lagTopic, i, (i+1)*100)
+		}
+	}))
+	t.Cleanup(sinkMetrics.Close)
+
 	// A second listener over the same lake and broker that asks for a key:
 	// k2 api, the role a cluster runs, with one key.
 	keyedAddr := testutil.FreeAddr(t)
 	const key = "dash-7f3a91c2"
 	keyed := exec.CommandContext(ctx, k2, "--data-dir", data, "--log-level", "warn", "api",
 		"--http-listen", keyedAddr, "--brokers", broker, "--registry", "http://"+registry,
-		"--api-keys", "dash:"+key, "--api-rate-limit", "off")
+		"--api-keys", "dash:"+key, "--api-rate-limit", "off", "--api-pipeline-metrics", sinkMetrics.URL+"/metrics")
 	keyed.Cancel = func() error { return keyed.Process.Signal(os.Interrupt) }
 	keyed.WaitDelay = 15 * time.Second
 	keyed.Stderr = testWriter{t, "k2 api: "}
@@ -198,7 +212,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(node, "--test", "--test-reporter", "spec", filepath.Join("e2e", "dashboard.test.mjs"))
-	cmd.Env = append(os.Environ(), "K2_URL="+base, "K2_KEYED_URL=http://"+keyedAddr, "K2_KEY="+key,
+	cmd.Env = append(os.Environ(), "K2_URL="+base, "K2_KEYED_URL=http://"+keyedAddr, "K2_KEY="+key, "K2_LAG_TOPIC="+lagTopic,
 		"K2_ARTIFACTS="+artifacts, "K2_TEST_CHROMIUM="+chromium)
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)

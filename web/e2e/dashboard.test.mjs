@@ -4,7 +4,9 @@
 // BTCUSD, and runs this file with node --test.
 //
 // K2_URL          the listener, e.g. http://127.0.0.1:8123
-// K2_KEYED_URL    a k2 api over the same lake that asks for a key, K2_KEY
+// K2_KEYED_URL    a k2 api over the same lake that asks for a key, K2_KEY;
+//                 it also reads a sink's /metrics with seven partitions of
+//                 K2_LAG_TOPIC behind, partition i by (i+1)×100 messages
 // K2_ARTIFACTS    where the screenshots go
 // K2_TEST_CHROMIUM  the browser (default /usr/bin/chromium)
 import { after, before, test } from 'node:test';
@@ -17,6 +19,7 @@ import { chromium } from 'playwright-core';
 const base = process.env.K2_URL;
 const keyedBase = process.env.K2_KEYED_URL;
 const key = process.env.K2_KEY;
+const lagTopic = process.env.K2_LAG_TOPIC;
 const artifacts = process.env.K2_ARTIFACTS;
 const require = createRequire(import.meta.url);
 const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -51,7 +54,7 @@ async function shot(name, opts = {}) {
 }
 
 before(async () => {
-  assert.ok(base && artifacts && keyedBase && key, 'K2_URL, K2_KEYED_URL, K2_KEY and K2_ARTIFACTS are needed');
+  assert.ok(base && artifacts && keyedBase && key && lagTopic, 'K2_URL, K2_KEYED_URL, K2_KEY, K2_LAG_TOPIC and K2_ARTIFACTS are needed');
   browser = await chromium.launch({ executablePath: process.env.K2_TEST_CHROMIUM || '/usr/bin/chromium' });
   context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
   page = await context.newPage();
@@ -312,8 +315,32 @@ test('the pipeline view shows data flowing', async () => {
     return p && p.rates.produced_per_s > 0 && p.rates.stored_per_s > 0;
   }, null, { timeout: 30000 });
   // A poll or two drawn into the small multiples.
-  await page.waitForFunction(() => document.querySelectorAll('#pipeline-charts canvas').length >= 8, null, { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelectorAll('#pipeline-charts canvas').length >= 9, null, { timeout: 10000 });
   await page.waitForTimeout(2500);
+  // Lag per partition: the lines are the API history's partitions, with its
+  // values at every step both hold; a partition behind while the page
+  // held its steps has a line.
+  const { chart, note, axes } = await page.evaluate(() => ({
+    chart: window.k2dash.pipelineChart('partition-lag'),
+    note: !document.getElementById('chart-partition-lag-note').hidden, axes: !document.getElementById('chart-partition-lag').hidden }));
+  assert.equal(note, chart.labels.length === 0, 'the chart says "none behind" when, and only when, it has no line');
+  assert.equal(axes, !note, 'the axes show when there are lines');
+  const hist = (await api('/v1/pipeline/history')).data;
+  const at = new Map(hist.t.map((t, i) => [t, i]));
+  const shared = chart.data[0].filter((t) => at.has(t));
+  assert.ok(shared.length > 0, 'the page holds none of the steps the API answers');
+  chart.labels.forEach((label, j) => {
+    const line = hist.series[`partition_lag.${label}`];
+    assert.ok(line, `the page draws ${label}, which the API's history does not name`);
+    chart.data[0].forEach((t, i) => {
+      if (at.has(t)) assert.equal(chart.data[j + 1][i], line[at.get(t)], `${label} at ${t}`);
+    });
+  });
+  const behind = Object.keys(hist.series).filter((k) => k.startsWith('partition_lag.') && shared.some((t) => hist.series[k][at.get(t)] > 0));
+  for (const k of behind) assert.ok(chart.labels.includes(k.slice('partition_lag.'.length)), `${k} was behind, and has no line`);
+  assert.match(await page.textContent('#chart-partition-lag-title'), /per partition/);
+  assert.equal(await page.locator('#partitions').count(), 1, 'the table of partitions behind stays');
+  console.log(`lag per partition: ${chart.labels.length} lines (${chart.labels.join(', ')})`);
   await shot('pipeline-1280', { fullPage: true });
   await page.click('#views button[value=market]');
 });
@@ -401,6 +428,35 @@ test('a server with keys asks for one, says when it is refused, and answers with
   await p.waitForFunction(() => window.k2dash.candles().length > 0, null, { timeout: 20000 });
   assert.equal(await dialog.isVisible(), false);
   assert.equal(await p.evaluate(() => sessionStorage.getItem('k2.apiKey')), key);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test('partitions behind: the five most behind drawn as lines, named topic/partition, all of them in the table', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
+  await ctx.addInitScript((k) => sessionStorage.setItem('k2.apiKey', k), key);
+  const p = await ctx.newPage();
+  const errors = [];
+  p.on('pageerror', (e) => errors.push(String(e)));
+  await p.goto(keyedBase + '/?view=pipeline');
+  // Two readings of the sink's metrics at least, each a point of every line.
+  await p.waitForFunction(() => (window.k2dash.pipelineChart('partition-lag')?.data[0].length ?? 0) >= 2, null, { timeout: 20000 });
+  const chart = await p.evaluate(() => window.k2dash.pipelineChart('partition-lag'));
+  // Partitions 6 to 2, most behind first; 1 and 0 left out.
+  assert.deepEqual(chart.labels, [6, 5, 4, 3, 2].map((i) => `${lagTopic}/${i}`));
+  chart.labels.forEach((label, j) => {
+    const want = (Number(label.split('/').at(-1)) + 1) * 100;
+    assert.ok(chart.data[j + 1].every((v) => v === want), `${label}: ${chart.data[j + 1]}, want ${want} at every step`);
+  });
+  assert.ok(await p.isHidden('#chart-partition-lag-note'));
+  assert.ok(await p.isVisible('#chart-partition-lag canvas'));
+  assert.deepEqual(await p.locator('#chart-partition-lag .u-legend .u-series').evaluateAll((els) => els.map((e) => e.textContent.trim())),
+    chart.labels, 'the legend names the lines');
+  // The table beside it: all seven, the most behind first.
+  await p.waitForFunction(() => document.querySelectorAll('#partitions tbody tr').length === 7, null, { timeout: 10000 });
+  const rowsShown = await p.locator('#partitions tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].slice(0, 3).map((c) => c.textContent)));
+  assert.deepEqual(rowsShown, [6, 5, 4, 3, 2, 1, 0].map((i) => [lagTopic, String(i), String((i + 1) * 100)]));
+  await p.locator('#pipeline-charts figure', { has: p.locator('#chart-partition-lag') }).screenshot({ path: join(artifacts, 'dashboard-partition-lag.png') });
   assert.deepEqual(errors, []);
   await ctx.close();
 });

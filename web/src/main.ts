@@ -76,6 +76,7 @@ declare global {
       quote(): ReturnType<MarketView['quote']['current']>;
       quoteLine(): ReturnType<MarketView['chart']['quoteLine']> & { loads: number };
       pipeline(): PipelineNow | null;
+      pipelineChart(id: string): ReturnType<PipelineView['chart']>;
     };
   }
 }
@@ -92,6 +93,7 @@ window.k2dash = {
   // loads: the load (as loads() counts) whose quotes the line holds
   quoteLine: () => ({ ...market.chart.quoteLine(), loads: market.quotesVersion }),
   pipeline: () => pipeline?.latest() ?? null,
+  pipelineChart: (id: string) => pipeline?.chart(id) ?? null,
 };
 
 show(params.get('view') === 'pipeline' ? 'pipeline' : 'market');
