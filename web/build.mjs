@@ -2,7 +2,8 @@
 // esbuild into dist/ (minified, content-hashed asset names, the page naming
 // them), and records a hash of the sources in dist/build.json, which a Go
 // test holds against src/ so a stale dist is noticed. --tests bundles the
-// unit tests (src/*.test.ts) for node --test instead.
+// unit tests (src/*.test.ts) for node --test instead, into .build/test or
+// the folder after --out (go test's own, so runs never share one).
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,7 +35,8 @@ export function sourcesHash() {
 }
 
 async function buildTests() {
-  const out = join(root, '.build', 'test');
+  const at = process.argv.indexOf('--out');
+  const out = at > 0 && process.argv[at + 1] ? process.argv[at + 1] : join(root, '.build', 'test');
   rmSync(out, { recursive: true, force: true });
   const entries = walk(src).filter((f) => f.endsWith('.test.ts'));
   await esbuild.build({

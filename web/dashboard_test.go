@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,30 +21,42 @@ import (
 	"github.com/k2-market-data/k2/internal/testutil"
 )
 
-// browserTools finds node, Playwright and Chromium; when one is missing the
-// test skips, or fails under K2_TEST_REQUIRE_SERVICES=1 (CI).
-func browserTools(t *testing.T) (node, chromium string) {
+// missingTool skips the test for a tool it lacks, or fails it under
+// K2_TEST_REQUIRE_SERVICES=1 (CI).
+func missingTool(t *testing.T, what string) {
 	t.Helper()
-	missing := func(what string) {
-		msg := what + " (cd web && npm ci; Chromium: apt-get install chromium, or K2_TEST_CHROMIUM)"
-		if os.Getenv(testutil.EnvRequireServices) == "1" {
-			t.Fatalf("%s; %s=1", msg, testutil.EnvRequireServices)
-		}
-		t.Skip(msg)
+	msg := what + " (cd web && npm ci; Chromium: apt-get install chromium, or K2_TEST_CHROMIUM)"
+	if os.Getenv(testutil.EnvRequireServices) == "1" {
+		t.Fatalf("%s; %s=1", msg, testutil.EnvRequireServices)
 	}
+	t.Skip(msg)
+}
+
+// nodeWith finds node and the npm packages a test runs.
+func nodeWith(t *testing.T, packages ...string) string {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		missing("node is not on PATH")
+		missingTool(t, "node is not on PATH")
 	}
-	if _, err := os.Stat(filepath.Join("node_modules", "playwright-core")); err != nil {
-		missing("web/node_modules lacks playwright-core")
+	for _, p := range packages {
+		if _, err := os.Stat(filepath.Join("node_modules", p)); err != nil {
+			missingTool(t, "web/node_modules lacks "+p)
+		}
 	}
+	return node
+}
+
+// browserTools finds node, Playwright and Chromium.
+func browserTools(t *testing.T) (node, chromium string) {
+	t.Helper()
+	node = nodeWith(t, "playwright-core")
 	chromium = os.Getenv("K2_TEST_CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
 	}
 	if _, err := os.Stat(chromium); err != nil {
-		missing("no Chromium at " + chromium)
+		missingTool(t, "no Chromium at "+chromium)
 	}
 	return node, chromium
 }
@@ -105,6 +118,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	run(t, "go", "build", "-o", k2, "../cmd/k2")
 	data := filepath.Join(dir, "data")
 	run(t, k2, "--data-dir", data, "--log-level", "warn", "load", "asx", partialASX(t, asx))
+	// A second apart: a time at a whole second (the as-of field's step)
+	// falls between the two loads' commits.
+	time.Sleep(time.Second)
 	run(t, k2, "--data-dir", data, "--log-level", "warn", "load", "asx", asx)
 
 	httpAddr, broker, registry := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
@@ -149,13 +165,26 @@ func TestDashboardInBrowser(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
+	// A sink's /metrics, as a cluster's k2 api reads it beside its own:
+	// seven partitions behind by 100 to 700 messages, so that the pipeline
+	// view's lag per partition has lines known in advance (k2 up's own
+	// sink keeps up with the feed, and shows none).
+	const lagTopic = "market.crypto.trades.sinkbehind"
+	sinkMetrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "# TYPE k2_kafka_consumer_lag_messages gauge")
+		for i := range 7 {
+			fmt.Fprintf(w, "k2_kafka_consumer_lag_messages{topic=%q,partition=\"%d\"} %d\n", lagTopic, i, (i+1)*100)
+		}
+	}))
+	t.Cleanup(sinkMetrics.Close)
+
 	// A second listener over the same lake and broker that asks for a key:
 	// k2 api, the role a cluster runs, with one key.
 	keyedAddr := testutil.FreeAddr(t)
 	const key = "dash-7f3a91c2"
 	keyed := exec.CommandContext(ctx, k2, "--data-dir", data, "--log-level", "warn", "api",
 		"--http-listen", keyedAddr, "--brokers", broker, "--registry", "http://"+registry,
-		"--api-keys", "dash:"+key, "--api-rate-limit", "off")
+		"--api-keys", "dash:"+key, "--api-rate-limit", "off", "--api-pipeline-metrics", sinkMetrics.URL+"/metrics")
 	keyed.Cancel = func() error { return keyed.Process.Signal(os.Interrupt) }
 	keyed.WaitDelay = 15 * time.Second
 	keyed.Stderr = testWriter{t, "k2 api: "}
@@ -183,7 +212,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(node, "--test", "--test-reporter", "spec", filepath.Join("e2e", "dashboard.test.mjs"))
-	cmd.Env = append(os.Environ(), "K2_URL="+base, "K2_KEYED_URL=http://"+keyedAddr, "K2_KEY="+key,
+	cmd.Env = append(os.Environ(), "K2_URL="+base, "K2_KEYED_URL=http://"+keyedAddr, "K2_KEY="+key, "K2_LAG_TOPIC="+lagTopic,
 		"K2_ARTIFACTS="+artifacts, "K2_TEST_CHROMIUM="+chromium)
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)

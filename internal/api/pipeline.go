@@ -141,6 +141,8 @@ func (s *Server) pipelineRoutes() []route {
 			doc: "Read every --api-pipeline-step from this process's metrics and those of the roles named by --api-pipeline-metrics; rates are averaged over window_seconds.",
 			ok:  jsonReply(pipelineState{}), serve: s.pipeline},
 		{method: "GET", path: "/v1/pipeline/history", summary: "The pipeline's pulse over the last minutes, as columns (one value a step, null where unknown)",
+			doc: "Series: produced_per_s, consumed_per_s, stored_per_s, lag_messages (all partitions), lag_seconds (the worst partition), dead_letters, degradation, pool_utilisation, " +
+				"files.TABLE and snapshots.TABLE, and partition_lag.TOPIC/PARTITION: the messages to read of the 5 partitions most behind at any step of the history kept (0 where one had none).",
 			params: []param{historyMinutes}, ok: jsonReply(pipelineHistory{}), serve: s.pipelineHistory},
 		{method: "GET", path: "/v1/commits", summary: "The last lake commits (the transaction log): snapshot, rows, files, bytes and duration, newest first",
 			params: []param{commitsTable, commitsLimit}, ok: jsonReply([]query.Commit{}), serve: s.commits},

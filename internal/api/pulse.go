@@ -42,6 +42,10 @@ type pulse struct {
 	prev    map[string]float64
 	wasRead map[string]bool // the sources read at the last reading
 	at      time.Time       // of the last reading
+	// partitions names the partitions ever seen behind ("topic/partition"),
+	// which points' behind lists index; partIndex finds them.
+	partitions []string
+	partIndex  map[string]int32
 }
 
 // point is one step of the history. NaN is unknown (drawn as a gap).
@@ -52,11 +56,25 @@ type point struct {
 	deadLetters, degradation   float64
 	poolUtilisation            float64
 	files, snapshots           []float64 // by table, in record.TableNames order
+	// behind are the partitions with messages to read at this step; the
+	// others had none. Kept sparse: a caught-up pipeline costs nothing a
+	// step, however many partitions it has.
+	behind []partitionBehind
 }
+
+type partitionBehind struct {
+	partition int32 // in pulse.partitions
+	messages  float64
+}
+
+// partitionSeries is how many partitions' lag the history answers: the
+// most behind over the history kept, enough for a small chart to tell
+// one stuck partition from a slow topic.
+const partitionSeries = 5
 
 func newPulse(e *query.Engine, sources []*metricSource, step, history time.Duration, log *slog.Logger) *pulse {
 	return &pulse{engine: e, sources: sources, step: step, log: log,
-		size: max(1, int(history/step)), prev: map[string]float64{}}
+		size: max(1, int(history/step)), prev: map[string]float64{}, partIndex: map[string]int32{}}
 }
 
 // run reads every step until done closes.
@@ -159,6 +177,9 @@ func (p *pulse) read(ctx context.Context, now time.Time) {
 			st.Lag.Partitions = append(st.Lag.Partitions, l)
 			st.Lag.TotalMessages += l.Messages
 			st.Lag.MaxSeconds = max(st.Lag.MaxSeconds, l.Seconds)
+			if l.Messages > 0 {
+				pt.behind = append(pt.behind, partitionBehind{p.partitionIndex(l.Topic + "/" + label(m, "partition")), l.Messages})
+			}
 		}
 		for _, m := range samples(f, "k2_degradation_level") {
 			// Several sinks: the worst of them.
@@ -208,6 +229,18 @@ func (p *pulse) read(ctx context.Context, now time.Time) {
 		st.Feeds[i].ProducedPerS = nanToNil(st.Feeds[i].rate)
 	}
 	p.last = st
+}
+
+// partitionIndex is a partition's place in p.partitions, given one the
+// first time it is seen behind. Called with p.mu held.
+func (p *pulse) partitionIndex(key string) int32 {
+	i, ok := p.partIndex[key]
+	if !ok {
+		i = int32(len(p.partitions))
+		p.partitions = append(p.partitions, key)
+		p.partIndex[key] = i
+	}
+	return i
 }
 
 // lakeReading is the query engine's part of a reading: its pool, and the
@@ -324,7 +357,36 @@ func (p *pulse) history(span time.Duration) pipelineHistory {
 		col("files."+name, func(pt point) float64 { return at(pt.files) })
 		col("snapshots."+name, func(pt point) float64 { return at(pt.snapshots) })
 	}
+	// The partitions most behind at their worst over all the history kept,
+	// not just the span asked for: a page reading the last minute again
+	// gets the same few lines to extend. 0 where a partition had nothing
+	// to read.
+	for _, i := range p.mostBehind(partitionSeries) {
+		col("partition_lag."+p.partitions[i], func(pt point) float64 {
+			for _, b := range pt.behind {
+				if b.partition == i {
+					return b.messages
+				}
+			}
+			return 0
+		})
+	}
 	return h
+}
+
+// mostBehind are the n partitions with the most messages to read at any
+// step of the history kept (ties by name), of those ever behind in it.
+func (p *pulse) mostBehind(n int) []int32 {
+	peak := map[int32]float64{}
+	for _, pt := range p.ring {
+		for _, b := range pt.behind {
+			peak[b.partition] = max(peak[b.partition], b.messages)
+		}
+	}
+	top := slices.SortedFunc(maps.Keys(peak), func(a, b int32) int {
+		return cmp.Or(cmp.Compare(peak[b], peak[a]), cmp.Compare(p.partitions[a], p.partitions[b]))
+	})
+	return top[:min(n, len(top))]
 }
 
 // breakers are a source's circuit breakers: the API's (by breaker_name)

@@ -3,8 +3,12 @@ package api
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -147,6 +151,81 @@ func floats(vs []*float64) []float64 {
 	out := make([]float64, len(vs))
 	for i, v := range vs {
 		out[i] = deref(v)
+	}
+	return out
+}
+
+// The history's per-partition lag: the few partitions most behind at
+// their worst over the history kept, each with its messages a step (0
+// once caught up), the same lines for a short read as for a long one, so
+// a page that reads the last minute again extends the lines it drew.
+func TestPulseHistoryOfThePartitionsMostBehind(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	lag := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "k2_kafka_consumer_lag_messages"}, []string{"topic", "partition"})
+	reg.MustRegister(lag)
+	step := 2 * time.Second
+	p := newPulse(nil, []*metricSource{localSource(reg)}, step, 10*step, slog.New(slog.DiscardHandler))
+	t0 := time.Unix(1_800_000_000, 0)
+	const trades, quotes = "market.equities.trades.asx", "market.equities.quotes.asx"
+	// Seven partitions, every one caught up at first.
+	for i := range 6 {
+		lag.WithLabelValues(trades, strconv.Itoa(i)).Set(0)
+	}
+	lag.WithLabelValues(quotes, "0").Set(0)
+	p.read(context.Background(), t0)
+	if h := p.history(time.Hour); len(partitionLines(h)) != 0 {
+		t.Fatalf("caught up, the history has partition lines: %v", partitionLines(h))
+	}
+	// Then behind, each at its own worst: trades/5 and quotes/0 the most,
+	// trades/0 the least (it falls out of the five); trades/5 catches up.
+	peaks := map[string][]float64{
+		trades + "/0": {1, 1, 0},
+		trades + "/1": {0, 30, 2},
+		trades + "/2": {10, 0, 0},
+		trades + "/3": {20, 0, 20},
+		trades + "/4": {0, 0, 3},
+		trades + "/5": {500, 9, 0},
+		quotes + "/0": {0, 400, 400},
+	}
+	for s := range 3 {
+		for key, v := range peaks {
+			topic, part, _ := strings.Cut(key, "/")
+			lag.WithLabelValues(topic, part).Set(v[s])
+		}
+		p.read(context.Background(), t0.Add(time.Duration(s+1)*step))
+	}
+	h := p.history(time.Hour)
+	want := map[string][]float64{
+		"partition_lag." + trades + "/5": {0, 500, 9, 0},
+		"partition_lag." + quotes + "/0": {0, 0, 400, 400},
+		"partition_lag." + trades + "/1": {0, 0, 30, 2},
+		"partition_lag." + trades + "/3": {0, 20, 0, 20},
+		"partition_lag." + trades + "/2": {0, 10, 0, 0},
+	}
+	got := partitionLines(h)
+	if len(got) != len(want) {
+		t.Fatalf("partition lines %v, want the five most behind: %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
+	}
+	for k, v := range want {
+		if !slices.Equal(got[k], v) {
+			t.Errorf("%s: %v, want %v", k, got[k], v)
+		}
+	}
+	// The last step alone: the same five lines, trades/5 at 0.
+	h = p.history(step)
+	got = partitionLines(h)
+	if len(h.T) != 1 || len(got) != 5 || !slices.Equal(got["partition_lag."+trades+"/5"], []float64{0}) || !slices.Equal(got["partition_lag."+quotes+"/0"], []float64{400}) {
+		t.Errorf("the last step: %v", got)
+	}
+}
+
+// partitionLines are a history's per-partition lag series, nulls as -1.
+func partitionLines(h pipelineHistory) map[string][]float64 {
+	out := map[string][]float64{}
+	for k, v := range h.Series {
+		if strings.HasPrefix(k, "partition_lag.") {
+			out[k] = floats(v)
+		}
 	}
 	return out
 }

@@ -4,7 +4,9 @@
 // BTCUSD, and runs this file with node --test.
 //
 // K2_URL          the listener, e.g. http://127.0.0.1:8123
-// K2_KEYED_URL    a k2 api over the same lake that asks for a key, K2_KEY
+// K2_KEYED_URL    a k2 api over the same lake that asks for a key, K2_KEY;
+//                 it also reads a sink's /metrics with seven partitions of
+//                 K2_LAG_TOPIC behind, partition i by (i+1)×100 messages
 // K2_ARTIFACTS    where the screenshots go
 // K2_TEST_CHROMIUM  the browser (default /usr/bin/chromium)
 import { after, before, test } from 'node:test';
@@ -17,6 +19,7 @@ import { chromium } from 'playwright-core';
 const base = process.env.K2_URL;
 const keyedBase = process.env.K2_KEYED_URL;
 const key = process.env.K2_KEY;
+const lagTopic = process.env.K2_LAG_TOPIC;
 const artifacts = process.env.K2_ARTIFACTS;
 const require = createRequire(import.meta.url);
 const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -36,6 +39,12 @@ async function api(path) {
 }
 
 const loads = () => page.evaluate(() => window.k2dash.loads());
+// What the candle and the line checks compare: every field of a bar, as the
+// API's exact strings, and what the chart holds to draw.
+const pick = (b) => [b.window_start, b.window_end, b.open, b.high, b.low, b.close, b.volume, b.trade_count];
+const drawnOf = (bars) => bars.map((b) => ({ time: Date.parse(b.window_start) / 1000, open: +b.open, high: +b.high, low: +b.low, close: +b.close }));
+// Unix seconds of an RFC 3339 time, the digits after milliseconds dropped.
+const seconds = (t) => Date.parse(t.replace(/(\.\d{3})\d+/, '$1')) / 1000;
 async function waitLoad(after) {
   await page.waitForFunction((n) => window.k2dash.loads() > n && document.getElementById('market-status').textContent === '', after, { timeout: 20000 });
 }
@@ -45,7 +54,7 @@ async function shot(name, opts = {}) {
 }
 
 before(async () => {
-  assert.ok(base && artifacts && keyedBase && key, 'K2_URL, K2_KEYED_URL, K2_KEY and K2_ARTIFACTS are needed');
+  assert.ok(base && artifacts && keyedBase && key && lagTopic, 'K2_URL, K2_KEYED_URL, K2_KEY, K2_LAG_TOPIC and K2_ARTIFACTS are needed');
   browser = await chromium.launch({ executablePath: process.env.K2_TEST_CHROMIUM || '/usr/bin/chromium' });
   context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
   page = await context.newPage();
@@ -106,11 +115,9 @@ test('the chart draws the BHP day as /v1/bars gives it', async () => {
   const want = (await api(`/v1/bars/5m?symbol=BHP&exchange=ASX&start_time=${day.start}:00Z&end_time=${day.end}:00Z&limit=1000`)).data;
   assert.ok(want.length > 50, `${want.length} bars`);
   const got = await page.evaluate(() => window.k2dash.candles());
-  const pick = (b) => [b.window_start, b.open, b.high, b.low, b.close, b.volume, b.trade_count];
   assert.deepEqual(got.map(pick), want.map(pick));
   // What the chart holds to draw: the same bars.
-  const drawn = await page.evaluate(() => window.k2dash.drawn());
-  assert.deepEqual(drawn, want.map((b) => ({ time: Date.parse(b.window_start) / 1000, open: +b.open, high: +b.high, low: +b.low, close: +b.close })));
+  assert.deepEqual(await page.evaluate(() => window.k2dash.drawn()), drawnOf(want));
   // In Sydney's time, the ASX's: the hint says so.
   assert.match(await page.locator('[data-zone=long]').textContent(), /^Australia\/Sydney/);
   // And it drew them: the candles' canvas holds the up and down colours.
@@ -149,6 +156,113 @@ test('an older snapshot changes what the chart shows, and says which it is', asy
   assert.deepEqual(await page.evaluate(() => window.k2dash.candles().length), live.length);
 });
 
+test('a time, not a snapshot: the chart is as the lake stood then, and the banner names the snapshot', async () => {
+  const snaps = (await api('/v1/snapshots?table=trades&limit=100')).data;
+  const [first, second] = [snaps.at(-1), snaps.at(-2)];
+  // The first load's commit, at the next whole second (the field's step):
+  // before the second load's (web/dashboard_test.go waits a second between them).
+  const at = new Date(Math.ceil(seconds(first.timestamp)) * 1000).toISOString();
+  assert.ok(seconds(at) < seconds(second.timestamp), `the loads committed within a second: ${first.timestamp}, ${second.timestamp}`);
+  const live = await page.evaluate(() => window.k2dash.candles());
+  const n = await loads();
+  await page.fill('#as-of', at.slice(0, 19));
+  await page.click('#as-of-go');
+  await waitLoad(n);
+  assert.equal((await page.evaluate(() => window.k2dash.state())).asOf.time, at);
+  const answer = await api(`/v1/bars/5m?symbol=BHP&exchange=ASX&start_time=${day.start}:00Z&end_time=${day.end}:00Z&limit=1000&as_of_time=${at}`);
+  // The snapshot the API read for that time: the first load's.
+  assert.equal(String(answer.meta.snapshot_id), first.snapshot_id);
+  assert.equal(await page.evaluate(() => window.k2dash.snapshot()), first.snapshot_id);
+  assert.match(await page.textContent('#travel-banner'), new RegExp(`snapshot ${first.snapshot_id} as of ${at.replace(/\./g, '\\.')}`));
+  const then = await page.evaluate(() => window.k2dash.candles());
+  assert.deepEqual(then.map(pick), answer.data.map(pick));
+  assert.deepEqual(await page.evaluate(() => window.k2dash.drawn()), drawnOf(answer.data));
+  assert.notDeepEqual(then.map(pick), live.map(pick), 'as of the first load the day looks as it does live');
+  // The address keeps it, and back to live.
+  assert.equal(new URL(page.url()).searchParams.get('as_of'), at);
+  const m = await loads();
+  await page.click('#travel-banner button');
+  await waitLoad(m);
+  assert.ok(await page.isHidden('#travel-banner'));
+  assert.deepEqual((await page.evaluate(() => window.k2dash.candles())).map(pick), live.map(pick));
+});
+
+test('every interval the picker offers draws the API\'s bars of the day, and the quote line the API\'s quotes', async () => {
+  const offered = await page.locator('#intervals button').evaluateAll((bs) => bs.map((b) => b.value));
+  assert.deepEqual(offered, ['1m', '5m', '15m', '1h', '1d']);
+  for (const iv of offered) {
+    const n = await loads();
+    await page.click(`#intervals button[value="${iv}"]`);
+    // The bars, then the quote line over them.
+    await page.waitForFunction((n) => window.k2dash.loads() > n && window.k2dash.quoteLine().loads === window.k2dash.loads(), n, { timeout: 20000 });
+    const want = (await api(`/v1/bars/${iv}?symbol=BHP&exchange=ASX&start_time=${day.start}:00Z&end_time=${day.end}:00Z&limit=1000`)).data;
+    assert.ok(want.length > 0, `${iv}: no bars`);
+    assert.deepEqual((await page.evaluate(() => window.k2dash.candles())).map(pick), want.map(pick), iv);
+    assert.deepEqual(await page.evaluate(() => window.k2dash.drawn()), drawnOf(want), iv);
+    // The quote line: at each window, the bid and ask of its last quote
+    // (any of them, where several share that instant), as the page reads
+    // the quotes: the bars' span, the latest 10,000.
+    const quotes = (await api(`/v1/quotes?symbol=BHP&exchange=ASX&start_time=${want[0].window_start}&end_time=${want.at(-1).window_end}&limit=10000&order=desc`)).data;
+    const line = await page.evaluate(() => window.k2dash.quoteLine());
+    // Each window's last quotes, the bars (oldest first) searched by time.
+    const starts = want.map((b) => seconds(b.window_start));
+    const lastQuotes = new Map(); // window start → {t, quotes at t}
+    for (const q of quotes) {
+      const t = seconds(q.timestamp);
+      let i = -1;
+      for (let lo = 0, hi = starts.length - 1; lo <= hi;) {
+        const mid = (lo + hi) >> 1;
+        if (starts[mid] <= t) { i = mid; lo = mid + 1; } else hi = mid - 1;
+      }
+      if (i < 0 || t >= seconds(want[i].window_end)) continue;
+      const cur = lastQuotes.get(starts[i]);
+      if (!cur || t > cur.t) lastQuotes.set(starts[i], { t, quotes: [q] });
+      else if (t === cur.t) cur.quotes.push(q);
+    }
+    for (const side of ['bid', 'ask']) {
+      const expect = new Map(); // window start → the prices of its last quotes
+      for (const [from, { quotes: last }] of lastQuotes) {
+        const prices = last.map((q) => Number(q[`${side}_price`]));
+        if (prices.every((p) => p > 0)) expect.set(from, prices);
+      }
+      const drawn = new Map(line[side].map((p) => [p.time, p.value]));
+      assert.ok(expect.size > 0, `${iv}: no window holds a ${side}`);
+      for (const [time, prices] of expect) {
+        assert.ok(drawn.has(time), `${iv}: no ${side} at ${new Date(time * 1000).toISOString()}`);
+        assert.ok(prices.includes(drawn.get(time)), `${iv} ${side} at ${new Date(time * 1000).toISOString()}: ${drawn.get(time)}, want one of ${prices}`);
+      }
+      for (const time of drawn.keys()) assert.ok(want.some((b) => seconds(b.window_start) === time), `${iv}: a ${side} point off the bars, at ${time}`);
+    }
+    console.log(`${iv}: ${want.length} bars, ${line.bid.length} bid points`);
+  }
+});
+
+test('dragging the chart back in time loads the bars before the range', async () => {
+  let n = await loads();
+  await page.click('#intervals button[value="5m"]');
+  await waitLoad(n);
+  const before = await page.evaluate(() => window.k2dash.candles());
+  assert.ok(before.length > 0 && before[0].window_start >= day.start, `the range's bars from ${before[0]?.window_start}`);
+  // Drag right, the way back in time, past the oldest bar.
+  const box = await page.locator('#chart').boundingBox();
+  n = await loads();
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.4);
+  await page.mouse.down();
+  for (let i = 1; i <= 10; i++) await page.mouse.move(box.x + box.width * (0.3 + 0.05 * i), box.y + box.height * 0.4);
+  await page.mouse.up();
+  await page.waitForFunction((n) => window.k2dash.loads() > n, n, { timeout: 20000 });
+  const after = await page.evaluate(() => window.k2dash.candles());
+  assert.ok(after.length > before.length && after[0].window_start < before[0].window_start,
+    `${before.length} bars from ${before[0].window_start}, then ${after.length} from ${after[0].window_start}`);
+  // Every bar held, older ones and the day's, as the API gives that span.
+  const want = (await api(`/v1/bars/5m?symbol=BHP&exchange=ASX&start_time=${after[0].window_start}&end_time=${day.end}:00Z&limit=10000`)).data;
+  assert.deepEqual(after.map(pick), want.map(pick));
+  assert.deepEqual(await page.evaluate(() => window.k2dash.drawn()), drawnOf(want));
+  // The day itself still where it was: the view moved, the range did not.
+  assert.deepEqual(after.slice(-before.length).map(pick), before.map(pick));
+  console.log(`scrolled back: ${before.length} bars, then ${after.length} from ${after[0].window_start}`);
+});
+
 test('the tape moves with the synthetic feed, a frame at a time, the DOM bounded', async () => {
   await page.goto(base + '/?symbol=BTCUSD&exchange=SYNTH&interval=1m');
   await page.waitForFunction(() => window.k2dash.loads() > 0 && window.k2dash.tapeCount() > 0, null, { timeout: 20000 });
@@ -183,6 +297,14 @@ test('the tape moves with the synthetic feed, a frame at a time, the DOM bounded
     `the last bar did not move: ${JSON.stringify(startBar)} then ${JSON.stringify(endBar)}`);
   const q = await page.evaluate(() => window.k2dash.quote());
   assert.ok(q && q.bid && q.ask && q.spread, `quote ${JSON.stringify(q)}`);
+  // The quote line under the chart has points while quotes flow, on the bars' windows.
+  await page.waitForFunction(() => window.k2dash.quoteLine().loads === window.k2dash.loads(), null, { timeout: 10000 });
+  const line = await page.evaluate(() => window.k2dash.quoteLine());
+  const windows = new Set((await page.evaluate(() => window.k2dash.candles())).map((b) => seconds(b.window_start)));
+  assert.ok(line.bid.length > 0 && line.ask.length > 0, `the quote line: ${line.bid.length} bids, ${line.ask.length} asks`);
+  for (const p of [...line.bid, ...line.ask]) assert.ok(windows.has(p.time) && p.value > 0, `a quote point ${JSON.stringify(p)}`);
+  const asks = new Map(line.ask.map((p) => [p.time, p.value]));
+  for (const p of line.bid) if (asks.has(p.time)) assert.ok(p.value <= asks.get(p.time), `crossed at ${p.time}: bid ${p.value}, ask ${asks.get(p.time)}`);
   console.log(`tape: ${rate} trades/s, frame p95 ${p95.toFixed(1)} ms, ${rows} rows`);
 });
 
@@ -193,8 +315,32 @@ test('the pipeline view shows data flowing', async () => {
     return p && p.rates.produced_per_s > 0 && p.rates.stored_per_s > 0;
   }, null, { timeout: 30000 });
   // A poll or two drawn into the small multiples.
-  await page.waitForFunction(() => document.querySelectorAll('#pipeline-charts canvas').length >= 8, null, { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelectorAll('#pipeline-charts canvas').length >= 9, null, { timeout: 10000 });
   await page.waitForTimeout(2500);
+  // Lag per partition: the lines are the API history's partitions, with its
+  // values at every step both hold; a partition behind while the page
+  // held its steps has a line.
+  const { chart, note, axes } = await page.evaluate(() => ({
+    chart: window.k2dash.pipelineChart('partition-lag'),
+    note: !document.getElementById('chart-partition-lag-note').hidden, axes: !document.getElementById('chart-partition-lag').hidden }));
+  assert.equal(note, chart.labels.length === 0, 'the chart says "none behind" when, and only when, it has no line');
+  assert.equal(axes, !note, 'the axes show when there are lines');
+  const hist = (await api('/v1/pipeline/history')).data;
+  const at = new Map(hist.t.map((t, i) => [t, i]));
+  const shared = chart.data[0].filter((t) => at.has(t));
+  assert.ok(shared.length > 0, 'the page holds none of the steps the API answers');
+  chart.labels.forEach((label, j) => {
+    const line = hist.series[`partition_lag.${label}`];
+    assert.ok(line, `the page draws ${label}, which the API's history does not name`);
+    chart.data[0].forEach((t, i) => {
+      if (at.has(t)) assert.equal(chart.data[j + 1][i], line[at.get(t)], `${label} at ${t}`);
+    });
+  });
+  const behind = Object.keys(hist.series).filter((k) => k.startsWith('partition_lag.') && shared.some((t) => hist.series[k][at.get(t)] > 0));
+  for (const k of behind) assert.ok(chart.labels.includes(k.slice('partition_lag.'.length)), `${k} was behind, and has no line`);
+  assert.match(await page.textContent('#chart-partition-lag-title'), /per partition/);
+  assert.equal(await page.locator('#partitions').count(), 1, 'the table of partitions behind stays');
+  console.log(`lag per partition: ${chart.labels.length} lines (${chart.labels.join(', ')})`);
   await shot('pipeline-1280', { fullPage: true });
   await page.click('#views button[value=market]');
 });
@@ -282,6 +428,35 @@ test('a server with keys asks for one, says when it is refused, and answers with
   await p.waitForFunction(() => window.k2dash.candles().length > 0, null, { timeout: 20000 });
   assert.equal(await dialog.isVisible(), false);
   assert.equal(await p.evaluate(() => sessionStorage.getItem('k2.apiKey')), key);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test('partitions behind: the five most behind drawn as lines, named topic/partition, all of them in the table', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
+  await ctx.addInitScript((k) => sessionStorage.setItem('k2.apiKey', k), key);
+  const p = await ctx.newPage();
+  const errors = [];
+  p.on('pageerror', (e) => errors.push(String(e)));
+  await p.goto(keyedBase + '/?view=pipeline');
+  // Two readings of the sink's metrics at least, each a point of every line.
+  await p.waitForFunction(() => (window.k2dash.pipelineChart('partition-lag')?.data[0].length ?? 0) >= 2, null, { timeout: 20000 });
+  const chart = await p.evaluate(() => window.k2dash.pipelineChart('partition-lag'));
+  // Partitions 6 to 2, most behind first; 1 and 0 left out.
+  assert.deepEqual(chart.labels, [6, 5, 4, 3, 2].map((i) => `${lagTopic}/${i}`));
+  chart.labels.forEach((label, j) => {
+    const want = (Number(label.split('/').at(-1)) + 1) * 100;
+    assert.ok(chart.data[j + 1].every((v) => v === want), `${label}: ${chart.data[j + 1]}, want ${want} at every step`);
+  });
+  assert.ok(await p.isHidden('#chart-partition-lag-note'));
+  assert.ok(await p.isVisible('#chart-partition-lag canvas'));
+  assert.deepEqual(await p.locator('#chart-partition-lag .u-legend .u-series').evaluateAll((els) => els.map((e) => e.textContent.trim())),
+    chart.labels, 'the legend names the lines');
+  // The table beside it: all seven, the most behind first.
+  await p.waitForFunction(() => document.querySelectorAll('#partitions tbody tr').length === 7, null, { timeout: 10000 });
+  const rowsShown = await p.locator('#partitions tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].slice(0, 3).map((c) => c.textContent)));
+  assert.deepEqual(rowsShown, [6, 5, 4, 3, 2, 1, 0].map((i) => [lagTopic, String(i), String((i + 1) * 100)]));
+  await p.locator('#pipeline-charts figure', { has: p.locator('#chart-partition-lag') }).screenshot({ path: join(artifacts, 'dashboard-partition-lag.png') });
   assert.deepEqual(errors, []);
   await ctx.close();
 });

@@ -17,6 +17,12 @@ export class CandleChart {
   private ask: ISeriesApi<'Line'>;
   private count = 0;
   private wantOlder: (() => void) | null = null;
+  // moved: the user has moved the view (a drag, the wheel, a touch, the
+  // keys) since the bars were last placed. The chart's own placing of
+  // them (fitted, or kept in place) also moves the range, a frame later,
+  // and a range that fits shows the oldest bar: that is no request for
+  // older ones.
+  private moved = false;
   private zone = '';
 
   constructor(el: HTMLElement) {
@@ -40,8 +46,11 @@ export class CandleChart {
     this.chart.panes()[1]?.setStretchFactor(0.3);
     // Scrolling left to within a few bars of the oldest asks for older ones.
     this.chart.timeScale().subscribeVisibleLogicalRangeChange((r) => {
-      if (r && r.from < 5 && this.count > 0) this.wantOlder?.();
+      if (r && r.from < 5 && this.count > 0 && this.moved) this.wantOlder?.();
     });
+    // Seen on the way down, before the chart's own handlers take them.
+    const moving = () => { this.moved = true; };
+    for (const type of ['pointerdown', 'wheel', 'touchstart']) el.addEventListener(type, moving, { capture: true, passive: true });
     el.addEventListener('keydown', (e) => this.key(e));
     this.colours();
     onThemeChange(() => this.colours());
@@ -64,6 +73,7 @@ export class CandleChart {
       default: return;
     }
     e.preventDefault();
+    this.moved = true;
     const mid = (r.from + r.to) / 2 + shift, half = (span * zoom) / 2;
     ts.setVisibleLogicalRange({ from: mid - half, to: mid + half });
   }
@@ -102,6 +112,10 @@ export class CandleChart {
     this.candles.setData(bars.map((b) => this.candle(b)));
     this.volume.setData(bars.map((b) => this.bar(b)));
     this.count = bars.length;
+    // A new set of bars (a symbol, an interval, a range) waits for the
+    // user to move again; older bars arriving as the user drags keep
+    // the drag going.
+    if (!keepView) this.moved = false;
     if (before) ts.setVisibleLogicalRange({ from: before.from + added, to: before.to + added });
     else ts.fitContent();
   }
@@ -112,6 +126,12 @@ export class CandleChart {
     this.candles.update(this.candle(b));
     this.volume.update(this.bar(b));
     this.count = Math.max(this.count, index + 1);
+  }
+
+  // quoteLine is what the quote line's series hold, for the browser test.
+  quoteLine(): { bid: Array<{ time: number; value: number }>; ask: Array<{ time: number; value: number }> } {
+    const held = (s: ISeriesApi<'Line'>) => s.data().flatMap((d) => ('value' in d ? [{ time: d.time as number, value: d.value }] : []));
+    return { bid: held(this.bid), ask: held(this.ask) };
   }
 
   setQuotes(points: QuotePoint[]): void {

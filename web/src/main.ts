@@ -74,7 +74,9 @@ declare global {
       tapeCount(): number;
       tapeRows(): number;
       quote(): ReturnType<MarketView['quote']['current']>;
+      quoteLine(): ReturnType<MarketView['chart']['quoteLine']> & { loads: number };
       pipeline(): PipelineNow | null;
+      pipelineChart(id: string): ReturnType<PipelineView['chart']>;
     };
   }
 }
@@ -88,7 +90,10 @@ window.k2dash = {
   tapeCount: () => market.tape.count(),
   tapeRows: () => market.tape.rows(),
   quote: () => market.quote.current(),
+  // loads: the load (as loads() counts) whose quotes the line holds
+  quoteLine: () => ({ ...market.chart.quoteLine(), loads: market.quotesVersion }),
   pipeline: () => pipeline?.latest() ?? null,
+  pipelineChart: (id: string) => pipeline?.chart(id) ?? null,
 };
 
 show(params.get('view') === 'pipeline' ? 'pipeline' : 'market');

@@ -42,6 +42,7 @@ export class MarketView {
   private drawFrom = Infinity; // the oldest bar the tape changed since the chart was drawn
   private redraw = 0;
   version = 0; // counts finished loads, for the test handle
+  quotesVersion = 0; // the load whose quote line is drawn, for the test handle
 
   constructor(private root: HTMLElement, private onState: (s: MarketState) => void) {
     const $ = <T extends HTMLElement>(sel: string) => root.querySelector(sel) as T;
@@ -143,7 +144,9 @@ export class MarketView {
       if (n !== this.loads) return;
       this.bars = data.reverse();
       this.drawFrom = Infinity;
-      this.exhausted = data.length < page;
+      // Fewer than a page of a range with a start says nothing of the bars
+      // before it, which scrolling back reads; without one, these are all.
+      this.exhausted = data.length < page && !s.start;
       this.liveSince = seconds(meta.timestamp);
       this.chart.setBars(this.bars, false);
       this.quotes = [];
@@ -191,6 +194,7 @@ export class MarketView {
     const asOf = this.quotesAsOf(s);
     if (!bars.length || !asOf) {
       this.chart.setQuotes(quotePoints(this.bars, this.quotes));
+      this.quotesVersion = this.version;
       return;
     }
     const end = seconds(bars[bars.length - 1].window_end);
@@ -202,6 +206,7 @@ export class MarketView {
     if (n !== this.loads) return;
     this.quotes = this.quotes.concat(data);
     this.chart.setQuotes(quotePoints(this.bars, this.quotes));
+    this.quotesVersion = this.version;
   }
 
   // live folds the tape's trades into the last bar while the view is live

@@ -51,3 +51,36 @@ test('a per-table chart has a line per table, named by it', () => {
   assert.deepEqual(rates.labels, ['produced', 'consumed', 'stored']);
   assert.deepEqual(rates.data[1], [100, null]);
 });
+
+test('the per-partition lag chart draws the partitions most behind at their peak, named topic/partition', () => {
+  const t = 'market.equities.trades.asx';
+  const h: History = {
+    step_seconds: 2,
+    t: [1796442000, 1796442002, 1796442004],
+    series: {
+      lag_messages: [0, 0, 0],
+      [`partition_lag.${t}/0`]: [0, 1, 0],
+      [`partition_lag.${t}/1`]: [30, 2, null],
+      [`partition_lag.${t}/2`]: [0, 0, 0], // never behind while held: no line
+      [`partition_lag.${t}/3`]: [20, 20, 0],
+      [`partition_lag.${t}/4`]: [null, 3, 3],
+      [`partition_lag.${t}/5`]: [500, 9, 0],
+      ['partition_lag.market.equities.quotes.asx/0']: [0, 400, 400],
+    },
+  };
+  const { labels, data } = chartData(h, chartSpecs.find((s) => s.id === 'partition-lag')!);
+  assert.deepEqual(labels, [`${t}/5`, 'market.equities.quotes.asx/0', `${t}/1`, `${t}/3`, `${t}/4`]);
+  assert.deepEqual(data, [h.t, [500, 9, 0], [0, 400, 400], [30, 2, null], [20, 20, 0], [null, 3, 3]]);
+  // Nothing behind: no line at all.
+  const none = chartData({ step_seconds: 2, t: [1], series: { [`partition_lag.${t}/0`]: [0] } }, chartSpecs.find((s) => s.id === 'partition-lag')!);
+  assert.deepEqual(none.labels, []);
+});
+
+test('a series that has nothing left once old points go is dropped', () => {
+  const h: History = { step_seconds: 2, t: [1796442000, 1796442002], series: { 'partition_lag.a/0': [7, null], 'partition_lag.a/1': [null, 5] } };
+  // The API no longer answers a/0 (other partitions are further behind).
+  merge(h, { step_seconds: 2, t: [1796442004], series: { 'partition_lag.a/1': [6], degradation: [null] } }, 2);
+  assert.deepEqual(h.t, [1796442002, 1796442004]);
+  // One the API still answers stays, however empty (no sink is read: no degradation level).
+  assert.deepEqual(h.series, { 'partition_lag.a/1': [5, 6], degradation: [null, null] });
+});

@@ -39,8 +39,8 @@ export interface Commit {
 // merge adds the points of a fresh read of the history newer than h's
 // last (the same steps the API measured, so the lines do not change
 // character where the page took over), a series new to h padded with
-// nulls before, one the read lacks given null; it keeps the last
-// keepSeconds.
+// nulls before, one the read lacks given null (and dropped once no value
+// of it is left); it keeps the last keepSeconds.
 export function merge(h: History, fresh: History, keepSeconds: number): void {
   const last = h.t.length ? h.t[h.t.length - 1] : -Infinity;
   const from = fresh.t.findIndex((t) => t > last);
@@ -58,6 +58,10 @@ export function merge(h: History, fresh: History, keepSeconds: number): void {
   if (cut) {
     h.t.splice(0, cut);
     for (const v of Object.values(h.series)) v.splice(0, cut);
+    // A series the API no longer answers (a partition no longer among the
+    // most behind) goes once nothing of it is left, lest the page hold
+    // every partition ever behind.
+    for (const [k, v] of Object.entries(h.series)) if (!fresh.series[k] && v.every((x) => x === null)) delete h.series[k];
   }
 }
 
@@ -71,15 +75,23 @@ export function minutesSince(h: History, nowSeconds: number, keep: number): numb
 export interface ChartSpec {
   id: string;
   title: string;
-  // series names, or a prefix ending in '.' for one line per table
+  // series names, or a prefix ending in '.' for one line per table (or partition)
   series: string[];
   labels?: string[];
+  // top: a prefix's lines are only the n highest at their peak, of those above 0
+  top?: number;
 }
+
+// partitionLines is how many partitions' lag the per-partition chart draws
+// (the API answers the 5 most behind over the history it keeps; the page
+// holds a little more as the most behind change).
+export const partitionLines = 5;
 
 export const chartSpecs: ChartSpec[] = [
   { id: 'rates', title: 'Feed and ingest, records/s', series: ['produced_per_s', 'consumed_per_s', 'stored_per_s'], labels: ['produced', 'consumed', 'stored'] },
   { id: 'lag', title: 'Consumer lag, messages (all partitions)', series: ['lag_messages'], labels: ['messages'] },
   { id: 'lag-seconds', title: 'Consumer lag, seconds (worst partition)', series: ['lag_seconds'], labels: ['seconds'] },
+  { id: 'partition-lag', title: `Consumer lag per partition, messages (the ${partitionLines} most behind)`, series: ['partition_lag.'], top: partitionLines },
   { id: 'dead-letters', title: 'Dead letters (total)', series: ['dead_letters'], labels: ['dead letters'] },
   { id: 'degradation', title: 'Degradation level', series: ['degradation'], labels: ['level'] },
   { id: 'pool', title: 'Query pool utilisation', series: ['pool_utilisation'], labels: ['utilisation'] },
@@ -93,7 +105,12 @@ export function chartData(h: History, spec: ChartSpec): { labels: string[]; data
   const labels: string[] = [];
   spec.series.forEach((s, i) => {
     if (s.endsWith('.')) {
-      for (const k of Object.keys(h.series).sort()) if (k.startsWith(s)) { names.push(k); labels.push(k.slice(s.length)); }
+      let keys = Object.keys(h.series).filter((k) => k.startsWith(s)).sort();
+      if (spec.top !== undefined) {
+        const peak = new Map(keys.map((k) => [k, h.series[k].reduce<number>((m, v) => Math.max(m, v ?? 0), 0)]));
+        keys = keys.filter((k) => peak.get(k)! > 0).sort((a, b) => peak.get(b)! - peak.get(a)! || (a < b ? -1 : 1)).slice(0, spec.top);
+      }
+      for (const k of keys) { names.push(k); labels.push(k.slice(s.length)); }
     } else {
       names.push(s);
       labels.push(spec.labels?.[i] ?? s);

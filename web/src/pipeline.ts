@@ -10,7 +10,7 @@ import { cssVar, onThemeChange } from './theme';
 
 const keepMinutes = 15;
 const keepSeconds = keepMinutes * 60;
-const palette = ['--series-1', '--series-2', '--series-3', '--series-4'];
+const palette = ['--series-1', '--series-2', '--series-3', '--series-4', '--series-5'];
 const compact = new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 2 });
 
 export class PipelineView {
@@ -31,7 +31,16 @@ export class PipelineView {
       box.id = `chart-${spec.id}`;
       box.setAttribute('role', 'img');
       box.setAttribute('aria-labelledby', cap.id);
-      fig.append(cap, box);
+      fig.append(cap);
+      if (spec.top !== undefined) {
+        // Said in words when there is no line to draw.
+        const note = document.createElement('p');
+        note.id = `chart-${spec.id}-note`;
+        note.className = 'chart-note';
+        note.textContent = `None behind in the last ${keepMinutes} minutes.`;
+        fig.append(note);
+      }
+      fig.append(box);
       frag.append(fig);
     }
     this.el('#pipeline-charts').replaceChildren(frag);
@@ -40,6 +49,13 @@ export class PipelineView {
 
   latest(): PipelineNow | null {
     return this.now;
+  }
+
+  // chart is what a small chart draws (its lines' labels and columns), for
+  // the browser test.
+  chart(id: string): { labels: string[]; data: Array<Array<number | null>> } | null {
+    const spec = chartSpecs.find((s) => s.id === id);
+    return spec && this.history ? chartData(this.history, spec) : null;
   }
 
   async show(): Promise<void> {
@@ -60,10 +76,17 @@ export class PipelineView {
 
   private async poll(): Promise<void> {
     try {
-      const h = this.history!;
+      let h = this.history!;
       const minutes = minutesSince(h, Date.now() / 1000, keepMinutes);
       const [now, fresh] = await Promise.all([get<PipelineNow>('/v1/pipeline'), get<History>(`/v1/pipeline/history?minutes=${minutes}`)]);
       this.now = now.data;
+      if (h.t.length && Object.keys(fresh.data.series).some((k) => !h.series[k])) {
+        // A line new to the page (a partition now among the most behind):
+        // its past is in the API's history too, so all of it is read again.
+        const all = await get<History>(`/v1/pipeline/history?minutes=${keepMinutes}`);
+        h = this.history = { step_seconds: all.data.step_seconds, t: [], series: {} };
+        merge(h, all.data, keepSeconds);
+      }
       h.step_seconds = fresh.data.step_seconds;
       merge(h, fresh.data, keepSeconds);
       for (const spec of chartSpecs) this.draw(spec);
@@ -122,8 +145,16 @@ export class PipelineView {
 
   private draw(spec: ChartSpec): void {
     const { labels, data } = chartData(this.history!, spec);
+    const note = this.root.querySelector<HTMLElement>(`#chart-${spec.id}-note`);
+    if (note) {
+      // No line: the words alone, not empty axes.
+      note.hidden = labels.length > 0;
+      this.el(`#chart-${spec.id}`).hidden = labels.length === 0;
+    }
     const u = this.charts.get(spec.id);
-    if (u && u.series.length === labels.length + 1) {
+    // The same lines: new points. Other lines (a table new, a partition
+    // among the most behind in another's place): drawn again, named.
+    if (u && u.series.length === labels.length + 1 && labels.every((l, i) => u.series[i + 1].label === l)) {
       u.setData(data as uPlot.AlignedData);
       return;
     }
