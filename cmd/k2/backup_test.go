@@ -200,7 +200,8 @@ func TestBackupRestoreWhileSinkWrites(t *testing.T) {
 	}
 	// Into a new catalog over the same warehouse: refused before a file
 	// is written, so the warehouse's copy of the damaged file stays whole.
-	fresh := []string{"--catalog", filepath.Join(t.TempDir(), "catalog.db"), "--warehouse", filepath.Join(s.dataDir, "warehouse")}
+	freshDir := t.TempDir()
+	fresh := []string{"--data-dir", freshDir, "--catalog", filepath.Join(freshDir, "catalog.db"), "--warehouse", filepath.Join(s.dataDir, "warehouse")}
 	_, errOut, code = run(t, append([]string{"restore", "--from", damaged}, fresh...)...)
 	if code == 0 || !strings.Contains(errOut, "corrupt") || !strings.Contains(errOut, rel) || !strings.Contains(errOut, "nothing written or registered") {
 		t.Errorf("restore of a corrupted backup: exit %d %q", code, errOut)
