@@ -167,8 +167,10 @@ export class PipelineView {
       legend: { show: true, live: false },
       cursor: { show: true, drag: { x: false, y: false } },
       scales: { x: { time: true } },
-      // Compact values (12K, 1.5M) fit the axis's width however large.
-      axes: [axis, { ...axis, size: 50, values: (_u: uPlot, splits: number[]) => splits.map((v) => compact.format(v)) }],
+      // Time labels (9:30am) at least 70 px apart: at uPlot's default 40
+      // a narrow chart ran them together.
+      // Compact values (12K, 1.5M) fit the y axis's width however large.
+      axes: [{ ...axis, space: 70 }, { ...axis, size: 50, values: (_u: uPlot, splits: number[]) => splits.map((v) => compact.format(v)) }],
       series: [{}, ...labels.map((label, i) => ({ label, stroke: cssVar(palette[i % palette.length]), width: 1.5, spanGaps: false }))],
     }, data as uPlot.AlignedData, box);
     this.charts.set(spec.id, made);
