@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chartData, chartSpecs, merge, minutesSince, type History } from './pipeline-data';
+import { chartData, chartSpecs, commitTime, merge, minutesSince, type History } from './pipeline-data';
 
 const history = (): History => ({
   step_seconds: 2,
@@ -83,4 +83,11 @@ test('a series that has nothing left once old points go is dropped', () => {
   assert.deepEqual(h.t, [1796442002, 1796442004]);
   // One the API still answers stays, however empty (no sink is read: no degradation level).
   assert.deepEqual(h.series, { 'partition_lag.a/1': [5, 6], degradation: [null, null] });
+});
+
+test('a table\'s last commit: the time alone when it was today (UTC), else the date and minute', () => {
+  const now = new Date('2026-12-05T10:30:00Z');
+  assert.equal(commitTime('2026-12-05T10:19:53.123Z', now), '10:19:53');
+  assert.equal(commitTime('2026-12-04T23:59:59Z', now), '2026-12-04 23:59');
+  assert.equal(commitTime(null, now), '—');
 });

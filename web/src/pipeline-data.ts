@@ -118,3 +118,12 @@ export function chartData(h: History, spec: ChartSpec): { labels: string[]; data
   });
   return { labels, data: [h.t, ...names.map((k) => h.series[k] ?? new Array(h.t.length).fill(null))] };
 }
+
+// commitTime is a table's last commit in UTC, the time alone when it was
+// today: the box is a third of the page wide and a whole timestamp ran
+// past its edge.
+export function commitTime(at: string | null, now = new Date()): string {
+  if (!at) return '—';
+  const stamp = at.replace('T', ' ').slice(0, 19);
+  return stamp.startsWith(now.toISOString().slice(0, 10)) ? stamp.slice(11) : stamp.slice(0, 16);
+}

@@ -5,7 +5,7 @@
 // while it is shown.
 import uPlot from 'uplot';
 import { get } from './api';
-import { chartData, chartSpecs, merge, minutesSince, type ChartSpec, type Commit, type History, type PipelineNow } from './pipeline-data';
+import { chartData, chartSpecs, commitTime, merge, minutesSince, type ChartSpec, type Commit, type History, type PipelineNow } from './pipeline-data';
 import { cssVar, onThemeChange } from './theme';
 
 const keepMinutes = 15;
@@ -133,7 +133,7 @@ export class PipelineView {
     rows(this.el('#breakers tbody'), p.breakers.map((b) => [b.name, b.state, String(b.consecutive_failures), String(b.opened_total), String(b.rejections_total)]));
     rows(this.el('#dead-letters tbody'), p.dead_letters.by_reason.map((d) => [d.reason, fmt(d.count, 0)]));
     rows(this.el('#feeds tbody'), p.feeds.map((f) => [f.client, `${fmt(f.produced_per_s)}/s`, fmt(f.produced_total, 0)]));
-    rows(this.el('#tables tbody'), p.tables.map((t) => [t.table, fmt(t.rows, 0), fmt(t.data_files, 0), fmt(t.snapshots, 0), t.last_commit?.replace('T', ' ').slice(0, 19) ?? '—']));
+    rows(this.el('#tables tbody'), p.tables.map((t) => [t.table, fmt(t.rows, 0), fmt(t.data_files, 0), fmt(t.snapshots, 0), commitTime(t.last_commit)]));
     rows(this.el('#sources tbody'), p.sources.map((s) => [s.name + (s.url ? ` (${s.url})` : ''), s.up ? 'up' : 'down', s.error]));
   }
 
