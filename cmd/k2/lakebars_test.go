@@ -4,13 +4,12 @@ import (
 	"context"
 	"math/rand/v2"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/k2-market-data/k2/internal/feed/synth"
-	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/lake/laketest"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/record"
 )
@@ -24,12 +23,7 @@ func TestBarTablesSurviveKill9(t *testing.T) {
 	bin := k2Binary(t)
 	dir := t.TempDir()
 	ctx := context.Background()
-	l, err := lake.Open(ctx, lake.Options{Tables: record.AllTables(),
-		Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := laketest.OpenIn(t, dir)
 	w, err := record.Trade.Writer(l)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/feed/synth"
 	"github.com/k2-market-data/k2/internal/lake"
+	"github.com/k2-market-data/k2/internal/lake/laketest"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 	"github.com/k2-market-data/k2/internal/query"
 	"github.com/k2-market-data/k2/internal/record"
@@ -40,17 +41,13 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	dir := t.TempDir()
-	l, err := lake.Open(context.Background(), lake.Options{Tables: record.AllTables(), Catalog: filepath.Join(dir, "c.db"),
-		Warehouse: filepath.Join(dir, "w")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := laketest.OpenIn(t, dir)
 	reg := prometheus.NewRegistry()
 	e, err := query.New(l, query.Options{WorkDir: filepath.Join(dir, "q"), Query: config.Query{PoolSize: 2}, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.Close(); l.Close() })
+	t.Cleanup(func() { e.Close() })
 	w, err := record.Trade.Writer(l)
 	if err != nil {
 		t.Fatal(err)
@@ -299,7 +296,7 @@ func TestBarTablesReadByPyIceberg(t *testing.T) {
 	f := newFixture(t)
 	f.commit(t, 20_000)
 	f.roll(t)
-	args := []string{"--catalog-uri", "sqlite:///" + filepath.Join(f.dir, "c.db"), "--warehouse", filepath.Join(f.dir, "w")}
+	args := []string{"--catalog-uri", "sqlite:///" + filepath.Join(f.dir, "catalog.db"), "--warehouse", filepath.Join(f.dir, "warehouse")}
 	for _, bt := range record.BarTables {
 		args = append(args, "--table", bt.Table.FullName())
 	}

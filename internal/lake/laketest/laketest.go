@@ -22,7 +22,13 @@ import (
 // tables in a directory of the test's own; it closes with the test.
 func Open(t testing.TB) *lake.Lake {
 	t.Helper()
-	dir := t.TempDir()
+	return OpenIn(t, t.TempDir())
+}
+
+// OpenIn is Open in dir, laid out as a k2 --data-dir (catalog.db and
+// warehouse), so that k2 commands and other readers find the same lake.
+func OpenIn(t testing.TB, dir string) *lake.Lake {
+	t.Helper()
 	l, err := lake.Open(context.Background(), lake.Options{Tables: record.AllTables(),
 		Catalog: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")})
 	if err != nil {
