@@ -59,18 +59,17 @@ type Tracker struct {
 	LargeGap   int64         // gaps above this are large (default 10)
 	ResetAfter time.Duration // a pause this long makes a restart a reset (default 1h)
 
-	mu     sync.Mutex
-	state  map[seqKey]*seqState
-	labels map[seqKey]string // each symbol's gap label, kept across Reset
-	m      *seqMetrics
+	mu    sync.Mutex
+	state map[seqKey]*seqState
+	named map[seqKey]bool // the symbols named in gap labels, kept across Reset
+	m     *seqMetrics
 }
 
 type seqKey struct{ exchange, symbol string }
 
 type seqState struct {
-	last  int64
-	at    md.Timestamp
-	label string // the symbol label its gaps are counted under
+	last int64
+	at   md.Timestamp
 }
 
 // maxGapSymbols bounds the symbols a tracker counts gaps of by name (a
@@ -87,23 +86,21 @@ func NewTracker(reg prometheus.Registerer) *Tracker {
 }
 
 func newTracker(m *seqMetrics) *Tracker {
-	return &Tracker{LargeGap: 10, ResetAfter: time.Hour, state: map[seqKey]*seqState{}, labels: map[seqKey]string{}, m: m}
+	return &Tracker{LargeGap: 10, ResetAfter: time.Hour, state: map[seqKey]*seqState{}, named: map[seqKey]bool{}, m: m}
 }
 
 // label is the symbol label k's gaps are counted under. The symbols come
 // from the records, not from configuration: past maxGapSymbols a producer
 // of made-up symbols would grow the family without end, so the rest share
-// one series.
+// one series (and are not remembered: the map is full for good).
 func (t *Tracker) label(k seqKey) string {
-	l, ok := t.labels[k]
-	if !ok {
-		l = k.symbol
-		if len(t.labels) >= maxGapSymbols {
-			l = otherSymbols
+	if !t.named[k] {
+		if len(t.named) >= maxGapSymbols {
+			return otherSymbols
 		}
-		t.labels[k] = l
+		t.named[k] = true
 	}
-	return l
+	return k.symbol
 }
 
 // Check classifies seq at time ts and counts anything but OK. The state
@@ -118,11 +115,11 @@ func (t *Tracker) Check(exchange, symbol string, seq int64, ts md.Timestamp) Seq
 		// a block with many other records (codec.Arena).
 		exchange, symbol = strings.Clone(exchange), strings.Clone(symbol)
 		k = seqKey{exchange, symbol}
-		st := &seqState{last: seq, at: ts, label: t.label(k)}
-		t.state[k] = st
+		t.state[k] = &seqState{last: seq, at: ts}
 		// A symbol's gap series exist from its first record on.
-		t.m.gaps.WithLabelValues(exchange, st.label, "small")
-		t.m.gaps.WithLabelValues(exchange, st.label, "large")
+		label := t.label(k)
+		t.m.gaps.WithLabelValues(exchange, label, "small")
+		t.m.gaps.WithLabelValues(exchange, label, "large")
 		return SeqOK
 	}
 	pause := time.Duration(ts-s.at) * time.Microsecond
@@ -134,10 +131,10 @@ func (t *Tracker) Check(exchange, symbol string, seq int64, ts md.Timestamp) Seq
 		gap := seq - s.last - 1
 		s.last, s.at = seq, ts
 		if gap > t.LargeGap {
-			t.m.gaps.WithLabelValues(exchange, s.label, "large").Inc()
+			t.m.gaps.WithLabelValues(exchange, t.label(k), "large").Inc()
 			return SeqLargeGap
 		}
-		t.m.gaps.WithLabelValues(exchange, s.label, "small").Inc()
+		t.m.gaps.WithLabelValues(exchange, t.label(k), "small").Inc()
 		return SeqSmallGap
 	case pause > t.ResetAfter:
 		s.last, s.at = seq, ts
