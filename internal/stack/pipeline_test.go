@@ -114,6 +114,8 @@ func TestPipelineRoutesReadEveryRole(t *testing.T) {
 	gone := "http://127.0.0.1:1/metrics"
 	apiRole := start(t, "api", remote(func(c *config.Config) {
 		c.API.PipelineStep = 200 * time.Millisecond
+		// The test polls faster than a page would (its 300 a minute).
+		c.API.RateLimit = "off"
 		c.API.PipelineMetrics = []string{"http://" + sink.HTTPAddr() + "/metrics", "http://" + feed.HTTPAddr() + "/metrics", gone}
 	}), Parts{API: true})
 
