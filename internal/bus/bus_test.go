@@ -102,7 +102,7 @@ func TestCreateTopicsIsIdempotent(t *testing.T) {
 		t.Fatalf("%v %v", infos, err)
 	}
 	trades, ref := infos[0], infos[1] // sorted by name
-	if trades.Partitions != 6 || trades.Configs["compression.type"] != "lz4" || trades.Configs["retention.ms"] != "604800000" {
+	if trades.Partitions != 6 || trades.Configs["compression.type"] != Compression || trades.Configs["retention.ms"] != "604800000" {
 		t.Errorf("trades topic %+v", trades)
 	}
 	if ref.Partitions != 1 || ref.Configs["cleanup.policy"] != "compact" {

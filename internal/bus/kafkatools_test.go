@@ -68,7 +68,7 @@ func TestKafkaToolsAgainstEmbeddedBroker(t *testing.T) {
 		}
 		desc := run(testsvc.TopicCommand, "--describe", "--topic", topic)
 		head, parts, _ := strings.Cut(desc, "\n")
-		for _, want := range []string{"Topic: " + topic, "PartitionCount: 6", "ReplicationFactor: 1", "compression.type=lz4", "retention.ms=604800000"} {
+		for _, want := range []string{"Topic: " + topic, "PartitionCount: 6", "ReplicationFactor: 1", "compression.type=" + Compression, "retention.ms=604800000"} {
 			if !strings.Contains(head, want) {
 				t.Errorf("--describe header %q lacks %q", head, want)
 			}

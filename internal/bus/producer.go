@@ -79,7 +79,7 @@ type ProducerConfig struct {
 	TopicPrefix string        // see Topology.Prefix
 	Linger      time.Duration // wait to fill batches (default 5 ms)
 	BatchBytes  int32         // largest batch (default 1 MiB)
-	Compression string        // none, gzip, snappy, lz4, zstd (default lz4)
+	Compression string        // none, gzip, snappy, lz4, zstd (default Compression)
 	// MaxBuffered bounds records waiting for the broker (default 200,000):
 	// a producer faster than the broker blocks rather than growing memory.
 	MaxBuffered int
@@ -177,8 +177,11 @@ func NewProducer(cfg ProducerConfig, reg *registry.Client) (*Producer, error) {
 }
 
 func compression(name string) (kgo.CompressionCodec, error) {
+	if name == "" {
+		name = Compression
+	}
 	switch name {
-	case "", "lz4":
+	case "lz4":
 		return kgo.Lz4Compression(), nil
 	case "none":
 		return kgo.NoCompression(), nil
