@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/parquet/file"
+
 	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/lake/laketest"
 	md "github.com/k2-market-data/k2/internal/marketdata"
@@ -296,5 +298,65 @@ func TestCompactionRewritesEscapedPaths(t *testing.T) {
 	// Nothing left to do: the next cycle rewrites nothing.
 	if res, err := l.Compact(ctx, "trades", lake.CompactOptions{Due: true, QuietAfter: time.Hour, SmallFileBytes: 1}); err != nil || res.FilesBefore != 0 {
 		t.Fatalf("second cycle %+v %v", res, err)
+	}
+}
+
+// A writer given a codec (the sink's snappy) writes its files with it;
+// compaction rewrites them with the table's (zstd), rows unchanged.
+func TestWriterCodecUntilCompaction(t *testing.T) {
+	t.Parallel()
+	l := laketest.Open(t)
+	ctx := context.Background()
+	w, err := record.Trade.Writer(l, lake.WithCompression("snappy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b := range 3 {
+		if _, err := w.Commit(ctx, trades(b*100, 100), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	codecs := func() map[string]int {
+		t.Helper()
+		tbl, err := l.Load(ctx, "trades")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tasks, err := tbl.Scan().PlanFiles(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, task := range tasks {
+			f, err := file.OpenParquetFile(strings.TrimPrefix(task.File.FilePath(), "file://"), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for g := range f.NumRowGroups() {
+				for c := range f.MetaData().Schema.NumColumns() {
+					cc, err := f.MetaData().RowGroup(g).ColumnChunk(c)
+					if err != nil {
+						t.Fatal(err)
+					}
+					out[cc.Compression().String()]++
+				}
+			}
+			f.Close()
+		}
+		return out
+	}
+	if got := codecs(); len(got) != 1 || got["SNAPPY"] == 0 {
+		t.Fatalf("column chunks by codec before compaction: %v, want all SNAPPY", got)
+	}
+	want := scanTrades(t, l)
+	quiet := lake.CompactOptions{Due: true, FanIn: 2, QuietAfter: time.Hour, Now: time.Now().Add(2 * time.Hour)}
+	if _, err := l.Compact(ctx, "trades", quiet); err != nil || fileCount(t, l) != 1 {
+		t.Fatalf("compaction: %v, %d files; want one", err, fileCount(t, l))
+	}
+	if got := codecs(); len(got) != 1 || got["ZSTD"] == 0 {
+		t.Fatalf("column chunks by codec after compaction: %v, want all ZSTD (the table's)", got)
+	}
+	if got := scanTrades(t, l); !maps.Equal(got, want) {
+		t.Fatalf("%d rows after compaction, %d before, or values changed", len(got), len(want))
 	}
 }

@@ -49,7 +49,8 @@ type fileWriter struct {
 	prefix string
 }
 
-func (l *Lake) newFileWriter(ctx context.Context, def TableDef, tbl *table.Table, schema *arrow.Schema, prefix string) (*fileWriter, error) {
+// compression, if not empty, overrides the table's codec.
+func (l *Lake) newFileWriter(ctx context.Context, def TableDef, tbl *table.Table, schema *arrow.Schema, prefix, compression string) (*fileWriter, error) {
 	fs, err := tbl.FS(ctx)
 	if err != nil {
 		return nil, err
@@ -58,7 +59,7 @@ func (l *Lake) newFileWriter(ctx context.Context, def TableDef, tbl *table.Table
 	if !ok {
 		return nil, fmt.Errorf("warehouse %s is read-only", l.warehouse)
 	}
-	props, err := writerProperties(def, schema, tbl.Properties())
+	props, err := writerProperties(def, schema, tbl.Properties(), compression)
 	if err != nil {
 		return nil, err
 	}
@@ -66,10 +67,13 @@ func (l *Lake) newFileWriter(ctx context.Context, def TableDef, tbl *table.Table
 }
 
 // writerProperties chooses each column's encoding (see above); the
-// compression and row groups are the table's properties.
-func writerProperties(def TableDef, schema *arrow.Schema, tp iceberg.Properties) (*parquet.WriterProperties, error) {
+// compression (unless given) and row groups are the table's properties.
+func writerProperties(def TableDef, schema *arrow.Schema, tp iceberg.Properties, compression string) (*parquet.WriterProperties, error) {
 	codec := compress.Codecs.Zstd
-	switch c := tp.Get(table.ParquetCompressionKey, "zstd"); c {
+	if compression == "" {
+		compression = tp.Get(table.ParquetCompressionKey, "zstd")
+	}
+	switch c := compression; c {
 	case "zstd":
 	case "snappy":
 		codec = compress.Codecs.Snappy
