@@ -577,7 +577,7 @@ type profilePart struct{ match, part string }
 // from several parts (compression, hashing) is named for what it does.
 var ingestParts = []profilePart{
 	{"klauspost/compress/zstd", "zstd (Parquet pages)"},
-	{"klauspost/compress/s2", "snappy (Kafka batches)"},
+	{"klauspost/compress/s2", "snappy (Kafka batches, the sink's Parquet pages)"},
 	{"pierrec/lz4", "lz4 (Kafka batches)"},
 	{"crypto/sha1", "message ids (UUIDv5, SHA-1)"},
 	{"hash/crc32", "CRC (Kafka batches)"},

@@ -81,7 +81,7 @@ func validateCommon(exchange, symbol string, asset AssetClass, ts, ingested Time
 			return invalid("symbol", "%q must be non-empty upper case without spaces", symbol)
 		}
 	}
-	if _, err := LookupExchange(exchange); err != nil || strings.ToUpper(exchange) != exchange {
+	if _, ok := exchanges[exchange]; !ok { // exactly a code: they are upper case, without spaces
 		return invalid("exchange", "%q is not a known upper-case exchange code", exchange)
 	}
 	if !asset.Valid() {

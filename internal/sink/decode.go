@@ -77,9 +77,6 @@ func (s *Sink) handle(ctx context.Context, p kgo.FetchTopicPartition) (rest []*k
 			s.log.Warn("schema registry unavailable; holding the partition's records to retry", "topic", p.Topic, "partition", p.Partition, "offset", r.Offset, "held", len(rest), "error", err)
 			break
 		}
-		if info.stream != nil {
-			info.stream.cur.advance(r) // a dead letter: its offset is passed once it is in the DLQ
-		}
 		s.deadLetter(ctx, r, err)
 		dead++
 	}
@@ -87,6 +84,12 @@ func (s *Sink) handle(ctx context.Context, p kgo.FetchTopicPartition) (rest []*k
 		return rest
 	}
 	last := p.Records[len(p.Records)-len(rest)-1]
+	if info.stream != nil {
+		// Every record up to last was stored, shed or dead-lettered (a
+		// dead letter's offset is passed once it is in the DLQ): the
+		// buffer's offsets move once per fetch, not per record.
+		info.stream.cur.advance(p.Records[0], last)
+	}
 	s.observe(p, last)
 	s.count(func(st *Stats) {
 		st.Consumed += consumed
@@ -98,10 +101,9 @@ func (s *Sink) handle(ctx context.Context, p kgo.FetchTopicPartition) (rest []*k
 }
 
 // accept decodes and checks one record and adds it to its stream's batch,
-// or counts it as dealt with when the shedding policy drops it. A record
-// that fails is not counted here: a dead letter's offset passes once it is
-// in the dead-letter topic, and one waiting for the registry must not have
-// its offset committed before it is stored.
+// or reports it dropped when the shedding policy sheds it. handle moves
+// the batch's offsets past the records dealt with; a record waiting for
+// the registry is not, so its offset is not committed before it is stored.
 func (s *Sink) accept(ctx context.Context, info topicInfo, r *kgo.Record, level resilience.Level) (dropped bool, err error) {
 	st := info.stream
 	m, err := st.cur.rows.AddMessage(ctx, s.dec, r.Value, info.exchange)
@@ -111,7 +113,6 @@ func (s *Sink) accept(ctx context.Context, info topicInfo, r *kgo.Record, level 
 	if st.kind.Sequenced && m.Sequence.Valid {
 		s.seq.Check(info.exchange, m.Symbol, m.Sequence.Int64, m.Time)
 	}
-	st.cur.advance(r)
 	if s.cfg.Shedder != nil && !s.cfg.Shedder.Keep(level, string(st.kind.DataType), m.Symbol) {
 		st.cur.rows.Undo()
 		return true, nil

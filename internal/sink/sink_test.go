@@ -561,7 +561,7 @@ func TestLateBatchIsRefused(t *testing.T) {
 	b := buffer{rows: rows}
 	add := func(tr md.Trade, r *kgo.Record) {
 		record.Add(b.rows, tr)
-		b.advance(r)
+		b.advance(r, r)
 	}
 	add(trade(2), &kgo.Record{Topic: binanceTrades, Partition: 0, Offset: 60})
 	add(trade(3), &kgo.Record{Topic: binanceTrades, Partition: 1, Offset: 7})

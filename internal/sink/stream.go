@@ -44,17 +44,18 @@ type commit struct {
 	err  error
 }
 
-// advance records that rec has been dealt with (stored, dead-lettered or shed).
-func (b *buffer) advance(rec *kgo.Record) {
+// advance records that a partition's records from first to last have
+// been dealt with (stored, dead-lettered or shed).
+func (b *buffer) advance(first, last *kgo.Record) {
 	if b.offsets == nil {
 		b.offsets, b.from, b.epochs = lake.Offsets{}, lake.Offsets{}, map[tp]int32{}
 		b.since = time.Now()
 	}
-	if _, ok := b.from.Get(rec.Topic, rec.Partition); !ok {
-		b.from.Set(rec.Topic, rec.Partition, rec.Offset)
+	if _, ok := b.from.Get(first.Topic, first.Partition); !ok {
+		b.from.Set(first.Topic, first.Partition, first.Offset)
 	}
-	b.offsets.Set(rec.Topic, rec.Partition, rec.Offset+1)
-	b.epochs[tp{rec.Topic, rec.Partition}] = rec.LeaderEpoch
+	b.offsets.Set(last.Topic, last.Partition, last.Offset+1)
+	b.epochs[tp{last.Topic, last.Partition}] = last.LeaderEpoch
 }
 
 func (b *buffer) pending() bool { return len(b.offsets) > 0 }
