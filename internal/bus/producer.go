@@ -112,8 +112,8 @@ type Producer struct {
 	log    *slog.Logger
 	prefix string
 
-	mu  sync.RWMutex
-	ids map[string]uint32 // topic → schema id
+	mu    sync.RWMutex
+	dests map[destKey]dest
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -158,7 +158,7 @@ func NewProducer(cfg ProducerConfig, reg *registry.Client) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Producer{reg: reg, log: cfg.Logger, prefix: cfg.TopicPrefix, ids: map[string]uint32{}, m: newProducerMetrics(cfg)}
+	p := &Producer{reg: reg, log: cfg.Logger, prefix: cfg.TopicPrefix, dests: map[destKey]dest{}, m: newProducerMetrics(cfg)}
 	cl, err := NewClient(cfg.Brokers, cfg.Security,
 		kgo.ClientID(cfg.ClientID),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent writes need acks=all
@@ -227,26 +227,42 @@ func Schemas(t Topology) []SubjectSchema {
 	return out
 }
 
-// schemaID registers K2's schema for a topic once, under the asset class's
-// subject and the topic's own, and remembers its id.
-func (p *Producer) schemaID(ctx context.Context, topic, subject, schema string) (uint32, error) {
+// dest names a destination's topic and registers K2's schema for it once,
+// under the asset class's subject and the topic's own.
+func (p *Producer) dest(ctx context.Context, key destKey, schema string) (dest, error) {
 	p.mu.RLock()
-	id, ok := p.ids[topic]
+	d, ok := p.dests[key]
 	p.mu.RUnlock()
 	if ok {
-		return id, nil
+		return d, nil
 	}
-	id, err := p.reg.Register(ctx, subject, schema)
+	d.topic = p.prefix + Topic(key.asset, key.dataType, key.exchange)
+	id, err := p.reg.Register(ctx, codec.Subject(key.asset, string(key.dataType)), schema)
 	if err != nil {
-		return 0, err
+		return d, err
 	}
-	if _, err := p.reg.Register(ctx, codec.TopicSubject(topic), schema); err != nil {
-		return 0, err
+	if _, err := p.reg.Register(ctx, codec.TopicSubject(d.topic), schema); err != nil {
+		return d, err
 	}
+	d.id = id
 	p.mu.Lock()
-	p.ids[topic] = id
+	p.dests[key] = d
 	p.mu.Unlock()
-	return id, nil
+	return d, nil
+}
+
+// destKey is where a record goes: its kind's data type on an exchange.
+type destKey struct {
+	asset    md.AssetClass
+	dataType record.DataType
+	exchange string
+}
+
+// dest is a destination's topic and the schema id its records carry, made
+// once: naming them per record was 7% of a producer's CPU.
+type dest struct {
+	topic string
+	id    uint32
 }
 
 // Produce validates r and produces it to its kind's topic on its
@@ -261,19 +277,22 @@ func Produce[T any](ctx context.Context, p *Producer, k *record.Kind[T], r *T) e
 		p.m.serialize.WithLabelValues(string(k.DataType), "invalid").Inc()
 		return fmt.Errorf("%s %s: %w", k.Name, k.Key(r), err)
 	}
-	asset, exchange := k.Asset(r), k.Exchange(r)
-	topic := p.prefix + Topic(asset, k.DataType, exchange)
-	id, err := p.schemaID(ctx, topic, codec.Subject(asset, string(k.DataType)), k.Avro.Text)
+	d, err := p.dest(ctx, destKey{k.Asset(r), k.DataType, k.Exchange(r)}, k.Avro.Text)
 	if err != nil {
 		p.m.serialize.WithLabelValues(string(k.DataType), "registry").Inc()
 		return err
 	}
-	msg, err := k.Encode(make([]byte, 0, 256), id, r)
+	key := k.Key(r)
+	msg, err := k.Encode(make([]byte, 0, 256), d.id, r)
 	if err != nil {
 		p.m.serialize.WithLabelValues(string(k.DataType), "encode").Inc()
-		return fmt.Errorf("%s %s: %w", k.Name, k.Key(r), err)
+		return fmt.Errorf("%s %s: %w", k.Name, key, err)
 	}
-	p.cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(k.Key(r)), Value: msg}, p.promise)
+	// The key goes in the message's allocation, after it: one allocation
+	// a record rather than two.
+	msg = slices.Grow(msg, len(key))
+	keyBytes := append(msg[len(msg):len(msg):cap(msg)], key...)
+	p.cl.Produce(ctx, &kgo.Record{Topic: d.topic, Key: keyBytes, Value: msg[:len(msg):len(msg)]}, p.promise)
 	return nil
 }
 
