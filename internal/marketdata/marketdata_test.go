@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 func TestTimestampFormatKeepsMicroseconds(t *testing.T) {
@@ -162,6 +164,20 @@ func TestQuoteEmptySideIsNull(t *testing.T) {
 
 func TestMessageIDIsStable(t *testing.T) {
 	t.Parallel()
+	// UUIDv5 as any implementation computes it (these by Python's uuid.uuid5).
+	for name, want := range map[[3]string]string{
+		{"trade", "BTCUSDT", "BINANCE-1"}:                         "cefec92b-6a44-5a0c-bb7e-8fc53d981231",
+		{"quote", "ÉTHUSDT", "KRAKEN-" + strings.Repeat("9", 80)}: "a670244f-795c-5d4a-b95e-8942ca8ac68c",
+	} {
+		if got := MessageID(name[0], name[1], name[2]).String(); got != want {
+			t.Errorf("MessageID%q = %s, want %s", name, got, want)
+		}
+	}
+	for _, sym := range []string{"", "BHP", "ETH%20USDT", strings.Repeat("X", 200)} {
+		if got, want := MessageID("trade", sym, "ASX-7"), uuid.NewSHA1(idNamespace, []byte("trade/"+sym+"/ASX-7")); got != want {
+			t.Errorf("MessageID of symbol %q = %s, uuid.NewSHA1 says %s", sym, got, want)
+		}
+	}
 	a, b := MessageID("trade", "BTCUSDT", "BINANCE-1"), MessageID("trade", "BTCUSDT", "BINANCE-1")
 	if a != b || a == MessageID("quote", "BTCUSDT", "BINANCE-1") || a == MessageID("trade", "ETHUSDT", "BINANCE-1") {
 		t.Fatalf("ids not stable per kind: %s %s", a, b)
