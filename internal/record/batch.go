@@ -22,6 +22,8 @@ type Batch interface {
 	AddMessage(ctx context.Context, d *codec.Decoder, msg []byte, exchange string) (Meta, error)
 	// Undo removes the record AddMessage added last.
 	Undo()
+	// Reserve makes room for n more records at once.
+	Reserve(n int)
 	// Len is the number of records held, Bytes the size of the messages
 	// they came from (0 for records added directly), Since when the first
 	// was added.
@@ -144,6 +146,8 @@ func (b *rows[T]) check(r *T, exchange string) error {
 	}
 	return nil
 }
+
+func (b *rows[T]) Reserve(n int) { b.rows = slices.Grow(b.rows, n) }
 
 func (b *rows[T]) Undo() {
 	n := len(b.rows) - 1
