@@ -73,7 +73,7 @@ func writerProperties(def TableDef, schema *arrow.Schema, tp iceberg.Properties,
 	if compression == "" {
 		compression = tp.Get(table.ParquetCompressionKey, "zstd")
 	}
-	switch c := compression; c {
+	switch compression {
 	case "zstd":
 	case "snappy":
 		codec = compress.Codecs.Snappy
@@ -82,7 +82,7 @@ func writerProperties(def TableDef, schema *arrow.Schema, tp iceberg.Properties,
 	case "uncompressed":
 		codec = compress.Codecs.Uncompressed
 	default:
-		return nil, fmt.Errorf("table %s: compression %q is not one K2 writes (zstd, snappy, gzip, uncompressed)", def.FullName(), c)
+		return nil, fmt.Errorf("table %s: compression %q is not one K2 writes (zstd, snappy, gzip, uncompressed)", def.FullName(), compression)
 	}
 	props := []parquet.WriterProperty{
 		parquet.WithCompression(codec),
