@@ -694,3 +694,51 @@ func TestRewindWithoutTheTableSaysSoAndForgetsSequences(t *testing.T) {
 		t.Errorf("a record read again after the rewind counted as %s", got)
 	}
 }
+
+// A topic an earlier K2 produced lz4 into (and, on Kafka, made with
+// compression.type=lz4) is read on: its lz4 batches and the snappy ones
+// produced since land once each.
+func TestLz4BatchesOfAnEarlierK2(t *testing.T) {
+	e := newEnv(t)
+	lz4Then(t, e)
+}
+
+func TestLz4BatchesOfAnEarlierK2Kafka(t *testing.T) {
+	e := newKafkaEnv(t)
+	// The topic as an earlier K2 made it: the broker recompresses what
+	// arrives into lz4.
+	lz4 := "lz4"
+	if _, err := e.adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "compression.type", Value: &lz4}}, e.prefix+binanceTrades); err != nil {
+		t.Fatal(err)
+	}
+	lz4Then(t, e)
+}
+
+func lz4Then(t *testing.T, e *env) {
+	t.Helper()
+	ctx := context.Background()
+	old, err := bus.NewProducer(bus.ProducerConfig{Brokers: e.brokers, Linger: time.Millisecond, TopicPrefix: e.prefix, Compression: "lz4"}, e.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3_000 {
+		tr := trade(i)
+		if err := bus.Produce(ctx, old, record.Trade, &tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := old.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.produceTrades(t, 3_000, 3_000) // snappy, as K2 produces now
+	s := e.startSink(t, Config{})
+	waitFor(t, "every trade", func() bool { return s.Stats().Written == 6_000 })
+	if err := s.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Consumed != 6_000 || st.DeadLetters != 0 || st.Duplicates != 0 {
+		t.Fatalf("stats %+v: want 6,000 consumed and stored, none dead or duplicated", st)
+	}
+	checkOnce(t, laketest.Keys(t, e.lake, "trades", "symbol", "trade_id"), 6_000)
+	e.checkOffsetsAtEnd(t, "trades", binanceTrades)
+}
