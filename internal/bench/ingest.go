@@ -173,7 +173,9 @@ func RunIngest(ctx context.Context, o IngestOptions) (rep Report, err error) {
 		st.close()
 		return rep, err
 	}
+	cpu0 := selfCPU()
 	drain, err := st.sinkUntil(ctx, o, o.Trades, nil)
+	drainCPU := cpuPerTrade(cpu0, o.Trades)
 	pprof.StopCPUProfile()
 	st.close()
 	if err != nil {
@@ -183,7 +185,7 @@ func RunIngest(ctx context.Context, o IngestOptions) (rep Report, err error) {
 		return rep, err
 	}
 	rep.Results = append(rep.Results, Result{Name: "sink drain (broker → decode → Iceberg, committed)", Rows: o.Trades,
-		Value: float64(o.Trades) / drain.Seconds(), Unit: "trades/s", Detail: drain.Round(time.Millisecond).String() + " from the sink's start (joining its group) to its last commit"})
+		Value: float64(o.Trades) / drain.Seconds(), Unit: "trades/s", Detail: drain.Round(time.Millisecond).String() + " from the sink's start (joining its group) to its last commit" + drainCPU})
 
 	// 2. The whole pipeline at once, profiled.
 	st, err = newPipeline(ctx, filepath.Join(root, "pipeline"), "pipeline", kc, o, false)
@@ -196,11 +198,12 @@ func RunIngest(ctx context.Context, o IngestOptions) (rep Report, err error) {
 		return rep, err
 	}
 	fmt.Fprintf(o.Progress, "pipeline: producing and sinking %d trades at once\n", o.Trades)
-	start = time.Now()
+	start, cpu0 = time.Now(), selfCPU()
 	produced := make(chan error, 1)
 	go func() { produced <- produce(ctx, st.prod, o, o.Trades, 0) }()
 	_, err = st.sinkUntil(ctx, o, o.Trades, nil)
 	pipe := time.Since(start)
+	pipeCPU := cpuPerTrade(cpu0, o.Trades)
 	pprof.StopCPUProfile()
 	st.close()
 	if err = errors.Join(err, <-produced); err != nil {
@@ -208,7 +211,7 @@ func RunIngest(ctx context.Context, o IngestOptions) (rep Report, err error) {
 	}
 	peak := peakRSS()
 	rep.Results = append(rep.Results, Result{Name: "end to end (produce → broker → sink → committed)", Rows: o.Trades,
-		Value: float64(o.Trades) / pipe.Seconds(), Unit: "trades/s", Detail: pipe.Round(time.Millisecond).String() + " from the first trade generated to the last committed"})
+		Value: float64(o.Trades) / pipe.Seconds(), Unit: "trades/s", Detail: pipe.Round(time.Millisecond).String() + " from the first trade generated to the last committed" + pipeCPU})
 	rep.Results = append(rep.Results, Result{Name: "peak memory (process RSS, runs 1–2)", Rows: o.Trades,
 		Value: float64(peak) / (1 << 20), Unit: "MiB", Detail: kc.inProcess()})
 	if err := rep.addProfile("end to end", prof.Bytes(), o.Profile, "pipeline"); err != nil {
@@ -267,6 +270,17 @@ func RunIngest(ctx context.Context, o IngestOptions) (rep Report, err error) {
 		Result{Name: fmt.Sprintf("API freshness max at %d trades/s", o.FreshRate), Rows: len(api), Value: ms(api[len(api)-1]), Unit: "ms"},
 	)
 	return rep, nil
+}
+
+// cpuPerTrade describes the CPU time this process used since cpu0 per
+// trade of n: on a machine the pipeline keeps busy, throughput is the cores
+// divided by it. Empty where the platform does not say.
+func cpuPerTrade(cpu0 time.Duration, n int) string {
+	cpu := selfCPU()
+	if cpu0 < 0 || cpu < 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %.2f µs of this process's CPU a trade", float64(cpu-cpu0)/float64(time.Microsecond)/float64(n))
 }
 
 // watchAPI follows the API's event stream of one symbol until ctx ends,

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -80,6 +81,15 @@ func TestIngestAgainstAnExternalKafka(t *testing.T) {
 	for _, r := range rep.Results {
 		if strings.HasPrefix(r.Name, "peak memory") && !strings.Contains(r.Detail, "broker's own not counted") {
 			t.Errorf("the peak memory says it counts the broker: %q", r.Detail)
+		}
+		if strings.HasPrefix(r.Name, "sink drain") || strings.HasPrefix(r.Name, "end to end") {
+			// The CPU a trade: what bounds throughput on a busy machine.
+			var us float64
+			if _, after, ok := strings.Cut(r.Detail, "; "); !ok {
+				t.Errorf("%s: no CPU a trade in %q", r.Name, r.Detail)
+			} else if _, err := fmt.Sscanf(after, "%f µs of this process's CPU a trade", &us); err != nil || us <= 0 {
+				t.Errorf("%s: CPU a trade %q: %v", r.Name, after, err)
+			}
 		}
 	}
 
