@@ -453,7 +453,13 @@ s3_start() {
       setsid "$K2_TEST_HOME/bin/versitygw" --port "$S3_HOST:$S3_PORT" --region "$S3_REGION" \
       --health /health "${quiet[@]}" posix "$S3_ROOT" \
       >>"$LOG_DIR/versitygw.log" 2>&1 </dev/null 9>&- &
-    echo $! >"$S3_PIDFILE"
+    local pid=$!
+    echo "$pid" >"$S3_PIDFILE"
+    # Until setsid has exec'd versitygw, the child's command line is still
+    # ours and s3_running says it exited (on a loaded machine it did, with
+    # an empty log), as Kafka's launch waits too.
+    local deadline=$((SECONDS + 10))
+    while pid_alive "$pid" && ! s3_running && ((SECONDS < deadline)); do sleep 0.02; done
   fi
 
   local i
