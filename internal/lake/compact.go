@@ -284,6 +284,24 @@ func (l *Lake) rewriteGroup(ctx context.Context, def TableDef, tbl *table.Table,
 // the one least likely to see its next commit.
 const maxRewriteAttempts = 20
 
+// onFreshTable calls try on tbl and, each time try's commit loses to one
+// that landed meanwhile, again on the table reloaded, at most
+// maxRewriteAttempts times in all. It returns the table of the last try.
+// For maintenance that neither adds rows nor records offsets, and so is
+// simply done again on the table as it stands (a rewrite of files is not:
+// commitRewrite).
+func (l *Lake) onFreshTable(ctx context.Context, name string, tbl *table.Table, try func(*table.Table) error) (*table.Table, error) {
+	for attempt := 1; ; attempt++ {
+		err := try(tbl)
+		if err == nil || !isConflict(err) || attempt == maxRewriteAttempts || ctx.Err() != nil {
+			return tbl, err
+		}
+		if tbl, err = l.Load(ctx, name); err != nil {
+			return tbl, err
+		}
+	}
+}
+
 // commitRewrite replaces oldFiles by newFiles in one rewrite snapshot
 // (k2.operation op and extra in its summary). It
 // is pinned to the table it is based on: on a concurrent commit it reloads

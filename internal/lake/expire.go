@@ -69,12 +69,13 @@ func (l *Lake) ExpireSnapshots(ctx context.Context, name string, opts ExpireOpti
 		return res, err
 	}
 	var upd table.Update
-	for attempt := 1; ; attempt++ {
+	tbl, err = l.onFreshTable(ctx, name, tbl, func(tbl *table.Table) error {
 		md := tbl.Metadata()
 		res.Expired = snapshotsToExpire(md, opts)
 		res.Remaining = len(md.Snapshots()) - len(res.Expired)
+		upd = nil
 		if opts.DryRun || len(res.Expired) == 0 {
-			return res, nil
+			return nil
 		}
 		// The removal is pinned to the head it was computed on: on a
 		// commit that lands meanwhile it is computed again.
@@ -83,18 +84,16 @@ func (l *Lake) ExpireSnapshots(ctx context.Context, name string, opts ExpireOpti
 			head = &s.SnapshotID
 		}
 		upd = table.NewRemoveSnapshotsUpdate(res.Expired, true)
-		_, _, err = l.cat.CommitTable(ctx, tbl.Identifier(),
+		_, _, err := l.cat.CommitTable(ctx, tbl.Identifier(),
 			[]table.Requirement{table.AssertTableUUID(md.TableUUID()), table.AssertRefSnapshotID(table.MainBranch, head)},
 			[]table.Update{upd})
-		if err == nil {
-			break
-		}
-		if !isConflict(err) || attempt == maxRewriteAttempts || ctx.Err() != nil {
-			return res, fmt.Errorf("expire snapshots of %s: %w", def.FullName(), err)
-		}
-		if tbl, err = l.Load(ctx, name); err != nil {
-			return res, err
-		}
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("expire snapshots of %s: %w", def.FullName(), err)
+	}
+	if upd == nil {
+		return res, nil
 	}
 	// Delete the manifests and data files that only expired snapshots
 	// referenced, judged against the table as it now stands.

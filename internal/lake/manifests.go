@@ -40,24 +40,20 @@ func (l *Lake) RewriteManifests(ctx context.Context, name string, maxManifests i
 	// the snapshot before), so on a commit that lands meanwhile it is
 	// simply done again on the table as it now stands.
 	var newTbl *table.Table
-	for attempt := 1; ; attempt++ {
+	_, err = l.onFreshTable(ctx, name, tbl, func(tbl *table.Table) error {
 		tx := tbl.NewTransaction()
 		r, err := tx.RewriteManifests(ctx)
-		if err != nil {
-			return res, fmt.Errorf("rewrite manifests of %s: %w", def.FullName(), err)
+		if err != nil || r.IsNoOp() {
+			return err
 		}
-		if r.IsNoOp() {
-			return res, nil
-		}
-		if newTbl, err = tx.Commit(ctx); err == nil {
-			break
-		}
-		if !isConflict(err) || attempt == maxRewriteAttempts || ctx.Err() != nil {
-			return res, fmt.Errorf("rewrite manifests of %s: %w", def.FullName(), err)
-		}
-		if tbl, err = l.Load(ctx, name); err != nil {
-			return res, err
-		}
+		newTbl, err = tx.Commit(ctx)
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("rewrite manifests of %s: %w", def.FullName(), err)
+	}
+	if newTbl == nil {
+		return res, nil // nothing to merge
 	}
 	if res.After, err = manifestCount(ctx, newTbl); err != nil {
 		return res, err
