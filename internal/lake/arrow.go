@@ -56,72 +56,136 @@ type Codec[T any] struct {
 
 // Partitions groups rows by partition, (day, symbol), and orders each
 // group by time then sequence: the table's sort order. It returns row
-// indices in that order and the end offset of each group. Grouping is a
+// indices in that order and the end offset of each group.
+func (c *Codec[T]) Partitions(rows []T) (order []int, ends []int) {
+	p := c.partition(rows, false)
+	return p.order, p.ends
+}
+
+// partitioned is a batch's rows by partition: order holds row indices,
+// group after group, each group in the table's sort order, and ends each
+// group's end. With keys, ranges hold each symbol's keys and times for
+// the duplicate check, and unordered says that some symbol's keys do not
+// rise through the batch.
+type partitioned struct {
+	order, ends []int
+	ranges      map[string]*keyRange
+	unordered   bool
+}
+
+// partition reads the rows once, in the order they are in memory: each
+// further pass over a batch's rows (as the duplicate check and the sort
+// check made) cost more in cache misses than in work. Grouping is a
 // counting sort, linear in the rows; a group is sorted only when its rows
 // arrived out of time order, which live data rarely does.
-func (c *Codec[T]) Partitions(rows []T) (order []int, ends []int) {
-	order = make([]int, len(rows))
-	if c.Time == nil {
-		for i := range order {
-			order[i] = i
-		}
-		return order, []int{len(rows)}
+func (c *Codec[T]) partition(rows []T, keys bool) partitioned {
+	p := partitioned{order: make([]int, len(rows))}
+	if keys {
+		p.ranges = map[string]*keyRange{}
 	}
-	type key struct {
-		day int64
-		sym string
+	if c.Time == nil {
+		for i := range p.order {
+			p.order[i] = i
+			if keys {
+				p.track(nil, c.Symbol(&rows[i]), c.Key(&rows[i]), 0)
+			}
+		}
+		p.ends = []int{len(rows)}
+		return p
+	}
+	type group struct {
+		key      groupKey
+		kr       *keyRange // the group's symbol's, with keys
+		count    int
+		lastT    md.Timestamp
+		lastSeq  int64
+		unsorted bool
 	}
 	ids := make([]int32, len(rows))
-	index := map[key]int32{}
-	var keys []key
-	var counts []int
+	index := map[groupKey]int32{}
+	var groups []group
 	for i := range rows {
-		k := key{dayOf(c.Time(&rows[i])), c.Symbol(&rows[i])}
+		r := &rows[i]
+		t := c.Time(r)
+		var seq int64
+		if c.Seq != nil {
+			seq = c.Seq(r)
+		}
+		k := groupKey{dayOf(t), c.Symbol(r)}
 		id, ok := index[k]
 		if !ok {
-			id = int32(len(keys))
+			id = int32(len(groups))
 			index[k] = id
-			keys = append(keys, k)
-			counts = append(counts, 0)
+			groups = append(groups, group{key: k, lastT: t, lastSeq: seq})
 		}
+		g := &groups[id]
+		if t < g.lastT || t == g.lastT && seq < g.lastSeq {
+			g.unsorted = true
+		}
+		g.lastT, g.lastSeq = t, seq
+		g.count++
 		ids[i] = id
-		counts[id]++
+		if keys {
+			g.kr = p.track(g.kr, k.sym, c.Key(r), t)
+		}
 	}
-	rank := make([]int32, len(keys))
+	rank := make([]int32, len(groups))
 	for i := range rank {
 		rank[i] = int32(i)
 	}
-	slices.SortFunc(rank, func(a, b int32) int {
-		if keys[a].day != keys[b].day {
-			return cmpInt(keys[a].day, keys[b].day)
-		}
-		return strings.Compare(keys[a].sym, keys[b].sym)
-	})
-	start := make([]int, len(keys))
-	ends = make([]int, 0, len(keys))
+	slices.SortFunc(rank, func(a, b int32) int { return groups[a].key.cmp(groups[b].key) })
+	start := make([]int, len(groups))
+	p.ends = make([]int, 0, len(groups))
 	off := 0
 	for _, g := range rank {
 		start[g] = off
-		off += counts[g]
-		ends = append(ends, off)
+		off += groups[g].count
+		p.ends = append(p.ends, off)
 	}
 	next := slices.Clone(start)
 	for i, id := range ids {
-		order[next[id]] = i
+		p.order[next[id]] = i
 		next[id]++
 	}
-	lo := 0
-	for _, hi := range ends {
-		run := order[lo:hi]
-		for j := 1; j < len(run); j++ {
-			if c.cmpTimeSeq(&rows[run[j-1]], &rows[run[j]]) > 0 {
-				slices.SortStableFunc(run, func(a, b int) int { return c.cmpTimeSeq(&rows[a], &rows[b]) })
-				break
-			}
+	for j, g := range rank {
+		if groups[g].unsorted {
+			run := p.order[start[g]:p.ends[j]]
+			slices.SortStableFunc(run, func(a, b int) int { return c.cmpTimeSeq(&rows[a], &rows[b]) })
 		}
-		lo = hi
 	}
-	return order, ends
+	return p
+}
+
+// track adds a row's key and time to its symbol's range (kr, or looked up
+// when nil) and returns the range.
+func (p *partitioned) track(kr *keyRange, sym, key string, t md.Timestamp) *keyRange {
+	if kr == nil {
+		if kr = p.ranges[sym]; kr == nil {
+			kr = &keyRange{symbol: sym, minT: t, maxT: t, minKey: key, maxKey: key, rising: true, last: key}
+			p.ranges[sym] = kr
+			return kr
+		}
+	}
+	kr.minT, kr.maxT = min(kr.minT, t), max(kr.maxT, t)
+	kr.minKey, kr.maxKey = min(kr.minKey, key), max(kr.maxKey, key)
+	if kr.rising && key <= kr.last {
+		kr.rising, p.unordered = false, true
+	}
+	kr.last = key
+	return kr
+}
+
+// groupKey is a partition of a table with a time column: (day, symbol).
+type groupKey struct {
+	day int64
+	sym string
+}
+
+func (a groupKey) cmp(b groupKey) int {
+	if a.day != b.day {
+		return cmpInt(a.day, b.day)
+	}
+	return strings.Compare(a.sym, b.sym)
 }
 
 func cmpInt(a, b int64) int {

@@ -27,36 +27,17 @@ type keyRange struct {
 }
 
 // dropDuplicates returns rows without those whose (symbol, key) repeats an
-// earlier row of the batch or a stored row. Stored keys are read only from
-// files whose symbol, time and key bounds overlap the batch, so appending
-// new data (later times, higher ids) reads nothing.
-func (w *Writer[T]) dropDuplicates(ctx context.Context, tbl *table.Table, rows []T) ([]T, error) {
+// earlier row of the batch or a stored row; parts holds the batch's key
+// ranges. Stored keys are read only from files whose symbol, time and key
+// bounds overlap the batch, so appending new data (later times, higher
+// ids) reads nothing.
+func (w *Writer[T]) dropDuplicates(ctx context.Context, tbl *table.Table, rows []T, parts partitioned) ([]T, error) {
 	c := w.codec
-	ranges := map[string]*keyRange{}
 	// A symbol whose keys only rise through the batch (a stream, in the
 	// exchange's order) repeats none: only the symbols whose keys do not
 	// are checked against a set of the keys seen, which costs a hash and
 	// an insert a row.
-	unordered := false
-	for i := range rows {
-		r := &rows[i]
-		sym, key := c.Symbol(r), c.Key(r)
-		var t md.Timestamp
-		if c.Time != nil {
-			t = c.Time(r)
-		}
-		kr, ok := ranges[sym]
-		if !ok {
-			ranges[sym] = &keyRange{symbol: sym, minT: t, maxT: t, minKey: key, maxKey: key, rising: true, last: key}
-			continue
-		}
-		kr.minT, kr.maxT = min(kr.minT, t), max(kr.maxT, t)
-		kr.minKey, kr.maxKey = min(kr.minKey, key), max(kr.maxKey, key)
-		if kr.rising && key <= kr.last {
-			kr.rising, unordered = false, true
-		}
-		kr.last = key
-	}
+	ranges, unordered := parts.ranges, parts.unordered
 	var dups []int // indices of rows repeated earlier in the batch
 	if unordered {
 		seen := map[rowKey]struct{}{}

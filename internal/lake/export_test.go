@@ -11,7 +11,7 @@ import (
 // Hooks for the external tests, which use the record kinds' tables.
 
 func (w *Writer[T]) WriteFiles(ctx context.Context, tbl *table.Table, rows []T) ([]iceberg.DataFile, error) {
-	return w.writeFiles(ctx, tbl, rows)
+	return w.writeFiles(ctx, tbl, rows, w.codec.partition(rows, false))
 }
 
 func (l *Lake) RemoveFiles(name string, files []iceberg.DataFile) { l.removeFiles(name, files) }

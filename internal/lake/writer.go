@@ -174,13 +174,15 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 	if s := tbl.CurrentSnapshot(); s != nil {
 		res.SnapshotBefore, res.SequenceBefore = s.SnapshotID, s.SequenceNumber
 	}
+	parts := w.codec.partition(rows, w.dedup)
 	if w.dedup {
-		kept, err := w.dropDuplicates(ctx, tbl, rows)
+		kept, err := w.dropDuplicates(ctx, tbl, rows, parts)
 		if err != nil {
 			return res, w.fail(res, start, "storage", len(rows), fmt.Errorf("read existing keys: %w", err))
 		}
-		res.Duplicates = len(rows) - len(kept)
-		rows = kept
+		if res.Duplicates = len(rows) - len(kept); res.Duplicates > 0 {
+			rows, parts = kept, w.codec.partition(kept, false)
+		}
 		w.lake.m.duplicates.WithLabelValues(w.def.Name).Add(float64(res.Duplicates))
 	}
 	if len(rows) == 0 {
@@ -192,7 +194,7 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 		return res, nil
 	}
 
-	files, err := w.writeFiles(ctx, tbl, rows)
+	files, err := w.writeFiles(ctx, tbl, rows, parts)
 	if err != nil {
 		w.lake.removeFiles(w.def.Name, files)
 		return res, w.fail(res, start, "storage", len(rows), fmt.Errorf("write data files: %w", err))
@@ -253,20 +255,20 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 // partition, sorted by the table's sort order; partitions are encoded and
 // written in parallel. It returns the files written, also on error, so
 // that a failed commit can remove them.
-func (w *Writer[T]) writeFiles(ctx context.Context, tbl *table.Table, rows []T) ([]iceberg.DataFile, error) {
+func (w *Writer[T]) writeFiles(ctx context.Context, tbl *table.Table, rows []T, parts partitioned) ([]iceberg.DataFile, error) {
 	fw, err := w.lake.newFileWriter(ctx, w.def, tbl, w.schema, uuid.NewString(), w.compression)
 	if err != nil {
 		return nil, err
 	}
-	parts, err := w.partitions(tbl, rows)
+	groups, err := w.partitions(tbl, rows, parts)
 	if err != nil {
 		return nil, err
 	}
-	files := make([]iceberg.DataFile, len(parts))
-	errs := make([]error, len(parts))
+	files := make([]iceberg.DataFile, len(groups))
+	errs := make([]error, len(groups))
 	sem := make(chan struct{}, w.workers)
 	var wg sync.WaitGroup
-	for i, part := range parts {
+	for i, part := range groups {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -284,16 +286,16 @@ func (w *Writer[T]) writeFiles(ctx context.Context, tbl *table.Table, rows []T) 
 	return written, errors.Join(errs...)
 }
 
-// partitions orders the rows by partition and sort order and returns each
-// partition's rows. With identity(symbol) each (day, symbol) is a
-// partition; with bucket[N] the symbols of a bucket share one, in symbol
-// order, so the file stays sorted.
-func (w *Writer[T]) partitions(tbl *table.Table, rows []T) ([][]int, error) {
-	order, ends := w.codec.Partitions(rows)
+// partitions returns each partition's rows, in sort order. With
+// identity(symbol) each (day, symbol) is a partition; with bucket[N] the
+// symbols of a bucket share one, in symbol order, so the file stays sorted.
+func (w *Writer[T]) partitions(tbl *table.Table, rows []T, parts partitioned) ([][]int, error) {
 	var groups [][]int
 	lo := 0
-	for _, hi := range ends {
-		groups = append(groups, order[lo:hi])
+	for _, hi := range parts.ends {
+		if hi > lo {
+			groups = append(groups, parts.order[lo:hi])
+		}
 		lo = hi
 	}
 	if w.splitBatches {
