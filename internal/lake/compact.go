@@ -271,7 +271,7 @@ func (l *Lake) rewriteGroup(ctx context.Context, def TableDef, tbl *table.Table,
 		defer sorted.Release()
 		rec = sorted
 	}
-	fw, err := l.newFileWriter(ctx, def, tbl, rec.Schema(), prefix, "")
+	fw, err := l.newFileWriter(ctx, def, tbl, rec.Schema(), prefix, false)
 	if err != nil {
 		return nil, err
 	}

@@ -301,13 +301,14 @@ func TestCompactionRewritesEscapedPaths(t *testing.T) {
 	}
 }
 
-// A writer given a codec (the sink's snappy) writes its files with it;
-// compaction rewrites them with the table's (zstd), rows unchanged.
-func TestWriterCodecUntilCompaction(t *testing.T) {
+// A writer of transient files (the sink's) writes them snappy with INT64
+// decimals; compaction rewrites them with the table's zstd and
+// dictionary-encoded fixed-length decimals, rows and values unchanged.
+func TestTransientFilesUntilCompaction(t *testing.T) {
 	t.Parallel()
 	l := laketest.Open(t)
 	ctx := context.Background()
-	w, err := record.Trade.Writer(l, lake.WithCompression("snappy"))
+	w, err := record.Trade.Writer(l, lake.WithTransientFiles())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,22 +340,25 @@ func TestWriterCodecUntilCompaction(t *testing.T) {
 						t.Fatal(err)
 					}
 					out[cc.Compression().String()]++
+					if col := f.MetaData().Schema.Column(c); col.Name() == "price" || col.Name() == "quantity" {
+						out["decimal "+col.PhysicalType().String()]++
+					}
 				}
 			}
 			f.Close()
 		}
 		return out
 	}
-	if got := codecs(); len(got) != 1 || got["SNAPPY"] == 0 {
-		t.Fatalf("column chunks by codec before compaction: %v, want all SNAPPY", got)
+	if got := codecs(); len(got) != 2 || got["SNAPPY"] == 0 || got["decimal INT64"] != 6 {
+		t.Fatalf("column chunks by codec before compaction: %v, want all SNAPPY, decimals INT64", got)
 	}
 	want := scanTrades(t, l)
 	quiet := lake.CompactOptions{Due: true, FanIn: 2, QuietAfter: time.Hour, Now: time.Now().Add(2 * time.Hour)}
 	if _, err := l.Compact(ctx, "trades", quiet); err != nil || fileCount(t, l) != 1 {
 		t.Fatalf("compaction: %v, %d files; want one", err, fileCount(t, l))
 	}
-	if got := codecs(); len(got) != 1 || got["ZSTD"] == 0 {
-		t.Fatalf("column chunks by codec after compaction: %v, want all ZSTD (the table's)", got)
+	if got := codecs(); len(got) != 2 || got["ZSTD"] == 0 || got["decimal FIXED_LEN_BYTE_ARRAY"] != 2 {
+		t.Fatalf("column chunks by codec after compaction: %v, want all ZSTD (the table's), decimals fixed-length", got)
 	}
 	if got := scanTrades(t, l); !maps.Equal(got, want) {
 		t.Fatalf("%d rows after compaction, %d before, or values changed", len(got), len(want))

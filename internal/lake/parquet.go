@@ -49,8 +49,8 @@ type fileWriter struct {
 	prefix string
 }
 
-// compression, if not empty, overrides the table's codec.
-func (l *Lake) newFileWriter(ctx context.Context, def TableDef, tbl *table.Table, schema *arrow.Schema, prefix, compression string) (*fileWriter, error) {
+// transient files are written for speed (WithTransientFiles).
+func (l *Lake) newFileWriter(ctx context.Context, def TableDef, tbl *table.Table, schema *arrow.Schema, prefix string, transient bool) (*fileWriter, error) {
 	fs, err := tbl.FS(ctx)
 	if err != nil {
 		return nil, err
@@ -59,7 +59,7 @@ func (l *Lake) newFileWriter(ctx context.Context, def TableDef, tbl *table.Table
 	if !ok {
 		return nil, fmt.Errorf("warehouse %s is read-only", l.warehouse)
 	}
-	props, err := writerProperties(def, schema, tbl.Properties(), compression)
+	props, err := writerProperties(def, schema, tbl.Properties(), transient)
 	if err != nil {
 		return nil, err
 	}
@@ -67,11 +67,13 @@ func (l *Lake) newFileWriter(ctx context.Context, def TableDef, tbl *table.Table
 }
 
 // writerProperties chooses each column's encoding (see above); the
-// compression (unless given) and row groups are the table's properties.
-func writerProperties(def TableDef, schema *arrow.Schema, tp iceberg.Properties, compression string) (*parquet.WriterProperties, error) {
+// compression and row groups are the table's properties. Transient files
+// are snappy and hold decimals as INT64 (WithTransientFiles).
+func writerProperties(def TableDef, schema *arrow.Schema, tp iceberg.Properties, transient bool) (*parquet.WriterProperties, error) {
 	codec := compress.Codecs.Zstd
-	if compression == "" {
-		compression = tp.Get(table.ParquetCompressionKey, "zstd")
+	compression := tp.Get(table.ParquetCompressionKey, "zstd")
+	if transient {
+		compression = "snappy"
 	}
 	switch compression {
 	case "zstd":
@@ -89,6 +91,9 @@ func writerProperties(def TableDef, schema *arrow.Schema, tp iceberg.Properties,
 		parquet.WithCompressionLevel(tp.GetInt(table.ParquetCompressionLevelKey, 3)),
 		parquet.WithMaxRowGroupLength(int64(tp.GetInt(table.ParquetRowGroupLimitKey, 32768))),
 		parquet.WithDictionaryDefault(true),
+		// Decimals of up to 18 digits become INT64 columns, and so
+		// DELTA_BINARY_PACKED below.
+		parquet.WithStoreDecimalAsInteger(transient),
 		parquet.WithCreatedBy("K2"),
 	}
 	ps, err := pqarrow.ToParquet(schema, parquet.NewWriterProperties(props...), pqarrow.DefaultWriterProps())

@@ -45,7 +45,7 @@ func (l *Lake) NewReplacement(ctx context.Context, name string, base *table.Tabl
 	if err != nil {
 		return nil, err
 	}
-	fw, err := l.newFileWriter(ctx, def, base, ArrowSchema(base.Schema()), "replace-"+uuid.NewString(), "")
+	fw, err := l.newFileWriter(ctx, def, base, ArrowSchema(base.Schema()), "replace-"+uuid.NewString(), false)
 	if err != nil {
 		return nil, err
 	}

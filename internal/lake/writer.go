@@ -41,14 +41,14 @@ const StartedProperty = "k2.started-ms"
 // commit against the new head itself (bounded by the table's
 // commit.retry.* properties); two writers are safe but pay those retries.
 type Writer[T any] struct {
-	lake        *Lake
-	def         TableDef
-	codec       *Codec[T]
-	schema      *arrow.Schema
-	dedup       bool
-	workers     int
-	compression string // of the files written, where not the table's
-	log         *slog.Logger
+	lake      *Lake
+	def       TableDef
+	codec     *Codec[T]
+	schema    *arrow.Schema
+	dedup     bool
+	workers   int
+	transient bool // files written for speed (WithTransientFiles)
+	log       *slog.Logger
 	// splitBatches: each (day, symbol) group of rows is a partition of
 	// its own (identity symbol); with bucket[N] groups are gathered by
 	// partition.
@@ -59,9 +59,9 @@ type Writer[T any] struct {
 type WriterOption func(*writerConfig)
 
 type writerConfig struct {
-	dedup       bool
-	workers     int
-	compression string
+	dedup     bool
+	workers   int
+	transient bool
 }
 
 // WithDedup drops rows whose (symbol, key) is already in the table or
@@ -73,13 +73,16 @@ func WithDedup(on bool) WriterOption { return func(c *writerConfig) { c.dedup = 
 // WithWorkers bounds the goroutines encoding Parquet (default: GOMAXPROCS).
 func WithWorkers(n int) WriterOption { return func(c *writerConfig) { c.workers = n } }
 
-// WithCompression writes the data files with codec (zstd, snappy, gzip or
-// uncompressed) instead of the table's write.parquet.compression-codec.
-// The sink writes snappy: its files are small and short-lived (compaction
-// rewrites them with the table's codec), and zstd was 7-9% of a draining
-// sink's CPU, snappy 2-3%.
-func WithCompression(codec string) WriterOption {
-	return func(c *writerConfig) { c.compression = codec }
+// WithTransientFiles writes data files for speed rather than size, as the
+// sink's are: small files that compaction rewrites with the table's own
+// settings. They are snappy rather than the table's codec (zstd was 7-9%
+// of a draining sink's CPU, snappy 2-3%), and hold decimals of up to 18
+// digits as Parquet INT64 with delta encoding rather than as fixed-length
+// bytes with a dictionary (a draining sink 8-12% less CPU a trade). The
+// table keeps the dictionary, which real prices and sizes, repeating,
+// compress better with (docs/lake.md).
+func WithTransientFiles() WriterOption {
+	return func(c *writerConfig) { c.transient = true }
 }
 
 // NewWriter writes the named table with records encoded by c (a record
@@ -103,7 +106,7 @@ func NewWriter[T any](l *Lake, name string, c *Codec[T], opts ...WriterOption) (
 	}
 	return &Writer[T]{
 		lake: l, def: def, codec: c, schema: ArrowSchema(def.Schema),
-		dedup: cfg.dedup, workers: cfg.workers, compression: cfg.compression, splitBatches: split,
+		dedup: cfg.dedup, workers: cfg.workers, transient: cfg.transient, splitBatches: split,
 		log: l.log.With("table", def.FullName()),
 	}, nil
 }
@@ -256,7 +259,7 @@ func (w *Writer[T]) Commit(ctx context.Context, rows []T, props map[string]strin
 // written in parallel. It returns the files written, also on error, so
 // that a failed commit can remove them.
 func (w *Writer[T]) writeFiles(ctx context.Context, tbl *table.Table, rows []T, parts partitioned) ([]iceberg.DataFile, error) {
-	fw, err := w.lake.newFileWriter(ctx, w.def, tbl, w.schema, uuid.NewString(), w.compression)
+	fw, err := w.lake.newFileWriter(ctx, w.def, tbl, w.schema, uuid.NewString(), w.transient)
 	if err != nil {
 		return nil, err
 	}

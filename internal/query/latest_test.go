@@ -31,9 +31,14 @@ func duckTrades(e *Engine, q RecordQuery) ([]md.Trade, error) {
 // latestLake commits trades of three symbols in several commits whose
 // times overlap, with late trades, ties in time and sequence, and null
 // sequences, so a symbol-day has several files of several row groups.
+// Some are written as the sink writes them (lake.WithTransientFiles).
 func latestLake(t *testing.T) (*Engine, []md.Trade) {
 	e := testEngine(t, Options{Query: config.Query{PoolSize: 2}})
-	w, err := record.Trade.Writer(e.lake)
+	table, err := record.Trade.Writer(e.lake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := record.Trade.Writer(e.lake, lake.WithTransientFiles())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +67,10 @@ func latestLake(t *testing.T) (*Engine, []md.Trade) {
 			}
 			late.MessageID = md.MessageID(record.Trade.Name, late.Symbol, late.TradeID)
 			batch = append(batch, late)
+		}
+		w := table
+		if c != 1 {
+			w = sink
 		}
 		if _, err := w.Commit(ctx, batch, nil); err != nil {
 			t.Fatal(err)

@@ -23,7 +23,8 @@ import (
 // barsLake commits trades in several commits whose times overlap: late
 // trades, non-market prints, trades without a sequence; no two trades of
 // a symbol share a time and sequence (which would leave open and close to
-// chance in any engine).
+// chance in any engine). Some are written as the sink writes them
+// (lake.WithTransientFiles).
 func barsLake(t *testing.T, part lake.SymbolPartition) *Engine {
 	dir := t.TempDir()
 	l, err := lake.Open(context.Background(), lake.Options{Tables: record.Tables(), Catalog: filepath.Join(dir, "c.db"),
@@ -36,7 +37,11 @@ func barsLake(t *testing.T, part lake.SymbolPartition) *Engine {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close(); l.Close() })
-	w, err := record.Trade.Writer(l)
+	table, err := record.Trade.Writer(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := record.Trade.Writer(l, lake.WithTransientFiles())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +85,10 @@ func barsLake(t *testing.T, part lake.SymbolPartition) *Engine {
 				seen[k] = true
 				kept = append(kept, tr)
 			}
+		}
+		w := table
+		if c != 1 {
+			w = sink
 		}
 		if _, err := w.Commit(context.Background(), kept, nil); err != nil {
 			t.Fatal(err)

@@ -90,11 +90,6 @@ type tp struct {
 	partition int32
 }
 
-// streamCompression is the codec of the sink's data files: small files
-// that compaction rewrites with the table's own (zstd), so they are
-// written for speed (see lake.WithCompression).
-const streamCompression = "snappy"
-
 // New builds a sink: the consumer group client, the decoder using reg for
 // writer schemas, dlq for dead letters, and a stream of batches per record
 // kind.
@@ -111,7 +106,7 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 	}
 	s.seq = newTracker(s.m.seq)
 	for _, k := range record.All {
-		b, err := k.NewBatch(l, lake.WithDedup(true), lake.WithCompression(streamCompression))
+		b, err := k.NewBatch(l, lake.WithDedup(true), lake.WithTransientFiles())
 		if err != nil {
 			return nil, err
 		}
