@@ -655,3 +655,35 @@ func TestKafka(t *testing.T) {
 		t.Errorf("group %s lag = %d, want 0", group, l)
 	}
 }
+
+// A passing test's topics are deleted when it ends: a run of the suite no
+// longer leaves gigabytes on the shared broker.
+func TestKafkaTopicPrefixDeletesAPassingTestsTopics(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(kafkaClient(t))
+	var topic string
+	t.Run("creates", func(t *testing.T) {
+		topic = testsvc.KafkaTopicPrefix(t) + "trades"
+		if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		topics, err := adm.ListTopics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !topics.Has(topic) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s still on the broker after its test passed", topic)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
