@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"github.com/k2-market-data/k2/internal/config"
 	"github.com/k2-market-data/k2/internal/lake/laketest"
 	"github.com/k2-market-data/k2/internal/ops/alerts"
+	"github.com/k2-market-data/k2/internal/registry"
 	"github.com/k2-market-data/k2/internal/testsvc"
 	"github.com/k2-market-data/k2/internal/testutil"
 )
@@ -338,6 +340,58 @@ func TestPrometheusDrillKafkaBrokerDown(t *testing.T) {
 		return alertState(t, base, "KafkaBrokerDown") == "inactive"
 	})
 	testutil.WaitFor(t, "the sink to consume again", 60*time.Second, func() bool { return sink.Sink().Stats().Consumed > consumed })
+}
+
+// The same drill on a deployment with a Kafka cluster of its own, the
+// test tier's Apache Kafka: the sink exports the end offsets of the topics
+// it reads, asking the brokers at each scrape; with the broker stopped
+// KafkaBrokerDown goes pending, then firing, and with the broker back on
+// its data it resolves and the sink stores trades again.
+func TestPrometheusDrillKafkaBrokerDownApacheKafka(t *testing.T) {
+	t.Parallel()
+	brokers := testsvc.Kafka(t)
+	reg, err := registry.Open(filepath.Join(t.TempDir(), "registry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg.Handler())
+	t.Cleanup(func() { srv.Close(); reg.Close() })
+	prefix := testsvc.KafkaTopicPrefix(t)
+	remote := func(edit func(*config.Config)) config.Config {
+		cfg := testConfig(t)
+		cfg.Kafka.Brokers, cfg.Kafka.Registry, cfg.Kafka.TopicPrefix = brokers, srv.URL, prefix
+		edit(&cfg)
+		if err := cfg.Resolve(); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	// The feed makes the topics: a sink started first would subscribe to
+	// them only at its next metadata refresh.
+	start(t, "feed", remote(func(c *config.Config) { c.Feed.Rate = 100 }), Parts{Feed: "synth"})
+	sink := start(t, "sink", remote(func(c *config.Config) { c.HTTP.Listen = testutil.FreeAddr(t) }), Parts{Sink: true})
+	base := startPrometheus(t, map[string]string{"127.0.0.1:8002": sink.HTTPAddr()}, scaledRules(t, drillFactor))
+
+	testutil.WaitFor(t, "Prometheus to hold the topics' end offsets", 60*time.Second, func() bool {
+		var r struct {
+			Data struct{ Result []any } `json:"data"`
+		}
+		return promGet(base+"/api/v1/query?query=k2_kafka_topic_end_offset", &r) == nil && len(r.Data.Result) > 0
+	})
+	testutil.WaitFor(t, "KafkaBrokerDown silent with the broker up", 30*time.Second, func() bool {
+		return alertState(t, base, "KafkaBrokerDown") == "inactive"
+	})
+	var written int64
+	testsvc.WhileKafkaDown(t, func() {
+		for _, want := range []string{"pending", "firing"} {
+			testutil.WaitFor(t, "KafkaBrokerDown "+want, 60*time.Second, func() bool { return alertState(t, base, "KafkaBrokerDown") == want })
+		}
+		written = sink.Sink().Stats().Written
+	})
+	testutil.WaitFor(t, "KafkaBrokerDown to resolve", 60*time.Second, func() bool {
+		return alertState(t, base, "KafkaBrokerDown") == "inactive"
+	})
+	testutil.WaitFor(t, "the sink to store trades again", 60*time.Second, func() bool { return sink.Sink().Stats().Written > written })
 }
 
 // A drill on live processes with the rules scaled down drillFactor times:

@@ -266,41 +266,49 @@ func CrashRestartKafka(t testing.TB) {
 	kafkaCommand(t, "kafka-restart", "--kill")
 }
 
-// StopKafka stops the test broker (SIGKILL at once if kill, otherwise a
-// controlled shutdown) and returns a function that starts it again and waits
-// until it answers; call it from the test's goroutine (it fails the test if
-// the start fails). If the test does not call it, a cleanup does, so a failed
-// test never leaves the broker down for the tests after it.
-func StopKafka(t testing.TB, kill bool) (start func()) {
+// WhileKafkaDown stops the test broker (a controlled shutdown), runs fn
+// while it is down and starts it again on the same data, returning once it
+// answers. Other test processes are kept off the broker the whole time
+// (they wait for its lock), so fn should be short; the broker is started
+// again even if fn fails the test.
+func WhileKafkaDown(t testing.TB, fn func()) {
 	t.Helper()
-	if kill {
-		kafkaCommand(t, "kafka-stop", "--kill")
-	} else {
-		kafkaCommand(t, "kafka-stop")
-	}
-	var once sync.Once
-	start = func() {
-		t.Helper()
-		once.Do(func() { kafkaCommand(t, "kafka-start") })
-	}
-	t.Cleanup(start)
-	return start
+	unlock := lockKafka(t)
+	defer unlock()
+	runKafkaScript(t, "kafka-stop")
+	defer runKafkaScript(t, "kafka-start")
+	fn()
 }
 
-// kafkaCommand runs scripts/test-services.sh with a kafka-* command, logging
-// its output.
+// kafkaCommand runs scripts/test-services.sh with a kafka-* command that
+// leaves the broker answering, holding the other test processes off it
+// meanwhile.
 func kafkaCommand(t testing.TB, args ...string) {
 	t.Helper()
+	defer lockKafka(t)()
+	runKafkaScript(t, args...)
+}
+
+// lockKafka waits until no other test process is using the broker and
+// keeps them out until the returned function is called.
+func lockKafka(t testing.TB) (unlock func()) {
+	t.Helper()
 	Kafka(t)
-	// Wait until no other test process is using the broker, and keep them
-	// out until it answers again.
-	if v, ok := kafkaLocks.Load(t); ok {
-		f := v.(*os.File)
-		if err := flock(f.Fd(), true); err != nil {
-			t.Fatalf("kafka test lock: %v", err)
-		}
-		defer flock(f.Fd(), false)
+	v, ok := kafkaLocks.Load(t)
+	if !ok {
+		return func() {}
 	}
+	f := v.(*os.File)
+	if err := flock(f.Fd(), true); err != nil {
+		t.Fatalf("kafka test lock: %v", err)
+	}
+	return func() { flock(f.Fd(), false) }
+}
+
+// runKafkaScript runs scripts/test-services.sh with a kafka-* command,
+// logging its output.
+func runKafkaScript(t testing.TB, args ...string) {
+	t.Helper()
 	script := filepath.Join(testutil.RepoRoot(t), "scripts", "test-services.sh")
 	ctx, cancel := context.WithTimeout(context.Background(), KafkaRestartTimeout)
 	defer cancel()
