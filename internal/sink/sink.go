@@ -90,6 +90,14 @@ type tp struct {
 	partition int32
 }
 
+// topicDiscovery is how often the sink asks the brokers for their topics,
+// to find new ones its pattern matches (a feed's first exchange, k2
+// topics create on a running deployment): the Kafka client's default, 5
+// minutes, left a sink started before its topics idle that long. A
+// metadata request every 10 s is little even to a cluster of thousands
+// of topics.
+const topicDiscovery = 10 * time.Second
+
 // New builds a sink: the consumer group client, the decoder using reg for
 // writer schemas, dlq for dead letters, and a stream of batches per record
 // kind.
@@ -117,6 +125,7 @@ func New(cfg Config, l *lake.Lake, reg *registry.Client, dlq *bus.Producer) (*Si
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics),
 		kgo.ConsumeRegex(),
+		kgo.MetadataMaxAge(topicDiscovery),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		kgo.FetchMaxWait(fetchMaxWait),

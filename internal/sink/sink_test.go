@@ -742,3 +742,27 @@ func lz4Then(t *testing.T, e *env) {
 	checkOnce(t, laketest.Keys(t, e.lake, "trades", "symbol", "trade_id"), 6_000)
 	e.checkOffsetsAtEnd(t, "trades", binanceTrades)
 }
+
+// A topic made after the sink started (a feed's first exchange, k2
+// topics create on a running deployment) is read within seconds, not at
+// the Kafka client's next routine metadata refresh, minutes later.
+func TestSinkReadsATopicMadeAfterItStarted(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.adm.DeleteTopics(ctx, binanceTrades); err != nil {
+		t.Fatal(err)
+	}
+	s := e.startSink(t, Config{})
+	waitFor(t, "the sink to join its group", func() bool { return s.Stats().Partitions > 0 })
+	if _, err := bus.CreateTopics(ctx, e.adm, bus.DefaultTopology()); err != nil {
+		t.Fatal(err)
+	}
+	e.produceTrades(t, 0, 1_000)
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Stats().Written < 1_000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v: the new topic's trades not stored within 30 s", s.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
