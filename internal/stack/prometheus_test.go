@@ -366,8 +366,8 @@ func TestPrometheusDrillKafkaBrokerDownApacheKafka(t *testing.T) {
 		}
 		return cfg
 	}
-	// The feed makes the topics: a sink started first would subscribe to
-	// them only at its next metadata refresh.
+	// The feed makes the topics first: a sink started before them would
+	// find them only at its next look (up to 10 s).
 	start(t, "feed", remote(func(c *config.Config) { c.Feed.Rate = 100 }), Parts{Feed: "synth"})
 	sink := start(t, "sink", remote(func(c *config.Config) { c.HTTP.Listen = testutil.FreeAddr(t) }), Parts{Sink: true})
 	base := startPrometheus(t, map[string]string{"127.0.0.1:8002": sink.HTTPAddr()}, scaledRules(t, drillFactor))
