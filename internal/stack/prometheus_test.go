@@ -319,21 +319,10 @@ func TestPrometheusDrillKafkaBrokerDown(t *testing.T) {
 	start(t, "feed", fcfg, Parts{Feed: "synth"}) // the topics exist
 	base := startPrometheus(t, map[string]string{"127.0.0.1:8001": broker.HTTPAddr()}, scaledRules(t, drillFactor))
 
-	testutil.WaitFor(t, "Prometheus to hold the topics' end offsets", 60*time.Second, func() bool {
-		var r struct {
-			Data struct{ Result []any } `json:"data"`
-		}
-		return promGet(base+"/api/v1/query?query=k2_kafka_topic_end_offset", &r) == nil && len(r.Data.Result) > 0
-	})
-	// Before the first scrape nothing was there: it may have fired then.
-	testutil.WaitFor(t, "KafkaBrokerDown silent with the broker up", 30*time.Second, func() bool {
-		return alertState(t, base, "KafkaBrokerDown") == "inactive"
-	})
+	brokerAlertQuiet(t, base)
 	broker.stop(t)
 	broker.Close()
-	for _, want := range []string{"pending", "firing"} {
-		testutil.WaitFor(t, "KafkaBrokerDown "+want, 60*time.Second, func() bool { return alertState(t, base, "KafkaBrokerDown") == want })
-	}
+	alertFires(t, base, "KafkaBrokerDown", 60*time.Second)
 	consumed := sink.Sink().Stats().Consumed
 	start(t, "broker", bcfg, Parts{Embedded: true})
 	testutil.WaitFor(t, "KafkaBrokerDown to resolve", 60*time.Second, func() bool {
@@ -372,6 +361,23 @@ func TestPrometheusDrillKafkaBrokerDownApacheKafka(t *testing.T) {
 	sink := start(t, "sink", remote(func(c *config.Config) { c.HTTP.Listen = testutil.FreeAddr(t) }), Parts{Sink: true})
 	base := startPrometheus(t, map[string]string{"127.0.0.1:8002": sink.HTTPAddr()}, scaledRules(t, drillFactor))
 
+	brokerAlertQuiet(t, base)
+	var written int64
+	testsvc.WhileKafkaDown(t, func() {
+		alertFires(t, base, "KafkaBrokerDown", 60*time.Second)
+		written = sink.Sink().Stats().Written
+	})
+	testutil.WaitFor(t, "KafkaBrokerDown to resolve", 60*time.Second, func() bool {
+		return alertState(t, base, "KafkaBrokerDown") == "inactive"
+	})
+	testutil.WaitFor(t, "the sink to store trades again", 60*time.Second, func() bool { return sink.Sink().Stats().Written > written })
+}
+
+// brokerAlertQuiet waits until Prometheus holds the topics' end offsets
+// and KafkaBrokerDown is inactive: before the first scrape nothing was
+// there, and it may have fired then.
+func brokerAlertQuiet(t *testing.T, base string) {
+	t.Helper()
 	testutil.WaitFor(t, "Prometheus to hold the topics' end offsets", 60*time.Second, func() bool {
 		var r struct {
 			Data struct{ Result []any } `json:"data"`
@@ -381,17 +387,15 @@ func TestPrometheusDrillKafkaBrokerDownApacheKafka(t *testing.T) {
 	testutil.WaitFor(t, "KafkaBrokerDown silent with the broker up", 30*time.Second, func() bool {
 		return alertState(t, base, "KafkaBrokerDown") == "inactive"
 	})
-	var written int64
-	testsvc.WhileKafkaDown(t, func() {
-		for _, want := range []string{"pending", "firing"} {
-			testutil.WaitFor(t, "KafkaBrokerDown "+want, 60*time.Second, func() bool { return alertState(t, base, "KafkaBrokerDown") == want })
-		}
-		written = sink.Sink().Stats().Written
-	})
-	testutil.WaitFor(t, "KafkaBrokerDown to resolve", 60*time.Second, func() bool {
-		return alertState(t, base, "KafkaBrokerDown") == "inactive"
-	})
-	testutil.WaitFor(t, "the sink to store trades again", 60*time.Second, func() bool { return sink.Sink().Stats().Written > written })
+}
+
+// alertFires waits, each step at most within, for an alert to go pending
+// and then firing.
+func alertFires(t *testing.T, base, name string, within time.Duration) {
+	t.Helper()
+	for _, want := range []string{"pending", "firing"} {
+		testutil.WaitFor(t, name+" "+want, within, func() bool { return alertState(t, base, name) == want })
+	}
 }
 
 // A drill on live processes with the rules scaled down drillFactor times:
@@ -417,11 +421,7 @@ func TestPrometheusDrillConsumerLag(t *testing.T) {
 	slow := start(t, "sink", sinkCfg(1), Parts{Sink: true})
 	start(t, "feed", b.remote(func(c *config.Config) { c.Feed.Rate, c.Feed.MaxTrades = 2000, trades }), Parts{Feed: "synth"})
 	base := startPrometheus(t, map[string]string{"127.0.0.1:8002": sinkAddr}, scaledRules(t, drillFactor))
-	for _, want := range []string{"pending", "firing"} {
-		testutil.WaitFor(t, "ConsumerLagCritical "+want, 90*time.Second, func() bool {
-			return alertState(t, base, "ConsumerLagCritical") == want
-		})
-	}
+	alertFires(t, base, "ConsumerLagCritical", 90*time.Second)
 	written := slow.Sink().Stats().Written
 	slow.stop(t)
 	slow.Close()
