@@ -296,9 +296,7 @@ func (w *Writer[T]) partitions(tbl *table.Table, rows []T, parts partitioned) ([
 	var groups [][]int
 	lo := 0
 	for _, hi := range parts.ends {
-		if hi > lo {
-			groups = append(groups, parts.order[lo:hi])
-		}
+		groups = append(groups, parts.order[lo:hi])
 		lo = hi
 	}
 	if w.splitBatches {
