@@ -68,7 +68,8 @@ func (l *Lake) newFileWriter(ctx context.Context, def TableDef, tbl *table.Table
 
 // writerProperties chooses each column's encoding (see above); the
 // compression and row groups are the table's properties. Transient files
-// are snappy and hold decimals as INT64 (WithTransientFiles).
+// are snappy, hold decimals as INT64 and keep statistics only where
+// boundsRead (WithTransientFiles).
 func writerProperties(def TableDef, schema *arrow.Schema, tp iceberg.Properties, transient bool) (*parquet.WriterProperties, error) {
 	codec := compress.Codecs.Zstd
 	compression := tp.Get(table.ParquetCompressionKey, "zstd")
@@ -104,6 +105,9 @@ func writerProperties(def TableDef, schema *arrow.Schema, tp iceberg.Properties,
 		col := ps.Column(i)
 		path := col.Path()
 		top, _, _ := strings.Cut(path, ".")
+		if transient && col.PhysicalType() == parquet.Types.ByteArray && !boundsRead(def, top) {
+			props = append(props, parquet.WithStatsFor(path, false))
+		}
 		switch {
 		case col.PhysicalType() == parquet.Types.ByteArray && (top == def.Key || runs(def, top)):
 			props = append(props, parquet.WithDictionaryFor(path, false), parquet.WithEncodingFor(path, parquet.Encodings.DeltaByteArray))
@@ -114,6 +118,20 @@ func writerProperties(def TableDef, schema *arrow.Schema, tp iceberg.Properties,
 		}
 	}
 	return parquet.NewWriterProperties(props...), nil
+}
+
+// exchangeColumn is the column query planning prunes files by, besides
+// the symbol and time.
+const exchangeColumn = "exchange"
+
+// boundsRead reports whether K2 reads column top's bounds from the
+// manifests: the key's (the duplicate check), the symbol's and the
+// exchange's (query planning; the Go read paths take a file's one symbol
+// and exchange from them). Transient files keep no statistics of other
+// text: comparing every value to the running minimum and maximum was a
+// tenth of a sink commit's CPU, and compaction writes them all.
+func boundsRead(def TableDef, top string) bool {
+	return top == def.Key || top == def.Symbol || top == exchangeColumn
 }
 
 // runs reports whether column top's values come in runs in a data file:

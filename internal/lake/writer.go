@@ -80,7 +80,8 @@ func WithWorkers(n int) WriterOption { return func(c *writerConfig) { c.workers 
 // digits as Parquet INT64 with delta encoding rather than as fixed-length
 // bytes with a dictionary (a draining sink 8-12% less CPU a trade). The
 // table keeps the dictionary, which real prices and sizes, repeating,
-// compress better with (docs/lake.md).
+// compress better with (docs/lake.md). They keep no statistics of the
+// text columns whose bounds K2 does not read (boundsRead).
 func WithTransientFiles() WriterOption {
 	return func(c *writerConfig) { c.transient = true }
 }
