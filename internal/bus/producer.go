@@ -114,6 +114,7 @@ type Producer struct {
 
 	mu    sync.RWMutex
 	dests map[destKey]dest
+	slab  slab // records and messages
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -283,16 +284,13 @@ func Produce[T any](ctx context.Context, p *Producer, k *record.Kind[T], r *T) e
 		return err
 	}
 	key := k.Key(r)
-	msg, err := k.Encode(make([]byte, 0, 256), d.id, r)
+	rec, err := p.slab.record(key, func(b []byte) ([]byte, error) { return k.Encode(b, d.id, r) })
 	if err != nil {
 		p.m.serialize.WithLabelValues(string(k.DataType), "encode").Inc()
 		return fmt.Errorf("%s %s: %w", k.Name, key, err)
 	}
-	// The key goes in the message's allocation, after it: one allocation
-	// a record rather than two.
-	msg = slices.Grow(msg, len(key))
-	keyBytes := append(msg[len(msg):len(msg):cap(msg)], key...)
-	p.cl.Produce(ctx, &kgo.Record{Topic: d.topic, Key: keyBytes, Value: msg[:len(msg):len(msg)]}, p.promise)
+	rec.Topic = d.topic
+	p.cl.Produce(ctx, rec, p.promise)
 	return nil
 }
 
