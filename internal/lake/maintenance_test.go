@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/iceberg-go/table"
 
 	"github.com/k2-market-data/k2/internal/lake"
 	"github.com/k2-market-data/k2/internal/lake/laketest"
@@ -317,7 +318,7 @@ func TestTransientFilesUntilCompaction(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	codecs := func() map[string]int {
+	planned := func() (*table.Table, []table.FileScanTask) {
 		t.Helper()
 		tbl, err := l.Load(ctx, "trades")
 		if err != nil {
@@ -327,6 +328,11 @@ func TestTransientFilesUntilCompaction(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		return tbl, tasks
+	}
+	codecs := func() map[string]int {
+		t.Helper()
+		_, tasks := planned()
 		out := map[string]int{}
 		for _, task := range tasks {
 			f, err := file.OpenParquetFile(strings.TrimPrefix(task.File.FilePath(), "file://"), false)
@@ -368,14 +374,7 @@ func TestTransientFilesUntilCompaction(t *testing.T) {
 	if len(got) != 2 || got["SNAPPY"] == 0 || got["decimal INT64"] != 6 {
 		t.Fatalf("column chunks before compaction: %v, want all SNAPPY, decimals INT64, statistics but for %v", got, unstated)
 	}
-	tbl, err := l.Load(ctx, "trades")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tasks, err := tbl.Scan().PlanFiles(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tbl, tasks := planned()
 	for _, task := range tasks {
 		for _, name := range []string{"trade_id", "symbol", "exchange", "timestamp"} {
 			f, _ := tbl.Schema().FindFieldByName(name)
