@@ -127,6 +127,7 @@ broker measured.`,
 	f.IntVar(&o.FreshRate, "fresh-rate", 100_000, "trades per second in the freshness run")
 	f.DurationVar(&o.FreshFor, "fresh-for", 10*time.Second, "length of the freshness run")
 	f.StringVar(&o.Profile, "cpuprofile", "", "also write the CPU profiles of the drain and end-to-end runs to FILE.drain and FILE.pipeline (go tool pprof)")
+	f.StringVar(&o.Trace, "trace", "", "also write the execution traces of the drain and end-to-end runs to FILE.drain and FILE.pipeline (go tool trace): which goroutines ran when")
 	f.StringVar(&o.Dir, "dir", "", "scratch directory (default <data-dir>)")
 	f.BoolVar(&o.Keep, "keep", false, "keep the scratch broker and tables (and a cluster's topics)")
 	f.Uint64Var(&o.Seed, "seed", 1, "synthetic market seed")

@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,8 +56,12 @@ type IngestOptions struct {
 	// broker: its brokers, security and schema registry ("": one is served
 	// in this process). The run's topics go under its topic prefix and a
 	// prefix of the run's own, and are deleted afterwards unless Keep.
-	Kafka    *config.Kafka
-	Profile  string // also write the pipeline's CPU profile here
+	Kafka   *config.Kafka
+	Profile string // also write the pipeline's CPU profile here
+	// Trace, when set, is where the drain's and the pipeline's execution
+	// traces go (Trace.drain, Trace.pipeline): which goroutines ran when,
+	// which a CPU profile cannot show.
+	Trace    string
 	Progress io.Writer
 	Logger   *slog.Logger // the sink's log (default: none)
 }
@@ -91,6 +96,23 @@ func (r *Report) addProfile(run string, data []byte, path, suffix string) error 
 	}
 	r.Profiles = append(r.Profiles, Profile{Run: run, Shares: sum.shares})
 	return nil
+}
+
+// startTrace starts an execution trace into path.suffix, when path is
+// set, and returns what ends it.
+func startTrace(path, suffix string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path + "." + suffix)
+	if err != nil {
+		return nil, err
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error { trace.Stop(); return f.Close() }, nil
 }
 
 // FreshnessBatchAge is the sink's batch age the ingest benchmark runs
@@ -173,9 +195,16 @@ func RunIngest(ctx context.Context, o IngestOptions) (rep Report, err error) {
 		st.close()
 		return rep, err
 	}
+	stopTrace, err := startTrace(o.Trace, "drain")
+	if err != nil {
+		pprof.StopCPUProfile()
+		st.close()
+		return rep, err
+	}
 	cpu0 := selfCPU()
 	drain, err := st.sinkUntil(ctx, o, o.Trades, nil)
 	drainCPU := cpuPerTrade(cpu0, o.Trades)
+	err = errors.Join(err, stopTrace())
 	pprof.StopCPUProfile()
 	st.close()
 	if err != nil {
@@ -198,12 +227,18 @@ func RunIngest(ctx context.Context, o IngestOptions) (rep Report, err error) {
 		return rep, err
 	}
 	fmt.Fprintf(o.Progress, "pipeline: producing and sinking %d trades at once\n", o.Trades)
+	if stopTrace, err = startTrace(o.Trace, "pipeline"); err != nil {
+		pprof.StopCPUProfile()
+		st.close()
+		return rep, err
+	}
 	start, cpu0 = time.Now(), selfCPU()
 	produced := make(chan error, 1)
 	go func() { produced <- produce(ctx, st.prod, o, o.Trades, 0) }()
 	_, err = st.sinkUntil(ctx, o, o.Trades, nil)
 	pipe := time.Since(start)
 	pipeCPU := cpuPerTrade(cpu0, o.Trades)
+	err = errors.Join(err, stopTrace())
 	pprof.StopCPUProfile()
 	st.close()
 	if err = errors.Join(err, <-produced); err != nil {

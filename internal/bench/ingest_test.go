@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,10 +65,17 @@ func TestIngestAgainstAnExternalKafka(t *testing.T) {
 	dir := t.TempDir()
 	k := config.Default().Kafka
 	k.Brokers, k.Registry, k.TopicPrefix = brokers, "", testsvc.KafkaTopicPrefix(t)
-	o := IngestOptions{Trades: 20_000, BatchRows: 6_000, FreshRate: 5_000, FreshFor: time.Second, Dir: dir, Keep: true, Kafka: &k}
+	traces := filepath.Join(t.TempDir(), "ingest.trace")
+	o := IngestOptions{Trades: 20_000, BatchRows: 6_000, FreshRate: 5_000, FreshFor: time.Second, Dir: dir, Keep: true, Kafka: &k, Trace: traces}
 	rep, err := RunIngest(ctx, o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, run := range []string{"drain", "pipeline"} {
+		// An execution trace opens with its format's header.
+		if b, err := os.ReadFile(traces + "." + run); err != nil || !bytes.HasPrefix(b, []byte("go 1.")) || len(b) < 4096 {
+			t.Errorf("--trace: %s run: %d bytes, %v; want a Go execution trace", run, len(b), err)
+		}
 	}
 	if want := "Apache Kafka 4."; !strings.Contains(rep.Options, want) || !strings.Contains(rep.Options, brokers) {
 		t.Errorf("the report does not name %s… at %s: %q", want, brokers, rep.Options)
