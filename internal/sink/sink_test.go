@@ -675,20 +675,31 @@ func TestRecordsWaitingForTheRegistrySurviveARestart(t *testing.T) {
 // not out of order.
 func TestRewindWithoutTheTableSaysSoAndForgetsSequences(t *testing.T) {
 	e := newEnv(t)
-	var logs bytes.Buffer
-	s, err := New(Config{Brokers: e.brokers, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, e.lake, e.reg, e.prod)
+	// The client joins its group meanwhile and logs from its own goroutine.
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	logged := func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), nil))
+	s, err := New(Config{Brokers: e.brokers, Logger: log}, e.lake, e.reg, e.prod)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.cl.Close()
+	// As the poll loop does, under the lock the group's callbacks take.
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	ts := md.Timestamp(1723161255342000)
 	s.seq.Check("BINANCE", "BTCUSDT", 7, ts)
 	e.lake.Close() // the catalog is gone
 	from := lake.Offsets{}
 	from.Set(binanceTrades, 0, 0)
 	s.rewind(context.Background(), "trades", from)
-	if !strings.Contains(logs.String(), "cannot read the table's offsets") {
-		t.Errorf("the failed table read was not reported: %q", logs.String())
+	if got := logged(); !strings.Contains(got, "cannot read the table's offsets") {
+		t.Errorf("the failed table read was not reported: %q", got)
 	}
 	if got := s.seq.Check("BINANCE", "BTCUSDT", 3, ts+1); got != SeqOK {
 		t.Errorf("a record read again after the rewind counted as %s", got)
