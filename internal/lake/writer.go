@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strconv"
@@ -327,8 +328,20 @@ func (w *Writer[T]) partitions(tbl *table.Table, rows []T, parts partitioned) ([
 
 // maxCommitAttempts bounds K2's own reload-and-retry around iceberg-go's:
 // the library replays a conflicting append against the new head, but gives
-// up on conflicts it cannot replay (two first commits to an empty table).
-const maxCommitAttempts = 5
+// up on conflicts it cannot replay (two first commits to an empty table),
+// and the SQL catalog reports the commonest conflict, another commit
+// landing while this one wrote its manifests, as a failed requirement,
+// which the library does not retry at all. Four writers on one table,
+// slowed by the race detector, used up five attempts now and then.
+const maxCommitAttempts = 10
+
+// commitBackoff is the wait before attempt (2, 3, …): growing, at most a
+// second, and jittered, so that writers that collided do not retry in
+// step and collide again.
+func commitBackoff(attempt int) time.Duration {
+	d := min(time.Duration(attempt*attempt)*20*time.Millisecond, time.Second)
+	return time.Duration(float64(d) * (0.5 + rand.Float64()))
+}
 
 // commitFiles adds already written files to the table in one snapshot. On a
 // conflict it reloads the table and tries again with the same files; a
@@ -376,7 +389,7 @@ func (w *Writer[T]) commitFiles(ctx context.Context, tbl *table.Table, files []i
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
+		case <-time.After(commitBackoff(attempt)):
 		}
 		if tbl, err = w.lake.Load(ctx, w.def.Name); err != nil {
 			return nil, err
