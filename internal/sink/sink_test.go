@@ -184,20 +184,30 @@ func (e *env) startSink(t *testing.T, cfg Config) *running {
 
 // testLogger keeps a sink's log and prints it if the test fails.
 func testLogger(t *testing.T) *slog.Logger {
-	var mu sync.Mutex
-	var buf bytes.Buffer
+	log, logged := lockedLog()
 	t.Cleanup(func() {
 		if t.Failed() {
-			mu.Lock()
-			t.Logf("sink log:\n%s", buf.String())
-			mu.Unlock()
+			t.Logf("sink log:\n%s", logged())
 		}
 	})
+	return log
+}
+
+// lockedLog is a logger for a sink whose client logs from goroutines of
+// its own, and what it has logged so far.
+func lockedLog() (*slog.Logger, func() string) {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	logged := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.String()
+	}
 	return slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return buf.Write(p)
-	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}), &slog.HandlerOptions{Level: slog.LevelDebug})), logged
 }
 
 type writerFunc func([]byte) (int, error)
@@ -676,14 +686,7 @@ func TestRecordsWaitingForTheRegistrySurviveARestart(t *testing.T) {
 func TestRewindWithoutTheTableSaysSoAndForgetsSequences(t *testing.T) {
 	e := newEnv(t)
 	// The client joins its group meanwhile and logs from its own goroutine.
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	logged := func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }
-	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return buf.Write(p)
-	}), nil))
+	log, logged := lockedLog()
 	s, err := New(Config{Brokers: e.brokers, Logger: log}, e.lake, e.reg, e.prod)
 	if err != nil {
 		t.Fatal(err)
