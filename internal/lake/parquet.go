@@ -120,9 +120,9 @@ func writerProperties(def TableDef, schema *arrow.Schema, tp iceberg.Properties,
 	return parquet.NewWriterProperties(props...), nil
 }
 
-// exchangeColumn is the column query planning prunes files by, besides
+// ExchangeColumn is the column query planning prunes files by, besides
 // the symbol and time.
-const exchangeColumn = "exchange"
+const ExchangeColumn = "exchange"
 
 // boundsRead reports whether K2 reads column top's bounds from the
 // manifests: the key's (the duplicate check), the symbol's and the
@@ -131,7 +131,7 @@ const exchangeColumn = "exchange"
 // text: comparing every value to the running minimum and maximum was a
 // tenth of a sink commit's CPU, and compaction writes them all.
 func boundsRead(def TableDef, top string) bool {
-	return top == def.Key || top == def.Symbol || top == exchangeColumn
+	return top == def.Key || top == def.Symbol || top == ExchangeColumn
 }
 
 // runs reports whether column top's values come in runs in a data file:

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
+	"github.com/k2-market-data/k2/internal/lake"
 	md "github.com/k2-market-data/k2/internal/marketdata"
 )
 
@@ -136,7 +137,7 @@ func (e *Engine) listFiles(ctx context.Context, st *tableState, snap *table.Snap
 	if f, ok := sc.FindFieldByName("symbol"); ok {
 		ids.sym = f.ID
 	}
-	if f, ok := sc.FindFieldByName("exchange"); ok {
+	if f, ok := sc.FindFieldByName(lake.ExchangeColumn); ok {
 		ids.ex = f.ID
 	}
 	if f, ok := sc.FindFieldByName(timeCol); ok && timeCol != "" {
