@@ -40,6 +40,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -52,8 +53,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/k2-market-data/k2/internal/testutil"
 )
@@ -219,25 +222,33 @@ func deleteTopics(brokers, prefix string) error {
 		return err
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	topics, err := adm.ListTopics(ctx)
-	if err != nil {
-		return err
-	}
-	var names []string
-	for _, name := range topics.Names() {
-		if strings.HasPrefix(name, prefix) {
-			names = append(names, name)
+	// The broker applies a new topic to its metadata after CreateTopics has
+	// answered (KRaft), so a topic created moments before the test ended can
+	// be missing from a first listing: an empty one is asked again a second
+	// later, uncached.
+	for attempt := 0; ; attempt++ {
+		resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+		if err != nil {
+			return err
 		}
+		var names []string
+		for _, t := range resp.Topics {
+			if t.Topic != nil && strings.HasPrefix(*t.Topic, prefix) {
+				names = append(names, *t.Topic)
+			}
+		}
+		if len(names) > 0 {
+			resps, err := kadm.NewClient(cl).DeleteTopics(ctx, names...)
+			if err != nil {
+				return err
+			}
+			return resps.Error()
+		}
+		if attempt == 1 {
+			return nil
+		}
+		time.Sleep(time.Second)
 	}
-	if len(names) == 0 {
-		return nil
-	}
-	resps, err := adm.DeleteTopics(ctx, names...)
-	if err != nil {
-		return err
-	}
-	return resps.Error()
 }
 
 // KafkaRestartTimeout bounds one scripts/test-services.sh kafka-* command.
@@ -484,8 +495,19 @@ func FreshPostgresDB(t testing.TB) string {
 			return
 		}
 		defer conn.Close(context.Background())
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
-			t.Errorf("DROP DATABASE %s: %v", ident, err)
+		// FORCE may not end an autovacuum worker in the database: the test
+		// role is not a member of its role (SQLSTATE 42501). The worker is
+		// done within seconds, so that refusal is tried again.
+		for {
+			_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
+			var pgErr *pgconn.PgError
+			if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "42501" || ctx.Err() != nil {
+				if err != nil {
+					t.Errorf("DROP DATABASE %s: %v", ident, err)
+				}
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	})
 	u.Path = "/" + name
