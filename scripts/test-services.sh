@@ -414,7 +414,7 @@ s3_pid() { [[ -f $S3_PIDFILE ]] && cat "$S3_PIDFILE"; }
 s3_running() {
   local pid
   pid="$(s3_pid 2>/dev/null)" || return 1
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q versitygw
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && [[ "$(argv0 "$pid")" == */versitygw ]]
 }
 
 s3_healthy() { curl -fsS -o /dev/null --max-time 2 "$S3_ENDPOINT/health" 2>/dev/null; }
@@ -455,9 +455,12 @@ s3_start() {
       >>"$LOG_DIR/versitygw.log" 2>&1 </dev/null 9>&- &
     local pid=$!
     echo "$pid" >"$S3_PIDFILE"
-    # Until setsid has exec'd versitygw, the child's command line is still
-    # ours and s3_running says it exited (on a loaded machine it did, with
-    # an empty log), as Kafka's launch waits too.
+    # Until the child has exec'd versitygw itself, s3_running says it is
+    # not running: first it is our shell, then setsid, and for a moment
+    # within each exec its command line reads empty (the new memory is in
+    # place before its arguments are). Waiting only for setsid's command
+    # line, which names versitygw too, let a check fall into setsid's exec
+    # and report the gateway dead with an empty log.
     local deadline=$((SECONDS + 10))
     while pid_alive "$pid" && ! s3_running && ((SECONDS < deadline)); do sleep 0.02; done
   fi
@@ -674,6 +677,14 @@ kafka_pid() { [[ -f $KAFKA_PIDFILE ]] && cat "$KAFKA_PIDFILE"; }
 
 # pid_alive PID — running, and not a zombie waiting for its reaper (a detached
 # JVM is reparented to init, which may reap it late).
+# argv0 PID — the program the process runs, as its command line names it
+# (empty while it is between programs in an exec).
+argv0() {
+  local a=
+  { IFS= read -r -d '' a <"/proc/$1/cmdline"; } 2>/dev/null || true
+  printf '%s' "$a"
+}
+
 pid_alive() {
   local st
   { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
@@ -684,7 +695,7 @@ pid_alive() {
 # is_kafka_jvm PID — the process is this checkout's broker (kafka.Kafka with our
 # server.properties), not whatever reused the pid.
 is_kafka_jvm() {
-  [[ -n ${1:-} ]] && pid_alive "$1" &&
+  [[ -n ${1:-} ]] && pid_alive "$1" && [[ "$(argv0 "$1")" != setsid ]] &&
     [[ "$(tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | tail -n 2 | tr '\n' ' ')" == "kafka.Kafka $KAFKA_PROPS " ]]
 }
 
@@ -892,7 +903,8 @@ kafka_launch() {
     >>"$KAFKA_DIR/stdout.log" 2>&1 </dev/null 9>&- &
   local pid=$!
   echo "$pid" >"$KAFKA_PIDFILE"
-  # Until setsid has exec'd java, the child's command line is still ours.
+  # Until the child runs java itself (not our shell, not setsid, whose
+  # command line ends as java's does): see versitygw's start.
   local deadline=$((SECONDS + 10))
   while pid_alive "$pid" && ! is_kafka_jvm "$pid" && ((SECONDS < deadline)); do sleep 0.02; done
 }
