@@ -63,6 +63,77 @@ func TestParseInstant(t *testing.T) {
 	}
 }
 
+// Wall-clock times around daylight-saving changes: a repeated time names
+// its earlier instant on every Go version, a skipped one is refused with
+// where the clocks resume, and a date whose midnight is skipped starts
+// where they do.
+func TestLocalInstantAcrossDaylightSaving(t *testing.T) {
+	t.Parallel()
+	zone := func(name string) *time.Location {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc
+	}
+	sydney, newYork, lordHowe := zone("Australia/Sydney"), zone("America/New_York"), zone("Australia/Lord_Howe")
+	wall := func(s string) time.Time {
+		w, err := time.Parse("2006-01-02 15:04:05.999999", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	for _, c := range []struct {
+		loc        *time.Location
+		wall, want string
+	}{
+		{sydney, "2014-03-10 10:00:00.5", "2014-03-09T23:00:00.500000Z"},
+		// Sydney, 6 April 2014: 03:00 AEDT became 02:00 AEST; 02:30 came twice.
+		{sydney, "2014-04-06 02:30:00", "2014-04-05T15:30:00.000000Z"},
+		{sydney, "2014-04-06 01:59:59.999999", "2014-04-05T14:59:59.999999Z"},
+		{sydney, "2014-04-06 03:00:00", "2014-04-05T17:00:00.000000Z"},
+		// Sydney, 5 October 2014: 02:00 AEST became 03:00 AEDT.
+		{sydney, "2014-10-05 01:59:59.999999", "2014-10-04T15:59:59.999999Z"},
+		{sydney, "2014-10-05 03:00:00", "2014-10-04T16:00:00.000000Z"},
+		{newYork, "2024-11-03 01:30:00", "2024-11-03T05:30:00.000000Z"},
+		{lordHowe, "2014-04-06 01:45:00", "2014-04-05T14:45:00.000000Z"},
+	} {
+		got, err := LocalInstant(wall(c.wall), c.loc)
+		if err != nil || TimestampOf(got).String() != c.want {
+			t.Errorf("%s in %s = %s, %v; want %s", c.wall, c.loc, TimestampOf(got), err, c.want)
+		}
+	}
+	for _, c := range []struct {
+		loc                  *time.Location
+		wall, resume, clocks string
+	}{
+		{sydney, "2014-10-05 02:30:00", "2014-10-04T16:00:00.000000Z", "from 02:00 to 03:00"},
+		{sydney, "2014-10-05 02:00:00", "2014-10-04T16:00:00.000000Z", "from 02:00 to 03:00"},
+		{newYork, "2024-03-10 02:59:59", "2024-03-10T07:00:00.000000Z", "from 02:00 to 03:00"},
+		// Lord Howe moves its clocks by half an hour.
+		{lordHowe, "2014-10-05 02:15:00", "2014-10-04T15:30:00.000000Z", "from 02:00 to 02:30"},
+	} {
+		got, err := LocalInstant(wall(c.wall), c.loc)
+		if err == nil || !strings.Contains(err.Error(), "does not exist in "+c.loc.String()) || !strings.Contains(err.Error(), c.clocks) ||
+			TimestampOf(got).String() != c.resume {
+			t.Errorf("%s in %s = %s, %v; want an error saying the clocks go %s, resuming at %s", c.wall, c.loc, TimestampOf(got), err, c.clocks, c.resume)
+		}
+	}
+
+	if _, err := ParseInstant("2014-10-05T02:30:00", sydney); err == nil || !strings.Contains(err.Error(), `time "2014-10-05T02:30:00"`) ||
+		!strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("a skipped local time as a bound: %v", err)
+	}
+	if ts, err := ParseInstant("2014-04-06T02:30", sydney); err != nil || ts.String() != "2014-04-05T15:30:00.000000Z" {
+		t.Errorf("a repeated local time as a bound: %s, %v", ts, err)
+	}
+	// Santiago's clocks went from 00:00 to 01:00 on 8 September 2024.
+	if ts, err := ParseInstant("2024-09-08", zone("America/Santiago")); err != nil || ts.String() != "2024-09-08T04:00:00.000000Z" {
+		t.Errorf("a date whose midnight is skipped: %s, %v", ts, err)
+	}
+}
+
 func TestEpochUnitDetection(t *testing.T) {
 	t.Parallel()
 	ms, err := EpochToTimestamp(1723161240123)

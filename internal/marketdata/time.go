@@ -115,16 +115,86 @@ func EpochToTimestamp(v int64) (Timestamp, error) {
 	}
 }
 
+// LocalInstant returns the instant a wall-clock time names in loc (wall's
+// date and clock are read; its own location is ignored). Go's time.Date
+// leaves both awkward cases open, so they are decided here:
+//   - a time the clocks pass twice (the hour repeated as daylight time
+//     ends) names the earlier instant, as java.time and Python choose;
+//   - a time the clocks skip (the hour lost as daylight time begins) names
+//     none: the error says so, and the instant returned is the first after
+//     the gap, for a caller that wants where the day resumes.
+func LocalInstant(wall time.Time, loc *time.Location) (time.Time, error) {
+	y, mo, d := wall.Date()
+	h, mi, s := wall.Clock()
+	naive := time.Date(y, mo, d, h, mi, s, wall.Nanosecond(), time.UTC)
+	// Nearly every time lies days from any change of the zone's offset, and
+	// then it has exactly the one reading time.Date gives.
+	if t := time.Date(y, mo, d, h, mi, s, wall.Nanosecond(), loc); sameWall(t, naive) {
+		start, end := t.ZoneBounds()
+		if (start.IsZero() || t.Sub(start) > 48*time.Hour) && (end.IsZero() || end.Sub(t) > 48*time.Hour) {
+			return t, nil
+		}
+	}
+	// Each offset in force within a day of the time is a candidate; one
+	// counts when the instant it gives shows the same wall clock.
+	var first time.Time
+	for _, probe := range []time.Time{naive.Add(-24 * time.Hour), naive, naive.Add(24 * time.Hour)} {
+		t := naive.Add(-offset(probe, loc)).In(loc)
+		if sameWall(t, naive) && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	if !first.IsZero() {
+		return first, nil
+	}
+	// In a gap, read with the offset before it the time falls past the
+	// transition, which starts the zone period holding it.
+	before := offset(naive.Add(-24*time.Hour), loc)
+	resume, _ := naive.Add(-before).In(loc).ZoneBounds()
+	return resume, fmt.Errorf("%s does not exist in %s: the clocks go from %s to %s",
+		naive.Format("2006-01-02 15:04:05.999999999"), loc,
+		resume.In(time.FixedZone("", int(before/time.Second))).Format("15:04"), resume.Format("15:04"))
+}
+
+// offset is loc's offset from UTC at the instant t.
+func offset(t time.Time, loc *time.Location) time.Duration {
+	_, off := t.In(loc).Zone()
+	return time.Duration(off) * time.Second
+}
+
+// DayStart returns the first instant of the local date y-m-d in loc:
+// midnight, or where the clocks resume on a day that skips it. Days
+// overflow into the next month as time.Date's do.
+func DayStart(y int, m time.Month, d int, loc *time.Location) time.Time {
+	t, _ := LocalInstant(time.Date(y, m, d, 0, 0, 0, 0, time.UTC), loc)
+	return t
+}
+
+// sameWall reports whether t shows the date and clock of naive (a UTC
+// time holding a wall clock).
+func sameWall(t, naive time.Time) bool {
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	return time.Date(y, mo, d, h, mi, s, t.Nanosecond(), time.UTC).Equal(naive)
+}
+
 // ParseInstant reads a user-supplied time bound: RFC 3339 with a zone
 // ("2014-03-10T10:00:00+11:00", "...Z"), a local date-time without zone, or a
-// date ("2014-03-10"). Values without a zone are read in loc, so a date means
-// midnight on that day at the exchange.
+// date ("2014-03-10"). Values without a zone are read in loc (LocalInstant),
+// so a date means midnight on that day at the exchange.
 func ParseInstant(s string, loc *time.Location) (Timestamp, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return TimestampOf(t), nil
 	}
-	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04", time.DateOnly} {
+		if wall, err := time.Parse(layout, s); err == nil {
+			if layout == time.DateOnly {
+				return TimestampOf(DayStart(wall.Year(), wall.Month(), wall.Day(), loc)), nil
+			}
+			t, err := LocalInstant(wall, loc)
+			if err != nil {
+				return 0, fmt.Errorf("time %q: %w", s, err)
+			}
 			return TimestampOf(t), nil
 		}
 	}

@@ -398,9 +398,8 @@ func localDay(exchange string, m int64) (start, end md.Timestamp) {
 	if ex, err := md.LookupExchange(exchange); err == nil {
 		loc = ex.Location()
 	}
-	t := time.Unix(m*60, 0).In(loc)
-	midnight := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
-	return md.TimestampOf(midnight), md.TimestampOf(midnight.AddDate(0, 0, 1))
+	y, mo, d := time.Unix(m*60, 0).In(loc).Date()
+	return md.TimestampOf(md.DayStart(y, mo, d, loc)), md.TimestampOf(md.DayStart(y, mo, d+1, loc))
 }
 
 // minuteCache keeps the per-minute aggregates of data files. Data files
@@ -609,12 +608,14 @@ func (e *Engine) Summary(ctx context.Context, symbol, exchange, date string, asO
 	if err != nil {
 		return nil, err
 	}
-	day, err := time.ParseInLocation(time.DateOnly, date, ex.Location())
+	day, err := time.Parse(time.DateOnly, date)
 	if err != nil {
 		return nil, fmt.Errorf("date %q is not YYYY-MM-DD", date)
 	}
+	y, mo, d := day.Date()
 	bars, err := e.Bars(ctx, BarQuery{
-		Filter:   Filter{Symbol: symbol, Exchange: ex.Code, From: md.TimestampOf(day), To: md.TimestampOf(day.AddDate(0, 0, 1))},
+		Filter: Filter{Symbol: symbol, Exchange: ex.Code,
+			From: md.TimestampOf(md.DayStart(y, mo, d, ex.Location())), To: md.TimestampOf(md.DayStart(y, mo, d+1, ex.Location()))},
 		Interval: md.Interval1d, AsOf: asOf,
 	})
 	if err != nil || len(bars) == 0 {

@@ -176,7 +176,11 @@ func (p *rowParser) row(line string, min, max int) (f []string, ts marketdata.Ti
 	if err != nil {
 		return nil, 0, "", 0, &marketdata.ValidationError{Field: "timestamp", Reason: fmt.Sprintf("time %q is not HH:MM:SS.mmm", f[1])}
 	}
-	local := time.Date(d.Year(), d.Month(), d.Day(), c.Hour(), c.Minute(), c.Second(), c.Nanosecond(), sydney)
+	wall := time.Date(d.Year(), d.Month(), d.Day(), c.Hour(), c.Minute(), c.Second(), c.Nanosecond(), time.UTC)
+	local, err := marketdata.LocalInstant(wall, sydney)
+	if err != nil {
+		return nil, 0, "", 0, &marketdata.ValidationError{Field: "timestamp", Reason: err.Error()}
+	}
 	return f, marketdata.TimestampOf(local), day, n, nil
 }
 

@@ -239,6 +239,11 @@ func TestTradeParse(t *testing.T) {
 	if tr, _ = p.Parse("03/10/2014,16:00:00.000,36.5,100,0"); tr.TradeID != "ASX-BHP-20140310-4" {
 		t.Fatalf("back to first date: %s", tr.TradeID)
 	}
+	// 02:30 came twice on 6 April 2014 (03:00 AEDT became 02:00 AEST): the
+	// first, whatever Go version reads the file.
+	if tr, err = p.Parse("04/06/2014,02:30:00.000,36.5,100,0"); err != nil || tr.Timestamp.String() != "2014-04-05T15:30:00.000000Z" {
+		t.Fatalf("a repeated local time: %s %v", tr.Timestamp, err)
+	}
 }
 
 func TestTradeParseErrors(t *testing.T) {
@@ -251,6 +256,8 @@ func TestTradeParseErrors(t *testing.T) {
 		{"02/30/2014,10:00:00.000,36.5,100,0", "invalid_timestamp", `date "02/30/2014"`},
 		{"03/10/2014,25:00:00.000,36.5,100,0", "invalid_timestamp", `time "25:00:00.000" is not HH:MM:SS.mmm`},
 		{"03/10/2014,10:00,36.5,100,0", "invalid_timestamp", `time "10:00"`},
+		// Sydney's clocks went from 02:00 to 03:00 on 5 October 2014.
+		{"10/05/2014,02:30:00.000,36.5,100,0", "invalid_timestamp", "2014-10-05 02:30:00 does not exist in Australia/Sydney: the clocks go from 02:00 to 03:00"},
 		{"03/10/2014,10:00:00.000,abc,100,0", "invalid_price", `price: invalid decimal "abc"`},
 		{"03/10/2014,10:00:00.000,-1,100,0", "invalid_price", "negative"},
 		{"03/10/2014,10:00:00.000,0,100,0", "invalid_price", "must be positive"},
