@@ -97,6 +97,7 @@ func (e *Engine) PrevailingQuotes(ctx context.Context, q QuoteJoin) ([]*md.Quote
 			slices.SortFunc(quotes, compareQuotes)
 		}
 		j := 0
+		var start, end md.Timestamp // the local day of the probes, in time order
 		for _, i := range idx {
 			t := q.Probes[i].Time
 			for j < len(quotes) && quotes[j].Timestamp <= t {
@@ -105,7 +106,10 @@ func (e *Engine) PrevailingQuotes(ctx context.Context, q QuoteJoin) ([]*md.Quote
 			if j == 0 {
 				continue
 			}
-			if start, _ := localDay(k[0], minuteOf(t)); quotes[j-1].Timestamp >= start {
+			if t >= end {
+				start, end = localDay(k[0], minuteOf(t))
+			}
+			if quotes[j-1].Timestamp >= start {
 				out[i] = &quotes[j-1]
 			}
 		}
