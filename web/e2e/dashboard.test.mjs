@@ -24,8 +24,10 @@ const artifacts = process.env.K2_ARTIFACTS;
 const require = createRequire(import.meta.url);
 const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
-// The BHP trading day (2014-03-11, Sydney) the chart is checked on, in 5m bars.
-const day = { interval: '5m', start: '2014-03-10T22:00', end: '2014-03-11T07:00' };
+// The BHP trading day (2014-03-11, Sydney) the chart is checked on, in 5m
+// bars: in UTC for the API, and in Sydney's wall time (UTC+11 then) as the
+// range fields read and show it.
+const day = { interval: '5m', start: '2014-03-10T22:00', end: '2014-03-11T07:00', localStart: '2014-03-11T09:00', localEnd: '2014-03-11T18:00' };
 
 let browser, context, page;
 const consoleErrors = [];
@@ -108,10 +110,19 @@ test('the keyboard reaches the picker and the interval buttons, and picks with t
 
 test('the chart draws the BHP day as /v1/bars gives it', async () => {
   const n = await loads();
-  await page.fill('#range-start', day.start);
-  await page.fill('#range-end', day.end);
+  await page.fill('#range-start', day.localStart);
+  await page.fill('#range-end', day.localEnd);
   await page.click('#range button[type=submit]');
   await waitLoad(n);
+  const state = await page.evaluate(() => window.k2dash.state());
+  assert.deepEqual([state.start, state.end], [`${day.start}:00Z`, `${day.end}:00Z`], 'the range fields are read in Sydney time');
+  assert.equal(await page.textContent('label[for=range-start]'), 'From (Australia/Sydney)');
+  // A time Sydney's clocks skipped (02:00 became 03:00 on 5 October 2014) is refused, the range kept.
+  await page.fill('#range-start', '2014-10-05T02:30');
+  await page.click('#range button[type=submit]');
+  assert.match(await page.textContent('#market-status'), /2014-10-05 02:30 does not exist in Australia\/Sydney/);
+  assert.equal((await page.evaluate(() => window.k2dash.state())).start, `${day.start}:00Z`);
+  await page.fill('#range-start', day.localStart);
   const want = (await api(`/v1/bars/5m?symbol=BHP&exchange=ASX&start_time=${day.start}:00Z&end_time=${day.end}:00Z&limit=1000`)).data;
   assert.ok(want.length > 50, `${want.length} bars`);
   const got = await page.evaluate(() => window.k2dash.candles());
@@ -373,6 +384,8 @@ test('light and dark both render, and the toggle switches', async () => {
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.goto(base + `/?symbol=BHP&exchange=ASX&interval=5m&start=${day.start}:00Z&end=${day.end}:00Z`);
   await page.waitForFunction(() => window.k2dash.loads() > 0);
+  // A range given in UTC shows in the fields as Sydney's wall time.
+  assert.deepEqual([await page.inputValue('#range-start'), await page.inputValue('#range-end')], [day.localStart, day.localEnd]);
   const bg = () => page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor + '|' + document.documentElement.dataset.theme);
   const dark = await bg();
   assert.match(dark, /\|dark$/);

@@ -9,6 +9,7 @@ import { QuotePanel } from './quote';
 import { quotePoints, type Quote } from './quoteline';
 import { Tape } from './tape';
 import { TimeTravel, type AsOf } from './timetravel';
+import { fromLocalInput, localInput } from './zone';
 
 const page = 1000; // bars a request
 const quoteLimit = 10000; // the API's most quotes a request: the range's latest
@@ -58,8 +59,19 @@ export class MarketView {
     }
     $('#range').addEventListener('submit', (e) => {
       e.preventDefault();
-      const v = (id: string) => ($('#' + id) as HTMLInputElement).value;
-      this.update({ start: v('range-start') ? v('range-start') + ':00Z' : undefined, end: v('range-end') ? v('range-end') + ':00Z' : undefined });
+      // The fields hold the exchange's wall time, as the chart shows it.
+      const zone = this.zoneOf(this.state);
+      const range: Partial<MarketState> = {};
+      for (const [key, id] of [['start', 'range-start'], ['end', 'range-end']] as const) {
+        const v = ($('#' + id) as HTMLInputElement).value;
+        const at = v ? fromLocalInput(v, zone) : undefined;
+        if (at === null) {
+          this.status(`${v.replace('T', ' ')} does not exist in ${zone}: the clocks skip it.`);
+          return;
+        }
+        range[key] = at;
+      }
+      this.update(range);
     });
   }
 
@@ -99,11 +111,11 @@ export class MarketView {
     const s = { interval: '1m' as Interval, asOf: null, ...prev, ...change } as MarketState;
     this.state = s;
     for (const b of this.root.querySelectorAll<HTMLButtonElement>('#intervals button')) b.setAttribute('aria-pressed', String(b.value === s.interval));
-    (this.root.querySelector('#range-start') as HTMLInputElement).value = s.start?.slice(0, 16) ?? '';
-    (this.root.querySelector('#range-end') as HTMLInputElement).value = s.end?.slice(0, 16) ?? '';
+    // Times in the exchange's own zone, as its trading day is read.
+    const zone = this.zoneOf(s);
+    (this.root.querySelector('#range-start') as HTMLInputElement).value = s.start ? localInput(s.start, zone) : '';
+    (this.root.querySelector('#range-end') as HTMLInputElement).value = s.end ? localInput(s.end, zone) : '';
     if (!prev || prev.symbol !== s.symbol || prev.exchange !== s.exchange) {
-      // Times in the exchange's own zone, as its trading day is read.
-      const zone = this.zones.get(s.exchange) ?? 'UTC';
       this.chart.setZone(zone);
       this.tape.zone = this.quote.zone = zone;
       for (const el of this.root.querySelectorAll<HTMLElement>('[data-zone]')) {
@@ -114,6 +126,10 @@ export class MarketView {
     }
     this.onState(s);
     this.load();
+  }
+
+  private zoneOf(s: MarketState | null): string {
+    return (s && this.zones.get(s.exchange)) || 'UTC';
   }
 
   private asOfParams(s: MarketState): Record<string, string | undefined> {

@@ -54,3 +54,34 @@ export function tick(sec: number, type: number, zone: string): string {
     }
   }
 }
+
+// wallOf is an instant's date and clock in the zone, to the minute, as the
+// milliseconds of that wall time read as UTC.
+function wallOf(ms: number, zone: string): number {
+  const p = parts(ms / 1000, zone, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' });
+  return Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute);
+}
+
+// localInput is an instant (RFC 3339) as a datetime-local field's value in
+// the zone ("2014-03-11T10:00"), to the minute.
+export function localInput(rfc3339: string, zone: string): string {
+  const ms = Date.parse(rfc3339);
+  return Number.isNaN(ms) ? '' : new Date(wallOf(ms, zone)).toISOString().slice(0, 16);
+}
+
+// fromLocalInput reads a datetime-local field's value ("2014-03-11T10:00")
+// in the zone, as the server does a time without an offset: a time the
+// clocks pass twice is the earlier instant, and one they skip is null.
+export function fromLocalInput(value: string, zone: string): string | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(value);
+  if (!m) return null;
+  const naive = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+  // Each offset in force within a day of the time is a candidate; one
+  // counts when the instant it gives shows the same wall clock.
+  let first: number | null = null;
+  for (const probe of [naive - 86400000, naive, naive + 86400000]) {
+    const t = naive - (wallOf(probe, zone) - probe);
+    if (wallOf(t, zone) === naive && (first === null || t < first)) first = t;
+  }
+  return first === null ? null : new Date(first).toISOString().slice(0, 19) + 'Z';
+}
