@@ -165,7 +165,10 @@ export class MarketView {
       this.exhausted = data.length < page && !s.start;
       this.liveSince = seconds(meta.timestamp);
       this.chart.setBars(this.bars, false);
+      // The previous view's quote line goes with its bars: left until this
+      // range's quotes arrive, it stretched the time axis to its own span.
       this.quotes = [];
+      this.chart.setQuotes(quotePoints(this.bars, this.quotes));
       this.shown = this.travel.showing(meta.snapshot_id);
       this.status(this.bars.length ? '' : `No ${s.interval} bars of ${s.symbol} in this range.`);
       this.version++;
