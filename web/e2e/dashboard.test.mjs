@@ -253,6 +253,13 @@ test('every interval the picker offers draws the API\'s bars of the day, and the
 });
 
 test('dragging the chart back in time loads the bars before the range', async () => {
+  // The drag comes while the view still reads the range's quotes (held
+  // back here): the view takes it up once that load ends.
+  const held = async (route) => {
+    await new Promise((r) => setTimeout(r, 1500));
+    await route.continue().catch(() => {}); // unrouted meanwhile: sent on already
+  };
+  await page.route('**/v1/quotes?*', held);
   let n = await loads();
   await page.click('#intervals button[value="5m"]');
   await waitLoad(n);
@@ -266,6 +273,7 @@ test('dragging the chart back in time loads the bars before the range', async ()
   for (let i = 1; i <= 10; i++) await page.mouse.move(box.x + box.width * (0.3 + 0.05 * i), box.y + box.height * 0.4);
   await page.mouse.up();
   await page.waitForFunction((n) => window.k2dash.loads() > n, n, { timeout: 20000 });
+  await page.unroute('**/v1/quotes?*', held);
   const after = await page.evaluate(() => window.k2dash.candles());
   assert.ok(after.length > before.length && after[0].window_start < before[0].window_start,
     `${before.length} bars from ${before[0].window_start}, then ${after.length} from ${after[0].window_start}`);

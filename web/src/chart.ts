@@ -45,9 +45,7 @@ export class CandleChart {
     this.ask = this.chart.addSeries(LineSeries, { lineWidth: 1, title: 'ask', priceLineVisible: false }, 1);
     this.chart.panes()[1]?.setStretchFactor(0.3);
     // Scrolling left to within a few bars of the oldest asks for older ones.
-    this.chart.timeScale().subscribeVisibleLogicalRangeChange((r) => {
-      if (r && r.from < 5 && this.count > 0 && this.moved) this.wantOlder?.();
-    });
+    this.chart.timeScale().subscribeVisibleLogicalRangeChange(() => this.askOlder());
     // Seen on the way down, before the chart's own handlers take them.
     const moving = () => { this.moved = true; };
     for (const type of ['pointerdown', 'wheel', 'touchstart']) el.addEventListener(type, moving, { capture: true, passive: true });
@@ -80,6 +78,14 @@ export class CandleChart {
 
   onNeedOlder(fn: () => void): void {
     this.wantOlder = fn;
+  }
+
+  // askOlder asks for older bars when the user has moved the view to within
+  // a few bars of the oldest. The view asks again as a load ends: a move
+  // made while it ran was turned away, and no further move may come.
+  askOlder(): void {
+    const r = this.chart.timeScale().getVisibleLogicalRange();
+    if (r && r.from < 5 && this.count > 0 && this.moved) this.wantOlder?.();
   }
 
   private colours(): void {

@@ -176,7 +176,10 @@ export class MarketView {
     } catch (err) {
       if (n === this.loads) this.fail(err);
     } finally {
-      if (n === this.loads) this.loading = false;
+      if (n === this.loads) {
+        this.loading = false;
+        this.chart.askOlder();
+      }
     }
   }
 
@@ -202,7 +205,10 @@ export class MarketView {
     } catch (err) {
       if (n === this.loads) this.fail(err);
     } finally {
-      if (n === this.loads) this.loading = false;
+      if (n === this.loads) {
+        this.loading = false;
+        this.chart.askOlder();
+      }
     }
   }
 
