@@ -675,8 +675,6 @@ kafka_fetch() {
 
 kafka_pid() { [[ -f $KAFKA_PIDFILE ]] && cat "$KAFKA_PIDFILE"; }
 
-# pid_alive PID — running, and not a zombie waiting for its reaper (a detached
-# JVM is reparented to init, which may reap it late).
 # argv0 PID — the program the process runs, as its command line names it
 # (empty while it is between programs in an exec).
 argv0() {
@@ -685,6 +683,8 @@ argv0() {
   printf '%s' "$a"
 }
 
+# pid_alive PID — running, and not a zombie waiting for its reaper (a detached
+# JVM is reparented to init, which may reap it late).
 pid_alive() {
   local st
   { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
