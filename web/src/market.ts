@@ -176,10 +176,7 @@ export class MarketView {
     } catch (err) {
       if (n === this.loads) this.fail(err);
     } finally {
-      if (n === this.loads) {
-        this.loading = false;
-        this.chart.askOlder();
-      }
+      this.loaded(n);
     }
   }
 
@@ -205,11 +202,16 @@ export class MarketView {
     } catch (err) {
       if (n === this.loads) this.fail(err);
     } finally {
-      if (n === this.loads) {
-        this.loading = false;
-        this.chart.askOlder();
-      }
+      this.loaded(n);
     }
+  }
+
+  // loaded ends load n, unless a later one has begun. The chart asks for
+  // older bars again: a drag back made while the load ran was turned away.
+  private loaded(n: number): void {
+    if (n !== this.loads) return;
+    this.loading = false;
+    this.chart.askOlder();
   }
 
   // loadQuotes reads the quotes over bars' span (the latest quoteLimit of
